@@ -1,0 +1,45 @@
+"""Exceptions the writer raises to its caller."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class OrchestratorError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class InvalidInput(OrchestratorError, ValueError):
+    """A value given to the writer was rejected; nothing was written.
+
+    ``field`` names the offending field (``"prompts.tokens_input"``) and the
+    message says what is wrong with it.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+    @classmethod
+    def from_validation(cls, table: str, error: ValidationError) -> InvalidInput:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "?"
+        problem = first["msg"]
+        if "input" in first and not isinstance(first["input"], (dict, list)):
+            problem += f" (got {first['input']!r:.80})"
+        more = len(error.errors()) - 1
+        if more:
+            problem += f"; and {more} more error(s)"
+        return cls(f"{table}.{location}", problem)
+
+
+class WriteError(OrchestratorError):
+    """Rows the caller handed over could not be stored (disk full, I/O error...).
+
+    They are kept in memory and retried; ``pending`` says how many wait.
+    """
+
+    def __init__(self, message: str, pending: int) -> None:
+        self.pending = pending
+        super().__init__(message)

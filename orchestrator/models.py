@@ -1,0 +1,217 @@
+"""Pydantic models of the five tables, and the enums their text columns take.
+
+These are the shapes the writer validates before anything is stored and the
+shapes the read methods return. Validation errors name the field; the writer
+turns them into :class:`orchestrator.errors.InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import Enum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    StrictStr,
+    field_validator,
+)
+
+
+class OrchestratorStatus(str, Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    ARCHIVED = "archived"
+
+
+class AgentStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class PromptStatus(str, Enum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class CostSource(str, Enum):
+    REPORTED = "reported"  # the caller gave it (Claude Code's total_cost_usd)
+    COMPUTED = "computed"  # from model, usage and genai-prices
+    UNPRICED = "unpriced"  # model without a known price: cost_usd is NULL
+
+
+class LogType(str, Enum):
+    STEP_START = "step_start"
+    STEP_END = "step_end"
+    TOOL_USE = "tool_use"
+    TOOL_RESULT = "tool_result"
+    PROMPT = "prompt"
+    RESPONSE = "response"
+    EVENT = "event"
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogLevel(str, Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+def _canonical_uuid(value: Any) -> str:
+    if isinstance(value, UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a UUID string, not {type(value).__name__}")
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValueError(f"must be a UUID, got {value!r:.80}") from None
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    """Metadata is a dict that JSON can store as it is (no NaN, no sets, no objects)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object (a dict), not {type(value).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"must be JSON-serialisable: {exc}") from None
+    return value
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_canonical_uuid)]
+Metadata = Annotated[Any, AfterValidator(_json_object)]
+NonNegativeFloat = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True, validate_default=True)
+
+
+class OrchestratorAgent(_Row):
+    id: Id
+    name: StrictStr = Field(min_length=1, max_length=200)
+    description: StrictStr | None = None
+    status: OrchestratorStatus = OrchestratorStatus.ACTIVE
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class Agent(_Row):
+    id: Id
+    orchestrator_agent_id: Id
+    session_id: StrictStr | None = None
+    status: AgentStatus = AgentStatus.PENDING
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    name: StrictStr | None = None
+    error: StrictStr | None = None
+    parent_agent_id: Id | None = None
+    duration_ms: NonNegativeFloat | None = None
+    prompt_count: NonNegativeInt = 0
+    total_tokens_input: NonNegativeInt = 0
+    total_tokens_output: NonNegativeInt = 0
+    total_tokens_cache_read: NonNegativeInt = 0
+    total_tokens_cache_write: NonNegativeInt = 0
+    total_cost_usd: float = 0.0
+    unpriced_prompt_count: NonNegativeInt = 0
+
+
+class Usage(_Row):
+    """Token usage of one model call, in Anthropic's convention (see ``migrations``)."""
+
+    tokens_input: NonNegativeInt = 0
+    tokens_output: NonNegativeInt = 0
+    tokens_cache_read: NonNegativeInt = 0
+    tokens_cache_write: NonNegativeInt = 0
+
+    @classmethod
+    def from_anthropic(cls, usage: dict[str, Any]) -> Usage:
+        """Read an Anthropic / Claude Code ``usage`` object."""
+        return cls(
+            tokens_input=usage.get("input_tokens") or 0,
+            tokens_output=usage.get("output_tokens") or 0,
+            tokens_cache_read=usage.get("cache_read_input_tokens") or 0,
+            tokens_cache_write=usage.get("cache_creation_input_tokens") or 0,
+        )
+
+
+class Prompt(_Row):
+    id: Id
+    agent_id: Id
+    content: StrictStr
+    response: StrictStr | None = None
+    status: PromptStatus = PromptStatus.PENDING
+    tokens_input: NonNegativeInt = 0
+    tokens_output: NonNegativeInt = 0
+    tokens_cache_read: NonNegativeInt = 0
+    tokens_cache_write: NonNegativeInt = 0
+    cost_usd: NonNegativeFloat | None = None
+    cost_source: CostSource | None = None
+    cost_computed_usd: NonNegativeFloat | None = None
+    priced_with: StrictStr | None = None
+    model: StrictStr | None = None
+    duration_ms: NonNegativeFloat | None = None
+    error: StrictStr | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+
+
+class AgentLog(_Row):
+    id: Id
+    agent_id: Id
+    log_type: LogType
+    message: StrictStr
+    metadata: Metadata = None
+    step: StrictStr | None = None
+    duration_ms: NonNegativeFloat | None = None
+    created_at: str | None = None
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _decode(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class SystemLog(_Row):
+    id: Id
+    log_level: LogLevel
+    message: StrictStr
+    source: StrictStr | None = None
+    metadata: Metadata = None
+    created_at: str | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _decode(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value

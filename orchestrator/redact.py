@@ -1,0 +1,108 @@
+"""Redaction of secrets that end up in prompts, responses and logs by accident.
+
+Well-known token formats are replaced by ``[REDACTED:<kind>]`` before a value
+is stored. The patterns are deliberately specific (prefix plus length), so
+ordinary prose and code are left alone; ``key=value`` pairs whose key names a
+secret (password, token, api_key, ...) keep the key and lose the value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# (kind, literal hints of which one must occur, pattern). The hints are
+# plain substring tests, far cheaper than running the regex over every message.
+_PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
+    (
+        "private_key",
+        ("PRIVATE KEY",),
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----[\s\S]*?"
+        r"(-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\Z)",
+    ),
+    ("anthropic", ("sk-ant-",), r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("openai", ("sk-",), r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    (
+        "aws_access_key",
+        ("AKIA", "ASIA", "ABIA", "ACCA"),
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+    ),
+    (
+        "github",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+    ),
+    ("slack", ("xox",), r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("slack_webhook", ("hooks.slack.com",), r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+"),
+    ("google_api_key", ("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("jwt", ("eyJ",), r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),
+]
+_TOKENS = [(hints, re.compile(pattern), f"[REDACTED:{kind}]") for kind, hints, pattern in _PATTERNS]
+
+# key=value / key: value / "key": "value" where the key names a secret.
+_SECRET_KEY = (
+    r"(?:password|passwd|pwd|passphrase|secret|client_secret|secret_key|"
+    r"aws_secret_access_key|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
+    r"refresh[_\-]?token|token|bearer)"
+)
+_PAIR = re.compile(
+    r"(?P<key>" + _SECRET_KEY + r"[\"']?\s*[:=]\s*)"
+    r"(?P<value>\"[^\"\n]+\"|'[^'\n]+'|[^\s,;&\"'}]+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(
+    r"(?P<key>\bAuthorization:\s*Bearer\s+)(?P<value>[A-Za-z0-9._~+/\-]{8,}=*)", re.IGNORECASE
+)
+_PAIR_HINTS = ("pass", "pwd", "secret", "key", "token", "bearer")
+_SECRET_KEY_NAME = re.compile(r"^[A-Za-z0-9_\-]*" + _SECRET_KEY + r"$", re.IGNORECASE)
+
+REDACTED = "[REDACTED]"
+
+
+def _pair(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if value.startswith("[REDACTED"):
+        return match.group(0)
+    quote = value[0] if value[0] in "\"'" else ""
+    # keep the quotes, so redacting a JSON document leaves valid JSON
+    return match.group("key") + quote + REDACTED + quote
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` with every recognised secret replaced."""
+    for hints, pattern, replacement in _TOKENS:
+        for hint in hints:
+            if hint in text:
+                text = pattern.sub(replacement, text)
+                break
+    lower = text.lower()
+    for hint in _PAIR_HINTS:
+        if hint in lower:
+            text = _BEARER.sub(_pair, text)
+            return _PAIR.sub(_pair, text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """Redact strings anywhere inside ``value`` (dicts, lists, tuples, strings).
+
+    A dict entry whose key names a secret (``password``, ``api_key``...) loses its
+    value whatever the value looks like.
+    """
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: (
+                REDACTED
+                if isinstance(key, str)
+                and _SECRET_KEY_NAME.match(key)
+                and isinstance(item, (str, int, float))
+                and not isinstance(item, bool)
+                else redact(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    return value

@@ -1,0 +1,86 @@
+"""Opening an SQLite database file the way every part of the project needs it.
+
+The connection settings that only SQLite speaks live here (with the DDL in
+``migrations``): WAL so readers such as Datasette never block the writer,
+``synchronous=FULL`` so a committed batch survives power loss as well as a
+killed process, a busy timeout so concurrent writers wait instead of failing,
+and enforced foreign keys. A PostgreSQL backend would replace this module and
+``migrations``, not the writer's API.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from . import migrations
+
+#: Seconds a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+#: Statements run on every new connection (after the journal mode is WAL).
+CONNECTION_PRAGMAS = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = FULL",
+    f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}",
+)
+
+#: Starts a write transaction that takes the write lock at once, so two
+#: writers never both read then deadlock on upgrading to a write.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+DEFAULT_DB = "orchestrator.db"
+
+
+def default_db_path() -> Path:
+    """The database the user means: ``$ORCHESTRATOR_DB``, the seed's ``$DATABASE_PATH``,
+    else ``./orchestrator.db``."""
+    value = os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH") or DEFAULT_DB
+    return Path(value)
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """Apply the project's connection settings to an open connection."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() not in ("wal", "memory"):  # in-memory databases have no WAL
+        raise sqlite3.OperationalError(f"could not switch the database to WAL (got {mode!r})")
+    for pragma in CONNECTION_PRAGMAS:
+        conn.execute(pragma)
+
+
+def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Connection:
+    """Open ``path`` (created if missing) in autocommit mode, configured and migrated."""
+    conn = sqlite3.connect(
+        os.fspath(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        configure(conn)
+        if migrate:
+            migrations.apply(Database(conn))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_database(path: str | os.PathLike[str] | None = None) -> Database:
+    """A migrated sqlite-utils ``Database`` for ``path`` (default: :func:`default_db_path`)."""
+    return Database(connect(path if path is not None else default_db_path()))
+
+
+def schema_sql() -> str:
+    """The full schema as SQL, read from a freshly migrated in-memory database."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrations.apply(Database(conn))
+    rows = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%' AND tbl_name != '_sqlite_migrations' "
+        "AND name NOT LIKE '%_fts_%' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid"
+    ).fetchall()
+    conn.close()
+    return ";\n\n".join(row[0] for row in rows) + ";\n"

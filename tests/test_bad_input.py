@@ -1,0 +1,207 @@
+"""Bad input: a clear error naming the field, raised at the call, nothing written."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orchestrator import DatabaseManager, InvalidInput
+from orchestrator.models import AgentLog, LogType
+
+
+def counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    tables = ["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"]
+    result = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    conn.close()
+    return result
+
+
+@pytest.fixture
+async def db(db_path: Path):
+    async with DatabaseManager(db_path) as manager:
+        yield manager
+
+
+@pytest.fixture
+async def agent_id(db: DatabaseManager) -> str:
+    return await db.create_agent(await db.ensure_orchestrator_agent("x"), "s")
+
+
+CASES = [
+    (
+        "create_agent bad uuid",
+        "agents.orchestrator_agent_id",
+        lambda db, a: db.create_agent("not-a-uuid"),
+    ),
+    (
+        "create_agent unknown fk",
+        "agents.orchestrator_agent_id",
+        lambda db, a: db.create_agent(str(uuid.uuid4())),
+    ),
+    (
+        "create_agent bad status",
+        "agents.status",
+        lambda db, a: db.create_agent(str(uuid.uuid4()), status="exploded"),
+    ),
+    (
+        "prompt unknown agent",
+        "prompts.agent_id",
+        lambda db, a: db.create_prompt(str(uuid.uuid4()), "hi"),
+    ),
+    ("prompt content not str", "prompts.content", lambda db, a: db.create_prompt(a, 42)),
+    (
+        "negative tokens",
+        "prompts.tokens_input",
+        lambda db, a: db.record_prompt(a, "hi", "ok", tokens_input=-1),
+    ),
+    (
+        "tokens wrong type",
+        "prompts.tokens_output",
+        lambda db, a: db.record_prompt(a, "hi", "ok", tokens_output="many"),
+    ),
+    (
+        "negative cost",
+        "prompts.cost_usd",
+        lambda db, a: db.record_prompt(a, "hi", "ok", cost_usd=-0.5),
+    ),
+    (
+        "nan cost",
+        "prompts.cost_usd",
+        lambda db, a: db.record_prompt(a, "hi", "ok", cost_usd=math.nan),
+    ),
+    (
+        "log unknown agent",
+        "agent_logs.agent_id",
+        lambda db, a: db.log_agent_event(str(uuid.uuid4()), "info", "m"),
+    ),
+    (
+        "log bad agent id",
+        "agent_logs.agent_id",
+        lambda db, a: db.log_agent_event("123", "info", "m"),
+    ),
+    ("log bad type", "agent_logs.log_type", lambda db, a: db.log_agent_event(a, "shouting", "m")),
+    (
+        "log message not str",
+        "agent_logs.message",
+        lambda db, a: db.log_agent_event(a, "info", None),
+    ),
+    (
+        "metadata not json",
+        "agent_logs.metadata",
+        lambda db, a: db.log_agent_event(a, "info", "m", {"when": object()}),
+    ),
+    (
+        "metadata a set",
+        "agent_logs.metadata",
+        lambda db, a: db.log_agent_event(a, "info", "m", {"tags": {1, 2}}),
+    ),
+    (
+        "metadata not a dict",
+        "agent_logs.metadata",
+        lambda db, a: db.log_agent_event(a, "info", "m", ["a"]),
+    ),
+    (
+        "metadata nan",
+        "agent_logs.metadata",
+        lambda db, a: db.log_agent_event(a, "info", "m", {"x": math.inf}),
+    ),
+    ("system bad level", "system_logs.log_level", lambda db, a: db.log_system_event("LOUD", "m")),
+    (
+        "system source not str",
+        "system_logs.source",
+        lambda db, a: db.log_system_event("INFO", "m", source=3),
+    ),
+    (
+        "status update bad status",
+        "agents.status",
+        lambda db, a: db.update_agent_status(a, "done-ish"),
+    ),
+    (
+        "complete unknown prompt",
+        "prompts.id",
+        lambda db, a: db.complete_prompt(str(uuid.uuid4()), "r"),
+    ),
+    (
+        "empty orchestrator name",
+        "orchestrator_agents.name",
+        lambda db, a: db.create_orchestrator_agent(""),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "field", "call"), CASES, ids=[c[0] for c in CASES])
+async def test_bad_input_names_the_field_and_writes_nothing(
+    db: DatabaseManager, agent_id: str, db_path: Path, case: str, field: str, call
+) -> None:
+    await db.flush()
+    before = counts(db_path)
+    with pytest.raises(InvalidInput) as error:
+        await call(db, agent_id)
+    assert error.value.field == field, str(error.value)
+    assert str(error.value).startswith(field + ": ")
+    await db.flush()
+    assert counts(db_path) == before
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+anything = json_values | st.sets(st.integers(), max_size=2) | st.builds(object) | st.floats()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    log_type=st.sampled_from([t.value for t in LogType]) | st.text(max_size=8),
+    message=st.text() | st.integers() | st.none(),
+    metadata=st.none() | st.dictionaries(st.text(max_size=5), anything, max_size=3) | st.integers(),
+)
+def test_hot_path_validation_agrees_with_the_model(log_type, message, metadata) -> None:
+    """The writer's fast checks accept exactly what the pydantic model accepts."""
+    db = DatabaseManager(":memory:", redact_secrets=False)
+    agent = str(uuid.uuid4())
+    try:
+        db.agent_log_row(agent, log_type, message, metadata)
+        fast_ok = True
+    except InvalidInput:
+        fast_ok = False
+    try:
+        AgentLog(
+            id=str(uuid.uuid4()),
+            agent_id=agent,
+            log_type=log_type,
+            message=message,
+            metadata=metadata,
+        )
+        model_ok = True
+    except ValueError:
+        model_ok = False
+    assert fast_ok == model_ok
+
+
+async def test_a_bad_event_never_fails_a_batch_of_good_ones(
+    db: DatabaseManager, agent_id: str, db_path: Path
+) -> None:
+    for i in range(100):
+        await db.log_agent_event(agent_id, "info", f"good {i}")
+        if i == 50:
+            with pytest.raises(InvalidInput):
+                await db.log_agent_event(agent_id, "info", "bad", {"x": {1}})
+    await db.flush()
+    assert counts(db_path)["agent_logs"] == 100

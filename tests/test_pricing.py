@@ -1,0 +1,103 @@
+"""Cost: reported as given, else computed from prices with cache rates, else unpriced."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from orchestrator import DatabaseManager, compute_cost
+
+# Anthropic's published list prices, USD per million tokens (input, output, cache read,
+# 5-minute cache write): an independent source to check the conversion to genai-prices.
+LIST_PRICES = {
+    "claude-sonnet-4-5": (3.00, 15.00, 0.30, 3.75),
+    "claude-haiku-4-5": (1.00, 5.00, 0.10, 1.25),
+    "claude-opus-4-5": (5.00, 25.00, 0.50, 6.25),
+}
+
+
+@pytest.mark.parametrize("model", sorted(LIST_PRICES))
+def test_computed_cost_prices_cache_reads_and_writes_as_such(model: str) -> None:
+    usage = {
+        "tokens_input": 1_200,
+        "tokens_output": 3_400,
+        "tokens_cache_read": 90_000,
+        "tokens_cache_write": 15_000,
+    }  # under 200k input: no long-context tier
+    price_in, price_out, price_read, price_write = LIST_PRICES[model]
+    expected = (
+        usage["tokens_input"] * price_in
+        + usage["tokens_output"] * price_out
+        + usage["tokens_cache_read"] * price_read
+        + usage["tokens_cache_write"] * price_write
+    ) / 1_000_000
+    assert compute_cost(model, **usage) == pytest.approx(expected, rel=1e-9)
+
+
+def test_unknown_model_has_no_price() -> None:
+    assert compute_cost("acme-llm-9000", tokens_input=10) is None
+    assert compute_cost(None, tokens_input=10) is None
+
+
+async def test_prompt_cost_sources_and_run_totals(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("costs") as run:
+            reported = await run.prompt(
+                "a",
+                "b",
+                model="claude-sonnet-4-5",
+                cost_usd=0.25,
+                tokens_input=10,
+                tokens_output=10,
+            )
+            computed = await run.prompt("a", "b", model="claude-haiku-4-5", tokens_input=1_000_000)
+            unpriced = await run.prompt("a", "b", model="acme-llm-9000", tokens_input=5)
+    assert (reported.cost_source, reported.cost_usd) == ("reported", 0.25)
+    assert reported.cost_computed_usd == pytest.approx((10 * 3 + 10 * 15) / 1e6)
+    assert computed.cost_source == "computed"
+    assert computed.cost_usd == pytest.approx(1.00)
+    assert (unpriced.cost_source, unpriced.cost_usd) == ("unpriced", None)
+    conn = sqlite3.connect(db_path)
+    total, unpriced_count, count = conn.execute(
+        "SELECT total_cost_usd, unpriced_prompt_count, prompt_count FROM agents"
+    ).fetchone()
+    assert total == pytest.approx(1.25) and unpriced_count == 1 and count == 3
+    assert conn.execute(
+        "SELECT cost_usd FROM prompts WHERE model = 'acme-llm-9000'"
+    ).fetchone() == (None,)
+
+
+async def test_run_totals_stay_true_when_prompts_change_or_go(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("totals") as run:
+            prompts = [
+                await run.prompt(
+                    "p",
+                    "r",
+                    model="claude-haiku-4-5",
+                    tokens_input=i,
+                    tokens_output=2 * i,
+                    cost_usd=i / 100,
+                )
+                for i in range(1, 6)
+            ]
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "UPDATE prompts SET tokens_input = 100, cost_usd = NULL, "
+        "cost_source = 'unpriced' WHERE id = ?",
+        (prompts[0].id,),
+    )
+    conn.execute("DELETE FROM prompts WHERE id = ?", (prompts[1].id,))
+    conn.commit()
+    expected = conn.execute(
+        "SELECT count(*), sum(tokens_input), sum(tokens_output), coalesce(sum(cost_usd), 0), "
+        "sum(cost_source = 'unpriced') FROM prompts"
+    ).fetchone()
+    actual = conn.execute(
+        "SELECT prompt_count, total_tokens_input, total_tokens_output, total_cost_usd, "
+        "unpriced_prompt_count FROM agents"
+    ).fetchone()
+    assert actual[:3] == expected[:3] and actual[4] == expected[4]
+    assert actual[3] == pytest.approx(expected[3])

@@ -1,0 +1,122 @@
+"""Secrets in prompts and logs are redacted before they are stored."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestrator import DatabaseManager, redact, redact_text
+
+SECRETS = {
+    "anthropic": "sk-ant-api03-" + "Ab1_" * 20,
+    "openai": "sk-proj-" + "x9Y" * 16,
+    "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
+    "github": "ghp_" + "a1B2" * 9,
+    "slack": "xoxb-1234567890-abcdefghij",
+    "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"
+    "-----END RSA PRIVATE KEY-----",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+def test_each_known_format_is_redacted(kind: str) -> None:
+    text = f"before {SECRETS[kind]} after"
+    redacted = redact_text(text)
+    assert SECRETS[kind] not in redacted
+    assert f"[REDACTED:{kind}]" in redacted
+    assert redacted.startswith("before ") and redacted.endswith(" after")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=hunter2",
+        "DB_PASSWORD: 'hunter2'",
+        '{"api_key": "hunter2"}',
+        "export SECRET_KEY=hunter2",
+        "Authorization: Bearer hunter2hunter2",
+    ],
+)
+def test_secret_pairs_lose_their_value(text: str) -> None:
+    assert "hunter2" not in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens=4096",
+        "the key to success",
+        "tokens: 1200 in, 300 out",
+        "passed 12 tests",
+        "sk-short",
+        "def get_token(self):",
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_text_without_secret_words_is_unchanged(text: str) -> None:
+    lowered = text.lower()
+    words = (
+        "sk-",
+        "akia",
+        "asia",
+        "abia",
+        "acca",
+        "gh",
+        "xox",
+        "aiza",
+        "eyj",
+        "private",
+        "pass",
+        "pwd",
+        "secret",
+        "key",
+        "token",
+        "bearer",
+        "hooks",
+    )
+    if not any(word in lowered for word in words):
+        assert redact_text(text) == text
+
+
+def test_nested_metadata_is_redacted_by_key_and_by_value() -> None:
+    metadata = {
+        "env": {"OPENAI_API_KEY": "plain-looking", "HOME": "/root"},
+        "args": ["--token", SECRETS["github"]],
+        "n": 3,
+    }
+    result = redact(metadata)
+    assert result["env"]["OPENAI_API_KEY"] == "[REDACTED]"
+    assert result["env"]["HOME"] == "/root"
+    assert result["args"][1] == "[REDACTED:github]" and result["n"] == 3
+
+
+async def test_stored_rows_carry_no_secret_and_redaction_can_be_turned_off(
+    db_path: Path, tmp_path: Path
+) -> None:
+    key = SECRETS["anthropic"]
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("x") as run:
+            await run.prompt(f"use {key}", f"ok, using {key}", model="claude-haiku-4-5")
+            run.log("info", f"env has {key}", {"password": 'quo"te', "nested": {"k": key}})
+        await db.log_system_event("ERROR", f"auth failed for {key}", "adw", {"key": key})
+    conn = sqlite3.connect(db_path)
+    dump = "\n".join(conn.iterdump())
+    assert key not in dump
+    assert "quo" not in dump
+    for (metadata,) in conn.execute("SELECT metadata FROM agent_logs WHERE metadata IS NOT NULL"):
+        json.loads(metadata)  # still valid JSON after redaction
+
+    plain = tmp_path / "plain.db"
+    async with DatabaseManager(plain, redact_secrets=False) as db:
+        async with db.agent_run("x") as run:
+            run.log("info", f"env has {key}")
+    assert key in "\n".join(sqlite3.connect(plain).iterdump())

@@ -1,0 +1,242 @@
+"""The writer: the seed API end to end, the run API, batching, the logging handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orchestrator import (
+    AgentStatus,
+    DatabaseManager,
+    InvalidInput,
+    SyncDatabaseManager,
+    SystemLogHandler,
+)
+
+
+def rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_seed_api_end_to_end(db_path: Path) -> None:
+    db = DatabaseManager(db_path)
+    await db.connect()
+    orch_id = await db.create_orchestrator_agent("plan_build", "plans then builds")
+    assert uuid.UUID(orch_id)
+    assert (await db.get_orchestrator_agent(orch_id)).name == "plan_build"
+    assert [o.name for o in await db.list_orchestrator_agents()] == ["plan_build"]
+
+    agent_id = await db.create_agent(orch_id, "session-1", name="plan")
+    await db.update_agent_status(agent_id, "running")
+    prompt_id = await db.create_prompt(agent_id, "/plan issue 7", model="claude-haiku-4-5")
+    pending = await db.get_prompt(prompt_id)
+    assert pending.status == "pending" and pending.cost_usd is None
+    done = await db.complete_prompt(
+        prompt_id, "the plan", tokens_input=100, tokens_output=50, cost_usd=0.0123
+    )
+    assert (done.status, done.cost_usd, done.cost_source) == ("completed", 0.0123, "reported")
+    await db.log_agent_event(agent_id, "step_start", "plan started", {"step": "plan"})
+    await db.log_system_event("warning", "disk almost full", "adw", {"free_gb": 1})
+    await db.update_agent_status(agent_id, AgentStatus.COMPLETED)
+    await db.close()
+
+    # What reached the file, read with plain sqlite3.
+    (status, started, completed, duration, count, cost) = rows(
+        db_path,
+        "SELECT status, started_at, completed_at, duration_ms, prompt_count, "
+        "total_cost_usd FROM agents",
+    )[0]
+    assert status == "completed" and started <= completed and duration >= 0
+    assert (count, cost) == (1, 0.0123)
+    assert rows(db_path, "SELECT log_type, metadata FROM agent_logs") == [
+        ("step_start", '{"step": "plan"}')
+    ]
+    assert rows(db_path, "SELECT log_level, source FROM system_logs") == [("WARNING", "adw")]
+    assert rows(db_path, "SELECT response, tokens_input, tokens_output FROM prompts") == [
+        ("the plan", 100, 50)
+    ]
+
+
+async def test_agent_run_records_steps_prompts_and_completion(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("plan_build", session_id="s1", name="plan") as run:
+            with run.step("plan"):
+                await run.prompt(
+                    "hi",
+                    "hello",
+                    model="claude-sonnet-4-5",
+                    usage={
+                        "input_tokens": 3,
+                        "output_tokens": 5,
+                        "cache_read_input_tokens": 7,
+                        "cache_creation_input_tokens": 11,
+                    },
+                )
+                run.log("tool_use", "Bash: ls")
+            async with run.step("build"):
+                async with run.start_prompt("build it", model="claude-haiku-4-5") as call:
+                    await call.complete("built", tokens_input=1, tokens_output=2)
+        agent = await db.get_agent(run.id)
+        logs = await db.get_agent_logs(run.id)
+    assert agent.status == "completed" and agent.completed_at is not None
+    assert agent.prompt_count == 2
+    assert agent.total_tokens_cache_read == 7 and agent.total_tokens_cache_write == 11
+    assert [(log.log_type, log.step) for log in logs] == [
+        ("step_start", "plan"),
+        ("tool_use", "plan"),
+        ("step_end", "plan"),
+        ("step_start", "build"),
+        ("step_end", "build"),
+    ]
+    ends = [log for log in logs if log.log_type == "step_end"]
+    assert all(log.duration_ms is not None and log.duration_ms >= 0 for log in ends)
+    assert ends[0].metadata["status"] == "completed"
+
+
+async def test_agent_run_failure_marks_failed_and_logs_the_exception(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        with pytest.raises(RuntimeError, match="tests broke"):
+            async with db.agent_run("test") as run:
+                with run.step("pytest"):
+                    raise RuntimeError("tests broke")
+        agent = await db.get_agent(run.id)
+        logs = await db.get_agent_logs(run.id)
+    assert agent.status == "failed" and agent.error == "RuntimeError: tests broke"
+    step_end = next(log for log in logs if log.log_type == "step_end")
+    assert step_end.metadata["status"] == "failed"
+    error = next(log for log in logs if log.log_type == "error")
+    assert "Traceback" in error.metadata["traceback"]
+
+
+async def test_log_calls_only_enqueue_and_the_writer_flushes_within_a_second(db_path: Path) -> None:
+    async with DatabaseManager(db_path, flush_interval=0.2) as db:
+        async with db.agent_run("plan_build") as run:
+            for i in range(50):
+                run.log("event", f"event {i}")
+            assert db.pending >= 50  # nothing written yet: the calls did not wait
+            assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(0,)]
+            await asyncio.sleep(0.6)  # no flush() call: the background writer does it
+            assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(50,)]
+            assert db.stats.written >= 50 and db.stats.batches >= 1
+
+
+async def test_close_writes_everything_pending(db_path: Path) -> None:
+    db = DatabaseManager(db_path)
+    await db.connect()
+    agent_id = await db.create_agent(await db.ensure_orchestrator_agent("x"))
+    for i in range(1234):
+        await db.log_agent_event(agent_id, "info", f"m{i}")
+    await db.close()
+    assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(1234,)]
+
+
+async def test_a_row_refused_inside_a_batch_is_dropped_alone(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        orch = await db.ensure_orchestrator_agent("x")
+        keep = await db.create_agent(orch)
+        doomed = await db.create_agent(orch)
+        await db.log_agent_event(doomed, "info", "known")  # agent now known to the writer
+        await db.flush()
+        for i in range(10):
+            await db.log_agent_event(keep, "info", f"good {i}")
+        await db.log_agent_event(doomed, "info", "agent deleted before the batch is written")
+        for i in range(10, 20):
+            await db.log_agent_event(keep, "info", f"good {i}")
+        # another process deletes the run while the rows wait in the queue
+        conn = sqlite3.connect(db_path)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM agents WHERE id = ?", (doomed,))
+        conn.commit()
+        conn.close()
+        await db.flush()
+        assert db.stats.dropped == 1
+        await db.flush()  # the writer reports the drop in system_logs
+    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE agent_id = ?", (keep,)) == [(20,)]
+    assert rows(db_path, "SELECT log_level, message FROM system_logs") == [
+        ("ERROR", "dropped 1 log rows the database refused")
+    ]
+
+
+async def test_logging_handler_sends_records_to_system_logs(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        logger = logging.getLogger("adw.test_handler")
+        logger.setLevel(logging.DEBUG)
+        handler = SystemLogHandler(db, level=logging.INFO)
+        logger.addHandler(handler)
+        try:
+            logger.debug("not stored: below the handler's level")
+            logger.info("build %s started", "#12")
+            try:
+                raise ValueError("bad config")
+            except ValueError:
+                logger.exception("build failed")
+            logger.log(35, "custom level between WARNING and ERROR")
+        finally:
+            logger.removeHandler(handler)
+        await db.flush()
+        logs = await db.get_system_logs()
+    by_message = {log.message: log for log in logs}
+    assert set(by_message) == {
+        "build #12 started",
+        "build failed",
+        "custom level between WARNING and ERROR",
+    }
+    assert by_message["build failed"].log_level == "ERROR"
+    assert "ValueError: bad config" in by_message["build failed"].metadata["exception"]
+    assert by_message["build #12 started"].source == "adw.test_handler"
+    assert by_message["custom level between WARNING and ERROR"].log_level == "WARNING"
+
+
+def test_blocking_facade(db_path: Path) -> None:
+    with SyncDatabaseManager(db_path) as db:
+        with db.agent_run("review", session_id="s") as run:
+            with run.step("review"):
+                prompt = run.prompt(
+                    "review this",
+                    "LGTM",
+                    model="claude-haiku-4-5",
+                    tokens_input=10,
+                    tokens_output=3,
+                )
+                run.log("info", "reviewed")
+        assert prompt.cost_source == "computed"
+        orch = db.get_orchestrator_agent_by_name("review")
+        assert orch is not None
+        agent_id = db.create_agent(orch.id, "s2")
+        db.log_agent_event(agent_id, "event", "from a plain thread")
+        db.log_system_event("INFO", "sync system log")
+    assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(4,)]
+    assert rows(db_path, "SELECT status FROM agents ORDER BY created_at") == [
+        ("completed",),
+        ("pending",),
+    ]
+
+
+async def test_database_path_from_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_DB")
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "seed-name.db"))
+    async with DatabaseManager() as db:
+        await db.create_orchestrator_agent("x")
+    assert (tmp_path / "seed-name.db").exists()
+
+
+async def test_orchestrator_name_is_unique(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        await db.create_orchestrator_agent("plan_build")
+        with pytest.raises(InvalidInput) as error:
+            await db.create_orchestrator_agent("plan_build")
+        assert error.value.field == "orchestrator_agents.name"
+        # the get-or-create used by agent_run returns the existing one
+        first = await db.ensure_orchestrator_agent("plan_build")
+        assert first == await db.ensure_orchestrator_agent("plan_build")
