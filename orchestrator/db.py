@@ -22,6 +22,7 @@ timeout, rows stay in memory and are retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -30,8 +31,9 @@ import sqlite3
 import threading
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,7 +42,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import sqlite as sqlite_backend
 from .errors import InvalidInput, WriteError
-from .ids import new_id, parse_timestamp, utc_now
+from .ids import format_timestamp, new_id, parse_timestamp, utc_now
 from .models import (
     Agent,
     AgentLog,
@@ -151,6 +153,18 @@ def _text(value: Any, field: str, *, required: bool = True) -> str | None:
     return value
 
 
+def _timestamp(value: Any, field: str) -> str:
+    """A datetime or ISO 8601 text, normalised to the project's timestamp format."""
+    try:
+        if isinstance(value, datetime):
+            return format_timestamp(value)
+        if isinstance(value, str):
+            return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        pass
+    raise InvalidInput(field, f"must be an ISO 8601 timestamp, got {value!r:.80}")
+
+
 def _duration(value: Any, field: str) -> float | None:
     if value is None:
         return None
@@ -217,8 +231,11 @@ class DatabaseManager:
         self._agent_logs: deque[tuple[Any, ...]] = deque()
         self._system_logs: deque[tuple[Any, ...]] = deque()
         self._known_agents: set[str] = set()
+        self._known_orchestrators: set[str] = set()
         self._failing_since: str | None = None
         self._closing = False
+        self._bulk_writes: int | None = None  # writes since the last commit, in bulk()
+        self._bulk_commit_every = 10_000
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -351,15 +368,18 @@ class DatabaseManager:
     ) -> None:
         conn = self.connection
         dropped: list[str] = []
-        await conn.execute(sqlite_backend.BEGIN_WRITE)
+        own = not conn.in_transaction  # inside bulk() the batch joins its transaction
+        if own:
+            await conn.execute(sqlite_backend.BEGIN_WRITE)
         try:
             if agent_rows:
                 dropped += await self._insert_rows(AGENT_LOG_INSERT, agent_rows, "agent_logs")
             if system_rows:
                 dropped += await self._insert_rows(SYSTEM_LOG_INSERT, system_rows, "system_logs")
-            await conn.execute("COMMIT")
+            if own:
+                await conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
+            if own and conn.in_transaction:
                 await conn.execute("ROLLBACK")
             raise
         self.stats.batches += 1
@@ -414,7 +434,42 @@ class DatabaseManager:
         assert self._lock is not None
         async with self._lock:
             cursor = await self.connection.execute(sql, params)
+            if self._bulk_writes is not None:
+                self._bulk_writes += 1
+                if self._bulk_writes >= self._bulk_commit_every:
+                    await self.connection.execute("COMMIT")
+                    await self.connection.execute(sqlite_backend.BEGIN_WRITE)
+                    self._bulk_writes = 0
             return cursor.rowcount
+
+    @contextlib.asynccontextmanager
+    async def bulk(self, commit_every: int = 10_000) -> AsyncIterator[DatabaseManager]:
+        """``async with db.bulk():`` groups many writes into few transactions.
+
+        For imports and demo data: direct writes inside the block are committed
+        every ``commit_every`` statements and at its end instead of one by one,
+        so a crash loses at most the uncommitted part. On an exception the
+        uncommitted part is rolled back and the exception propagates.
+        """
+        assert self._lock is not None
+        if self._bulk_writes is not None:
+            yield self  # already in bulk mode
+            return
+        async with self._lock:
+            await self.connection.execute(sqlite_backend.BEGIN_WRITE)
+            self._bulk_writes, self._bulk_commit_every = 0, commit_every
+        try:
+            yield self
+            await self._write_pending()
+            async with self._lock:
+                await self.connection.execute("COMMIT")
+        except BaseException:
+            async with self._lock:
+                if self.connection.in_transaction:
+                    await self.connection.execute("ROLLBACK")
+            raise
+        finally:
+            self._bulk_writes = None
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self.connection.execute(sql, params) as cursor:
@@ -535,8 +590,8 @@ class DatabaseManager:
         name: str | None = None,
         status: AgentStatus | str = AgentStatus.PENDING,
         parent_agent_id: str | None = None,
-        started_at: str | None = None,
-        created_at: str | None = None,
+        started_at: str | datetime | None = None,
+        created_at: str | datetime | None = None,
     ) -> str:
         """Create an agent run of an orchestrator agent; return its id.
 
@@ -552,12 +607,18 @@ class DatabaseManager:
             name=name,
             status=status,
             parent_agent_id=parent_agent_id,
-            created_at=created_at or now,
-            started_at=started_at or (now if status in (AgentStatus.RUNNING, "running") else None),
+            created_at=now if created_at is None else _timestamp(created_at, "agents.created_at"),
+            started_at=(
+                _timestamp(started_at, "agents.started_at")
+                if started_at is not None
+                else (now if status in (AgentStatus.RUNNING, "running") else None)
+            ),
         )
-        await self._require(
-            "orchestrator_agents", str(row.orchestrator_agent_id), "agents.orchestrator_agent_id"
-        )
+        if row.orchestrator_agent_id not in self._known_orchestrators:
+            await self._require(
+                "orchestrator_agents", row.orchestrator_agent_id, "agents.orchestrator_agent_id"
+            )
+            self._known_orchestrators.add(row.orchestrator_agent_id)
         if row.parent_agent_id is not None:
             await self._require("agents", str(row.parent_agent_id), "agents.parent_agent_id")
         await self._insert_model("agents", row)
@@ -595,7 +656,12 @@ class DatabaseManager:
         return [Agent.model_validate(dict(row)) for row in rows]
 
     async def update_agent_status(
-        self, agent_id: str, status: AgentStatus | str, error: str | None = None
+        self,
+        agent_id: str,
+        status: AgentStatus | str,
+        error: str | None = None,
+        *,
+        at: str | datetime | None = None,
     ) -> None:
         """Move a run to ``status``; ``running`` stamps ``started_at``, an end state
         stamps ``completed_at`` and ``duration_ms``."""
@@ -610,7 +676,7 @@ class DatabaseManager:
         error = _text(error, "agents.error", required=False)
         if error is not None and self.redact_secrets:
             error = redact_text(error)
-        now = utc_now()
+        now = utc_now() if at is None else _timestamp(at, "agents.completed_at")
         if value == AgentStatus.RUNNING.value:
             sql = "UPDATE agents SET status = ?, started_at = coalesce(started_at, ?) WHERE id = ?"
             params: tuple[Any, ...] = (value, now, row_id)
@@ -773,6 +839,7 @@ class DatabaseManager:
             cost_source=cost.source,
             cost_computed_usd=cost.computed_usd,
             priced_with=cost.priced_with,
+            cache_savings_usd=cost.cache_savings_usd,
             **values,
         )
 
@@ -796,7 +863,89 @@ class DatabaseManager:
         completed_at: str | None = None,
         prompt_id: str | None = None,
     ) -> Prompt:
-        """Record a finished model call in one write; return the stored prompt."""
+        """Record a finished model call in one write; return the stored prompt.
+
+        Raises InvalidInput (nothing written) for a bad value or an unknown agent.
+        """
+        prompt = self.prompt_row(
+            agent_id,
+            content,
+            response,
+            model=model,
+            usage=usage,
+            tokens_input=tokens_input,
+            tokens_output=tokens_output,
+            tokens_cache_read=tokens_cache_read,
+            tokens_cache_write=tokens_cache_write,
+            cost_usd=cost_usd,
+            duration_ms=duration_ms,
+            status=status,
+            error=error,
+            created_at=created_at,
+            completed_at=completed_at,
+            prompt_id=prompt_id,
+        )
+        await self._require_agents({prompt.agent_id}, "prompts.agent_id")
+        await self._insert_model("prompts", prompt)
+        return prompt
+
+    async def record_prompts(self, prompts: Sequence[dict[str, Any]]) -> list[Prompt]:
+        """Record many finished model calls in one statement (imports, demo data).
+
+        Each dict holds :meth:`record_prompt`'s arguments. All are validated
+        and priced first: one bad prompt raises InvalidInput and none is written.
+        """
+        rows = [self.prompt_row(**item) for item in prompts]
+        if not rows:
+            return rows
+        await self._require_agents({row.agent_id for row in rows}, "prompts.agent_id")
+        columns = list(Prompt.model_fields)
+        assert self._lock is not None
+        async with self._lock:
+            own = not self.connection.in_transaction
+            if own:
+                await self.connection.execute(sqlite_backend.BEGIN_WRITE)
+            try:
+                await self.connection.executemany(
+                    _insert_sql("prompts", columns),
+                    [[getattr(row, column) for column in columns] for row in rows],
+                )
+                if own:
+                    await self.connection.execute("COMMIT")
+            except BaseException as exc:
+                if own and self.connection.in_transaction:
+                    await self.connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise InvalidInput("prompts", str(exc)) from None
+                raise
+        return rows
+
+    async def _require_agents(self, agent_ids: set[str], field: str) -> None:
+        for agent_id in agent_ids - self._known_agents:
+            await self._require("agents", agent_id, field)
+            self._known_agents.add(agent_id)
+
+    def prompt_row(
+        self,
+        agent_id: str,
+        content: str,
+        response: str | None = None,
+        *,
+        model: str | None = None,
+        usage: Usage | dict[str, Any] | None = None,
+        tokens_input: int | None = None,
+        tokens_output: int | None = None,
+        tokens_cache_read: int | None = None,
+        tokens_cache_write: int | None = None,
+        cost_usd: float | None = None,
+        duration_ms: float | None = None,
+        status: PromptStatus | str = PromptStatus.COMPLETED,
+        error: str | None = None,
+        created_at: str | datetime | None = None,
+        completed_at: str | datetime | None = None,
+        prompt_id: str | None = None,
+    ) -> Prompt:
+        """Validate, redact and price one finished model call (nothing is written)."""
         now = utc_now()
         prompt = self._priced_prompt(
             id=prompt_id or new_id(),
@@ -815,11 +964,13 @@ class DatabaseManager:
             cost_usd=cost_usd,
             error=error,
             duration_ms=duration_ms,
-            created_at=created_at or now,
-            completed_at=completed_at or (now if status != PromptStatus.PENDING else None),
+            created_at=now if created_at is None else _timestamp(created_at, "prompts.created_at"),
+            completed_at=(
+                _timestamp(completed_at, "prompts.completed_at")
+                if completed_at is not None
+                else (now if status != PromptStatus.PENDING else None)
+            ),
         )
-        await self._require("agents", str(prompt.agent_id), "prompts.agent_id")
-        await self._insert_model("prompts", prompt)
         return prompt
 
     async def get_prompt(self, prompt_id: str) -> Prompt | None:
@@ -849,6 +1000,7 @@ class DatabaseManager:
         metadata: Any = None,
         step: Any = None,
         duration_ms: Any = None,
+        created_at: Any = None,
     ) -> tuple[Any, ...]:
         """Validate and redact one agent log event into a row; raise InvalidInput if bad."""
         if agent_id not in self._known_agents:
@@ -872,7 +1024,7 @@ class DatabaseManager:
             log_type,
             message,
             _json_text(metadata, "agent_logs.metadata", self.redact_secrets),
-            utc_now(),
+            utc_now() if created_at is None else _timestamp(created_at, "agent_logs.created_at"),
             step,
             _duration(duration_ms, "agent_logs.duration_ms"),
         )
@@ -891,19 +1043,28 @@ class DatabaseManager:
         *,
         step: str | None = None,
         duration_ms: float | None = None,
+        created_at: str | datetime | None = None,
     ) -> str:
         """Queue an agent step/event log; return its id. Written within ``flush_interval``.
 
+        ``created_at`` defaults to now (pass it when importing past events).
         Raises InvalidInput (nothing queued) for a bad value or an unknown agent.
         """
-        row = self.agent_log_row(agent_id, log_type, message, metadata, step, duration_ms)
+        row = self.agent_log_row(
+            agent_id, log_type, message, metadata, step, duration_ms, created_at
+        )
         if row[1] not in self._known_agents:
             await self._require("agents", row[1], "agent_logs.agent_id")
             self._known_agents.add(row[1])
         return self.enqueue_agent_log(row)
 
     def system_log_row(
-        self, log_level: Any, message: Any, source: Any = None, metadata: Any = None
+        self,
+        log_level: Any,
+        message: Any,
+        source: Any = None,
+        metadata: Any = None,
+        created_at: Any = None,
     ) -> tuple[Any, ...]:
         """Validate and redact one system log event into a row; raise InvalidInput if bad."""
         level = getattr(log_level, "value", log_level)
@@ -929,7 +1090,7 @@ class DatabaseManager:
             message,
             source,
             _json_text(metadata, "system_logs.metadata", self.redact_secrets),
-            utc_now(),
+            utc_now() if created_at is None else _timestamp(created_at, "system_logs.created_at"),
         )
 
     def enqueue_system_log(self, row: tuple[Any, ...]) -> str:
@@ -942,9 +1103,13 @@ class DatabaseManager:
         message: str,
         source: str | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        created_at: str | datetime | None = None,
     ) -> str:
         """Queue a system log; return its id. Raises InvalidInput for a bad value."""
-        return self.enqueue_system_log(self.system_log_row(log_level, message, source, metadata))
+        return self.enqueue_system_log(
+            self.system_log_row(log_level, message, source, metadata, created_at)
+        )
 
     create_system_log = log_system_event
 

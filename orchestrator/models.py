@@ -175,6 +175,7 @@ class Prompt(_Row):
     cost_source: CostSource | None = None
     cost_computed_usd: NonNegativeFloat | None = None
     priced_with: StrictStr | None = None
+    cache_savings_usd: float | None = None
     model: StrictStr | None = None
     duration_ms: NonNegativeFloat | None = None
     error: StrictStr | None = None

@@ -9,14 +9,18 @@ a silent 0.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from importlib.metadata import version
+from typing import Any
 
 from genai_prices import Usage as _PriceUsage
 from genai_prices import calc_price
+from genai_prices.types import TieredPrices
 
 from .models import CostSource
 
@@ -35,9 +39,67 @@ class Cost:
     source: CostSource
     computed_usd: float | None
     priced_with: str | None
+    cache_savings_usd: float | None = None  # uncached price minus computed price
 
 
-@functools.lru_cache(maxsize=4096)
+# Price keys that cost something even at zero tokens: such models are priced call by call.
+# (Other units, e.g. web searches, are multiplied by a usage we never report: zero.)
+_FIXED_FEES = frozenset({"requests_kcount"})
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """USD per token of one model in one price tier, as genai-prices computes them."""
+
+    tier_starts: tuple[int, ...]  # input-token thresholds where the tier changes
+    by_tier: dict[int, tuple[Decimal, Decimal, Decimal, Decimal]]  # in, read, write, out
+
+
+def _calc(model: str, provider: str | None, when: datetime | None, **tokens: int) -> Any:
+    usage = _PriceUsage(**tokens)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return calc_price(usage, model, provider_id=provider, genai_request_timestamp=when)
+
+
+@functools.lru_cache(maxsize=512)
+def _rates(model: str, provider: str | None) -> _Rates | None:
+    """Per-token rates asked of genai-prices, or None when the model has a fixed fee per
+    request, so that its price is not linear in the token counts: priced call by call.
+
+    calc_price costs about half a millisecond; a price is linear in each token count
+    within a tier (tiers switch on total input tokens), so asking genai-prices once per
+    tier and multiplying gives its answer for a fraction of the time.
+    """
+    probe = _calc(model, provider, None, input_tokens=1)
+    prices = {k: v for k, v in vars(probe.model_price).items() if v is not None}
+    if _FIXED_FEES & set(prices):
+        return None
+    starts = sorted(
+        {
+            tier.start
+            for value in prices.values()
+            if isinstance(value, TieredPrices)
+            for tier in value.tiers
+        }
+    )
+    by_tier = {}
+    for index in range(len(starts) + 1):
+        n = 1 if index == 0 else starts[index - 1] + 1  # a total input inside the tier
+        base = Decimal(str(_calc(model, provider, None, input_tokens=n).total_price))
+        read = Decimal(
+            str(_calc(model, provider, None, input_tokens=n, cache_read_tokens=n).total_price)
+        )
+        write = Decimal(
+            str(_calc(model, provider, None, input_tokens=n, cache_write_tokens=n).total_price)
+        )
+        out = Decimal(
+            str(_calc(model, provider, None, input_tokens=n, output_tokens=1_000_000).total_price)
+        )
+        by_tier[index] = (base / n, read / n, write / n, (out - base) / 1_000_000)
+    return _Rates(tuple(starts), by_tier)
+
+
 def _price(
     model: str,
     provider: str | None,
@@ -49,19 +111,30 @@ def _price(
 ) -> float | None:
     if model in FREE_MODELS:
         return 0.0
-    usage = _PriceUsage(
-        input_tokens=tokens_input + tokens_cache_read + tokens_cache_write,
-        cache_read_tokens=tokens_cache_read,
-        cache_write_tokens=tokens_cache_write,
-        output_tokens=tokens_output,
-    )
+    total_input = tokens_input + tokens_cache_read + tokens_cache_write
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = calc_price(usage, model, provider_id=provider, genai_request_timestamp=when)
+        rates = _rates(model, provider) if when is None else None
+        if rates is None or total_input in rates.tier_starts:
+            result = _calc(
+                model,
+                provider,
+                when,
+                input_tokens=total_input,
+                cache_read_tokens=tokens_cache_read,
+                cache_write_tokens=tokens_cache_write,
+                output_tokens=tokens_output,
+            )
+            return float(result.total_price)
     except LookupError:
         return None
-    return float(result.total_price)
+    tier = bisect.bisect_left(rates.tier_starts, total_input)
+    rate_in, rate_read, rate_write, rate_out = rates.by_tier[tier]
+    return float(
+        rate_in * tokens_input
+        + rate_read * tokens_cache_read
+        + rate_write * tokens_cache_write
+        + rate_out * tokens_output
+    )
 
 
 def compute_cost(
@@ -108,8 +181,18 @@ def resolve_cost(
         when=when,
     )
     priced_with = PRICED_WITH if computed is not None else None
-    if reported_usd is not None:
-        return Cost(reported_usd, CostSource.REPORTED, computed, priced_with)
+    savings = None
     if computed is not None:
-        return Cost(computed, CostSource.COMPUTED, computed, priced_with)
+        uncached = compute_cost(
+            model,
+            tokens_input=tokens_input + tokens_cache_read + tokens_cache_write,
+            tokens_output=tokens_output,
+            provider=provider,
+            when=when,
+        )
+        savings = None if uncached is None else uncached - computed
+    if reported_usd is not None:
+        return Cost(reported_usd, CostSource.REPORTED, computed, priced_with, savings)
+    if computed is not None:
+        return Cost(computed, CostSource.COMPUTED, computed, priced_with, savings)
     return Cost(None, CostSource.UNPRICED, None, None)

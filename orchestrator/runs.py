@@ -56,6 +56,7 @@ class AgentRun:
         *,
         step: str | None = None,
         duration_ms: float | None = None,
+        created_at: str | None = None,
     ) -> str:
         """Queue an agent log for this run (tagged with the current step); return its id."""
         row = self.db.agent_log_row(
@@ -65,6 +66,7 @@ class AgentRun:
             metadata,
             step if step is not None else self.current_step,
             duration_ms,
+            created_at,
         )
         return self.db.enqueue_agent_log(row)
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from pathlib import Path
 
 import pytest
+from genai_prices import Usage, calc_price
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator import DatabaseManager, compute_cost
 
@@ -101,3 +105,51 @@ async def test_run_totals_stay_true_when_prompts_change_or_go(db_path: Path) -> 
     ).fetchone()
     assert actual[:3] == expected[:3] and actual[4] == expected[4]
     assert actual[3] == pytest.approx(expected[3])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.sampled_from(
+        [
+            "claude-sonnet-4-5",
+            "claude-opus-4-5",
+            "claude-haiku-4-5",
+            "gpt-4o",
+            "gemini-2.5-pro",
+            "claude-sonnet-4-0",
+            "gemini-2.5-flash",
+        ]
+    ),
+    tokens_input=st.integers(0, 400_000),
+    tokens_output=st.integers(0, 64_000),
+    tokens_cache_read=st.integers(0, 400_000) | st.just(0),
+    tokens_cache_write=st.integers(0, 100_000) | st.just(0),
+)
+def test_per_tier_rates_give_exactly_what_genai_prices_computes(
+    model: str,
+    tokens_input: int,
+    tokens_output: int,
+    tokens_cache_read: int,
+    tokens_cache_write: int,
+) -> None:
+    """The cached per-tier rates agree with a direct genai-prices call, tiers included."""
+    total_input = tokens_input + tokens_cache_read + tokens_cache_write
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = calc_price(
+            Usage(
+                input_tokens=total_input,
+                cache_read_tokens=tokens_cache_read,
+                cache_write_tokens=tokens_cache_write,
+                output_tokens=tokens_output,
+            ),
+            model,
+        ).total_price
+    got = compute_cost(
+        model,
+        tokens_input=tokens_input,
+        tokens_output=tokens_output,
+        tokens_cache_read=tokens_cache_read,
+        tokens_cache_write=tokens_cache_write,
+    )
+    assert got == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
