@@ -1,0 +1,116 @@
+"""CLI commands for Claude Code: ``record`` and ``import stream-json`` / ``import claude-code``.
+
+Thin wrappers over :mod:`orchestrator.stream_json` and :mod:`orchestrator.transcripts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import sqlite as backend
+from .db import DatabaseManager
+from .stream_json import StreamSummary, record_command, record_stream
+from .transcripts import import_transcripts, transcript_files
+
+_db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Database file (default: $ORCHESTRATOR_DB, else ./orchestrator.db).",
+)
+_orchestrator_option = click.option(
+    "--orchestrator",
+    "-o",
+    default="claude-code",
+    show_default=True,
+    help="Orchestrator agent (workflow type) the run belongs to.",
+)
+
+
+def _db(db_path: Path | None) -> Path:
+    return db_path if db_path is not None else backend.default_db_path()
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@_db_option
+@_orchestrator_option
+@click.option("--name", default=None, help="Name of the run, e.g. 'plan'.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def record(
+    db_path: Path | None, orchestrator: str, name: str | None, command: tuple[str, ...]
+) -> None:
+    """Run COMMAND (e.g. `claude -p ... --output-format stream-json --verbose`) and record it.
+
+    Its stdout is passed through unchanged; the exit code is the command's.
+
+        orchestrator record -- claude -p "fix the tests" --output-format stream-json --verbose
+    """
+
+    async def run() -> int:
+        async with DatabaseManager(_db(db_path)) as db:
+            code, summary = await record_command(
+                db, list(command), orchestrator=orchestrator, name=name
+            )
+        click.echo(f"orchestrator: {summary}", err=True)
+        return code
+
+    try:
+        code = asyncio.run(run())
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    sys.exit(code)
+
+
+@click.group(name="import")
+def import_group() -> None:
+    """Import Claude Code runs recorded elsewhere."""
+
+
+@import_group.command(name="stream-json")
+@_db_option
+@_orchestrator_option
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Path, ...]) -> None:
+    """Import saved `claude -p --output-format stream-json --verbose` output, one run per FILE."""
+
+    async def run() -> list[StreamSummary]:
+        summaries = []
+        async with DatabaseManager(_db(db_path)) as db:
+            for path in files:
+                with path.open("rb") as handle:
+                    summaries.append(
+                        await record_stream(db, handle, orchestrator=orchestrator, name=path.name)
+                    )
+        return summaries
+
+    for path, summary in zip(files, asyncio.run(run()), strict=True):
+        click.echo(f"{path}: {summary}")
+
+
+@import_group.command(name="claude-code")
+@_db_option
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
+    """Import Claude Code transcripts (default: the projects folders under
+    $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing adds only
+    what is new."""
+    try:
+        files = transcript_files(paths or None)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    total = sum(f.stat().st_size for f in files if f.exists())
+    if sys.stderr.isatty():
+        bar: Any = click.progressbar(length=total, label="Importing", file=sys.stderr)
+        with bar:
+            summary = import_transcripts(files, db_path=_db(db_path), progress=bar.update)
+    else:
+        summary = import_transcripts(files, db_path=_db(db_path))
+    click.echo(str(summary))

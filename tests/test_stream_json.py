@@ -1,0 +1,156 @@
+"""Recording Claude Code stream-json: per-response prompts, tool logs, reported usage and cost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator import DatabaseManager
+from orchestrator.cli import cli
+from orchestrator.stream_json import StreamRecorder
+
+STREAM = Path(__file__).parent / "data" / "claude_code" / "stream.jsonl"
+COLUMNS = {
+    "tokens_input": "inputTokens",
+    "tokens_output": "outputTokens",
+    "tokens_cache_read": "cacheReadInputTokens",
+    "tokens_cache_write": "cacheCreationInputTokens",
+}
+
+
+def result_line(path: Path) -> dict[str, Any]:
+    for line in path.read_text().splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("type") == "result":
+            return dict(message)
+    raise AssertionError("no result line")
+
+
+def check_run_matches_result(db_path: Path, agent_id: str, result: dict[str, Any]) -> None:
+    """Per-model tokens in prompts and agent_model_usage, and the reported cost, equal the
+    result line's modelUsage and total_cost_usd."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    for model, figures in result["modelUsage"].items():
+        row = conn.execute(
+            "SELECT sum(tokens_input) tokens_input, sum(tokens_output) tokens_output, "
+            "sum(tokens_cache_read) tokens_cache_read, sum(tokens_cache_write) tokens_cache_write "
+            "FROM prompts WHERE agent_id = ? AND model = ?",
+            (agent_id, model),
+        ).fetchone()
+        stored = conn.execute(
+            "SELECT * FROM agent_model_usage WHERE agent_id = ? AND model = ?", (agent_id, model)
+        ).fetchone()
+        for column, key in COLUMNS.items():
+            assert row[column] == figures[key], (model, column)
+            assert stored[column] == figures[key], (model, column)
+        assert stored["cost_usd"] == figures["costUSD"]
+    run = conn.execute("SELECT * FROM claude_code_runs WHERE agent_id = ?", (agent_id,)).fetchone()
+    assert run["reported_cost_usd"] == result["total_cost_usd"]
+    total = conn.execute(
+        "SELECT sum(cost_usd) FROM agent_model_usage WHERE agent_id = ?", (agent_id,)
+    ).fetchone()[0]
+    assert total == pytest.approx(result["total_cost_usd"], abs=1e-12)
+    conn.close()
+
+
+async def test_recorded_stream_matches_result_line(db_path: Path) -> None:
+    result = result_line(STREAM)
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in STREAM.read_text().splitlines():
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+        assert summary.agent_id is not None
+        agent = await db.get_agent(summary.agent_id)
+        assert agent is not None and agent.status == "completed"
+        prompts = await db.list_prompts(summary.agent_id)
+        tool_logs = await db.get_agent_logs(summary.agent_id, "tool_use")
+        results = await db.get_agent_logs(summary.agent_id, "tool_result")
+    check_run_matches_result(db_path, summary.agent_id, result)
+    assert summary.malformed == 1
+    assert summary.prompts == 2  # msg_1 (two lines) counted once, msg_2
+    per_response = [p for p in prompts if not p.content.startswith("[reconciliation]")]
+    # msg_1's usage is its last line's: 88 output tokens, not 5 + 88.
+    assert sorted(p.tokens_output for p in per_response) == [40, 88]
+    assert all(p.cost_source == "computed" for p in prompts)
+    assert [log.message for log in tool_logs] == ['Bash: {"command": "pytest -q"}']
+    assert results[0].metadata == {"tool_use_id": "toolu_1", "name": "Bash", "is_error": False}
+
+
+async def test_error_result_marks_run_failed(db_path: Path) -> None:
+    lines = [json.loads(line) for line in STREAM.read_text().splitlines() if line[0] == "{"]
+    lines[-1].update(is_error=True, subtype="success", result="Claude AI usage limit reached")
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for message in lines:
+            await recorder.feed(message)
+        summary = await recorder.finish(exit_code=0)
+        assert summary.agent_id is not None
+        agent = await db.get_agent(summary.agent_id)
+    assert agent is not None and agent.status == "failed"
+    assert agent.error is not None and "usage limit" in agent.error
+
+
+async def test_stream_without_result_is_failed(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        await recorder.feed_line(STREAM.read_text().splitlines()[0])
+        summary = await recorder.finish()
+        assert summary.agent_id is not None
+        agent = await db.get_agent(summary.agent_id)
+    assert agent is not None and agent.status == "failed"
+
+
+FAKE_CLAUDE = """
+import sys, time
+data = open(sys.argv[1], "rb").read()
+for line in data.splitlines(keepends=True):
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+sys.exit(3)
+"""
+
+
+def test_record_passes_output_and_exit_code_through(tmp_path: Path, db_path: Path) -> None:
+    script = tmp_path / "fake_claude.py"
+    script.write_text(FAKE_CLAUDE)
+    result = CliRunner().invoke(
+        cli,
+        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(STREAM)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 3
+    assert result.stdout_bytes == STREAM.read_bytes()
+    conn = sqlite3.connect(db_path)
+    agent_id, status, error = conn.execute("SELECT id, status, error FROM agents").fetchone()
+    conn.close()
+    assert status == "failed" and error == "command exited with code 3"
+    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+
+
+def test_record_missing_command_is_a_clear_error(db_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["record", "--db", str(db_path), "--", "no-such-cmd-xyz"])
+    assert result.exit_code == 1
+    assert "cannot run 'no-such-cmd-xyz'" in result.output
+
+
+def test_import_stream_json_cli(db_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(STREAM)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "(completed)" in result.output and "1 malformed" in result.output
+    conn = sqlite3.connect(db_path)
+    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
+    conn.close()
+    check_run_matches_result(db_path, agent_id, result_line(STREAM))

@@ -1,0 +1,255 @@
+"""Importing Claude Code transcripts: token totals against ccusage and an independent count."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES
+
+from orchestrator.cli import cli
+from orchestrator.transcripts import daily_tokens, import_transcripts
+
+ROOT = Path(__file__).resolve().parents[1]
+CCUSAGE = ROOT / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
+OWN = Path(__file__).parent / "data" / "claude_code"
+SESSION = "4d5611e5-241a-462a-8d15-5122611a9569"
+KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures absent")
+
+
+def fixture_config_dir(tmp_path: Path) -> Path:
+    """A CLAUDE_CONFIG_DIR holding the shared transcripts under projects/<name>/."""
+    project = tmp_path / "claude" / "projects" / "-home-marco-projects-spotter"
+    project.mkdir(parents=True)
+    for item in FIXTURES.iterdir():
+        if item.suffix == ".jsonl":
+            shutil.copy(item, project / item.name)
+    shutil.copytree(FIXTURES / SESSION, project / SESSION)
+    return tmp_path / "claude"
+
+
+def independent_daily(config_dir: Path) -> dict[str, dict[str, int]]:
+    """Per-UTC-day tokens straight from the JSON lines: each message.id+requestId once."""
+    seen: set[tuple[str, str]] = set()
+    days: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KEYS, 0))
+    for path in sorted((config_dir / "projects").rglob("*.jsonl")):
+        for raw in path.read_text().splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(line, dict):
+                continue
+            message = line.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            if not isinstance(usage, dict) or not isinstance(line.get("timestamp"), str):
+                continue
+            if None in (usage.get("cache_creation_input_tokens", 0),):
+                continue  # a null field: ccusage rejects the line
+            key = (message.get("id"), line.get("requestId"))
+            if None not in key:
+                if key in seen:
+                    continue
+                seen.add(key)
+            day = days[line["timestamp"][:10]]
+            day["input_tokens"] += usage["input_tokens"]
+            day["output_tokens"] += usage["output_tokens"]
+            day["cache_creation_tokens"] += usage.get("cache_creation_input_tokens", 0)
+            day["cache_read_tokens"] += usage.get("cache_read_input_tokens", 0)
+    return dict(days)
+
+
+def stored_daily(db_path: Path) -> dict[str, dict[str, int]]:
+    return {row["day"]: {k: row[k] for k in KEYS} for row in daily_tokens(db_path)}
+
+
+def ccusage_daily(config_dir: Path) -> dict[str, dict[str, int]]:
+    if not CCUSAGE.exists():
+        if os.environ.get("ORCHESTRATOR_REQUIRE_CCUSAGE") == "1":
+            pytest.fail(f"ccusage is not installed at {CCUSAGE}")
+        pytest.skip("ccusage not installed (npm install --prefix .cache/ccusage ccusage@17.2.1)")
+    env = {**os.environ, "CLAUDE_CONFIG_DIR": str(config_dir)}
+    run = subprocess.run(
+        [str(CCUSAGE), "daily", "--offline", "-z", "UTC", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        day["date"]: {
+            "input_tokens": day["inputTokens"],
+            "output_tokens": day["outputTokens"],
+            "cache_creation_tokens": day["cacheCreationTokens"],
+            "cache_read_tokens": day["cacheReadTokens"],
+        }
+        for day in json.loads(run.stdout)["daily"]
+    }
+
+
+@needs_fixtures
+def test_fixture_totals_match_ccusage(tmp_path: Path, db_path: Path) -> None:
+    config = fixture_config_dir(tmp_path)
+    import_transcripts([config], db_path=db_path)
+    assert stored_daily(db_path) == ccusage_daily(config)
+
+
+def test_own_files_match_ccusage(db_path: Path) -> None:
+    import_transcripts([OWN], db_path=db_path)
+    assert stored_daily(db_path) == ccusage_daily(OWN)
+
+
+@needs_fixtures
+def test_fixture_totals_match_independent_count(tmp_path: Path, db_path: Path) -> None:
+    config = fixture_config_dir(tmp_path)
+    summary = import_transcripts([config], db_path=db_path)
+    expected = independent_daily(config)
+    assert stored_daily(db_path) == expected
+    assert summary.malformed == 0 and summary.errors == []
+    assert len(expected) == 2
+
+
+def test_own_files_match_independent_count(db_path: Path) -> None:
+    summary = import_transcripts([OWN], db_path=db_path)
+    assert stored_daily(db_path) == independent_daily(OWN)
+    assert stored_daily(db_path)["2026-01-31"]["input_tokens"] == 3 + 5 + 5 + 20
+    # Two lines that are no JSON object, plus the usage with a null field.
+    assert summary.malformed == 3
+    assert summary.unknown_types == 1
+    # msg_A: its second line in the session file, its copy in the subagent file.
+    assert summary.duplicates_skipped == 2
+    assert summary.prompts_added == 6
+
+
+def rows(db_path: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
+    import_transcripts([OWN], db_path=db_path)
+    runs = {
+        r["name"]: r
+        for r in rows(
+            db_path,
+            "SELECT a.*, o.name AS orchestrator FROM agents a "
+            "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id",
+        )
+    }
+    session = runs["11111111-2222-4333-8444-555555555555"]
+    subagent = runs["agent-a77"]
+    assert session["orchestrator"] == "claude-code:-home-me-demo"
+    assert subagent["parent_agent_id"] == session["id"]
+    assert session["started_at"] == "2026-01-30T23:59:58.000Z"
+    assert session["completed_at"] == "2026-01-31T00:00:06.000Z"
+    prompts = {
+        r["model"]: r
+        for r in rows(db_path, "SELECT * FROM prompts WHERE agent_id = ?", session["id"])
+    }
+    # An unknown model is unpriced, never $0; <synthetic> costs nothing.
+    assert prompts["claude-imaginary-9"]["cost_source"] == "unpriced"
+    assert prompts["claude-imaginary-9"]["cost_usd"] is None
+    assert prompts["<synthetic>"]["cost_usd"] == 0
+    # Sonnet 4.5 at $3 / $15 / $3.75 / $0.30 per million: 10 in, 2 out, 1000 write, 500 read.
+    sonnet = prompts["claude-sonnet-4-5-20250929"]
+    assert sonnet["cost_usd"] == pytest.approx((10 * 3 + 2 * 15 + 1000 * 3.75 + 500 * 0.3) / 1e6)
+    assert "[REDACTED" in sonnet["content"] and "sk-ant-api03" not in sonnet["content"]
+    final = rows(db_path, "SELECT * FROM prompt_responses WHERE message_id = 'msg_A'")
+    assert [r["tokens_output_final"] for r in final] == [40]
+    logs = rows(
+        db_path,
+        "SELECT log_type, message, created_at FROM agent_logs WHERE agent_id = ? "
+        "ORDER BY created_at",
+        subagent["id"],
+    )
+    assert [(r["log_type"], r["created_at"]) for r in logs] == [
+        ("tool_use", "2026-01-31T00:00:01.300Z"),
+        ("tool_result", "2026-01-31T00:00:01.400Z"),
+    ]
+    assert logs[1]["message"] == "Glob: a.txt"
+
+
+@needs_fixtures
+def test_reimport_adds_nothing(tmp_path: Path, db_path: Path) -> None:
+    config = fixture_config_dir(tmp_path)
+    first = import_transcripts([config], db_path=db_path)
+    before = stored_daily(db_path)
+    logs = rows(db_path, "SELECT count(*) FROM agent_logs")[0][0]
+    second = import_transcripts([config], db_path=db_path)
+    assert second.prompts_added == 0 and second.lines == 0
+    assert second.files_unchanged == second.files == first.files
+    assert stored_daily(db_path) == before
+    assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == logs
+
+
+@needs_fixtures
+def test_grown_file_adds_only_new_prompts(tmp_path: Path, db_path: Path) -> None:
+    lines = (FIXTURES / "tool_heavy.jsonl").read_bytes().splitlines(keepends=True)
+    project = tmp_path / "claude" / "projects" / "p"
+    project.mkdir(parents=True)
+    grown = project / "d6e0bada-1959-4eec-a9d2-0bfade768d8f.jsonl"
+    half = len(lines) // 2
+    # The first half, then the start of the next line without its newline (being written).
+    grown.write_bytes(b"".join(lines[:half]) + lines[half][:40])
+    first = import_transcripts([grown], db_path=db_path)
+    grown.write_bytes(b"".join(lines))
+    second = import_transcripts([grown], db_path=db_path)
+    assert first.malformed == second.malformed == 0
+    assert second.lines == len(lines) - half
+    fresh = tmp_path / "fresh.db"
+    whole = import_transcripts([grown], db_path=fresh)
+    assert first.prompts_added + second.prompts_added == whole.prompts_added
+    assert stored_daily(db_path) == stored_daily(fresh) == independent_daily(tmp_path / "claude")
+    assert rows(db_path, "SELECT count(*) FROM agents")[0][0] == 1
+    # Appending a copy of already imported lines adds no prompt (the unique key).
+    with grown.open("ab") as handle:
+        handle.writelines(lines[:half])
+    third = import_transcripts([grown], db_path=db_path)
+    assert third.prompts_added == 0 and third.duplicates_skipped > 0
+    assert stored_daily(db_path) == stored_daily(fresh)
+
+
+def test_malformed_file_is_not_fatal(tmp_path: Path, db_path: Path) -> None:
+    bad = tmp_path / "projects" / "x" / "bad.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b'\x00\xff garbage\n{"type": "assistant", "message": 3}\n\n"text"\n')
+    summary = import_transcripts([tmp_path], db_path=db_path)
+    assert summary.malformed == 2 and summary.lines == 3 and summary.prompts_added == 0
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path, db_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        import_transcripts([tmp_path / "nope"], db_path=db_path)
+    result = CliRunner().invoke(
+        cli, ["import", "claude-code", "--db", str(db_path), str(tmp_path / "nope")]
+    )
+    assert result.exit_code == 1 and "no such file or directory" in result.output
+
+
+def test_cli_defaults_to_claude_config_dir(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{tmp_path / 'missing'},{OWN}")
+    result = CliRunner().invoke(
+        cli, ["import", "claude-code", "--db", str(db_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"2 files \(0 unchanged\), 17 lines: 6 prompts added", result.output)
+    assert "3 malformed, 1 unknown types" in result.output
+    again = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path)])
+    assert "2 files (2 unchanged), 0 lines: 0 prompts added" in again.output
