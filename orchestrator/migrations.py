@@ -219,3 +219,241 @@ def apply(db: Database) -> list[str]:
             conn.execute("ROLLBACK")
         raise
     return pending
+
+
+def _fts(table: str, columns: list[str]) -> str:
+    """FTS5 index of ``columns`` of ``table``, kept in sync by triggers.
+
+    Named and shaped as sqlite-utils' ``enable_fts`` does (``<table>_fts``,
+    external content), so Datasette finds it and gives the table a search box.
+    Written out because ``enable_fts`` runs ``executescript``, which would
+    commit the migration's transaction half-way.
+    """
+    cols = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    return f"""
+CREATE VIRTUAL TABLE {table}_fts USING fts5({cols}, content={table});
+INSERT INTO {table}_fts (rowid, {cols}) SELECT rowid, {cols} FROM {table};
+CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_fts (rowid, {cols}) VALUES (new.rowid, {new});
+END;
+CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
+    INSERT INTO {table}_fts ({table}_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old});
+END;
+CREATE TRIGGER {table}_au AFTER UPDATE OF {cols} ON {table} BEGIN
+    INSERT INTO {table}_fts ({table}_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old});
+    INSERT INTO {table}_fts (rowid, {cols}) VALUES (new.rowid, {new});
+END;
+"""
+
+
+@migrations()
+def m002_full_text_search(db: Database) -> None:
+    """Full-text search on prompt content and response and on log messages."""
+    _run(db, _fts("prompts", ["content", "response"]))
+    _run(db, _fts("agent_logs", ["message"]))
+    _run(db, _fts("system_logs", ["message"]))
+
+
+def _usage_daily_delta(row: str, sign: str) -> str:
+    """UPSERT adding (sign '+') or removing (sign '-') one prompt row to usage_daily."""
+    return f"""
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce({row}.model, 'unknown'), {sign}1,
+        {sign}(CASE WHEN {row}.status = 'failed' THEN 1 ELSE 0 END),
+        {sign}{row}.tokens_input, {sign}{row}.tokens_output, {sign}{row}.tokens_cache_read,
+        {sign}{row}.tokens_cache_write, {sign}coalesce({row}.cost_usd, 0),
+        {sign}(CASE WHEN {row}.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        {sign}coalesce({row}.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = {row}.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;"""
+
+
+def _runs_daily_delta(row: str, sign: str) -> str:
+    """UPSERT adding or removing one agent run (by its status) to runs_daily."""
+    return f"""
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    VALUES (substr({row}.created_at, 1, 10), {row}.orchestrator_agent_id, {sign}1,
+        {sign}(CASE WHEN {row}.status = 'completed' THEN 1 ELSE 0 END),
+        {sign}(CASE WHEN {row}.status = 'failed' THEN 1 ELSE 0 END),
+        {sign}(CASE WHEN {row}.status = 'cancelled' THEN 1 ELSE 0 END))
+    ON CONFLICT (day, orchestrator_agent_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        completed = completed + excluded.completed,
+        failed = failed + excluded.failed,
+        cancelled = cancelled + excluded.cancelled;"""
+
+
+@migrations()
+def m003_report_summaries(db: Database) -> None:
+    """What the reports need to answer in milliseconds on millions of rows.
+
+    usage_daily and runs_daily are sums kept by triggers, so they are true
+    whatever writes the base tables; the indexes serve the reports that read
+    the base tables (top-N lists, percentiles, one run's timeline).
+    """
+    _run(
+        db,
+        f"""
+ALTER TABLE prompts ADD COLUMN cache_savings_usd REAL;
+    -- what the call would have cost with no prompt caching (every cached token priced as
+    -- input) minus what it cost, from prices; negative when cache writes outweigh reads;
+    -- NULL when the model is unpriced
+
+CREATE TABLE usage_daily (
+    day TEXT NOT NULL,                   -- UTC day of the prompts, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,                 -- 'unknown' when the prompt named none
+    prompts INTEGER NOT NULL DEFAULT 0,
+    failed_prompts INTEGER NOT NULL DEFAULT 0,
+    tokens_input INTEGER NOT NULL DEFAULT 0,        -- uncached input tokens
+    tokens_output INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,               -- USD over priced prompts
+    unpriced_prompts INTEGER NOT NULL DEFAULT 0,    -- prompts whose cost is unknown
+    cache_savings_usd REAL NOT NULL DEFAULT 0,      -- USD saved by prompt caching
+    PRIMARY KEY (day, orchestrator_agent_id, model)
+);
+
+CREATE TABLE runs_daily (
+    day TEXT NOT NULL,                   -- UTC day the runs were created, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    runs INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, orchestrator_agent_id)
+);
+
+INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+    tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+    unpriced_prompts, cache_savings_usd)
+SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, 'unknown'),
+    count(*), sum(p.status = 'failed'), sum(p.tokens_input), sum(p.tokens_output),
+    sum(p.tokens_cache_read), sum(p.tokens_cache_write), coalesce(sum(p.cost_usd), 0),
+    sum(p.cost_source = 'unpriced'), 0
+FROM prompts p JOIN agents a ON a.id = p.agent_id GROUP BY 1, 2, 3;
+
+INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*), sum(status = 'completed'),
+    sum(status = 'failed'), sum(status = 'cancelled')
+FROM agents GROUP BY 1, 2;
+
+CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN
+    {_usage_daily_delta("NEW", "+")}
+END;
+
+CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts BEGIN
+    {_usage_daily_delta("OLD", "-")}
+END;
+
+CREATE TRIGGER prompts_usage_update AFTER UPDATE OF
+    agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read,
+    tokens_cache_write, cost_usd, cost_source, cache_savings_usd
+ON prompts BEGIN
+    {_usage_daily_delta("OLD", "-")}
+    {_usage_daily_delta("NEW", "+")}
+END;
+
+CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents BEGIN
+    {_runs_daily_delta("NEW", "+")}
+END;
+
+CREATE TRIGGER agents_runs_delete AFTER DELETE ON agents BEGIN
+    {_runs_daily_delta("OLD", "-")}
+END;
+
+CREATE TRIGGER agents_runs_update AFTER UPDATE OF status, created_at, orchestrator_agent_id
+ON agents BEGIN
+    {_runs_daily_delta("OLD", "-")}
+    {_runs_daily_delta("NEW", "+")}
+END;
+
+CREATE INDEX idx_prompts_cost ON prompts(cost_usd);
+CREATE INDEX idx_agents_cost ON agents(total_cost_usd);
+CREATE INDEX idx_agents_duration ON agents(duration_ms);
+CREATE INDEX idx_agents_failed ON agents(completed_at) WHERE status = 'failed';
+CREATE INDEX idx_agent_logs_steps ON agent_logs(step, duration_ms) WHERE log_type = 'step_end';
+CREATE INDEX idx_system_logs_level_source ON system_logs(log_level, source, created_at);
+CREATE INDEX idx_usage_daily_orchestrator ON usage_daily(orchestrator_agent_id, day);
+CREATE INDEX idx_usage_daily_model ON usage_daily(model, day);
+""",
+    )
+
+
+# --- migrations of the Claude Code importers (orchestrator.claude_code) go below this line ---
+
+
+@migrations()
+def m100_claude_code(db: Database) -> None:
+    """What recording Claude Code runs needs: response ids, reported usage, import state.
+
+    New tables only, beside prompts and agents, whose columns the row models fix.
+    """
+    now = SQL_NOW
+    _run(
+        db,
+        f"""
+CREATE TABLE prompt_responses (
+    prompt_id TEXT PRIMARY KEY REFERENCES prompts(id) ON DELETE CASCADE,  -- the prompt row
+    message_id TEXT NOT NULL,           -- the provider's response id (Anthropic message.id)
+    request_id TEXT,                    -- the API request id (transcripts' requestId), if known
+    tokens_output_final INTEGER         -- output tokens on the response's LAST line: Claude
+        -- Code writes one line per content block and the first can carry a partial count;
+        -- prompts.tokens_output keeps the first line's (what ccusage counts), this the last
+);
+-- One response is one prompt, whatever file it was read from: duplicates are impossible.
+CREATE UNIQUE INDEX idx_prompt_responses_key ON prompt_responses(message_id, request_id)
+    WHERE request_id IS NOT NULL;
+CREATE INDEX idx_prompt_responses_message ON prompt_responses(message_id);
+
+CREATE TABLE claude_code_runs (
+    agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,  -- the run
+    reported_cost_usd REAL,             -- result.total_cost_usd: Claude Code's cost of the run
+    result_subtype TEXT,                -- result.subtype: success | error_max_turns | ...
+    is_error INTEGER,                   -- result.is_error (1 also on usage-limit errors)
+    num_turns INTEGER,                  -- result.num_turns
+    duration_ms REAL,                   -- result.duration_ms
+    duration_api_ms REAL                -- result.duration_api_ms
+);
+
+CREATE TABLE agent_model_usage (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run
+    model TEXT NOT NULL,                -- model id as Claude Code names it
+    tokens_input INTEGER NOT NULL DEFAULT 0,        -- modelUsage.inputTokens (uncached)
+    tokens_output INTEGER NOT NULL DEFAULT 0,       -- modelUsage.outputTokens
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,   -- modelUsage.cacheReadInputTokens
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,  -- modelUsage.cacheCreationInputTokens
+    cost_usd REAL,                      -- modelUsage.costUSD, as reported
+    cost_computed_usd REAL,             -- the same tokens priced by genai-prices; NULL if unpriced
+    web_search_requests INTEGER,        -- modelUsage.webSearchRequests
+    created_at TEXT NOT NULL DEFAULT {now},
+    PRIMARY KEY (agent_id, model)
+);
+
+CREATE TABLE claude_code_files (
+    path TEXT PRIMARY KEY,              -- absolute path of a transcript (.jsonl)
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run it became
+    kind TEXT NOT NULL,                 -- session | subagent
+    size INTEGER NOT NULL DEFAULT 0,    -- file size in bytes when last imported
+    byte_offset INTEGER NOT NULL DEFAULT 0,  -- just past the last complete line imported
+    lines INTEGER NOT NULL DEFAULT 0,   -- lines read so far
+    imported_at TEXT NOT NULL DEFAULT {now}  -- when it was last imported
+);
+CREATE INDEX idx_claude_code_files_agent ON claude_code_files(agent_id);
+""",
+    )

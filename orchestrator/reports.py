@@ -1,0 +1,157 @@
+"""The canned reports, read from ``metadata.yml``: the one home of their SQL.
+
+Datasette serves them from the same file; the ``orchestrator report`` command
+and the notebooks run them through :func:`run_report`. A parameter left out
+is passed as an empty string, exactly as Datasette does, so the defaults
+written into each query's SQL apply everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import sqlite as backend
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def project_file(name: str) -> Path:
+    """A file shipped with the project: beside the package in a checkout, inside it in a wheel."""
+    for candidate in (PACKAGE_DIR.parent / name, PACKAGE_DIR / "_data" / name):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{name} not found beside or inside the orchestrator package")
+
+
+def metadata_path() -> Path:
+    """``$ORCHESTRATOR_METADATA`` or the project's ``metadata.yml``."""
+    override = os.environ.get("ORCHESTRATOR_METADATA")
+    return Path(override) if override else project_file("metadata.yml")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, mtime: float) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a YAML mapping")
+    return data
+
+
+def load_metadata(path: Path | None = None) -> dict[str, Any]:
+    """The parsed metadata.yml (a fresh copy: callers may change it)."""
+    path = path or metadata_path()
+    return copy.deepcopy(_load(path, path.stat().st_mtime))
+
+
+def metadata_for(database_name: str, path: Path | None = None) -> dict[str, Any]:
+    """metadata.yml with its database key and the dashboards' ``db`` renamed to
+    ``database_name`` (Datasette names a database after its file)."""
+    metadata = load_metadata(path)
+    if database_name == DATABASE_NAME:
+        return metadata
+    databases = metadata.get("databases", {})
+    if DATABASE_NAME in databases:
+        databases[database_name] = databases.pop(DATABASE_NAME)
+    dashboards = metadata.get("plugins", {}).get("datasette-dashboards", {})
+    for dashboard in dashboards.values():
+        for item in [*dashboard.get("charts", {}).values(), *dashboard.get("filters", {}).values()]:
+            if item.get("db") == DATABASE_NAME:
+                item["db"] = database_name
+    return metadata
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    title: str
+    description: str
+    sql: str
+
+    @property
+    def parameters(self) -> list[str]:
+        """Named parameters of the SQL, in order of first use."""
+        return list(dict.fromkeys(_PARAMETER.findall(_strip_strings(self.sql))))
+
+
+def _strip_strings(sql: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "''", sql)
+
+
+def reports(path: Path | None = None) -> dict[str, Report]:
+    """Every canned report, by name, in the order metadata.yml lists them."""
+    queries = load_metadata(path).get("databases", {}).get(DATABASE_NAME, {}).get("queries", {})
+    return {
+        name: Report(
+            name,
+            query.get("title", name),
+            " ".join(query.get("description", "").split()),
+            query["sql"],
+        )
+        for name, query in queries.items()
+    }
+
+
+def get_report(name: str) -> Report:
+    available = reports()
+    if name not in available:
+        raise KeyError(f"no report {name!r}; reports: {', '.join(available)}")
+    return available[name]
+
+
+@dataclass
+class ReportResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def run_report(
+    name: str,
+    db_path: str | os.PathLike[str] | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    conn: sqlite3.Connection | None = None,
+) -> ReportResult:
+    """Run the canned report ``name`` read-only; missing parameters are ``''``.
+
+    Raises KeyError for an unknown report and ValueError for a parameter the
+    report does not take.
+    """
+    report = get_report(name)
+    given = {key: "" if value is None else str(value) for key, value in (params or {}).items()}
+    unknown = set(given) - set(report.parameters)
+    if unknown:
+        raise ValueError(
+            f"report {name!r} takes {report.parameters or 'no parameters'}, not {sorted(unknown)}"
+        )
+    values = {key: given.get(key, "") for key in report.parameters}
+    own = conn is None
+    if conn is None:
+        path = Path(db_path) if db_path is not None else backend.default_db_path()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
+            )
+        backend.connect(path).close()  # migrate first, like every opener
+        conn = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
+    try:
+        cursor = conn.execute(report.sql, values)
+        columns = [description[0] for description in cursor.description or []]
+        return ReportResult(columns, [tuple(row) for row in cursor.fetchall()])
+    finally:
+        if own:
+            conn.close()

@@ -1,0 +1,108 @@
+"""Serving the database with Datasette, the project's metadata, plugins and templates.
+
+``orchestrator serve`` runs ``datasette serve`` on the live file (never
+``--immutable``: what ADWs write appears on reload), bound to 127.0.0.1. With
+``share=True`` it binds every interface and requires a password: the whole
+instance, and arbitrary SQL, only for the logged-in (datasette-auth-passwords).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .reports import metadata_for, project_file
+
+DEMO_DIR = "orchestrator-demo"
+
+
+def demo_path_for(db_path: Path) -> Path:
+    """Where the demo database lives when ``db_path`` does not exist yet."""
+    return db_path.resolve().parent / DEMO_DIR / "orchestrator.db"
+
+
+def ensure_demo(db_path: Path, *, prompts: int = 3000) -> Path:
+    """The demo database beside ``db_path``, created if missing."""
+    from .demo import create_demo_database
+
+    path = demo_path_for(db_path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        asyncio.run(create_demo_database(path, prompts=prompts))
+    return path
+
+
+def share_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Require a login for everything, arbitrary SQL included."""
+    metadata["allow"] = {"id": "*"}
+    metadata["allow_sql"] = {"id": "*"}
+    metadata.setdefault("plugins", {})["datasette-auth-passwords"] = {
+        "admin_password_hash": {"$env": "ORCHESTRATOR_PASSWORD_HASH"}
+    }
+    return metadata
+
+
+def password_hash_from_env() -> str:
+    """``$ORCHESTRATOR_PASSWORD_HASH``, or the hash of ``$ORCHESTRATOR_PASSWORD``."""
+    if os.environ.get("ORCHESTRATOR_PASSWORD_HASH"):
+        return os.environ["ORCHESTRATOR_PASSWORD_HASH"]
+    password = os.environ.get("ORCHESTRATOR_PASSWORD")
+    if not password:
+        raise ValueError(
+            "sharing needs a password: set ORCHESTRATOR_PASSWORD (or ORCHESTRATOR_PASSWORD_HASH "
+            "from `datasette hash-password`)"
+        )
+    from datasette_auth_passwords.utils import hash_password
+
+    return str(hash_password(password))
+
+
+def datasette_command(
+    db_path: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    share: bool = False,
+    metadata_dir: Path | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The ``datasette serve`` command line and environment for ``db_path``."""
+    metadata = metadata_for(db_path.stem)
+    env = dict(os.environ)
+    if share:
+        metadata = share_metadata(metadata)
+        env["ORCHESTRATOR_PASSWORD_HASH"] = password_hash_from_env()
+    folder = metadata_dir or Path(tempfile.mkdtemp(prefix="orchestrator-serve-"))
+    metadata_file = folder / "metadata.yml"
+    metadata_file.write_text(yaml.safe_dump(metadata, sort_keys=False), encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "datasette",
+        "serve",
+        os.fspath(db_path),
+        "--metadata",
+        os.fspath(metadata_file),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--setting",
+        "sql_time_limit_ms",
+        "1000",
+        "--setting",
+        "facet_time_limit_ms",
+        "300",
+    ]
+    templates = project_file("datasette") / "templates"
+    if any(templates.glob("*.html")):
+        command += ["--template-dir", os.fspath(templates)]
+    plugins = project_file("datasette") / "plugins"
+    if any(plugins.glob("*.py")):
+        command += ["--plugins-dir", os.fspath(plugins)]
+    return command, env
