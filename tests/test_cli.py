@@ -1,0 +1,147 @@
+"""The command line: demo, report, serve's Datasette command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.reports import run_report
+from orchestrator.serve import datasette_command
+
+ARGS = ["--prompts", "300", "--seed", "4", "--end", "2026-11-01", "--days", "14"]
+
+
+def demo(path: Path, *extra: str) -> None:
+    result = CliRunner().invoke(cli, ["demo", str(path), *ARGS, *extra], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def test_demo_is_deterministic_and_realistic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.db", tmp_path / "b.db"
+    demo(first)
+    demo(second)
+    query = (
+        "SELECT p.created_at, p.model, p.tokens_input, p.tokens_output, "
+        "p.tokens_cache_read, p.tokens_cache_write, p.cost_usd, p.status, a.session_id "
+        "FROM prompts p JOIN agents a ON a.id = p.agent_id ORDER BY p.created_at, p.content"
+    )
+    rows = [sqlite3.connect(path).execute(query).fetchall() for path in (first, second)]
+    assert rows[0] == rows[1] and len(rows[0]) >= 300
+    conn = sqlite3.connect(first)
+    models = {row[0] for row in conn.execute("SELECT DISTINCT model FROM prompts")}
+    assert {"claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"} <= models
+    read, other = conn.execute(
+        "SELECT sum(tokens_cache_read), sum(tokens_input + "
+        "tokens_output + tokens_cache_write) FROM prompts"
+    ).fetchone()
+    assert read > other  # cache reads dominate, as in real Claude Code use
+    statuses = dict(conn.execute("SELECT status, count(*) FROM agents GROUP BY status"))
+    assert statuses.get("failed", 0) > 0 and statuses["completed"] > statuses["failed"]
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM prompts WHERE cost_source = 'unpriced' AND cost_usd IS NULL"
+        ).fetchone()[0]
+        > 0
+    )
+    days = conn.execute("SELECT count(DISTINCT substr(created_at, 1, 10)) FROM prompts")
+    assert days.fetchone()[0] >= 10  # spread over the two weeks
+
+
+def test_report_formats_agree_with_the_library(tmp_path: Path) -> None:
+    db = tmp_path / "orchestrator.db"
+    demo(db)
+    runner = CliRunner()
+    base = ["report", "spend_by_model", "--db", str(db), "--start", "2026-10-01"]
+    as_json = json.loads(
+        runner.invoke(cli, [*base, "--format", "json"], catch_exceptions=False).output
+    )
+    expected = run_report("spend_by_model", db, {"start": "2026-10-01"}).as_dicts()
+    assert as_json == expected and expected
+    as_csv = list(
+        csv.DictReader(
+            io.StringIO(
+                runner.invoke(cli, [*base, "--format", "csv"], catch_exceptions=False).output
+            )
+        )
+    )
+    assert [row["model"] for row in as_csv] == [row["model"] for row in expected]
+    table = runner.invoke(cli, base, catch_exceptions=False).output
+    assert "claude-sonnet-4-5" in table and f"({len(expected)} rows)" in table
+    listing = runner.invoke(cli, ["report"], catch_exceptions=False).output
+    assert "spend_by_day" in listing and "--budget_usd" in listing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "no_such_report"], "no report 'no_such_report'"),
+        (["report", "spend_by_day", "--colour", "red"], "not ['colour']"),
+    ],
+)
+def test_report_errors_are_clear(tmp_path: Path, args: list[str], message: str) -> None:
+    db = tmp_path / "orchestrator.db"
+    CliRunner().invoke(cli, ["init", str(db)], catch_exceptions=False)
+    result = CliRunner().invoke(cli, [*args, "--db", str(db)])
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_serve_runs_datasette_on_localhost_on_the_live_file(tmp_path: Path) -> None:
+    db = tmp_path / "team.db"
+    command, _ = datasette_command(db, port=9123, metadata_dir=tmp_path)
+    assert "--immutable" not in command and "-i" not in command
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    metadata = yaml.safe_load((tmp_path / "metadata.yml").read_text())
+    assert (
+        "team" in metadata["databases"]
+        and "spend_by_day" in metadata["databases"]["team"]["queries"]
+    )
+    charts = metadata["plugins"]["datasette-dashboards"]["overview"]["charts"]
+    assert {chart.get("db") for chart in charts.values()} == {"team"}
+
+
+def test_sharing_requires_a_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_PASSWORD", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_PASSWORD_HASH", raising=False)
+    with pytest.raises(ValueError, match="ORCHESTRATOR_PASSWORD"):
+        datasette_command(tmp_path / "x.db", share=True, metadata_dir=tmp_path)
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse")
+    command, env = datasette_command(
+        tmp_path / "x.db", host="0.0.0.0", share=True, metadata_dir=tmp_path
+    )
+    metadata = yaml.safe_load((tmp_path / "metadata.yml").read_text())
+    assert metadata["allow"] == {"id": "*"} and metadata["allow_sql"] == {"id": "*"}
+    assert env["ORCHESTRATOR_PASSWORD_HASH"].startswith("pbkdf2_sha256$")
+
+
+async def test_shared_instance_refuses_anonymous_visitors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datasette.app import Datasette
+
+    from orchestrator import sqlite as backend
+    from orchestrator.reports import metadata_for
+    from orchestrator.serve import password_hash_from_env, share_metadata
+
+    db = tmp_path / "orchestrator.db"
+    backend.connect(db).close()
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse")
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD_HASH", password_hash_from_env())
+    ds = Datasette([str(db)], metadata=share_metadata(metadata_for("orchestrator")))
+    assert (await ds.client.get("/orchestrator/prompts")).status_code == 403
+    assert (await ds.client.get("/orchestrator.json?sql=select+1")).status_code == 403
+    login = await ds.client.get("/-/login")
+    assert login.status_code == 200
+    actor = ds.sign({"a": {"id": "admin"}}, "actor")
+    cookies = {"ds_actor": actor}
+    assert (await ds.client.get("/orchestrator/prompts", cookies=cookies)).status_code == 200
+    assert (
+        await ds.client.get("/orchestrator.json?sql=select+1", cookies=cookies)
+    ).status_code == 200
