@@ -138,9 +138,7 @@ CREATE INDEX idx_prompts_agent ON prompts(agent_id);
 CREATE INDEX idx_prompts_created ON prompts(created_at);
 CREATE INDEX idx_prompts_model ON prompts(model);
 CREATE INDEX idx_agent_logs_agent ON agent_logs(agent_id, created_at);
-CREATE INDEX idx_agent_logs_type ON agent_logs(log_type);
 CREATE INDEX idx_agent_logs_created ON agent_logs(created_at);
-CREATE INDEX idx_system_logs_level ON system_logs(log_level);
 CREATE INDEX idx_system_logs_created ON system_logs(created_at);
 
 -- Keep the run totals on agents true whatever writes prompts.
