@@ -173,3 +173,9 @@ def test_setup_script_never_deletes_without_force(db_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert list(db_path.parent.glob("orchestrator.db.*.bak"))
     assert backend.connect(db_path).execute("SELECT count(*) FROM system_logs").fetchone()[0] == 0
+
+
+def test_docs_schema_is_the_generated_one() -> None:
+    """docs/schema.sql is generated (`orchestrator schema > docs/schema.sql`), never typed."""
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "schema.sql").read_text()
+    assert committed == backend.schema_sql(), "regenerate: orchestrator schema > docs/schema.sql"

@@ -240,3 +240,25 @@ async def test_orchestrator_name_is_unique(db_path: Path) -> None:
         # the get-or-create used by agent_run returns the existing one
         first = await db.ensure_orchestrator_agent("plan_build")
         assert first == await db.ensure_orchestrator_agent("plan_build")
+
+
+async def test_a_full_disk_keeps_rows_in_memory_until_space_returns(db_path: Path) -> None:
+    from orchestrator import WriteError
+
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("disk") as run:
+            await db.flush()
+            conn = db.connection
+            pages = (await (await conn.execute("PRAGMA page_count")).fetchone())[0]
+            await conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is full
+            for i in range(3000):
+                run.log("event", f"event {i} " + "x" * 200)
+            with pytest.raises(WriteError) as error:
+                await db.flush()
+            assert error.value.pending >= 3000 and db.pending >= 3000
+            assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(0,)]
+            await conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+            await db.flush()
+            assert db.pending == 0
+    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE log_type = 'event'") == [(3000,)]
+    assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]

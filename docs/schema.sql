@@ -1,0 +1,484 @@
+CREATE TABLE orchestrator_agents (
+    id TEXT PRIMARY KEY,                -- UUID
+    name TEXT NOT NULL UNIQUE,          -- workflow type, e.g. 'plan_build'
+    description TEXT,
+    status TEXT NOT NULL DEFAULT 'active',  -- active | inactive | archived
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,                -- UUID: one agent run
+    orchestrator_agent_id TEXT NOT NULL
+        REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    session_id TEXT,                    -- ADW id or Claude Code session id
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | running | completed | failed | cancelled
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    started_at TEXT,
+    completed_at TEXT,                  -- set when the run completed, failed or was cancelled
+    name TEXT,                          -- what this run is, e.g. 'plan' or 'issue-42'
+    error TEXT,                         -- why the run failed (exception type and message)
+    parent_agent_id TEXT REFERENCES agents(id) ON DELETE SET NULL,  -- subagent's parent run
+    duration_ms REAL,                   -- completed_at - started_at, in milliseconds
+    -- Totals over this run's prompts, kept true by the triggers below:
+    prompt_count INTEGER NOT NULL DEFAULT 0,
+    total_tokens_input INTEGER NOT NULL DEFAULT 0,        -- uncached input tokens
+    total_tokens_output INTEGER NOT NULL DEFAULT 0,
+    total_tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    total_tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    total_cost_usd REAL NOT NULL DEFAULT 0,               -- USD over priced prompts only
+    unpriced_prompt_count INTEGER NOT NULL DEFAULT 0      -- prompts whose cost is unknown
+);
+
+CREATE TABLE prompts (
+    id TEXT PRIMARY KEY,                -- UUID
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    content TEXT NOT NULL,              -- the prompt sent (secrets redacted)
+    response TEXT,                      -- the model's answer (secrets redacted)
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | completed | failed
+    tokens_input INTEGER NOT NULL DEFAULT 0 CHECK (tokens_input >= 0),
+        -- uncached input tokens (Anthropic input_tokens)
+    tokens_output INTEGER NOT NULL DEFAULT 0 CHECK (tokens_output >= 0),
+    cost_usd REAL CHECK (cost_usd IS NULL OR cost_usd >= 0),
+        -- the cost counted: as reported when cost_source = 'reported',
+        -- from prices when 'computed', NULL when 'unpriced' or pending
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    completed_at TEXT,
+    model TEXT,                         -- model id as the provider names it
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0 CHECK (tokens_cache_read >= 0),
+        -- input tokens read from the prompt cache (cache_read_input_tokens)
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0 CHECK (tokens_cache_write >= 0),
+        -- input tokens written to the prompt cache (cache_creation_input_tokens)
+    cost_source TEXT,                   -- reported | computed | unpriced (NULL while pending)
+    cost_computed_usd REAL,             -- cost from prices, kept beside a reported cost
+    priced_with TEXT,                   -- price data used, e.g. 'genai-prices 0.2.3'
+    duration_ms REAL,                   -- wall time of the model call, in milliseconds
+    error TEXT                          -- why the prompt failed
+, cache_savings_usd REAL);
+
+CREATE TABLE agent_logs (
+    id TEXT PRIMARY KEY,                -- UUID
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    log_type TEXT NOT NULL,             -- step_start | step_end | tool_use | tool_result | ...
+    message TEXT NOT NULL,              -- secrets redacted
+    metadata TEXT,                      -- JSON object
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    step TEXT,                          -- the step this event belongs to, if any
+    duration_ms REAL                    -- on step_end: how long the step took
+);
+
+CREATE TABLE system_logs (
+    id TEXT PRIMARY KEY,                -- UUID
+    log_level TEXT NOT NULL,            -- DEBUG | INFO | WARNING | ERROR | CRITICAL
+    message TEXT NOT NULL,              -- secrets redacted
+    source TEXT,                        -- logger or component name
+    metadata TEXT,                      -- JSON object
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+CREATE VIRTUAL TABLE prompts_fts USING fts5(content, response, content=prompts);
+
+CREATE VIRTUAL TABLE agent_logs_fts USING fts5(message, content=agent_logs);
+
+CREATE VIRTUAL TABLE system_logs_fts USING fts5(message, content=system_logs);
+
+CREATE TABLE usage_daily (
+    day TEXT NOT NULL,                   -- UTC day of the prompts, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,                 -- 'unknown' when the prompt named none
+    prompts INTEGER NOT NULL DEFAULT 0,
+    failed_prompts INTEGER NOT NULL DEFAULT 0,
+    tokens_input INTEGER NOT NULL DEFAULT 0,        -- uncached input tokens
+    tokens_output INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,               -- USD over priced prompts
+    unpriced_prompts INTEGER NOT NULL DEFAULT 0,    -- prompts whose cost is unknown
+    cache_savings_usd REAL NOT NULL DEFAULT 0,      -- USD saved by prompt caching
+    PRIMARY KEY (day, orchestrator_agent_id, model)
+);
+
+CREATE TABLE runs_daily (
+    day TEXT NOT NULL,                   -- UTC day the runs were created, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    runs INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, orchestrator_agent_id)
+);
+
+CREATE TABLE step_histogram_daily (
+    day TEXT NOT NULL,                   -- UTC day the step ended, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    bucket_ms INTEGER NOT NULL,          -- lower bound of the duration bucket, milliseconds
+    width_ms INTEGER NOT NULL,           -- bucket width: durations in [bucket, bucket + width)
+    steps INTEGER NOT NULL DEFAULT 0,    -- step_end logs in the bucket
+    sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
+    max_ms REAL,                         -- the longest (an upper bound after deletions)
+    PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
+);
+
+CREATE TABLE prompt_responses (
+    prompt_id TEXT PRIMARY KEY REFERENCES prompts(id) ON DELETE CASCADE,  -- the prompt row
+    message_id TEXT NOT NULL,           -- the provider's response id (Anthropic message.id)
+    request_id TEXT,                    -- the API request id (transcripts' requestId), if known
+    tokens_output_final INTEGER         -- output tokens on the response's LAST line: Claude
+        -- Code writes one line per content block and the first can carry a partial count;
+        -- prompts.tokens_output keeps the first line's (what ccusage counts), this the last
+);
+
+CREATE TABLE claude_code_runs (
+    agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,  -- the run
+    reported_cost_usd REAL,             -- result.total_cost_usd: Claude Code's cost of the run
+    result_subtype TEXT,                -- result.subtype: success | error_max_turns | ...
+    is_error INTEGER,                   -- result.is_error (1 also on usage-limit errors)
+    num_turns INTEGER,                  -- result.num_turns
+    duration_ms REAL,                   -- result.duration_ms
+    duration_api_ms REAL                -- result.duration_api_ms
+);
+
+CREATE TABLE agent_model_usage (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run
+    model TEXT NOT NULL,                -- model id as Claude Code names it
+    tokens_input INTEGER NOT NULL DEFAULT 0,        -- modelUsage.inputTokens (uncached)
+    tokens_output INTEGER NOT NULL DEFAULT 0,       -- modelUsage.outputTokens
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,   -- modelUsage.cacheReadInputTokens
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,  -- modelUsage.cacheCreationInputTokens
+    cost_usd REAL,                      -- modelUsage.costUSD, as reported
+    cost_computed_usd REAL,             -- the same tokens priced by genai-prices; NULL if unpriced
+    web_search_requests INTEGER,        -- modelUsage.webSearchRequests
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (agent_id, model)
+);
+
+CREATE TABLE claude_code_files (
+    path TEXT PRIMARY KEY,              -- absolute path of a transcript (.jsonl)
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run it became
+    kind TEXT NOT NULL,                 -- session | subagent
+    size INTEGER NOT NULL DEFAULT 0,    -- file size in bytes when last imported
+    byte_offset INTEGER NOT NULL DEFAULT 0,  -- just past the last complete line imported
+    lines INTEGER NOT NULL DEFAULT 0,   -- lines read so far
+    imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))  -- when it was last imported
+);
+
+CREATE INDEX idx_agents_orchestrator ON agents(orchestrator_agent_id);
+
+CREATE INDEX idx_agents_session ON agents(session_id);
+
+CREATE INDEX idx_agents_status ON agents(status);
+
+CREATE INDEX idx_agents_created ON agents(created_at);
+
+CREATE INDEX idx_agents_parent ON agents(parent_agent_id);
+
+CREATE INDEX idx_prompts_agent ON prompts(agent_id);
+
+CREATE INDEX idx_prompts_created ON prompts(created_at);
+
+CREATE INDEX idx_prompts_model ON prompts(model);
+
+CREATE INDEX idx_agent_logs_agent ON agent_logs(agent_id, created_at);
+
+CREATE INDEX idx_agent_logs_created ON agent_logs(created_at);
+
+CREATE INDEX idx_system_logs_created ON system_logs(created_at);
+
+CREATE INDEX idx_prompts_cost ON prompts(cost_usd);
+
+CREATE INDEX idx_agents_cost ON agents(total_cost_usd);
+
+CREATE INDEX idx_agents_duration ON agents(duration_ms);
+
+CREATE INDEX idx_agents_failed ON agents(completed_at) WHERE status = 'failed';
+
+CREATE INDEX idx_agent_logs_steps ON agent_logs(step, duration_ms) WHERE log_type = 'step_end';
+
+CREATE INDEX idx_system_logs_level_source ON system_logs(log_level, source, created_at);
+
+CREATE INDEX idx_usage_daily_orchestrator ON usage_daily(orchestrator_agent_id, day);
+
+CREATE INDEX idx_usage_daily_model ON usage_daily(model, day);
+
+CREATE UNIQUE INDEX idx_prompt_responses_key ON prompt_responses(message_id, request_id)
+    WHERE request_id IS NOT NULL;
+
+CREATE INDEX idx_prompt_responses_message ON prompt_responses(message_id);
+
+CREATE INDEX idx_claude_code_files_agent ON claude_code_files(agent_id);
+
+CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN
+    UPDATE agents SET
+        prompt_count = prompt_count + 1,
+        total_tokens_input = total_tokens_input + NEW.tokens_input,
+        total_tokens_output = total_tokens_output + NEW.tokens_output,
+        total_tokens_cache_read = total_tokens_cache_read + NEW.tokens_cache_read,
+        total_tokens_cache_write = total_tokens_cache_write + NEW.tokens_cache_write,
+        total_cost_usd = total_cost_usd + coalesce(NEW.cost_usd, 0),
+        unpriced_prompt_count = unpriced_prompt_count
+            + CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END
+    WHERE id = NEW.agent_id;
+END;
+
+CREATE TRIGGER prompts_totals_delete AFTER DELETE ON prompts BEGIN
+    UPDATE agents SET
+        prompt_count = prompt_count - 1,
+        total_tokens_input = total_tokens_input - OLD.tokens_input,
+        total_tokens_output = total_tokens_output - OLD.tokens_output,
+        total_tokens_cache_read = total_tokens_cache_read - OLD.tokens_cache_read,
+        total_tokens_cache_write = total_tokens_cache_write - OLD.tokens_cache_write,
+        total_cost_usd = total_cost_usd - coalesce(OLD.cost_usd, 0),
+        unpriced_prompt_count = unpriced_prompt_count
+            - CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END
+    WHERE id = OLD.agent_id;
+END;
+
+CREATE TRIGGER prompts_totals_update AFTER UPDATE OF
+    agent_id, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write,
+    cost_usd, cost_source
+ON prompts BEGIN
+    UPDATE agents SET
+        prompt_count = prompt_count - 1,
+        total_tokens_input = total_tokens_input - OLD.tokens_input,
+        total_tokens_output = total_tokens_output - OLD.tokens_output,
+        total_tokens_cache_read = total_tokens_cache_read - OLD.tokens_cache_read,
+        total_tokens_cache_write = total_tokens_cache_write - OLD.tokens_cache_write,
+        total_cost_usd = total_cost_usd - coalesce(OLD.cost_usd, 0),
+        unpriced_prompt_count = unpriced_prompt_count
+            - CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END
+    WHERE id = OLD.agent_id;
+    UPDATE agents SET
+        prompt_count = prompt_count + 1,
+        total_tokens_input = total_tokens_input + NEW.tokens_input,
+        total_tokens_output = total_tokens_output + NEW.tokens_output,
+        total_tokens_cache_read = total_tokens_cache_read + NEW.tokens_cache_read,
+        total_tokens_cache_write = total_tokens_cache_write + NEW.tokens_cache_write,
+        total_cost_usd = total_cost_usd + coalesce(NEW.cost_usd, 0),
+        unpriced_prompt_count = unpriced_prompt_count
+            + CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END
+    WHERE id = NEW.agent_id;
+END;
+
+CREATE TRIGGER prompts_ai AFTER INSERT ON prompts BEGIN
+    INSERT INTO prompts_fts (rowid, content, response) VALUES (new.rowid, new.content, new.response);
+END;
+
+CREATE TRIGGER prompts_ad AFTER DELETE ON prompts BEGIN
+    INSERT INTO prompts_fts (prompts_fts, rowid, content, response) VALUES ('delete', old.rowid, old.content, old.response);
+END;
+
+CREATE TRIGGER prompts_au AFTER UPDATE OF content, response ON prompts BEGIN
+    INSERT INTO prompts_fts (prompts_fts, rowid, content, response) VALUES ('delete', old.rowid, old.content, old.response);
+    INSERT INTO prompts_fts (rowid, content, response) VALUES (new.rowid, new.content, new.response);
+END;
+
+CREATE TRIGGER agent_logs_ai AFTER INSERT ON agent_logs BEGIN
+    INSERT INTO agent_logs_fts (rowid, message) VALUES (new.rowid, new.message);
+END;
+
+CREATE TRIGGER agent_logs_ad AFTER DELETE ON agent_logs BEGIN
+    INSERT INTO agent_logs_fts (agent_logs_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+END;
+
+CREATE TRIGGER agent_logs_au AFTER UPDATE OF message ON agent_logs BEGIN
+    INSERT INTO agent_logs_fts (agent_logs_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+    INSERT INTO agent_logs_fts (rowid, message) VALUES (new.rowid, new.message);
+END;
+
+CREATE TRIGGER system_logs_ai AFTER INSERT ON system_logs BEGIN
+    INSERT INTO system_logs_fts (rowid, message) VALUES (new.rowid, new.message);
+END;
+
+CREATE TRIGGER system_logs_ad AFTER DELETE ON system_logs BEGIN
+    INSERT INTO system_logs_fts (system_logs_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+END;
+
+CREATE TRIGGER system_logs_au AFTER UPDATE OF message ON system_logs BEGIN
+    INSERT INTO system_logs_fts (system_logs_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+    INSERT INTO system_logs_fts (rowid, message) VALUES (new.rowid, new.message);
+END;
+
+CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(NEW.model, 'unknown'), +1,
+        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
+        +NEW.tokens_input, +NEW.tokens_output, +NEW.tokens_cache_read,
+        +NEW.tokens_cache_write, +coalesce(NEW.cost_usd, 0),
+        +(CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        +coalesce(NEW.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = NEW.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+END;
+
+CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts BEGIN
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(OLD.model, 'unknown'), -1,
+        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
+        -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read,
+        -OLD.tokens_cache_write, -coalesce(OLD.cost_usd, 0),
+        -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        -coalesce(OLD.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = OLD.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+END;
+
+CREATE TRIGGER prompts_usage_update AFTER UPDATE OF
+    agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read,
+    tokens_cache_write, cost_usd, cost_source, cache_savings_usd
+ON prompts BEGIN
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(OLD.model, 'unknown'), -1,
+        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
+        -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read,
+        -OLD.tokens_cache_write, -coalesce(OLD.cost_usd, 0),
+        -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        -coalesce(OLD.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = OLD.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(NEW.model, 'unknown'), +1,
+        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
+        +NEW.tokens_input, +NEW.tokens_output, +NEW.tokens_cache_read,
+        +NEW.tokens_cache_write, +coalesce(NEW.cost_usd, 0),
+        +(CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        +coalesce(NEW.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = NEW.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+END;
+
+CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents BEGIN
+    
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    VALUES (substr(NEW.created_at, 1, 10), NEW.orchestrator_agent_id, +1,
+        +(CASE WHEN NEW.status = 'completed' THEN 1 ELSE 0 END),
+        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
+        +(CASE WHEN NEW.status = 'cancelled' THEN 1 ELSE 0 END))
+    ON CONFLICT (day, orchestrator_agent_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        completed = completed + excluded.completed,
+        failed = failed + excluded.failed,
+        cancelled = cancelled + excluded.cancelled;
+END;
+
+CREATE TRIGGER agents_runs_delete AFTER DELETE ON agents BEGIN
+    
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    VALUES (substr(OLD.created_at, 1, 10), OLD.orchestrator_agent_id, -1,
+        -(CASE WHEN OLD.status = 'completed' THEN 1 ELSE 0 END),
+        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
+        -(CASE WHEN OLD.status = 'cancelled' THEN 1 ELSE 0 END))
+    ON CONFLICT (day, orchestrator_agent_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        completed = completed + excluded.completed,
+        failed = failed + excluded.failed,
+        cancelled = cancelled + excluded.cancelled;
+END;
+
+CREATE TRIGGER agents_runs_update AFTER UPDATE OF status, created_at, orchestrator_agent_id
+ON agents BEGIN
+    
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    VALUES (substr(OLD.created_at, 1, 10), OLD.orchestrator_agent_id, -1,
+        -(CASE WHEN OLD.status = 'completed' THEN 1 ELSE 0 END),
+        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
+        -(CASE WHEN OLD.status = 'cancelled' THEN 1 ELSE 0 END))
+    ON CONFLICT (day, orchestrator_agent_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        completed = completed + excluded.completed,
+        failed = failed + excluded.failed,
+        cancelled = cancelled + excluded.cancelled;
+    
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    VALUES (substr(NEW.created_at, 1, 10), NEW.orchestrator_agent_id, +1,
+        +(CASE WHEN NEW.status = 'completed' THEN 1 ELSE 0 END),
+        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
+        +(CASE WHEN NEW.status = 'cancelled' THEN 1 ELSE 0 END))
+    ON CONFLICT (day, orchestrator_agent_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        completed = completed + excluded.completed,
+        failed = failed + excluded.failed,
+        cancelled = cancelled + excluded.cancelled;
+END;
+
+CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
+WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
+BEGIN
+    
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id, NEW.step, CASE WHEN NEW.duration_ms < 10 THEN CAST(NEW.duration_ms AS INTEGER) ELSE CAST(substr(CAST(CAST(NEW.duration_ms AS INTEGER) AS TEXT), 1, 2) || substr('0000000000000000', 1, length(CAST(CAST(NEW.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END,
+        CASE WHEN NEW.duration_ms < 10 THEN 1 ELSE CAST('1' || substr('0000000000000000', 1, length(CAST(CAST(NEW.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END, +1, +NEW.duration_ms, NEW.duration_ms
+    FROM agents a WHERE a.id = NEW.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);
+END;
+
+CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
+WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
+BEGIN
+    
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id, OLD.step, CASE WHEN OLD.duration_ms < 10 THEN CAST(OLD.duration_ms AS INTEGER) ELSE CAST(substr(CAST(CAST(OLD.duration_ms AS INTEGER) AS TEXT), 1, 2) || substr('0000000000000000', 1, length(CAST(CAST(OLD.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END,
+        CASE WHEN OLD.duration_ms < 10 THEN 1 ELSE CAST('1' || substr('0000000000000000', 1, length(CAST(CAST(OLD.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END, -1, -OLD.duration_ms, OLD.duration_ms
+    FROM agents a WHERE a.id = OLD.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);
+END;
