@@ -62,30 +62,6 @@ _VERSION = re.compile(r"^\d+\.\d+\.\d+")
 TEXT_LIMIT = 4000  # characters of prompt / response text kept per prompt
 LOG_LIMIT = 500  # characters of a tool call or result kept in the log message
 
-#: The daily tokens report (UTC days), the figures ``ccusage daily -z UTC`` prints.
-DAILY_TOKENS_SQL = """
-select
-  substr(p.created_at, 1, 10) as day,
-  sum(p.tokens_input) as input_tokens,
-  sum(p.tokens_output) as output_tokens,
-  sum(p.tokens_cache_write) as cache_creation_tokens,
-  sum(p.tokens_cache_read) as cache_read_tokens,
-  sum(p.tokens_input + p.tokens_output + p.tokens_cache_write + p.tokens_cache_read)
-    as total_tokens,
-  round(sum(p.cost_usd), 6) as cost_usd,
-  sum(p.cost_source = 'unpriced') as unpriced_prompts,
-  group_concat(distinct case when p.model != '<synthetic>' then p.model end) as models
-from prompts p
-join agents a on a.id = p.agent_id
-join orchestrator_agents o on o.id = a.orchestrator_agent_id
-where p.status != 'pending'
-  and o.name like coalesce(nullif(:orchestrator, ''), '%')
-  and substr(p.created_at, 1, 10) >= coalesce(nullif(:since, ''), '0000-01-01')
-  and substr(p.created_at, 1, 10) <= coalesce(nullif(:until, ''), '9999-12-31')
-group by day
-order by day desc
-"""
-
 
 @dataclass
 class ImportSummary:
@@ -656,22 +632,15 @@ def daily_tokens(
     since: str = "",
     until: str = "",
 ) -> list[dict[str, Any]]:
-    """The daily tokens report (:data:`DAILY_TOKENS_SQL`) as a list of dicts, newest day first."""
-    conn = sqlite_backend.connect(
-        db_path if db_path is not None else sqlite_backend.default_db_path()
-    )
-    conn.row_factory = sqlite3.Row
-    try:
-        rows = conn.execute(
-            DAILY_TOKENS_SQL, {"orchestrator": orchestrator, "since": since, "until": until}
-        ).fetchall()
-    finally:
-        conn.close()
-    return [dict(row) for row in rows]
+    """The ``daily_tokens`` canned report (the figures of ``ccusage daily -z UTC``) as a
+    list of dicts, newest day first."""
+    from .reports import run_report
+
+    params = {"orchestrator": orchestrator, "since": since, "until": until}
+    return run_report("daily_tokens", db_path, params).as_dicts()
 
 
 __all__ = [
-    "DAILY_TOKENS_SQL",
     "ImportSummary",
     "claude_config_dirs",
     "daily_tokens",
