@@ -103,8 +103,8 @@ def bench_raw(path: Path, rows: list[tuple]) -> float:
 
 
 def bench_per_event(path: Path, rows: list[tuple], *, seed_settings: bool) -> float:
-    """One INSERT + COMMIT per event; with the seed's settings (sqlite3 defaults:
-    rollback journal, deferred transactions) or with the project's (WAL)."""
+    """One INSERT + COMMIT per event with plain sqlite3; with sqlite3's defaults
+    (rollback journal, deferred transactions) or with the project's settings (WAL)."""
     if seed_settings:
         conn = backend.sqlite3.connect(path)
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -117,6 +117,19 @@ def bench_per_event(path: Path, rows: list[tuple], *, seed_settings: bool) -> fl
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed
+
+
+async def bench_seed_aiosqlite(path: Path, rows: list[tuple]) -> float:
+    """The seed's DatabaseManager pattern: aiosqlite, default settings, and one
+    ``await execute`` + ``await commit`` per log event."""
+    import aiosqlite
+
+    async with aiosqlite.connect(path) as conn:
+        start = time.perf_counter()
+        for row in rows:
+            await conn.execute(AGENT_LOG_INSERT, row)
+            await conn.commit()
+        return time.perf_counter() - start
 
 
 def count(path: Path) -> int:
@@ -152,13 +165,21 @@ def main() -> None:
                 path, rows_for(agent_id, small), seed_settings=seed_settings
             )
             assert count(path) == len(small)
+        path, agent_id = fresh_db(folder, "per_event_aiosqlite")
+        # the seed's database was created by its own code, in the default journal mode
+        conn = backend.sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.close()
+        seed_s = asyncio.run(bench_seed_aiosqlite(path, rows_for(agent_id, small)))
+        assert count(path) == len(small)
 
     n = args.events
     rates = {
         "writer, end to end": n / (calls_s + flush_s),
         "writer, write path (flush)": n / flush_s,
         "raw executemany (limit)": n / raw_s,
-        "commit per event (seed)": len(small) / per_event[True],
+        "commit per event (seed)": len(small) / seed_s,
+        "commit per event (sqlite3)": len(small) / per_event[True],
         "commit per event (WAL)": len(small) / per_event[False],
     }
     calls_us = sorted(t * 1e6 for t in calls)
