@@ -120,6 +120,21 @@ CREATE TABLE step_histogram_daily (
     PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
 );
 
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,          -- ADW id or Claude Code session id
+    runs INTEGER NOT NULL DEFAULT 0,
+    failed_runs INTEGER NOT NULL DEFAULT 0,
+    prompts INTEGER NOT NULL DEFAULT 0,
+    tokens_input INTEGER NOT NULL DEFAULT 0,
+    tokens_output INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    unpriced_prompts INTEGER NOT NULL DEFAULT 0,
+    first_run_at TEXT,                    -- when its first run was created (UTC)
+    last_completed_at TEXT                -- when its last run ended (UTC)
+);
+
 CREATE TABLE prompt_responses (
     prompt_id TEXT PRIMARY KEY REFERENCES prompts(id) ON DELETE CASCADE,  -- the prompt row
     message_id TEXT NOT NULL,           -- the provider's response id (Anthropic message.id)
@@ -200,6 +215,12 @@ CREATE INDEX idx_system_logs_level_source ON system_logs(log_level, source, crea
 CREATE INDEX idx_usage_daily_orchestrator ON usage_daily(orchestrator_agent_id, day);
 
 CREATE INDEX idx_usage_daily_model ON usage_daily(model, day);
+
+CREATE INDEX idx_sessions_first_run ON sessions(first_run_at);
+
+CREATE INDEX idx_sessions_cost ON sessions(cost_usd);
+
+CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 'reported';
 
 CREATE UNIQUE INDEX idx_prompt_responses_key ON prompt_responses(message_id, request_id)
     WHERE request_id IS NOT NULL;
@@ -481,4 +502,100 @@ BEGIN
         steps = steps + excluded.steps,
         sum_ms = sum_ms + excluded.sum_ms,
         max_ms = max(max_ms, excluded.max_ms);
+END;
+
+CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents BEGIN
+    
+    INSERT INTO sessions (session_id, runs, failed_runs, prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, first_run_at,
+        last_completed_at)
+    SELECT NEW.session_id, 1, CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END, NEW.prompt_count, NEW.total_tokens_input, NEW.total_tokens_output, NEW.total_tokens_cache_read, NEW.total_tokens_cache_write, NEW.total_cost_usd, NEW.unpriced_prompt_count, NEW.created_at, NEW.completed_at
+    WHERE NEW.session_id IS NOT NULL
+    ON CONFLICT (session_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        failed_runs = failed_runs + excluded.failed_runs,
+        prompts = prompts + excluded.prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        first_run_at = coalesce(min(first_run_at, excluded.first_run_at), first_run_at,
+            excluded.first_run_at),
+        last_completed_at = coalesce(max(last_completed_at, excluded.last_completed_at),
+            last_completed_at, excluded.last_completed_at);
+END;
+
+CREATE TRIGGER agents_sessions_delete AFTER DELETE ON agents BEGIN
+    
+    UPDATE sessions SET runs = runs - 1, failed_runs = failed_runs - (CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END), prompts = prompts - OLD.prompt_count, tokens_input = tokens_input - OLD.total_tokens_input, tokens_output = tokens_output - OLD.total_tokens_output, tokens_cache_read = tokens_cache_read - OLD.total_tokens_cache_read, tokens_cache_write = tokens_cache_write - OLD.total_tokens_cache_write, cost_usd = cost_usd - OLD.total_cost_usd, unpriced_prompts = unpriced_prompts - OLD.unpriced_prompt_count WHERE session_id = OLD.session_id;
+END;
+
+CREATE TRIGGER agents_sessions_update AFTER UPDATE OF
+    session_id, status, created_at, completed_at, prompt_count, total_tokens_input,
+    total_tokens_output, total_tokens_cache_read, total_tokens_cache_write, total_cost_usd,
+    unpriced_prompt_count
+ON agents BEGIN
+    
+    UPDATE sessions SET runs = runs - 1, failed_runs = failed_runs - (CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END), prompts = prompts - OLD.prompt_count, tokens_input = tokens_input - OLD.total_tokens_input, tokens_output = tokens_output - OLD.total_tokens_output, tokens_cache_read = tokens_cache_read - OLD.total_tokens_cache_read, tokens_cache_write = tokens_cache_write - OLD.total_tokens_cache_write, cost_usd = cost_usd - OLD.total_cost_usd, unpriced_prompts = unpriced_prompts - OLD.unpriced_prompt_count WHERE session_id = OLD.session_id;
+    
+    INSERT INTO sessions (session_id, runs, failed_runs, prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, first_run_at,
+        last_completed_at)
+    SELECT NEW.session_id, 1, CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END, NEW.prompt_count, NEW.total_tokens_input, NEW.total_tokens_output, NEW.total_tokens_cache_read, NEW.total_tokens_cache_write, NEW.total_cost_usd, NEW.unpriced_prompt_count, NEW.created_at, NEW.completed_at
+    WHERE NEW.session_id IS NOT NULL
+    ON CONFLICT (session_id) DO UPDATE SET
+        runs = runs + excluded.runs,
+        failed_runs = failed_runs + excluded.failed_runs,
+        prompts = prompts + excluded.prompts,
+        tokens_input = tokens_input + excluded.tokens_input,
+        tokens_output = tokens_output + excluded.tokens_output,
+        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        first_run_at = coalesce(min(first_run_at, excluded.first_run_at), first_run_at,
+            excluded.first_run_at),
+        last_completed_at = coalesce(max(last_completed_at, excluded.last_completed_at),
+            last_completed_at, excluded.last_completed_at);
+END;
+
+CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
+    UPDATE usage_daily SET
+        prompts = usage_daily.prompts - d.prompts,
+        failed_prompts = usage_daily.failed_prompts - d.failed_prompts,
+        tokens_input = usage_daily.tokens_input - d.tokens_input,
+        tokens_output = usage_daily.tokens_output - d.tokens_output,
+        tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read,
+        tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
+        cost_usd = usage_daily.cost_usd - d.cost_usd,
+        unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
+        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
+    FROM (
+        SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
+            count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
+            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
+            sum(tokens_cache_read) AS tokens_cache_read,
+            sum(tokens_cache_write) AS tokens_cache_write,
+            coalesce(sum(cost_usd), 0) AS cost_usd,
+            sum(cost_source = 'unpriced') AS unpriced_prompts,
+            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
+        FROM prompts WHERE agent_id = OLD.id GROUP BY 1, 2
+    ) AS d
+    WHERE usage_daily.day = d.day AND usage_daily.model = d.model
+        AND usage_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
+    UPDATE step_histogram_daily SET
+        steps = step_histogram_daily.steps - d.steps,
+        sum_ms = step_histogram_daily.sum_ms - d.sum_ms
+    FROM (
+        SELECT substr(created_at, 1, 10) AS day, step,
+            CASE WHEN duration_ms < 10 THEN CAST(duration_ms AS INTEGER) ELSE CAST(substr(CAST(CAST(duration_ms AS INTEGER) AS TEXT), 1, 2) || substr('0000000000000000', 1, length(CAST(CAST(duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END AS bucket_ms,
+            count(*) AS steps, sum(duration_ms) AS sum_ms
+        FROM agent_logs
+        WHERE agent_id = OLD.id AND log_type = 'step_end' AND step IS NOT NULL
+            AND duration_ms IS NOT NULL
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE step_histogram_daily.day = d.day AND step_histogram_daily.step = d.step
+        AND step_histogram_daily.bucket_ms = d.bucket_ms
+        AND step_histogram_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
 END;

@@ -471,6 +471,154 @@ END;
     )
 
 
+_SESSION_SUMS = (
+    "runs",
+    "failed_runs",
+    "prompts",
+    "tokens_input",
+    "tokens_output",
+    "tokens_cache_read",
+    "tokens_cache_write",
+    "cost_usd",
+    "unpriced_prompts",
+)
+
+
+def _session_values(row: str) -> str:
+    """One agent run's contribution to its session, in _SESSION_SUMS order."""
+    return (
+        f"1, CASE WHEN {row}.status = 'failed' THEN 1 ELSE 0 END, {row}.prompt_count, "
+        f"{row}.total_tokens_input, {row}.total_tokens_output, "
+        f"{row}.total_tokens_cache_read, {row}.total_tokens_cache_write, "
+        f"{row}.total_cost_usd, {row}.unpriced_prompt_count"
+    )
+
+
+def _session_add(row: str) -> str:
+    updates = ",\n        ".join(f"{c} = {c} + excluded.{c}" for c in _SESSION_SUMS)
+    return f"""
+    INSERT INTO sessions (session_id, {", ".join(_SESSION_SUMS)}, first_run_at,
+        last_completed_at)
+    SELECT {row}.session_id, {_session_values(row)}, {row}.created_at, {row}.completed_at
+    WHERE {row}.session_id IS NOT NULL
+    ON CONFLICT (session_id) DO UPDATE SET
+        {updates},
+        first_run_at = coalesce(min(first_run_at, excluded.first_run_at), first_run_at,
+            excluded.first_run_at),
+        last_completed_at = coalesce(max(last_completed_at, excluded.last_completed_at),
+            last_completed_at, excluded.last_completed_at);"""
+
+
+def _session_subtract(row: str) -> str:
+    parts = [
+        "runs = runs - 1",
+        f"failed_runs = failed_runs - (CASE WHEN {row}.status = 'failed' THEN 1 ELSE 0 END)",
+        f"prompts = prompts - {row}.prompt_count",
+        f"tokens_input = tokens_input - {row}.total_tokens_input",
+        f"tokens_output = tokens_output - {row}.total_tokens_output",
+        f"tokens_cache_read = tokens_cache_read - {row}.total_tokens_cache_read",
+        f"tokens_cache_write = tokens_cache_write - {row}.total_tokens_cache_write",
+        f"cost_usd = cost_usd - {row}.total_cost_usd",
+        f"unpriced_prompts = unpriced_prompts - {row}.unpriced_prompt_count",
+    ]
+    return f"""
+    UPDATE sessions SET {", ".join(parts)} WHERE session_id = {row}.session_id;"""
+
+
+@migrations()
+def m005_sessions_and_report_indexes(db: Database) -> None:
+    """Per-session totals kept by triggers (the session report groups 100,000s of runs
+    otherwise) and an index for the reported-vs-computed cost report."""
+    sums = ",\n    ".join(
+        f"{c} {'REAL' if c == 'cost_usd' else 'INTEGER'} NOT NULL DEFAULT 0" for c in _SESSION_SUMS
+    )
+    _run(
+        db,
+        f"""
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,          -- ADW id or Claude Code session id
+    {sums},
+    first_run_at TEXT,                    -- when its first run was created (UTC)
+    last_completed_at TEXT                -- when its last run ended (UTC)
+);
+-- runs, failed_runs: its agent runs; prompts and tokens_*: over their prompts (tokens,
+-- input excluding cache); cost_usd: USD of priced prompts; unpriced_prompts: the others
+
+INSERT INTO sessions (session_id, {", ".join(_SESSION_SUMS)}, first_run_at, last_completed_at)
+SELECT session_id, count(*), sum(status = 'failed'), sum(prompt_count),
+    sum(total_tokens_input), sum(total_tokens_output), sum(total_tokens_cache_read),
+    sum(total_tokens_cache_write), sum(total_cost_usd), sum(unpriced_prompt_count),
+    min(created_at), max(completed_at)
+FROM agents WHERE session_id IS NOT NULL GROUP BY session_id;
+
+CREATE INDEX idx_sessions_first_run ON sessions(first_run_at);
+CREATE INDEX idx_sessions_cost ON sessions(cost_usd);
+
+CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents BEGIN
+    {_session_add("NEW")}
+END;
+
+CREATE TRIGGER agents_sessions_delete AFTER DELETE ON agents BEGIN
+    {_session_subtract("OLD")}
+END;
+
+CREATE TRIGGER agents_sessions_update AFTER UPDATE OF
+    session_id, status, created_at, completed_at, prompt_count, total_tokens_input,
+    total_tokens_output, total_tokens_cache_read, total_tokens_cache_write, total_cost_usd,
+    unpriced_prompt_count
+ON agents BEGIN
+    {_session_subtract("OLD")}
+    {_session_add("NEW")}
+END;
+
+CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 'reported';
+
+-- ON DELETE CASCADE removes a run's prompts and logs after the run is gone, when their
+-- delete triggers can no longer find its workflow: take them out of the daily summaries
+-- here, while the run is still there (the cascaded deletes then change nothing more).
+CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
+    UPDATE usage_daily SET
+        prompts = usage_daily.prompts - d.prompts,
+        failed_prompts = usage_daily.failed_prompts - d.failed_prompts,
+        tokens_input = usage_daily.tokens_input - d.tokens_input,
+        tokens_output = usage_daily.tokens_output - d.tokens_output,
+        tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read,
+        tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
+        cost_usd = usage_daily.cost_usd - d.cost_usd,
+        unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
+        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
+    FROM (
+        SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
+            count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
+            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
+            sum(tokens_cache_read) AS tokens_cache_read,
+            sum(tokens_cache_write) AS tokens_cache_write,
+            coalesce(sum(cost_usd), 0) AS cost_usd,
+            sum(cost_source = 'unpriced') AS unpriced_prompts,
+            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
+        FROM prompts WHERE agent_id = OLD.id GROUP BY 1, 2
+    ) AS d
+    WHERE usage_daily.day = d.day AND usage_daily.model = d.model
+        AND usage_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
+    UPDATE step_histogram_daily SET
+        steps = step_histogram_daily.steps - d.steps,
+        sum_ms = step_histogram_daily.sum_ms - d.sum_ms
+    FROM (
+        SELECT substr(created_at, 1, 10) AS day, step,
+            {_bucket("duration_ms")[0]} AS bucket_ms,
+            count(*) AS steps, sum(duration_ms) AS sum_ms
+        FROM agent_logs
+        WHERE agent_id = OLD.id AND log_type = 'step_end' AND step IS NOT NULL
+            AND duration_ms IS NOT NULL
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE step_histogram_daily.day = d.day AND step_histogram_daily.step = d.step
+        AND step_histogram_daily.bucket_ms = d.bucket_ms
+        AND step_histogram_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
+END;""",
+    )
+
+
 # --- migrations of the Claude Code importers (orchestrator.claude_code) go below this line ---
 
 

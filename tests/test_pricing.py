@@ -153,3 +153,56 @@ def test_per_tier_rates_give_exactly_what_genai_prices_computes(
         tokens_cache_write=tokens_cache_write,
     )
     assert got == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
+
+
+async def test_summary_tables_stay_true_after_updates_and_deletes(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        for session in ("s1", "s2", "s1"):
+            async with db.agent_run("summaries", session_id=session) as run:
+                for i in range(3):
+                    await run.prompt(
+                        "p",
+                        "r",
+                        model="claude-haiku-4-5",
+                        tokens_input=10 + i,
+                        tokens_cache_read=1000 * i,
+                        tokens_output=5,
+                    )
+                with run.step("build"):
+                    pass
+        doomed = await db.create_agent(await db.ensure_orchestrator_agent("summaries"), "s2")
+        await db.record_prompt(doomed, "p", "r", model="acme-llm-9000", tokens_input=7)
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("UPDATE prompts SET tokens_output = 99 WHERE rowid = 1")
+    conn.execute("DELETE FROM prompts WHERE rowid = 2")
+    conn.execute("DELETE FROM agents WHERE id = ?", (doomed,))
+    conn.commit()
+    sessions = conn.execute(
+        "SELECT session_id, runs, prompts, tokens_input, tokens_output, tokens_cache_read, "
+        "round(cost_usd, 9), unpriced_prompts FROM sessions WHERE runs > 0 ORDER BY 1"
+    ).fetchall()
+    expected = conn.execute(
+        "SELECT a.session_id, count(DISTINCT a.id), count(p.id), coalesce(sum(p.tokens_input), 0),"
+        " coalesce(sum(p.tokens_output), 0), coalesce(sum(p.tokens_cache_read), 0), "
+        "round(coalesce(sum(p.cost_usd), 0), 9), coalesce(sum(p.cost_source = 'unpriced'), 0) "
+        "FROM agents a LEFT JOIN prompts p ON p.agent_id = a.id GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert sessions == expected
+    daily = conn.execute(
+        "SELECT model, sum(prompts), sum(tokens_output), round(sum(cost_usd), 9) "
+        "FROM usage_daily GROUP BY model HAVING sum(prompts) > 0 ORDER BY 1"
+    ).fetchall()
+    assert (
+        daily
+        == conn.execute(
+            "SELECT model, count(*), sum(tokens_output), round(coalesce(sum(cost_usd), 0), 9) "
+            "FROM prompts GROUP BY model ORDER BY 1"
+        ).fetchall()
+    )
+    steps = conn.execute("SELECT sum(steps) FROM step_histogram_daily").fetchone()
+    assert (
+        steps
+        == conn.execute("SELECT count(*) FROM agent_logs WHERE log_type = 'step_end'").fetchone()
+        == (3,)
+    )
