@@ -113,9 +113,7 @@ def test_sharing_requires_a_password(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(ValueError, match="ORCHESTRATOR_PASSWORD"):
         datasette_command(tmp_path / "x.db", share=True, metadata_dir=tmp_path)
     monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse")
-    _, env = datasette_command(
-        tmp_path / "x.db", host="0.0.0.0", share=True, metadata_dir=tmp_path
-    )
+    _, env = datasette_command(tmp_path / "x.db", host="0.0.0.0", share=True, metadata_dir=tmp_path)
     metadata = yaml.safe_load((tmp_path / "metadata.yml").read_text())
     assert metadata["allow"] == {"id": "*"} and metadata["allow_sql"] == {"id": "*"}
     assert env["ORCHESTRATOR_PASSWORD_HASH"].startswith("pbkdf2_sha256$")

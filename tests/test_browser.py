@@ -1,0 +1,278 @@
+"""The served dashboard and reports in a real headless Chromium, offline.
+
+Starts the real ``orchestrator serve`` command on a demo database, opens the
+overview dashboard, a canned report and the home page in Debian's Chromium
+(driven by Playwright, never a downloaded browser), and fails on any console
+error, page error or request that tries to leave localhost. Skips when
+/usr/bin/chromium is missing, unless ``ORCHESTRATOR_REQUIRE_BROWSER=1``.
+A screenshot of the dashboard goes to ``tmp_path`` and, when set, to
+``$ORCHESTRATOR_SCREENSHOT_DIR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from orchestrator.demo import create_demo_database
+from orchestrator.reports import load_metadata
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found: apt-get install chromium"
+        if os.environ.get("ORCHESTRATOR_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve_command() -> list[str]:
+    script = Path(sys.executable).parent / "orchestrator"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("browser")
+    db = folder / "orchestrator.db"
+    asyncio.run(create_demo_database(db, prompts=400, seed=3))
+    port = _free_port()
+    log = folder / "serve.log"
+    with log.open("wb") as output:
+        # Its own session: `serve` runs datasette as a child, and both must stop.
+        process = subprocess.Popen(
+            [*_serve_command(), "serve", str(db), "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/-/versions.json", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve did not answer on port {port} in 30 s:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield Server(url, db)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@dataclass
+class Problems:
+    """What the page did wrong: console errors, uncaught errors, requests off localhost."""
+
+    console: list[str] = field(default_factory=list)
+    page: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+
+    def assert_none(self) -> None:
+        assert self.external == [], f"requests left localhost: {self.external}"
+        assert self.page == [], f"page errors: {self.page}"
+        assert self.console == [], f"console errors: {self.console}"
+
+
+@pytest.fixture(scope="module")
+def browser_context(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(chromium),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[tuple[Any, Problems]]:
+    problems = Problems()
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            problems.external.append(url)
+            route.abort()
+
+    page = browser_context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.route("**/*", route)
+    page.on(
+        "console",
+        lambda message: (
+            problems.console.append(f"{message.text} at {message.location}")
+            if message.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.page.append(str(error)))
+    try:
+        yield page, problems
+    finally:
+        page.close()
+
+
+def _query(db: Path, sql: str) -> Any:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _painted_pixels(element: Any) -> int:
+    return int(
+        element.evaluate(
+            """c => {
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+                return n;
+            }"""
+        )
+    )
+
+
+def test_dashboard_renders_every_chart_offline(
+    server: Server, page: tuple[Any, Problems], tmp_path: Path
+) -> None:
+    tab, problems = page
+    dashboard = load_metadata()["plugins"]["datasette-dashboards"]["overview"]
+    tab.goto(f"{server.url}/-/dashboards/overview", wait_until="load")
+    assert tab.locator("h1").first.inner_text() == dashboard["title"]
+
+    for slug, chart in dashboard["charts"].items():
+        container = tab.locator(f"#chart-{slug}")
+        library = chart["library"]
+        if library == "vega-lite":
+            drawn = container.locator("canvas, svg").first
+            drawn.wait_for(state="visible")
+            box = drawn.bounding_box()
+            assert box and box["width"] > 50 and box["height"] > 50, (slug, box)
+            if drawn.evaluate("e => e.tagName") == "CANVAS":
+                assert _painted_pixels(drawn) > 1000, f"{slug}: an empty canvas"
+        elif library == "metric":
+            container.locator("p").wait_for(state="visible")
+        elif library == "table":
+            container.locator("table tbody tr").first.wait_for(state="visible")
+        else:
+            pytest.fail(f"{slug}: no check for library {library!r}")
+
+    # The figures shown, against the raw tables (the dashboard reads the daily summaries).
+    prompts = _query(server.db, "SELECT count(*) FROM prompts")
+    spend = _query(server.db, "SELECT round(sum(cost_usd), 2) FROM prompts")
+    failed = _query(server.db, "SELECT count(*) FROM agents WHERE status = 'failed'")
+    assert prompts >= 400 and spend > 0 and failed > 0
+    assert tab.locator("#chart-total-prompts p").inner_text() == str(prompts)
+    shown_spend = tab.locator("#chart-total-spend p").inner_text()
+    assert shown_spend.startswith("$") and float(shown_spend[1:]) == pytest.approx(spend, abs=0.01)
+    assert tab.locator("#chart-failure-rate p").inner_text().endswith("%")
+    assert tab.locator("#chart-latest-failures table tbody tr").count() == min(10, failed)
+
+    tab.wait_for_load_state("networkidle")
+    shot = tmp_path / "dashboard-overview.png"
+    tab.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
+        folder = Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, folder / shot.name)
+    problems.assert_none()
+
+
+def test_canned_report_renders_rows(server: Server, page: tuple[Any, Problems]) -> None:
+    tab, problems = page
+    tab.goto(f"{server.url}/orchestrator/spend_by_day", wait_until="load")
+    rows = tab.locator("table.rows-and-columns tbody tr")
+    rows.first.wait_for(state="visible")
+    # The demo ends today, so the report's default window (the last 30 days) has data.
+    days = _query(
+        server.db,
+        "SELECT count(DISTINCT substr(created_at, 1, 10)) FROM prompts"
+        " WHERE substr(created_at, 1, 10) BETWEEN date('now', '-30 days') AND date('now')",
+    )
+    assert days > 0
+    assert rows.count() == days
+    first_day = rows.first.locator("td").first.inner_text()
+    assert len(first_day) == 10 and first_day[4] == "-", first_day
+    problems.assert_none()
+
+
+def test_home_page_links_to_dashboard(server: Server, page: tuple[Any, Problems]) -> None:
+    tab, problems = page
+    tab.goto(f"{server.url}/", wait_until="load")
+    link = tab.locator('a[href="/-/dashboards/overview"]').first
+    assert link.is_visible()
+    link.click()
+    tab.wait_for_url("**/-/dashboards/overview")
+    tab.locator("#chart-total-prompts p").wait_for(state="visible")
+    problems.assert_none()
