@@ -182,8 +182,6 @@ CREATE INDEX idx_agents_orchestrator ON agents(orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents(session_id);
 
-CREATE INDEX idx_agents_status ON agents(status);
-
 CREATE INDEX idx_agents_created ON agents(created_at);
 
 CREATE INDEX idx_agents_parent ON agents(parent_agent_id);
@@ -221,6 +219,9 @@ CREATE INDEX idx_sessions_first_run ON sessions(first_run_at);
 CREATE INDEX idx_sessions_cost ON sessions(cost_usd);
 
 CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 'reported';
+
+CREATE INDEX idx_agents_failed_orchestrator ON agents(orchestrator_agent_id, completed_at)
+    WHERE status = 'failed';
 
 CREATE UNIQUE INDEX idx_prompt_responses_key ON prompt_responses(message_id, request_id)
     WHERE request_id IS NOT NULL;

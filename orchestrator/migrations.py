@@ -619,6 +619,23 @@ END;""",
     )
 
 
+@migrations()
+def m006_failed_run_indexes(db: Database) -> None:
+    """Failed runs newest first, per workflow too, straight from an index.
+
+    idx_agents_status (five values over every run) made the planner read all
+    failed runs and sort them; the partial indexes hold only failed runs, in order.
+    """
+    _run(
+        db,
+        """
+DROP INDEX IF EXISTS idx_agents_status;
+CREATE INDEX idx_agents_failed_orchestrator ON agents(orchestrator_agent_id, completed_at)
+    WHERE status = 'failed';
+""",
+    )
+
+
 # --- migrations of the Claude Code importers (orchestrator.claude_code) go below this line ---
 
 
