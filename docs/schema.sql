@@ -231,6 +231,7 @@ CREATE INDEX idx_prompt_responses_message ON prompt_responses(message_id);
 CREATE INDEX idx_claude_code_files_agent ON claude_code_files(agent_id);
 
 CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN
+    
     UPDATE agents SET
         prompt_count = prompt_count + 1,
         total_tokens_input = total_tokens_input + NEW.tokens_input,
@@ -244,6 +245,7 @@ CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN
 END;
 
 CREATE TRIGGER prompts_totals_delete AFTER DELETE ON prompts BEGIN
+    
     UPDATE agents SET
         prompt_count = prompt_count - 1,
         total_tokens_input = total_tokens_input - OLD.tokens_input,
@@ -260,6 +262,7 @@ CREATE TRIGGER prompts_totals_update AFTER UPDATE OF
     agent_id, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write,
     cost_usd, cost_source
 ON prompts BEGIN
+    
     UPDATE agents SET
         prompt_count = prompt_count - 1,
         total_tokens_input = total_tokens_input - OLD.tokens_input,
@@ -270,6 +273,7 @@ ON prompts BEGIN
         unpriced_prompt_count = unpriced_prompt_count
             - CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END
     WHERE id = OLD.agent_id;
+    
     UPDATE agents SET
         prompt_count = prompt_count + 1,
         total_tokens_input = total_tokens_input + NEW.tokens_input,

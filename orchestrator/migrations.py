@@ -44,6 +44,21 @@ def _run(db: Database, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in migration: {statement!r}")
 
 
+def _totals_delta(row: str, sign: str) -> str:
+    """UPDATE adding (sign '+') or removing (sign '-') one prompt row to its run's totals."""
+    return f"""
+    UPDATE agents SET
+        prompt_count = prompt_count {sign} 1,
+        total_tokens_input = total_tokens_input {sign} {row}.tokens_input,
+        total_tokens_output = total_tokens_output {sign} {row}.tokens_output,
+        total_tokens_cache_read = total_tokens_cache_read {sign} {row}.tokens_cache_read,
+        total_tokens_cache_write = total_tokens_cache_write {sign} {row}.tokens_cache_write,
+        total_cost_usd = total_cost_usd {sign} coalesce({row}.cost_usd, 0),
+        unpriced_prompt_count = unpriced_prompt_count
+            {sign} CASE WHEN {row}.cost_source = 'unpriced' THEN 1 ELSE 0 END
+    WHERE id = {row}.agent_id;"""
+
+
 @migrations()
 def m001_initial(db: Database) -> None:
     """The seed's five tables, with what real cost tracking needs."""
@@ -143,55 +158,19 @@ CREATE INDEX idx_system_logs_created ON system_logs(created_at);
 
 -- Keep the run totals on agents true whatever writes prompts.
 CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN
-    UPDATE agents SET
-        prompt_count = prompt_count + 1,
-        total_tokens_input = total_tokens_input + NEW.tokens_input,
-        total_tokens_output = total_tokens_output + NEW.tokens_output,
-        total_tokens_cache_read = total_tokens_cache_read + NEW.tokens_cache_read,
-        total_tokens_cache_write = total_tokens_cache_write + NEW.tokens_cache_write,
-        total_cost_usd = total_cost_usd + coalesce(NEW.cost_usd, 0),
-        unpriced_prompt_count = unpriced_prompt_count
-            + CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END
-    WHERE id = NEW.agent_id;
+    {_totals_delta("NEW", "+")}
 END;
 
 CREATE TRIGGER prompts_totals_delete AFTER DELETE ON prompts BEGIN
-    UPDATE agents SET
-        prompt_count = prompt_count - 1,
-        total_tokens_input = total_tokens_input - OLD.tokens_input,
-        total_tokens_output = total_tokens_output - OLD.tokens_output,
-        total_tokens_cache_read = total_tokens_cache_read - OLD.tokens_cache_read,
-        total_tokens_cache_write = total_tokens_cache_write - OLD.tokens_cache_write,
-        total_cost_usd = total_cost_usd - coalesce(OLD.cost_usd, 0),
-        unpriced_prompt_count = unpriced_prompt_count
-            - CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END
-    WHERE id = OLD.agent_id;
+    {_totals_delta("OLD", "-")}
 END;
 
 CREATE TRIGGER prompts_totals_update AFTER UPDATE OF
     agent_id, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write,
     cost_usd, cost_source
 ON prompts BEGIN
-    UPDATE agents SET
-        prompt_count = prompt_count - 1,
-        total_tokens_input = total_tokens_input - OLD.tokens_input,
-        total_tokens_output = total_tokens_output - OLD.tokens_output,
-        total_tokens_cache_read = total_tokens_cache_read - OLD.tokens_cache_read,
-        total_tokens_cache_write = total_tokens_cache_write - OLD.tokens_cache_write,
-        total_cost_usd = total_cost_usd - coalesce(OLD.cost_usd, 0),
-        unpriced_prompt_count = unpriced_prompt_count
-            - CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END
-    WHERE id = OLD.agent_id;
-    UPDATE agents SET
-        prompt_count = prompt_count + 1,
-        total_tokens_input = total_tokens_input + NEW.tokens_input,
-        total_tokens_output = total_tokens_output + NEW.tokens_output,
-        total_tokens_cache_read = total_tokens_cache_read + NEW.tokens_cache_read,
-        total_tokens_cache_write = total_tokens_cache_write + NEW.tokens_cache_write,
-        total_cost_usd = total_cost_usd + coalesce(NEW.cost_usd, 0),
-        unpriced_prompt_count = unpriced_prompt_count
-            + CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END
-    WHERE id = NEW.agent_id;
+    {_totals_delta("OLD", "-")}
+    {_totals_delta("NEW", "+")}
 END;
 """,
     )
