@@ -1147,6 +1147,42 @@ class DatabaseManager:
         )
         return [SystemLog.model_validate(dict(row)) for row in rows]
 
+    async def get_agent_log(self, log_id: str) -> AgentLog | None:
+        """One agent log row by id (what this manager has queued is written first)."""
+        await self._write_pending()
+        row_id = _canonical_id(log_id, "agent_logs.id")
+        row = await self._fetchone("SELECT * FROM agent_logs WHERE id = ?", (row_id,))
+        return None if row is None else AgentLog.model_validate(dict(row))
+
+    async def get_system_log(self, log_id: str) -> SystemLog | None:
+        """One system log row by id (what this manager has queued is written first)."""
+        await self._write_pending()
+        row_id = _canonical_id(log_id, "system_logs.id")
+        row = await self._fetchone("SELECT * FROM system_logs WHERE id = ?", (row_id,))
+        return None if row is None else SystemLog.model_validate(dict(row))
+
+    async def update_prompt(
+        self,
+        prompt_id: str,
+        response: str | None = None,
+        *,
+        status: PromptStatus | str = PromptStatus.COMPLETED,
+        error: str | None = None,
+        **usage_and_cost: Any,
+    ) -> Prompt:
+        """Finish a pending prompt: :meth:`complete_prompt`, or :meth:`fail_prompt` when
+        ``status`` is ``failed``."""
+        if status in (PromptStatus.FAILED, "failed"):
+            return await self.fail_prompt(prompt_id, error or "failed", **usage_and_cost)
+        if status not in (PromptStatus.COMPLETED, "completed"):
+            raise InvalidInput("prompts.status", f"must be completed or failed, got {status!r}")
+        return await self.complete_prompt(prompt_id, response, **usage_and_cost)
+
+    # The seed's naming, for every table: create_* / get_* / list_*.
+    create_agent_log = log_agent_event
+    list_agent_logs = get_agent_logs
+    list_system_logs = get_system_logs
+
     # -- the run API ----------------------------------------------------------------------
 
     def agent_run(

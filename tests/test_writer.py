@@ -262,3 +262,23 @@ async def test_a_full_disk_keeps_rows_in_memory_until_space_returns(db_path: Pat
             assert db.pending == 0
     assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE log_type = 'event'") == [(3000,)]
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
+
+
+async def test_seed_naming_for_every_table(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        orch = await db.create_orchestrator_agent("names")
+        agent = await db.create_agent(orch, "s")
+        log_id = await db.create_agent_log(agent, "event", "hello", {"k": 1})
+        system_id = await db.create_system_log("ERROR", "boom", "adw")
+        assert (await db.get_agent_log(log_id)).metadata == {"k": 1}
+        assert (await db.get_system_log(system_id)).message == "boom"
+        assert [log.id for log in await db.list_agent_logs(agent)] == [log_id]
+        assert [log.id for log in await db.list_system_logs()] == [system_id]
+        pending = await db.create_prompt(agent, "p", model="claude-haiku-4-5")
+        done = await db.update_prompt(pending, "r", tokens_input=1_000_000)
+        assert (done.status, done.cost_usd) == ("completed", pytest.approx(1.0))
+        other = await db.create_prompt(agent, "p2")
+        failed = await db.update_prompt(other, status="failed", error="429")
+        assert (failed.status, failed.error) == ("failed", "429")
+        assert [p.id for p in await db.list_prompts(agent)] == [pending, other]
+        assert [a.id for a in await db.list_agents(orch)] == [agent]
