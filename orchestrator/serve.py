@@ -98,6 +98,11 @@ def datasette_command(
         "--setting",
         "facet_time_limit_ms",
         "300",
+        # Suggesting facets costs seconds on tables of millions of rows; the useful ones
+        # are configured in metadata.yml.
+        "--setting",
+        "suggest_facets",
+        "off",
     ]
     templates = project_file("datasette") / "templates"
     if any(templates.glob("*.html")):
