@@ -251,7 +251,7 @@ async def _run(
             summary.prompts += 1
             if failing:
                 break
-            for _ in range(rng.choice([2, 3, 4, 5, 6])):
+            for _ in range(rng.choice([3, 4, 5, 6, 5])):
                 tool = rng.choice(TOOLS)
                 await db.log_agent_event(
                     agent_id,
