@@ -108,18 +108,6 @@ CREATE TABLE runs_daily (
     PRIMARY KEY (day, orchestrator_agent_id)
 );
 
-CREATE TABLE step_histogram_daily (
-    day TEXT NOT NULL,                   -- UTC day the step ended, YYYY-MM-DD
-    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
-    step TEXT NOT NULL,
-    bucket_ms INTEGER NOT NULL,          -- lower bound of the duration bucket, milliseconds
-    width_ms INTEGER NOT NULL,           -- bucket width: durations in [bucket, bucket + width)
-    steps INTEGER NOT NULL DEFAULT 0,    -- step_end logs in the bucket
-    sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
-    max_ms REAL,                         -- the longest (an upper bound after deletions)
-    PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
-);
-
 CREATE TABLE sessions (
     session_id TEXT PRIMARY KEY,          -- ADW id or Claude Code session id
     runs INTEGER NOT NULL DEFAULT 0,
@@ -133,6 +121,23 @@ CREATE TABLE sessions (
     unpriced_prompts INTEGER NOT NULL DEFAULT 0,
     first_run_at TEXT,                    -- when its first run was created (UTC)
     last_completed_at TEXT                -- when its last run ended (UTC)
+);
+
+CREATE TABLE duration_buckets (
+    bucket_ms REAL PRIMARY KEY,          -- lower bound of a step-duration bucket, ms
+    width_ms REAL NOT NULL               -- its width: durations in [bucket, bucket + width)
+);
+
+CREATE TABLE step_histogram_daily (
+    day TEXT NOT NULL,                   -- UTC day the step ended, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    bucket_ms REAL NOT NULL,             -- lower bound of the duration bucket (duration_buckets)
+    width_ms REAL NOT NULL,              -- bucket width: durations in [bucket, bucket + width)
+    steps INTEGER NOT NULL DEFAULT 0,    -- step_end logs in the bucket
+    sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
+    max_ms REAL,                         -- the longest (an upper bound after deletions)
+    PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
 );
 
 CREATE TABLE prompt_responses (
@@ -479,36 +484,6 @@ ON agents BEGIN
         cancelled = cancelled + excluded.cancelled;
 END;
 
-CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
-WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
-BEGIN
-    
-    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-        steps, sum_ms, max_ms)
-    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id, NEW.step, CASE WHEN NEW.duration_ms < 10 THEN CAST(NEW.duration_ms AS INTEGER) ELSE CAST(substr(CAST(CAST(NEW.duration_ms AS INTEGER) AS TEXT), 1, 2) || substr('0000000000000000', 1, length(CAST(CAST(NEW.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END,
-        CASE WHEN NEW.duration_ms < 10 THEN 1 ELSE CAST('1' || substr('0000000000000000', 1, length(CAST(CAST(NEW.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END, +1, +NEW.duration_ms, NEW.duration_ms
-    FROM agents a WHERE a.id = NEW.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
-        steps = steps + excluded.steps,
-        sum_ms = sum_ms + excluded.sum_ms,
-        max_ms = max(max_ms, excluded.max_ms);
-END;
-
-CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
-WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
-BEGIN
-    
-    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-        steps, sum_ms, max_ms)
-    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id, OLD.step, CASE WHEN OLD.duration_ms < 10 THEN CAST(OLD.duration_ms AS INTEGER) ELSE CAST(substr(CAST(CAST(OLD.duration_ms AS INTEGER) AS TEXT), 1, 2) || substr('0000000000000000', 1, length(CAST(CAST(OLD.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END,
-        CASE WHEN OLD.duration_ms < 10 THEN 1 ELSE CAST('1' || substr('0000000000000000', 1, length(CAST(CAST(OLD.duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END, -1, -OLD.duration_ms, OLD.duration_ms
-    FROM agents a WHERE a.id = OLD.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
-        steps = steps + excluded.steps,
-        sum_ms = sum_ms + excluded.sum_ms,
-        max_ms = max(max_ms, excluded.max_ms);
-END;
-
 CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents BEGIN
     
     INSERT INTO sessions (session_id, runs, failed_runs, prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, first_run_at,
@@ -564,6 +539,38 @@ ON agents BEGIN
             last_completed_at, excluded.last_completed_at);
 END;
 
+CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
+WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
+BEGIN
+    
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id, NEW.step,
+        b.bucket_ms, b.width_ms, +1, +NEW.duration_ms, NEW.duration_ms
+    FROM agents a, duration_buckets b
+    WHERE a.id = NEW.agent_id AND b.bucket_ms = (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= NEW.duration_ms)
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);
+END;
+
+CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
+WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
+BEGIN
+    
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id, OLD.step,
+        b.bucket_ms, b.width_ms, -1, -OLD.duration_ms, OLD.duration_ms
+    FROM agents a, duration_buckets b
+    WHERE a.id = OLD.agent_id AND b.bucket_ms = (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= OLD.duration_ms)
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);
+END;
+
 CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
     UPDATE usage_daily SET
         prompts = usage_daily.prompts - d.prompts,
@@ -593,7 +600,7 @@ CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
         sum_ms = step_histogram_daily.sum_ms - d.sum_ms
     FROM (
         SELECT substr(created_at, 1, 10) AS day, step,
-            CASE WHEN duration_ms < 10 THEN CAST(duration_ms AS INTEGER) ELSE CAST(substr(CAST(CAST(duration_ms AS INTEGER) AS TEXT), 1, 2) || substr('0000000000000000', 1, length(CAST(CAST(duration_ms AS INTEGER) AS TEXT)) - 2) AS INTEGER) END AS bucket_ms,
+            (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= agent_logs.duration_ms) AS bucket_ms,
             count(*) AS steps, sum(duration_ms) AS sum_ms
         FROM agent_logs
         WHERE agent_id = OLD.id AND log_type = 'step_end' AND step IS NOT NULL

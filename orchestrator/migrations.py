@@ -504,6 +504,51 @@ def _session_subtract(row: str) -> str:
     UPDATE sessions SET {", ".join(parts)} WHERE session_id = {row}.session_id;"""
 
 
+def _delete_summaries_trigger(bucket_sql: str) -> str:
+    """The trigger that takes a deleted run's prompts and step logs out of the daily
+    summaries; ``bucket_sql`` gives a step_end log's histogram bucket from duration_ms."""
+    return f"""CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
+    UPDATE usage_daily SET
+        prompts = usage_daily.prompts - d.prompts,
+        failed_prompts = usage_daily.failed_prompts - d.failed_prompts,
+        tokens_input = usage_daily.tokens_input - d.tokens_input,
+        tokens_output = usage_daily.tokens_output - d.tokens_output,
+        tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read,
+        tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
+        cost_usd = usage_daily.cost_usd - d.cost_usd,
+        unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
+        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
+    FROM (
+        SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
+            count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
+            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
+            sum(tokens_cache_read) AS tokens_cache_read,
+            sum(tokens_cache_write) AS tokens_cache_write,
+            coalesce(sum(cost_usd), 0) AS cost_usd,
+            sum(cost_source = 'unpriced') AS unpriced_prompts,
+            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
+        FROM prompts WHERE agent_id = OLD.id GROUP BY 1, 2
+    ) AS d
+    WHERE usage_daily.day = d.day AND usage_daily.model = d.model
+        AND usage_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
+    UPDATE step_histogram_daily SET
+        steps = step_histogram_daily.steps - d.steps,
+        sum_ms = step_histogram_daily.sum_ms - d.sum_ms
+    FROM (
+        SELECT substr(created_at, 1, 10) AS day, step,
+            {bucket_sql} AS bucket_ms,
+            count(*) AS steps, sum(duration_ms) AS sum_ms
+        FROM agent_logs
+        WHERE agent_id = OLD.id AND log_type = 'step_end' AND step IS NOT NULL
+            AND duration_ms IS NOT NULL
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE step_histogram_daily.day = d.day AND step_histogram_daily.step = d.step
+        AND step_histogram_daily.bucket_ms = d.bucket_ms
+        AND step_histogram_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
+END;"""
+
+
 @migrations()
 def m005_sessions_and_report_indexes(db: Database) -> None:
     """Per-session totals kept by triggers (the session report groups 100,000s of runs
@@ -555,46 +600,7 @@ CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 're
 -- ON DELETE CASCADE removes a run's prompts and logs after the run is gone, when their
 -- delete triggers can no longer find its workflow: take them out of the daily summaries
 -- here, while the run is still there (the cascaded deletes then change nothing more).
-CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
-    UPDATE usage_daily SET
-        prompts = usage_daily.prompts - d.prompts,
-        failed_prompts = usage_daily.failed_prompts - d.failed_prompts,
-        tokens_input = usage_daily.tokens_input - d.tokens_input,
-        tokens_output = usage_daily.tokens_output - d.tokens_output,
-        tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read,
-        tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
-        cost_usd = usage_daily.cost_usd - d.cost_usd,
-        unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
-        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
-    FROM (
-        SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
-            count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
-            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
-            sum(tokens_cache_read) AS tokens_cache_read,
-            sum(tokens_cache_write) AS tokens_cache_write,
-            coalesce(sum(cost_usd), 0) AS cost_usd,
-            sum(cost_source = 'unpriced') AS unpriced_prompts,
-            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
-        FROM prompts WHERE agent_id = OLD.id GROUP BY 1, 2
-    ) AS d
-    WHERE usage_daily.day = d.day AND usage_daily.model = d.model
-        AND usage_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
-    UPDATE step_histogram_daily SET
-        steps = step_histogram_daily.steps - d.steps,
-        sum_ms = step_histogram_daily.sum_ms - d.sum_ms
-    FROM (
-        SELECT substr(created_at, 1, 10) AS day, step,
-            {_bucket("duration_ms")[0]} AS bucket_ms,
-            count(*) AS steps, sum(duration_ms) AS sum_ms
-        FROM agent_logs
-        WHERE agent_id = OLD.id AND log_type = 'step_end' AND step IS NOT NULL
-            AND duration_ms IS NOT NULL
-        GROUP BY 1, 2, 3
-    ) AS d
-    WHERE step_histogram_daily.day = d.day AND step_histogram_daily.step = d.step
-        AND step_histogram_daily.bucket_ms = d.bucket_ms
-        AND step_histogram_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
-END;""",
+{_delete_summaries_trigger(_bucket("duration_ms")[0])}""",
     )
 
 
@@ -611,6 +617,106 @@ def m006_failed_run_indexes(db: Database) -> None:
 DROP INDEX IF EXISTS idx_agents_status;
 CREATE INDEX idx_agents_failed_orchestrator ON agents(orchestrator_agent_id, completed_at)
     WHERE status = 'failed';
+""",
+    )
+
+
+BUCKET_RATIO = 1.1  # each step-duration bucket is 10% wider than the one before
+
+
+def duration_buckets() -> list[tuple[float, float]]:
+    """(lower bound, width) of every step-duration bucket, in milliseconds: [0, 1) then
+    geometric from 1 ms up to about 40 days. A bucket's midpoint is within 5% of any
+    duration in it."""
+    buckets, lower = [(0.0, 1.0)], 1.0
+    while lower < 3.5e9:
+        upper = lower * BUCKET_RATIO
+        buckets.append((lower, upper - lower))
+        lower = upper
+    return buckets
+
+
+def _geometric_bucket(duration: str) -> str:
+    return f"(SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= {duration})"
+
+
+def _step_histogram_geometric_delta(row: str, sign: str) -> str:
+    return f"""
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id, {row}.step,
+        b.bucket_ms, b.width_ms, {sign}1, {sign}{row}.duration_ms, {row}.duration_ms
+    FROM agents a, duration_buckets b
+    WHERE a.id = {row}.agent_id AND b.bucket_ms = {_geometric_bucket(f"{row}.duration_ms")}
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);"""
+
+
+@migrations()
+def m007_geometric_step_buckets(db: Database) -> None:
+    """Step-duration buckets 10% wide instead of two significant digits.
+
+    Same promise (p50/p95 within 5%), about four times fewer histogram rows: the
+    step report over 30 days of a million prompts read 44,000 of them. The bucket
+    is looked up in a table of bounds, so no math extension is needed.
+    """
+    _run(
+        db,
+        """
+DROP TRIGGER agent_logs_steps_insert;
+DROP TRIGGER agent_logs_steps_delete;
+DROP TRIGGER agents_delete_summaries;
+DROP TABLE step_histogram_daily;
+
+CREATE TABLE duration_buckets (
+    bucket_ms REAL PRIMARY KEY,          -- lower bound of a step-duration bucket, ms
+    width_ms REAL NOT NULL               -- its width: durations in [bucket, bucket + width)
+);
+""",
+    )
+    db.conn.executemany(
+        "INSERT INTO duration_buckets (bucket_ms, width_ms) VALUES (?, ?)", duration_buckets()
+    )
+    _run(
+        db,
+        f"""
+CREATE TABLE step_histogram_daily (
+    day TEXT NOT NULL,                   -- UTC day the step ended, YYYY-MM-DD
+    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    bucket_ms REAL NOT NULL,             -- lower bound of the duration bucket (duration_buckets)
+    width_ms REAL NOT NULL,              -- bucket width: durations in [bucket, bucket + width)
+    steps INTEGER NOT NULL DEFAULT 0,    -- step_end logs in the bucket
+    sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
+    max_ms REAL,                         -- the longest (an upper bound after deletions)
+    PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
+);
+
+INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+    steps, sum_ms, max_ms)
+SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
+    count(*), sum(l.duration_ms), max(l.duration_ms)
+FROM agent_logs l
+JOIN agents a ON a.id = l.agent_id
+JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
+WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
+GROUP BY 1, 2, 3, 4;
+
+CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
+WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
+BEGIN
+    {_step_histogram_geometric_delta("NEW", "+")}
+END;
+
+CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
+WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
+BEGIN
+    {_step_histogram_geometric_delta("OLD", "-")}
+END;
+
+{_delete_summaries_trigger(_geometric_bucket("agent_logs.duration_ms"))}
 """,
     )
 

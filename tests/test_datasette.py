@@ -301,15 +301,6 @@ async def test_failed_slowest_and_over_budget_runs(
     assert totals[per_run.index].to_numpy() == pytest.approx(per_run.to_numpy(), abs=1e-9)
 
 
-def bucket_midpoint(value: float) -> float:
-    """The midpoint of the two-significant-digit bucket holding ``value`` (ms)."""
-    whole = int(value)
-    if whole < 10:
-        return whole + 0.5
-    width = 10 ** (len(str(whole)) - 2)
-    return whole // width * width + width / 2
-
-
 async def test_step_durations_percentiles_within_their_bucket(
     demo_db: Path, raw: dict[str, pd.DataFrame]
 ) -> None:
@@ -330,9 +321,9 @@ async def test_step_durations_percentiles_within_their_bucket(
         p50, p95 = values[math.ceil(0.5 * n) - 1], values[math.ceil(0.95 * n) - 1]
         assert row["steps"] == n
         assert row["mean_ms"] == pytest.approx(sum(values) / n, abs=0.06)
-        assert row["p50_ms"] == bucket_midpoint(p50)
-        assert row["p95_ms"] == bucket_midpoint(p95)
-        assert abs(row["p95_ms"] - p95) <= 0.05 * p95
+        # read from buckets 10% wide: the midpoint is within 5% (0.05 ms of rounding)
+        assert abs(row["p50_ms"] - p50) <= 0.05 * p50 + 0.05
+        assert abs(row["p95_ms"] - p95) <= 0.05 * p95 + 0.05
         assert row["max_ms"] == values[-1]
 
 
