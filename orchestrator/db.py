@@ -429,7 +429,12 @@ class DatabaseManager:
 
     # -- direct writes --------------------------------------------------------------
 
-    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one write statement of the caller's (tables this class has no method for);
+        committed on return, or with the enclosing :meth:`bulk`. Returns the rows changed."""
+        return await self._execute(sql, params)
+
+    async def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement (its own transaction); return the rows it changed."""
         assert self._lock is not None
         async with self._lock:

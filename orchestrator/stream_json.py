@@ -274,7 +274,7 @@ class StreamRecorder:
             created_at=pending["created_at"],
         )
         if isinstance(pending["id"], str):
-            await self.db._execute(
+            await self.db.execute(
                 "INSERT INTO prompt_responses (prompt_id, message_id, tokens_output_final) "
                 "VALUES (?, ?, ?)",
                 (prompt.id, pending["id"], prompt.tokens_output),
@@ -324,7 +324,7 @@ class StreamRecorder:
         cost = result.get("total_cost_usd")
         reported = float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None
         self.summary.reported_cost_usd = reported
-        await self.db._execute(
+        await self.db.execute(
             "INSERT OR REPLACE INTO claude_code_runs (agent_id, reported_cost_usd, "
             "result_subtype, is_error, num_turns, duration_ms, duration_api_ms) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -365,7 +365,7 @@ class StreamRecorder:
             model_cost = figures.get("costUSD")
             model_cost = float(model_cost) if isinstance(model_cost, (int, float)) else None
             computed = compute_cost(model, **tokens)
-            await self.db._execute(
+            await self.db.execute(
                 "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
                 "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
                 "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
