@@ -13,14 +13,14 @@ import bisect
 import functools
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from importlib.metadata import version
 from typing import Any
 
 from genai_prices import Usage as _PriceUsage
 from genai_prices import calc_price
-from genai_prices.types import TieredPrices
+from genai_prices.types import TieredPrices, TimeOfDateConstraint
 
 from .models import CostSource
 
@@ -62,16 +62,22 @@ def _calc(model: str, provider: str | None, when: datetime | None, **tokens: int
         return calc_price(usage, model, provider_id=provider, genai_request_timestamp=when)
 
 
-@functools.lru_cache(maxsize=512)
-def _rates(model: str, provider: str | None) -> _Rates | None:
+@functools.lru_cache(maxsize=4096)
+def _rates(model: str, provider: str | None, day: date | None) -> _Rates | None:
     """Per-token rates asked of genai-prices, or None when the model has a fixed fee per
     request, so that its price is not linear in the token counts: priced call by call.
 
     calc_price costs about half a millisecond; a price is linear in each token count
     within a tier (tiers switch on total input tokens), so asking genai-prices once per
-    tier and multiplying gives its answer for a fraction of the time.
+    tier and multiplying gives its answer for a fraction of the time. Prices that start on
+    a date apply from that UTC day on, so rates are kept per day (``None``: today); a model
+    whose price changes with the time of day is priced call by call too.
     """
-    probe = _calc(model, provider, None, input_tokens=1)
+    when = None if day is None else datetime.combine(day, time(12), tzinfo=timezone.utc)
+    probe = _calc(model, provider, when, input_tokens=1)
+    conditional = probe.model.prices if isinstance(probe.model.prices, list) else []
+    if any(isinstance(p.constraint, TimeOfDateConstraint) for p in conditional):
+        return None
     prices = {k: v for k, v in vars(probe.model_price).items() if v is not None}
     if _FIXED_FEES & set(prices):
         return None
@@ -86,15 +92,15 @@ def _rates(model: str, provider: str | None) -> _Rates | None:
     by_tier = {}
     for index in range(len(starts) + 1):
         n = 1 if index == 0 else starts[index - 1] + 1  # a total input inside the tier
-        base = Decimal(str(_calc(model, provider, None, input_tokens=n).total_price))
+        base = Decimal(str(_calc(model, provider, when, input_tokens=n).total_price))
         read = Decimal(
-            str(_calc(model, provider, None, input_tokens=n, cache_read_tokens=n).total_price)
+            str(_calc(model, provider, when, input_tokens=n, cache_read_tokens=n).total_price)
         )
         write = Decimal(
-            str(_calc(model, provider, None, input_tokens=n, cache_write_tokens=n).total_price)
+            str(_calc(model, provider, when, input_tokens=n, cache_write_tokens=n).total_price)
         )
         out = Decimal(
-            str(_calc(model, provider, None, input_tokens=n, output_tokens=1_000_000).total_price)
+            str(_calc(model, provider, when, input_tokens=n, output_tokens=1_000_000).total_price)
         )
         by_tier[index] = (base / n, read / n, write / n, (out - base) / 1_000_000)
     return _Rates(tuple(starts), by_tier)
@@ -113,7 +119,10 @@ def _price(
         return 0.0
     total_input = tokens_input + tokens_cache_read + tokens_cache_write
     try:
-        rates = _rates(model, provider) if when is None else None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)  # naive means UTC, as for genai-prices
+        day = None if when is None else when.astimezone(timezone.utc).date()
+        rates = _rates(model, provider, day)
         if rates is None or total_input in rates.tier_starts:
             result = _calc(
                 model,

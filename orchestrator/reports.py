@@ -42,8 +42,9 @@ def metadata_path() -> Path:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, mtime: float) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster, same result
     with path.open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+        data = yaml.load(handle, Loader=loader)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a YAML mapping")
     return data

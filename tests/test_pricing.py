@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,15 @@ async def test_run_totals_stay_true_when_prompts_change_or_go(db_path: Path) -> 
             "gemini-2.5-pro",
             "claude-sonnet-4-0",
             "gemini-2.5-flash",
+            "deepseek-chat",  # off-peak prices by time of day: priced call by call
+            "claude-3-5-sonnet-20241022",
         ]
+    ),
+    when=st.none()
+    | st.datetimes(
+        min_value=datetime(2023, 1, 1),
+        max_value=datetime(2026, 11, 1),
+        timezones=st.just(timezone.utc),
     ),
     tokens_input=st.integers(0, 400_000),
     tokens_output=st.integers(0, 64_000),
@@ -127,6 +136,7 @@ async def test_run_totals_stay_true_when_prompts_change_or_go(db_path: Path) -> 
 )
 def test_per_tier_rates_give_exactly_what_genai_prices_computes(
     model: str,
+    when: datetime | None,
     tokens_input: int,
     tokens_output: int,
     tokens_cache_read: int,
@@ -144,6 +154,7 @@ def test_per_tier_rates_give_exactly_what_genai_prices_computes(
                 output_tokens=tokens_output,
             ),
             model,
+            genai_request_timestamp=when,
         ).total_price
     got = compute_cost(
         model,
@@ -151,6 +162,7 @@ def test_per_tier_rates_give_exactly_what_genai_prices_computes(
         tokens_output=tokens_output,
         tokens_cache_read=tokens_cache_read,
         tokens_cache_write=tokens_cache_write,
+        when=when,
     )
     assert got == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
 
