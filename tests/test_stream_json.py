@@ -154,3 +154,43 @@ def test_import_stream_json_cli(db_path: Path) -> None:
     (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
     conn.close()
     check_run_matches_result(db_path, agent_id, result_line(STREAM))
+
+
+async def test_reported_vs_computed_report(db_path: Path) -> None:
+    """The canned report shows the run's reported cost beside genai-prices' figure for the
+    same modelUsage tokens (computed here independently, model by model)."""
+    import warnings
+
+    from genai_prices import Usage, calc_price
+
+    from orchestrator.reports import run_report
+
+    result = result_line(STREAM)
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in STREAM.read_text().splitlines():
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+    rows = run_report("reported_vs_computed", db_path, {"min_diff_usd": "0"}).as_dicts()
+    [run] = [row for row in rows if row["level"] == "run"]
+    assert run["agent_id"] == summary.agent_id
+    assert run["reported_usd"] == result["total_cost_usd"]
+    expected = 0.0
+    for model, figures in result["modelUsage"].items():
+        read, write = figures["cacheReadInputTokens"], figures["cacheCreationInputTokens"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected += float(
+                calc_price(
+                    Usage(
+                        input_tokens=figures["inputTokens"] + read + write,
+                        cache_read_tokens=read,
+                        cache_write_tokens=write,
+                        output_tokens=figures["outputTokens"],
+                    ),
+                    model,
+                ).total_price
+            )
+    assert run["computed_usd"] == pytest.approx(expected, rel=1e-9)
+    models = {row["model"]: row for row in rows if row["level"] == "model"}
+    assert set(models) == set(result["modelUsage"])
