@@ -55,9 +55,15 @@ def configure(conn: sqlite3.Connection) -> None:
 
 def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Connection:
     """Open ``path`` (created if missing) in autocommit mode, configured and migrated."""
-    conn = sqlite3.connect(
-        os.fspath(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
+    try:
+        conn = sqlite3.connect(
+            os.fspath(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA schema_version").fetchone()  # opening is lazy: touch the file
+    except sqlite3.OperationalError as exc:
+        raise sqlite3.OperationalError(
+            f"cannot open the database {os.fspath(path)!r}: {exc}"
+        ) from None
     try:
         configure(conn)
         if migrate:
