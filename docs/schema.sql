@@ -108,21 +108,6 @@ CREATE TABLE runs_daily (
     PRIMARY KEY (day, orchestrator_agent_id)
 );
 
-CREATE TABLE sessions (
-    session_id TEXT PRIMARY KEY,          -- ADW id or Claude Code session id
-    runs INTEGER NOT NULL DEFAULT 0,
-    failed_runs INTEGER NOT NULL DEFAULT 0,
-    prompts INTEGER NOT NULL DEFAULT 0,
-    tokens_input INTEGER NOT NULL DEFAULT 0,
-    tokens_output INTEGER NOT NULL DEFAULT 0,
-    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
-    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    unpriced_prompts INTEGER NOT NULL DEFAULT 0,
-    first_run_at TEXT,                    -- when its first run was created (UTC)
-    last_completed_at TEXT                -- when its last run ended (UTC)
-);
-
 CREATE TABLE duration_buckets (
     bucket_ms REAL PRIMARY KEY,          -- lower bound of a step-duration bucket, ms
     width_ms REAL NOT NULL               -- its width: durations in [bucket, bucket + width)
@@ -138,6 +123,21 @@ CREATE TABLE step_histogram_daily (
     sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
     max_ms REAL,                         -- the longest (an upper bound after deletions)
     PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
+);
+
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,          -- ADW id or Claude Code session id
+    runs INTEGER NOT NULL DEFAULT 0,
+    failed_runs INTEGER NOT NULL DEFAULT 0,
+    prompts INTEGER NOT NULL DEFAULT 0,
+    tokens_input INTEGER NOT NULL DEFAULT 0,
+    tokens_output INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    unpriced_prompts INTEGER NOT NULL DEFAULT 0,
+    first_run_at TEXT,                    -- when its first run was created (UTC)
+    last_completed_at TEXT                -- when its last run ended (UTC)
 );
 
 CREATE TABLE prompt_responses (
@@ -484,6 +484,38 @@ ON agents BEGIN
         cancelled = cancelled + excluded.cancelled;
 END;
 
+CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
+WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
+BEGIN
+    
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id, NEW.step,
+        b.bucket_ms, b.width_ms, +1, +NEW.duration_ms, NEW.duration_ms
+    FROM agents a, duration_buckets b
+    WHERE a.id = NEW.agent_id AND b.bucket_ms = (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= NEW.duration_ms)
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);
+END;
+
+CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
+WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
+BEGIN
+    
+    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+        steps, sum_ms, max_ms)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id, OLD.step,
+        b.bucket_ms, b.width_ms, -1, -OLD.duration_ms, OLD.duration_ms
+    FROM agents a, duration_buckets b
+    WHERE a.id = OLD.agent_id AND b.bucket_ms = (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= OLD.duration_ms)
+    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
+        steps = steps + excluded.steps,
+        sum_ms = sum_ms + excluded.sum_ms,
+        max_ms = max(max_ms, excluded.max_ms);
+END;
+
 CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents BEGIN
     
     INSERT INTO sessions (session_id, runs, failed_runs, prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, first_run_at,
@@ -537,38 +569,6 @@ ON agents BEGIN
             excluded.first_run_at),
         last_completed_at = coalesce(max(last_completed_at, excluded.last_completed_at),
             last_completed_at, excluded.last_completed_at);
-END;
-
-CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
-WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
-BEGIN
-    
-    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-        steps, sum_ms, max_ms)
-    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id, NEW.step,
-        b.bucket_ms, b.width_ms, +1, +NEW.duration_ms, NEW.duration_ms
-    FROM agents a, duration_buckets b
-    WHERE a.id = NEW.agent_id AND b.bucket_ms = (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= NEW.duration_ms)
-    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
-        steps = steps + excluded.steps,
-        sum_ms = sum_ms + excluded.sum_ms,
-        max_ms = max(max_ms, excluded.max_ms);
-END;
-
-CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
-WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
-BEGIN
-    
-    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-        steps, sum_ms, max_ms)
-    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id, OLD.step,
-        b.bucket_ms, b.width_ms, -1, -OLD.duration_ms, OLD.duration_ms
-    FROM agents a, duration_buckets b
-    WHERE a.id = OLD.agent_id AND b.bucket_ms = (SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= OLD.duration_ms)
-    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
-        steps = steps + excluded.steps,
-        sum_ms = sum_ms + excluded.sum_ms,
-        max_ms = max(max_ms, excluded.max_ms);
 END;
 
 CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN

@@ -146,7 +146,6 @@ CREATE TABLE system_logs (
 
 CREATE INDEX idx_agents_orchestrator ON agents(orchestrator_agent_id);
 CREATE INDEX idx_agents_session ON agents(session_id);
-CREATE INDEX idx_agents_status ON agents(status);
 CREATE INDEX idx_agents_created ON agents(created_at);
 CREATE INDEX idx_agents_parent ON agents(parent_agent_id);
 CREATE INDEX idx_prompts_agent ON prompts(agent_id);
@@ -372,31 +371,33 @@ CREATE INDEX idx_usage_daily_model ON usage_daily(model, day);
     )
 
 
-# The duration bucket of a step: exact below 10 ms, else its first two significant digits
-# (1234.5 ms -> bucket 1200, width 100). Text functions only, so it needs no math extension.
-_INT = "CAST(CAST({d} AS INTEGER) AS TEXT)"
-_ZEROS = "substr('0000000000000000', 1, length({t}) - 2)"
+BUCKET_RATIO = 1.1  # each step-duration bucket is 10% wider than the one before
 
 
-def _bucket(d: str) -> tuple[str, str]:
-    t = _INT.format(d=d)
-    zeros = _ZEROS.format(t=t)
-    bucket = (
-        f"CASE WHEN {d} < 10 THEN CAST({d} AS INTEGER) "
-        f"ELSE CAST(substr({t}, 1, 2) || {zeros} AS INTEGER) END"
-    )
-    width = f"CASE WHEN {d} < 10 THEN 1 ELSE CAST('1' || {zeros} AS INTEGER) END"
-    return bucket, width
+def duration_buckets() -> list[tuple[float, float]]:
+    """(lower bound, width) of every step-duration bucket, in milliseconds: [0, 1) then
+    geometric from 1 ms up to about 40 days. A bucket's midpoint is within 5% of any
+    duration in it."""
+    buckets, lower = [(0.0, 1.0)], 1.0
+    while lower < 3.5e9:
+        upper = lower * BUCKET_RATIO
+        buckets.append((lower, upper - lower))
+        lower = upper
+    return buckets
 
 
-def _step_histogram_delta(row: str, sign: str) -> str:
-    bucket, width = _bucket(f"{row}.duration_ms")
+def _geometric_bucket(duration: str) -> str:
+    return f"(SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= {duration})"
+
+
+def _step_histogram_geometric_delta(row: str, sign: str) -> str:
     return f"""
     INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
         steps, sum_ms, max_ms)
-    SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id, {row}.step, {bucket},
-        {width}, {sign}1, {sign}{row}.duration_ms, {row}.duration_ms
-    FROM agents a WHERE a.id = {row}.agent_id
+    SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id, {row}.step,
+        b.bucket_ms, b.width_ms, {sign}1, {sign}{row}.duration_ms, {row}.duration_ms
+    FROM agents a, duration_buckets b
+    WHERE a.id = {row}.agent_id AND b.bucket_ms = {_geometric_bucket(f"{row}.duration_ms")}
     ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
         steps = steps + excluded.steps,
         sum_ms = sum_ms + excluded.sum_ms,
@@ -408,9 +409,22 @@ def m004_step_histogram(db: Database) -> None:
     """Step durations as daily histograms, so p50/p95 over millions of steps are instant.
 
     Exact percentiles need a sort of every step in the window (half a second for
-    75,000 steps here); a histogram with two significant digits gives them within
-    5% (the report shows each bucket's midpoint), with exact counts and means.
+    75,000 steps here). Buckets 10% wide give them within 5% (the report shows each
+    bucket's midpoint), with exact counts and means; the bucket is looked up in a
+    table of bounds, so no math extension is needed.
     """
+    _run(
+        db,
+        """
+CREATE TABLE duration_buckets (
+    bucket_ms REAL PRIMARY KEY,          -- lower bound of a step-duration bucket, ms
+    width_ms REAL NOT NULL               -- its width: durations in [bucket, bucket + width)
+);
+""",
+    )
+    db.conn.executemany(
+        "INSERT INTO duration_buckets (bucket_ms, width_ms) VALUES (?, ?)", duration_buckets()
+    )
     _run(
         db,
         f"""
@@ -418,8 +432,8 @@ CREATE TABLE step_histogram_daily (
     day TEXT NOT NULL,                   -- UTC day the step ended, YYYY-MM-DD
     orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
     step TEXT NOT NULL,
-    bucket_ms INTEGER NOT NULL,          -- lower bound of the duration bucket, milliseconds
-    width_ms INTEGER NOT NULL,           -- bucket width: durations in [bucket, bucket + width)
+    bucket_ms REAL NOT NULL,             -- lower bound of the duration bucket (duration_buckets)
+    width_ms REAL NOT NULL,              -- bucket width: durations in [bucket, bucket + width)
     steps INTEGER NOT NULL DEFAULT 0,    -- step_end logs in the bucket
     sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
     max_ms REAL,                         -- the longest (an upper bound after deletions)
@@ -428,23 +442,24 @@ CREATE TABLE step_histogram_daily (
 
 INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
     steps, sum_ms, max_ms)
-SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step,
-    {_bucket("l.duration_ms")[0]}, {_bucket("l.duration_ms")[1]},
+SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
     count(*), sum(l.duration_ms), max(l.duration_ms)
-FROM agent_logs l JOIN agents a ON a.id = l.agent_id
+FROM agent_logs l
+JOIN agents a ON a.id = l.agent_id
+JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
 WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
 GROUP BY 1, 2, 3, 4;
 
 CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
 WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
 BEGIN
-    {_step_histogram_delta("NEW", "+")}
+    {_step_histogram_geometric_delta("NEW", "+")}
 END;
 
 CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
 WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
 BEGIN
-    {_step_histogram_delta("OLD", "-")}
+    {_step_histogram_geometric_delta("OLD", "-")}
 END;
 """,
     )
@@ -600,7 +615,7 @@ CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 're
 -- ON DELETE CASCADE removes a run's prompts and logs after the run is gone, when their
 -- delete triggers can no longer find its workflow: take them out of the daily summaries
 -- here, while the run is still there (the cascaded deletes then change nothing more).
-{_delete_summaries_trigger(_bucket("duration_ms")[0])}""",
+{_delete_summaries_trigger(_geometric_bucket("agent_logs.duration_ms"))}""",
     )
 
 
@@ -608,115 +623,14 @@ CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 're
 def m006_failed_run_indexes(db: Database) -> None:
     """Failed runs newest first, per workflow too, straight from an index.
 
-    idx_agents_status (five values over every run) made the planner read all
-    failed runs and sort them; the partial indexes hold only failed runs, in order.
+    A partial index holds only failed runs, in order; an index on status (five
+    values over every run) would make the planner read all failed runs and sort them.
     """
     _run(
         db,
         """
-DROP INDEX IF EXISTS idx_agents_status;
 CREATE INDEX idx_agents_failed_orchestrator ON agents(orchestrator_agent_id, completed_at)
     WHERE status = 'failed';
-""",
-    )
-
-
-BUCKET_RATIO = 1.1  # each step-duration bucket is 10% wider than the one before
-
-
-def duration_buckets() -> list[tuple[float, float]]:
-    """(lower bound, width) of every step-duration bucket, in milliseconds: [0, 1) then
-    geometric from 1 ms up to about 40 days. A bucket's midpoint is within 5% of any
-    duration in it."""
-    buckets, lower = [(0.0, 1.0)], 1.0
-    while lower < 3.5e9:
-        upper = lower * BUCKET_RATIO
-        buckets.append((lower, upper - lower))
-        lower = upper
-    return buckets
-
-
-def _geometric_bucket(duration: str) -> str:
-    return f"(SELECT max(bucket_ms) FROM duration_buckets WHERE bucket_ms <= {duration})"
-
-
-def _step_histogram_geometric_delta(row: str, sign: str) -> str:
-    return f"""
-    INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-        steps, sum_ms, max_ms)
-    SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id, {row}.step,
-        b.bucket_ms, b.width_ms, {sign}1, {sign}{row}.duration_ms, {row}.duration_ms
-    FROM agents a, duration_buckets b
-    WHERE a.id = {row}.agent_id AND b.bucket_ms = {_geometric_bucket(f"{row}.duration_ms")}
-    ON CONFLICT (day, orchestrator_agent_id, step, bucket_ms) DO UPDATE SET
-        steps = steps + excluded.steps,
-        sum_ms = sum_ms + excluded.sum_ms,
-        max_ms = max(max_ms, excluded.max_ms);"""
-
-
-@migrations()
-def m007_geometric_step_buckets(db: Database) -> None:
-    """Step-duration buckets 10% wide instead of two significant digits.
-
-    Same promise (p50/p95 within 5%), about four times fewer histogram rows: the
-    step report over 30 days of a million prompts read 44,000 of them. The bucket
-    is looked up in a table of bounds, so no math extension is needed.
-    """
-    _run(
-        db,
-        """
-DROP TRIGGER agent_logs_steps_insert;
-DROP TRIGGER agent_logs_steps_delete;
-DROP TRIGGER agents_delete_summaries;
-DROP TABLE step_histogram_daily;
-
-CREATE TABLE duration_buckets (
-    bucket_ms REAL PRIMARY KEY,          -- lower bound of a step-duration bucket, ms
-    width_ms REAL NOT NULL               -- its width: durations in [bucket, bucket + width)
-);
-""",
-    )
-    db.conn.executemany(
-        "INSERT INTO duration_buckets (bucket_ms, width_ms) VALUES (?, ?)", duration_buckets()
-    )
-    _run(
-        db,
-        f"""
-CREATE TABLE step_histogram_daily (
-    day TEXT NOT NULL,                   -- UTC day the step ended, YYYY-MM-DD
-    orchestrator_agent_id TEXT NOT NULL REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
-    step TEXT NOT NULL,
-    bucket_ms REAL NOT NULL,             -- lower bound of the duration bucket (duration_buckets)
-    width_ms REAL NOT NULL,              -- bucket width: durations in [bucket, bucket + width)
-    steps INTEGER NOT NULL DEFAULT 0,    -- step_end logs in the bucket
-    sum_ms REAL NOT NULL DEFAULT 0,      -- their total duration (exact means)
-    max_ms REAL,                         -- the longest (an upper bound after deletions)
-    PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
-);
-
-INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-    steps, sum_ms, max_ms)
-SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
-    count(*), sum(l.duration_ms), max(l.duration_ms)
-FROM agent_logs l
-JOIN agents a ON a.id = l.agent_id
-JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
-WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
-GROUP BY 1, 2, 3, 4;
-
-CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
-WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
-BEGIN
-    {_step_histogram_geometric_delta("NEW", "+")}
-END;
-
-CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs
-WHEN OLD.log_type = 'step_end' AND OLD.step IS NOT NULL AND OLD.duration_ms IS NOT NULL
-BEGIN
-    {_step_histogram_geometric_delta("OLD", "-")}
-END;
-
-{_delete_summaries_trigger(_geometric_bucket("agent_logs.duration_ms"))}
 """,
     )
 
