@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude-code-transcripts"
+#: Public Claude Code transcripts (MIT, see data/claude-code-transcripts/SOURCE.md and LICENSE).
+FIXTURES = Path(__file__).resolve().parent / "data" / "claude-code-transcripts"
 
 
 @pytest.fixture(autouse=True)

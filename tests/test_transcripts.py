@@ -25,7 +25,6 @@ OWN = Path(__file__).parent / "data" / "claude_code"
 SESSION = "4d5611e5-241a-462a-8d15-5122611a9569"
 KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures absent")
 
 
 def fixture_config_dir(tmp_path: Path) -> Path:
@@ -98,7 +97,6 @@ def ccusage_daily(config_dir: Path) -> dict[str, dict[str, int]]:
     }
 
 
-@needs_fixtures
 def test_fixture_totals_match_ccusage(tmp_path: Path, db_path: Path) -> None:
     config = fixture_config_dir(tmp_path)
     import_transcripts([config], db_path=db_path)
@@ -110,7 +108,6 @@ def test_own_files_match_ccusage(db_path: Path) -> None:
     assert stored_daily(db_path) == ccusage_daily(OWN)
 
 
-@needs_fixtures
 def test_fixture_totals_match_independent_count(tmp_path: Path, db_path: Path) -> None:
     config = fixture_config_dir(tmp_path)
     summary = import_transcripts([config], db_path=db_path)
@@ -184,7 +181,6 @@ def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
     assert logs[1]["message"] == "Glob: a.txt"
 
 
-@needs_fixtures
 def test_reimport_adds_nothing(tmp_path: Path, db_path: Path) -> None:
     config = fixture_config_dir(tmp_path)
     first = import_transcripts([config], db_path=db_path)
@@ -197,7 +193,6 @@ def test_reimport_adds_nothing(tmp_path: Path, db_path: Path) -> None:
     assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == logs
 
 
-@needs_fixtures
 def test_grown_file_adds_only_new_prompts(tmp_path: Path, db_path: Path) -> None:
     lines = (FIXTURES / "tool_heavy.jsonl").read_bytes().splitlines(keepends=True)
     project = tmp_path / "claude" / "projects" / "p"
