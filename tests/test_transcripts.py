@@ -26,7 +26,6 @@ SESSION = "4d5611e5-241a-462a-8d15-5122611a9569"
 KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
-
 def fixture_config_dir(tmp_path: Path) -> Path:
     """A CLAUDE_CONFIG_DIR holding the shared transcripts under projects/<name>/."""
     project = tmp_path / "claude" / "projects" / "-home-marco-projects-spotter"
