@@ -20,6 +20,7 @@ from .models import (
 )
 from .pricing import compute_cost, resolve_cost
 from .redact import redact, redact_text
+from .rows import PromptFields
 from .runs import AgentRun
 from .sqlite import default_db_path, open_database, schema_sql
 from .sync import SyncDatabaseManager
@@ -38,6 +39,7 @@ __all__ = [
     "OrchestratorError",
     "OrchestratorStatus",
     "Prompt",
+    "PromptFields",
     "PromptStatus",
     "SyncDatabaseManager",
     "SystemLog",

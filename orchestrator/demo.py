@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from .db import DatabaseManager
+from .rows import PromptFields
 
 # (workflow, description, runs: [(run name, model weights, steps)])
 WORKFLOWS: dict[str, tuple[str, list[tuple[str, dict[str, float], list[str]]]]] = {
@@ -210,7 +210,7 @@ async def _run(
     summary.runs += 1
     fails_at = rng.randrange(len(steps)) if rng.random() < 0.07 else None
     error = None
-    prompts: list[dict[str, Any]] = []  # written in one statement at the end of the run
+    prompts: list[PromptFields] = []  # written in one statement at the end of the run
     for index, step in enumerate(steps):
         step_start = clock
         await db.log_agent_event(

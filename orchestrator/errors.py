@@ -1,4 +1,4 @@
-"""Exceptions the writer raises to its caller."""
+"""Exceptions the writer raises to its caller, and how an exception is recorded."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ class WriteError(OrchestratorError):
     def __init__(self, message: str, pending: int) -> None:
         self.pending = pending
         super().__init__(message)
+
+
+def format_exception(exc: BaseException) -> str:
+    """``Type: message`` for an agent's ``error`` column."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def exception_metadata(exc: BaseException) -> dict[str, str]:
+    """The exception's type and traceback, for a log row's metadata."""
+    import traceback
+
+    return {
+        "exception": type(exc).__name__,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }

@@ -17,13 +17,36 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .errors import exception_metadata, format_exception
 from .models import AgentStatus, LogType, Prompt, Usage
 
-if TYPE_CHECKING:
-    from .db import DatabaseManager
+
+class RunStore(Protocol):
+    """What the run API uses of its writer (:class:`~orchestrator.db.DatabaseManager`);
+    typed structurally so this module does not import the writer."""
+
+    @property
+    def agent_log_row(self) -> Callable[..., tuple[Any, ...]]: ...
+    @property
+    def enqueue_agent_log(self) -> Callable[[tuple[Any, ...]], str]: ...
+    @property
+    def ensure_orchestrator_agent(self) -> Callable[..., Awaitable[str]]: ...
+    @property
+    def create_agent(self) -> Callable[..., Awaitable[str]]: ...
+    @property
+    def update_agent_status(self) -> Callable[..., Awaitable[None]]: ...
+    @property
+    def record_prompt(self) -> Callable[..., Awaitable[Prompt]]: ...
+    @property
+    def create_prompt(self) -> Callable[..., Awaitable[str]]: ...
+    @property
+    def complete_prompt(self) -> Callable[..., Awaitable[Prompt]]: ...
+    @property
+    def fail_prompt(self) -> Callable[..., Awaitable[Prompt]]: ...
 
 
 class AgentRun:
@@ -31,7 +54,7 @@ class AgentRun:
 
     def __init__(
         self,
-        db: DatabaseManager,
+        db: RunStore,
         agent_id: str,
         orchestrator_agent_id: str,
         session_id: str | None,
@@ -143,8 +166,6 @@ class Step:
             metadata["status"] = "completed"
             message = f"step {self.name} completed in {duration_ms:.0f} ms"
         else:
-            from .db import format_exception
-
             metadata["status"] = "failed"
             metadata["error"] = format_exception(exc)
             message = f"step {self.name} failed after {duration_ms:.0f} ms: {metadata['error']}"
@@ -218,8 +239,6 @@ class PromptCall:
         if self.result is not None:
             return
         if exc is not None:
-            from .db import format_exception
-
             await self.fail(format_exception(exc))
         else:
             await self.fail("prompt block ended without complete() or fail()")
@@ -230,7 +249,7 @@ class AgentRunContext:
 
     def __init__(
         self,
-        db: DatabaseManager,
+        db: RunStore,
         orchestrator: str,
         *,
         session_id: str | None,
@@ -270,10 +289,8 @@ class AgentRunContext:
         await finish_run(self.db, self.run.id, exc)
 
 
-async def finish_run(db: DatabaseManager, agent_id: str, exc: BaseException | None) -> None:
+async def finish_run(db: RunStore, agent_id: str, exc: BaseException | None) -> None:
     """Mark a run completed, or failed / cancelled with the exception logged."""
-    from .db import exception_metadata, format_exception
-
     if exc is None:
         await db.update_agent_status(agent_id, AgentStatus.COMPLETED)
         return

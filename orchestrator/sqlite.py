@@ -1,22 +1,28 @@
-"""Opening an SQLite database file the way every part of the project needs it.
+"""SQLite: opening a database file the way every part of the project needs it,
+and :class:`SQLiteBackend`, the writer's backend for it.
 
 The connection settings that only SQLite speaks live here (with the DDL in
 ``migrations``): WAL so readers such as Datasette never block the writer,
 ``synchronous=FULL`` so a committed batch survives power loss as well as a
 killed process, a busy timeout so concurrent writers wait instead of failing,
-and enforced foreign keys. A PostgreSQL backend would replace this module and
-``migrations``, not the writer's API.
+``BEGIN IMMEDIATE`` so a write transaction takes its lock at once, and
+enforced foreign keys. A PostgreSQL backend is a second
+:class:`~orchestrator.backend.Backend`, not a fork of the writer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
 from . import migrations
+from .backend import Backend, Params
 
 #: Seconds a writer waits for another process's write lock before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -92,3 +98,75 @@ def schema_sql() -> str:
     ).fetchall()
     conn.close()
     return ";\n\n".join(row[0] for row in rows) + ";\n"
+
+
+class SQLiteBackend(Backend):
+    """The writer's connection to an SQLite file (aiosqlite: the driver runs in a thread)."""
+
+    integrity_error = sqlite3.IntegrityError
+    database_error = sqlite3.Error
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn: Any = None  # aiosqlite.Connection
+
+    @property
+    def location(self) -> str:
+        return os.fspath(self.path)
+
+    @property
+    def connection(self) -> Any:
+        """The open ``aiosqlite.Connection``."""
+        return self._conn
+
+    async def open(self) -> None:
+        import aiosqlite
+
+        # Migrate synchronously, on a connection of its own, before the writer starts.
+        await asyncio.to_thread(lambda: connect(self.path).close())
+        conn = await aiosqlite.connect(
+            os.fspath(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+        )
+        try:
+            for pragma in CONNECTION_PRAGMAS:
+                await conn.execute(pragma)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self._conn is not None and self._conn.in_transaction)
+
+    async def begin(self) -> None:
+        await self._conn.execute(BEGIN_WRITE)
+
+    async def commit(self) -> None:
+        await self._conn.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        if self._conn.in_transaction:
+            await self._conn.execute("ROLLBACK")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cursor = await self._conn.execute(sql, params)
+        return int(cursor.rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+        async with self._conn.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else dict(row)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        async with self._conn.execute(sql, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]

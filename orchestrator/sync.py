@@ -84,9 +84,8 @@ class SyncDatabaseManager:
     ) -> str:
         """Queue an agent log without waiting; see :meth:`DatabaseManager.log_agent_event`."""
         row = self.db.agent_log_row(agent_id, log_type, message, metadata, step, duration_ms)
-        if row[1] not in self.db._known_agents:
-            self._run(self.db._require("agents", row[1], "agent_logs.agent_id"))
-            self.db._known_agents.add(row[1])
+        if not self.db.knows_agent(row[1]):  # one round trip the first time only
+            self._run(self.db.require_agent(row[1], "agent_logs.agent_id"))
         return self.db.enqueue_agent_log(row)
 
     def log_system_event(

@@ -1,0 +1,93 @@
+"""The seam between the writer and a database engine.
+
+:class:`~orchestrator.db.DatabaseManager` and the batched log writer speak to
+the database only through a :class:`Backend`: one connection, used under the
+manager's lock, with SQL written with ``?`` placeholders in the dialect both
+SQLite and PostgreSQL understand (``INSERT ... ON CONFLICT DO NOTHING``,
+``SAVEPOINT``). What differs between engines lives behind it: opening and
+migrating, connection settings, how a write transaction takes its lock, the
+driver's exceptions and placeholder style. The schema itself (DDL, triggers,
+full-text search) belongs to each backend's migrations.
+
+SQLite (:class:`orchestrator.sqlite.SQLiteBackend`) is the one implemented;
+a PostgreSQL backend is a second implementation of this class.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Backend(ABC):
+    """One open connection to a store with the orchestrator schema."""
+
+    #: Raised by the driver when a row breaks a constraint (the row is refused).
+    integrity_error: type[Exception] = Exception
+    #: Raised by the driver when the database fails (disk full, locked, I/O): retry later.
+    database_error: type[Exception] = Exception
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, for messages (a path, or a URL without its password)."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, creating or upgrading the schema first."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def in_transaction(self) -> bool: ...
+
+    @abstractmethod
+    async def begin(self) -> None:
+        """Start a write transaction that takes the write lock at once (no upgrade deadlock)."""
+
+    @abstractmethod
+    async def commit(self) -> None: ...
+
+    @abstractmethod
+    async def rollback(self) -> None: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
+
+
+def insert_sql(table: str, columns: Sequence[str], *, ignore_conflicts: bool = False) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)``, optionally skipping conflicting rows."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    return sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else sql
+
+
+def is_url(target: str | os.PathLike[str]) -> bool:
+    return isinstance(target, str) and "://" in target
+
+
+def backend_for(target: str | os.PathLike[str]) -> Backend:
+    """The backend for a database path (SQLite) or URL."""
+    if is_url(target):
+        scheme = str(target).split("://", 1)[0]
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r}: this version stores to SQLite files"
+        )
+    from .sqlite import SQLiteBackend
+
+    return SQLiteBackend(target)

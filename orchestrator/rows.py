@@ -1,0 +1,411 @@
+"""Every row the project stores is built and validated here, by pure functions.
+
+The writer (:class:`~orchestrator.db.DatabaseManager`), the sync facade and
+the Claude Code importers all call these, so a prompt is validated, redacted
+and priced the same way whoever records it. Nothing here touches a database:
+each function takes values and returns a row (a pydantic model, or a tuple in
+column order for the hot log paths) or raises
+:class:`~orchestrator.errors.InvalidInput` naming the field.
+
+A prompt is priced at its own time (``created_at``): an imported prompt of
+last month gets last month's rates, a live one today's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidInput
+from .ids import format_timestamp, new_id, parse_timestamp, utc_now
+from .models import (
+    Agent,
+    AgentStatus,
+    LogLevel,
+    LogType,
+    OrchestratorAgent,
+    OrchestratorStatus,
+    Prompt,
+    PromptStatus,
+    Usage,
+)
+from .pricing import resolve_cost
+from .redact import redact, redact_text
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, Required, TypedDict
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired, Required, TypedDict
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Column order of the tuples :func:`agent_log_row` and :func:`system_log_row` return.
+AGENT_LOG_COLUMNS = (
+    "id",
+    "agent_id",
+    "log_type",
+    "message",
+    "metadata",
+    "created_at",
+    "step",
+    "duration_ms",
+)
+SYSTEM_LOG_COLUMNS = ("id", "log_level", "message", "source", "metadata", "created_at")
+#: Column order of prompt rows as written (every column of the table).
+PROMPT_COLUMNS = tuple(Prompt.model_fields)
+
+LOG_TYPES = frozenset(item.value for item in LogType)
+LOG_LEVELS = frozenset(item.value for item in LogLevel)
+TERMINAL_STATUSES = frozenset(
+    {AgentStatus.COMPLETED.value, AgentStatus.FAILED.value, AgentStatus.CANCELLED.value}
+)
+TOKEN_FIELDS = frozenset(Usage.model_fields)
+_HEX = frozenset("0123456789abcdef")
+
+
+class PromptFields(TypedDict, total=False):
+    """One finished (or failed) model call, as :meth:`DatabaseManager.record_prompt`,
+    :func:`prompt_row` and the importers take it. Token counts follow Anthropic's
+    convention: ``tokens_input`` excludes cache reads and writes."""
+
+    agent_id: Required[str]
+    content: Required[str]
+    response: NotRequired[str | None]
+    model: NotRequired[str | None]
+    #: An Anthropic / Claude Code ``usage`` dict or a :class:`Usage`; or the four counts below.
+    usage: NotRequired[Usage | dict[str, Any] | None]
+    tokens_input: NotRequired[int | None]
+    tokens_output: NotRequired[int | None]
+    tokens_cache_read: NotRequired[int | None]
+    tokens_cache_write: NotRequired[int | None]
+    #: As reported by the provider (Claude Code's ``total_cost_usd``); else computed.
+    cost_usd: NotRequired[float | None]
+    duration_ms: NotRequired[float | None]
+    status: NotRequired[PromptStatus | str]
+    error: NotRequired[str | None]
+    created_at: NotRequired[str | datetime | None]
+    completed_at: NotRequired[str | datetime | None]
+    prompt_id: NotRequired[str | None]
+
+
+# -- field validators ----------------------------------------------------------------
+
+
+def canonical_id(value: Any, field: str) -> str:
+    """Validate a UUID given as text or ``uuid.UUID``; return its canonical text."""
+    text = str(value) if value is not None and not isinstance(value, (bool, int, float)) else None
+    if (
+        text is not None
+        and len(text) == 36
+        and text[8] == text[13] == text[18] == text[23] == "-"
+        and set(text.replace("-", "")) <= _HEX
+    ):
+        return text  # the fast path: already canonical
+    try:
+        from uuid import UUID
+
+        if text is None:
+            raise ValueError
+        return str(UUID(text))
+    except ValueError:
+        raise InvalidInput(field, f"must be a UUID, got {value!r:.80}") from None
+
+
+_JSON = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # made once: cheaper per call
+
+
+def json_text(value: Any, field: str, redacting: bool) -> str | None:
+    """Serialise metadata (a JSON object) for storage, redacted when asked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(field, f"must be a JSON object (a dict), not {type(value).__name__}")
+    try:
+        text = _JSON.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(field, f"must be JSON-serialisable: {exc}") from None
+    if redacting:
+        redacted = redact_text(text)
+        if redacted is not text and redacted != text:
+            try:
+                json.loads(redacted)
+            except ValueError:  # a pattern cut through JSON syntax: redact structurally
+                redacted = _JSON.encode(redact(value))
+            text = redacted
+    return text
+
+
+def text(value: Any, field: str, *, required: bool = True) -> str | None:
+    """A string (or ``None`` when not required)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def timestamp(value: Any, field: str) -> str:
+    """A datetime or ISO 8601 text, normalised to the project's timestamp format."""
+    try:
+        if isinstance(value, datetime):
+            return format_timestamp(value)
+        if isinstance(value, str):
+            return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        pass
+    raise InvalidInput(field, f"must be an ISO 8601 timestamp, got {value!r:.80}")
+
+
+def non_negative(value: Any, field: str) -> float | None:
+    """A finite number >= 0 (durations, costs), or ``None``."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidInput(field, f"must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def validate(model_class: type[M], table: str, /, **values: Any) -> M:
+    """``model_class(**values)``, with pydantic's error turned into InvalidInput."""
+    try:
+        return model_class(**values)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(table, exc) from None
+
+
+def usage_of(usage: Usage | dict[str, Any] | None, **tokens: Any) -> Usage:
+    """Usage from a ``Usage``, an Anthropic usage dict, or token keyword arguments."""
+    try:
+        if isinstance(usage, Usage):
+            return usage
+        if isinstance(usage, dict):
+            return Usage.from_anthropic(usage)
+        if usage is not None:
+            raise InvalidInput("prompts.usage", f"must be a Usage or a dict, not {type(usage)}")
+        return Usage(**{key: value for key, value in tokens.items() if value is not None})
+    except ValidationError as exc:
+        raise InvalidInput.from_validation("prompts", exc) from None
+
+
+def redacted(value: str | None, on: bool) -> str | None:
+    return redact_text(value) if on and isinstance(value, str) else value
+
+
+def status_of(status: Any, enum: type[AgentStatus] | type[PromptStatus], field: str) -> str:
+    try:
+        return enum(getattr(status, "value", status)).value
+    except ValueError:
+        raise InvalidInput(
+            field, f"must be one of {sorted(s.value for s in enum)}, got {status!r:.80}"
+        ) from None
+
+
+# -- rows ------------------------------------------------------------------------------
+
+
+def orchestrator_agent_row(
+    name: Any,
+    description: Any = None,
+    status: Any = OrchestratorStatus.ACTIVE,
+    *,
+    redact_secrets: bool = True,
+    at: str | None = None,
+) -> OrchestratorAgent:
+    """A new orchestrator agent (workflow type)."""
+    now = at or utc_now()
+    return validate(
+        OrchestratorAgent,
+        "orchestrator_agents",
+        id=new_id(),
+        name=name,
+        description=redacted(description, redact_secrets),
+        status=status,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def agent_row(
+    orchestrator_agent_id: Any,
+    session_id: Any = None,
+    *,
+    name: Any = None,
+    status: Any = AgentStatus.PENDING,
+    parent_agent_id: Any = None,
+    started_at: Any = None,
+    created_at: Any = None,
+) -> Agent:
+    """A new agent run. A run created ``running`` gets ``started_at`` now unless given."""
+    now = utc_now()
+    return validate(
+        Agent,
+        "agents",
+        id=new_id(),
+        orchestrator_agent_id=orchestrator_agent_id,
+        session_id=session_id,
+        name=name,
+        status=status,
+        parent_agent_id=parent_agent_id,
+        created_at=now if created_at is None else timestamp(created_at, "agents.created_at"),
+        started_at=(
+            timestamp(started_at, "agents.started_at")
+            if started_at is not None
+            else (now if status in (AgentStatus.RUNNING, "running") else None)
+        ),
+    )
+
+
+def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
+    """Validate, redact and price one model call (nothing is written).
+
+    Priced at the call's own ``created_at`` (default: now). ``cost_usd`` is kept
+    as reported when given; the price-based figure is computed beside it.
+    """
+    unknown = set(fields) - set(PromptFields.__annotations__)
+    if unknown:
+        raise InvalidInput(f"prompts.{sorted(unknown)[0]}", "is not a prompt field")
+    now = utc_now()
+    status = fields.get("status", PromptStatus.COMPLETED)
+    created = fields.get("created_at")
+    created_at = now if created is None else timestamp(created, "prompts.created_at")
+    completed = fields.get("completed_at")
+    if completed is not None:
+        completed_at: str | None = timestamp(completed, "prompts.completed_at")
+    else:
+        completed_at = None if status in (PromptStatus.PENDING, "pending") else now
+    usage = usage_of(
+        fields.get("usage"),
+        tokens_input=fields.get("tokens_input"),
+        tokens_output=fields.get("tokens_output"),
+        tokens_cache_read=fields.get("tokens_cache_read"),
+        tokens_cache_write=fields.get("tokens_cache_write"),
+    )
+    reported = non_negative(fields.get("cost_usd"), "prompts.cost_usd")
+    model = fields.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidInput("prompts.model", f"must be a string, not {type(model).__name__}")
+    cost = resolve_cost(
+        model,
+        reported_usd=reported,
+        when=parse_timestamp(created_at),
+        **usage.model_dump(),
+    )
+    return validate(
+        Prompt,
+        "prompts",
+        id=fields.get("prompt_id") or new_id(),
+        agent_id=fields["agent_id"],
+        content=redacted(fields["content"], redact_secrets),
+        response=redacted(fields.get("response"), redact_secrets),
+        status=status,
+        model=model,
+        **usage.model_dump(),
+        cost_usd=cost.cost_usd,
+        cost_source=cost.source,
+        cost_computed_usd=cost.computed_usd,
+        priced_with=cost.priced_with,
+        cache_savings_usd=cost.cache_savings_usd,
+        duration_ms=fields.get("duration_ms"),
+        error=redacted(fields.get("error"), redact_secrets),
+        created_at=created_at,
+        completed_at=completed_at,
+    )
+
+
+def pending_prompt_row(
+    agent_id: Any, content: Any, model: Any = None, *, redact_secrets: bool = True
+) -> Prompt:
+    """A prompt about to be sent: no response, usage or cost yet."""
+    return validate(
+        Prompt,
+        "prompts",
+        id=new_id(),
+        agent_id=agent_id,
+        content=redacted(content, redact_secrets),
+        model=model,
+        created_at=utc_now(),
+    )
+
+
+def prompt_values(prompt: Prompt, columns: Sequence[str] = PROMPT_COLUMNS) -> list[Any]:
+    """A prompt's values in ``columns`` order, for an INSERT."""
+    return [getattr(prompt, column) for column in columns]
+
+
+def agent_log_row(
+    agent_id: Any,
+    log_type: Any,
+    message: Any,
+    metadata: Any = None,
+    step: Any = None,
+    duration_ms: Any = None,
+    created_at: Any = None,
+    *,
+    redact_secrets: bool = True,
+) -> tuple[Any, ...]:
+    """One agent log event as a row in :data:`AGENT_LOG_COLUMNS` order."""
+    agent_id = canonical_id(agent_id, "agent_logs.agent_id")
+    log_type = getattr(log_type, "value", log_type)
+    if log_type not in LOG_TYPES:
+        raise InvalidInput(
+            "agent_logs.log_type", f"must be one of {sorted(LOG_TYPES)}, got {log_type!r:.80}"
+        )
+    if not isinstance(message, str):
+        raise InvalidInput("agent_logs.message", f"must be a string, not {type(message).__name__}")
+    if redact_secrets:
+        message = redact_text(message)
+    if step is not None and not isinstance(step, str):
+        raise InvalidInput("agent_logs.step", f"must be a string, not {type(step).__name__}")
+    return (
+        new_id(),
+        agent_id,
+        log_type,
+        message,
+        json_text(metadata, "agent_logs.metadata", redact_secrets),
+        utc_now() if created_at is None else timestamp(created_at, "agent_logs.created_at"),
+        step,
+        non_negative(duration_ms, "agent_logs.duration_ms"),
+    )
+
+
+def system_log_row(
+    log_level: Any,
+    message: Any,
+    source: Any = None,
+    metadata: Any = None,
+    created_at: Any = None,
+    *,
+    redact_secrets: bool = True,
+) -> tuple[Any, ...]:
+    """One system log event as a row in :data:`SYSTEM_LOG_COLUMNS` order."""
+    level = getattr(log_level, "value", log_level)
+    level = level.upper() if isinstance(level, str) else level
+    if level not in LOG_LEVELS:
+        raise InvalidInput(
+            "system_logs.log_level", f"must be one of {sorted(LOG_LEVELS)}, got {log_level!r:.80}"
+        )
+    if not isinstance(message, str):
+        raise InvalidInput("system_logs.message", f"must be a string, not {type(message).__name__}")
+    if source is not None and not isinstance(source, str):
+        raise InvalidInput("system_logs.source", f"must be a string, not {type(source).__name__}")
+    if redact_secrets:
+        message = redact_text(message)
+    return (
+        new_id(),
+        level,
+        message,
+        source,
+        json_text(metadata, "system_logs.metadata", redact_secrets),
+        utc_now() if created_at is None else timestamp(created_at, "system_logs.created_at"),
+    )
