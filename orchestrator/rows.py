@@ -361,12 +361,8 @@ def agent_log_row(
         raise InvalidInput(
             "agent_logs.log_type", f"must be one of {sorted(LOG_TYPES)}, got {log_type!r:.80}"
         )
-    if not isinstance(message, str):
-        raise InvalidInput("agent_logs.message", f"must be a string, not {type(message).__name__}")
-    if redact_secrets:
-        message = redact_text(message)
-    if step is not None and not isinstance(step, str):
-        raise InvalidInput("agent_logs.step", f"must be a string, not {type(step).__name__}")
+    message = redacted(text(message, "agent_logs.message"), redact_secrets)
+    step = text(step, "agent_logs.step", required=False)
     return (
         new_id(),
         agent_id,
@@ -395,12 +391,8 @@ def system_log_row(
         raise InvalidInput(
             "system_logs.log_level", f"must be one of {sorted(LOG_LEVELS)}, got {log_level!r:.80}"
         )
-    if not isinstance(message, str):
-        raise InvalidInput("system_logs.message", f"must be a string, not {type(message).__name__}")
-    if source is not None and not isinstance(source, str):
-        raise InvalidInput("system_logs.source", f"must be a string, not {type(source).__name__}")
-    if redact_secrets:
-        message = redact_text(message)
+    message = redacted(text(message, "system_logs.message"), redact_secrets)
+    source = text(source, "system_logs.source", required=False)
     return (
         new_id(),
         level,

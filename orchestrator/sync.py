@@ -20,8 +20,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .db import DatabaseManager
-from .models import AgentStatus, LogType, Prompt
-from .runs import AgentRun, Step, finish_run
+from .models import LogType, Prompt
+from .runs import AgentRun, AgentRunContext, Step, finish_run
 
 T = TypeVar("T")
 
@@ -140,24 +140,16 @@ class SyncAgentRunContext:
         self.run: SyncAgentRun | None = None
 
     def __enter__(self) -> SyncAgentRun:
-        db, options = self.owner.db, self.options
-
-        async def start() -> AgentRun:
-            orchestrator_id = await db.ensure_orchestrator_agent(
-                self.orchestrator, options.get("description")
-            )
-            agent_id = await db.create_agent(
-                orchestrator_id,
-                options.get("session_id"),
-                name=options.get("name"),
-                status=AgentStatus.RUNNING,
-                parent_agent_id=options.get("parent_agent_id"),
-            )
-            return AgentRun(
-                db, agent_id, orchestrator_id, options.get("session_id"), options.get("name")
-            )
-
-        self.run = SyncAgentRun(self.owner, self.owner._run(start()))
+        options = self.options
+        context = AgentRunContext(
+            self.owner.db,
+            self.orchestrator,
+            session_id=options.get("session_id"),
+            name=options.get("name"),
+            description=options.get("description"),
+            parent_agent_id=options.get("parent_agent_id"),
+        )
+        self.run = SyncAgentRun(self.owner, self.owner._run(context.__aenter__()))
         return self.run
 
     def __exit__(
