@@ -20,13 +20,67 @@ Conventions every migration follows:
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-
-from sqlite_utils import Database, Migrations
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .ids import SQL_NOW
 
-migrations = Migrations("orchestrator")
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
+
+#: The name of this project's migration set in sqlite-utils' ``_sqlite_migrations`` ledger.
+SET_NAME = "orchestrator"
+LEDGER = "_sqlite_migrations"
+
+_STEPS: list[Callable[[Database], None]] = []
+
+
+def migration(function: Callable[[Database], None]) -> Callable[[Database], None]:
+    """Register a migration, in order (sqlite-utils' set is built on first use, so
+    opening an up-to-date database never imports sqlite-utils)."""
+    _STEPS.append(function)
+    return function
+
+
+def names() -> list[str]:
+    """Every migration's name, in the order they apply."""
+    return [step.__name__ for step in _STEPS]
+
+
+@functools.cache
+def migration_set() -> Migrations:
+    """The sqlite-utils ``Migrations("orchestrator")`` holding every migration."""
+    from sqlite_utils import Migrations
+
+    steps = Migrations(SET_NAME)
+    for step in _STEPS:
+        steps()(step)
+    return steps
+
+
+def __getattr__(name: str) -> Any:
+    if name == "migrations":  # the sqlite-utils set, as ``migrations.migrations``
+        return migration_set()
+    raise AttributeError(name)
+
+
+def applied_names(conn: sqlite3.Connection) -> list[str] | None:
+    """The migrations recorded in ``conn``'s ledger, or ``None`` when it has none."""
+    try:
+        rows = conn.execute(
+            f"SELECT name FROM {LEDGER} WHERE migration_set = ? ORDER BY rowid", (SET_NAME,)
+        ).fetchall()
+    except sqlite3.OperationalError:  # no ledger table: a new (or foreign) file
+        return None
+    return [row[0] for row in rows]
+
+
+def is_current(conn: sqlite3.Connection) -> bool:
+    """Whether every migration is applied (one indexed read, no sqlite-utils)."""
+    applied = applied_names(conn)
+    return applied is not None and set(names()) <= set(applied)
 
 
 def _run(db: Database, script: str) -> None:
@@ -59,7 +113,7 @@ def _totals_delta(row: str, sign: str) -> str:
     WHERE id = {row}.agent_id;"""
 
 
-@migrations()
+@migration
 def m001_initial(db: Database) -> None:
     """The seed's five tables, with what real cost tracking needs."""
     now = SQL_NOW
@@ -182,13 +236,14 @@ def apply(db: Database) -> list[str]:
     same moment cannot both apply a migration: the second waits for the
     first, then finds nothing pending.
     """
-    if not migrations.pending(db):
+    steps = migration_set()
+    if not steps.pending(db):
         return []
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        pending = [m.name for m in migrations.pending(db)]
-        migrations.apply(db)  # each migration runs in a savepoint of ours
+        pending = [m.name for m in steps.pending(db)]
+        steps.apply(db)  # each migration runs in a savepoint of ours
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -224,7 +279,7 @@ END;
 """
 
 
-@migrations()
+@migration
 def m002_full_text_search(db: Database) -> None:
     """Full-text search on prompt content and response and on log messages."""
     _run(db, _fts("prompts", ["content", "response"]))
@@ -273,7 +328,7 @@ def _runs_daily_delta(row: str, sign: str) -> str:
         cancelled = cancelled + excluded.cancelled;"""
 
 
-@migrations()
+@migration
 def m003_report_summaries(db: Database) -> None:
     """What the reports need to answer in milliseconds on millions of rows.
 
@@ -404,7 +459,7 @@ def _step_histogram_geometric_delta(row: str, sign: str) -> str:
         max_ms = max(max_ms, excluded.max_ms);"""
 
 
-@migrations()
+@migration
 def m004_step_histogram(db: Database) -> None:
     """Step durations as daily histograms, so p50/p95 over millions of steps are instant.
 
@@ -564,7 +619,7 @@ def _delete_summaries_trigger(bucket_sql: str) -> str:
 END;"""
 
 
-@migrations()
+@migration
 def m005_sessions_and_report_indexes(db: Database) -> None:
     """Per-session totals kept by triggers (the session report groups 100,000s of runs
     otherwise) and an index for the reported-vs-computed cost report."""
@@ -619,7 +674,7 @@ CREATE INDEX idx_prompts_reported ON prompts(created_at) WHERE cost_source = 're
     )
 
 
-@migrations()
+@migration
 def m006_failed_run_indexes(db: Database) -> None:
     """Failed runs newest first, per workflow too, straight from an index.
 
@@ -638,7 +693,7 @@ CREATE INDEX idx_agents_failed_orchestrator ON agents(orchestrator_agent_id, com
 # --- migrations of the Claude Code importers (orchestrator.claude_code) go below this line ---
 
 
-@migrations()
+@migration
 def m100_claude_code(db: Database) -> None:
     """What recording Claude Code runs needs: response ids, reported usage, import state.
 

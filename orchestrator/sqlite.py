@@ -17,12 +17,13 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from . import migrations
 from .backend import Backend, Params
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 #: Seconds a writer waits for another process's write lock before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -72,7 +73,9 @@ def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Co
         ) from None
     try:
         configure(conn)
-        if migrate:
+        if migrate and not migrations.is_current(conn):
+            from sqlite_utils import Database
+
             migrations.apply(Database(conn))
     except BaseException:
         conn.close()
@@ -82,11 +85,15 @@ def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Co
 
 def open_database(path: str | os.PathLike[str] | None = None) -> Database:
     """A migrated sqlite-utils ``Database`` for ``path`` (default: :func:`default_db_path`)."""
+    from sqlite_utils import Database
+
     return Database(connect(path if path is not None else default_db_path()))
 
 
 def schema_sql() -> str:
     """The full schema as SQL, read from a freshly migrated in-memory database."""
+    from sqlite_utils import Database
+
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     migrations.apply(Database(conn))
