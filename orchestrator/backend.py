@@ -30,6 +30,8 @@ class Backend(ABC):
     integrity_error: type[Exception] = Exception
     #: Raised by the driver when the database fails (disk full, locked, I/O): retry later.
     database_error: type[Exception] = Exception
+    #: The driver's errors that a row's values cause (constraint, binding, range).
+    row_errors: tuple[type[Exception], ...] = ()
 
     @property
     @abstractmethod
@@ -69,6 +71,14 @@ class Backend(ABC):
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` was caused by the rows written (drop them) rather than by the
+        database (keep them and retry): driver row errors, and any other Exception
+        that is not the driver's (a value it could not bind, say)."""
+        if isinstance(exc, self.row_errors):
+            return True
+        return isinstance(exc, Exception) and not isinstance(exc, self.database_error)
 
 
 def insert_sql(table: str, columns: Sequence[str], *, ignore_conflicts: bool = False) -> str:

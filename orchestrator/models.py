@@ -19,7 +19,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeInt,
     StrictStr,
     field_validator,
 )
@@ -97,6 +96,23 @@ def _json_object(value: Any) -> dict[str, Any] | None:
     return value
 
 
+#: The largest integer SQLite (and PostgreSQL's bigint) stores.
+MAX_INTEGER = 2**63 - 1
+
+
+def storable_text(value: str) -> str:
+    """Text that UTF-8 can encode: a lone surrogate (``"\\udcff"``) cannot be stored."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"holds a character UTF-8 cannot encode ({exc.object[exc.start]!r} at "
+                f"position {exc.start}, a lone surrogate)"
+            ) from None
+    return value
+
+
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -104,6 +120,10 @@ def _finite(value: float | None) -> float | None:
 
 
 Id = Annotated[str, BeforeValidator(_canonical_uuid)]
+#: A string (never a number or bytes) that can be stored.
+Text = Annotated[StrictStr, AfterValidator(storable_text)]
+#: A token count: a real int (not "12", not True), 0 <= n <= MAX_INTEGER.
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INTEGER)]
 Metadata = Annotated[Any, AfterValidator(_json_object)]
 NonNegativeFloat = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 
@@ -114,8 +134,8 @@ class _Row(BaseModel):
 
 class OrchestratorAgent(_Row):
     id: Id
-    name: StrictStr = Field(min_length=1, max_length=200)
-    description: StrictStr | None = None
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text | None = None
     status: OrchestratorStatus = OrchestratorStatus.ACTIVE
     created_at: str | None = None
     updated_at: str | None = None
@@ -124,31 +144,31 @@ class OrchestratorAgent(_Row):
 class Agent(_Row):
     id: Id
     orchestrator_agent_id: Id
-    session_id: StrictStr | None = None
+    session_id: Text | None = None
     status: AgentStatus = AgentStatus.PENDING
     created_at: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
-    name: StrictStr | None = None
-    error: StrictStr | None = None
+    name: Text | None = None
+    error: Text | None = None
     parent_agent_id: Id | None = None
     duration_ms: NonNegativeFloat | None = None
-    prompt_count: NonNegativeInt = 0
-    total_tokens_input: NonNegativeInt = 0
-    total_tokens_output: NonNegativeInt = 0
-    total_tokens_cache_read: NonNegativeInt = 0
-    total_tokens_cache_write: NonNegativeInt = 0
+    prompt_count: Count = 0
+    total_tokens_input: Count = 0
+    total_tokens_output: Count = 0
+    total_tokens_cache_read: Count = 0
+    total_tokens_cache_write: Count = 0
     total_cost_usd: float = 0.0
-    unpriced_prompt_count: NonNegativeInt = 0
+    unpriced_prompt_count: Count = 0
 
 
 class Usage(_Row):
     """Token usage of one model call, in Anthropic's convention (see ``migrations``)."""
 
-    tokens_input: NonNegativeInt = 0
-    tokens_output: NonNegativeInt = 0
-    tokens_cache_read: NonNegativeInt = 0
-    tokens_cache_write: NonNegativeInt = 0
+    tokens_input: Count = 0
+    tokens_output: Count = 0
+    tokens_cache_read: Count = 0
+    tokens_cache_write: Count = 0
 
     @classmethod
     def from_anthropic(cls, usage: dict[str, Any]) -> Usage:
@@ -164,21 +184,21 @@ class Usage(_Row):
 class Prompt(_Row):
     id: Id
     agent_id: Id
-    content: StrictStr
-    response: StrictStr | None = None
+    content: Text
+    response: Text | None = None
     status: PromptStatus = PromptStatus.PENDING
-    tokens_input: NonNegativeInt = 0
-    tokens_output: NonNegativeInt = 0
-    tokens_cache_read: NonNegativeInt = 0
-    tokens_cache_write: NonNegativeInt = 0
+    tokens_input: Count = 0
+    tokens_output: Count = 0
+    tokens_cache_read: Count = 0
+    tokens_cache_write: Count = 0
     cost_usd: NonNegativeFloat | None = None
     cost_source: CostSource | None = None
     cost_computed_usd: NonNegativeFloat | None = None
-    priced_with: StrictStr | None = None
+    priced_with: Text | None = None
     cache_savings_usd: float | None = None
-    model: StrictStr | None = None
+    model: Text | None = None
     duration_ms: NonNegativeFloat | None = None
-    error: StrictStr | None = None
+    error: Text | None = None
     created_at: str | None = None
     completed_at: str | None = None
 
@@ -187,9 +207,9 @@ class AgentLog(_Row):
     id: Id
     agent_id: Id
     log_type: LogType
-    message: StrictStr
+    message: Text
     metadata: Metadata = None
-    step: StrictStr | None = None
+    step: Text | None = None
     duration_ms: NonNegativeFloat | None = None
     created_at: str | None = None
 
@@ -202,8 +222,8 @@ class AgentLog(_Row):
 class SystemLog(_Row):
     id: Id
     log_level: LogLevel
-    message: StrictStr
-    source: StrictStr | None = None
+    message: Text
+    source: Text | None = None
     metadata: Metadata = None
     created_at: str | None = None
 

@@ -34,6 +34,7 @@ from .models import (
     Prompt,
     PromptStatus,
     Usage,
+    storable_text,
 )
 from .pricing import resolve_cost
 from .redact import redact, redact_text
@@ -127,9 +128,11 @@ def json_text(value: Any, field: str, redacting: bool) -> str | None:
     if not isinstance(value, dict):
         raise InvalidInput(field, f"must be a JSON object (a dict), not {type(value).__name__}")
     try:
-        text = _JSON.encode(value)
+        text = storable_text(_JSON.encode(value))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(field, "is nested too deeply to store as JSON") from None
     if redacting:
         redacted = redact_text(text)
         if redacted is not text and redacted != text:
@@ -147,7 +150,10 @@ def text(value: Any, field: str, *, required: bool = True) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(field, f"must be a string, not {type(value).__name__}")
-    return value
+    try:
+        return storable_text(value)
+    except ValueError as exc:
+        raise InvalidInput(field, str(exc)) from None
 
 
 def timestamp(value: Any, field: str) -> str:

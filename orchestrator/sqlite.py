@@ -112,6 +112,12 @@ class SQLiteBackend(Backend):
 
     integrity_error = sqlite3.IntegrityError
     database_error = sqlite3.Error
+    row_errors = (
+        sqlite3.IntegrityError,
+        sqlite3.InterfaceError,
+        sqlite3.ProgrammingError,
+        sqlite3.DataError,
+    )
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

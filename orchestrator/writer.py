@@ -6,10 +6,11 @@ is safe from any thread. A background task writes the queues in batches, one
 write transaction each, at least every ``flush_interval`` seconds, as soon
 as a batch fills, on :meth:`LogWriter.flush` and on :meth:`LogWriter.stop`.
 
-A row the database refuses inside a batch (say, its agent was deleted
-meanwhile) is dropped alone (the batch is halved until the bad rows stand
-alone), counted in :class:`WriterStats` and reported in ``system_logs``; the
-rest of the batch is stored. When the database itself fails (disk full, a
+A row that cannot be written inside a batch (its agent was deleted meanwhile,
+a value the driver cannot bind: any error but the database's own) is dropped
+alone (the batch is halved until the bad rows stand alone), counted in
+:class:`WriterStats` and reported in ``system_logs``; the rest of the batch is
+stored. When the database itself fails (disk full, a
 lock held past the busy timeout), the rows stay queued, in order, and are
 retried; :class:`~orchestrator.errors.WriteError` tells the caller of
 ``flush``.
@@ -204,11 +205,15 @@ class LogWriter:
             try:
                 await backend.executemany(sql, chunk)
                 await backend.execute("RELEASE batch_chunk")
-            except backend.integrity_error as exc:
+            except Exception as exc:
+                if not backend.is_row_error(exc):
+                    raise  # the database failed, not the rows: keep them all for a retry
                 await backend.execute("ROLLBACK TO batch_chunk")
                 await backend.execute("RELEASE batch_chunk")
                 if len(chunk) == 1:
-                    dropped.append(f"{table} {chunk[0][0]}: {exc}")
+                    reason = f"{table} {chunk[0][0]!s:.40}: {type(exc).__name__}: {exc}"
+                    # The reason is stored too: keep only what UTF-8 can encode.
+                    dropped.append(reason.encode("utf-8", "backslashreplace").decode("utf-8"))
                 else:
                     middle = len(chunk) // 2
                     chunks += [chunk[middle:], chunk[:middle]]

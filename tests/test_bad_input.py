@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -205,3 +207,60 @@ async def test_a_bad_event_never_fails_a_batch_of_good_ones(
                 await db.log_agent_event(agent_id, "info", "bad", {"x": {1}})
     await db.flush()
     assert counts(db_path)["agent_logs"] == 100
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda run: run.log("event", "bad \udcff"), "agent_logs.message"),
+        (lambda run: run.log("event", "ok", {"k": "bad \udcff"}), "agent_logs.metadata"),
+        (lambda run: run.log("event", "ok", {"bad \udcff": 1}), "agent_logs.metadata"),
+        (lambda run: run.log("event", "ok", step="s\ud800"), "agent_logs.step"),
+        (lambda run: run.log("event", "ok", _nested(10_000)), "agent_logs.metadata"),
+        (lambda run: run.db.log_system_event("INFO", "x\udcff"), "system_logs.message"),
+        (lambda run: run.db.log_system_event("INFO", "x", "s\udcff"), "system_logs.source"),
+        (lambda run: run.prompt("p", model=5), "prompts.model"),
+        (lambda run: run.prompt("p", tokens_input=2**70), "prompts.tokens_input"),
+        (lambda run: run.prompt("p", tokens_output=-1), "prompts.tokens_output"),
+        (lambda run: run.prompt("p", tokens_input="12"), "prompts.tokens_input"),
+        (lambda run: run.prompt("p", tokens_cache_read=True), "prompts.tokens_cache_read"),
+        (lambda run: run.prompt("p", tokens_input=1.5), "prompts.tokens_input"),
+        (lambda run: run.prompt("p\ud800"), "prompts.content"),
+        (lambda run: run.prompt("p", "r\ud800"), "prompts.response"),
+        (lambda run: run.prompt("p", usage={"input_tokens": 2**64}), "prompts.tokens_input"),
+        (
+            lambda run: run.db.create_agent(run.orchestrator_agent_id, "s\udcff"),
+            "agents.session_id",
+        ),
+        (lambda run: run.db.create_agent(run.orchestrator_agent_id, name="\udcff"), "agents.name"),
+        (lambda run: run.db.create_orchestrator_agent("w\udcff"), "orchestrator_agents.name"),
+    ],
+)
+async def test_values_that_cannot_be_stored_are_refused_at_the_call(
+    db: DatabaseManager, agent_id: str, db_path: Path, call: Any, field: str
+) -> None:
+    """InvalidInput naming the field, never a raw AttributeError / OverflowError /
+    RecursionError / UnicodeEncodeError, and nothing written; the writer keeps working."""
+    from orchestrator.runs import AgentRun
+
+    orch = (await db.get_agent(agent_id)).orchestrator_agent_id
+    run = AgentRun(db, agent_id, orch, None, None)
+    await db.flush()
+    before = counts(db_path)
+    with pytest.raises(InvalidInput) as error:
+        result = call(run)
+        if asyncio.iscoroutine(result):
+            await result
+    assert error.value.field == field
+    await db.flush()
+    assert counts(db_path) == before
+    run.log("event", "still writing")
+    await db.flush()
+    assert counts(db_path)["agent_logs"] == before["agent_logs"] + 1

@@ -282,3 +282,26 @@ async def test_seed_naming_for_every_table(db_path: Path) -> None:
         assert (failed.status, failed.error) == ("failed", "429")
         assert [p.id for p in await db.list_prompts(agent)] == [pending, other]
         assert [a.id for a in await db.list_agents(orch)] == [agent]
+
+
+async def test_a_row_the_driver_cannot_bind_is_dropped_alone_and_never_blocks(
+    db_path: Path,
+) -> None:
+    """Any error a row causes while its batch is written (here UnicodeEncodeError, not an
+    sqlite3.Error) drops that row only; the rows around it are stored and flush returns."""
+    async with DatabaseManager(db_path, flush_interval=0.05) as db:
+        async with db.agent_run("poison") as run:
+            for i in range(5):
+                run.log("event", f"before {i}")
+            good = db.agent_log_row(run.id, "event", "placeholder")
+            # A row built by hand, past validation: a lone surrogate SQLite cannot encode.
+            db.enqueue_agent_log((good[0], run.id, "event", "bad \udcff", *good[4:]))
+            for i in range(5):
+                run.log("event", f"after {i}")
+            await db.flush()
+            assert db.stats.dropped == 1 and db.pending <= 1  # only the drop report may wait
+    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE message LIKE 'before %'") == [(5,)]
+    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE message LIKE 'after %'") == [(5,)]
+    reports = rows(db_path, "SELECT message, metadata FROM system_logs")
+    assert len(reports) == 1 and reports[0][0] == "dropped 1 log rows the database refused"
+    assert "UnicodeEncodeError" in reports[0][1]
