@@ -274,22 +274,17 @@ class DatabaseManager:
 
     async def ensure_orchestrator_agent(self, name: str, description: str | None = None) -> str:
         """The id of the orchestrator agent called ``name``, created if missing."""
-        validate(
-            OrchestratorAgent,
-            "orchestrator_agents",
-            id=new_id(),
-            name=name,
-            description=description,
-        )
-        now = utc_now()
+        row = rows.orchestrator_agent_row(name, description, redact_secrets=self.redact_secrets)
+        values = row.model_dump()
         await self.execute(
-            "INSERT INTO orchestrator_agents (id, name, description, status, created_at, "
-            "updated_at) VALUES (?, ?, ?, 'active', ?, ?) ON CONFLICT(name) DO NOTHING",
-            (new_id(), name, description, now, now),
+            insert_sql("orchestrator_agents", list(values), ignore_conflicts=True),  # name taken
+            list(values.values()),
         )
-        row = await self.fetchone("SELECT id FROM orchestrator_agents WHERE name = ?", (name,))
-        assert row is not None
-        return str(row["id"])
+        found = await self.fetchone(
+            "SELECT id FROM orchestrator_agents WHERE name = ?", (row.name,)
+        )
+        assert found is not None
+        return str(found["id"])
 
     async def get_orchestrator_agent(self, orchestrator_agent_id: str) -> OrchestratorAgent | None:
         row_id = canonical_id(orchestrator_agent_id, "orchestrator_agents.id")
@@ -297,7 +292,10 @@ class DatabaseManager:
         return None if row is None else OrchestratorAgent.model_validate(dict(row))
 
     async def get_orchestrator_agent_by_name(self, name: str) -> OrchestratorAgent | None:
-        row = await self.fetchone("SELECT * FROM orchestrator_agents WHERE name = ?", (name,))
+        row = await self.fetchone(
+            "SELECT * FROM orchestrator_agents WHERE name = ?",
+            (rows.redacted(name, self.redact_secrets),),  # as stored
+        )
         return None if row is None else OrchestratorAgent.model_validate(dict(row))
 
     async def list_orchestrator_agents(
@@ -305,15 +303,15 @@ class DatabaseManager:
     ) -> list[OrchestratorAgent]:
         """Orchestrator agents by name, optionally only those with ``status``."""
         if status is None:
-            rows = await self.fetchall("SELECT * FROM orchestrator_agents ORDER BY name")
+            found = await self.fetchall("SELECT * FROM orchestrator_agents ORDER BY name")
         else:
             value = validate(
                 OrchestratorAgent, "orchestrator_agents", id=new_id(), name="x", status=status
             ).status
-            rows = await self.fetchall(
+            found = await self.fetchall(
                 "SELECT * FROM orchestrator_agents WHERE status = ? ORDER BY name", (value,)
             )
-        return [OrchestratorAgent.model_validate(dict(row)) for row in rows]
+        return [OrchestratorAgent.model_validate(dict(row)) for row in found]
 
     async def update_orchestrator_agent_status(
         self, orchestrator_agent_id: str, status: OrchestratorStatus | str
@@ -354,6 +352,7 @@ class DatabaseManager:
             parent_agent_id=parent_agent_id,
             started_at=started_at,
             created_at=created_at,
+            redact_secrets=self.redact_secrets,
         )
         if row.orchestrator_agent_id not in self._known_orchestrators:
             await self._require(
@@ -380,21 +379,22 @@ class DatabaseManager:
         limit: int = 100,
     ) -> list[Agent]:
         """Agent runs, newest first, filtered by orchestrator agent, session or status."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if orchestrator_agent_id is not None:
             where.append("orchestrator_agent_id = ?")
             params.append(canonical_id(orchestrator_agent_id, "agents.orchestrator_agent_id"))
         if session_id is not None:
             where.append("session_id = ?")
-            params.append(session_id)
+            params.append(rows.redacted(session_id, self.redact_secrets))  # as stored
         if status is not None:
             where.append("status = ?")
             params.append(AgentStatus(status).value)
         sql = "SELECT * FROM agents"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self.fetchall(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
-        return [Agent.model_validate(dict(row)) for row in rows]
+        found = await self.fetchall(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
+        return [Agent.model_validate(dict(row)) for row in found]
 
     async def update_agent_status(
         self,
@@ -622,11 +622,11 @@ class DatabaseManager:
     async def list_prompts(self, agent_id: str, limit: int = 1000) -> list[Prompt]:
         """The prompts of one run, oldest first."""
         row_id = canonical_id(agent_id, "prompts.agent_id")
-        rows = await self.fetchall(
+        found = await self.fetchall(
             "SELECT * FROM prompts WHERE agent_id = ? ORDER BY created_at, id LIMIT ?",
             (row_id, limit),
         )
-        return [Prompt.model_validate(dict(row)) for row in rows]
+        return [Prompt.model_validate(dict(row)) for row in found]
 
     # -- logs ---------------------------------------------------------------------------
 
@@ -725,8 +725,8 @@ class DatabaseManager:
         if log_type is not None:
             sql += " AND log_type = ?"
             params.append(getattr(log_type, "value", log_type))
-        rows = await self.fetchall(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit))
-        return [AgentLog.model_validate(dict(row)) for row in rows]
+        found = await self.fetchall(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit))
+        return [AgentLog.model_validate(dict(row)) for row in found]
 
     async def get_system_logs(
         self,
@@ -744,10 +744,10 @@ class DatabaseManager:
             where.append("source = ?")
             params.append(source)
         sql = "SELECT * FROM system_logs" + (" WHERE " + " AND ".join(where) if where else "")
-        rows = await self.fetchall(
+        found = await self.fetchall(
             sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit)
         )
-        return [SystemLog.model_validate(dict(row)) for row in rows]
+        return [SystemLog.model_validate(dict(row)) for row in found]
 
     async def get_agent_log(self, log_id: str) -> AgentLog | None:
         """One agent log row by id (what this manager has queued is written first)."""

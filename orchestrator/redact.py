@@ -39,6 +39,9 @@ _PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
 ]
 _TOKENS = [(hints, re.compile(pattern), f"[REDACTED:{kind}]") for kind, hints, pattern in _PATTERNS]
 
+# The password of a URL's user info: scheme://user:password@host keeps user and host.
+_URL_PASSWORD = re.compile(r"(?P<key>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<value>[^\s/@]+)@")
+
 # key=value / key: value / "key": "value" where the key names a secret.
 _SECRET_KEY = (
     r"(?:password|passwd|pwd|passphrase|secret|client_secret|secret_key|"
@@ -75,6 +78,8 @@ def redact_text(text: str) -> str:
             if hint in text:
                 text = pattern.sub(replacement, text)
                 break
+    if "://" in text and "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group('key')}{REDACTED}@", text)
     lower = text.lower()
     for hint in _PAIR_HINTS:
         if hint in lower:

@@ -234,7 +234,7 @@ def orchestrator_agent_row(
         OrchestratorAgent,
         "orchestrator_agents",
         id=new_id(),
-        name=name,
+        name=redacted(name, redact_secrets),
         description=redacted(description, redact_secrets),
         status=status,
         created_at=now,
@@ -251,6 +251,7 @@ def agent_row(
     parent_agent_id: Any = None,
     started_at: Any = None,
     created_at: Any = None,
+    redact_secrets: bool = True,
 ) -> Agent:
     """A new agent run. A run created ``running`` gets ``started_at`` now unless given."""
     now = utc_now()
@@ -259,8 +260,8 @@ def agent_row(
         "agents",
         id=new_id(),
         orchestrator_agent_id=orchestrator_agent_id,
-        session_id=session_id,
-        name=name,
+        session_id=redacted(session_id, redact_secrets),
+        name=redacted(name, redact_secrets),
         status=status,
         parent_agent_id=parent_agent_id,
         created_at=now if created_at is None else timestamp(created_at, "agents.created_at"),
@@ -298,9 +299,7 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
         tokens_cache_write=fields.get("tokens_cache_write"),
     )
     reported = non_negative(fields.get("cost_usd"), "prompts.cost_usd")
-    model = fields.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidInput("prompts.model", f"must be a string, not {type(model).__name__}")
+    model = redacted(text(fields.get("model"), "prompts.model", required=False), redact_secrets)
     cost = resolve_cost(
         model,
         reported_usd=reported,
@@ -368,7 +367,7 @@ def agent_log_row(
             "agent_logs.log_type", f"must be one of {sorted(LOG_TYPES)}, got {log_type!r:.80}"
         )
     message = redacted(text(message, "agent_logs.message"), redact_secrets)
-    step = text(step, "agent_logs.step", required=False)
+    step = redacted(text(step, "agent_logs.step", required=False), redact_secrets)
     return (
         new_id(),
         agent_id,
@@ -398,7 +397,7 @@ def system_log_row(
             "system_logs.log_level", f"must be one of {sorted(LOG_LEVELS)}, got {log_level!r:.80}"
         )
     message = redacted(text(message, "system_logs.message"), redact_secrets)
-    source = text(source, "system_logs.source", required=False)
+    source = redacted(text(source, "system_logs.source", required=False), redact_secrets)
     return (
         new_id(),
         level,

@@ -120,3 +120,28 @@ async def test_stored_rows_carry_no_secret_and_redaction_can_be_turned_off(
         async with db.agent_run("x") as run:
             run.log("info", f"env has {key}")
     assert key in "\n".join(sqlite3.connect(plain).iterdump())
+
+
+async def test_every_free_text_column_is_redacted(db_path: Path) -> None:
+    """Secrets in run names, session ids, steps, sources, workflow names and URLs with a
+    password never reach the file (its pages, its indexes and its FTS tables included)."""
+    key = "sk-ant-api03-" + "A" * 40
+    url = "postgresql://adw:hunter2hunter2@db.internal:5432/orchestrator"
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run(
+            f"wf {key}", session_id=f"adw-{key}", name=f"plan {url}", description=url
+        ) as run:
+            with run.step(f"step token={key}"):
+                run.log("event", f"cloning {url}")
+            await run.prompt(f"use {url}", f"ok {key}", model="claude-sonnet-4-5")
+        await db.log_system_event("ERROR", f"connect {url}", source=f"adw {key}")
+        assert [a.id for a in await db.list_agents(session_id=f"adw-{key}")] == [run.id]
+    files = [Path(db_path), Path(f"{db_path}-wal")]
+    raw = b"".join(path.read_bytes() for path in files if path.exists())
+    for secret in (key.encode(), b"hunter2hunter2"):
+        assert secret not in raw
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT session_id FROM agents").fetchone()[0] == "adw-[REDACTED:anthropic]"
+    cloning = "SELECT message FROM agent_logs WHERE message LIKE 'cloning%'"
+    expected = "cloning postgresql://adw:[REDACTED]@db.internal:5432/orchestrator"
+    assert conn.execute(cloning).fetchone()[0] == expected

@@ -305,3 +305,18 @@ async def test_a_row_the_driver_cannot_bind_is_dropped_alone_and_never_blocks(
     reports = rows(db_path, "SELECT message, metadata FROM system_logs")
     assert len(reports) == 1 and reports[0][0] == "dropped 1 log rows the database refused"
     assert "UnicodeEncodeError" in reports[0][1]
+
+
+async def test_timestamps_before_year_1000_keep_four_digit_years(db_path: Path) -> None:
+    """Text timestamps sort as times only if every year has four digits."""
+    from datetime import datetime, timezone
+
+    old = datetime(999, 12, 31, 23, 59, 59, 123000, tzinfo=timezone.utc)
+    async with DatabaseManager(db_path) as db:
+        orch = await db.ensure_orchestrator_agent("old")
+        agent = await db.create_agent(orch, created_at=old, started_at="0042-01-02T03:04:05Z")
+        await db.log_agent_event(agent, "event", "past", created_at=old)
+    assert rows(db_path, "SELECT created_at, started_at FROM agents") == [
+        ("0999-12-31T23:59:59.123Z", "0042-01-02T03:04:05.000Z")
+    ]
+    assert rows(db_path, "SELECT created_at FROM agent_logs") == [("0999-12-31T23:59:59.123Z",)]
