@@ -72,6 +72,10 @@ class Backend(ABC):
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
 
+    def check(self) -> None:  # noqa: B027 - a hook: most stores cannot be swapped out
+        """Raise ``database_error`` if the store is no longer the one opened (its file was
+        deleted or replaced): writes would "succeed" into a file nobody will read."""
+
     def is_row_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` was caused by the rows written (drop them) rather than by the
         database (keep them and retry): driver row errors, and any other Exception

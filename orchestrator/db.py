@@ -160,6 +160,7 @@ class DatabaseManager:
         assert self._lock is not None
         backend = self.backend
         async with self._lock:
+            backend.check()
             changed = await backend.execute(sql, params)
             if self._bulk_writes is not None:
                 self._bulk_writes += 1
@@ -175,6 +176,7 @@ class DatabaseManager:
         assert self._lock is not None
         backend = self.backend
         async with self._lock:
+            backend.check()
             own = not backend.in_transaction
             if own:
                 await backend.begin()

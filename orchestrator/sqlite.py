@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import migrations
 from .backend import Backend, Params
+from .errors import OrchestratorError
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -107,6 +108,15 @@ def schema_sql() -> str:
     return ";\n\n".join(row[0] for row in rows) + ";\n"
 
 
+class DatabaseReplaced(sqlite3.OperationalError, OrchestratorError):
+    """The database file was deleted or replaced under an open writer."""
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino)
+
+
 class SQLiteBackend(Backend):
     """The writer's connection to an SQLite file (aiosqlite: the driver runs in a thread)."""
 
@@ -122,6 +132,7 @@ class SQLiteBackend(Backend):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._conn: Any = None  # aiosqlite.Connection
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     @property
     def location(self) -> str:
@@ -148,6 +159,21 @@ class SQLiteBackend(Backend):
             raise
         conn.row_factory = sqlite3.Row
         self._conn = conn
+        self._identity = _identity(self.path)
+
+    def check(self) -> None:
+        if self._identity is None:
+            return
+        try:
+            now: tuple[int, int] | None = _identity(self.path)
+        except FileNotFoundError:
+            now = None
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise DatabaseReplaced(
+                f"{self.path} was {what} while this writer had it open; nothing more is "
+                "written to it (restart the writer to use the new file)"
+            )
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -157,6 +157,7 @@ class LogWriter:
     async def _write_batch(self, agent_rows: list[Row], system_rows: list[Row]) -> None:
         backend = self.backend
         dropped: list[str] = []
+        backend.check()
         own = not backend.in_transaction  # inside bulk() the batch joins its transaction
         if own:
             await backend.begin()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -320,3 +321,37 @@ async def test_timestamps_before_year_1000_keep_four_digit_years(db_path: Path) 
         ("0999-12-31T23:59:59.123Z", "0042-01-02T03:04:05.000Z")
     ]
     assert rows(db_path, "SELECT created_at FROM agent_logs") == [("0999-12-31T23:59:59.123Z",)]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_a_writer_whose_file_is_deleted_or_replaced_fails_loudly(
+    db_path: Path, tmp_path: Path, how: str
+) -> None:
+    """Writes must not "succeed" into an unlinked file: every later write raises, and
+    the queued log rows stay in memory (WriteError) instead of being lost silently."""
+    from orchestrator import OrchestratorError, WriteError
+    from orchestrator.sqlite import connect
+
+    db = DatabaseManager(db_path)
+    await db.connect()
+    with pytest.raises(OrchestratorError, match=how):  # the run's end cannot be stored
+        async with db.agent_run("swap") as run:
+            run.log("event", "before")
+            await db.flush()
+            if how == "deleted":
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+            else:
+                other = tmp_path / "other.db"
+                connect(other).close()
+                os.replace(other, db_path)
+            with pytest.raises(OrchestratorError, match=how):
+                await run.prompt("p", "r", model="claude-haiku-4-5")
+            run.log("event", "after")
+            with pytest.raises(WriteError, match=how) as error:
+                await db.flush()
+            assert error.value.pending == 1 and db.pending == 1
+            with pytest.raises(OrchestratorError, match=how):
+                await db.update_agent_status(run.id, "completed")
+    with pytest.raises(WriteError, match=how):
+        await db.close()  # the unwritten rows are reported, not dropped in silence
