@@ -6,8 +6,7 @@ import asyncio
 import csv
 import io
 import json
-import os
-import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -18,7 +17,6 @@ import click
 
 from . import sqlite as backend
 from .cli_options import db_option
-from .ids import utc_now
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,40 +42,19 @@ def init(db_path: Path, force: bool) -> None:
 
     DB (or --db) is the database file; an existing one keeps its data.
     """
-    path = db_path
-    if force and path.exists():
-        backup = backup_database(path)
-        click.echo(f"Backed up {path} to {backup}")
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    existed = path.exists()
-    conn = backend.connect(path)
-    from sqlite_utils import Database
+    from .maintenance import init_database
 
-    from .migrations import migrations
-
-    applied = [m.name for m in migrations.applied(Database(conn))]
-    conn.close()
-    verb = "Upgraded" if existed else "Created"
-    click.echo(f"{verb} {path} (schema: {len(applied)} migrations, latest {applied[-1]})")
-
-
-def backup_database(path: Path) -> Path:
-    """Copy ``path`` (WAL included, consistently) to ``<path>.<timestamp>.bak``; return it."""
-    stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
-    target = path.with_name(f"{path.name}.{stamp}.bak")
-    import sqlite3
-
-    source = sqlite3.connect(os.fspath(path))
-    destination = sqlite3.connect(os.fspath(target))
     try:
-        source.backup(destination)
-    finally:
-        destination.close()
-        source.close()
-    if not target.exists() or target.stat().st_size == 0:  # pragma: no cover - defensive
-        shutil.copy2(path, target)
-    return target
+        result = init_database(db_path, force=force)
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.backup is not None:
+        click.echo(f"Backed up {result.path} to {result.backup}")
+    verb = "Created" if result.created else "Upgraded"
+    click.echo(
+        f"{verb} {result.path} (schema: {len(result.migrations)} migrations, "
+        f"latest {result.latest})"
+    )
 
 
 @cli.command()

@@ -74,6 +74,8 @@ def test_db_positional_or_option_and_default_from_the_environment(
     assert f"Created {_isolated_db}" in default.output and _isolated_db.exists()
     listing = runner.invoke(cli, ["report", "spend_by_day", "--db", str(tmp_path / "none.db")])
     assert listing.exit_code == 1 and "none.db" in listing.output
+    unopenable = runner.invoke(cli, ["init", "--db", str(tmp_path / "no" / "dir" / "x.db")])
+    assert unopenable.exit_code == 1 and "x.db" in unopenable.output  # an error, no traceback
 
 
 def demo(path: Path, *extra: str, option: bool = False) -> None:
