@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import sqlite3
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,28 +191,27 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
     """Open DB in Datasette: reports, dashboards and tables, live while ADWs write.
 
     DB (or --db) is the database file. While it does not exist, a demo database beside
-    it (orchestrator-demo/orchestrator.db) is created and served instead.
+    it (orchestrator-demo/orchestrator.db) is created and served instead. The command
+    becomes the Datasette process: stopping it stops the server.
     """
-    from .serve import datasette_command, demo_path_for, ensure_demo
+    from .serve import database_to_serve, datasette_command, exec_datasette
 
-    path = db_path
-    if not path.exists():
-        if no_demo:
-            raise click.ClickException(f"no database at {path}: run `orchestrator init` first")
-        demo_db = demo_path_for(path)
-        if not demo_db.exists():
-            click.echo(f"No database at {path} yet: creating a demo one at {demo_db}", err=True)
-        path = ensure_demo(path)
+    def creating(demo_db: Path) -> None:
+        click.echo(f"No database at {db_path} yet: creating a demo one at {demo_db}", err=True)
+
+    try:
+        target = database_to_serve(db_path, demo=not no_demo, creating=creating)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if target.is_demo:
         click.echo(
-            f"Serving the DEMO database {path}. Once your ADWs write {db_path}, "
+            f"Serving the DEMO database {target.path}. Once your ADWs write {db_path}, "
             "run this command again to see their data.",
             err=True,
         )
-    else:
-        backend.connect(path).close()  # create or upgrade the schema first
     try:
         command, env = datasette_command(
-            path, host=host or ("0.0.0.0" if share else "127.0.0.1"), port=port, share=share
+            target.path, host=host or ("0.0.0.0" if share else "127.0.0.1"), port=port, share=share
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -222,7 +220,7 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
         f"(dashboard: /-/dashboards/overview)",
         err=True,
     )
-    sys.exit(subprocess.call(command, env=env))
+    exec_datasette(command, env)
 
 
 def main() -> None:  # pragma: no cover
