@@ -179,8 +179,10 @@ def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> 
 
 @cli.command()
 @db_option(positional=True)
-@click.option("--host", default=None, help="Default 127.0.0.1 (0.0.0.0 with --share).")
-@click.option("--port", default=8001, show_default=True)
+@click.option(
+    "--host", default=None, help="Interface to listen on (default 127.0.0.1; 0.0.0.0 with --share)."
+)
+@click.option("--port", default=8001, show_default=True, help="Port to listen on.")
 @click.option(
     "--share",
     is_flag=True,

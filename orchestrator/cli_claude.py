@@ -68,7 +68,7 @@ def import_group() -> None:
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Path, ...]) -> None:
-    """Import saved `claude -p --output-format stream-json --verbose` output, one run per FILE."""
+    """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each."""
 
     async def run() -> list[StreamSummary]:
         summaries = []
@@ -88,9 +88,9 @@ def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Pat
 @db_option()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
-    """Import Claude Code transcripts (default: the projects folders under
-    $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing adds only
-    what is new."""
+    """Import Claude Code transcripts from PATHS, files or folders (default: the projects
+    folders under $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing
+    adds only what is new."""
     try:
         files = transcript_files(paths or None)
     except FileNotFoundError as exc:

@@ -1,4 +1,4 @@
-"""The command line: --db on every command, demo, report, serve's Datasette command line."""
+"""The command line: every command's help and --db, demo, report, serve's Datasette command."""
 
 from __future__ import annotations
 
@@ -39,12 +39,32 @@ def command_at(path: tuple[str, ...]) -> click.Command:
 
 
 COMMANDS = list(walk(cli))
+#: Options still without help, in code another change is rewriting (report's parameters).
+HELP_PENDING = {("report", "--format")}
 
 
 def test_the_walk_reaches_every_command() -> None:
     leaves = {" ".join(path) for path in COMMANDS}
     assert {"init", "demo", "serve", "report", "schema", "record"} <= leaves
     assert {"import", "import stream-json", "import claude-code"} <= leaves
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) or "orchestrator" for p in COMMANDS])
+def test_help_documents_every_option_and_argument(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    command = command_at(path)
+    undocumented = set()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.opts[0] in result.output
+            if not (param.help or "").strip():
+                undocumented.add((" ".join(path), param.opts[-1]))
+        else:  # click arguments have no help: the docstring names them
+            name = param.human_readable_name.strip("[].")
+            if name not in (command.help or ""):
+                undocumented.add((" ".join(path), name))
+    assert undocumented <= HELP_PENDING, f"document these: {sorted(undocumented - HELP_PENDING)}"
 
 
 @pytest.mark.parametrize(
