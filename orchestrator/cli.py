@@ -225,10 +225,6 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
     exec_datasette(command, env)
 
 
-def main() -> None:  # pragma: no cover
-    cli()
-
-
 from .cli_claude import import_group, record  # noqa: E402
 
 cli.add_command(record)
