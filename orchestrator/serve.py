@@ -1,4 +1,4 @@
-"""Serving the database with Datasette, the project's metadata, plugins and templates.
+"""Serving the database with Datasette and the project's metadata.
 
 ``orchestrator serve`` picks the database (:func:`database_to_serve`: the one asked
 for, or a demo stand-in while it does not exist), then becomes ``datasette serve``
@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import yaml
 
 from . import sqlite as backend
-from .reports import metadata_for, project_file
+from .reports import metadata_for
 
 DEMO_DIR = "orchestrator-demo"
 
@@ -143,12 +143,6 @@ def datasette_command(
         "suggest_facets",
         "off",
     ]
-    templates = project_file("datasette") / "templates"
-    if any(templates.glob("*.html")):
-        command += ["--template-dir", os.fspath(templates)]
-    plugins = project_file("datasette") / "plugins"
-    if any(plugins.glob("*.py")):
-        command += ["--plugins-dir", os.fspath(plugins)]
     return command, env
 
 
