@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
@@ -282,9 +284,14 @@ def test_init_creates_then_upgrades_and_force_backs_up(db_path: Path) -> None:
     assert backend.connect(db_path).execute("SELECT count(*) FROM system_logs").fetchone()[0] == 0
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SETUP_DATABASE = ROOT / "scripts" / "setup_database.sh"
+
+
 def test_setup_script_never_deletes_without_force(db_path: Path) -> None:
-    script = Path(__file__).resolve().parents[1] / "scripts" / "setup_database.sh"
-    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    script = SETUP_DATABASE
+    # This checkout's package, whichever orchestrator command the script finds.
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
         ["bash", str(script), str(db_path)], env=env, capture_output=True, text=True
     )
@@ -309,3 +316,49 @@ def test_docs_schema_is_the_generated_one() -> None:
     """docs/schema.sql is generated (`orchestrator schema > docs/schema.sql`), never typed."""
     committed = (Path(__file__).resolve().parents[1] / "docs" / "schema.sql").read_text()
     assert committed == backend.schema_sql(), "regenerate: orchestrator schema > docs/schema.sql"
+
+
+def _fake_checkout(root: Path, *, venv: bool) -> Path:
+    """A copy of the script in ``root/scripts``, with a stub .venv/bin/orchestrator if asked."""
+    (root / "scripts").mkdir(parents=True)
+    script = root / "scripts" / "setup_database.sh"
+    shutil.copy2(SETUP_DATABASE, script)
+    if venv:
+        _stub(root / ".venv" / "bin", "venv")
+    return script
+
+
+def _stub(folder: Path, label: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stub = folder / "orchestrator"
+    stub.write_text(f'#!/bin/sh\necho "{label} $*"\n')
+    stub.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("venv", "on_path", "expected"),
+    [
+        (True, True, "venv init db --force"),
+        (False, True, "path init db --force"),
+        (False, False, None),
+    ],
+    ids=["repo-venv-first", "path-without-venv", "neither"],
+)
+def test_setup_script_finds_the_cli_without_venv_on_path(
+    tmp_path: Path, venv: bool, on_path: bool, expected: str | None
+) -> None:
+    script = _fake_checkout(tmp_path / "clone", venv=venv)
+    if on_path:
+        _stub(tmp_path / "bin", "path")
+    path = (f"{tmp_path / 'bin'}:" if on_path else "") + "/usr/bin:/bin"
+    run = subprocess.run(
+        ["bash", str(script), "db", "--force"],
+        env={"PATH": path},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    if expected is None:
+        assert run.returncode == 127 and "scripts/setup.sh" in run.stderr
+    else:
+        assert run.returncode == 0 and run.stdout.strip() == expected, run.stderr
