@@ -6,35 +6,16 @@ import asyncio
 import csv
 import io
 import json
-import os
-import shutil
-import subprocess
+import sqlite3
 import sys
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from . import sqlite as backend
-from .ids import utc_now
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _db_argument(required: bool = False) -> Callable[[F], F]:
-    return click.argument(
-        "db_path",
-        metavar="DB",
-        required=required,
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-    )
-
-
-def resolve_db(db_path: Path | None) -> Path:
-    return db_path if db_path is not None else backend.default_db_path()
+from .cli_options import db_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,53 +23,37 @@ def resolve_db(db_path: Path | None) -> Path:
 def cli() -> None:
     """Record what AI developer workflows do and cost; read it in Datasette.
 
-    DB defaults to $ORCHESTRATOR_DB (or $DATABASE_PATH), else ./orchestrator.db.
+    Every command that opens a database takes --db PATH (default: $ORCHESTRATOR_DB,
+    else $DATABASE_PATH, else ./orchestrator.db); init, demo and serve also take it
+    as their DB argument.
     """
 
 
 @cli.command()
-@_db_argument()
+@db_option(positional=True)
 @click.option(
     "--force",
     is_flag=True,
     help="Start an empty database, moving an existing one to a timestamped backup.",
 )
-def init(db_path: Path | None, force: bool) -> None:
-    """Create DB, or upgrade its schema to the latest migration."""
-    path = resolve_db(db_path)
-    if force and path.exists():
-        backup = backup_database(path)
-        click.echo(f"Backed up {path} to {backup}")
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    existed = path.exists()
-    conn = backend.connect(path)
-    from sqlite_utils import Database
+def init(db_path: Path, force: bool) -> None:
+    """Create DB, or upgrade its schema to the latest migration.
 
-    from .migrations import migrations
+    DB (or --db) is the database file; an existing one keeps its data.
+    """
+    from .maintenance import init_database
 
-    applied = [m.name for m in migrations.applied(Database(conn))]
-    conn.close()
-    verb = "Upgraded" if existed else "Created"
-    click.echo(f"{verb} {path} (schema: {len(applied)} migrations, latest {applied[-1]})")
-
-
-def backup_database(path: Path) -> Path:
-    """Copy ``path`` (WAL included, consistently) to ``<path>.<timestamp>.bak``; return it."""
-    stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
-    target = path.with_name(f"{path.name}.{stamp}.bak")
-    import sqlite3
-
-    source = sqlite3.connect(os.fspath(path))
-    destination = sqlite3.connect(os.fspath(target))
     try:
-        source.backup(destination)
-    finally:
-        destination.close()
-        source.close()
-    if not target.exists() or target.stat().st_size == 0:  # pragma: no cover - defensive
-        shutil.copy2(path, target)
-    return target
+        result = init_database(db_path, force=force)
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.backup is not None:
+        click.echo(f"Backed up {result.path} to {result.backup}")
+    verb = "Created" if result.created else "Upgraded"
+    click.echo(
+        f"{verb} {result.path} (schema: {len(result.migrations)} migrations, "
+        f"latest {result.latest})"
+    )
 
 
 @cli.command()
@@ -98,7 +63,7 @@ def schema() -> None:
 
 
 @cli.command()
-@_db_argument()
+@db_option(positional=True)
 @click.option("--prompts", default=3000, show_default=True, help="About how many prompts.")
 @click.option("--days", default=42, show_default=True, help="Spread over this many days.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same history.")
@@ -108,11 +73,13 @@ def schema() -> None:
     default=None,
     help="Last day of the history (default: today, UTC).",
 )
-def demo(db_path: Path | None, prompts: int, days: int, seed: int, end: datetime | None) -> None:
-    """Write a realistic demo run history into DB (through the writer library)."""
+def demo(db_path: Path, prompts: int, days: int, seed: int, end: datetime | None) -> None:
+    """Write a realistic demo run history into DB (through the writer library).
+
+    DB (or --db) is the database file, created if missing; an existing one is added to.
+    """
     from .demo import create_demo_database
 
-    path = resolve_db(db_path)
     end_at = end.replace(tzinfo=timezone.utc) if end else None
     with click.progressbar(length=prompts, label="Writing demo history", file=sys.stderr) as bar:
         done = [0]
@@ -123,24 +90,19 @@ def demo(db_path: Path | None, prompts: int, days: int, seed: int, end: datetime
 
         summary = asyncio.run(
             create_demo_database(
-                path, prompts=prompts, days=days, seed=seed, end=end_at, progress=progress
+                db_path, prompts=prompts, days=days, seed=seed, end=end_at, progress=progress
             )
         )
     click.echo(
         f"Wrote {summary.sessions} sessions, {summary.runs} runs ({summary.failed_runs} "
         f"failed), {summary.prompts} prompts, {summary.agent_logs} agent logs and "
-        f"{summary.system_logs} system logs to {path}"
+        f"{summary.system_logs} system logs to {db_path}"
     )
 
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Database (default: $ORCHESTRATOR_DB or ./orchestrator.db).",
-)
+@db_option()
 @click.option(
     "--param",
     "-p",
@@ -216,37 +178,42 @@ def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> 
 
 
 @cli.command()
-@_db_argument()
-@click.option("--host", default=None, help="Default 127.0.0.1 (0.0.0.0 with --share).")
-@click.option("--port", default=8001, show_default=True)
+@db_option(positional=True)
+@click.option(
+    "--host", default=None, help="Interface to listen on (default 127.0.0.1; 0.0.0.0 with --share)."
+)
+@click.option("--port", default=8001, show_default=True, help="Port to listen on.")
 @click.option(
     "--share",
     is_flag=True,
     help="Serve beyond localhost behind a password ($ORCHESTRATOR_PASSWORD).",
 )
 @click.option("--no-demo", is_flag=True, help="Do not create a demo database when DB is missing.")
-def serve(db_path: Path | None, host: str | None, port: int, share: bool, no_demo: bool) -> None:
-    """Open DB in Datasette: reports, dashboards and tables, live while ADWs write."""
-    from .serve import datasette_command, demo_path_for, ensure_demo
+def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool) -> None:
+    """Open DB in Datasette: reports, dashboards and tables, live while ADWs write.
 
-    path = resolve_db(db_path)
-    if not path.exists():
-        if no_demo:
-            raise click.ClickException(f"no database at {path}: run `orchestrator init` first")
-        demo_db = demo_path_for(path)
-        if not demo_db.exists():
-            click.echo(f"No database at {path} yet: creating a demo one at {demo_db}", err=True)
-        path = ensure_demo(path)
+    DB (or --db) is the database file. While it does not exist, a demo database beside
+    it (orchestrator-demo/orchestrator.db) is created and served instead. The command
+    becomes the Datasette process: stopping it stops the server.
+    """
+    from .serve import database_to_serve, datasette_command, exec_datasette
+
+    def creating(demo_db: Path) -> None:
+        click.echo(f"No database at {db_path} yet: creating a demo one at {demo_db}", err=True)
+
+    try:
+        target = database_to_serve(db_path, demo=not no_demo, creating=creating)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if target.is_demo:
         click.echo(
-            f"Serving the DEMO database {path}. Once your ADWs write {resolve_db(db_path)}, "
+            f"Serving the DEMO database {target.path}. Once your ADWs write {db_path}, "
             "run this command again to see their data.",
             err=True,
         )
-    else:
-        backend.connect(path).close()  # create or upgrade the schema first
     try:
         command, env = datasette_command(
-            path, host=host or ("0.0.0.0" if share else "127.0.0.1"), port=port, share=share
+            target.path, host=host or ("0.0.0.0" if share else "127.0.0.1"), port=port, share=share
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -255,11 +222,7 @@ def serve(db_path: Path | None, host: str | None, port: int, share: bool, no_dem
         f"(dashboard: /-/dashboards/overview)",
         err=True,
     )
-    sys.exit(subprocess.call(command, env=env))
-
-
-def main() -> None:  # pragma: no cover
-    cli()
+    exec_datasette(command, env)
 
 
 from .cli_claude import import_group, record  # noqa: E402

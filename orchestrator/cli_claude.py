@@ -12,18 +12,11 @@ from typing import Any
 
 import click
 
-from . import sqlite as backend
+from .cli_options import db_option
 from .db import DatabaseManager
 from .stream_json import StreamSummary, record_command, record_stream
 from .transcripts import import_transcripts, transcript_files
 
-_db_option = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Database file (default: $ORCHESTRATOR_DB, else ./orchestrator.db).",
-)
 _orchestrator_option = click.option(
     "--orchestrator",
     "-o",
@@ -33,12 +26,8 @@ _orchestrator_option = click.option(
 )
 
 
-def _db(db_path: Path | None) -> Path:
-    return db_path if db_path is not None else backend.default_db_path()
-
-
 @click.command(context_settings={"ignore_unknown_options": True})
-@_db_option
+@db_option()
 @_orchestrator_option
 @click.option("--name", default=None, help="Name of the run, e.g. 'plan'.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -53,7 +42,7 @@ def record(
     """
 
     async def run() -> int:
-        async with DatabaseManager(_db(db_path)) as db:
+        async with DatabaseManager(db_path) as db:
             code, summary = await record_command(
                 db, list(command), orchestrator=orchestrator, name=name
             )
@@ -73,17 +62,17 @@ def import_group() -> None:
 
 
 @import_group.command(name="stream-json")
-@_db_option
+@db_option()
 @_orchestrator_option
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Path, ...]) -> None:
-    """Import saved `claude -p --output-format stream-json --verbose` output, one run per FILE."""
+    """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each."""
 
     async def run() -> list[StreamSummary]:
         summaries = []
-        async with DatabaseManager(_db(db_path)) as db:
+        async with DatabaseManager(db_path) as db:
             for path in files:
                 with path.open("rb") as handle:
                     summaries.append(
@@ -96,12 +85,12 @@ def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Pat
 
 
 @import_group.command(name="claude-code")
-@_db_option
+@db_option()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
-    """Import Claude Code transcripts (default: the projects folders under
-    $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing adds only
-    what is new."""
+    """Import Claude Code transcripts from PATHS, files or folders (default: the projects
+    folders under $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing
+    adds only what is new."""
     try:
         files = transcript_files(paths or None)
     except FileNotFoundError as exc:
@@ -110,7 +99,7 @@ def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     if sys.stderr.isatty():
         bar: Any = click.progressbar(length=total, label="Importing", file=sys.stderr)
         with bar:
-            summary = import_transcripts(files, db_path=_db(db_path), progress=bar.update)
+            summary = import_transcripts(files, db_path=db_path, progress=bar.update)
     else:
-        summary = import_transcripts(files, db_path=_db(db_path))
+        summary = import_transcripts(files, db_path=db_path)
     click.echo(str(summary))

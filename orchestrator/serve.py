@@ -1,23 +1,29 @@
-"""Serving the database with Datasette, the project's metadata, plugins and templates.
+"""Serving the database with Datasette and the project's metadata.
 
-``orchestrator serve`` runs ``datasette serve`` on the live file (never
-``--immutable``: what ADWs write appears on reload), bound to 127.0.0.1. With
-``share=True`` it binds every interface and requires a password: the whole
-instance, and arbitrary SQL, only for the logged-in (datasette-auth-passwords).
+``orchestrator serve`` picks the database (:func:`database_to_serve`: the one asked
+for, or a demo stand-in while it does not exist), then becomes ``datasette serve``
+on the live file (never ``--immutable``: what ADWs write appears on reload), bound
+to 127.0.0.1. With ``share=True`` it binds every interface and requires a password:
+the whole instance, and arbitrary SQL, only for the logged-in
+(datasette-auth-passwords).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
-from .reports import metadata_for, project_file
+from . import sqlite as backend
+from .reports import metadata_for
 
 DEMO_DIR = "orchestrator-demo"
 
@@ -27,15 +33,48 @@ def demo_path_for(db_path: Path) -> Path:
     return db_path.resolve().parent / DEMO_DIR / "orchestrator.db"
 
 
-def ensure_demo(db_path: Path, *, prompts: int = 3000) -> Path:
-    """The demo database beside ``db_path``, created if missing."""
-    from .demo import create_demo_database
+@dataclass(frozen=True)
+class ServeTarget:
+    """The database to serve for the one asked for."""
 
-    path = demo_path_for(db_path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        asyncio.run(create_demo_database(path, prompts=prompts))
-    return path
+    path: Path  # what Datasette opens
+    requested: Path  # what the user named
+
+    @property
+    def is_demo(self) -> bool:
+        """True when the demo database stands in for a missing ``requested``."""
+        return self.path != self.requested
+
+
+def database_to_serve(
+    requested: Path,
+    *,
+    demo: bool = True,
+    prompts: int = 3000,
+    creating: Callable[[Path], None] | None = None,
+) -> ServeTarget:
+    """Which database to serve for ``requested``, ready: created or upgraded first.
+
+    ``requested`` when it exists. Otherwise, with ``demo``, the demo database beside it
+    (:func:`demo_path_for`), written with ``prompts`` prompts if missing; ``creating``
+    is called with its path first, as that takes a while. Raises FileNotFoundError when
+    ``requested`` is missing and ``demo`` is False.
+    """
+    if requested.exists():
+        path = requested
+    elif not demo:
+        raise FileNotFoundError(f"no database at {requested}: run `orchestrator init` first")
+    else:
+        path = demo_path_for(requested)
+        if not path.exists():
+            from .demo import create_demo_database
+
+            if creating is not None:
+                creating(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            asyncio.run(create_demo_database(path, prompts=prompts))
+    backend.connect(path).close()  # bring the schema up to date before Datasette reads it
+    return ServeTarget(path, requested)
 
 
 def share_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +143,19 @@ def datasette_command(
         "suggest_facets",
         "off",
     ]
-    templates = project_file("datasette") / "templates"
-    if any(templates.glob("*.html")):
-        command += ["--template-dir", os.fspath(templates)]
-    plugins = project_file("datasette") / "plugins"
-    if any(plugins.glob("*.py")):
-        command += ["--plugins-dir", os.fspath(plugins)]
     return command, env
+
+
+def exec_datasette(command: list[str], env: dict[str, str]) -> NoReturn:
+    """Replace this process with ``command`` (from :func:`datasette_command`).
+
+    Datasette then has this process's id, so a signal meant for ``orchestrator serve``
+    (SIGTERM from a supervisor, Ctrl-C) stops Datasette and frees the port; a child
+    process would outlive a killed parent. Windows has no exec: there the command runs
+    as a child and this process exits with its code.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name != "posix":  # pragma: no cover - exec on Windows spawns and detaches
+        sys.exit(subprocess.call(command, env=env))
+    os.execvpe(command[0], command, env)

@@ -68,7 +68,7 @@ def _serve_command() -> list[str]:
     script = Path(sys.executable).parent / "orchestrator"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+    return [sys.executable, "-c", "from orchestrator.cli import cli; cli()"]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The command line: demo, report, serve's Datasette command line."""
+"""The command line: every command's help and --db, demo, report, serve's Datasette command."""
 
 from __future__ import annotations
 
@@ -6,28 +6,108 @@ import csv
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.cli_options import DB_HELP
 from orchestrator.reports import run_report
 from orchestrator.serve import datasette_command
 
 ARGS = ["--prompts", "300", "--seed", "4", "--end", "2026-11-01", "--days", "14"]
 
 
-def demo(path: Path, *extra: str) -> None:
-    result = CliRunner().invoke(cli, ["demo", str(path), *ARGS, *extra], catch_exceptions=False)
+def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The command line of every command and group, ``()`` for ``orchestrator`` itself."""
+    yield path
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from walk(sub, (*path, name))
+
+
+def command_at(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+COMMANDS = list(walk(cli))
+#: Options still without help, in code another change is rewriting (report's parameters).
+HELP_PENDING = {("report", "--format")}
+
+
+def test_the_walk_reaches_every_command() -> None:
+    leaves = {" ".join(path) for path in COMMANDS}
+    assert {"init", "demo", "serve", "report", "schema", "record"} <= leaves
+    assert {"import", "import stream-json", "import claude-code"} <= leaves
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) or "orchestrator" for p in COMMANDS])
+def test_help_documents_every_option_and_argument(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    command = command_at(path)
+    undocumented = set()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.opts[0] in result.output
+            if not (param.help or "").strip():
+                undocumented.add((" ".join(path), param.opts[-1]))
+        else:  # click arguments have no help: the docstring names them
+            name = param.human_readable_name.strip("[].")
+            if name not in (command.help or ""):
+                undocumented.add((" ".join(path), name))
+    assert undocumented <= HELP_PENDING, f"document these: {sorted(undocumented - HELP_PENDING)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in COMMANDS if p and p != ("schema",) and not isinstance(command_at(p), click.Group)],
+)
+def test_every_command_that_opens_a_database_takes_the_one_db_option(path: tuple[str, ...]) -> None:
+    options = [p for p in command_at(path).params if "--db" in p.opts]
+    assert len(options) == 1 and options[0].help == DB_HELP
+    assert options[0].metavar == "PATH"
+
+
+def test_db_positional_or_option_and_default_from_the_environment(
+    tmp_path: Path, _isolated_db: Path
+) -> None:
+    runner = CliRunner()
+    given, option = tmp_path / "given.db", tmp_path / "option.db"
+    assert "Created" in runner.invoke(cli, ["init", str(given)], catch_exceptions=False).output
+    assert "Created" in runner.invoke(cli, ["init", "--db", str(option)]).output
+    assert given.exists() and option.exists()
+    same = runner.invoke(cli, ["init", str(given), "--db", str(given)], catch_exceptions=False)
+    assert same.exit_code == 0 and "Upgraded" in same.output
+    both = runner.invoke(cli, ["init", str(given), "--db", str(option)])
+    assert both.exit_code == 2 and "two databases given" in both.output
+    assert not _isolated_db.exists()
+    default = runner.invoke(cli, ["init"], catch_exceptions=False)
+    assert f"Created {_isolated_db}" in default.output and _isolated_db.exists()
+    listing = runner.invoke(cli, ["report", "spend_by_day", "--db", str(tmp_path / "none.db")])
+    assert listing.exit_code == 1 and "none.db" in listing.output
+    unopenable = runner.invoke(cli, ["init", "--db", str(tmp_path / "no" / "dir" / "x.db")])
+    assert unopenable.exit_code == 1 and "x.db" in unopenable.output  # an error, no traceback
+
+
+def demo(path: Path, *extra: str, option: bool = False) -> None:
+    where = ["--db", str(path)] if option else [str(path)]
+    result = CliRunner().invoke(cli, ["demo", *where, *ARGS, *extra], catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 
 def test_demo_is_deterministic_and_realistic(tmp_path: Path) -> None:
     first, second = tmp_path / "a.db", tmp_path / "b.db"
     demo(first)
-    demo(second)
+    demo(second, option=True)
     query = (
         "SELECT p.created_at, p.model, p.tokens_input, p.tokens_output, "
         "p.tokens_cache_read, p.tokens_cache_write, p.cost_usd, p.status, a.session_id "

@@ -1,0 +1,55 @@
+"""Options shared by the ``orchestrator`` commands, defined once.
+
+Every command that opens a database takes ``--db PATH`` through :func:`db_option`,
+which also resolves the default (``$ORCHESTRATOR_DB``, ``$DATABASE_PATH``, else
+``./orchestrator.db``), so a command body always receives a ``Path``. A module of
+its own so that every command module can import it without importing the others.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from .sqlite import default_db_path
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DB_HELP = "Database file (default: $ORCHESTRATOR_DB, else $DATABASE_PATH, else ./orchestrator.db)."
+
+
+def db_option(*, positional: bool = False) -> Callable[[F], F]:
+    """Add ``--db PATH`` to a command and pass it, resolved, as ``db_path: Path``.
+
+    With ``positional=True`` the database may also be given as an optional ``DB``
+    argument (``orchestrator serve team.db``); giving both, naming different files,
+    is a usage error.
+    """
+    path_type = click.Path(dir_okay=False, path_type=Path)
+
+    def decorator(function: F) -> F:
+        @functools.wraps(function)
+        def command(
+            *args: Any, db_path: Path | None, db_argument: Path | None = None, **kwargs: Any
+        ) -> Any:
+            if db_argument is not None and db_path is not None and db_argument != db_path:
+                raise click.UsageError(
+                    f"two databases given: {db_argument} and --db {db_path}; give one"
+                )
+            chosen = db_argument if db_argument is not None else db_path
+            return function(*args, db_path=chosen or default_db_path(), **kwargs)
+
+        wrapped = click.option(
+            "--db", "db_path", metavar="PATH", type=path_type, default=None, help=DB_HELP
+        )(command)
+        if positional:
+            wrapped = click.argument(
+                "db_argument", metavar="[DB]", required=False, type=path_type, default=None
+            )(wrapped)
+        return cast(F, wrapped)
+
+    return decorator

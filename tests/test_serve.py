@@ -1,0 +1,124 @@
+"""``orchestrator serve``: which database it serves, and that stopping it stops Datasette."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator import sqlite as backend
+from orchestrator.cli import cli
+from orchestrator.serve import database_to_serve, demo_path_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_an_existing_database_is_served_upgraded(db_path: Path) -> None:
+    sqlite3.connect(db_path).execute("CREATE TABLE unrelated (x)").connection.close()
+    target = database_to_serve(db_path)
+    assert target.path == db_path and not target.is_demo
+    tables = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master")}
+    assert {"unrelated", "prompts", "usage_daily"} <= tables
+
+
+def test_a_missing_database_is_stood_in_for_by_a_demo_beside_it(tmp_path: Path) -> None:
+    wanted = tmp_path / "team" / "adw.db"
+    wanted.parent.mkdir()
+    announced: list[Path] = []
+    target = database_to_serve(wanted, prompts=40, creating=announced.append)
+    assert target.is_demo and target.requested == wanted and not wanted.exists()
+    assert (
+        target.path == announced[0] == tmp_path / "team" / "orchestrator-demo" / "orchestrator.db"
+    )
+    (prompts,) = sqlite3.connect(target.path).execute("SELECT count(*) FROM prompts").fetchone()
+    assert prompts >= 40
+    again = database_to_serve(wanted, prompts=40, creating=announced.append)
+    assert again.path == target.path and len(announced) == 1  # reused, not rewritten
+
+
+def test_no_demo_names_the_missing_database(tmp_path: Path) -> None:
+    wanted = tmp_path / "missing.db"
+    with pytest.raises(FileNotFoundError, match=r"missing\.db"):
+        database_to_serve(wanted, demo=False)
+    result = CliRunner().invoke(cli, ["serve", "--no-demo", "--db", str(wanted)])
+    assert result.exit_code == 1 and "orchestrator init" in result.output
+    assert not wanted.exists() and not demo_path_for(wanted).exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _answers_http(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # 403 from a shared instance: Datasette is answering
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes started by the test; whatever is left is killed with its session."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        # The session outlives its leader when a child is left behind: kill it whole.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize("share", [False, True], ids=["local", "share"])
+def test_sigterm_stops_datasette_and_frees_the_port(
+    db_path: Path, share: bool, serve_process: list[subprocess.Popen[bytes]]
+) -> None:
+    backend.connect(db_path).close()
+    port = _free_port()
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    env["ORCHESTRATOR_PASSWORD"] = "correct horse"
+    env.pop("ORCHESTRATOR_PASSWORD_HASH", None)
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "serve"]
+    command += [str(db_path), "--port", str(port)] + (["--share"] if share else [])
+    log = db_path.with_suffix(".log")
+    with log.open("wb") as output:
+        # Its own session, so that cleanup after a failure reaches any child it left.
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    serve_process.append(process)
+    deadline = time.monotonic() + 60
+    while not _answers_http(f"http://127.0.0.1:{port}/-/versions.json"):
+        assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"serve did not answer in 60 s:\n{log.read_text()}"
+        time.sleep(0.2)
+
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    assert not _listening(port), "something still listens on the port after SIGTERM"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no process of its session is left
