@@ -262,7 +262,7 @@ def main() -> None:  # pragma: no cover
     cli()
 
 
-from .cli_claude import import_group, record  # noqa: E402
+from .claude_code.cli import import_group, record  # noqa: E402
 
 cli.add_command(record)
 cli.add_command(import_group, name="import")

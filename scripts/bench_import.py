@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.transcripts import daily_tokens, import_transcripts  # noqa: E402
+from orchestrator.claude_code import daily_tokens, import_transcripts  # noqa: E402
 
 CCUSAGE = ROOT / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
 DEFAULT = ROOT.parent / "shared" / "fixtures" / "claude-code-transcripts"

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator import DatabaseManager
+from orchestrator.claude_code import StreamRecorder
 from orchestrator.cli import cli
-from orchestrator.stream_json import StreamRecorder
 
 STREAM = Path(__file__).parent / "data" / "claude_code" / "stream.jsonl"
 COLUMNS = {

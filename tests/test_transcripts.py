@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 
+from orchestrator.claude_code import daily_tokens, import_transcripts
 from orchestrator.cli import cli
-from orchestrator.transcripts import daily_tokens, import_transcripts
 
 ROOT = Path(__file__).resolve().parents[1]
 CCUSAGE = ROOT / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"

@@ -38,10 +38,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from .db import DatabaseManager
-from .ids import utc_now
-from .models import AgentStatus, LogType
-from .pricing import compute_cost
+from ..db import DatabaseManager
+from ..ids import utc_now
+from ..models import AgentStatus, LogType
+from ..pricing import compute_cost
 
 TEXT_LIMIT = 4000  # characters of prompt / response text kept per prompt
 LOG_LIMIT = 500  # characters of a tool call or result kept in the log message

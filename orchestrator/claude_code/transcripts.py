@@ -34,10 +34,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import sqlite as sqlite_backend
-from .ids import format_timestamp, new_id, parse_timestamp, utc_now
-from .pricing import resolve_cost
-from .redact import redact_text
+from .. import sqlite as sqlite_backend
+from ..ids import format_timestamp, new_id, parse_timestamp, utc_now
+from ..pricing import resolve_cost
+from ..redact import redact_text
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
 KNOWN_TYPES = frozenset(
@@ -634,7 +634,7 @@ def daily_tokens(
 ) -> list[dict[str, Any]]:
     """The ``daily_tokens`` canned report (the figures of ``ccusage daily -z UTC``) as a
     list of dicts, newest day first."""
-    from .reports import run_report
+    from ..reports import run_report
 
     params = {"orchestrator": orchestrator, "since": since, "until": until}
     return run_report("daily_tokens", db_path, params).as_dicts()
