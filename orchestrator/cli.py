@@ -225,7 +225,7 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
     exec_datasette(command, env)
 
 
-from .cli_claude import import_group, record  # noqa: E402
+from .claude_code.cli import import_group, record  # noqa: E402
 
 cli.add_command(record)
 cli.add_command(import_group, name="import")

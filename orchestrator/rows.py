@@ -60,6 +60,9 @@ AGENT_LOG_COLUMNS = (
 SYSTEM_LOG_COLUMNS = ("id", "log_level", "message", "source", "metadata", "created_at")
 #: Column order of prompt rows as written (every column of the table).
 PROMPT_COLUMNS = tuple(Prompt.model_fields)
+#: Column order of agent-run and orchestrator-agent rows as written (every column).
+AGENT_COLUMNS = tuple(Agent.model_fields)
+ORCHESTRATOR_AGENT_COLUMNS = tuple(OrchestratorAgent.model_fields)
 
 LOG_TYPES = frozenset(item.value for item in LogType)
 LOG_LEVELS = frozenset(item.value for item in LogLevel)
@@ -346,6 +349,11 @@ def pending_prompt_row(
 def prompt_values(prompt: Prompt, columns: Sequence[str] = PROMPT_COLUMNS) -> list[Any]:
     """A prompt's values in ``columns`` order, for an INSERT."""
     return [getattr(prompt, column) for column in columns]
+
+
+def row_values(row: BaseModel, columns: Sequence[str]) -> list[Any]:
+    """A built row's values in ``columns`` order (e.g. :data:`AGENT_COLUMNS`), for an INSERT."""
+    return [getattr(row, column) for column in columns]
 
 
 def agent_log_row(

@@ -7,7 +7,9 @@ Copies the transcripts (default: the shared fixtures) into a temporary
 
 * a first import into a fresh database plus the daily tokens report from it,
   against one ``ccusage daily --offline -z UTC --json`` on the same files;
-* the daily report repeated (the data is already imported), against ccusage repeated.
+* the daily report repeated (the data is already imported), against ccusage repeated;
+* the import alone repeated, each time into a fresh database (the steadier figure to
+  compare one version of the importer with another).
 
 Prints the figures and the ratios (ccusage time / ours: above 1 means we are faster).
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.transcripts import daily_tokens, import_transcripts  # noqa: E402
+from orchestrator.claude_code import daily_tokens, import_transcripts  # noqa: E402
 
 CCUSAGE = ROOT / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
 DEFAULT = ROOT.parent / "shared" / "fixtures" / "claude-code-transcripts"
@@ -80,6 +82,12 @@ def main() -> None:
             ours.append(time.perf_counter() - started)
         theirs = [ccusage(config) for _ in range(args.repeat)]
 
+        imports = []
+        for index in range(args.repeat):
+            started = time.perf_counter()
+            import_transcripts([config], db_path=Path(tmp) / f"fresh-{index}.db")
+            imports.append(time.perf_counter() - started)
+
     print(f"transcripts: {size / 1e6:.1f} MB; {summary}")
     for row in report:
         print(
@@ -96,6 +104,10 @@ def main() -> None:
         f"repeated: report {median_ours * 1000:.2f} ms; "
         f"ccusage daily {median_theirs * 1000:.0f} ms "
         f"(medians of {args.repeat}); ratio {median_theirs / median_ours:.0f}x"
+    )
+    print(
+        f"import:   {statistics.median(imports) * 1000:.0f} ms into a fresh database "
+        f"(median of {args.repeat}; fastest {min(imports) * 1000:.0f} ms)"
     )
 
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator import DatabaseManager
+from orchestrator.claude_code import StreamRecorder
 from orchestrator.cli import cli
-from orchestrator.stream_json import StreamRecorder
 
 STREAM = Path(__file__).parent / "data" / "claude_code" / "stream.jsonl"
 COLUMNS = {
@@ -194,3 +194,72 @@ async def test_reported_vs_computed_report(db_path: Path) -> None:
     assert run["computed_usd"] == pytest.approx(expected, rel=1e-9)
     models = {row["model"]: row for row in rows if row["level"] == "model"}
     assert set(models) == set(result["modelUsage"])
+
+
+def test_stream_and_transcript_of_one_conversation_store_the_same_logs(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """The stream's messages written as a session transcript (the same content blocks, with
+    the lines' timestamps and request ids) import to the same tool logs and responses."""
+    from orchestrator.claude_code import import_transcripts
+
+    messages = [json.loads(line) for line in STREAM.read_text().splitlines() if line[0] == "{"]
+    session = messages[0]["session_id"]
+    transcript = tmp_path / "projects" / "p" / f"{session}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    with transcript.open("w") as handle:
+        for second, message in enumerate(messages):
+            if message["type"] in ("assistant", "user"):
+                line = {**message, "timestamp": f"2026-02-01T00:00:{second:02d}.000Z"}
+                if message["type"] == "assistant":
+                    line["requestId"] = "req_" + message["message"]["id"]
+                handle.write(json.dumps(line) + "\n")
+    imported = tmp_path / "imported.db"
+    import_transcripts([transcript], db_path=imported)
+    CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(STREAM)], catch_exceptions=False
+    )
+
+    def stored(path: Path) -> tuple[list[tuple[Any, ...]], list[str]]:
+        conn = sqlite3.connect(path)
+        logs = conn.execute(
+            "SELECT log_type, message, metadata FROM agent_logs "
+            "WHERE log_type IN ('tool_use', 'tool_result') ORDER BY log_type, message"
+        ).fetchall()
+        responses = [
+            row[0]
+            for row in conn.execute(
+                "SELECT response FROM prompts WHERE content NOT LIKE '[reconciliation]%' "
+                "ORDER BY response"
+            )
+        ]
+        conn.close()
+        return logs, responses
+
+    logs, responses = stored(db_path)
+    assert stored(imported) == (logs, responses)
+    assert [row[:2] for row in logs] == [
+        ("tool_result", "Bash: 3 passed"),
+        ("tool_use", 'Bash: {"command": "pytest -q"}'),
+    ]
+    # msg_1's two lines, a text block then a tool call, make one response.
+    assert responses == ["All 3 tests pass.", "Running the tests.\n[tool_use Bash]"]
+
+
+async def test_garbled_token_counts_count_zero(db_path: Path) -> None:
+    """A negative or non-numeric count in a stream's usage is stored as 0; the run is kept."""
+    lines = [json.loads(line) for line in STREAM.read_text().splitlines() if line[0] == "{"]
+    lines[1]["message"]["usage"].update(output_tokens=-5, input_tokens="3")
+    lines[2]["message"]["usage"].update(output_tokens=-5, input_tokens="3")
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for message in lines:
+            await recorder.feed(message)
+        summary = await recorder.finish()
+        assert summary.agent_id is not None
+        prompts = await db.list_prompts(summary.agent_id)
+    msg_1 = [p for p in prompts if p.response and p.response.startswith("Running")]
+    assert [(p.tokens_input, p.tokens_output, p.tokens_cache_write) for p in msg_1] == [
+        (0, 0, 12000)
+    ]
+    assert summary.status == "completed"

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 
+from orchestrator.claude_code import daily_tokens, import_transcripts
 from orchestrator.cli import cli
-from orchestrator.transcripts import daily_tokens, import_transcripts
 
 ROOT = Path(__file__).resolve().parents[1]
 CCUSAGE = ROOT / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
@@ -164,6 +164,12 @@ def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
     # Sonnet 4.5 at $3 / $15 / $3.75 / $0.30 per million: 10 in, 2 out, 1000 write, 500 read.
     sonnet = prompts["claude-sonnet-4-5-20250929"]
     assert sonnet["cost_usd"] == pytest.approx((10 * 3 + 2 * 15 + 1000 * 3.75 + 500 * 0.3) / 1e6)
+    # The same tokens uncached (1510 input at $3) minus that.
+    assert sonnet["cache_savings_usd"] == pytest.approx(
+        (1510 * 3 + 2 * 15 - (10 * 3 + 2 * 15 + 1000 * 3.75 + 500 * 0.3)) / 1e6
+    )
+    # At msg_A's first line, the one ccusage counts (and the day it is priced at).
+    assert sonnet["completed_at"] == sonnet["created_at"] == "2026-01-30T23:59:59.100Z"
     assert "[REDACTED" in sonnet["content"] and "sk-ant-api03" not in sonnet["content"]
     final = rows(db_path, "SELECT * FROM prompt_responses WHERE message_id = 'msg_A'")
     assert [r["tokens_output_final"] for r in final] == [40]

@@ -1,6 +1,7 @@
 """CLI commands for Claude Code: ``record`` and ``import stream-json`` / ``import claude-code``.
 
-Thin wrappers over :mod:`orchestrator.stream_json` and :mod:`orchestrator.transcripts`.
+Thin wrappers over :mod:`~orchestrator.claude_code.stream_json` and
+:mod:`~orchestrator.claude_code.transcripts`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 
 import click
 
-from .cli_options import db_option
-from .db import DatabaseManager
+from ..cli_options import db_option
+from ..db import DatabaseManager
 from .stream_json import StreamSummary, record_command, record_stream
 from .transcripts import import_transcripts, transcript_files
 

@@ -35,44 +35,36 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .db import DatabaseManager
-from .ids import utc_now
-from .models import AgentStatus, LogType
-from .pricing import compute_cost
-
-TEXT_LIMIT = 4000  # characters of prompt / response text kept per prompt
-LOG_LIMIT = 500  # characters of a tool call or result kept in the log message
-
-_MODEL_USAGE_KEYS = (
-    ("tokens_input", "inputTokens"),
-    ("tokens_output", "outputTokens"),
-    ("tokens_cache_read", "cacheReadInputTokens"),
-    ("tokens_cache_write", "cacheCreationInputTokens"),
+from ..db import DatabaseManager
+from ..ids import utc_now
+from ..models import AgentStatus, LogType, Usage
+from ..pricing import compute_cost
+from .common import (
+    LineCounts,
+    Response,
+    clip,
+    model_usage_of,
+    text_of,
+    tool_log_rows,
+    usage_tokens,
 )
 
 
 @dataclass
-class StreamSummary:
+class StreamSummary(LineCounts):
     """What a recorder saw; ``agent_id`` is the run it wrote (None if no message came)."""
 
     agent_id: str | None = None
     session_id: str | None = None
-    lines: int = 0
     messages: int = 0
     prompts: int = 0
     reconciling_prompts: int = 0
-    tool_events: int = 0
-    malformed: int = 0
-    unknown_types: int = 0
     status: str | None = None
     reported_cost_usd: float | None = None
     model_usage: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def __str__(self) -> str:
         cost = "?" if self.reported_cost_usd is None else f"${self.reported_cost_usd:.4f}"
@@ -84,32 +76,9 @@ class StreamSummary:
         )
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _tokens(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
 def _scalar(value: Any) -> Any:
     """A value SQLite can store as it is, else None."""
     return value if isinstance(value, (str, int, float)) else None
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    parts = []
-    for block in content:
-        if isinstance(block, dict):
-            if block.get("type") == "text" and isinstance(block.get("text"), str):
-                parts.append(block["text"])
-            elif block.get("type") == "tool_result":
-                parts.append(f"[tool_result {_clip(_text_of(block.get('content')), 200)}]")
-    return "\n".join(parts)
 
 
 class StreamRecorder:
@@ -131,7 +100,7 @@ class StreamRecorder:
         self.parent_agent_id = parent_agent_id
         self.summary = StreamSummary(session_id=session_id)
         self._last_user = prompt or ""
-        self._pending: dict[str, Any] | None = None  # the response being gathered
+        self._pending: Response | None = None  # the response being gathered
         self._seen: set[str] = set()  # message ids already recorded
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
         self._tools: dict[str, str] = {}
@@ -190,26 +159,26 @@ class StreamRecorder:
                 self.summary.malformed += 1
                 return
             message_id = body.get("id")
-            if self._pending is not None and self._pending["id"] != message_id:
+            if self._pending is not None and self._pending.message_id != message_id:
                 await self._flush_response()
             if isinstance(message_id, str) and message_id in self._seen:
                 return  # a late repeat of a response already written
             if self._pending is None:
-                self._pending = {"id": message_id, "texts": [], "created_at": utc_now()}
+                self._pending = Response(
+                    message_id=message_id, model=None, prompt=self._last_user, created_at=utc_now()
+                )
             pending = self._pending
-            pending["model"] = body.get("model") or pending.get("model")
+            pending.model = body.get("model") or pending.model
             if isinstance(body.get("usage"), dict):
-                pending["usage"] = body["usage"]  # the last line's usage is the final one
-            text = _text_of(body.get("content"))
-            if text:
-                pending["texts"].append(text)
+                pending.usage = body["usage"]  # the last line's usage is the final one
+            pending.add_text(body.get("content"))
             self._log_tools(agent_id, body.get("content"))
             return
         await self._flush_response()
         if kind == "user":
             body = message.get("message")
             content = body.get("content") if isinstance(body, dict) else None
-            text = _text_of(content)
+            text = text_of(content)
             if text:
                 self._last_user = text
             self._log_tools(agent_id, content)
@@ -228,58 +197,25 @@ class StreamRecorder:
         self.db.enqueue_agent_log(self.db.agent_log_row(agent_id, log_type, text, metadata))
 
     def _log_tools(self, agent_id: str, content: Any) -> None:
-        if not isinstance(content, list):
-            return
-        for block in content:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "tool_use":
-                name = str(block.get("name"))
-                if isinstance(block.get("id"), str):
-                    self._tools[block["id"]] = name
-                arguments = json.dumps(block.get("input"), ensure_ascii=False)
-                self._log(
-                    agent_id,
-                    LogType.TOOL_USE,
-                    _clip(f"{name}: {arguments}", LOG_LIMIT),
-                    {"tool_use_id": block.get("id"), "name": name, "input": _clip(arguments, 2000)},
-                )
-            elif block.get("type") == "tool_result":
-                tool_id = block.get("tool_use_id")
-                name = self._tools.get(tool_id, "tool") if isinstance(tool_id, str) else "tool"
-                self._log(
-                    agent_id,
-                    LogType.TOOL_RESULT,
-                    _clip(f"{name}: {_text_of(block.get('content'))}", LOG_LIMIT),
-                    {"tool_use_id": tool_id, "name": name, "is_error": bool(block.get("is_error"))},
-                )
-            else:
-                continue
-            self.summary.tool_events += 1
+        logs = tool_log_rows(agent_id, content, self._tools, redact_secrets=self.db.redact_secrets)
+        for row in logs:
+            self.db.enqueue_agent_log(row)
+        self.summary.tool_events += len(logs)
 
     async def _flush_response(self) -> None:
         pending, self._pending = self._pending, None
         if pending is None or self.summary.agent_id is None:
             return
-        if isinstance(pending["id"], str):
-            self._seen.add(pending["id"])
-        usage = pending.get("usage") or {}
-        model = pending.get("model")
-        prompt = await self.db.record_prompt(
-            self.summary.agent_id,
-            _clip(self._last_user, TEXT_LIMIT),
-            _clip("\n".join(pending["texts"]), TEXT_LIMIT),
-            model=model,
-            usage={k: _tokens(v) for k, v in usage.items() if k.endswith("tokens")},
-            created_at=pending["created_at"],
-        )
-        if isinstance(pending["id"], str):
+        if isinstance(pending.message_id, str):
+            self._seen.add(pending.message_id)
+        [prompt] = await self.db.record_prompts([pending.fields(self.summary.agent_id)])
+        if isinstance(pending.message_id, str):
             await self.db.execute(
                 "INSERT INTO prompt_responses (prompt_id, message_id, tokens_output_final) "
                 "VALUES (?, ?, ?)",
-                (prompt.id, pending["id"], prompt.tokens_output),
+                (prompt.id, pending.message_id, prompt.tokens_output),
             )
-        covered = self._covered.setdefault(str(model), dict.fromkeys(dict(_MODEL_USAGE_KEYS), 0))
+        covered = self._covered.setdefault(str(pending.model), dict.fromkeys(Usage.model_fields, 0))
         for column in covered:
             covered[column] += getattr(prompt, column)
         self.summary.prompts += 1
@@ -307,8 +243,8 @@ class StreamRecorder:
             and (result.get("is_error") or result.get("subtype") not in (None, "success"))
         ):
             detail = result.get("result") or result.get("errors") or ""
-            error = _clip(
-                f"claude code result {result.get('subtype')}: {_text_of(detail) or detail}", 1000
+            error = clip(
+                f"claude code result {result.get('subtype')}: {text_of(detail) or detail}", 1000
             )
         if error is None and exit_code:
             error = f"command exited with code {exit_code}"
@@ -338,45 +274,34 @@ class StreamRecorder:
                 _scalar(result.get("duration_api_ms")),
             ),
         )
+        # Per model: its tokens, its reported cost, its web searches.
+        figures_of: dict[str, tuple[Usage, Any, Any]] = {}
         model_usage = result.get("modelUsage")
-        if not isinstance(model_usage, dict) or not model_usage:
+        if isinstance(model_usage, dict) and model_usage:
+            for model, figures in model_usage.items():
+                if not isinstance(figures, dict):
+                    self.summary.malformed += 1
+                    continue
+                figures_of[model] = (
+                    model_usage_of(figures),
+                    figures.get("costUSD"),
+                    figures.get("webSearchRequests"),
+                )
+        else:
             # Older Claude Code: only the main model's usage; treat it as such.
             usage = result.get("usage")
             main = next(iter(self._covered), None)
             if isinstance(usage, dict) and main is not None:
-                model_usage = {
-                    main: {
-                        "inputTokens": usage.get("input_tokens"),
-                        "outputTokens": usage.get("output_tokens"),
-                        "cacheReadInputTokens": usage.get("cache_read_input_tokens"),
-                        "cacheCreationInputTokens": usage.get("cache_creation_input_tokens"),
-                        "costUSD": reported,
-                    }
-                }
-            else:
-                model_usage = {}
-        for model, figures in model_usage.items():
-            if not isinstance(figures, dict):
-                self.summary.malformed += 1
-                continue
-            tokens: dict[str, Any] = {
-                column: _tokens(figures.get(key)) for column, key in _MODEL_USAGE_KEYS
-            }
-            model_cost = figures.get("costUSD")
+                figures_of[main] = (usage_tokens(usage), reported, None)
+        for model, (usage, model_cost, web_searches) in figures_of.items():
+            tokens = usage.model_dump()
             model_cost = float(model_cost) if isinstance(model_cost, (int, float)) else None
             computed = compute_cost(model, **tokens)
             await self.db.execute(
                 "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
                 "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
                 "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    agent_id,
-                    model,
-                    *tokens.values(),
-                    model_cost,
-                    computed,
-                    figures.get("webSearchRequests"),
-                ),
+                (agent_id, model, *tokens.values(), model_cost, computed, web_searches),
             )
             self.summary.model_usage[model] = {**tokens, "cost_usd": model_cost}
             covered = self._covered.get(model, {})
@@ -392,12 +317,17 @@ class StreamRecorder:
                 )
             rest = {column: max(0, value) for column, value in rest.items()}
             if any(rest.values()):
-                await self.db.record_prompt(
-                    agent_id,
-                    f"[reconciliation] {model} tokens in the result's modelUsage "
-                    "not seen in per-response usage (subagents, background calls)",
-                    model=model,
-                    **rest,
+                await self.db.record_prompts(
+                    [
+                        {
+                            "agent_id": agent_id,
+                            "content": f"[reconciliation] {model} tokens in the result's "
+                            "modelUsage not seen in per-response usage (subagents, "
+                            "background calls)",
+                            "model": model,
+                            "usage": Usage(**rest),
+                        }
+                    ]
                 )
                 self.summary.reconciling_prompts += 1
 

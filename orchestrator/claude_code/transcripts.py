@@ -4,8 +4,10 @@ A session transcript ``projects/<project>/<sessionId>.jsonl`` becomes one agent 
 orchestrator agent ``claude-code:<project>``; a subagent transcript
 ``<sessionId>/subagents/agent-*.jsonl`` becomes a run whose ``parent_agent_id`` is the
 session's run. Each API response becomes one prompt (model, usage, cost from
-genai-prices, timestamps of the transcript lines); tool calls and their results become
-``tool_use`` / ``tool_result`` agent logs.
+genai-prices at the response's own time, timestamps of the transcript lines); tool calls
+and their results become ``tool_use`` / ``tool_result`` agent logs. Rows are built by
+:mod:`orchestrator.rows` and written through one synchronous sqlite3 connection (faster
+than the async writer for a bulk import).
 
 What counts as usage follows ccusage (17.2.1) exactly, so the token totals match it:
 any line whose ``message.usage`` has numeric ``input_tokens`` and ``output_tokens`` and
@@ -28,16 +30,23 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sqlite as sqlite_backend
-from .ids import format_timestamp, new_id, parse_timestamp, utc_now
-from .pricing import resolve_cost
-from .redact import redact_text
+from .. import rows
+from .. import sqlite as sqlite_backend
+from ..backend import insert_sql
+from ..ids import format_timestamp, parse_timestamp, utc_now
+from ..models import AgentStatus
+from .common import (
+    LineCounts,
+    Response,
+    text_of,
+    token_count,
+    tool_log_rows,
+)
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
 KNOWN_TYPES = frozenset(
@@ -58,29 +67,34 @@ KNOWN_TYPES = frozenset(
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+")
+_TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
 
-TEXT_LIMIT = 4000  # characters of prompt / response text kept per prompt
-LOG_LIMIT = 500  # characters of a tool call or result kept in the log message
+# The rows' SQL, from the rows' own column lists (rows.py builds every row).
+_ORCHESTRATOR_INSERT = insert_sql(
+    "orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS, ignore_conflicts=True
+)
+_AGENT_INSERT = insert_sql("agents", rows.AGENT_COLUMNS)
+_PROMPT_INSERT = insert_sql("prompts", rows.PROMPT_COLUMNS)
+_AGENT_LOG_INSERT = insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS)
 
 
 @dataclass
-class ImportSummary:
-    """What one import did; ``str()`` gives the CLI's one-paragraph report."""
+class ImportSummary(LineCounts):
+    """What one import did; ``str()`` gives the CLI's one-paragraph report. ``lines`` counts
+    complete lines; ``malformed`` also counts usage of a shape ccusage does not count."""
 
     files: int = 0  # transcript files looked at
     files_unchanged: int = 0  # of which nothing new since the last import
     runs_created: int = 0
-    lines: int = 0  # complete lines read
     prompts_added: int = 0
     duplicates_skipped: int = 0  # lines of a response already counted (message.id+requestId)
-    tool_events: int = 0  # tool_use and tool_result logs added
-    malformed: int = 0  # lines that are not a JSON object, or usage of the wrong shape
-    unknown_types: int = 0  # lines of a type the importer does not know
     bytes_read: int = 0
     errors: list[str] = field(default_factory=list)  # files that could not be read
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def __str__(self) -> str:
         text = (
@@ -215,45 +229,11 @@ def _timestamp(value: str) -> str:
     return value if _ISO_MS.match(value) else format_timestamp(parse_timestamp(value))
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _text_of(content: Any) -> str:
-    """Readable text of a message's content (a string or a list of blocks)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    parts: list[str] = []
-    for block in content:
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
-        if kind == "text" and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-        elif kind == "tool_use":
-            parts.append(f"[tool_use {block.get('name')}]")
-        elif kind == "tool_result":
-            parts.append(f"[tool_result {_clip(_text_of(block.get('content')), 200)}]")
-    return "\n".join(parts)
-
-
-def _tint(value: Any) -> int:
-    return int(value) if _is_number(value) and value > 0 else 0
-
-
 @dataclass
-class _Response:
-    """One API response, gathered from the lines that repeat its ids."""
+class _Response(Response):
+    """A transcript's response: its ``requestId`` and the largest output count of its lines."""
 
-    model: str | None
-    usage: dict[str, Any]
-    created_at: str
-    content: str
-    message_id: str | None
-    request_id: str | None
-    texts: list[str] = field(default_factory=list)
+    request_id: str | None = None
     output_final: int = 0
 
 
@@ -269,10 +249,6 @@ class _Importer:
         self.summary = summary
         self.progress = progress
         self.redact_secrets = redact_secrets
-        self.prompt_columns = {row[1] for row in conn.execute("PRAGMA table_info(prompts)")}
-
-    def _redacted(self, text: str) -> str:
-        return redact_text(text) if self.redact_secrets else text
 
     def _run_for_file(self, path: Path) -> str:
         """The run of a transcript file, created (with its state row) on first sight."""
@@ -285,28 +261,33 @@ class _Importer:
         parent = self._run_for_file(_parent_session_file(path)) if subagent else None
         project = _project_of(path)
         name = f"claude-code:{project}"
-        now = utc_now()
+        orchestrator = rows.orchestrator_agent_row(
+            name,
+            f"Claude Code sessions of project {project}",
+            redact_secrets=self.redact_secrets,
+        )
         self.conn.execute(
-            "INSERT INTO orchestrator_agents (id, name, description, status, created_at, "
-            "updated_at) VALUES (?, ?, ?, 'active', ?, ?) ON CONFLICT(name) DO NOTHING",
-            (new_id(), name, f"Claude Code sessions of project {project}", now, now),
+            _ORCHESTRATOR_INSERT, rows.row_values(orchestrator, rows.ORCHESTRATOR_AGENT_COLUMNS)
         )
         orchestrator_id = self.conn.execute(
             "SELECT id FROM orchestrator_agents WHERE name = ?", (name,)
         ).fetchone()[0]
-        agent_id = new_id()
-        session_id = path.parent.parent.name if subagent else path.stem
-        self.conn.execute(
-            "INSERT INTO agents (id, orchestrator_agent_id, session_id, status, created_at, "
-            "name, parent_agent_id) VALUES (?, ?, ?, 'completed', ?, ?, ?)",
-            (agent_id, orchestrator_id, session_id, now, path.stem, parent),
+        # Completed: a transcript is what a session left behind. The line timestamps set
+        # created_at / started_at / completed_at once the lines are read.
+        agent = rows.agent_row(
+            orchestrator_id,
+            path.parent.parent.name if subagent else path.stem,
+            name=path.stem,
+            status=AgentStatus.COMPLETED,
+            parent_agent_id=parent,
         )
+        self.conn.execute(_AGENT_INSERT, rows.row_values(agent, rows.AGENT_COLUMNS))
         self.conn.execute(
             "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
-            (str(path), agent_id, "subagent" if subagent else "session"),
+            (str(path), agent.id, "subagent" if subagent else "session"),
         )
         self.summary.runs_created += 1
-        return agent_id
+        return agent.id
 
     def import_file(self, path: Path) -> None:
         summary = self.summary
@@ -402,7 +383,6 @@ class _Importer:
                 session_id = line["sessionId"]
             message = line.get("message")
             content = message.get("content") if isinstance(message, dict) else None
-            when = created or utc_now()
             usage = usage_of(line)
             if (
                 usage is None
@@ -412,15 +392,7 @@ class _Importer:
                 summary.malformed += 1  # usage of a shape ccusage does not count either
             if usage is not None:
                 assert isinstance(message, dict) and created is not None
-                if not all(
-                    _tint(usage.get(k)) == usage.get(k, 0)
-                    for k in (
-                        "input_tokens",
-                        "output_tokens",
-                        "cache_creation_input_tokens",
-                        "cache_read_input_tokens",
-                    )
-                ):
+                if not all(token_count(usage.get(k)) == usage.get(k, 0) for k in _TOKEN_KEYS):
                     summary.malformed += 1  # negative or fractional token counts
                     usage = None
             if usage is not None:
@@ -431,33 +403,37 @@ class _Importer:
                     key = object()  # ccusage counts lines without both ids every time
                 response = responses.get(key)
                 if response is None:
+                    # ccusage keeps the first line's usage: so does the prompt.
                     response = responses[key] = _Response(
-                        model=message.get("model"),
-                        usage=usage,
-                        created_at=created,
-                        content=last_user,
                         message_id=message_id,
+                        model=message.get("model"),
+                        prompt=last_user,
+                        created_at=created,
+                        usage=usage,
                         request_id=request_id,
                     )
                 else:
                     summary.duplicates_skipped += 1
-                response.output_final = max(response.output_final, _tint(usage["output_tokens"]))
-                text = _text_of(content)
-                if text:
-                    response.texts.append(text)
+                response.output_final = max(
+                    response.output_final, token_count(usage["output_tokens"])
+                )
+                response.add_text(content)
             elif kind == "user" and isinstance(message, dict):
-                text = _text_of(content)
+                text = text_of(content)
                 if text and not (isinstance(content, list) and _only_tool_results(content)):
                     last_user = text
-            if isinstance(content, list):
-                logs.extend(self._tool_logs(agent_id, content, when, tool_names))
+            logs.extend(
+                tool_log_rows(
+                    agent_id,
+                    content,
+                    tool_names,
+                    created_at=created,
+                    redact_secrets=self.redact_secrets,
+                )
+            )
         self._write_prompts(agent_id, responses.values())
         if logs:
-            self.conn.executemany(
-                "INSERT INTO agent_logs (id, agent_id, log_type, message, metadata, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                logs,
-            )
+            self.conn.executemany(_AGENT_LOG_INSERT, logs)
             summary.tool_events += len(logs)
         if first_ts is not None and last_ts is not None:
             self.conn.execute(
@@ -475,64 +451,8 @@ class _Importer:
                 (agent_id,),
             )
 
-    def _tool_logs(
-        self, agent_id: str, content: list[Any], when: str, tool_names: dict[str, str]
-    ) -> Iterator[tuple[Any, ...]]:
-        for block in content:
-            if not isinstance(block, dict):
-                continue
-            kind = block.get("type")
-            if kind == "tool_use":
-                name = str(block.get("name"))
-                tool_id = block.get("id")
-                if isinstance(tool_id, str):
-                    tool_names[tool_id] = name
-                arguments = json.dumps(block.get("input"), ensure_ascii=False)
-                metadata = {"tool_use_id": tool_id, "name": name, "input": _clip(arguments, 2000)}
-                message = _clip(f"{name}: {arguments}", LOG_LIMIT)
-            elif kind == "tool_result":
-                tool_id = block.get("tool_use_id")
-                name = tool_names.get(tool_id, "tool") if isinstance(tool_id, str) else "tool"
-                metadata = {
-                    "tool_use_id": tool_id,
-                    "name": name,
-                    "is_error": bool(block.get("is_error")),
-                }
-                message = _clip(f"{name}: {_text_of(block.get('content'))}", LOG_LIMIT)
-            else:
-                continue
-            yield (
-                new_id(),
-                agent_id,
-                kind,
-                self._redacted(message),
-                self._redacted(json.dumps(metadata, ensure_ascii=False)),
-                when,
-            )
-
     def _write_prompts(self, agent_id: str, responses: Iterable[_Response]) -> None:
-        savings = "cache_savings_usd" in self.prompt_columns
-        columns = [
-            "id",
-            "agent_id",
-            "content",
-            "response",
-            "status",
-            "model",
-            "tokens_input",
-            "tokens_output",
-            "tokens_cache_read",
-            "tokens_cache_write",
-            "cost_usd",
-            "cost_source",
-            "cost_computed_usd",
-            "priced_with",
-            "created_at",
-            "completed_at",
-        ] + (["cache_savings_usd"] if savings else [])
-        insert = (
-            f"INSERT INTO prompts ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        )
+        prompts, keys = [], []
         for response in responses:
             keyed = response.message_id is not None and response.request_id is not None
             if keyed:
@@ -551,46 +471,21 @@ class _Importer:
                         (response.output_final, known[0]),
                     )
                     continue
-            usage = response.usage
-            tokens: dict[str, Any] = {
-                "tokens_input": _tint(usage.get("input_tokens")),
-                "tokens_output": _tint(usage.get("output_tokens")),
-                "tokens_cache_read": _tint(usage.get("cache_read_input_tokens")),
-                "tokens_cache_write": _tint(usage.get("cache_creation_input_tokens")),
-            }
-            day = datetime.fromisoformat(response.created_at[:10])
-            cost = resolve_cost(response.model, reported_usd=None, when=day, **tokens)
-            prompt_id = new_id()
-            values = [
-                prompt_id,
-                agent_id,
-                self._redacted(_clip(response.content, TEXT_LIMIT)),
-                self._redacted(_clip("\n".join(response.texts), TEXT_LIMIT)),
-                "completed",
-                response.model,
-                *tokens.values(),
-                cost.cost_usd,
-                getattr(cost.source, "value", cost.source),
-                cost.computed_usd,
-                cost.priced_with,
-                response.created_at,
-                response.created_at,
-            ]
-            if savings:
-                values.append(getattr(cost, "cache_savings_usd", None))
-            self.conn.execute(insert, values)
-            self.summary.prompts_added += 1
+            prompt = rows.prompt_row(
+                response.fields(agent_id, completed_at=response.created_at),
+                redact_secrets=self.redact_secrets,
+            )
+            prompts.append(rows.prompt_values(prompt))
             if response.message_id is not None:
-                self.conn.execute(
-                    "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
-                    "tokens_output_final) VALUES (?, ?, ?, ?)",
-                    (
-                        prompt_id,
-                        response.message_id,
-                        response.request_id,
-                        max(response.output_final, tokens["tokens_output"]),
-                    ),
-                )
+                final = max(response.output_final, prompt.tokens_output)
+                keys.append((prompt.id, response.message_id, response.request_id, final))
+        self.conn.executemany(_PROMPT_INSERT, prompts)
+        self.conn.executemany(
+            "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
+            "tokens_output_final) VALUES (?, ?, ?, ?)",
+            keys,
+        )
+        self.summary.prompts_added += len(prompts)
 
 
 def _only_tool_results(content: list[Any]) -> bool:
@@ -634,7 +529,7 @@ def daily_tokens(
 ) -> list[dict[str, Any]]:
     """The ``daily_tokens`` canned report (the figures of ``ccusage daily -z UTC``) as a
     list of dicts, newest day first."""
-    from .reports import run_report
+    from ..reports import run_report
 
     params = {"orchestrator": orchestrator, "since": since, "until": until}
     return run_report("daily_tokens", db_path, params).as_dicts()

@@ -1,0 +1,182 @@
+"""What both Claude Code importers read the same way: message text, token counts, tool logs.
+
+A session transcript and a stream-json run hold the same Anthropic Messages content
+blocks and ``usage`` objects, so both importers clip text to the same limits, read a
+message's text, count tokens, gather an API response's lines into one prompt and turn
+``tool_use`` / ``tool_result`` blocks into agent logs here, and a run is stored the same
+way whichever way it arrived. Rows are built by :mod:`orchestrator.rows`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import rows
+from ..models import LogType, Usage
+from ..rows import PromptFields
+
+TEXT_LIMIT = 4000  # characters of prompt / response text kept per prompt
+LOG_LIMIT = 500  # characters of a tool call or result kept in the log message
+TOOL_INPUT_LIMIT = 2000  # characters of a tool call's arguments kept in its log metadata
+QUOTE_LIMIT = 200  # characters of a tool result quoted in a message's text
+
+
+@dataclass
+class LineCounts:
+    """The counts of lines read that both importers' summaries report."""
+
+    lines: int = 0  # non-blank lines read
+    tool_events: int = 0  # tool_use and tool_result logs added
+    malformed: int = 0  # lines that are not a JSON object, or not of the expected shape
+    unknown_types: int = 0  # lines of a type the importer does not know
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def text_of(content: Any) -> str:
+    """Readable text of a message's content (a string or a list of blocks): its text,
+    ``[tool_use <name>]`` for a call and the start of a tool result."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts: list[str] = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif kind == "tool_use":
+            parts.append(f"[tool_use {block.get('name')}]")
+        elif kind == "tool_result":
+            parts.append(f"[tool_result {clip(text_of(block.get('content')), QUOTE_LIMIT)}]")
+    return "\n".join(parts)
+
+
+def token_count(value: Any) -> int:
+    """A token count as an int: anything but a finite number above 0 counts 0 (a negative
+    or garbled count must not abort an import; the transcript importer flags it)."""
+    if type(value) is int:
+        return value if value > 0 else 0
+    if type(value) is float and math.isfinite(value) and value > 0:
+        return int(value)
+    return 0
+
+
+def usage_tokens(usage: dict[str, Any]) -> Usage:
+    """The token counts of an Anthropic / Claude Code ``usage`` object."""
+    return Usage.from_anthropic({key: token_count(value) for key, value in usage.items()})
+
+
+#: Where a result line's ``modelUsage`` entry keeps each token count.
+MODEL_USAGE_KEYS = {
+    "tokens_input": "inputTokens",
+    "tokens_output": "outputTokens",
+    "tokens_cache_read": "cacheReadInputTokens",
+    "tokens_cache_write": "cacheCreationInputTokens",
+}
+
+
+def model_usage_of(figures: dict[str, Any]) -> Usage:
+    """The token counts of one model's entry in a result line's ``modelUsage``."""
+    return Usage(
+        **{column: token_count(figures.get(key)) for column, key in MODEL_USAGE_KEYS.items()}
+    )
+
+
+@dataclass
+class Response:
+    """One API response, gathered from the lines (one per content block) repeating its id."""
+
+    message_id: str | None
+    model: str | None
+    prompt: str  # the user text it answers
+    created_at: str
+    usage: dict[str, Any] | None = None  # the Anthropic usage object that counts
+    texts: list[str] = field(default_factory=list)
+
+    def add_text(self, content: Any) -> None:
+        text = text_of(content)
+        if text:
+            self.texts.append(text)
+
+    def fields(self, agent_id: str, completed_at: str | None = None) -> PromptFields:
+        """The prompt row's fields (texts clipped); ``completed_at`` None means now."""
+        return {
+            "agent_id": agent_id,
+            "content": clip(self.prompt, TEXT_LIMIT),
+            "response": clip("\n".join(self.texts), TEXT_LIMIT),
+            "model": self.model,
+            "usage": usage_tokens(self.usage or {}),
+            "created_at": self.created_at,
+            "completed_at": completed_at,
+        }
+
+
+def tool_log_rows(
+    agent_id: str,
+    content: Any,
+    tool_names: dict[str, str],
+    *,
+    created_at: str | None = None,
+    redact_secrets: bool = True,
+) -> list[tuple[Any, ...]]:
+    """Agent log rows (:func:`orchestrator.rows.agent_log_row`) of the ``tool_use`` and
+    ``tool_result`` blocks of a message's content, at ``created_at`` (default: now).
+
+    ``tool_names`` maps tool-use ids to tool names: a call adds its name, so that its
+    result, in a later message, can be logged under it.
+    """
+    if not isinstance(content, list):
+        return []
+    logs = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "tool_use":
+            name = str(block.get("name"))
+            tool_id = block.get("id")
+            if isinstance(tool_id, str):
+                tool_names[tool_id] = name
+            arguments = json.dumps(block.get("input"), ensure_ascii=False)
+            log_type = LogType.TOOL_USE
+            metadata: dict[str, Any] = {
+                "tool_use_id": tool_id,
+                "name": name,
+                "input": clip(arguments, TOOL_INPUT_LIMIT),
+            }
+            message = f"{name}: {arguments}"
+        elif kind == "tool_result":
+            tool_id = block.get("tool_use_id")
+            name = tool_names.get(tool_id, "tool") if isinstance(tool_id, str) else "tool"
+            log_type = LogType.TOOL_RESULT
+            metadata = {
+                "tool_use_id": tool_id,
+                "name": name,
+                "is_error": bool(block.get("is_error")),
+            }
+            message = f"{name}: {text_of(block.get('content'))}"
+        else:
+            continue
+        logs.append(
+            rows.agent_log_row(
+                agent_id,
+                log_type,
+                clip(message, LOG_LIMIT),
+                metadata,
+                created_at=created_at,
+                redact_secrets=redact_secrets,
+            )
+        )
+    return logs
