@@ -72,6 +72,16 @@ class Backend(ABC):
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
 
+    async def defer_search_index(self) -> dict[str, tuple[str, int]]:
+        """Stop indexing new rows for full-text search one by one, inside a bulk load;
+        return what :meth:`catch_up_search_index` needs (nothing, by default)."""
+        return {}
+
+    async def catch_up_search_index(  # noqa: B027 - a hook with nothing to do by default
+        self, deferred: dict[str, tuple[str, int]]
+    ) -> None:
+        """Index the rows added since :meth:`defer_search_index` and resume indexing."""
+
     def check(self) -> None:  # noqa: B027 - a hook: most stores cannot be swapped out
         """Raise ``database_error`` if the store is no longer the one opened (its file was
         deleted or replaced): writes would "succeed" into a file nobody will read."""

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from . import rows
 from .backend import Backend, Params, backend_for, insert_sql, is_url
 from .errors import InvalidInput
-from .ids import new_id, parse_timestamp, utc_now
+from .ids import new_id, utc_now
 from .models import (
     Agent,
     AgentLog,
@@ -86,7 +86,7 @@ class DatabaseManager:
         self._lock: asyncio.Lock | None = None
         self._known_agents: set[str] = set()
         self._known_orchestrators: set[str] = set()
-        self._bulk_writes: int | None = None  # writes since the last commit, in bulk()
+        self._bulk_writes: int | None = None  # rows written since the last commit, in bulk()
         self._bulk_commit_every = 10_000
 
     # -- lifecycle --------------------------------------------------------------
@@ -100,7 +100,11 @@ class DatabaseManager:
         self._backend = backend
         self._lock = asyncio.Lock()
         self._writer = LogWriter(
-            backend, self._lock, flush_interval=self.flush_interval, batch_size=self.batch_size
+            backend,
+            self._lock,
+            flush_interval=self.flush_interval,
+            batch_size=self.batch_size,
+            joined_transaction=self._bulk_progress,
         )
         self._writer.stats = self.stats
         self._writer.start()
@@ -162,13 +166,19 @@ class DatabaseManager:
         async with self._lock:
             backend.check()
             changed = await backend.execute(sql, params)
-            if self._bulk_writes is not None:
-                self._bulk_writes += 1
-                if self._bulk_writes >= self._bulk_commit_every:
-                    await backend.commit()
-                    await backend.begin()
-                    self._bulk_writes = 0
+            await self._bulk_progress(1)
             return changed
+
+    async def _bulk_progress(self, rows: int) -> None:
+        """Inside :meth:`bulk` (lock held): commit once ``commit_every`` rows are written,
+        so a large load never grows one transaction (and SQLite's WAL) without bound."""
+        if self._bulk_writes is None:
+            return
+        self._bulk_writes += rows
+        if self._bulk_writes >= self._bulk_commit_every:
+            await self.backend.commit()
+            await self.backend.begin()
+            self._bulk_writes = 0
 
     async def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         """Run one write statement for many rows, in one transaction (or the enclosing
@@ -184,6 +194,8 @@ class DatabaseManager:
                 await backend.executemany(sql, params)
                 if own:
                     await backend.commit()
+                else:
+                    await self._bulk_progress(len(params))
             except BaseException as exc:
                 if own:
                     await backend.rollback()
@@ -192,30 +204,42 @@ class DatabaseManager:
                 raise
 
     @contextlib.asynccontextmanager
-    async def bulk(self, commit_every: int = 10_000) -> AsyncIterator[DatabaseManager]:
+    async def bulk(
+        self, commit_every: int = 10_000, *, defer_search_index: bool = False
+    ) -> AsyncIterator[DatabaseManager]:
         """``async with db.bulk():`` groups many writes into few transactions.
 
         For imports and demo data: direct writes inside the block are committed
         every ``commit_every`` statements and at its end instead of one by one,
         so a crash loses at most the uncommitted part. On an exception the
         uncommitted part is rolled back and the exception propagates.
+        ``defer_search_index=True`` indexes the new rows for full-text search in
+        one pass at the end (much faster for large loads; searches miss them until then).
         """
         assert self._lock is not None
         backend = self.backend
         if self._bulk_writes is not None:
             yield self  # already in bulk mode
             return
+        deferred: dict[str, tuple[str, int]] = {}
         async with self._lock:
             await backend.begin()
+            if defer_search_index:
+                deferred = await backend.defer_search_index()
             self._bulk_writes, self._bulk_commit_every = 0, commit_every
         try:
             yield self
             await self.flush()
             async with self._lock:
+                await backend.catch_up_search_index(deferred)
                 await backend.commit()
         except BaseException:
             async with self._lock:
                 await backend.rollback()
+                if deferred:  # part may be committed: index it and restore the triggers
+                    await backend.begin()
+                    await backend.catch_up_search_index(deferred)
+                    await backend.commit()
             raise
         finally:
             self._bulk_writes = None
@@ -237,6 +261,19 @@ class DatabaseManager:
         if agent_id not in self._known_agents:
             await self._require("agents", agent_id, field)
             self._known_agents.add(agent_id)
+
+    async def require_agents(self, agent_ids: set[str], field: str = "agent_id") -> None:
+        """:meth:`require_agent` for many, in a query per 500 unknown ids."""
+        unknown = sorted(agent_ids - self._known_agents)
+        for start in range(0, len(unknown), 500):
+            part = unknown[start : start + 500]
+            found = await self.fetchall(
+                f"SELECT id FROM agents WHERE id IN ({', '.join('?' * len(part))})", part
+            )
+            self._known_agents.update(row["id"] for row in found)
+            missing = set(part) - self._known_agents
+            if missing:
+                raise InvalidInput(field, f"no row in agents with id {min(missing)!r}")
 
     def knows_agent(self, agent_id: str) -> bool:
         """Whether this manager has seen the agent run exist (no database round trip)."""
@@ -423,10 +460,7 @@ class DatabaseManager:
             params: tuple[Any, ...] = (value, now, row_id)
         elif value in rows.TERMINAL_STATUSES:
             row = await self.fetchone("SELECT started_at FROM agents WHERE id = ?", (row_id,))
-            duration = None
-            if row is not None and row["started_at"]:
-                elapsed = parse_timestamp(now) - parse_timestamp(row["started_at"])
-                duration = max(0.0, elapsed.total_seconds() * 1000)
+            duration = rows.duration_between(row["started_at"] if row else None, now)
             sql = (
                 "UPDATE agents SET status = ?, completed_at = ?, error = coalesce(?, error), "
                 "duration_ms = ? WHERE id = ?"
@@ -598,8 +632,7 @@ class DatabaseManager:
         built = [rows.prompt_row(item, redact_secrets=self.redact_secrets) for item in prompts]
         if not built:
             return built
-        for agent_id in {row.agent_id for row in built}:
-            await self.require_agent(agent_id, "prompts.agent_id")
+        await self.require_agents({row.agent_id for row in built}, "prompts.agent_id")
         await self.executemany(
             insert_sql("prompts", rows.PROMPT_COLUMNS),
             [rows.prompt_values(row) for row in built],

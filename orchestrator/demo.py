@@ -14,13 +14,19 @@ benchmarks); everything is written in ``bulk()`` transactions.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+from . import rows
+from .backend import insert_sql
 from .db import DatabaseManager
+from .ids import new_id
+from .models import Agent
 from .rows import PromptFields
 
 # (workflow, description, runs: [(run name, model weights, steps)])
@@ -113,6 +119,35 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
+class _Chunk:
+    """Rows of a few sessions, built by :mod:`orchestrator.rows`, written together."""
+
+    def __init__(self) -> None:
+        self.agents: list[Agent] = []
+        self.prompts: list[PromptFields] = []
+        self.agent_logs: list[tuple[Any, ...]] = []
+        self.system_logs: list[tuple[Any, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self.prompts) + len(self.agent_logs)
+
+    def log(self, *args: Any, **options: Any) -> None:
+        self.agent_logs.append(rows.agent_log_row(*args, **options))
+
+    async def write(self, db: DatabaseManager) -> None:
+        """Runs first (the prompts' totals triggers update them), then prompts and logs."""
+        await db.executemany(
+            insert_sql("agents", rows.AGENT_COLUMNS),
+            [rows.row_values(agent, rows.AGENT_COLUMNS) for agent in self.agents],
+        )
+        await db.record_prompts(self.prompts)
+        await db.executemany(insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS), self.agent_logs)
+        await db.executemany(insert_sql("system_logs", rows.SYSTEM_LOG_COLUMNS), self.system_logs)
+
+
+CHUNK_ROWS = 20_000  # rows built while the previous chunk is being written
+
+
 async def generate(
     db: DatabaseManager,
     *,
@@ -126,6 +161,8 @@ async def generate(
 
     ``end`` defaults to the start of today (UTC), so dashboards filtered on
     recent weeks show it. ``progress`` is called with the prompts written so far.
+    Rows are built by the library's row builders (validated, redacted, priced) and
+    written in large batches while the next batch is built.
     """
     rng = random.Random(seed)
     if end is None:
@@ -137,59 +174,91 @@ async def generate(
         name: await db.ensure_orchestrator_agent(name, description)
         for name, (description, _) in WORKFLOWS.items()
     }
-    async with db.bulk():
+    starts: list[datetime] = []
+    chunk = _Chunk()
+    writing: asyncio.Task[None] | None = None
+    async with db.bulk(defer_search_index=True):
         while summary.prompts < prompts:
-            summary.sessions += 1
-            session_id = f"adw-{rng.getrandbits(32):08x}"
-            # Busier on weekdays and in working hours: pick a day, then an hour.
-            clock = start + timedelta(seconds=rng.random() * span)
-            if clock.weekday() >= 5 and rng.random() < 0.6:
-                clock -= timedelta(days=2)
-            clock = clock.replace(hour=rng.choice([8, 9, 10, 11, 13, 14, 15, 16, 17, 21]))
-            clock = max(clock, start)
-            workflow = _pick(rng, WORKFLOW_WEIGHTS)
-            if rng.random() < 0.03:
-                await db.log_system_event(
-                    "INFO",
-                    f"session {session_id} started",
-                    "adw.scheduler",
-                    {"workflow": workflow},
-                    created_at=clock,
+            if not starts:
+                # Session start times come in time order, as real history is written: rows
+                # then land at the end of the time indexes instead of all over them.
+                # As many as the prompts left need (a few too few rather than too many,
+                # which would leave the end of the period empty); the rest in a second draw.
+                count = (prompts - summary.prompts) // PROMPTS_PER_SESSION + 1
+                starts = sorted(
+                    (_session_start(rng, start, span) for _ in range(count)), reverse=True
                 )
-                summary.system_logs += 1
-            for run_name, models, steps in WORKFLOWS[workflow][1]:
-                clock, failed = await _run(
-                    db,
-                    rng,
-                    summary,
-                    orchestrators[workflow],
-                    session_id,
-                    run_name,
-                    models,
-                    steps,
-                    clock,
-                )
-                if failed:
-                    break  # a failed plan stops the session before the build
-            for _ in range(rng.choice([0, 0, 1, 2])):
-                level, source, text = rng.choice(SYSTEM_EVENTS)
-                await db.log_system_event(
-                    level,
-                    text.format(n=rng.randint(1, 400), s=rng.randint(5, 90)),
-                    source,
-                    {"session_id": session_id},
-                    created_at=clock,
-                )
-                summary.system_logs += 1
-            if progress is not None:
-                progress(summary.prompts)
+            _session(rng, summary, chunk, orchestrators, starts.pop())
+            if len(chunk) >= CHUNK_ROWS or summary.prompts >= prompts:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(chunk.write(db))
+                chunk = _Chunk()
+                if progress is not None:
+                    progress(summary.prompts)
+        if writing is not None:
+            await writing
     return summary
 
 
-async def _run(
-    db: DatabaseManager,
+PROMPTS_PER_SESSION = 9  # about how many prompts a demo session has (8.85 measured)
+
+
+def _session_start(rng: random.Random, start: datetime, span: float) -> datetime:
+    """When a session starts: busier on weekdays and in working hours."""
+    clock = start + timedelta(seconds=rng.random() * span)
+    if clock.weekday() >= 5 and rng.random() < 0.6:
+        clock -= timedelta(days=2)
+    clock = clock.replace(hour=rng.choice([8, 9, 10, 11, 13, 14, 15, 16, 17, 21]))
+    return max(clock, start)
+
+
+def _session(
     rng: random.Random,
     summary: DemoSummary,
+    chunk: _Chunk,
+    orchestrators: dict[str, str],
+    clock: datetime,
+) -> None:
+    """One ADW session: its runs one after another, a few system events."""
+    summary.sessions += 1
+    session_id = f"adw-{rng.getrandbits(32):08x}"
+    workflow = _pick(rng, WORKFLOW_WEIGHTS)
+    if rng.random() < 0.03:
+        chunk.system_logs.append(
+            rows.system_log_row(
+                "INFO",
+                f"session {session_id} started",
+                "adw.scheduler",
+                {"workflow": workflow},
+                clock,
+            )
+        )
+        summary.system_logs += 1
+    for run_name, models, steps in WORKFLOWS[workflow][1]:
+        clock, failed = _run(
+            rng, summary, chunk, orchestrators[workflow], session_id, run_name, models, steps, clock
+        )
+        if failed:
+            break  # a failed plan stops the session before the build
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        level, source, text = rng.choice(SYSTEM_EVENTS)
+        chunk.system_logs.append(
+            rows.system_log_row(
+                level,
+                text.format(n=rng.randint(1, 400), s=rng.randint(5, 90)),
+                source,
+                {"session_id": session_id},
+                clock,
+            )
+        )
+        summary.system_logs += 1
+
+
+def _run(
+    rng: random.Random,
+    summary: DemoSummary,
+    chunk: _Chunk,
     orchestrator_id: str,
     session_id: str,
     run_name: str,
@@ -199,23 +268,13 @@ async def _run(
 ) -> tuple[datetime, bool]:
     """One agent run: steps, each with prompts and tool calls. Returns (end, failed)."""
     started = clock
-    agent_id = await db.create_agent(
-        orchestrator_id,
-        session_id,
-        name=run_name,
-        status="running",
-        created_at=started,
-        started_at=started,
-    )
+    agent_id = new_id()
     summary.runs += 1
     fails_at = rng.randrange(len(steps)) if rng.random() < 0.07 else None
     error = None
-    prompts: list[PromptFields] = []  # written in one statement at the end of the run
     for index, step in enumerate(steps):
         step_start = clock
-        await db.log_agent_event(
-            agent_id, "step_start", f"step {step} started", None, step=step, created_at=clock
-        )
+        chunk.log(agent_id, "step_start", f"step {step} started", None, step, None, clock)
         summary.agent_logs += 1
         for call in range(rng.choice([1, 1, 2, 2, 3, 4])):
             model = _pick(rng, models)
@@ -232,7 +291,7 @@ async def _run(
             clock += timedelta(milliseconds=duration_ms)
             failing = fails_at == index and call == 0
             error = rng.choice(ERRORS) if failing else None
-            prompts.append(
+            chunk.prompts.append(
                 {
                     "agent_id": agent_id,
                     "content": f"/{run_name} step {step}: {rng.choice(TOOL_INPUTS_TEXT)}",
@@ -253,51 +312,62 @@ async def _run(
                 break
             for _ in range(rng.choice([3, 4, 5, 6, 5])):
                 tool = rng.choice(TOOLS)
-                await db.log_agent_event(
+                chunk.log(
                     agent_id,
                     "tool_use",
                     f"{tool}: {TOOL_INPUTS[tool]}",
                     {"tool": tool, "input": TOOL_INPUTS[tool]},
-                    step=step,
-                    created_at=clock,
+                    step,
+                    None,
+                    clock,
                 )
                 clock += timedelta(milliseconds=rng.uniform(50, 4_000))
                 ok = rng.random() > 0.05
-                await db.log_agent_event(
+                chunk.log(
                     agent_id,
                     "tool_result",
                     f"{tool} {'ok' if ok else 'error'}",
                     {"tool": tool, "is_error": not ok},
-                    step=step,
-                    created_at=clock,
+                    step,
+                    None,
+                    clock,
                 )
                 summary.agent_logs += 2
         step_ms = (clock - step_start).total_seconds() * 1000
         status = "failed" if error else "completed"
-        await db.log_agent_event(
+        chunk.log(
             agent_id,
             "step_end",
             f"step {step} {status} in {step_ms:.0f} ms",
             {"status": status, **({"error": error} if error else {})},
-            step=step,
-            duration_ms=round(step_ms, 1),
-            created_at=clock,
+            step,
+            round(step_ms, 1),
+            clock,
         )
         summary.agent_logs += 1
         if error:
-            await db.log_agent_event(
+            chunk.log(
                 agent_id,
                 "error",
                 f"run ended: {error}",
                 {"exception": error.split(":")[0]},
-                created_at=clock,
+                None,
+                None,
+                clock,
             )
             summary.agent_logs += 1
             break
-    await db.record_prompts(prompts)
-    await db.update_agent_status(
-        agent_id, "failed" if error else "completed", error=error, at=clock
+    agent = rows.agent_row(
+        orchestrator_id,
+        session_id,
+        name=run_name,
+        status="failed" if error else "completed",
+        created_at=started,
+        started_at=started,
+        completed_at=clock,
+        error=error,
     )
+    chunk.agents.append(agent.model_copy(update={"id": agent_id}))
     summary.failed_runs += bool(error)
     return clock + timedelta(seconds=rng.uniform(5, 120)), error is not None
 

@@ -254,10 +254,19 @@ def agent_row(
     parent_agent_id: Any = None,
     started_at: Any = None,
     created_at: Any = None,
+    completed_at: Any = None,
+    error: Any = None,
     redact_secrets: bool = True,
 ) -> Agent:
-    """A new agent run. A run created ``running`` gets ``started_at`` now unless given."""
+    """An agent run. A run created ``running`` gets ``started_at`` now unless given; one
+    recorded after it ended (imports) may carry ``completed_at`` (its duration follows)."""
     now = utc_now()
+    started = (
+        timestamp(started_at, "agents.started_at")
+        if started_at is not None
+        else (now if status in (AgentStatus.RUNNING, "running") else None)
+    )
+    completed = None if completed_at is None else timestamp(completed_at, "agents.completed_at")
     return validate(
         Agent,
         "agents",
@@ -268,12 +277,19 @@ def agent_row(
         status=status,
         parent_agent_id=parent_agent_id,
         created_at=now if created_at is None else timestamp(created_at, "agents.created_at"),
-        started_at=(
-            timestamp(started_at, "agents.started_at")
-            if started_at is not None
-            else (now if status in (AgentStatus.RUNNING, "running") else None)
-        ),
+        started_at=started,
+        completed_at=completed,
+        duration_ms=duration_between(started, completed),
+        error=redacted(text(error, "agents.error", required=False), redact_secrets),
     )
+
+
+def duration_between(started_at: str | None, ended_at: str | None) -> float | None:
+    """Milliseconds from one stored timestamp to another (never negative), if both known."""
+    if started_at is None or ended_at is None:
+        return None
+    elapsed = parse_timestamp(ended_at) - parse_timestamp(started_at)
+    return max(0.0, elapsed.total_seconds() * 1000)
 
 
 def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +56,18 @@ class LogWriter:
     """
 
     def __init__(
-        self, backend: Backend, lock: asyncio.Lock, *, flush_interval: float, batch_size: int
+        self,
+        backend: Backend,
+        lock: asyncio.Lock,
+        *,
+        flush_interval: float,
+        batch_size: int,
+        joined_transaction: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.backend = backend
+        #: Called (lock held) with the rows written by a batch that joined an open
+        #: transaction (a bulk load's), which decides when to commit.
+        self.joined_transaction = joined_transaction
         self.lock = lock
         self.flush_interval = flush_interval
         self.batch_size = batch_size
@@ -168,6 +177,8 @@ class LogWriter:
                 dropped += await self._insert_rows(SYSTEM_LOG_INSERT, system_rows, "system_logs")
             if own:
                 await backend.commit()
+            elif self.joined_transaction is not None:
+                await self.joined_transaction(len(agent_rows) + len(system_rows))
         except BaseException:
             if own:
                 await backend.rollback()

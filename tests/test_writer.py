@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -355,3 +356,39 @@ async def test_a_writer_whose_file_is_deleted_or_replaced_fails_loudly(
                 await db.update_agent_status(run.id, "completed")
     with pytest.raises(WriteError, match=how):
         await db.close()  # the unwritten rows are reported, not dropped in silence
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_bulk_with_deferred_search_index_indexes_every_row(
+    db_path: Path, fails: bool
+) -> None:
+    """Rows loaded with the search index deferred are all searchable afterwards (also
+    those committed before a failure), and the per-row search triggers are back."""
+
+    def triggers() -> list[tuple[str]]:
+        return rows(
+            db_path,
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_ai' "
+            "ESCAPE '\\' ORDER BY name",
+        )
+
+    async with DatabaseManager(db_path) as db:
+        before = triggers()
+        agent = await db.create_agent(await db.ensure_orchestrator_agent("bulk"))
+        with contextlib.suppress(RuntimeError):
+            async with db.bulk(commit_every=100, defer_search_index=True):
+                for i in range(250):
+                    await db.log_agent_event(agent, "event", f"needle{i % 5} number {i}")
+                await db.flush()  # 250 rows past commit_every: part is committed
+                if fails:
+                    raise RuntimeError("the load stops half way")
+        assert triggers() == before
+        await db.log_agent_event(agent, "event", "needle0 after the load")
+    stored = rows(db_path, "SELECT count(*) FROM agent_logs WHERE message LIKE 'needle0%'")[0][0]
+    found = rows(
+        db_path, "SELECT count(*) FROM agent_logs_fts WHERE agent_logs_fts MATCH 'needle0'"
+    )[0][0]
+    assert stored == found == 51
+    assert (
+        rows(db_path, "INSERT INTO agent_logs_fts(agent_logs_fts) VALUES('integrity-check')") == []
+    )
