@@ -54,7 +54,7 @@ CREATE TABLE prompts (
     priced_with TEXT,                   -- price data used, e.g. 'genai-prices 0.2.3'
     duration_ms REAL,                   -- wall time of the model call, in milliseconds
     error TEXT                          -- why the prompt failed
-, cache_savings_usd REAL);
+, cache_savings_usd REAL, tokens_cache_write_1h INTEGER NOT NULL DEFAULT 0);
 
 CREATE TABLE agent_logs (
     id TEXT PRIMARY KEY,                -- UUID
@@ -94,7 +94,7 @@ CREATE TABLE usage_daily (
     tokens_cache_write INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL NOT NULL DEFAULT 0,               -- USD over priced prompts
     unpriced_prompts INTEGER NOT NULL DEFAULT 0,    -- prompts whose cost is unknown
-    cache_savings_usd REAL NOT NULL DEFAULT 0,      -- USD saved by prompt caching
+    cache_savings_usd REAL NOT NULL DEFAULT 0, tokens_cache_write_1h INTEGER NOT NULL DEFAULT 0,      -- USD saved by prompt caching
     PRIMARY KEY (day, orchestrator_agent_id, model)
 );
 
@@ -330,106 +330,6 @@ CREATE TRIGGER system_logs_au AFTER UPDATE OF message ON system_logs BEGIN
     INSERT INTO system_logs_fts (rowid, message) VALUES (new.rowid, new.message);
 END;
 
-CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN
-    
-    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
-        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
-        unpriced_prompts, cache_savings_usd)
-    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
-        coalesce(NEW.model, 'unknown'), +1,
-        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
-        +NEW.tokens_input, +NEW.tokens_output, +NEW.tokens_cache_read,
-        +NEW.tokens_cache_write, +coalesce(NEW.cost_usd, 0),
-        +(CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
-        +coalesce(NEW.cache_savings_usd, 0)
-    FROM agents a WHERE a.id = NEW.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
-        prompts = prompts + excluded.prompts,
-        failed_prompts = failed_prompts + excluded.failed_prompts,
-        tokens_input = tokens_input + excluded.tokens_input,
-        tokens_output = tokens_output + excluded.tokens_output,
-        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
-        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
-        cost_usd = cost_usd + excluded.cost_usd,
-        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
-END;
-
-CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts BEGIN
-    
-    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
-        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
-        unpriced_prompts, cache_savings_usd)
-    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
-        coalesce(OLD.model, 'unknown'), -1,
-        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
-        -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read,
-        -OLD.tokens_cache_write, -coalesce(OLD.cost_usd, 0),
-        -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
-        -coalesce(OLD.cache_savings_usd, 0)
-    FROM agents a WHERE a.id = OLD.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
-        prompts = prompts + excluded.prompts,
-        failed_prompts = failed_prompts + excluded.failed_prompts,
-        tokens_input = tokens_input + excluded.tokens_input,
-        tokens_output = tokens_output + excluded.tokens_output,
-        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
-        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
-        cost_usd = cost_usd + excluded.cost_usd,
-        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
-END;
-
-CREATE TRIGGER prompts_usage_update AFTER UPDATE OF
-    agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read,
-    tokens_cache_write, cost_usd, cost_source, cache_savings_usd
-ON prompts BEGIN
-    
-    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
-        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
-        unpriced_prompts, cache_savings_usd)
-    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
-        coalesce(OLD.model, 'unknown'), -1,
-        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
-        -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read,
-        -OLD.tokens_cache_write, -coalesce(OLD.cost_usd, 0),
-        -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
-        -coalesce(OLD.cache_savings_usd, 0)
-    FROM agents a WHERE a.id = OLD.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
-        prompts = prompts + excluded.prompts,
-        failed_prompts = failed_prompts + excluded.failed_prompts,
-        tokens_input = tokens_input + excluded.tokens_input,
-        tokens_output = tokens_output + excluded.tokens_output,
-        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
-        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
-        cost_usd = cost_usd + excluded.cost_usd,
-        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
-    
-    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
-        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
-        unpriced_prompts, cache_savings_usd)
-    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
-        coalesce(NEW.model, 'unknown'), +1,
-        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
-        +NEW.tokens_input, +NEW.tokens_output, +NEW.tokens_cache_read,
-        +NEW.tokens_cache_write, +coalesce(NEW.cost_usd, 0),
-        +(CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
-        +coalesce(NEW.cache_savings_usd, 0)
-    FROM agents a WHERE a.id = NEW.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
-        prompts = prompts + excluded.prompts,
-        failed_prompts = failed_prompts + excluded.failed_prompts,
-        tokens_input = tokens_input + excluded.tokens_input,
-        tokens_output = tokens_output + excluded.tokens_output,
-        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
-        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
-        cost_usd = cost_usd + excluded.cost_usd,
-        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
-END;
-
 CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents BEGIN
     
     INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
@@ -571,23 +471,106 @@ ON agents BEGIN
             last_completed_at, excluded.last_completed_at);
 END;
 
+CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(NEW.model, 'unknown'), +1,
+        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
+        +NEW.tokens_input, +NEW.tokens_output, +NEW.tokens_cache_read, +NEW.tokens_cache_write, +NEW.tokens_cache_write_1h,
+        +coalesce(NEW.cost_usd, 0),
+        +(CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        +coalesce(NEW.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = NEW.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input, tokens_output = tokens_output + excluded.tokens_output, tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read, tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write, tokens_cache_write_1h = tokens_cache_write_1h + excluded.tokens_cache_write_1h,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+END;
+
+CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts BEGIN
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(OLD.model, 'unknown'), -1,
+        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
+        -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read, -OLD.tokens_cache_write, -OLD.tokens_cache_write_1h,
+        -coalesce(OLD.cost_usd, 0),
+        -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        -coalesce(OLD.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = OLD.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input, tokens_output = tokens_output + excluded.tokens_output, tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read, tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write, tokens_cache_write_1h = tokens_cache_write_1h + excluded.tokens_cache_write_1h,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+END;
+
+CREATE TRIGGER prompts_usage_update AFTER UPDATE OF
+    agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read,
+    tokens_cache_write, tokens_cache_write_1h, cost_usd, cost_source, cache_savings_usd
+ON prompts BEGIN
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(OLD.model, 'unknown'), -1,
+        -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
+        -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read, -OLD.tokens_cache_write, -OLD.tokens_cache_write_1h,
+        -coalesce(OLD.cost_usd, 0),
+        -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        -coalesce(OLD.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = OLD.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input, tokens_output = tokens_output + excluded.tokens_output, tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read, tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write, tokens_cache_write_1h = tokens_cache_write_1h + excluded.tokens_cache_write_1h,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+    
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd,
+        unpriced_prompts, cache_savings_usd)
+    SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
+        coalesce(NEW.model, 'unknown'), +1,
+        +(CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
+        +NEW.tokens_input, +NEW.tokens_output, +NEW.tokens_cache_read, +NEW.tokens_cache_write, +NEW.tokens_cache_write_1h,
+        +coalesce(NEW.cost_usd, 0),
+        +(CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+        +coalesce(NEW.cache_savings_usd, 0)
+    FROM agents a WHERE a.id = NEW.agent_id
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        failed_prompts = failed_prompts + excluded.failed_prompts,
+        tokens_input = tokens_input + excluded.tokens_input, tokens_output = tokens_output + excluded.tokens_output, tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read, tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write, tokens_cache_write_1h = tokens_cache_write_1h + excluded.tokens_cache_write_1h,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;
+END;
+
 CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
     UPDATE usage_daily SET
         prompts = usage_daily.prompts - d.prompts,
         failed_prompts = usage_daily.failed_prompts - d.failed_prompts,
-        tokens_input = usage_daily.tokens_input - d.tokens_input,
-        tokens_output = usage_daily.tokens_output - d.tokens_output,
-        tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read,
-        tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
+        tokens_input = usage_daily.tokens_input - d.tokens_input, tokens_output = usage_daily.tokens_output - d.tokens_output, tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read, tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write, tokens_cache_write_1h = usage_daily.tokens_cache_write_1h - d.tokens_cache_write_1h,
         cost_usd = usage_daily.cost_usd - d.cost_usd,
         unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
         cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
     FROM (
         SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
             count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
-            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
-            sum(tokens_cache_read) AS tokens_cache_read,
-            sum(tokens_cache_write) AS tokens_cache_write,
+            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output, sum(tokens_cache_read) AS tokens_cache_read, sum(tokens_cache_write) AS tokens_cache_write, sum(tokens_cache_write_1h) AS tokens_cache_write_1h,
             coalesce(sum(cost_usd), 0) AS cost_usd,
             sum(cost_source = 'unpriced') AS unpriced_prompts,
             coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd

@@ -287,27 +287,29 @@ def m002_full_text_search(db: Database) -> None:
     _run(db, _fts("system_logs", ["message"]))
 
 
-def _usage_daily_delta(row: str, sign: str) -> str:
+#: The token columns usage_daily sums, as m003 made it; m007 adds the 1-hour cache writes.
+_USAGE_TOKENS = ("tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write")
+_USAGE_TOKENS_1H = (*_USAGE_TOKENS, "tokens_cache_write_1h")
+
+
+def _usage_daily_delta(row: str, sign: str, tokens: tuple[str, ...] = _USAGE_TOKENS) -> str:
     """UPSERT adding (sign '+') or removing (sign '-') one prompt row to usage_daily."""
     return f"""
     INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
-        tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+        {", ".join(tokens)}, cost_usd,
         unpriced_prompts, cache_savings_usd)
     SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id,
         coalesce({row}.model, 'unknown'), {sign}1,
         {sign}(CASE WHEN {row}.status = 'failed' THEN 1 ELSE 0 END),
-        {sign}{row}.tokens_input, {sign}{row}.tokens_output, {sign}{row}.tokens_cache_read,
-        {sign}{row}.tokens_cache_write, {sign}coalesce({row}.cost_usd, 0),
+        {", ".join(f"{sign}{row}.{column}" for column in tokens)},
+        {sign}coalesce({row}.cost_usd, 0),
         {sign}(CASE WHEN {row}.cost_source = 'unpriced' THEN 1 ELSE 0 END),
         {sign}coalesce({row}.cache_savings_usd, 0)
     FROM agents a WHERE a.id = {row}.agent_id
     ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
         prompts = prompts + excluded.prompts,
         failed_prompts = failed_prompts + excluded.failed_prompts,
-        tokens_input = tokens_input + excluded.tokens_input,
-        tokens_output = tokens_output + excluded.tokens_output,
-        tokens_cache_read = tokens_cache_read + excluded.tokens_cache_read,
-        tokens_cache_write = tokens_cache_write + excluded.tokens_cache_write,
+        {", ".join(f"{column} = {column} + excluded.{column}" for column in tokens)},
         cost_usd = cost_usd + excluded.cost_usd,
         unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
         cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;"""
@@ -574,26 +576,21 @@ def _session_subtract(row: str) -> str:
     UPDATE sessions SET {", ".join(parts)} WHERE session_id = {row}.session_id;"""
 
 
-def _delete_summaries_trigger(bucket_sql: str) -> str:
+def _delete_summaries_trigger(bucket_sql: str, tokens: tuple[str, ...] = _USAGE_TOKENS) -> str:
     """The trigger that takes a deleted run's prompts and step logs out of the daily
     summaries; ``bucket_sql`` gives a step_end log's histogram bucket from duration_ms."""
     return f"""CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents BEGIN
     UPDATE usage_daily SET
         prompts = usage_daily.prompts - d.prompts,
         failed_prompts = usage_daily.failed_prompts - d.failed_prompts,
-        tokens_input = usage_daily.tokens_input - d.tokens_input,
-        tokens_output = usage_daily.tokens_output - d.tokens_output,
-        tokens_cache_read = usage_daily.tokens_cache_read - d.tokens_cache_read,
-        tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
+        {", ".join(f"{column} = usage_daily.{column} - d.{column}" for column in tokens)},
         cost_usd = usage_daily.cost_usd - d.cost_usd,
         unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
         cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
     FROM (
         SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
             count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
-            sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
-            sum(tokens_cache_read) AS tokens_cache_read,
-            sum(tokens_cache_write) AS tokens_cache_write,
+            {", ".join(f"sum({column}) AS {column}" for column in tokens)},
             coalesce(sum(cost_usd), 0) AS cost_usd,
             sum(cost_source = 'unpriced') AS unpriced_prompts,
             coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
@@ -751,4 +748,42 @@ CREATE TABLE claude_code_files (
 );
 CREATE INDEX idx_claude_code_files_agent ON claude_code_files(agent_id);
 """,
+    )
+
+
+@migration
+def m007_cache_write_1h(db: Database) -> None:
+    """Cache writes with a 1-hour lifetime, which cost twice the base input rate (the
+    5-minute ones cost 1.25x): counted apart so they are priced right and reported."""
+    _run(
+        db,
+        f"""
+ALTER TABLE prompts ADD COLUMN tokens_cache_write_1h INTEGER NOT NULL DEFAULT 0;
+    -- the part of tokens_cache_write written with a 1-hour lifetime (Anthropic's
+    -- usage.cache_creation.ephemeral_1h_input_tokens); the rest lives 5 minutes
+ALTER TABLE usage_daily ADD COLUMN tokens_cache_write_1h INTEGER NOT NULL DEFAULT 0;
+    -- the 1-hour part of tokens_cache_write
+
+DROP TRIGGER prompts_usage_insert;
+DROP TRIGGER prompts_usage_delete;
+DROP TRIGGER prompts_usage_update;
+DROP TRIGGER agents_delete_summaries;
+
+CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN
+    {_usage_daily_delta("NEW", "+", _USAGE_TOKENS_1H)}
+END;
+
+CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts BEGIN
+    {_usage_daily_delta("OLD", "-", _USAGE_TOKENS_1H)}
+END;
+
+CREATE TRIGGER prompts_usage_update AFTER UPDATE OF
+    agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read,
+    tokens_cache_write, tokens_cache_write_1h, cost_usd, cost_source, cache_savings_usd
+ON prompts BEGIN
+    {_usage_daily_delta("OLD", "-", _USAGE_TOKENS_1H)}
+    {_usage_daily_delta("NEW", "+", _USAGE_TOKENS_1H)}
+END;
+
+{_delete_summaries_trigger(_geometric_bucket("agent_logs.duration_ms"), _USAGE_TOKENS_1H)}""",
     )

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     StrictStr,
     field_validator,
+    model_validator,
 )
 
 
@@ -169,15 +170,29 @@ class Usage(_Row):
     tokens_output: Count = 0
     tokens_cache_read: Count = 0
     tokens_cache_write: Count = 0
+    tokens_cache_write_1h: Count = 0  # the part of tokens_cache_write cached for 1 hour
+
+    @model_validator(mode="after")
+    def _one_hour_part(self) -> Usage:
+        if self.tokens_cache_write_1h > self.tokens_cache_write:
+            raise ValueError(
+                f"tokens_cache_write_1h ({self.tokens_cache_write_1h}) is a part of "
+                f"tokens_cache_write ({self.tokens_cache_write}) and cannot exceed it"
+            )
+        return self
 
     @classmethod
     def from_anthropic(cls, usage: dict[str, Any]) -> Usage:
-        """Read an Anthropic / Claude Code ``usage`` object."""
+        """Read an Anthropic / Claude Code ``usage`` object (with its
+        ``cache_creation.ephemeral_1h_input_tokens`` when present)."""
+        creation = usage.get("cache_creation")
+        one_hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, dict) else 0
         return cls(
             tokens_input=usage.get("input_tokens") or 0,
             tokens_output=usage.get("output_tokens") or 0,
             tokens_cache_read=usage.get("cache_read_input_tokens") or 0,
             tokens_cache_write=usage.get("cache_creation_input_tokens") or 0,
+            tokens_cache_write_1h=one_hour or 0,
         )
 
 
@@ -191,6 +206,7 @@ class Prompt(_Row):
     tokens_output: Count = 0
     tokens_cache_read: Count = 0
     tokens_cache_write: Count = 0
+    tokens_cache_write_1h: Count = 0
     cost_usd: NonNegativeFloat | None = None
     cost_source: CostSource | None = None
     cost_computed_usd: NonNegativeFloat | None = None

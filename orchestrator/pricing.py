@@ -52,7 +52,8 @@ class _Rates:
     """USD per token of one model in one price tier, as genai-prices computes them."""
 
     tier_starts: tuple[int, ...]  # input-token thresholds where the tier changes
-    by_tier: dict[int, tuple[Decimal, Decimal, Decimal, Decimal]]  # in, read, write, out
+    # in, read, write (5 minutes), write (1 hour), out
+    by_tier: dict[int, tuple[Decimal, Decimal, Decimal, Decimal, Decimal]]
 
 
 def _calc(model: str, provider: str | None, when: datetime | None, **tokens: int) -> Any:
@@ -99,10 +100,22 @@ def _rates(model: str, provider: str | None, day: date | None) -> _Rates | None:
         write = Decimal(
             str(_calc(model, provider, when, input_tokens=n, cache_write_tokens=n).total_price)
         )
+        write_1h = Decimal(
+            str(
+                _calc(
+                    model,
+                    provider,
+                    when,
+                    input_tokens=n,
+                    cache_write_tokens=n,
+                    cache_write_1h_tokens=n,
+                ).total_price
+            )
+        )
         out = Decimal(
             str(_calc(model, provider, when, input_tokens=n, output_tokens=1_000_000).total_price)
         )
-        by_tier[index] = (base / n, read / n, write / n, (out - base) / 1_000_000)
+        by_tier[index] = (base / n, read / n, write / n, write_1h / n, (out - base) / 1_000_000)
     return _Rates(tuple(starts), by_tier)
 
 
@@ -113,6 +126,7 @@ def _price(
     tokens_output: int,
     tokens_cache_read: int,
     tokens_cache_write: int,
+    tokens_cache_write_1h: int,
     when: datetime | None,
 ) -> float | None:
     if model in FREE_MODELS:
@@ -131,17 +145,19 @@ def _price(
                 input_tokens=total_input,
                 cache_read_tokens=tokens_cache_read,
                 cache_write_tokens=tokens_cache_write,
+                cache_write_1h_tokens=tokens_cache_write_1h,
                 output_tokens=tokens_output,
             )
             return float(result.total_price)
     except LookupError:
         return None
     tier = bisect.bisect_left(rates.tier_starts, total_input)
-    rate_in, rate_read, rate_write, rate_out = rates.by_tier[tier]
+    rate_in, rate_read, rate_write, rate_write_1h, rate_out = rates.by_tier[tier]
     return float(
         rate_in * tokens_input
         + rate_read * tokens_cache_read
-        + rate_write * tokens_cache_write
+        + rate_write * (tokens_cache_write - tokens_cache_write_1h)
+        + rate_write_1h * tokens_cache_write_1h
         + rate_out * tokens_output
     )
 
@@ -153,14 +169,24 @@ def compute_cost(
     tokens_output: int = 0,
     tokens_cache_read: int = 0,
     tokens_cache_write: int = 0,
+    tokens_cache_write_1h: int = 0,
     provider: str | None = None,
     when: datetime | None = None,
 ) -> float | None:
-    """USD for one call from prices, or ``None`` when the model has no known price."""
+    """USD for one call (one request: long-context tiers apply to its own input) from
+    prices, or ``None`` when the model has no known price. ``tokens_cache_write_1h`` is
+    the part of ``tokens_cache_write`` cached for an hour."""
     if not model:
         return None
     return _price(
-        model, provider, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, when
+        model,
+        provider,
+        tokens_input,
+        tokens_output,
+        tokens_cache_read,
+        tokens_cache_write,
+        min(tokens_cache_write_1h, tokens_cache_write),
+        when,
     )
 
 
@@ -168,34 +194,28 @@ def resolve_cost(
     model: str | None,
     *,
     reported_usd: float | None,
-    tokens_input: int = 0,
-    tokens_output: int = 0,
-    tokens_cache_read: int = 0,
-    tokens_cache_write: int = 0,
     provider: str | None = None,
     when: datetime | None = None,
+    **tokens: int,
 ) -> Cost:
     """The cost to store: as reported when given, else from prices, else unpriced.
 
-    The price-based figure is computed either way and kept beside a reported
-    one, so the two can be compared (and history re-priced later).
+    ``tokens`` are :func:`compute_cost`'s token counts. The price-based figure is
+    computed either way and kept beside a reported one, so the two can be compared
+    (and history re-priced later).
     """
-    computed = compute_cost(
-        model,
-        tokens_input=tokens_input,
-        tokens_output=tokens_output,
-        tokens_cache_read=tokens_cache_read,
-        tokens_cache_write=tokens_cache_write,
-        provider=provider,
-        when=when,
-    )
+    computed = compute_cost(model, provider=provider, when=when, **tokens)
     priced_with = PRICED_WITH if computed is not None else None
     savings = None
     if computed is not None:
+        every_input = sum(
+            tokens.get(key, 0)
+            for key in ("tokens_input", "tokens_cache_read", "tokens_cache_write")
+        )
         uncached = compute_cost(
             model,
-            tokens_input=tokens_input + tokens_cache_read + tokens_cache_write,
-            tokens_output=tokens_output,
+            tokens_input=every_input,
+            tokens_output=tokens.get("tokens_output", 0),
             provider=provider,
             when=when,
         )

@@ -88,6 +88,8 @@ class PromptFields(TypedDict, total=False):
     tokens_output: NotRequired[int | None]
     tokens_cache_read: NotRequired[int | None]
     tokens_cache_write: NotRequired[int | None]
+    #: The part of ``tokens_cache_write`` cached for 1 hour (priced at 2x input, not 1.25x).
+    tokens_cache_write_1h: NotRequired[int | None]
     #: As reported by the provider (Claude Code's ``total_cost_usd``); else computed.
     cost_usd: NotRequired[float | None]
     duration_ms: NotRequired[float | None]
@@ -316,6 +318,7 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
         tokens_output=fields.get("tokens_output"),
         tokens_cache_read=fields.get("tokens_cache_read"),
         tokens_cache_write=fields.get("tokens_cache_write"),
+        tokens_cache_write_1h=fields.get("tokens_cache_write_1h"),
     )
     reported = non_negative(fields.get("cost_usd"), "prompts.cost_usd")
     model = redacted(text(fields.get("model"), "prompts.model", required=False), redact_secrets)

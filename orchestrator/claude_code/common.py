@@ -74,8 +74,15 @@ def token_count(value: Any) -> int:
 
 
 def usage_tokens(usage: dict[str, Any]) -> Usage:
-    """The token counts of an Anthropic / Claude Code ``usage`` object."""
-    return Usage.from_anthropic({key: token_count(value) for key, value in usage.items()})
+    """The token counts of an Anthropic / Claude Code ``usage`` object (the 1-hour cache
+    writes from its ``cache_creation`` breakdown)."""
+    counts: dict[str, Any] = {key: token_count(value) for key, value in usage.items()}
+    creation = usage.get("cache_creation")
+    if isinstance(creation, dict):
+        counts["cache_creation"] = {
+            "ephemeral_1h_input_tokens": token_count(creation.get("ephemeral_1h_input_tokens"))
+        }
+    return Usage.from_anthropic(counts)
 
 
 #: Where a result line's ``modelUsage`` entry keeps each token count.

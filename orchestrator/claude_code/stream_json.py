@@ -294,7 +294,7 @@ class StreamRecorder:
             if isinstance(usage, dict) and main is not None:
                 figures_of[main] = (usage_tokens(usage), reported, None)
         for model, (usage, model_cost, web_searches) in figures_of.items():
-            tokens = usage.model_dump()
+            tokens = usage.model_dump(exclude={"tokens_cache_write_1h"})  # modelUsage has no split
             model_cost = float(model_cost) if isinstance(model_cost, (int, float)) else None
             computed = compute_cost(model, **tokens)
             await self.db.execute(
