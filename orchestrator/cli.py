@@ -225,6 +225,41 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
     exec_datasette(command, env)
 
 
+@cli.command()
+@db_option()
+@click.option("--since", metavar="DAY", help="Only prompts created on or after DAY (YYYY-MM-DD).")
+@click.option("--model", metavar="NAME", help="Only prompts of this model.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) -> None:
+    """Recompute computed costs with the installed price data (genai-prices).
+
+    Reported costs stay as reported; unpriced prompts of a model that now has a price
+    become priced; summaries and run totals follow.
+    """
+    from .reprice import reprice as run_reprice
+
+    try:
+        result = run_reprice(db_path, since=since, model=model, dry_run=dry_run)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [
+        (
+            name,
+            change.prompts,
+            change.changed,
+            change.newly_priced,
+            round(change.old_usd, 4),
+            round(change.new_usd, 4),
+            round(change.difference_usd, 4),
+        )
+        for name, change in sorted(result.by_model.items())
+    ]
+    columns = ["model", "prompts", "changed", "newly_priced", "old_usd", "new_usd", "difference"]
+    click.echo(format_result(columns, rows, "table"), nl=False)
+    verb = "Would change" if dry_run else "Changed"
+    click.echo(f"{verb} {result.changed} prompts, priced with {result.priced_with}")
+
+
 from .claude_code.cli import import_group, record  # noqa: E402
 
 cli.add_command(record)
