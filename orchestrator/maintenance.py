@@ -1,24 +1,23 @@
 """Looking after the database file: create or upgrade it, and back it up.
 
 What ``orchestrator init`` does, callable from an ADW or a notebook with one import:
-:func:`init_database` creates the file or brings its schema up to date (never
-deleting data unless asked, and then only after a verified backup), and
-:func:`backup` copies a live database consistently with SQLite's online backup
-API, so a copy taken while ADWs write is never torn.
+:func:`init_database` creates the file or brings its schema up to date, re-creating
+any table, index or trigger that was dropped by hand and recomputing the totals they
+keep (never deleting data unless asked, and then only after a verified backup), and
+:func:`backup` copies a live database consistently with SQLite's online backup API, so
+a copy taken while ADWs write is never torn.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlite_utils import Database
-
+from . import migrations
 from . import sqlite as backend
 from .ids import utc_now
-from .migrations import migrations
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,8 @@ class InitResult:
     created: bool  # True: a new file; False: an existing one, upgraded in place
     migrations: list[str]  # every migration the schema now has, oldest first
     backup: Path | None = None  # where ``force`` copied the previous database
+    applied: list[str] = field(default_factory=list)  # migrations applied by this call
+    repaired: list[str] = field(default_factory=list)  # missing objects it re-created
 
     @property
     def latest(self) -> str:
@@ -91,12 +92,16 @@ def _remove(path: Path) -> None:
 
 
 def init_database(path: str | os.PathLike[str], *, force: bool = False) -> InitResult:
-    """Create the database at ``path``, or upgrade its schema to the latest migration.
+    """Create the database at ``path``, or upgrade its schema to the latest migration and
+    repair it.
 
-    An existing database is upgraded in place and keeps its data. With ``force`` it is
-    first copied by :func:`backup` (verified), then deleted with its WAL, and an empty
-    one is created; when the backup is not intact, sqlite3.DatabaseError is raised and
-    nothing is deleted. Raises sqlite3.OperationalError when the file cannot be opened.
+    An existing database is upgraded in place and keeps its data; every table, index and
+    trigger the migrations create is checked, and any missing one is re-created and the
+    totals and summaries it keeps are recomputed from the recorded rows (``repaired``).
+    With ``force`` it is first copied by :func:`backup` (verified), then deleted with its
+    WAL, and an empty one is created; when the backup is not intact, sqlite3.DatabaseError
+    is raised and nothing is deleted. Raises NotADatabase, SchemaTooNew, or
+    sqlite3.OperationalError when the file cannot be opened.
     """
     path = Path(path)
     saved = None
@@ -104,9 +109,17 @@ def init_database(path: str | os.PathLike[str], *, force: bool = False) -> InitR
         saved = backup(path)
         _remove(path)
     created = not path.exists()
-    conn = backend.connect(path)  # creates and migrates
+    conn = backend.connect(path, migrate=False)
     try:
-        applied = [m.name for m in migrations.applied(Database(conn))]
+        check = backend.ensure_schema(conn, path, verify=True, repair=True)
+        names = migrations.applied_names(conn) or []
     finally:
         conn.close()
-    return InitResult(path=path, created=created, migrations=applied, backup=saved)
+    return InitResult(
+        path=path,
+        created=created,
+        migrations=names,
+        backup=saved,
+        applied=check.applied,
+        repaired=check.repaired,
+    )
