@@ -34,7 +34,7 @@ def cli() -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Start an empty database, moving an existing one to a timestamped backup.",
+    help="Start an empty database, after backing up the existing one (refused while it is open).",
 )
 def init(db_path: Path, force: bool) -> None:
     """Create DB, or upgrade its schema to the latest migration and repair it.

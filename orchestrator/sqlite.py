@@ -124,6 +124,10 @@ class SchemaOutdated(SchemaError):
         self.pending = pending
 
 
+class DatabaseInUse(sqlite3.OperationalError, OrchestratorError):
+    """Another connection has the database open, so it may not be replaced."""
+
+
 class SchemaCheck:
     """What :func:`ensure_schema` did to a database (a plain class: opening stays cheap)."""
 
@@ -249,6 +253,39 @@ def ensure_schema(
     if writable:
         _record_checked(conn, version)
     return SchemaCheck(applied, repaired)
+
+
+#: How long ``init --force`` waits for other connections to close before refusing.
+EXCLUSIVE_TIMEOUT_S = 1.0
+
+
+def lock_exclusively(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection that keeps every other one out of ``path`` until it is closed.
+
+    In WAL mode each connection that has read the database holds a shared lock until it
+    is closed (writers, Datasette, notebooks, even idle), so this raises DatabaseInUse
+    while any is open, after waiting ``EXCLUSIVE_TIMEOUT_S``. NotADatabase when the file
+    is not SQLite.
+    """
+    try:
+        conn = sqlite3.connect(os.fspath(path), timeout=EXCLUSIVE_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _connect_error(path, exc) from None
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # keep the lock after COMMIT
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or (
+            "locked" in str(exc)
+        ):
+            raise DatabaseInUse(
+                f"{os.fspath(path)} is open in another process (an ADW writer, "
+                "`orchestrator serve`, a notebook): stop it first; nothing was changed"
+            ) from None
+        raise _connect_error(path, exc) from None
+    return conn
 
 
 def open_database(path: str | os.PathLike[str] | None = None) -> Database:

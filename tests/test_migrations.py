@@ -660,7 +660,7 @@ def test_a_file_that_is_not_sqlite_is_refused_in_one_line_and_left_alone(db_path
         backend.connect(db_path)
     assert str(refused.value) == f"{db_path} is not an SQLite database"
     assert isinstance(refused.value, backend.NotADatabase)
-    for args in (["init", str(db_path)],):
+    for args in (["init", str(db_path)], ["init", str(db_path), "--force"]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 1, args
         assert result.output == f"Error: {db_path} is not an SQLite database\n", args
