@@ -374,6 +374,27 @@ def test_setup_script_finds_the_cli_without_venv_on_path(
         assert run.returncode == 0 and run.stdout.strip() == expected, run.stderr
 
 
+def test_setup_script_sets_up_a_fresh_clone_first(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    script = _fake_checkout(clone, venv=False)
+    setup = clone / "scripts" / "setup.sh"  # a stand-in for creating .venv
+    setup.write_text(
+        f'#!/bin/sh\nmkdir -p "{clone}/.venv/bin"\n'
+        f'printf \'#!/bin/sh\\necho "venv $*"\\n\' > "{clone}/.venv/bin/orchestrator"\n'
+        f'chmod +x "{clone}/.venv/bin/orchestrator"\n'
+    )
+    setup.chmod(0o755)
+    run = subprocess.run(
+        ["bash", str(script), "db", "--force"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "venv init db --force" and "fresh clone" in run.stderr
+
+
 # --- the schema is checked on open; init repairs it --------------------------------------
 
 
