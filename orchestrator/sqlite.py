@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,6 +254,51 @@ def ensure_schema(
     if writable:
         _record_checked(conn, version)
     return SchemaCheck(applied, repaired)
+
+
+def is_writable(path: str | os.PathLike[str]) -> bool:
+    """Whether this process may write the database at ``path``: the file, and its folder
+    (for the ``-wal`` and ``-shm`` files) unless both of those exist and are writable."""
+    path = Path(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    if os.access(path.parent, os.W_OK):
+        return True
+    return all(os.access(f"{path}{suffix}", os.W_OK) for suffix in ("-wal", "-shm"))
+
+
+def _uri(path: Path, query: str) -> str:
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path``, its schema current and checked.
+
+    A file this process can write (:func:`is_writable`) is brought up to date first, as
+    :func:`connect` does. One it cannot (a read-only filesystem or folder) is opened
+    ``mode=ro``, or ``immutable=1`` when its ``-shm`` file cannot be created either (a
+    ``-wal`` left beside it by a writer that crashed is then not read), and only checked:
+    SchemaOutdated when it needs migrating, SchemaTooNew, SchemaDrift. Raises
+    FileNotFoundError when there is no file and NotADatabase when it is not SQLite.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    if is_writable(path):
+        connect(path).close()
+        return _open(path, uri=_uri(path, "mode=ro"))
+    try:
+        conn = _open(path, uri=_uri(path, "mode=ro"))
+    except NotADatabase:
+        raise
+    except sqlite3.OperationalError:  # no -shm, and it cannot be created
+        conn = _open(path, uri=_uri(path, "immutable=1"))
+    try:
+        ensure_schema(conn, path, writable=False)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 #: How long ``init --force`` waits for other connections to close before refusing.
