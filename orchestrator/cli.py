@@ -34,12 +34,13 @@ def cli() -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Start an empty database, moving an existing one to a timestamped backup.",
+    help="Start an empty database, after backing up the existing one (refused while it is open).",
 )
 def init(db_path: Path, force: bool) -> None:
-    """Create DB, or upgrade its schema to the latest migration.
+    """Create DB, or upgrade its schema to the latest migration and repair it.
 
-    DB (or --db) is the database file; an existing one keeps its data.
+    DB (or --db) is the database file; an existing one keeps its data. Tables, indexes
+    and triggers missing from it are re-created and the totals they keep recomputed.
     """
     from .maintenance import init_database
 
@@ -49,6 +50,11 @@ def init(db_path: Path, force: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if result.backup is not None:
         click.echo(f"Backed up {result.path} to {result.backup}")
+    if result.repaired:
+        click.echo(
+            f"Repaired {result.path}: re-created {', '.join(result.repaired)}, and recomputed "
+            "from the recorded rows what they keep (run totals, summaries, search indexes)"
+        )
     verb = "Created" if result.created else "Upgraded"
     click.echo(
         f"{verb} {result.path} (schema: {len(result.migrations)} migrations, "

@@ -1,24 +1,26 @@
 """Looking after the database file: create or upgrade it, and back it up.
 
 What ``orchestrator init`` does, callable from an ADW or a notebook with one import:
-:func:`init_database` creates the file or brings its schema up to date (never
-deleting data unless asked, and then only after a verified backup), and
-:func:`backup` copies a live database consistently with SQLite's online backup
-API, so a copy taken while ADWs write is never torn.
+:func:`init_database` creates the file or brings its schema up to date, re-creating
+any table, index or trigger that was dropped by hand and recomputing the totals they
+keep (never deleting data unless asked, and then only after a verified backup, and
+never while another process has the file open), and :func:`backup` copies a live
+database consistently with SQLite's online backup API, so a copy taken while ADWs
+write is never torn.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from . import migrations
 from . import sqlite as backend
 from .ids import utc_now
-from .migrations import migrations
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class InitResult:
     created: bool  # True: a new file; False: an existing one, upgraded in place
     migrations: list[str]  # every migration the schema now has, oldest first
     backup: Path | None = None  # where ``force`` copied the previous database
+    applied: list[str] = field(default_factory=list)  # migrations applied by this call
+    repaired: list[str] = field(default_factory=list)  # missing objects it re-created
 
     @property
     def latest(self) -> str:
@@ -48,6 +52,17 @@ def backup(path: str | os.PathLike[str], dest: str | os.PathLike[str] | None = N
     source_path = Path(path)
     if not source_path.is_file():
         raise FileNotFoundError(f"no database at {source_path}")
+    source = sqlite3.connect(os.fspath(source_path), timeout=backend.BUSY_TIMEOUT_S)
+    try:
+        return _backup(source, source_path, dest)
+    finally:
+        source.close()
+
+
+def _backup(
+    source: sqlite3.Connection, source_path: Path, dest: str | os.PathLike[str] | None
+) -> Path:
+    """:func:`backup` from an open connection to ``source_path``."""
     if dest is None:
         stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
         target = source_path.with_name(f"{source_path.name}.{stamp}.bak")
@@ -55,7 +70,6 @@ def backup(path: str | os.PathLike[str], dest: str | os.PathLike[str] | None = N
         target = Path(dest)
     if target.exists():
         raise FileExistsError(f"{target} exists: not overwriting it with a backup")
-    source = sqlite3.connect(os.fspath(source_path), timeout=backend.BUSY_TIMEOUT_S)
     try:
         copy = sqlite3.connect(os.fspath(target))
         try:
@@ -66,8 +80,6 @@ def backup(path: str | os.PathLike[str], dest: str | os.PathLike[str] | None = N
     except BaseException:
         _remove(target)
         raise
-    finally:
-        source.close()
     if problems:
         _remove(target)
         raise sqlite3.DatabaseError(
@@ -91,22 +103,58 @@ def _remove(path: Path) -> None:
 
 
 def init_database(path: str | os.PathLike[str], *, force: bool = False) -> InitResult:
-    """Create the database at ``path``, or upgrade its schema to the latest migration.
+    """Create the database at ``path``, or upgrade its schema to the latest migration and
+    repair it.
 
-    An existing database is upgraded in place and keeps its data. With ``force`` it is
-    first copied by :func:`backup` (verified), then deleted with its WAL, and an empty
-    one is created; when the backup is not intact, sqlite3.DatabaseError is raised and
-    nothing is deleted. Raises sqlite3.OperationalError when the file cannot be opened.
+    An existing database is upgraded in place and keeps its data; every table, index and
+    trigger the migrations create is checked, and any missing one is re-created and the
+    totals and summaries it keeps are recomputed from the recorded rows (``repaired``).
+    With ``force`` it is first copied by :func:`backup` (verified), then emptied in place,
+    all under an exclusive lock: DatabaseInUse is raised, and nothing changed, while any
+    other connection (a writer, Datasette, a notebook) has it open. When the backup is not
+    intact, sqlite3.DatabaseError is raised and nothing is deleted. Raises NotADatabase,
+    SchemaTooNew, or sqlite3.OperationalError when the file cannot be opened.
     """
     path = Path(path)
     saved = None
-    if force and path.exists():
-        saved = backup(path)
-        _remove(path)
     created = not path.exists()
-    conn = backend.connect(path)  # creates and migrates
+    if force and not created:
+        saved = _start_afresh(path)
+        created = True
+    conn = backend.connect(path, migrate=False)
     try:
-        applied = [m.name for m in migrations.applied(Database(conn))]
+        check = backend.ensure_schema(conn, path, verify=True, repair=True)
+        names = migrations.applied_names(conn) or []
     finally:
         conn.close()
-    return InitResult(path=path, created=created, migrations=applied, backup=saved)
+    return InitResult(
+        path=path,
+        created=created,
+        migrations=names,
+        backup=saved,
+        applied=check.applied,
+        repaired=check.repaired,
+    )
+
+
+def _start_afresh(path: Path) -> Path:
+    """Back up the database at ``path``, then replace its content with an empty, migrated
+    schema, in place and under an exclusive lock; returns the backup's path.
+
+    In place, not by deleting the file: a process that opened the old file could otherwise
+    go on writing to a deleted inode, and every row it wrote would be lost.
+    """
+    conn = backend.lock_exclusively(path)
+    try:
+        saved = _backup(conn, path, None)
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        fresh = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            fresh.execute(f"PRAGMA page_size = {int(page_size)}")  # backup needs them equal
+            migrations.apply(Database(fresh))
+            fresh.backup(conn)
+        finally:
+            fresh.close()
+    finally:
+        conn.close()
+    return saved

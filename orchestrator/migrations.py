@@ -21,6 +21,7 @@ Conventions every migration follows:
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,175 @@ def is_current(conn: sqlite3.Connection) -> bool:
     """Whether every migration is applied (one indexed read, no sqlite-utils)."""
     applied = applied_names(conn)
     return applied is not None and set(names()) <= set(applied)
+
+
+def pending_and_unknown(applied: list[str] | None) -> tuple[list[str], list[str]]:
+    """(migrations not yet in the ledger ``applied``, ledger names this code does not know).
+
+    An unknown name means a newer version of orchestrator migrated the file.
+    """
+    done = set(applied or ())
+    known = set(names())
+    return [n for n in names() if n not in done], [n for n in applied or () if n not in known]
+
+
+# --- checking a file's schema against the migrations, and repairing it ---------------
+
+
+@functools.cache
+def expected_objects() -> dict[tuple[str, str], tuple[str, str]]:
+    """Every table, index and trigger the migrations create (FTS5 tables and their shadow
+    tables included), as ``(type, name) -> (table it belongs to, SQL)`` in creation order.
+
+    Read from a freshly migrated in-memory database (imports sqlite-utils; cached), so
+    the migrations stay the one definition. SQLite's own ``sqlite_*`` objects and the
+    migration ledger are left out.
+    """
+    from sqlite_utils import Database
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        apply(Database(conn))
+        rows = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND tbl_name != ? ORDER BY rowid",
+            (LEDGER,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return {(type_, name): (table, sql) for type_, name, table, sql in rows}
+
+
+def missing_objects(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """The ``(type, name)`` of each object of :func:`expected_objects` that ``conn``'s
+    database lacks, in creation order (one read of ``sqlite_master``)."""
+    present = set(conn.execute("SELECT type, name FROM sqlite_master").fetchall())
+    return [key for key in expected_objects() if key not in present]
+
+
+def _fts_tables() -> dict[str, set[tuple[str, str]]]:
+    """Each FTS5 table and the objects it needs: its shadow tables and the triggers that
+    keep it in step with its content table."""
+    expected = expected_objects()
+    virtual = [
+        name
+        for (type_, name), (_, sql) in expected.items()
+        if type_ == "table" and sql.upper().startswith("CREATE VIRTUAL TABLE")
+    ]
+    parts: dict[str, set[tuple[str, str]]] = {}
+    for fts in virtual:
+        mention = re.compile(rf"\b{re.escape(fts)}\b")
+        parts[fts] = {
+            (type_, name)
+            for (type_, name), (_, sql) in expected.items()
+            if (type_ == "table" and name.startswith(f"{fts}_"))
+            or (type_ == "trigger" and mention.search(sql))
+        } | {("table", fts)}
+    return parts
+
+
+def repair(conn: sqlite3.Connection) -> list[str]:
+    """Re-create what the migrations made that the database lacks, then make what those
+    objects keep true again; returns the names re-created (empty: nothing was missing).
+
+    Missing tables, indexes and triggers are created from the migrations' SQL. When a
+    table or trigger was missing, every summary is recomputed from the base tables
+    (:func:`rebuild_summaries`); an FTS5 index missing any part (its table, a shadow
+    table, a trigger) is dropped, re-created and rebuilt from its content table. A
+    re-created base table is empty: its rows are not recoverable here. One transaction
+    (``BEGIN IMMEDIATE``): on error nothing changes.
+    """
+    expected = expected_objects()
+    fts_parts = _fts_tables()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        missing = missing_objects(conn)
+        broken = [fts for fts, parts in fts_parts.items() if parts & set(missing)]
+        rebuilt_by_fts = set().union(*(fts_parts[fts] for fts in broken))
+        for fts in broken:
+            conn.execute(f"DROP TABLE IF EXISTS {fts}")  # and its shadow tables with it
+        for key, (_, sql) in expected.items():
+            if key in rebuilt_by_fts:
+                # the FTS table brings its shadow tables; triggers still there still work
+                if key[1] in broken or (key[0] == "trigger" and key in missing):
+                    conn.execute(sql)
+            elif key in missing:
+                conn.execute(sql)
+        if ("table", "duration_buckets") in missing:
+            conn.executemany(
+                "INSERT INTO duration_buckets (bucket_ms, width_ms) VALUES (?, ?)",
+                duration_buckets(),
+            )
+        if any(key[0] != "index" and key not in rebuilt_by_fts for key in missing):
+            rebuild_summaries(conn)
+        for fts in broken:
+            conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return [name for _, name in missing]
+
+
+def rebuild_summaries(conn: sqlite3.Connection) -> None:
+    """Recompute every total the triggers keep from the base tables: each run's prompt
+    totals on ``agents``, ``usage_daily``, ``runs_daily``, ``step_histogram_daily`` and
+    ``sessions``. The same sums the triggers add up (and m003-m005 backfilled); a
+    migration that adds a summary adds its recomputation here. Runs inside the caller's
+    transaction.
+    """
+    sums = ", ".join(_SESSION_SUMS)
+    script = f"""
+UPDATE agents SET (prompt_count, total_tokens_input, total_tokens_output,
+    total_tokens_cache_read, total_tokens_cache_write, total_cost_usd,
+    unpriced_prompt_count) = (
+    SELECT count(*), coalesce(sum(tokens_input), 0), coalesce(sum(tokens_output), 0),
+        coalesce(sum(tokens_cache_read), 0), coalesce(sum(tokens_cache_write), 0),
+        coalesce(sum(cost_usd), 0), coalesce(sum(cost_source = 'unpriced'), 0)
+    FROM prompts WHERE prompts.agent_id = agents.id);
+
+DELETE FROM usage_daily;
+INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+    tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
+    unpriced_prompts, cache_savings_usd)
+SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, 'unknown'),
+    count(*), sum(p.status = 'failed'), sum(p.tokens_input), sum(p.tokens_output),
+    sum(p.tokens_cache_read), sum(p.tokens_cache_write), coalesce(sum(p.cost_usd), 0),
+    sum(p.cost_source = 'unpriced'), coalesce(sum(p.cache_savings_usd), 0)
+FROM prompts p JOIN agents a ON a.id = p.agent_id GROUP BY 1, 2, 3;
+
+DELETE FROM runs_daily;
+INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*), sum(status = 'completed'),
+    sum(status = 'failed'), sum(status = 'cancelled')
+FROM agents GROUP BY 1, 2;
+
+DELETE FROM step_histogram_daily;
+INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+    steps, sum_ms, max_ms)
+SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
+    count(*), sum(l.duration_ms), max(l.duration_ms)
+FROM agent_logs l
+JOIN agents a ON a.id = l.agent_id
+JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
+WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
+GROUP BY 1, 2, 3, 4;
+
+DELETE FROM sessions;
+INSERT INTO sessions (session_id, {sums}, first_run_at, last_completed_at)
+SELECT session_id, count(*), sum(status = 'failed'), sum(prompt_count),
+    sum(total_tokens_input), sum(total_tokens_output), sum(total_tokens_cache_read),
+    sum(total_tokens_cache_write), sum(total_cost_usd), sum(unpriced_prompt_count),
+    min(created_at), max(completed_at)
+FROM agents WHERE session_id IS NOT NULL GROUP BY session_id;
+"""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
 
 
 def _run(db: Database, script: str) -> None:

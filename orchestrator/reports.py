@@ -147,8 +147,7 @@ def run_report(
             raise FileNotFoundError(
                 f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
             )
-        backend.connect(path).close()  # migrate first, like every opener
-        conn = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
+        conn = backend.open_for_reading(path)  # upgraded first, or checked if read-only
     try:
         cursor = conn.execute(report.sql, values)
         columns = [description[0] for description in cursor.description or []]

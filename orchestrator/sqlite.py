@@ -8,6 +8,14 @@ killed process, a busy timeout so concurrent writers wait instead of failing,
 ``BEGIN IMMEDIATE`` so a write transaction takes its lock at once, and
 enforced foreign keys. A PostgreSQL backend is a second
 :class:`~orchestrator.backend.Backend`, not a fork of the writer.
+
+Opening checks the schema: a file migrated by a newer orchestrator, one that is not
+SQLite, and one missing a table, index or trigger the migrations create are refused
+with a one-line :class:`SchemaError` or :class:`NotADatabase` naming the file. The
+check stays cheap: once a file's objects have been checked, ``PRAGMA user_version``
+holds its ``PRAGMA schema_version`` (which SQLite bumps on every schema change), so
+opening it again compares two header fields; only a changed schema costs the full
+comparison with a freshly migrated in-memory database.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import asyncio
 import os
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,26 +71,267 @@ def configure(conn: sqlite3.Connection) -> None:
         conn.execute(pragma)
 
 
-def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Connection:
-    """Open ``path`` (created if missing) in autocommit mode, configured and migrated."""
+class NotADatabase(sqlite3.DatabaseError, OrchestratorError):
+    """The file is not an SQLite database (nothing was written to it)."""
+
+
+class SchemaError(sqlite3.DatabaseError, OrchestratorError):
+    """The database's schema is not the one this version of orchestrator writes.
+
+    The message is one line naming the file and what to do; ``path`` is the file.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str]) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+
+
+class SchemaTooNew(SchemaError):
+    """A newer orchestrator migrated the file: its ledger names migrations (``unknown``)
+    this version does not have."""
+
+    def __init__(self, path: str | os.PathLike[str], unknown: list[str]) -> None:
+        super().__init__(
+            f"{path}: its schema is newer than this version of orchestrator (unknown "
+            f"migration {', '.join(unknown)}); upgrade adw-orchestrator",
+            path,
+        )
+        self.unknown = unknown
+
+
+class SchemaDrift(SchemaError):
+    """Tables, indexes or triggers the migrations create are missing (``missing``), so
+    totals would silently stop adding up or writes would fail; ``orchestrator init``
+    re-creates them."""
+
+    def __init__(self, path: str | os.PathLike[str], missing: list[str]) -> None:
+        super().__init__(
+            f"{path}: the schema is missing {', '.join(missing)} (dropped by hand?); "
+            "`orchestrator init` re-creates them and recomputes the totals",
+            path,
+        )
+        self.missing = missing
+
+
+class SchemaOutdated(SchemaError):
+    """A file that cannot be written needs migrations (``pending``) before it can be read."""
+
+    def __init__(self, path: str | os.PathLike[str], pending: list[str]) -> None:
+        super().__init__(
+            f"{path} cannot be written and its schema is older than this version of "
+            f"orchestrator (missing migration {', '.join(pending)}); run `orchestrator init` "
+            "on a writable copy, or read it with the version that wrote it",
+            path,
+        )
+        self.pending = pending
+
+
+class DatabaseInUse(sqlite3.OperationalError, OrchestratorError):
+    """Another connection has the database open, so it may not be replaced."""
+
+
+class SchemaCheck:
+    """What :func:`ensure_schema` did to a database (a plain class: opening stays cheap)."""
+
+    __slots__ = ("applied", "repaired")
+
+    def __init__(self, applied: list[str] | None = None, repaired: list[str] | None = None):
+        self.applied = applied or []  # migrations applied just now
+        self.repaired = repaired or []  # objects re-created by ``repair``
+
+
+def _connect_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> sqlite3.Error:
+    """The one-line error for a file SQLite could not open or read."""
+    code = getattr(exc, "sqlite_errorname", "")
+    if code == "SQLITE_NOTADB" or (not code and "file is not a database" in str(exc)):
+        return NotADatabase(f"{os.fspath(path)} is not an SQLite database")
+    if isinstance(exc, sqlite3.OperationalError):
+        return sqlite3.OperationalError(f"cannot open the database {os.fspath(path)!r}: {exc}")
+    return type(exc)(f"{os.fspath(path)}: {exc}")  # e.g. "database disk image is malformed"
+
+
+def _open(
+    path: str | os.PathLike[str], *, uri: str | None = None, timeout: float = BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
+    """An autocommit connection to ``path`` (or to ``uri`` naming it), its file read once
+    (opening is lazy): raises NotADatabase or a one-line OperationalError naming it."""
+    target = uri if uri is not None else os.fspath(path)
     try:
         conn = sqlite3.connect(
-            os.fspath(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            target,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri is not None,
         )
-        conn.execute("PRAGMA schema_version").fetchone()  # opening is lazy: touch the file
-    except sqlite3.OperationalError as exc:
-        raise sqlite3.OperationalError(
-            f"cannot open the database {os.fspath(path)!r}: {exc}"
-        ) from None
+    except sqlite3.Error as exc:
+        raise _connect_error(path, exc) from None
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _connect_error(path, exc) from None
+    return conn
+
+
+def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Connection:
+    """Open ``path`` (created if missing) in autocommit mode, configured, migrated and its
+    schema checked (:func:`ensure_schema`); ``migrate=False`` skips both.
+
+    Raises NotADatabase, SchemaTooNew, SchemaDrift (``orchestrator init`` repairs), or
+    sqlite3.OperationalError naming the file when it cannot be opened.
+    """
+    conn = _open(path)
     try:
         configure(conn)
-        if migrate and not migrations.is_current(conn):
-            from sqlite_utils import Database
-
-            migrations.apply(Database(conn))
+        if migrate:
+            ensure_schema(conn, path)
     except BaseException:
         conn.close()
         raise
+    return conn
+
+
+def _fingerprint(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(``user_version``, ``schema_version``): equal once the schema has been checked."""
+    row = conn.execute("SELECT * FROM pragma_user_version, pragma_schema_version").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def _record_checked(conn: sqlite3.Connection, version: int) -> None:
+    """Remember that the schema at ``version`` was checked, unless it changed since."""
+    conn.execute(BEGIN_WRITE)
+    try:
+        if _fingerprint(conn)[1] == version:
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def ensure_schema(
+    conn: sqlite3.Connection,
+    path: str | os.PathLike[str],
+    *,
+    writable: bool = True,
+    verify: bool = False,
+    repair: bool = False,
+) -> SchemaCheck:
+    """Bring ``conn``'s schema up to date and check every object the migrations create is
+    there; ``path`` names the file in errors.
+
+    Cheap when nothing changed: one read of the migration ledger and of two header fields
+    (sqlite-utils is imported only to migrate or to run the full check). ``verify`` runs
+    the full check anyway; ``repair`` re-creates what is missing and recomputes the totals
+    (:func:`orchestrator.migrations.repair`) instead of raising SchemaDrift.
+    ``writable=False`` changes nothing: pending migrations raise SchemaOutdated.
+    Raises SchemaTooNew when a newer orchestrator migrated the file.
+    """
+    pending, unknown = migrations.pending_and_unknown(migrations.applied_names(conn))
+    if unknown:
+        raise SchemaTooNew(path, unknown)
+    applied: list[str] = []
+    if pending:
+        if not writable:
+            raise SchemaOutdated(path, pending)
+        from sqlite_utils import Database
+
+        applied = migrations.apply(Database(conn))
+    elif not verify:
+        user_version, schema_version = _fingerprint(conn)
+        if user_version == schema_version != 0:
+            return SchemaCheck()
+    version = _fingerprint(conn)[1]
+    missing = [name for _, name in migrations.missing_objects(conn)]
+    repaired: list[str] = []
+    if missing and repair:
+        repaired = migrations.repair(conn)
+        version = _fingerprint(conn)[1]
+        missing = [name for _, name in migrations.missing_objects(conn)]
+    if missing:
+        raise SchemaDrift(path, missing)
+    if writable:
+        _record_checked(conn, version)
+    return SchemaCheck(applied, repaired)
+
+
+def is_writable(path: str | os.PathLike[str]) -> bool:
+    """Whether this process may write the database at ``path``: the file, and its folder
+    (for the ``-wal`` and ``-shm`` files) unless both of those exist and are writable."""
+    path = Path(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    if os.access(path.parent, os.W_OK):
+        return True
+    return all(os.access(f"{path}{suffix}", os.W_OK) for suffix in ("-wal", "-shm"))
+
+
+def _uri(path: Path, query: str) -> str:
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path``, its schema current and checked.
+
+    A file this process can write (:func:`is_writable`) is brought up to date first, as
+    :func:`connect` does. One it cannot (a read-only filesystem or folder) is opened
+    ``mode=ro``, or ``immutable=1`` when its ``-shm`` file cannot be created either (a
+    ``-wal`` left beside it by a writer that crashed is then not read), and only checked:
+    SchemaOutdated when it needs migrating, SchemaTooNew, SchemaDrift. Raises
+    FileNotFoundError when there is no file and NotADatabase when it is not SQLite.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    if is_writable(path):
+        connect(path).close()
+        return _open(path, uri=_uri(path, "mode=ro"))
+    try:
+        conn = _open(path, uri=_uri(path, "mode=ro"))
+    except NotADatabase:
+        raise
+    except sqlite3.OperationalError:  # no -shm, and it cannot be created
+        conn = _open(path, uri=_uri(path, "immutable=1"))
+    try:
+        ensure_schema(conn, path, writable=False)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+#: How long ``init --force`` waits for other connections to close before refusing.
+EXCLUSIVE_TIMEOUT_S = 1.0
+
+
+def lock_exclusively(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection that keeps every other one out of ``path`` until it is closed.
+
+    In WAL mode each connection that has read the database holds a shared lock until it
+    is closed (writers, Datasette, notebooks, even idle), so this raises DatabaseInUse
+    while any is open, after waiting ``EXCLUSIVE_TIMEOUT_S``. NotADatabase when the file
+    is not SQLite.
+    """
+    try:
+        conn = sqlite3.connect(os.fspath(path), timeout=EXCLUSIVE_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _connect_error(path, exc) from None
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # keep the lock after COMMIT
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or (
+            "locked" in str(exc)
+        ):
+            raise DatabaseInUse(
+                f"{os.fspath(path)} is open in another process (an ADW writer, "
+                "`orchestrator serve`, a notebook): stop it first; nothing was changed"
+            ) from None
+        raise _connect_error(path, exc) from None
     return conn
 
 

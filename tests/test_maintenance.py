@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from orchestrator import sqlite as backend
+from orchestrator.cli import cli as cli_group
 from orchestrator.maintenance import backup, init_database
 from orchestrator.migrations import migrations
 
@@ -88,3 +94,85 @@ def test_init_creates_upgrades_then_starts_afresh_after_a_backup(db_path: Path) 
     fresh = init_database(db_path, force=True)
     assert fresh.created and fresh.backup is not None
     assert _ids(fresh.backup) == ["keep"] and _ids(db_path) == []
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: An ADW: records prompts through DatabaseManager and prints each one's number once the
+#: call has returned (acknowledged: committed), then waits for a line on stdin before
+#: recording as many again and closing.
+WRITER = """
+import asyncio, sys
+from orchestrator import DatabaseManager
+
+async def main(path, count):
+    async with DatabaseManager(path) as db:
+        async with db.agent_run("plan_build", session_id="adw-live") as run:
+            for i in range(count):
+                await run.prompt(f"prompt {i}", "ok", model="claude-sonnet-4-5", cost_usd=0.01,
+                                 usage={"input_tokens": 1, "output_tokens": 1})
+                print(i, flush=True)
+            sys.stdin.readline()
+            for i in range(count, 2 * count):
+                await run.prompt(f"prompt {i}", "ok", model="claude-sonnet-4-5", cost_usd=0.01,
+                                 usage={"input_tokens": 1, "output_tokens": 1})
+                print(i, flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def _prompts(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM prompts").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_force_is_refused_while_a_writer_has_the_file_open(db_path: Path, tmp_path: Path) -> None:
+    init_database(db_path)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db_path), "25"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        acknowledged = [writer.stdout.readline() for _ in range(25)]
+        assert acknowledged[-1] == "24\n"  # the writer is idle, its connection open
+
+        with pytest.raises(sqlite3.OperationalError, match="open in another process") as refused:
+            init_database(db_path, force=True)
+        assert isinstance(refused.value, backend.DatabaseInUse)
+        cli = CliRunner().invoke(cli_group, ["init", str(db_path), "--force"])
+        assert cli.exit_code == 1 and cli.output.count("\n") == 1
+        assert cli.output == f"Error: {refused.value}\n"
+        # `scripts/setup_database.sh --force` from a fresh clone (no .venv there): the same.
+        clone = tmp_path / "clone"
+        (clone / "scripts").mkdir(parents=True)
+        shutil.copy2(ROOT / "scripts" / "setup_database.sh", clone / "scripts")
+        script = subprocess.run(
+            ["bash", str(clone / "scripts" / "setup_database.sh"), str(db_path), "--force"],
+            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+        )
+        assert script.returncode == 1 and "open in another process" in script.stderr
+        assert not list(db_path.parent.glob("*.bak"))  # nothing copied, nothing replaced
+
+        writer.stdin.write("go on\n")
+        writer.stdin.close()
+        rest = writer.stdout.read().split()
+        assert writer.wait(60) == 0 and rest[-1] == "49"
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert _prompts(db_path) == 50  # every acknowledged prompt is in the file
+
+    fresh = init_database(db_path, force=True)  # the writer has gone: allowed
+    assert fresh.created and fresh.backup is not None
+    assert _prompts(fresh.backup) == 50 and _prompts(db_path) == 0

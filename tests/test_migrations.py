@@ -264,6 +264,16 @@ def test_schema_command_prints_loadable_sql(tmp_path: Path) -> None:
     assert columns(conn, "prompts") == SCHEMA["prompts"]
 
 
+def _logs(path: Path) -> int:
+    """How many system logs ``path`` holds (the connection closed again: an open one
+    keeps ``init --force`` out)."""
+    conn = backend.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM system_logs").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def test_init_creates_then_upgrades_and_force_backs_up(db_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["init", str(db_path)], catch_exceptions=False)
@@ -283,7 +293,7 @@ def test_init_creates_then_upgrades_and_force_backs_up(db_path: Path) -> None:
     assert sqlite3.connect(backups[0]).execute("SELECT id FROM system_logs").fetchall() == [
         ("keep",)
     ]
-    assert backend.connect(db_path).execute("SELECT count(*) FROM system_logs").fetchone()[0] == 0
+    assert _logs(db_path) == 0
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,13 +315,13 @@ def test_setup_script_never_deletes_without_force(db_path: Path) -> None:
         ["bash", str(script), str(db_path)], env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert backend.connect(db_path).execute("SELECT count(*) FROM system_logs").fetchone()[0] == 1
+    assert _logs(db_path) == 1
     run = subprocess.run(
         ["bash", str(script), str(db_path), "--force"], env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
     assert list(db_path.parent.glob("orchestrator.db.*.bak"))
-    assert backend.connect(db_path).execute("SELECT count(*) FROM system_logs").fetchone()[0] == 0
+    assert _logs(db_path) == 0
 
 
 def test_docs_schema_is_the_generated_one() -> None:
@@ -364,3 +374,350 @@ def test_setup_script_finds_the_cli_without_venv_on_path(
         assert run.returncode == 127 and "scripts/setup.sh" in run.stderr
     else:
         assert run.returncode == 0 and run.stdout.strip() == expected, run.stderr
+
+
+def test_setup_script_sets_up_a_fresh_clone_first(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    script = _fake_checkout(clone, venv=False)
+    setup = clone / "scripts" / "setup.sh"  # a stand-in for creating .venv
+    setup.write_text(
+        f'#!/bin/sh\nmkdir -p "{clone}/.venv/bin"\n'
+        f'printf \'#!/bin/sh\\necho "venv $*"\\n\' > "{clone}/.venv/bin/orchestrator"\n'
+        f'chmod +x "{clone}/.venv/bin/orchestrator"\n'
+    )
+    setup.chmod(0o755)
+    run = subprocess.run(
+        ["bash", str(script), "db", "--force"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "venv init db --force" and "fresh clone" in run.stderr
+
+
+# --- the schema is checked on open; init repairs it --------------------------------------
+
+
+def _demo(path: Path) -> None:
+    import asyncio
+
+    from orchestrator.demo import create_demo_database
+
+    asyncio.run(create_demo_database(path, prompts=120, days=4, seed=3))
+
+
+def _rows(conn: sqlite3.Connection, sql: str) -> list[dict[str, object]]:
+    cursor = conn.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _check_summaries_against_the_raw_rows(path: Path) -> None:
+    """Every total the triggers keep equals the same sum computed here, in Python, from
+    the base tables' rows."""
+    conn = sqlite3.connect(path)
+    agents = {a["id"]: a for a in _rows(conn, "SELECT * FROM agents")}
+    prompts = _rows(conn, "SELECT * FROM prompts")
+    steps = _rows(
+        conn,
+        "SELECT * FROM agent_logs WHERE log_type = 'step_end' AND step IS NOT NULL "
+        "AND duration_ms IS NOT NULL",
+    )
+    token_columns = ["tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write"]
+
+    per_run: dict[str, dict[str, float]] = {
+        a: dict.fromkeys(["prompt_count", "cost", "unpriced", *token_columns], 0) for a in agents
+    }
+    usage: dict[tuple[str, str, str], dict[str, float]] = {}
+    for p in prompts:
+        run = per_run[str(p["agent_id"])]
+        run["prompt_count"] += 1
+        run["cost"] += float(p["cost_usd"] or 0)
+        run["unpriced"] += p["cost_source"] == "unpriced"
+        agent = agents[str(p["agent_id"])]
+        key = (
+            str(p["created_at"])[:10],
+            str(agent["orchestrator_agent_id"]),
+            str(p["model"] or "unknown"),
+        )
+        day = usage.setdefault(
+            key,
+            dict.fromkeys(["prompts", "failed", "cost", "unpriced", "savings", *token_columns], 0),
+        )
+        day["prompts"] += 1
+        day["failed"] += p["status"] == "failed"
+        day["cost"] += float(p["cost_usd"] or 0)
+        day["unpriced"] += p["cost_source"] == "unpriced"
+        day["savings"] += float(p["cache_savings_usd"] or 0)
+        for column in token_columns:
+            run[column] += p[column]
+            day[column] += p[column]
+    assert len(prompts) > 100
+    for agent_id, agent in agents.items():
+        run = per_run[agent_id]
+        assert agent["prompt_count"] == run["prompt_count"], agent_id
+        assert agent["unpriced_prompt_count"] == run["unpriced"]
+        assert agent["total_cost_usd"] == pytest.approx(run["cost"])
+        for column in token_columns:
+            assert agent[f"total_{column}"] == run[column], (agent_id, column)
+
+    stored = {
+        (r["day"], r["orchestrator_agent_id"], r["model"]): r
+        for r in _rows(conn, "SELECT * FROM usage_daily WHERE prompts != 0")
+    }
+    assert set(stored) == set(usage)
+    for key, day in usage.items():
+        row = stored[key]
+        assert (row["prompts"], row["failed_prompts"], row["unpriced_prompts"]) == (
+            day["prompts"],
+            day["failed"],
+            day["unpriced"],
+        ), key
+        assert [row[c] for c in token_columns] == [day[c] for c in token_columns], key
+        assert row["cost_usd"] == pytest.approx(day["cost"])
+        assert row["cache_savings_usd"] == pytest.approx(day["savings"])
+
+    runs: dict[tuple[str, str], list[int]] = {}
+    for a in agents.values():
+        counts = runs.setdefault(
+            (str(a["created_at"])[:10], str(a["orchestrator_agent_id"])), [0] * 4
+        )
+        counts[0] += 1
+        for i, status in enumerate(("completed", "failed", "cancelled"), start=1):
+            counts[i] += a["status"] == status
+    stored_runs = {
+        (r["day"], r["orchestrator_agent_id"]): [
+            r["runs"],
+            r["completed"],
+            r["failed"],
+            r["cancelled"],
+        ]
+        for r in _rows(conn, "SELECT * FROM runs_daily WHERE runs != 0")
+    }
+    assert stored_runs == runs
+
+    sessions: dict[str, dict[str, float]] = {}
+    for a in agents.values():
+        if a["session_id"] is None:
+            continue
+        run = per_run[str(a["id"])]
+        s = sessions.setdefault(
+            str(a["session_id"]), dict.fromkeys(["runs", "failed", "prompts", "cost"], 0)
+        )
+        s["runs"] += 1
+        s["failed"] += a["status"] == "failed"
+        s["prompts"] += run["prompt_count"]
+        s["cost"] += run["cost"]
+    stored_sessions = {
+        r["session_id"]: r for r in _rows(conn, "SELECT * FROM sessions WHERE runs != 0")
+    }
+    assert set(stored_sessions) == set(sessions) and len(sessions) > 5
+    for session_id, s in sessions.items():
+        row = stored_sessions[session_id]
+        assert (row["runs"], row["failed_runs"], row["prompts"]) == (
+            s["runs"],
+            s["failed"],
+            s["prompts"],
+        )
+        assert row["cost_usd"] == pytest.approx(s["cost"])
+
+    from bisect import bisect_right
+
+    from orchestrator.migrations import duration_buckets
+
+    lowers = [lower for lower, _ in duration_buckets()]
+    histogram: dict[tuple[str, str, str, float], list[float]] = {}
+    for log in steps:
+        bucket = lowers[bisect_right(lowers, float(log["duration_ms"])) - 1]
+        agent = agents[str(log["agent_id"])]
+        key4 = (
+            str(log["created_at"])[:10],
+            str(agent["orchestrator_agent_id"]),
+            str(log["step"]),
+            bucket,
+        )
+        counts_ms = histogram.setdefault(key4, [0, 0.0])
+        counts_ms[0] += 1
+        counts_ms[1] += float(log["duration_ms"])
+    stored_steps = {
+        (r["day"], r["orchestrator_agent_id"], r["step"], r["bucket_ms"]): r
+        for r in _rows(conn, "SELECT * FROM step_histogram_daily WHERE steps != 0")
+    }
+    assert set(stored_steps) == set(histogram) and histogram
+    for key4, (count, total) in histogram.items():
+        assert stored_steps[key4]["steps"] == count
+        assert stored_steps[key4]["sum_ms"] == pytest.approx(total)
+
+    for table in ("prompts", "agent_logs", "system_logs"):  # one indexed document per row
+        (indexed,) = conn.execute(f"SELECT count(*) FROM {table}_fts_docsize").fetchone()
+        (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert indexed == rows, table
+    conn.close()
+
+
+def _drift_by_hand(path: Path) -> list[str]:
+    """What an older version or a user with the sqlite3 shell does: drop triggers, write
+    rows they no longer count, drop a summary table, an index and a search index."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    dropped_triggers = [
+        "prompts_totals_insert",
+        "prompts_usage_insert",
+        "prompts_ai",
+        "agents_runs_insert",
+        "agents_sessions_insert",
+        "agent_logs_steps_insert",
+    ]
+    for trigger in dropped_triggers:
+        conn.execute(f"DROP TRIGGER {trigger}")
+    (orchestrator_id,) = conn.execute("SELECT id FROM orchestrator_agents LIMIT 1").fetchone()
+    conn.execute(
+        "INSERT INTO agents (id, orchestrator_agent_id, session_id, status, created_at) "
+        "VALUES ('late-run', ?, 'late-session', 'failed', '2030-01-02T03:04:05.000Z')",
+        (orchestrator_id,),
+    )
+    (other_run,) = conn.execute("SELECT id FROM agents WHERE id != 'late-run' LIMIT 1").fetchone()
+    for i, (run, model, cost, source) in enumerate(
+        [
+            ("late-run", "claude-sonnet-4-5", 0.5, "reported"),
+            ("late-run", "mystery-model", None, "unpriced"),
+            (other_run, "claude-sonnet-4-5", 0.25, "computed"),
+        ]
+    ):
+        conn.execute(
+            "INSERT INTO prompts (id, agent_id, content, status, tokens_input, tokens_output, "
+            "tokens_cache_read, tokens_cache_write, cost_usd, cost_source, cache_savings_usd, "
+            "model, created_at) VALUES (?, ?, 'zanzibarquux', 'completed', 10, 20, 300, 40, "
+            "?, ?, 0.125, ?, '2030-01-02T03:04:06.000Z')",
+            (f"late-prompt-{i}", run, cost, source, model),
+        )
+    conn.execute(
+        "INSERT INTO agent_logs (id, agent_id, log_type, message, step, duration_ms, created_at)"
+        " VALUES ('late-step', 'late-run', 'step_end', 'done', 'plan', 1234.5, "
+        "'2030-01-02T03:04:07.000Z')"
+    )
+    conn.execute(
+        "INSERT INTO system_logs (id, log_level, message) VALUES ('late-log', 'INFO', 'quokka')"
+    )
+    conn.execute("DROP TABLE sessions")  # its triggers on agents stay: every write would fail
+    conn.execute("DROP INDEX idx_prompts_model")
+    conn.execute("DROP TABLE system_logs_fts")
+    conn.close()
+    return [*dropped_triggers, "sessions", "idx_prompts_model", "system_logs_fts"]
+
+
+def test_a_schema_dropped_by_hand_is_refused_then_repaired_by_init(tmp_path: Path) -> None:
+    path = tmp_path / "drifted.db"
+    _demo(path)
+    dropped = _drift_by_hand(path)
+
+    with pytest.raises(sqlite3.DatabaseError) as refused:
+        backend.connect(path)
+    message = str(refused.value)
+    assert isinstance(refused.value, backend.SchemaDrift)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert "orchestrator init" in message
+    assert all(name in message for name in dropped), message
+    assert set(dropped) <= set(refused.value.missing)
+
+    result = CliRunner().invoke(cli, ["init", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Repaired" in result.output and all(name in result.output for name in dropped)
+    _check_summaries_against_the_raw_rows(path)
+    conn = backend.connect(path)  # accepted again
+    hits = conn.execute("SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH 'zanzibarquux'")
+    assert hits.fetchone()[0] == 3
+    hits = conn.execute("SELECT count(*) FROM system_logs_fts WHERE system_logs_fts MATCH 'quokka'")
+    assert hits.fetchone()[0] == 1
+    conn.close()
+
+    # The triggers are back: what the writer records from now on is counted too.
+    import asyncio
+
+    from orchestrator import DatabaseManager
+
+    async def record() -> None:
+        async with DatabaseManager(path) as db:
+            async with db.agent_run("plan_build", session_id="late-session") as run:
+                with run.step("build"):
+                    await run.prompt(
+                        "later",
+                        "ok",
+                        model="claude-sonnet-4-5",
+                        cost_usd=0.75,
+                        usage={"input_tokens": 5, "output_tokens": 6},
+                    )
+
+    asyncio.run(record())
+    _check_summaries_against_the_raw_rows(path)
+    again = CliRunner().invoke(cli, ["init", str(path)], catch_exceptions=False)
+    assert again.exit_code == 0 and "Repaired" not in again.output
+
+
+def test_a_database_newer_than_the_code_is_refused_in_one_line(db_path: Path) -> None:
+    backend.connect(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+        "VALUES ('orchestrator', 'm999_from_the_future', '2031-01-01')"
+    )
+    conn.commit()
+    conn.close()
+    expected = (
+        f"{db_path}: its schema is newer than this version of orchestrator "
+        "(unknown migration m999_from_the_future); upgrade adw-orchestrator"
+    )
+    with pytest.raises(sqlite3.DatabaseError) as refused:
+        backend.connect(db_path)
+    assert str(refused.value) == expected
+    assert isinstance(refused.value, backend.SchemaTooNew)
+    result = CliRunner().invoke(cli, ["init", str(db_path)])
+    assert result.exit_code == 1 and result.output == f"Error: {expected}\n"
+
+
+def test_a_file_that_is_not_sqlite_is_refused_in_one_line_and_left_alone(db_path: Path) -> None:
+    text = b"name,cost\nplan,1.5\n" * 300
+    db_path.write_bytes(text)
+    with pytest.raises(sqlite3.DatabaseError) as refused:
+        backend.connect(db_path)
+    assert str(refused.value) == f"{db_path} is not an SQLite database"
+    assert isinstance(refused.value, backend.NotADatabase)
+    for args in (["init", str(db_path)], ["init", str(db_path), "--force"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, args
+        assert result.output == f"Error: {db_path} is not an SQLite database\n", args
+    assert db_path.read_bytes() == text
+    assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
+
+
+def _opens_without_sqlite_utils(path: Path) -> bool:
+    code = (
+        "import sys; from orchestrator import sqlite; sqlite.connect(sys.argv[1]).close(); "
+        "print('sqlite_utils' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip() == "False"
+
+
+def test_opening_a_checked_database_stays_cheap_and_a_users_own_index_is_accepted(
+    db_path: Path,
+) -> None:
+    backend.connect(db_path).close()
+    assert _opens_without_sqlite_utils(db_path)  # checked once: two header fields since
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE INDEX my_own_index ON prompts(status)")  # extra objects are fine
+    conn.close()
+    assert not _opens_without_sqlite_utils(db_path)  # the schema changed: a full check
+    assert _opens_without_sqlite_utils(db_path)  # ... which was recorded
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TRIGGER prompts_usage_update")
+    conn.close()
+    with pytest.raises(sqlite3.DatabaseError, match="prompts_usage_update"):
+        backend.connect(db_path)
