@@ -212,11 +212,11 @@ UPDATE agents SET (prompt_count, total_tokens_input, total_tokens_output,
 
 DELETE FROM usage_daily;
 INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
-    tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd,
-    unpriced_prompts, cache_savings_usd)
+    {", ".join(_USAGE_TOKENS_1H)}, cost_usd, unpriced_prompts, cache_savings_usd)
 SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, 'unknown'),
-    count(*), sum(p.status = 'failed'), sum(p.tokens_input), sum(p.tokens_output),
-    sum(p.tokens_cache_read), sum(p.tokens_cache_write), coalesce(sum(p.cost_usd), 0),
+    count(*), sum(p.status = 'failed'),
+    {", ".join(f"sum(p.{column})" for column in _USAGE_TOKENS_1H)},
+    coalesce(sum(p.cost_usd), 0),
     sum(p.cost_source = 'unpriced'), coalesce(sum(p.cache_savings_usd), 0)
 FROM prompts p JOIN agents a ON a.id = p.agent_id GROUP BY 1, 2, 3;
 

@@ -112,3 +112,26 @@ async def test_a_usage_dict_with_one_hour_writes_is_priced_per_lifetime(db_path:
         "claude-sonnet-4-5",
     )
     assert prompt.cost_usd - float(five_minute.total_price) == pytest.approx(0.0135)
+
+
+def test_repair_recomputes_the_one_hour_writes_of_the_daily_summary(
+    tmp_path: Path, db_path: Path
+) -> None:
+    from orchestrator.maintenance import init_database
+
+    import_transcripts([fixture_config_dir(tmp_path)], db_path=db_path)
+    by_day = (
+        "SELECT substr(created_at, 1, 10) AS day, sum(tokens_cache_write_1h) FROM prompts "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    conn = sqlite3.connect(db_path)
+    expected = conn.execute(by_day).fetchall()
+    conn.execute("DROP TRIGGER prompts_usage_insert")  # summaries now drift...
+    conn.execute("DELETE FROM usage_daily")
+    conn.commit()
+    result = init_database(db_path)
+    assert "prompts_usage_insert" in " ".join(result.repaired)
+    daily = conn.execute(
+        "SELECT day, sum(tokens_cache_write_1h) FROM usage_daily GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert daily == expected and sum(value for _, value in daily) > 0
