@@ -27,6 +27,10 @@ from .reports import metadata_for
 
 DEMO_DIR = "orchestrator-demo"
 
+#: Shortest ``$ORCHESTRATOR_PASSWORD`` that ``--share`` accepts: it guards the whole
+#: instance and arbitrary SQL on every interface.
+MIN_PASSWORD_LENGTH = 12
+
 
 def demo_path_for(db_path: Path) -> Path:
     """Where the demo database lives when ``db_path`` does not exist yet."""
@@ -88,7 +92,11 @@ def share_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def password_hash_from_env() -> str:
-    """``$ORCHESTRATOR_PASSWORD_HASH``, or the hash of ``$ORCHESTRATOR_PASSWORD``."""
+    """``$ORCHESTRATOR_PASSWORD_HASH``, or the hash of ``$ORCHESTRATOR_PASSWORD``.
+
+    Raises ValueError when neither is set or the password is shorter than
+    :data:`MIN_PASSWORD_LENGTH` characters.
+    """
     if os.environ.get("ORCHESTRATOR_PASSWORD_HASH"):
         return os.environ["ORCHESTRATOR_PASSWORD_HASH"]
     password = os.environ.get("ORCHESTRATOR_PASSWORD")
@@ -96,6 +104,11 @@ def password_hash_from_env() -> str:
         raise ValueError(
             "sharing needs a password: set ORCHESTRATOR_PASSWORD (or ORCHESTRATOR_PASSWORD_HASH "
             "from `datasette hash-password`)"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(
+            f"ORCHESTRATOR_PASSWORD is {len(password)} characters long; sharing needs at "
+            f"least {MIN_PASSWORD_LENGTH}"
         )
     from datasette_auth_passwords.utils import hash_password
 

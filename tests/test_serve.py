@@ -20,7 +20,12 @@ from click.testing import CliRunner
 
 from orchestrator import sqlite as backend
 from orchestrator.cli import cli
-from orchestrator.serve import database_to_serve, demo_path_for
+from orchestrator.serve import (
+    MIN_PASSWORD_LENGTH,
+    database_to_serve,
+    demo_path_for,
+    password_hash_from_env,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +60,27 @@ def test_no_demo_names_the_missing_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--no-demo", "--db", str(wanted)])
     assert result.exit_code == 1 and "orchestrator init" in result.output
     assert not wanted.exists() and not demo_path_for(wanted).exists()
+
+
+def test_share_needs_a_password_of_12_characters(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datasette_auth_passwords.utils import verify_password
+
+    backend.connect(db_path).close()
+    monkeypatch.delenv("ORCHESTRATOR_PASSWORD_HASH", raising=False)
+    short = "x" * 11
+    assert MIN_PASSWORD_LENGTH == 12
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", short)
+    with pytest.raises(ValueError, match="11 characters long; sharing needs at least 12"):
+        password_hash_from_env()
+    result = CliRunner().invoke(cli, ["serve", str(db_path), "--share"])
+    assert result.exit_code == 1 and "at least 12" in result.output
+
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse")  # 13 characters
+    password_hash = password_hash_from_env()
+    assert verify_password("correct horse", password_hash)
+    assert not verify_password(short, password_hash)
 
 
 def _free_port() -> int:
