@@ -1,11 +1,13 @@
-"""Serving the database with Datasette and the project's metadata.
+"""Serving the database with Datasette and the project's plugin.
 
 ``orchestrator serve`` picks the database (:func:`database_to_serve`: the one asked
 for, or a demo stand-in while it does not exist), then becomes ``datasette serve``
 on the live file (never ``--immutable``: what ADWs write appears on reload), bound
-to 127.0.0.1. With ``share=True`` it binds every interface and requires a password:
-the whole instance, and arbitrary SQL, only for the logged-in
-(datasette-auth-passwords).
+to 127.0.0.1. The reports, dashboard and live page come from the plugin
+(:mod:`orchestrator.datasette_plugin`), exactly as with plain ``datasette serve``; the
+command adds only Datasette settings and, with ``share=True``, a metadata file that
+binds every interface and requires a password: the whole instance, and arbitrary SQL,
+only for the logged-in (datasette-auth-passwords).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any, NoReturn
 import yaml
 
 from . import sqlite as backend
-from .reports import metadata_for
 
 DEMO_DIR = "orchestrator-demo"
 
@@ -81,8 +82,9 @@ def database_to_serve(
     return ServeTarget(path, requested)
 
 
-def share_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Require a login for everything, arbitrary SQL included."""
+def share_metadata(metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Require a login for everything, arbitrary SQL included (added to ``metadata``)."""
+    metadata = {} if metadata is None else metadata
     metadata["allow"] = {"id": "*"}
     metadata["allow_sql"] = {"id": "*"}
     metadata.setdefault("plugins", {})["datasette-auth-passwords"] = {
@@ -123,23 +125,22 @@ def datasette_command(
     share: bool = False,
     metadata_dir: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The ``datasette serve`` command line and environment for ``db_path``."""
-    metadata = metadata_for(db_path.stem)
+    """The ``datasette serve`` command line and environment for ``db_path``.
+
+    Datasette runs with the project's plugin registered once, installed or not
+    (``python -m orchestrator.datasette_plugin``); the plugin supplies metadata.yml, so
+    the command passes ``--metadata`` only to share. Raises ValueError (from
+    :func:`password_hash_from_env`) when sharing without a good password.
+    """
     env = dict(os.environ)
+    command = [sys.executable, "-m", "orchestrator.datasette_plugin", "serve", os.fspath(db_path)]
     if share:
-        metadata = share_metadata(metadata)
         env["ORCHESTRATOR_PASSWORD_HASH"] = password_hash_from_env()
-    folder = metadata_dir or Path(tempfile.mkdtemp(prefix="orchestrator-serve-"))
-    metadata_file = folder / "metadata.yml"
-    metadata_file.write_text(yaml.safe_dump(metadata, sort_keys=False), encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        "datasette",
-        "serve",
-        os.fspath(db_path),
-        "--metadata",
-        os.fspath(metadata_file),
+        folder = metadata_dir or Path(tempfile.mkdtemp(prefix="orchestrator-serve-"))
+        metadata_file = folder / "metadata.yml"
+        metadata_file.write_text(yaml.safe_dump(share_metadata()), encoding="utf-8")
+        command += ["--metadata", os.fspath(metadata_file)]
+    command += [
         "--host",
         host,
         "--port",
