@@ -219,7 +219,7 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"Reports and dashboards: http://{host or '127.0.0.1'}:{port}/  "
-        f"(dashboard: /-/dashboards/overview)",
+        f"(dashboard: /-/dashboards/overview, live runs and events: /-/live)",
         err=True,
     )
     exec_datasette(command, env)

@@ -4,11 +4,13 @@ In-process tests register the plugin with Datasette's plugin manager, as the ent
 does once the package is installed (the test environment may hold an install from before
 the entry point). One test runs the real ``datasette serve`` command with the plugin
 loaded from ``--plugins-dir`` (a one-line shim doing the same registration).
-``orchestrator serve`` is tested in test_serve.py.
+``orchestrator serve`` is tested in test_serve.py, the live page in a browser in
+test_browser.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -28,9 +30,12 @@ import pytest
 from datasette.app import Datasette
 from datasette.plugins import pm
 
+from orchestrator import DatabaseManager
 from orchestrator import datasette_plugin as plugin
 from orchestrator import sqlite as backend
+from orchestrator.datasette_plugin import live
 from orchestrator.reports import load_metadata, reports
+from orchestrator.serve import share_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIM = """\
@@ -89,6 +94,7 @@ async def test_a_database_under_any_name_gets_the_reports_and_dashboard(my_db: P
     expected = load_metadata()
     home = (await get(ds, "/")).text
     assert expected["title"] in home and 'href="/my"' in home and 'href="/orchestrator"' not in home
+    assert 'href="/-/live"' in home  # the menu link
     dashboard = load_metadata()["plugins"]["datasette-dashboards"]["overview"]
     page = (await get(ds, "/-/dashboards/overview")).text
     assert dashboard["title"] in page
@@ -111,7 +117,9 @@ async def test_a_database_without_the_schema_is_left_alone(
 
     alone = Datasette([str(foreign_db)])
     assert (await get(alone, "/-/metadata.json")).json() == {}
+    assert (await alone.client.get("/-/live")).status_code == 404
     assert (await alone.client.get("/-/dashboards/overview")).status_code == 404
+    assert 'href="/-/live"' not in (await get(alone, "/")).text
 
 
 async def test_a_database_given_the_schema_later_is_found(
@@ -170,6 +178,115 @@ async def test_what_the_plugin_hands_out_is_a_copy(my_db: Path) -> None:
     assert list(ds.plugin_config("datasette-dashboards")) == ["overview"]
 
 
+async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) -> None:
+    ds = Datasette([str(my_db)], metadata=share_metadata())
+    for path in ["/-/live", "/-/live/events", "/my/spend_by_day"]:
+        assert (await ds.client.get(path)).status_code == 403, path
+    assert 'href="/-/live"' not in (await ds.client.get("/-/login")).text
+    cookies = {"ds_actor": ds.sign({"a": {"id": "admin"}}, "actor")}
+    page = await get(ds, "/-/live", cookies=cookies)
+    assert "Runs in progress" in page.text and "/-/live/events?database=my" in page.text
+    script = await get(ds, "/-/static-plugins/orchestrator.datasette_plugin/live.js")
+    assert "EventSource" in script.text
+    # One table hidden from everyone hides the live page too.
+    hidden = Datasette(
+        [str(my_db)], metadata={"databases": {"my": {"tables": {"prompts": {"allow": False}}}}}
+    )
+    assert (await hidden.client.get("/-/live")).status_code == 403
+
+
+async def stream(ds: Datasette, query: str, until: Any) -> list[tuple[str, Any]]:
+    """Messages of the event stream, read straight from the ASGI app until ``until(messages)``."""
+    messages: list[tuple[str, Any]] = []
+    buffer = ""
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal buffer
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+            assert dict(message["headers"])[b"content-type"].startswith(b"text/event-stream")
+            return
+        buffer += message.get("body", b"").decode()
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if "event" in fields:
+                messages.append((fields["event"], json.loads(fields["data"])))
+        if until(messages):
+            done.set()
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/-/live/events",
+        "raw_path": b"/-/live/events",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1),
+        "server": ("localhost", 80),
+    }
+    await asyncio.wait_for(ds.app()(scope, receive, send), 30)
+    return messages
+
+
+async def test_the_stream_sends_the_backlog_runs_and_new_events(
+    my_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with DatabaseManager(my_db) as db:
+        await db.log_system_event("INFO", "before the page")
+        await db.flush()
+        ds = Datasette([str(my_db)])
+        first = await stream(ds, "database=my", lambda m: any(kind == "runs" for kind, _ in m))
+        kind, data = first[0]
+        assert (kind, data["kind"], data["text"]) == ("event", "system", "before the page")
+        assert first[-1][0] == "runs"
+        assert first[-1][1]["runs"] == []
+
+        async def write() -> None:
+            await asyncio.sleep(0.5)
+            async with db.agent_run("plan_build", name="live-run") as run:
+                await run.prompt(
+                    "/plan", "ok", model="claude-sonnet-4-5", usage={"output_tokens": 5}
+                )
+                await asyncio.sleep(0.6)
+
+        writer = asyncio.ensure_future(write())
+        seen = await stream(
+            ds,
+            "database=my",
+            lambda m: any(kind == "event" and data["kind"] == "end" for kind, data in m),
+        )
+        await writer
+    events = [data for kind, data in seen if kind == "event"]
+    assert [e["kind"] for e in events] == ["system", "start", "prompt", "end"]
+    assert {e["run"] for e in events[1:]} == {"live-run"}
+    in_progress = [data["runs"] for kind, data in seen if kind == "runs" and data["runs"]]
+    assert in_progress and in_progress[-1][0]["run"] == "live-run"
+    assert in_progress[-1][0]["prompts"] == 1
+    cost = sqlite3.connect(my_db).execute("SELECT cost_usd FROM prompts").fetchone()[0]
+    assert in_progress[-1][0]["cost_usd"] == pytest.approx(cost) and cost > 0
+    assert events[2]["cost_usd"] == pytest.approx(cost)
+
+
+async def test_each_stream_ends_so_the_server_can_stop(
+    my_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "STREAM_S", 0.5)
+    ds = Datasette([str(my_db)])
+    started = time.monotonic()
+    messages = await stream(ds, "", lambda m: False)  # never hangs up: the server does
+    assert time.monotonic() - started < 5
+    assert [kind for kind, _ in messages] == ["runs"]
+
+
 # -- the real `datasette serve` command ------------------------------------------------
 
 
@@ -187,7 +304,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def test_plain_datasette_serve_shows_the_reports(tmp_path: Path, my_db: Path) -> None:
+def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, my_db: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "orchestrator_shim.py").write_text(SHIM)
@@ -217,6 +334,9 @@ def test_plain_datasette_serve_shows_the_reports(tmp_path: Path, my_db: Path) ->
         assert status == 200
         assert [q["name"] for q in json.loads(body)["queries"]] == list(reports())
         assert _get(f"{url}/-/dashboards/overview")[0] == 200
+        status, body = _get(f"{url}/-/live")
+        assert status == 200 and b"Runs in progress" in body
+        assert _get(f"{url}/-/static-plugins/orchestrator.datasette_plugin/live.js")[0] == 200
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -172,7 +173,7 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
 
     url = f"http://127.0.0.1:{port}"
     if share:  # everything behind the login, the live page too
-        for path in ["/orchestrator.json", "/-/dashboards/overview"]:
+        for path in ["/orchestrator.json", "/-/live", "/-/live/events", "/-/dashboards/overview"]:
             assert _get(url + path)[0] == 403, path
     else:
         status, body = _get(f"{url}/orchestrator.json")
@@ -180,6 +181,12 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
         assert [query["name"] for query in json.loads(body)["queries"]] == list(reports())
         names = [plugin["name"] for plugin in json.loads(_get(f"{url}/-/plugins.json")[1])]
         assert names.count("orchestrator.datasette_plugin") == 1
+        assert _get(f"{url}/-/live")[0] == 200
+        # A live page left open: its event stream must not keep the server from stopping.
+        stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        stream.request("GET", "/-/live/events")
+        response = stream.getresponse()
+        assert response.status == 200 and response.readline().startswith(b"retry:")
 
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)

@@ -6,7 +6,8 @@ served file is an orchestrator database when its ``_sqlite_migrations`` ledger h
 ``orchestrator`` migration set: one read of a small table, once per file (a file without
 it is looked at again every few seconds, in case ``orchestrator init`` runs meanwhile).
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
-name, and the overview dashboard (:func:`plugin_metadata`).
+name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
+(:mod:`.live`).
 
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
@@ -204,3 +205,23 @@ def orchestrator_databases(datasette: Any) -> tuple[str, ...]:
 @hookimpl
 def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
     return state(datasette).metadata(datasette, key)
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    from .live import live_events, live_page
+
+    return [(r"^/-/live$", live_page), (r"^/-/live/events$", live_events)]
+
+
+@hookimpl
+def menu_links(datasette: Any, actor: Any, request: Any) -> Any:
+    async def inner() -> list[dict[str, str]]:
+        from .live import can_view_live
+
+        names = orchestrator_databases(datasette)
+        if names and await can_view_live(datasette, actor, names[0]):
+            return [{"href": datasette.urls.path("/-/live"), "label": "Live runs and events"}]
+        return []
+
+    return inner
