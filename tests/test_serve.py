@@ -180,7 +180,8 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
         assert status == 200
         assert [query["name"] for query in json.loads(body)["queries"]] == list(reports())
         names = [plugin["name"] for plugin in json.loads(_get(f"{url}/-/plugins.json")[1])]
-        assert names.count("orchestrator.datasette_plugin") == 1
+        ours = ("adw-orchestrator", "orchestrator.datasette_plugin")  # installed, or not
+        assert len([name for name in names if name in ours]) == 1
         assert _get(f"{url}/-/live")[0] == 200
         # A live page left open: its event stream must not keep the server from stopping.
         stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -21,6 +21,7 @@ import json
 import time
 import urllib.parse
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from datasette.utils.asgi import Forbidden, NotFound, Response
@@ -40,7 +41,18 @@ STREAM_S = 5.0
 #: Milliseconds the browser waits before reconnecting.
 RETRY_MS = 250
 
-PLUGIN = __package__ or "orchestrator.datasette_plugin"  # its static files' URL prefix
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def _script_url(datasette: Any) -> str:
+    """Where Datasette serves static/live.js: under the distribution's name when the entry
+    point registered the plugin (adw-orchestrator), else under the module's."""
+    from datasette.plugins import get_plugins
+
+    for plugin in get_plugins():
+        if plugin["static_path"] and Path(plugin["static_path"]).resolve() == STATIC:
+            return str(datasette.urls.static_plugins(plugin["name"], "live.js"))
+    raise NotFound("the orchestrator plugin's static files are not served")
 
 
 async def _ensure_can_view(datasette: Any, actor: Any, database: str) -> None:
@@ -81,7 +93,7 @@ async def live_page(request: Any, datasette: Any) -> Response:
                 "database": name,
                 "databases": orchestrator_databases(datasette),
                 "events_url": f"{datasette.urls.path('/-/live/events')}?{query}",
-                "script_url": datasette.urls.static_plugins(PLUGIN, "live.js"),
+                "script_url": _script_url(datasette),
                 "backlog": BACKLOG,
             },
             request=request,
