@@ -225,7 +225,7 @@ def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"Reports and dashboards: http://{host or '127.0.0.1'}:{port}/  "
-        f"(dashboard: /-/dashboards/overview)",
+        f"(dashboard: /-/dashboards/overview, live runs and events: /-/live)",
         err=True,
     )
     exec_datasette(command, env)
@@ -264,6 +264,70 @@ def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) 
     click.echo(format_result(columns, rows, "table"), nl=False)
     verb = "Would change" if dry_run else "Changed"
     click.echo(f"{verb} {result.changed} prompts, priced with {result.priced_with}")
+
+
+@cli.command()
+@db_option()
+@click.option("--workflow", help="Only this workflow (orchestrator agent name).")
+@click.option("--session", help="Only runs of this session (ADW id).")
+@click.option("--run", "run_", metavar="RUN", help="Only this run (its id or its name).")
+@click.option(
+    "--level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Only events at this level or above (failures are ERROR).",
+)
+@click.option("-n", "--lines", default=10, show_default=True, help="Show the last N events first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def tail(
+    db_path: Path,
+    workflow: str | None,
+    session: str | None,
+    run_: str | None,
+    level: str | None,
+    lines: int,
+    as_json: bool,
+) -> None:
+    """Follow new runs, prompts and logs as they land, like tail -f (Ctrl-C stops).
+
+    One line per event: time (UTC), workflow, run, kind (start, end, prompt, log,
+    system) and cost in USD, then what happened. Coloured on a terminal.
+    """
+    from .tail import EventFilter, follow
+
+    filters = EventFilter(workflow=workflow, session=session, run=run_, level=level)
+    try:
+        for event in follow(db_path, filters, backlog=lines):
+            click.echo(json.dumps(event.as_dict()) if as_json else format_event(event))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `orchestrator tail | head`: the reader left
+        sys.stderr.close()
+
+
+_KIND_COLOURS = {"start": "blue", "end": "green", "prompt": "cyan", "log": None, "system": None}
+_LEVEL_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
+
+
+def format_event(event: Any) -> str:
+    """One line for an :class:`orchestrator.tail.Event`, with colours that click drops
+    when the output is not a terminal."""
+    run = event.run or ""
+    if event.run_id:
+        run = f"{run}·{event.run_id[-8:]}" if run else event.run_id[-8:]
+    cost = "" if event.cost_usd is None else f"${event.cost_usd:.4f}"
+    colour = _LEVEL_COLOURS.get(event.level) or _KIND_COLOURS.get(event.kind)
+    return "  ".join(
+        [
+            click.style(event.time[:19].replace("T", " "), dim=True),
+            f"{event.workflow or '-':<14}",
+            f"{run or '-':<22}",
+            click.style(f"{event.kind:<6}", fg=colour, bold=event.kind == "end"),
+            click.style(f"{cost:>9}", bold=bool(cost)),
+            click.style(event.text, fg=_LEVEL_COLOURS.get(event.level)),
+        ]
+    )
 
 
 from .claude_code.cli import import_group, record  # noqa: E402

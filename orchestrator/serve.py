@@ -1,11 +1,13 @@
-"""Serving the database with Datasette and the project's metadata.
+"""Serving the database with Datasette and the project's plugin.
 
 ``orchestrator serve`` picks the database (:func:`database_to_serve`: the one asked
 for, or a demo stand-in while it does not exist), then becomes ``datasette serve``
-on the live file (never ``--immutable``: what ADWs write appears on reload), bound
-to 127.0.0.1. With ``share=True`` it binds every interface and requires a password:
-the whole instance, and arbitrary SQL, only for the logged-in
-(datasette-auth-passwords).
+on the live file (``--immutable`` only when it cannot be written), bound
+to 127.0.0.1. The reports, dashboard and live page come from the plugin
+(:mod:`orchestrator.datasette_plugin`), exactly as with plain ``datasette serve``; the
+command adds only Datasette settings and, with ``share=True``, a metadata file that
+binds every interface and requires a password: the whole instance, and arbitrary SQL,
+only for the logged-in (datasette-auth-passwords).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from typing import Any, NoReturn
 import yaml
 
 from . import sqlite as backend
-from .reports import metadata_for
 
 DEMO_DIR = "orchestrator-demo"
+
+#: Shortest ``$ORCHESTRATOR_PASSWORD`` that ``--share`` accepts: it guards the whole
+#: instance and arbitrary SQL on every interface.
+MIN_PASSWORD_LENGTH = 12
 
 
 def demo_path_for(db_path: Path) -> Path:
@@ -73,12 +78,15 @@ def database_to_serve(
                 creating(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             asyncio.run(create_demo_database(path, prompts=prompts))
-    backend.connect(path).close()  # bring the schema up to date before Datasette reads it
+    # Bring the schema up to date before Datasette reads it; a file that cannot be
+    # written (a read-only filesystem) is only checked, and Datasette opens it immutable.
+    backend.open_for_reading(path).close()
     return ServeTarget(path, requested)
 
 
-def share_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Require a login for everything, arbitrary SQL included."""
+def share_metadata(metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Require a login for everything, arbitrary SQL included (added to ``metadata``)."""
+    metadata = {} if metadata is None else metadata
     metadata["allow"] = {"id": "*"}
     metadata["allow_sql"] = {"id": "*"}
     metadata.setdefault("plugins", {})["datasette-auth-passwords"] = {
@@ -88,7 +96,11 @@ def share_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def password_hash_from_env() -> str:
-    """``$ORCHESTRATOR_PASSWORD_HASH``, or the hash of ``$ORCHESTRATOR_PASSWORD``."""
+    """``$ORCHESTRATOR_PASSWORD_HASH``, or the hash of ``$ORCHESTRATOR_PASSWORD``.
+
+    Raises ValueError when neither is set or the password is shorter than
+    :data:`MIN_PASSWORD_LENGTH` characters.
+    """
     if os.environ.get("ORCHESTRATOR_PASSWORD_HASH"):
         return os.environ["ORCHESTRATOR_PASSWORD_HASH"]
     password = os.environ.get("ORCHESTRATOR_PASSWORD")
@@ -96,6 +108,11 @@ def password_hash_from_env() -> str:
         raise ValueError(
             "sharing needs a password: set ORCHESTRATOR_PASSWORD (or ORCHESTRATOR_PASSWORD_HASH "
             "from `datasette hash-password`)"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(
+            f"ORCHESTRATOR_PASSWORD is {len(password)} characters long; sharing needs at "
+            f"least {MIN_PASSWORD_LENGTH}"
         )
     from datasette_auth_passwords.utils import hash_password
 
@@ -110,23 +127,31 @@ def datasette_command(
     share: bool = False,
     metadata_dir: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The ``datasette serve`` command line and environment for ``db_path``."""
-    metadata = metadata_for(db_path.stem)
+    """The ``datasette serve`` command line and environment for ``db_path``.
+
+    Datasette runs with the project's plugin registered once, installed or not
+    (``python -m orchestrator.datasette_plugin``); the plugin supplies metadata.yml, so
+    the command passes ``--metadata`` only to share. Raises ValueError (from
+    :func:`password_hash_from_env`) when sharing without a good password.
+    """
     env = dict(os.environ)
-    if share:
-        metadata = share_metadata(metadata)
-        env["ORCHESTRATOR_PASSWORD_HASH"] = password_hash_from_env()
-    folder = metadata_dir or Path(tempfile.mkdtemp(prefix="orchestrator-serve-"))
-    metadata_file = folder / "metadata.yml"
-    metadata_file.write_text(yaml.safe_dump(metadata, sort_keys=False), encoding="utf-8")
+    # A file that cannot be written cannot change under Datasette: open it immutable.
+    immutable = [] if backend.is_writable(db_path) else ["--immutable"]
     command = [
         sys.executable,
         "-m",
-        "datasette",
+        "orchestrator.datasette_plugin",
         "serve",
+        *immutable,
         os.fspath(db_path),
-        "--metadata",
-        os.fspath(metadata_file),
+    ]
+    if share:
+        env["ORCHESTRATOR_PASSWORD_HASH"] = password_hash_from_env()
+        folder = metadata_dir or Path(tempfile.mkdtemp(prefix="orchestrator-serve-"))
+        metadata_file = folder / "metadata.yml"
+        metadata_file.write_text(yaml.safe_dump(share_metadata()), encoding="utf-8")
+        command += ["--metadata", os.fspath(metadata_file)]
+    command += [
         "--host",
         host,
         "--port",

@@ -1,7 +1,7 @@
 """The served dashboard and reports in a real headless Chromium, offline.
 
 Starts the real ``orchestrator serve`` command on a demo database, opens the
-overview dashboard, a canned report and the home page in Debian's Chromium
+overview dashboard, a canned report, the home page and the live page in Debian's Chromium
 (driven by Playwright, never a downloaded browser), and fails on any console
 error, page error or request that tries to leave localhost. Skips when
 /usr/bin/chromium is missing, unless ``ORCHESTRATOR_REQUIRE_BROWSER=1``.
@@ -275,4 +275,49 @@ def test_home_page_links_to_dashboard(server: Server, page: tuple[Any, Problems]
     link.click()
     tab.wait_for_url("**/-/dashboards/overview")
     tab.locator("#chart-total-prompts p").wait_for(state="visible")
+    problems.assert_none()
+
+
+def test_live_page_shows_what_is_written_after_it_loads(
+    server: Server, page: tuple[Any, Problems], tmp_path: Path
+) -> None:
+    from orchestrator import SyncDatabaseManager
+
+    tab, problems = page
+    tab.goto(f"{server.url}/-/live", wait_until="load")
+    tab.locator('#live-status[data-state="open"]').wait_for()
+    events = tab.locator("#live-events tbody tr")
+    events.first.wait_for()  # the newest events so far
+    newest = _query(server.db, "SELECT max(created_at) FROM system_logs")
+    assert newest[:10] <= events.first.locator("td").first.inner_text()[:10]
+
+    # This process writes; the server (another process) streams it to the page.
+    with SyncDatabaseManager(server.db) as db:
+        with db.agent_run("plan_build", session_id="browser-live", name="live-check") as run:
+            run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage={"output_tokens": 900})
+            in_progress = tab.locator("#live-runs tbody tr", has_text="live-check")
+            in_progress.wait_for(timeout=5_000)
+            cells = in_progress.locator("td")
+            assert cells.nth(6).inner_text() == "1"  # prompts so far
+            cost = _query(server.db, "SELECT total_cost_usd FROM agents WHERE name = 'live-check'")
+            assert cells.nth(7).inner_text() == f"${cost:.4f}" and cost > 0
+            first = cells.nth(5).inner_text()
+            tab.wait_for_timeout(2_100)
+            assert cells.nth(5).inner_text() != first  # the elapsed time ticks
+        db.log_system_event("ERROR", "live page check", source="browser-test")
+    for kind in ["start", "prompt", "end"]:
+        tab.locator("#live-events tbody tr", has_text="live-check").filter(
+            has_text=kind
+        ).first.wait_for(timeout=5_000)
+    tab.locator("#live-events tbody tr.level-ERROR", has_text="live page check").wait_for(
+        timeout=5_000
+    )
+    tab.locator("#live-runs tbody tr", has_text="live-check").wait_for(state="detached")
+    tab.wait_for_timeout(6_000)  # a stream ends and the page reconnects: nothing doubles
+    assert tab.locator("#live-events tbody tr", has_text="live page check").count() == 1
+    assert tab.locator('#live-status[data-state="open"]').count() == 1
+    shot = tmp_path / "live.png"
+    tab.screenshot(path=str(shot))
+    if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"]) / shot.name)
     problems.assert_none()

@@ -178,13 +178,9 @@ def test_serve_runs_datasette_on_localhost_on_the_live_file(tmp_path: Path) -> N
     command, _ = datasette_command(db, port=9123, metadata_dir=tmp_path)
     assert "--immutable" not in command and "-i" not in command
     assert command[command.index("--host") + 1] == "127.0.0.1"
-    metadata = yaml.safe_load((tmp_path / "metadata.yml").read_text())
-    assert (
-        "team" in metadata["databases"]
-        and "spend_by_day" in metadata["databases"]["team"]["queries"]
-    )
-    charts = metadata["plugins"]["datasette-dashboards"]["overview"]["charts"]
-    assert {chart.get("db") for chart in charts.values()} == {"team"}
+    assert str(db) in command
+    # The reports and dashboard come from the plugin (tests/test_plugin.py), not from a file.
+    assert "--metadata" not in command and not (tmp_path / "metadata.yml").exists()
 
 
 def test_sharing_requires_a_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import socket
@@ -16,11 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from orchestrator import sqlite as backend
 from orchestrator.cli import cli
-from orchestrator.serve import database_to_serve, demo_path_for
+from orchestrator.reports import reports
+from orchestrator.serve import (
+    MIN_PASSWORD_LENGTH,
+    database_to_serve,
+    datasette_command,
+    demo_path_for,
+    password_hash_from_env,
+    share_metadata,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +68,41 @@ def test_no_demo_names_the_missing_database(tmp_path: Path) -> None:
     assert not wanted.exists() and not demo_path_for(wanted).exists()
 
 
+def test_share_needs_a_password_of_12_characters(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datasette_auth_passwords.utils import verify_password
+
+    backend.connect(db_path).close()
+    monkeypatch.delenv("ORCHESTRATOR_PASSWORD_HASH", raising=False)
+    short = "x" * 11
+    assert MIN_PASSWORD_LENGTH == 12
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", short)
+    with pytest.raises(ValueError, match="11 characters long; sharing needs at least 12"):
+        password_hash_from_env()
+    result = CliRunner().invoke(cli, ["serve", str(db_path), "--share"])
+    assert result.exit_code == 1 and "at least 12" in result.output
+
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse")  # 13 characters
+    password_hash = password_hash_from_env()
+    assert verify_password("correct horse", password_hash)
+    assert not verify_password(short, password_hash)
+
+
+def test_the_command_leaves_the_metadata_to_the_plugin(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, _ = datasette_command(db_path)
+    assert command[1:5] == ["-m", "orchestrator.datasette_plugin", "serve", str(db_path)]
+    assert "--metadata" not in command
+    monkeypatch.delenv("ORCHESTRATOR_PASSWORD_HASH", raising=False)
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse battery")
+    command, env = datasette_command(db_path, share=True, metadata_dir=tmp_path)
+    given = yaml.safe_load(Path(command[command.index("--metadata") + 1]).read_text())
+    assert given == share_metadata() and set(given) == {"allow", "allow_sql", "plugins"}
+    assert env["ORCHESTRATOR_PASSWORD_HASH"].startswith("pbkdf2_sha256$")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,6 +113,14 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def _answers_http(url: str) -> bool:
@@ -92,7 +146,7 @@ def serve_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.mark.parametrize("share", [False, True], ids=["local", "share"])
-def test_sigterm_stops_datasette_and_frees_the_port(
+def test_serves_the_plugin_once_and_sigterm_frees_the_port(
     db_path: Path, share: bool, serve_process: list[subprocess.Popen[bytes]]
 ) -> None:
     backend.connect(db_path).close()
@@ -116,6 +170,24 @@ def test_sigterm_stops_datasette_and_frees_the_port(
         assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
         assert time.monotonic() < deadline, f"serve did not answer in 60 s:\n{log.read_text()}"
         time.sleep(0.2)
+
+    url = f"http://127.0.0.1:{port}"
+    if share:  # everything behind the login, the live page too
+        for path in ["/orchestrator.json", "/-/live", "/-/live/events", "/-/dashboards/overview"]:
+            assert _get(url + path)[0] == 403, path
+    else:
+        status, body = _get(f"{url}/orchestrator.json")
+        assert status == 200
+        assert [query["name"] for query in json.loads(body)["queries"]] == list(reports())
+        names = [plugin["name"] for plugin in json.loads(_get(f"{url}/-/plugins.json")[1])]
+        ours = ("adw-orchestrator", "orchestrator.datasette_plugin")  # installed, or not
+        assert len([name for name in names if name in ours]) == 1
+        assert _get(f"{url}/-/live")[0] == 200
+        # A live page left open: its event stream must not keep the server from stopping.
+        stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        stream.request("GET", "/-/live/events")
+        response = stream.getresponse()
+        assert response.status == 200 and response.readline().startswith(b"retry:")
 
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)

@@ -1,0 +1,354 @@
+"""The Datasette plugin: plain ``datasette serve`` on an orchestrator database.
+
+In-process tests register the plugin with Datasette's plugin manager, as the entry point
+does once the package is installed (the test environment may hold an install from before
+the entry point). One test runs the real ``datasette serve`` command with the plugin
+loaded from ``--plugins-dir`` (a one-line shim doing the same registration).
+``orchestrator serve`` is tested in test_serve.py, the live page in a browser in
+test_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datasette.app import Datasette
+from datasette.plugins import pm
+
+from orchestrator import DatabaseManager
+from orchestrator import datasette_plugin as plugin
+from orchestrator import sqlite as backend
+from orchestrator.datasette_plugin import live
+from orchestrator.reports import load_metadata, reports
+from orchestrator.serve import share_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The plugin's name in /-/plugins.json: the distribution's when the entry point registered
+#: it, the module's when registered by hand.
+OURS = ("adw-orchestrator", "orchestrator.datasette_plugin")
+SHIM = """\
+# Registers the orchestrator plugin as its entry point does once the package is installed.
+from datasette.plugins import pm
+import orchestrator.datasette_plugin as plugin
+if not pm.is_registered(plugin):
+    pm.register(plugin, name="orchestrator")
+"""
+
+
+@pytest.fixture(autouse=True)
+def registered() -> Iterator[None]:
+    added = not pm.is_registered(plugin)
+    if added:
+        pm.register(plugin, name="orchestrator")
+    yield
+    if added:
+        pm.unregister(plugin)
+
+
+@pytest.fixture
+def my_db(tmp_path: Path) -> Path:
+    """An orchestrator database under another name than metadata.yml's."""
+    path = tmp_path / "my.db"
+    backend.connect(path).close()
+    return path
+
+
+@pytest.fixture
+def foreign_db(tmp_path: Path) -> Path:
+    path = tmp_path / "foreign.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE things (name TEXT)")
+    conn.execute("CREATE TABLE _sqlite_migrations (migration_set TEXT, name TEXT)")
+    conn.execute("INSERT INTO _sqlite_migrations VALUES ('someone-else', 'm001')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+async def get(ds: Datasette, path: str, **options: Any) -> Any:
+    response = await ds.client.get(path, **options)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return response
+
+
+async def queries(ds: Datasette, database: str) -> list[str]:
+    response = await get(ds, f"/{database}.json")
+    return [query["name"] for query in response.json()["queries"]]
+
+
+async def test_a_database_under_any_name_gets_the_reports_and_dashboard(my_db: Path) -> None:
+    ds = Datasette([str(my_db)])
+    assert await queries(ds, "my") == list(reports())
+    expected = load_metadata()
+    home = (await get(ds, "/")).text
+    assert expected["title"] in home and 'href="/my"' in home and 'href="/orchestrator"' not in home
+    assert 'href="/-/live"' in home  # the menu link
+    dashboard = load_metadata()["plugins"]["datasette-dashboards"]["overview"]
+    page = (await get(ds, "/-/dashboards/overview")).text
+    assert dashboard["title"] in page
+    for slug in dashboard["charts"]:
+        await get(ds, f"/-/dashboards/overview/{slug}")
+    prompts = (await get(ds, "/my/prompts")).text
+    table_docs = expected["databases"]["orchestrator"]["tables"]["prompts"]["description"]
+    assert table_docs.split(":")[0] in prompts
+    report = await get(ds, "/my/spend_by_day.json?_shape=array")
+    assert report.json() == []  # an empty database: the report runs and finds nothing
+
+
+async def test_a_database_without_the_schema_is_left_alone(
+    my_db: Path, foreign_db: Path, tmp_path: Path
+) -> None:
+    ds = Datasette([str(my_db), str(foreign_db)])
+    assert await queries(ds, "foreign") == []
+    metadata = (await get(ds, "/-/metadata.json")).json()
+    assert set(metadata["databases"]) == {"my"}
+
+    alone = Datasette([str(foreign_db)])
+    assert (await get(alone, "/-/metadata.json")).json() == {}
+    assert (await alone.client.get("/-/live")).status_code == 404
+    assert (await alone.client.get("/-/dashboards/overview")).status_code == 404
+    assert 'href="/-/live"' not in (await get(alone, "/")).text
+
+
+async def test_a_database_given_the_schema_later_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "later.db"
+    sqlite3.connect(path).close()
+    monkeypatch.setattr(plugin, "RECHECK_S", 0.0)
+    ds = Datasette([str(path)])
+    assert await queries(ds, "later") == []
+    backend.connect(path).close()  # orchestrator init, while Datasette runs
+    assert await queries(ds, "later") == list(reports())
+
+
+async def test_two_orchestrator_databases_get_a_dashboard_each(tmp_path: Path) -> None:
+    paths = [tmp_path / "alpha.db", tmp_path / "beta.db"]
+    for path in paths:
+        backend.connect(path).close()
+    ds = Datasette([str(path) for path in paths])
+    assert await queries(ds, "alpha") == await queries(ds, "beta") == list(reports())
+    config = ds.plugin_config("datasette-dashboards")
+    assert set(config) == {"overview", "overview-beta"}
+    dbs = {slug: {c["db"] for c in spec["charts"].values()} for slug, spec in config.items()}
+    assert dbs == {"overview": {"alpha"}, "overview-beta": {"beta"}}
+    await get(ds, "/-/dashboards/overview-beta")
+
+
+async def test_metadata_given_with_m_wins_and_nothing_doubles(my_db: Path) -> None:
+    mine = {"title": "Mine", "databases": {"my": {"queries": {"mine": "select 1"}}}}
+    ds = Datasette([str(my_db)], metadata=mine)
+    assert "<title>Mine" in (await get(ds, "/")).text
+    assert await queries(ds, "my") == [*reports(), "mine"]
+    # orchestrator serve's old way: the whole metadata.yml with -m as well as the plugin.
+    both = Datasette([str(my_db)], metadata=plugin.plugin_metadata(["my"]))
+    assert await queries(both, "my") == list(reports())
+    assert list(both.plugin_config("datasette-dashboards")) == ["overview"]
+    plugins = (await get(both, "/-/plugins.json")).json()
+    assert len([p for p in plugins if p["name"] in OURS]) == 1
+
+
+async def test_the_plugin_grants_no_permission(my_db: Path) -> None:
+    assert load_metadata()["allow_sql"] is True  # metadata.yml says so; the plugin does not
+    ds = Datasette([str(my_db)], settings={"default_allow_sql": False})
+    response = await ds.client.get("/my.json?sql=select+1")
+    assert response.status_code == 403
+    assert "allow_sql" not in (await get(ds, "/-/metadata.json")).json()
+
+
+async def test_what_the_plugin_hands_out_is_a_copy(my_db: Path) -> None:
+    ds = Datasette([str(my_db)])
+    given = plugin.get_metadata(ds, "queries")
+    given["databases"]["my"]["queries"].clear()
+    given = plugin.get_metadata(ds, None)
+    given["plugins"]["datasette-dashboards"].clear()
+    assert await queries(ds, "my") == list(reports())
+    assert list(ds.plugin_config("datasette-dashboards")) == ["overview"]
+
+
+async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) -> None:
+    ds = Datasette([str(my_db)], metadata=share_metadata())
+    for path in ["/-/live", "/-/live/events", "/my/spend_by_day"]:
+        assert (await ds.client.get(path)).status_code == 403, path
+    assert 'href="/-/live"' not in (await ds.client.get("/-/login")).text
+    cookies = {"ds_actor": ds.sign({"a": {"id": "admin"}}, "actor")}
+    page = await get(ds, "/-/live", cookies=cookies)
+    assert "Runs in progress" in page.text and "/-/live/events?database=my" in page.text
+    script = await get(ds, re.search(r'<script src="([^"]+/live\.js)"', page.text)[1])
+    assert "EventSource" in script.text
+    # One table hidden from everyone hides the live page too.
+    hidden = Datasette(
+        [str(my_db)], metadata={"databases": {"my": {"tables": {"prompts": {"allow": False}}}}}
+    )
+    assert (await hidden.client.get("/-/live")).status_code == 403
+
+
+async def stream(ds: Datasette, query: str, until: Any) -> list[tuple[str, Any]]:
+    """Messages of the event stream, read straight from the ASGI app until ``until(messages)``."""
+    messages: list[tuple[str, Any]] = []
+    buffer = ""
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal buffer
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+            assert dict(message["headers"])[b"content-type"].startswith(b"text/event-stream")
+            return
+        buffer += message.get("body", b"").decode()
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if "event" in fields:
+                messages.append((fields["event"], json.loads(fields["data"])))
+        if until(messages):
+            done.set()
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/-/live/events",
+        "raw_path": b"/-/live/events",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1),
+        "server": ("localhost", 80),
+    }
+    await asyncio.wait_for(ds.app()(scope, receive, send), 30)
+    return messages
+
+
+async def test_the_stream_sends_the_backlog_runs_and_new_events(
+    my_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with DatabaseManager(my_db) as db:
+        await db.log_system_event("INFO", "before the page")
+        await db.flush()
+        ds = Datasette([str(my_db)])
+        first = await stream(ds, "database=my", lambda m: any(kind == "runs" for kind, _ in m))
+        kind, data = first[0]
+        assert (kind, data["kind"], data["text"]) == ("event", "system", "before the page")
+        assert first[-1][0] == "runs"
+        assert first[-1][1]["runs"] == []
+
+        async def write() -> None:
+            await asyncio.sleep(0.5)
+            async with db.agent_run("plan_build", name="live-run") as run:
+                await run.prompt(
+                    "/plan", "ok", model="claude-sonnet-4-5", usage={"output_tokens": 5}
+                )
+                await asyncio.sleep(0.6)
+
+        writer = asyncio.ensure_future(write())
+        seen = await stream(
+            ds,
+            "database=my",
+            lambda m: any(kind == "event" and data["kind"] == "end" for kind, data in m),
+        )
+        await writer
+    events = [data for kind, data in seen if kind == "event"]
+    assert [e["kind"] for e in events] == ["system", "start", "prompt", "end"]
+    assert {e["run"] for e in events[1:]} == {"live-run"}
+    in_progress = [data["runs"] for kind, data in seen if kind == "runs" and data["runs"]]
+    assert in_progress and in_progress[-1][0]["run"] == "live-run"
+    assert in_progress[-1][0]["prompts"] == 1
+    cost = sqlite3.connect(my_db).execute("SELECT cost_usd FROM prompts").fetchone()[0]
+    assert in_progress[-1][0]["cost_usd"] == pytest.approx(cost) and cost > 0
+    assert events[2]["cost_usd"] == pytest.approx(cost)
+
+
+async def test_each_stream_ends_so_the_server_can_stop(
+    my_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "STREAM_S", 0.5)
+    ds = Datasette([str(my_db)])
+    started = time.monotonic()
+    messages = await stream(ds, "", lambda m: False)  # never hangs up: the server does
+    assert time.monotonic() - started < 5
+    assert [kind for kind, _ in messages] == ["runs"]
+
+
+# -- the real `datasette serve` command ------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, my_db: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "orchestrator_shim.py").write_text(SHIM)
+    port = _free_port()
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    datasette = shutil.which("datasette", path=str(Path(sys.executable).parent))
+    command = [datasette or "datasette", "serve", str(my_db), "--port", str(port)]
+    log = tmp_path / "datasette.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--plugins-dir", str(plugins)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while _get_or_none(f"{url}/-/versions.json") is None:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        status, body = _get(f"{url}/my.json")
+        assert status == 200
+        assert [q["name"] for q in json.loads(body)["queries"]] == list(reports())
+        assert _get(f"{url}/-/dashboards/overview")[0] == 200
+        status, body = _get(f"{url}/-/live")
+        assert status == 200 and b"Runs in progress" in body
+        script = re.search(rb'<script src="([^"]+/live\.js)"', body)
+        assert script and _get(url + script[1].decode())[0] == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _get_or_none(url: str) -> int | None:
+    try:
+        return _get(url)[0]
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None

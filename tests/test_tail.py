@@ -1,0 +1,298 @@
+"""Following the database: ``orchestrator.tail`` and ``orchestrator tail``.
+
+Events are checked against the rows the writer stored, read back with plain SQL. The
+cross-process tests start a follower in a child process and write from this one: an
+event must show within a second of its commit, and an idle follower must use next to
+no CPU (the child's own ``resource.getrusage`` over idle seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator import DatabaseManager, SyncDatabaseManager
+from orchestrator import sqlite as backend
+from orchestrator import tail as tail_module
+from orchestrator.cli import cli
+from orchestrator.tail import BATCH, Event, EventFilter, EventSource, follow
+
+ROOT = Path(__file__).resolve().parents[1]
+USAGE = {"input_tokens": 10, "output_tokens": 200, "cache_read_input_tokens": 3000}
+
+
+@pytest.fixture
+def source(db_path: Path) -> Iterator[EventSource]:
+    backend.connect(db_path).close()
+    with EventSource.open(db_path) as opened:
+        yield opened
+
+
+def one(conn: sqlite3.Connection, sql: str, *params: Any) -> Any:
+    return conn.execute(sql, params).fetchone()[0]
+
+
+async def test_runs_prompts_logs_and_ends_arrive_as_events(
+    db_path: Path, source: EventSource
+) -> None:
+    assert source.poll() == []
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("plan_build", session_id="adw-1", name="plan") as run:
+            await db.flush()
+            started = source.poll()
+            (progress,) = source.running
+            await run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=USAGE)
+            await run.prompt("/build", "ok", model="claude-sonnet-4-5", usage=USAGE)
+            run.log("tool_use", "Bash: pytest -x\nsecond line")
+            await db.log_system_event("WARNING", "disk almost full", source="adw.disk")
+            await db.flush()
+            middle = source.poll()
+            (progress_later,) = source.running
+        ended = source.poll()
+    assert source.running == []
+
+    conn = sqlite3.connect(db_path)
+    run_id = one(conn, "SELECT id FROM agents")
+    costs = [row[0] for row in conn.execute("SELECT cost_usd FROM prompts ORDER BY rowid")]
+    assert len(costs) == 2 and all(cost > 0 for cost in costs)
+
+    assert [(e.kind, e.text) for e in started] == [("start", "started")]
+    assert (started[0].workflow, started[0].run, started[0].run_id) == (
+        "plan_build",
+        "plan",
+        run_id,
+    )
+    assert started[0].session == "adw-1"
+    assert (progress.run_id, progress.status, progress.prompts) == (run_id, "running", 0)
+    assert (progress_later.prompts, progress_later.cost_usd) == (2, pytest.approx(sum(costs)))
+
+    kinds = [e.kind for e in middle]
+    assert sorted(kinds) == ["log", "prompt", "prompt", "system"]
+    prompts = [e for e in middle if e.kind == "prompt"]
+    assert [e.cost_usd for e in prompts] == pytest.approx(costs)
+    assert "claude-sonnet-4-5" in prompts[0].text and "in 10 out 200" in prompts[0].text
+    (log,) = [e for e in middle if e.kind == "log"]
+    assert log.text == "tool_use: Bash: pytest -x second line" and log.run_id == run_id
+    (system,) = [e for e in middle if e.kind == "system"]
+    assert (system.level, system.text, system.workflow) == (
+        "WARNING",
+        "adw.disk: disk almost full",
+        None,
+    )
+    assert [e.time for e in middle] == sorted(e.time for e in middle)
+
+    (end,) = [e for e in ended if e.kind == "end"]
+    assert end.level == "INFO" and end.text.startswith("completed after")
+    assert end.cost_usd == pytest.approx(sum(costs)) and "2 prompts" in end.text
+    assert len({e.key for e in [*started, *middle, *ended]}) == len([*started, *middle, *ended])
+    assert source.poll() == []
+
+
+async def test_a_failed_run_and_a_pending_prompt(db_path: Path, source: EventSource) -> None:
+    async with DatabaseManager(db_path) as db:
+        with pytest.raises(RuntimeError):
+            async with db.agent_run("review") as run:
+                prompt_id = await db.create_prompt(run.id, "/review", model="claude-sonnet-4-5")
+                assert [e.kind for e in source.poll()] == ["start"]  # pending: not yet
+                await db.complete_prompt(prompt_id, "looks good", usage=USAGE)
+                answered = source.poll()
+                raise RuntimeError("boom")
+        await db.flush()
+        failed = source.poll()
+    assert [e.kind for e in answered] == ["prompt"]
+    cost = one(sqlite3.connect(db_path), "SELECT cost_usd FROM prompts")
+    assert answered[0].cost_usd == pytest.approx(cost) and cost > 0
+    end = next(e for e in failed if e.kind == "end")
+    assert end.level == "ERROR" and "failed" in end.text and "boom" in end.text
+    assert "1 prompt:" in end.text
+
+
+async def test_filters(db_path: Path) -> None:
+    backend.connect(db_path).close()
+    sources = {
+        "all": EventSource.open(db_path),
+        "workflow": EventSource.open(db_path, EventFilter(workflow="test")),
+        "session": EventSource.open(db_path, EventFilter(session="adw-2")),
+        "run": EventSource.open(db_path, EventFilter(run="second")),
+        "errors": EventSource.open(db_path, EventFilter(level="error")),
+    }
+    async with DatabaseManager(db_path) as db:
+        async with db.agent_run("plan_build", session_id="adw-1", name="first") as run:
+            run.log("info", "one")
+        async with db.agent_run("test", session_id="adw-2", name="second") as run:
+            run.log("error", "two")
+        await db.log_system_event("ERROR", "three")
+        await db.flush()
+    seen = {name: source.poll() for name, source in sources.items()}
+    for source in sources.values():
+        source.close()
+
+    def runs(events: list[Event]) -> set[str | None]:
+        return {e.run for e in events}
+
+    assert runs(seen["all"]) == {"first", "second", None}
+    assert runs(seen["workflow"]) == runs(seen["session"]) == runs(seen["run"]) == {"second"}
+    assert {e.level for e in seen["errors"]} == {"ERROR"}
+    assert sorted(e.text for e in seen["errors"]) == ["error: two", "three"]
+    with pytest.raises(ValueError, match="level"):
+        EventFilter(level="loud")
+
+
+async def test_a_burst_larger_than_a_batch_arrives_whole_and_once(
+    db_path: Path, source: EventSource
+) -> None:
+    count = BATCH * 2 + 7
+    async with DatabaseManager(db_path) as db:
+        await db.log_system_event("INFO", "before")
+        await db.flush()
+        assert [e.text for e in source.poll()] == ["before"]
+        for i in range(count):
+            await db.log_system_event("INFO", f"burst {i}")
+        await db.flush()
+    texts: list[str] = []
+    for _ in range(5):
+        texts += [e.text for e in source.poll()]
+    assert texts == [f"burst {i}" for i in range(count)]
+
+
+async def test_backlog_is_the_newest_events(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        for i in range(30):
+            await db.log_system_event("INFO", f"message {i}")
+    events = list(follow(db_path, backlog=5, duration=0))
+    assert [e.text for e in events] == [f"message {i}" for i in range(25, 30)]
+    assert list(follow(db_path, backlog=0, duration=0)) == []
+    with pytest.raises(FileNotFoundError, match="orchestrator init"):
+        list(follow(db_path.with_name("missing.db")))
+
+
+def test_cli_prints_one_line_per_event(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SyncDatabaseManager(db_path) as db:
+        with db.agent_run("plan_build", session_id="adw-7", name="plan") as run:
+            run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=USAGE)
+        db.log_system_event("ERROR", "push failed", source="adw.git")
+    cost = one(sqlite3.connect(db_path), "SELECT cost_usd FROM prompts")
+
+    def once(*args: Any, **kwargs: Any) -> Iterator[Event]:
+        return follow(*args, **kwargs, duration=0)
+
+    monkeypatch.setattr(tail_module, "follow", once)
+    result = CliRunner().invoke(cli, ["tail", "--db", str(db_path)], catch_exceptions=False)
+    lines = result.output.splitlines()
+    assert [line.split()[4] for line in lines[:4]] == ["start", "prompt", "end", "system"]
+    prompt_line = lines[1]
+    assert "plan_build" in prompt_line and f"${cost:.4f}" in prompt_line
+    assert "\x1b[" not in result.output  # not a terminal: no colour codes
+
+    result = CliRunner().invoke(
+        cli, ["tail", "--db", str(db_path), "--level", "error", "--json"], catch_exceptions=False
+    )
+    (line,) = result.output.splitlines()
+    assert json.loads(line)["text"] == "adw.git: push failed"
+
+    missing = CliRunner().invoke(cli, ["tail", "--db", str(db_path.with_name("none.db"))])
+    assert missing.exit_code == 1 and "no database" in missing.output
+
+
+# -- across processes ---------------------------------------------------------------------
+
+
+def _child_env() -> dict[str, str]:
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+
+
+def _lines(stream: Any) -> queue.Queue[tuple[float, str]]:
+    """Each line of ``stream`` with the time it arrived, read by a thread."""
+    lines: queue.Queue[tuple[float, str]] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put((time.monotonic(), line))
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def test_orchestrator_tail_shows_an_event_within_a_second(db_path: Path) -> None:
+    backend.connect(db_path).close()
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "tail"]
+    command += ["--db", str(db_path), "-n", "0"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env()
+    )
+    try:
+        lines = _lines(child.stdout)
+        with SyncDatabaseManager(db_path) as db:
+            # Ready once a line shows: until then, write one every half second.
+            deadline = time.monotonic() + 30
+            while lines.empty():
+                assert child.poll() is None, child.stderr.read() if child.stderr else ""
+                assert time.monotonic() < deadline, "tail printed nothing in 30 s"
+                db.log_system_event("INFO", "are you there?")
+                db.flush()
+                time.sleep(0.5)
+            time.sleep(0.6)
+            while not lines.empty():
+                lines.get()
+            delays = []
+            for i in range(3):
+                with db.agent_run("plan_build", name=f"run-{i}") as run:
+                    flushed = time.monotonic()
+                    arrived, line = lines.get(timeout=5)
+                    assert f"run-{i}" in line and "start" in line
+                    delays.append(arrived - flushed)
+                    run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=USAGE)
+                    arrived, line = lines.get(timeout=5)
+                    assert "prompt" in line
+                lines.get(timeout=5)  # its end
+                time.sleep(0.3)
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    print(f"tail: event shown {max(delays) * 1000:.0f} ms after its commit at most")
+    assert max(delays) < 1.0, delays
+
+
+IDLE_CHILD = """
+import json, resource, sys
+from orchestrator.tail import follow
+path, idle = sys.argv[1], float(sys.argv[2])
+list(follow(path, backlog=0, duration=0))  # imports, migrations check, first look
+before = resource.getrusage(resource.RUSAGE_SELF)
+events = list(follow(path, backlog=0, duration=idle))
+after = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+print(json.dumps({"cpu_s": cpu, "events": len(events)}))
+"""
+
+
+def test_an_idle_follower_costs_next_to_no_cpu(db_path: Path) -> None:
+    backend.connect(db_path).close()
+    idle = 3.0
+    run = subprocess.run(
+        [sys.executable, "-c", IDLE_CHILD, str(db_path), str(idle)],
+        capture_output=True,
+        text=True,
+        env=_child_env(),
+        timeout=60,
+        check=True,
+    )
+    measured = json.loads(run.stdout)
+    print(f"tail: {measured['cpu_s'] * 1000:.1f} ms of CPU over {idle:.0f} idle seconds")
+    assert measured["events"] == 0
+    # 12 looks at the database; 1% of one core would be 30 ms.
+    assert measured["cpu_s"] < 0.03 * idle, measured
