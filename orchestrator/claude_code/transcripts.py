@@ -19,34 +19,35 @@ line's count is kept beside it in ``prompt_responses.tokens_output_final``. Line
 are counted every time, as ccusage does. ``<synthetic>`` lines cost nothing.
 
 Imports are incremental: ``claude_code_files`` keeps each file's size and the byte offset
-just past its last complete line, so re-importing adds nothing and a grown file is read
-from where the last import stopped. Each file is imported in one transaction. Malformed
-lines and unknown line types are skipped and counted, never fatal.
+just past its last complete line, so re-importing adds nothing (without reading a line)
+and a grown file is read from where the last import stopped. Files are read line by line
+(memory does not grow with a file's size); each file is imported in one transaction, and
+a file that fails is rolled back and reported while the others are imported.
+
+Bad lines are counted as malformed, never fatal. A line is skipped whole when it is not a
+JSON object, holds ``NaN`` / ``Infinity`` or a lone surrogate (``\\ud800``), has a
+``timestamp`` that is no real time (``2026-02-30T00:00:00.000Z``) or is longer than
+LINE_LIMIT; its usage alone is skipped when it is of a shape ccusage does not count or a
+token count is not a whole number from 0 to ``common.MAX_TOKENS``. Unknown line types are
+counted and read like the others. (ccusage counts a few of these differently: an
+impossible date rolls over into the next month, ``1e300`` tokens add up.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .. import rows
 from .. import sqlite as sqlite_backend
-from ..backend import insert_sql
+from ..errors import InvalidInput, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
-from ..models import AgentStatus
-from .common import (
-    LineCounts,
-    Response,
-    text_of,
-    token_count,
-    tool_log_rows,
-)
+from .common import LineCounts, Response, is_token_count, parse_line, text_of, tool_log_rows
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
 KNOWN_TYPES = frozenset(
@@ -63,6 +64,15 @@ KNOWN_TYPES = frozenset(
     }
 )
 
+#: A line longer than this (bytes) is skipped as malformed without being held in memory.
+#: Claude Code's longest lines are tool results (an image, a file): a few MB.
+LINE_LIMIT = 16 * 2**20
+#: Responses gathered before they are written, and log rows before they are: what bounds
+#: memory on a long transcript. (A response whose lines lie further apart than this is
+#: still counted once: the unique key finds it.)
+RESPONSES_HELD = 256
+LOGS_HELD = 1000
+
 # ccusage's schema for a usage line (valibot): fields that, when present, must have this shape.
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -73,14 +83,16 @@ _TOKEN_KEYS = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
 )
-
-# The rows' SQL, from the rows' own column lists (rows.py builds every row).
-_ORCHESTRATOR_INSERT = insert_sql(
-    "orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS, ignore_conflicts=True
+_SUMMED = (
+    "lines",
+    "tool_events",
+    "malformed",
+    "unknown_types",
+    "runs_created",
+    "prompts_added",
+    "duplicates_skipped",
+    "bytes_read",
 )
-_AGENT_INSERT = insert_sql("agents", rows.AGENT_COLUMNS)
-_PROMPT_INSERT = insert_sql("prompts", rows.PROMPT_COLUMNS)
-_AGENT_LOG_INSERT = insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS)
 
 
 @dataclass
@@ -94,7 +106,7 @@ class ImportSummary(LineCounts):
     prompts_added: int = 0
     duplicates_skipped: int = 0  # lines of a response already counted (message.id+requestId)
     bytes_read: int = 0
-    errors: list[str] = field(default_factory=list)  # files that could not be read
+    errors: list[str] = field(default_factory=list)  # files that could not be imported
 
     def __str__(self) -> str:
         text = (
@@ -106,6 +118,11 @@ class ImportSummary(LineCounts):
         for error in self.errors:
             text += f"\nerror: {error}"
         return text
+
+    def add(self, other: ImportSummary) -> None:
+        """Add the counts of ``other`` (one file's import) to these."""
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def claude_config_dirs() -> list[Path]:
@@ -225,8 +242,17 @@ def _content_ok(value: Any) -> bool:
     )
 
 
-def _timestamp(value: str) -> str:
-    return value if _ISO_MS.match(value) else format_timestamp(parse_timestamp(value))
+def _timestamp(value: Any) -> str | None:
+    """A line's timestamp in the project's format, or None when it is no real time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if _ISO_MS.match(value):
+            datetime.fromisoformat(value[:-1])  # the regex lets 2026-02-30 and 25:00 through
+            return value
+        return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -237,7 +263,17 @@ class _Response(Response):
     output_final: int = 0
 
 
+def _rows() -> Any:
+    """:mod:`orchestrator.rows`, imported when a file has something new (pydantic and
+    genai-prices take longer to import than an unchanged import takes)."""
+    from .. import rows
+
+    return rows
+
+
 class _Importer:
+    """Imports files one by one over one connection, each in its own transaction."""
+
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -249,16 +285,76 @@ class _Importer:
         self.summary = summary
         self.progress = progress
         self.redact_secrets = redact_secrets
+        # Every file's state in one query: an unchanged file costs a stat() and nothing more.
+        self.state: dict[str, tuple[int, int]] = {
+            path: (size, offset)
+            for path, size, offset in conn.execute(
+                "SELECT path, size, byte_offset FROM claude_code_files"
+            )
+        }
 
-    def _run_for_file(self, path: Path) -> str:
-        """The run of a transcript file, created (with its state row) on first sight."""
+    def import_file(self, path: Path) -> None:
+        """Import what is new in ``path``; any failure is rolled back and reported in
+        ``summary.errors`` (the database's own failures are raised)."""
+        summary = self.summary
+        summary.files += 1
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            summary.errors.append(f"{path}: {exc}")
+            return
+        state = self.state.get(str(path))
+        start = 0
+        if state is not None:
+            if state == (size, size):
+                summary.files_unchanged += 1
+                if self.progress:
+                    self.progress(size)
+                return
+            # A file smaller than what was read was rewritten: read it again from the start
+            # (the unique key keeps responses from being counted twice).
+            start = state[1] if size >= state[1] else 0
+        counts = ImportSummary()
+        try:
+            with path.open("rb") as handle:
+                handle.seek(start)
+                self.conn.execute(sqlite_backend.BEGIN_WRITE)
+                try:
+                    reading = _FileImport(self, path, counts)
+                    end, read_to = reading.run(handle, start)
+                    self.conn.execute(
+                        "UPDATE claude_code_files SET size = ?, byte_offset = ?, "
+                        "lines = lines + ?, imported_at = ? WHERE path = ?",
+                        (read_to, end, counts.lines, utc_now(), str(path)),
+                    )
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.OperationalError:
+            raise  # the database itself (locked, full, gone): the next file would fail too
+        except Exception as exc:
+            summary.errors.append(f"{path}: {format_exception(exc)}")
+        else:
+            counts.bytes_read = read_to - start
+            summary.add(counts)
+            self.state[str(path)] = (read_to, end)
+        if self.progress:
+            self.progress(size)
+
+    def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
+        """The run of a transcript file, created (with its state row) on first sight, and
+        whether the run existed before (then it may have logged some tool calls already)."""
         row = self.conn.execute(
             "SELECT agent_id FROM claude_code_files WHERE path = ?", (str(path),)
         ).fetchone()
         if row is not None:
-            return str(row[0])
+            return str(row[0]), True
         subagent = _is_subagent(path)
-        parent = self._run_for_file(_parent_session_file(path)) if subagent else None
+        kind = "subagent" if subagent else "session"
+        rows = _rows()
+        parent = self.run_for_file(_parent_session_file(path), counts)[0] if subagent else None
         project = _project_of(path)
         name = f"claude-code:{project}"
         orchestrator = rows.orchestrator_agent_row(
@@ -267,7 +363,7 @@ class _Importer:
             redact_secrets=self.redact_secrets,
         )
         self.conn.execute(
-            _ORCHESTRATOR_INSERT, rows.row_values(orchestrator, rows.ORCHESTRATOR_AGENT_COLUMNS)
+            _sql()["orchestrator"], rows.row_values(orchestrator, rows.ORCHESTRATOR_AGENT_COLUMNS)
         )
         orchestrator_id = self.conn.execute(
             "SELECT id FROM orchestrator_agents WHERE name = ?", (name,)
@@ -278,214 +374,276 @@ class _Importer:
             orchestrator_id,
             path.parent.parent.name if subagent else path.stem,
             name=path.stem,
-            status=AgentStatus.COMPLETED,
+            status="completed",
             parent_agent_id=parent,
         )
-        self.conn.execute(_AGENT_INSERT, rows.row_values(agent, rows.AGENT_COLUMNS))
+        self.conn.execute(_sql()["agent"], rows.row_values(agent, rows.AGENT_COLUMNS))
         self.conn.execute(
             "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
-            (str(path), agent.id, "subagent" if subagent else "session"),
+            (str(path), agent.id, kind),
         )
-        self.summary.runs_created += 1
-        return agent.id
+        counts.runs_created += 1
+        return str(agent.id), False
 
-    def import_file(self, path: Path) -> None:
-        summary = self.summary
-        summary.files += 1
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            summary.errors.append(f"{path}: {exc}")
+
+def _sql() -> dict[str, str]:
+    """The INSERTs of the rows rows.py builds, from its own column lists."""
+    global _SQL
+    if not _SQL:
+        from ..backend import insert_sql
+
+        rows = _rows()
+        _SQL = {
+            "orchestrator": insert_sql(
+                "orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS, ignore_conflicts=True
+            ),
+            "agent": insert_sql("agents", rows.AGENT_COLUMNS),
+            "prompt": insert_sql("prompts", rows.PROMPT_COLUMNS),
+            "agent_log": insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS),
+        }
+    return _SQL
+
+
+_SQL: dict[str, str] = {}
+
+
+class _FileImport:
+    """The new lines of one file, read one by one: responses and logs are written in
+    batches as they come, so memory holds at most a batch whatever the file's size."""
+
+    def __init__(self, importer: _Importer, path: Path, counts: ImportSummary) -> None:
+        self.conn = importer.conn
+        self.redact_secrets = importer.redact_secrets
+        self.counts = counts
+        self.agent_id, existed = importer.run_for_file(path, counts)
+        self.responses: dict[Any, _Response] = {}
+        self.logs: list[tuple[Any, ...]] = []
+        self.tool_names: dict[str, str] = {}
+        # A run that may hold these tool calls already (this file read again from its
+        # start): what it has logged, not to log it twice.
+        self.logged: set[tuple[str, str]] | None = None
+        if existed:
+            self.logged = {
+                (kind, tool_id)
+                for kind, tool_id in self.conn.execute(
+                    "SELECT log_type, json_extract(metadata, '$.tool_use_id') FROM agent_logs "
+                    "WHERE agent_id = ? AND log_type IN ('tool_use', 'tool_result')",
+                    (self.agent_id,),
+                )
+                if isinstance(tool_id, str)
+            }
+        self.last_user = ""
+        self.first_ts: str | None = None
+        self.last_ts: str | None = None
+        self.session_id: str | None = None
+
+    def run(self, handle: IO[bytes], start: int) -> tuple[int, int]:
+        """Import every complete line from ``start``; return the offset just past the last
+        complete line and the offset reading stopped at."""
+        end = start
+        position = start
+        for raw, position, complete in _lines(handle, start):
+            if complete:
+                end = position
+            if raw is None:  # a line past LINE_LIMIT: skipped, never held
+                self.counts.lines += 1
+                self.counts.malformed += 1
+            elif raw.strip():
+                self.line(raw)
+        self.write_responses()
+        self.write_logs()
+        self.update_run()
+        return end, position
+
+    def line(self, raw: bytes) -> None:
+        counts = self.counts
+        counts.lines += 1
+        line = parse_line(raw)
+        if line is None:
+            counts.malformed += 1
             return
-        state = self.conn.execute(
-            "SELECT size, byte_offset FROM claude_code_files WHERE path = ?", (str(path),)
-        ).fetchone()
-        start = 0
-        if state is not None:
-            if state[0] == size and state[1] == size:
-                summary.files_unchanged += 1
-                if self.progress:
-                    self.progress(size)
+        created = None
+        if "timestamp" in line:
+            created = _timestamp(line["timestamp"])
+            if created is None:
+                counts.malformed += 1
                 return
-            # A file smaller than what was read was rewritten: read it again from the start
-            # (the unique key keeps responses from being counted twice).
-            start = state[1] if size >= state[1] else 0
+        kind = line.get("type")
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         try:
-            with path.open("rb") as handle:
-                handle.seek(start)
-                data = handle.read(size - start)
-        except OSError as exc:
-            summary.errors.append(f"{path}: {exc}")
+            logs = tool_log_rows(
+                self.agent_id,
+                content,
+                self.tool_names,
+                created_at=created,
+                redact_secrets=self.redact_secrets,
+                logged=self.logged,
+            )
+        except InvalidInput:
+            counts.malformed += 1
             return
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the data ends with a newline
-        end = start + len(data) - len(tail)
-        if tail.strip():
-            try:  # a last line without newline counts once it is a whole JSON object
-                if isinstance(json.loads(tail), dict):
-                    lines.append(tail)
-                    end = start + len(data)
-            except ValueError:
-                pass  # a line still being written: read it next time
-        self.conn.execute(sqlite_backend.BEGIN_WRITE)
-        try:
-            agent_id = self._run_for_file(path)
-            self._import_lines(agent_id, lines)
-            self.conn.execute(
-                "UPDATE claude_code_files SET size = ?, byte_offset = ?, lines = lines + ?, "
-                "imported_at = ? WHERE path = ?",
-                (size, end, len(lines), utc_now(), str(path)),
-            )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        summary.bytes_read += len(data)
-        if self.progress:
-            self.progress(size)
-
-    def _import_lines(self, agent_id: str, lines: list[bytes]) -> None:
-        summary = self.summary
-        responses: dict[Any, _Response] = {}
-        logs: list[tuple[Any, ...]] = []
-        tool_names: dict[str, str] = {}
-        last_user = ""
-        first_ts: str | None = None
-        last_ts: str | None = None
-        session_id: str | None = None
-        for raw in lines:
-            if not raw.strip():
-                continue
-            summary.lines += 1
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                summary.malformed += 1
-                continue
-            if not isinstance(line, dict):
-                summary.malformed += 1
-                continue
-            kind = line.get("type")
-            if kind not in KNOWN_TYPES:
-                summary.unknown_types += 1
-            stamp = line.get("timestamp")
-            created = None
-            if isinstance(stamp, str):
-                try:
-                    created = _timestamp(stamp)
-                except ValueError:
-                    created = None
-            if created is not None:
-                first_ts = created if first_ts is None or created < first_ts else first_ts
-                last_ts = created if last_ts is None or created > last_ts else last_ts
-            if session_id is None and _nonempty(line.get("sessionId")):
-                session_id = line["sessionId"]
-            message = line.get("message")
-            content = message.get("content") if isinstance(message, dict) else None
-            usage = usage_of(line)
-            if (
-                usage is None
-                and isinstance(message, dict)
-                and isinstance(message.get("usage"), dict)
-            ):
-                summary.malformed += 1  # usage of a shape ccusage does not count either
-            if usage is not None:
-                assert isinstance(message, dict) and created is not None
-                if not all(token_count(usage.get(k)) == usage.get(k, 0) for k in _TOKEN_KEYS):
-                    summary.malformed += 1  # negative or fractional token counts
-                    usage = None
-            if usage is not None:
-                assert isinstance(message, dict) and created is not None
-                message_id, request_id = message.get("id"), line.get("requestId")
-                key: Any = (message_id, request_id)
-                if message_id is None or request_id is None:
-                    key = object()  # ccusage counts lines without both ids every time
-                response = responses.get(key)
-                if response is None:
-                    # ccusage keeps the first line's usage: so does the prompt.
-                    response = responses[key] = _Response(
-                        message_id=message_id,
-                        model=message.get("model"),
-                        prompt=last_user,
-                        created_at=created,
-                        usage=usage,
-                        request_id=request_id,
-                    )
-                else:
-                    summary.duplicates_skipped += 1
-                response.output_final = max(
-                    response.output_final, token_count(usage["output_tokens"])
-                )
-                response.add_text(content)
-            elif kind == "user" and isinstance(message, dict):
-                text = text_of(content)
-                if text and not (isinstance(content, list) and _only_tool_results(content)):
-                    last_user = text
-            logs.extend(
-                tool_log_rows(
-                    agent_id,
-                    content,
-                    tool_names,
-                    created_at=created,
-                    redact_secrets=self.redact_secrets,
-                )
-            )
-        self._write_prompts(agent_id, responses.values())
+        if kind not in KNOWN_TYPES:
+            counts.unknown_types += 1
+        if created is not None:
+            if self.first_ts is None or created < self.first_ts:
+                self.first_ts = created
+            if self.last_ts is None or created > self.last_ts:
+                self.last_ts = created
+        if self.session_id is None and _nonempty(line.get("sessionId")):
+            self.session_id = line["sessionId"]
+        usage = usage_of(line)
+        if usage is None and isinstance(message, dict) and isinstance(message.get("usage"), dict):
+            counts.malformed += 1  # usage of a shape ccusage does not count either
+        if usage is not None and not all(is_token_count(usage.get(k, 0)) for k in _TOKEN_KEYS):
+            counts.malformed += 1  # negative, fractional or absurd token counts
+            usage = None
+        if usage is not None:
+            assert isinstance(message, dict) and created is not None
+            self.gather(message, line.get("requestId"), usage, created, content)
+        elif kind == "user" and isinstance(message, dict):
+            text = text_of(content)
+            if text and not (isinstance(content, list) and _only_tool_results(content)):
+                self.last_user = text
         if logs:
-            self.conn.executemany(_AGENT_LOG_INSERT, logs)
-            summary.tool_events += len(logs)
-        if first_ts is not None and last_ts is not None:
-            self.conn.execute(
-                "UPDATE agents SET "
-                "created_at = CASE WHEN started_at IS NULL THEN ? "
-                "ELSE created_at END, "
-                "started_at = min(coalesce(started_at, ?), ?), "
-                "completed_at = max(coalesce(completed_at, ?), ?), "
-                "session_id = coalesce(?, session_id) WHERE id = ?",
-                (first_ts, first_ts, first_ts, last_ts, last_ts, session_id, agent_id),
-            )
-            self.conn.execute(
-                "UPDATE agents SET duration_ms = (julianday(completed_at) - julianday(started_at))"
-                " * 86400000.0 WHERE id = ?",
-                (agent_id,),
-            )
+            self.logs.extend(logs)
+            if len(self.logs) >= LOGS_HELD:
+                self.write_logs()
 
-    def _write_prompts(self, agent_id: str, responses: Iterable[_Response]) -> None:
+    def gather(
+        self,
+        message: dict[str, Any],
+        request_id: str | None,
+        usage: dict[str, Any],
+        created: str,
+        content: Any,
+    ) -> None:
+        message_id = message.get("id")
+        key: Any = (message_id, request_id)
+        if message_id is None or request_id is None:
+            key = object()  # ccusage counts lines without both ids every time
+        response = self.responses.get(key)
+        if response is None:
+            if len(self.responses) >= RESPONSES_HELD:
+                self.write_responses()
+            # ccusage keeps the first line's usage: so does the prompt.
+            response = self.responses[key] = _Response(
+                message_id=message_id,
+                model=message.get("model"),
+                prompt=self.last_user,
+                created_at=created,
+                usage=usage,
+                request_id=request_id,
+            )
+        else:
+            self.counts.duplicates_skipped += 1
+        output = int(usage["output_tokens"])
+        response.output_final = max(response.output_final, output)
+        response.add_text(content)
+
+    def write_responses(self) -> None:
+        rows = _rows()
         prompts, keys = [], []
-        for response in responses:
-            keyed = response.message_id is not None and response.request_id is not None
-            if keyed:
-                known = self.conn.execute(
-                    "SELECT prompt_id FROM prompt_responses "
-                    "WHERE message_id = ? AND request_id = ?",
-                    (response.message_id, response.request_id),
-                ).fetchone()
+        for response in self.responses.values():
+            if response.message_id is not None and response.request_id is not None:
+                known = self.stored(response.message_id, response.request_id)
                 if known is not None:
-                    # Already stored (an earlier import or another file): count nothing twice,
-                    # keep the larger final output count.
-                    self.summary.duplicates_skipped += 1
+                    # Already stored (an earlier import or another file): count
+                    # nothing twice, keep the larger final output count.
+                    self.counts.duplicates_skipped += 1
                     self.conn.execute(
                         "UPDATE prompt_responses SET tokens_output_final = "
                         "max(coalesce(tokens_output_final, 0), ?) WHERE prompt_id = ?",
-                        (response.output_final, known[0]),
+                        (response.output_final, known),
                     )
                     continue
-            prompt = rows.prompt_row(
-                response.fields(agent_id, completed_at=response.created_at),
-                redact_secrets=self.redact_secrets,
-            )
+            try:
+                prompt = rows.prompt_row(
+                    response.fields(self.agent_id, completed_at=response.created_at),
+                    redact_secrets=self.redact_secrets,
+                )
+            except InvalidInput:
+                self.counts.malformed += 1
+                continue
             prompts.append(rows.prompt_values(prompt))
             if response.message_id is not None:
                 final = max(response.output_final, prompt.tokens_output)
                 keys.append((prompt.id, response.message_id, response.request_id, final))
-        self.conn.executemany(_PROMPT_INSERT, prompts)
+        self.responses.clear()
+        self.conn.executemany(_sql()["prompt"], prompts)
         self.conn.executemany(
             "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
             "tokens_output_final) VALUES (?, ?, ?, ?)",
             keys,
         )
-        self.summary.prompts_added += len(prompts)
+        self.counts.prompts_added += len(prompts)
+
+    def stored(self, message_id: str, request_id: str) -> str | None:
+        """The prompt already stored for a response (its ``message.id`` and ``requestId``)."""
+        row = self.conn.execute(
+            "SELECT prompt_id FROM prompt_responses WHERE message_id = ? AND request_id = ?",
+            (message_id, request_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def write_logs(self) -> None:
+        if self.logs:
+            self.conn.executemany(_sql()["agent_log"], self.logs)
+            self.counts.tool_events += len(self.logs)
+            self.logs = []
+
+    def update_run(self) -> None:
+        if self.first_ts is None or self.last_ts is None:
+            return
+        self.conn.execute(
+            "UPDATE agents SET "
+            "created_at = CASE WHEN started_at IS NULL THEN ? ELSE created_at END, "
+            "started_at = min(coalesce(started_at, ?), ?), "
+            "completed_at = max(coalesce(completed_at, ?), ?), "
+            "session_id = coalesce(?, session_id) WHERE id = ?",
+            (
+                self.first_ts,
+                self.first_ts,
+                self.first_ts,
+                self.last_ts,
+                self.last_ts,
+                self.session_id,
+                self.agent_id,
+            ),
+        )
+        self.conn.execute(
+            "UPDATE agents SET duration_ms = (julianday(completed_at) - julianday(started_at))"
+            " * 86400000.0 WHERE id = ?",
+            (self.agent_id,),
+        )
+
+
+def _lines(handle: IO[bytes], start: int) -> Iterator[tuple[bytes | None, int, bool]]:
+    """``(line, offset after it, complete)`` for each line from ``start``: ``line`` is None
+    for a line longer than LINE_LIMIT (read past, never held whole). A last line without
+    its newline is given only when it is a whole JSON object, as incomplete; otherwise it
+    is being written and is left for the next import."""
+    position = start
+    while True:
+        raw = handle.readline(LINE_LIMIT)
+        if not raw:
+            return
+        position += len(raw)
+        if raw.endswith(b"\n"):
+            yield raw, position, True
+        elif len(raw) == LINE_LIMIT:  # too long: skip to its end
+            while True:
+                rest = handle.readline(LINE_LIMIT)
+                position += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            if not rest:  # the file ends inside it: still being written
+                return
+            yield None, position, True
+        else:  # the end of the file, without a newline
+            if parse_line(raw) is not None:
+                yield raw, position, True
+            return
 
 
 def _only_tool_results(content: list[Any]) -> bool:
@@ -504,7 +662,8 @@ def import_transcripts(
     ``paths`` are files or folders (default: :func:`claude_config_dirs`); ``db_path``
     defaults to the project's default database. ``progress`` is called with the size of
     each file once it is done. Raises FileNotFoundError for a missing path; a file that
-    cannot be read is reported in ``summary.errors`` and the others are imported.
+    cannot be read or imported is rolled back and reported in ``summary.errors`` and the
+    others are imported. Errors of the database itself (locked, disk full) are raised.
     """
     files = transcript_files(paths)
     conn = sqlite_backend.connect(
