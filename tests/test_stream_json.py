@@ -263,3 +263,163 @@ async def test_garbled_token_counts_count_zero(db_path: Path) -> None:
         (0, 0, 12000)
     ]
     assert summary.status == "completed"
+
+
+def stream_messages() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in STREAM.read_text().splitlines() if line[0] == "{"]
+
+
+def assistant(message_id: str, **body: Any) -> dict[str, Any]:
+    """A synthetic assistant message of the fixture's session."""
+    return {
+        "type": "assistant",
+        "session_id": "9f0c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f",
+        "message": {
+            "id": message_id,
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "fine"}],
+            "usage": {"input_tokens": 1, "output_tokens": 1},
+            **body,
+        },
+    }
+
+
+#: Lines that stopped an import or a recording (the run left `running`); each is skipped.
+BAD_STREAM_LINES = [
+    json.dumps(assistant("msg_b1", content=[{"type": "text", "text": "\ud800"}])),
+    json.dumps(assistant("msg_b2", usage={"input_tokens": float("inf"), "output_tokens": 1})),
+    json.dumps(
+        assistant("msg_b3", content=[{"type": "tool_use", "id": float("nan"), "name": "Bash"}])
+    ),
+    json.dumps(assistant("msg_b4", model=5)),
+    json.dumps({"type": "user", "message": {"content": "\udfff"}}),
+]
+
+
+def stream_with_bad_lines(tmp_path: Path) -> Path:
+    lines = STREAM.read_text().splitlines()
+    result = json.loads(lines[-1])
+    # Values no column can hold in the result line: they are dropped, the line is kept.
+    result.update(num_turns=2**70, duration_ms="1e400", duration_api_ms=[1])
+    result_text = json.dumps(result).replace('"1e400"', "1e400")  # valid JSON, an infinite float
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([*lines[:-1], *BAD_STREAM_LINES, result_text]) + "\n")
+    return path
+
+
+def test_bad_stream_lines_are_skipped(tmp_path: Path, db_path: Path) -> None:
+    path = stream_with_bad_lines(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "(completed)" in result.output
+    assert f"{1 + len(BAD_STREAM_LINES)} malformed" in result.output
+    conn = sqlite3.connect(db_path)
+    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
+    run = conn.execute(
+        "SELECT num_turns, duration_ms, duration_api_ms, result_subtype FROM claude_code_runs"
+    ).fetchone()
+    conn.close()
+    assert run == (None, None, None, "success")
+    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+
+
+async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
+    """The same refusals when an ADW feeds decoded dicts (no JSON parser to stop them)."""
+    messages = stream_messages()
+    bad = [
+        assistant("msg_b1", content=[{"type": "text", "text": "\ud800"}]),
+        assistant("msg_b3", content=[{"type": "tool_use", "id": float("nan"), "name": "B"}]),
+        assistant("msg_b4", model=5),
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": 1e999}]}},
+    ]
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for message in [*messages[:-1], *bad, messages[-1]]:
+            await recorder.feed(message)
+        summary = await recorder.finish()
+    assert summary.status == "completed" and summary.malformed == len(bad)
+    assert summary.agent_id is not None
+    check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
+
+
+def test_record_with_bad_lines_exits_with_the_commands_code(tmp_path: Path, db_path: Path) -> None:
+    script = tmp_path / "fake_claude.py"
+    script.write_text(FAKE_CLAUDE)
+    path = stream_with_bad_lines(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(path)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 3
+    assert result.stdout_bytes == path.read_bytes()
+    conn = sqlite3.connect(db_path)
+    status, error = conn.execute("SELECT status, error FROM agents").fetchone()
+    conn.close()
+    assert (status, error) == ("failed", "command exited with code 3")
+
+
+def test_a_failing_recording_keeps_the_commands_output_and_code(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks the recording, the command runs to its end, its output is passed
+    through whole, `record` exits with its code and the run ends failed, with the reason."""
+    script = tmp_path / "fake_claude.py"
+    script.write_text(FAKE_CLAUDE.replace("sys.exit(3)", "sys.exit(0)"))
+    feed = StreamRecorder.feed
+
+    async def failing(self: StreamRecorder, message: dict[str, Any]) -> None:
+        if message.get("type") == "user":
+            raise RuntimeError("disk on fire")
+        await feed(self, message)
+
+    monkeypatch.setattr(StreamRecorder, "feed", failing)
+    result = CliRunner().invoke(
+        cli,
+        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(STREAM)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    assert result.stdout_bytes == STREAM.read_bytes()
+    conn = sqlite3.connect(db_path)
+    status, error = conn.execute("SELECT status, error FROM agents").fetchone()
+    conn.close()
+    assert (status, error) == ("failed", "recording failed: RuntimeError: disk on fire")
+    assert "error: recording failed: RuntimeError: disk on fire" in result.stderr
+
+
+async def test_a_stream_that_cannot_be_read_ends_the_run_failed(db_path: Path) -> None:
+    def lines() -> Any:
+        yield STREAM.read_text().splitlines()[0]
+        raise OSError(5, "Input/output error")
+
+    async with DatabaseManager(db_path) as db:
+        from orchestrator.claude_code import record_stream
+
+        with pytest.raises(OSError):
+            await record_stream(db, lines())
+        [agent] = await db.list_agents()
+    assert agent.status == "failed"
+    assert agent.error == "import interrupted: OSError: [Errno 5] Input/output error"
+
+
+async def test_a_result_that_cannot_be_written_ends_the_run_failed(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.claude_code import stream_json
+
+    def no_prices(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no prices today")
+
+    monkeypatch.setattr(stream_json, "compute_cost", no_prices)
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for message in stream_messages():
+            await recorder.feed(message)
+        summary = await recorder.finish()
+        assert summary.agent_id is not None
+        agent = await db.get_agent(summary.agent_id)
+    assert agent is not None and agent.status == "failed"
+    assert agent.error == "recording failed: RuntimeError: no prices today"

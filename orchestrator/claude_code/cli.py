@@ -7,6 +7,7 @@ Thin wrappers over :mod:`~orchestrator.claude_code.stream_json` and
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import click
 
 from ..cli_options import db_option
 from ..db import DatabaseManager
-from .stream_json import StreamSummary, record_command, record_stream
+from ..errors import WriteError, format_exception
+from .stream_json import StreamRecorder, StreamSummary, record_command, record_stream
 from .transcripts import import_transcripts, transcript_files
 
 _orchestrator_option = click.option(
@@ -37,16 +39,25 @@ def record(
 ) -> None:
     """Run COMMAND (e.g. `claude -p ... --output-format stream-json --verbose`) and record it.
 
-    Its stdout is passed through unchanged; the exit code is the command's.
+    Its stdout is passed through unchanged; the exit code is the command's, whatever
+    happens to the recording (a failed recording is reported on stderr).
 
         orchestrator record -- claude -p "fix the tests" --output-format stream-json --verbose
     """
+    recorders: list[StreamRecorder] = []
 
     async def run() -> int:
-        async with DatabaseManager(db_path) as db:
-            code, summary = await record_command(
-                db, list(command), orchestrator=orchestrator, name=name
-            )
+        db = DatabaseManager(db_path)
+        await db.connect()  # before the command starts: a database that cannot open stops here
+        try:
+            recorder = StreamRecorder(db, orchestrator=orchestrator, name=name)
+            recorders.append(recorder)
+            code, summary = await record_command(db, list(command), recorder=recorder)
+        finally:
+            try:
+                await db.close()
+            except Exception as exc:
+                click.echo(f"orchestrator: recording failed: {format_exception(exc)}", err=True)
         click.echo(f"orchestrator: {summary}", err=True)
         return code
 
@@ -54,6 +65,9 @@ def record(
         code = asyncio.run(run())
     except FileNotFoundError as exc:
         raise click.ClickException(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        exit_code = recorders[0].summary.exit_code if recorders else None
+        code = 130 if exit_code is None else exit_code
     sys.exit(code)
 
 
@@ -69,20 +83,34 @@ def import_group() -> None:
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Path, ...]) -> None:
-    """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each."""
+    """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each.
 
-    async def run() -> list[StreamSummary]:
-        summaries = []
+    A file that cannot be imported is reported and the others are imported (exit code 1).
+    """
+
+    async def run() -> list[tuple[Path, StreamSummary | str]]:
+        done: list[tuple[Path, StreamSummary | str]] = []
         async with DatabaseManager(db_path) as db:
             for path in files:
-                with path.open("rb") as handle:
-                    summaries.append(
-                        await record_stream(db, handle, orchestrator=orchestrator, name=path.name)
-                    )
-        return summaries
+                try:
+                    with path.open("rb") as handle:
+                        summary = await record_stream(
+                            db, handle, orchestrator=orchestrator, name=path.name
+                        )
+                except (sqlite3.Error, WriteError):
+                    raise  # the database's failure, not the file's
+                except Exception as exc:
+                    done.append((path, f"error: {format_exception(exc)}"))
+                else:
+                    done.append((path, summary))
+        return done
 
-    for path, summary in zip(files, asyncio.run(run()), strict=True):
-        click.echo(f"{path}: {summary}")
+    failed = False
+    for path, outcome in asyncio.run(run()):
+        click.echo(f"{path}: {outcome}")
+        failed = failed or isinstance(outcome, str)
+    if failed:
+        sys.exit(1)
 
 
 @import_group.command(name="claude-code")
