@@ -423,3 +423,108 @@ async def test_a_result_that_cannot_be_written_ends_the_run_failed(
         agent = await db.get_agent(summary.agent_id)
     assert agent is not None and agent.status == "failed"
     assert agent.error == "recording failed: RuntimeError: no prices today"
+
+
+def totals(db_path: Path) -> tuple[Any, ...]:
+    conn = sqlite3.connect(db_path)
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM agents), count(*), sum(tokens_input), sum(tokens_output), "
+        "sum(tokens_cache_read), sum(tokens_cache_write), sum(cost_usd), "
+        "(SELECT count(*) FROM agent_logs WHERE log_type IN ('tool_use', 'tool_result')) "
+        "FROM prompts"
+    ).fetchone()
+    conn.close()
+    return tuple(row)
+
+
+def test_reimporting_a_stream_file_adds_nothing(tmp_path: Path, db_path: Path) -> None:
+    def run(db: Path, *paths: Path) -> str:
+        result = CliRunner().invoke(
+            cli,
+            ["import", "stream-json", "--db", str(db), *map(str, paths)],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run(db_path, STREAM)
+    once = totals(db_path)
+    assert once[:2] == (1, 3)  # one run: msg_1, msg_2, a reconciling prompt for haiku
+    assert "already imported, nothing added" in run(db_path, STREAM, STREAM)
+    assert totals(db_path) == once
+    conn = sqlite3.connect(db_path)
+    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
+    conn.close()
+    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+    # A stream cut before its result line (a killed run) is known by its first response.
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(STREAM.read_text().splitlines(keepends=True)[:-1]))
+    cut_db = tmp_path / "cut.db"
+    assert "(failed)" in run(cut_db, cut)
+    cut_once = totals(cut_db)
+    assert cut_once[:2] == (1, 2)
+    assert "already imported, nothing added" in run(cut_db, cut)
+    assert totals(cut_db) == cut_once
+
+
+def transcript_of_stream(directory: Path) -> Path:
+    """The stream's messages written as its session transcript (the same content blocks,
+    with timestamps and request ids, as Claude Code writes them beside the stream)."""
+    messages = stream_messages()
+    session = messages[0]["session_id"]
+    transcript = directory / "projects" / "p" / f"{session}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    with transcript.open("w") as handle:
+        for second, message in enumerate(messages):
+            if message["type"] in ("assistant", "user"):
+                line = {**message, "timestamp": f"2026-02-01T00:00:{second:02d}.000Z"}
+                if message["type"] == "assistant":
+                    line["requestId"] = "req_" + message["message"]["id"]
+                handle.write(json.dumps(line) + "\n")
+    return transcript
+
+
+async def test_a_session_recorded_live_then_imported_from_its_transcript_counts_once(
+    tmp_path: Path, db_path: Path
+) -> None:
+    from orchestrator.claude_code import import_transcripts
+
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in STREAM.read_text().splitlines():
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+    recorded = totals(db_path)
+    transcript = transcript_of_stream(tmp_path)
+    imported = import_transcripts([transcript], db_path=db_path)
+    # Its two responses are found by message.id (the stream has no request ids), its two
+    # tool logs in the run recorded live: the transcript goes into that run, adding nothing.
+    assert imported.prompts_added == 0 and imported.tool_events == 0
+    assert imported.runs_created == 0 and imported.errors == []
+    assert totals(db_path) == recorded
+    assert summary.agent_id is not None
+    check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
+    # Imported again (or a copy of it elsewhere): found by message.id and requestId now.
+    again = import_transcripts([tmp_path / "projects"], db_path=db_path)
+    assert again.files_unchanged == 1 and totals(db_path) == recorded
+
+
+def test_a_transcript_imported_before_its_stream_counts_once(tmp_path: Path, db_path: Path) -> None:
+    from orchestrator.claude_code import import_transcripts
+
+    import_transcripts([transcript_of_stream(tmp_path)], db_path=db_path)
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(STREAM)], catch_exceptions=False
+    )
+    assert "2 responses stored already" in result.output
+    conn = sqlite3.connect(db_path)
+    per_message = conn.execute(
+        "SELECT message_id, count(*) FROM prompt_responses GROUP BY message_id"
+    ).fetchall()
+    models = conn.execute(
+        "SELECT model, count(*) FROM prompts GROUP BY model ORDER BY model"
+    ).fetchall()
+    conn.close()
+    assert sorted(per_message) == [("msg_1", 1), ("msg_2", 1)]
+    # The sonnet responses once (the transcript's), haiku's background calls reconciled.
+    assert models == [("claude-haiku-4-5-20251001", 1), ("claude-sonnet-4-5-20250929", 2)]

@@ -50,7 +50,7 @@ from typing import IO, Any
 from ..db import DatabaseManager
 from ..errors import InvalidInput, format_exception
 from ..ids import utc_now
-from ..models import MAX_INTEGER, AgentStatus, LogType, Usage
+from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
 from ..pricing import compute_cost
 from .common import (
     LineCounts,
@@ -78,9 +78,13 @@ class StreamSummary(LineCounts):
     reported_cost_usd: float | None = None
     model_usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None  # why the run failed, when it did
+    duplicates_skipped: int = 0  # responses stored already (same message.id), not again
+    already_imported: bool = False  # record_stream: this run was recorded before; nothing added
     exit_code: int | None = None  # the recorded command's (record_command)
 
     def __str__(self) -> str:
+        if self.already_imported:
+            return f"run {self.agent_id} ({self.status}): already imported, nothing added"
         cost = "?" if self.reported_cost_usd is None else f"${self.reported_cost_usd:.4f}"
         text = (
             f"run {self.agent_id} ({self.status}): {self.lines} lines, {self.prompts} prompts "
@@ -88,6 +92,8 @@ class StreamSummary(LineCounts):
             f"reported cost {cost}, {self.malformed} malformed, "
             f"{self.unknown_types} unknown types"
         )
+        if self.duplicates_skipped:
+            text += f", {self.duplicates_skipped} responses stored already"
         return text if self.error is None else f"{text}\nerror: {self.error}"
 
 
@@ -236,6 +242,15 @@ class StreamRecorder:
             return
         if isinstance(pending.message_id, str):
             self._seen.add(pending.message_id)
+            if await self.db.fetchone(
+                "SELECT 1 FROM prompt_responses WHERE message_id = ? LIMIT 1",
+                (pending.message_id,),
+            ):
+                # Stored already (its transcript was imported, or this stream was): count
+                # it once, and as covered, so that no reconciling prompt holds it again.
+                self.summary.duplicates_skipped += 1
+                self._cover(pending.model, usage_tokens(pending.usage or {}))
+                return
         try:
             [prompt] = await self.db.record_prompts([pending.fields(self.summary.agent_id)])
         except InvalidInput:
@@ -247,10 +262,13 @@ class StreamRecorder:
                 "VALUES (?, ?, ?)",
                 (prompt.id, pending.message_id, prompt.tokens_output),
             )
-        covered = self._covered.setdefault(str(pending.model), dict.fromkeys(Usage.model_fields, 0))
-        for column in covered:
-            covered[column] += getattr(prompt, column)
+        self._cover(pending.model, prompt)
         self.summary.prompts += 1
+
+    def _cover(self, model: str | None, tokens: Usage | Prompt) -> None:
+        covered = self._covered.setdefault(str(model), dict.fromkeys(Usage.model_fields, 0))
+        for column in covered:
+            covered[column] += getattr(tokens, column)
 
     async def finish(self, exit_code: int | None = None, error: str | None = None) -> StreamSummary:
         """Write what is pending, the result's reported usage and cost, and end the run.
@@ -378,9 +396,14 @@ async def record_stream(
 ) -> StreamSummary:
     """Record every line of an open text or binary file; return the summary.
 
-    If reading the file fails, the run is ended ``failed`` with the reason and the
-    error is raised.
+    Idempotent: a seekable file whose run is stored already (the same session id and
+    result line, or without a result line the same first response) adds nothing; the
+    summary says ``already_imported``. If reading the file fails, the run is ended
+    ``failed`` with the reason and the error is raised.
     """
+    known = await _recorded_run(db, stream)
+    if known is not None:
+        return known
     recorder = StreamRecorder(db, **options)
     try:
         for line in stream:
@@ -389,6 +412,69 @@ async def record_stream(
         await recorder.finish(error=f"import interrupted: {format_exception(exc)}")
         raise
     return await recorder.finish()
+
+
+async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> StreamSummary | None:
+    """The summary of the run ``stream`` was recorded as before, or None (a new run, or a
+    stream that cannot be read twice). Reads a seekable stream through and rewinds it."""
+    try:
+        if not getattr(stream, "seekable", lambda: False)():
+            return None
+        start = stream.tell()
+    except (OSError, ValueError):
+        return None
+    session_id: Any = None
+    first_id: Any = None
+    result: dict[str, Any] | None = None
+    try:
+        for line in stream:
+            if session_id is not None and first_id is not None:
+                text = line.decode(errors="replace") if isinstance(line, bytes) else line
+                if "result" not in text:
+                    continue  # the session and first response are known: only a result matters
+            message = parse_line(line)
+            if message is None:
+                continue
+            kind, body = message.get("type"), message.get("message")
+            session_id = session_id or message.get("session_id")
+            if kind == "assistant" and first_id is None and isinstance(body, dict):
+                first_id = body.get("id")
+            elif kind == "result":
+                result = message
+    finally:
+        stream.seek(start)
+    if not isinstance(session_id, str):
+        return None
+    if result is not None:
+        found = await db.fetchone(
+            "SELECT a.id, a.status FROM agents a JOIN claude_code_runs r ON r.agent_id = a.id "
+            "WHERE a.session_id = ? AND r.result_subtype IS ? AND r.num_turns IS ? "
+            "AND r.duration_ms IS ? AND r.duration_api_ms IS ? AND r.reported_cost_usd IS ? "
+            "LIMIT 1",
+            (
+                session_id,
+                _scalar(result.get("subtype")),
+                _scalar(result.get("num_turns")),
+                _scalar(result.get("duration_ms")),
+                _scalar(result.get("duration_api_ms")),
+                _cost(result.get("total_cost_usd")),
+            ),
+        )
+    elif isinstance(first_id, str):
+        found = await db.fetchone(
+            "SELECT a.id, a.status FROM prompt_responses pr "
+            "JOIN prompts p ON p.id = pr.prompt_id JOIN agents a ON a.id = p.agent_id "
+            "WHERE pr.message_id = ? AND a.session_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) LIMIT 1",
+            (first_id, session_id),
+        )
+    else:
+        found = None
+    if found is None:
+        return None
+    return StreamSummary(
+        agent_id=found["id"], session_id=session_id, status=found["status"], already_imported=True
+    )
 
 
 #: Seconds an interrupted recording waits for the command to exit before stopping it.

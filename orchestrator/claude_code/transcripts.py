@@ -18,6 +18,11 @@ the FIRST line's usage. The first line can carry a partial ``output_tokens``; th
 line's count is kept beside it in ``prompt_responses.tokens_output_final``. Lines without the pair
 are counted every time, as ccusage does. ``<synthetic>`` lines cost nothing.
 
+A session also recorded live (``orchestrator record``, ``import stream-json``) is counted
+once: its transcript is imported into that run (the run whose ``session_id`` is the
+transcript's), a response already stored from the stream (same ``message.id``, no request
+id) is not added again, and a tool call already logged is not logged again.
+
 Imports are incremental: ``claude_code_files`` keeps each file's size and the byte offset
 just past its last complete line, so re-importing adds nothing (without reading a line)
 and a grown file is read from where the last import stopped. Files are read line by line
@@ -353,6 +358,13 @@ class _Importer:
             return str(row[0]), True
         subagent = _is_subagent(path)
         kind = "subagent" if subagent else "session"
+        live = None if subagent else self._live_run(path.stem)
+        if live is not None:
+            self.conn.execute(
+                "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
+                (str(path), live, kind),
+            )
+            return live, True
         rows = _rows()
         parent = self.run_for_file(_parent_session_file(path), counts)[0] if subagent else None
         project = _project_of(path)
@@ -384,6 +396,17 @@ class _Importer:
         )
         counts.runs_created += 1
         return str(agent.id), False
+
+    def _live_run(self, session_id: str) -> str | None:
+        """The run recorded from a stream (``orchestrator record``, ``import stream-json``)
+        of session ``session_id``, if any: one that no transcript was imported into."""
+        row = self.conn.execute(
+            "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
+            "AND id NOT IN (SELECT agent_id FROM claude_code_files) "
+            "ORDER BY created_at LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
 
 def _sql() -> dict[str, str]:
@@ -419,8 +442,8 @@ class _FileImport:
         self.responses: dict[Any, _Response] = {}
         self.logs: list[tuple[Any, ...]] = []
         self.tool_names: dict[str, str] = {}
-        # A run that may hold these tool calls already (this file read again from its
-        # start): what it has logged, not to log it twice.
+        # A run that may hold these tool calls already (recorded live from a stream, or
+        # this file read again from its start): what it has logged, not to log it twice.
         self.logged: set[tuple[str, str]] | None = None
         if existed:
             self.logged = {
@@ -548,7 +571,7 @@ class _FileImport:
             if response.message_id is not None and response.request_id is not None:
                 known = self.stored(response.message_id, response.request_id)
                 if known is not None:
-                    # Already stored (an earlier import or another file): count
+                    # Already stored (an earlier import, another file, a stream): count
                     # nothing twice, keep the larger final output count.
                     self.counts.duplicates_skipped += 1
                     self.conn.execute(
@@ -579,12 +602,26 @@ class _FileImport:
         self.counts.prompts_added += len(prompts)
 
     def stored(self, message_id: str, request_id: str) -> str | None:
-        """The prompt already stored for a response (its ``message.id`` and ``requestId``)."""
+        """The prompt already stored for a response: by its ``message.id`` and ``requestId``,
+        else by its ``message.id`` alone on a row without a request id (a response recorded
+        from a stream, whose lines carry none), which then takes the request id."""
         row = self.conn.execute(
             "SELECT prompt_id FROM prompt_responses WHERE message_id = ? AND request_id = ?",
             (message_id, request_id),
         ).fetchone()
-        return None if row is None else str(row[0])
+        if row is not None:
+            return str(row[0])
+        row = self.conn.execute(
+            "SELECT prompt_id FROM prompt_responses WHERE message_id = ? AND request_id IS NULL "
+            "LIMIT 1",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        self.conn.execute(
+            "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?", (request_id, row[0])
+        )
+        return str(row[0])
 
     def write_logs(self) -> None:
         if self.logs:
