@@ -1,24 +1,22 @@
 """CLI commands for Claude Code: ``record`` and ``import stream-json`` / ``import claude-code``.
 
 Thin wrappers over :mod:`~orchestrator.claude_code.stream_json` and
-:mod:`~orchestrator.claude_code.transcripts`.
+:mod:`~orchestrator.claude_code.transcripts`, imported by the command that runs (every
+``orchestrator`` command imports this module to register these).
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..cli_options import db_option
-from ..db import DatabaseManager
-from ..errors import WriteError, format_exception
-from .stream_json import StreamRecorder, StreamSummary, record_command, record_stream
-from .transcripts import import_transcripts, transcript_files
+
+if TYPE_CHECKING:
+    from .stream_json import StreamRecorder, StreamSummary
 
 _orchestrator_option = click.option(
     "--orchestrator",
@@ -44,6 +42,12 @@ def record(
 
         orchestrator record -- claude -p "fix the tests" --output-format stream-json --verbose
     """
+    import asyncio
+
+    from ..db import DatabaseManager
+    from ..errors import format_exception
+    from .stream_json import StreamRecorder, record_command
+
     recorders: list[StreamRecorder] = []
 
     async def run() -> int:
@@ -87,6 +91,12 @@ def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Pat
 
     A file that cannot be imported is reported and the others are imported (exit code 1).
     """
+    import asyncio
+    import sqlite3
+
+    from ..db import DatabaseManager
+    from ..errors import WriteError, format_exception
+    from .stream_json import record_stream
 
     async def run() -> list[tuple[Path, StreamSummary | str]]:
         done: list[tuple[Path, StreamSummary | str]] = []
@@ -120,6 +130,8 @@ def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     """Import Claude Code transcripts from PATHS, files or folders (default: the projects
     folders under $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing
     adds only what is new."""
+    from .transcripts import import_transcripts, transcript_files
+
     try:
         files = transcript_files(paths or None)
     except FileNotFoundError as exc:
