@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,6 +78,10 @@ LINE_LIMIT = 16 * 2**20
 #: still counted once: the unique key finds it.)
 RESPONSES_HELD = 256
 LOGS_HELD = 1000
+#: Files are imported in one transaction (a savepoint each: a file that fails is rolled
+#: back alone), committed once it has been open this long: ADWs writing to the same
+#: database wait at most about this long (plus one file's import) for the write lock.
+COMMIT_EVERY_S = 1.0
 
 # ccusage's schema for a usage line (valibot): fields that, when present, must have this shape.
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
@@ -290,6 +295,7 @@ class _Importer:
         self.summary = summary
         self.progress = progress
         self.redact_secrets = redact_secrets
+        self.began = 0.0  # when the open transaction began (time.monotonic)
         # Every file's state in one query: an unchanged file costs a stat() and nothing more.
         self.state: dict[str, tuple[int, int]] = {
             path: (size, offset)
@@ -323,7 +329,10 @@ class _Importer:
         try:
             with path.open("rb") as handle:
                 handle.seek(start)
-                self.conn.execute(sqlite_backend.BEGIN_WRITE)
+                if not self.conn.in_transaction:
+                    self.conn.execute(sqlite_backend.BEGIN_WRITE)
+                    self.began = time.monotonic()
+                self.conn.execute("SAVEPOINT claude_code_file")
                 try:
                     reading = _FileImport(self, path, counts)
                     end, read_to = reading.run(handle, start)
@@ -332,10 +341,11 @@ class _Importer:
                         "lines = lines + ?, imported_at = ? WHERE path = ?",
                         (read_to, end, counts.lines, utc_now(), str(path)),
                     )
-                    self.conn.execute("COMMIT")
+                    self.conn.execute("RELEASE claude_code_file")
                 except BaseException:
                     if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
+                        self.conn.execute("ROLLBACK TO claude_code_file")
+                        self.conn.execute("RELEASE claude_code_file")
                     raise
         except sqlite3.OperationalError:
             raise  # the database itself (locked, full, gone): the next file would fail too
@@ -345,8 +355,15 @@ class _Importer:
             counts.bytes_read = read_to - start
             summary.add(counts)
             self.state[str(path)] = (read_to, end)
+        if self.conn.in_transaction and time.monotonic() - self.began > COMMIT_EVERY_S:
+            self.commit()
         if self.progress:
             self.progress(size)
+
+    def commit(self) -> None:
+        """Commit the files imported so far (each one whole: a failed one was rolled back)."""
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
 
     def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
         """The run of a transcript file, created (with its state row) on first sight, and
@@ -605,22 +622,19 @@ class _FileImport:
         """The prompt already stored for a response: by its ``message.id`` and ``requestId``,
         else by its ``message.id`` alone on a row without a request id (a response recorded
         from a stream, whose lines carry none), which then takes the request id."""
+        # One query (the message_id index): a row with this request id wins over one without.
         row = self.conn.execute(
-            "SELECT prompt_id FROM prompt_responses WHERE message_id = ? AND request_id = ?",
+            "SELECT prompt_id, request_id FROM prompt_responses WHERE message_id = ? "
+            "AND (request_id = ? OR request_id IS NULL) ORDER BY request_id IS NULL LIMIT 1",
             (message_id, request_id),
-        ).fetchone()
-        if row is not None:
-            return str(row[0])
-        row = self.conn.execute(
-            "SELECT prompt_id FROM prompt_responses WHERE message_id = ? AND request_id IS NULL "
-            "LIMIT 1",
-            (message_id,),
         ).fetchone()
         if row is None:
             return None
-        self.conn.execute(
-            "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?", (request_id, row[0])
-        )
+        if row[1] is None:
+            self.conn.execute(
+                "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?",
+                (request_id, row[0]),
+            )
         return str(row[0])
 
     def write_logs(self) -> None:
@@ -709,8 +723,11 @@ def import_transcripts(
     summary = ImportSummary()
     try:
         importer = _Importer(conn, summary, progress, redact_secrets)
-        for path in files:
-            importer.import_file(path)
+        try:
+            for path in files:
+                importer.import_file(path)
+        finally:
+            importer.commit()
     finally:
         conn.close()
     return summary
