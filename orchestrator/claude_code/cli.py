@@ -132,15 +132,15 @@ def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     adds only what is new."""
     from .transcripts import import_transcripts, transcript_files
 
+    roots = paths or None
     try:
-        files = transcript_files(paths or None)
+        if sys.stderr.isatty():
+            total = sum(f.stat().st_size for f in transcript_files(roots) if f.exists())
+            bar: Any = click.progressbar(length=total, label="Importing", file=sys.stderr)
+            with bar:
+                summary = import_transcripts(roots, db_path=db_path, progress=bar.update)
+        else:
+            summary = import_transcripts(roots, db_path=db_path)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-    total = sum(f.stat().st_size for f in files if f.exists())
-    if sys.stderr.isatty():
-        bar: Any = click.progressbar(length=total, label="Importing", file=sys.stderr)
-        with bar:
-            summary = import_transcripts(files, db_path=db_path, progress=bar.update)
-    else:
-        summary = import_transcripts(files, db_path=db_path)
     click.echo(str(summary))

@@ -167,17 +167,36 @@ def transcript_files(paths: Iterable[str | os.PathLike[str]] | None = None) -> l
     for a path that does not exist.
     """
     roots = [Path(p) for p in paths] if paths else claude_config_dirs()
-    files: set[Path] = set()
+    files: set[str] = set()
     for root in roots:
         root = root.expanduser()
         if root.is_file():
-            files.add(root.resolve())
+            files.add(str(root.resolve()))
         elif root.is_dir():
             base = root / "projects" if (root / "projects").is_dir() else root
-            files.update(p.resolve() for p in base.rglob("*.jsonl") if p.is_file())
+            files.update(_jsonl_under(base.resolve()))
         else:
             raise FileNotFoundError(f"{root}: no such file or directory")
-    return sorted(files, key=lambda p: (_is_subagent(p), str(p)))
+    subagent = "subagents"
+    return [
+        Path(p)
+        for p in sorted(files, key=lambda p: (os.path.basename(os.path.dirname(p)) == subagent, p))
+    ]
+
+
+def _jsonl_under(base: Path) -> Iterator[str]:
+    """The real paths of the ``.jsonl`` files under ``base`` (resolved), as ``rglob`` finds
+    them (symlinked folders are not followed), resolving only the symlinks: resolving
+    every path would be most of the time an unchanged import of thousands of files takes."""
+    for folder, _, names in os.walk(base):
+        for name in names:
+            if name.endswith(".jsonl"):
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    path = os.path.realpath(path)
+                    if not os.path.isfile(path):
+                        continue
+                yield path
 
 
 def _is_subagent(path: Path) -> bool:
