@@ -8,6 +8,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,33 @@ def test_a_rewritten_file_logs_no_tool_call_twice(tmp_path: Path, db_path: Path)
     assert second.lines == len(lines) - 3
     assert second.prompts_added == 0 and second.tool_events == 0
     assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == first.tool_events
+
+
+HEAVY = ("pandas", "datasette", "sqlite_utils", "genai_prices", "orchestrator.rows")
+
+
+def modules_imported_by(tmp_path: Path, *argv: str) -> set[str]:
+    """The modules a fresh ``orchestrator ARGV`` process imports (run in a subprocess)."""
+    out = tmp_path / "modules.json"
+    code = (
+        "import json, sys\n"
+        f"sys.argv = ['orchestrator', *{list(argv)!r}]\n"
+        "from orchestrator.cli import cli\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        f"open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return set(json.loads(out.read_text()))
+
+
+def test_start_up_and_an_unchanged_import_load_nothing_heavy(tmp_path: Path, db_path: Path) -> None:
+    """`orchestrator --help` and re-importing unchanged transcripts import neither the
+    writer's models and prices nor the notebook and Datasette stacks."""
+    assert not modules_imported_by(tmp_path, "--help") & {*HEAVY, "orchestrator.db"}
+    config = fixture_config_dir(tmp_path)
+    import_transcripts([config], db_path=db_path)
+    again = modules_imported_by(
+        tmp_path, "import", "claude-code", "--db", str(db_path), str(config)
+    )
+    assert not again & set(HEAVY)
