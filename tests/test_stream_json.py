@@ -528,3 +528,94 @@ def test_a_transcript_imported_before_its_stream_counts_once(tmp_path: Path, db_
     assert sorted(per_message) == [("msg_1", 1), ("msg_2", 1)]
     # The sonnet responses once (the transcript's), haiku's background calls reconciled.
     assert models == [("claude-haiku-4-5-20251001", 1), ("claude-sonnet-4-5-20250929", 2)]
+
+
+SLOW_CLAUDE = """
+import sys, time
+sys.stdout.buffer.write(open(sys.argv[1], "rb").readline())
+sys.stdout.buffer.flush()
+time.sleep(60)
+"""
+
+
+async def test_a_cancelled_recording_stops_the_command_and_ends_the_run(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from orchestrator.claude_code import record_command, stream_json
+
+    monkeypatch.setattr(stream_json, "STOP_GRACE_S", 0.5)
+    script = tmp_path / "slow_claude.py"
+    script.write_text(SLOW_CLAUDE)
+    output = tmp_path / "out"
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        with output.open("wb") as out:
+            task = asyncio.ensure_future(
+                record_command(
+                    db, [sys.executable, str(script), str(STREAM)], output=out, recorder=recorder
+                )
+            )
+            while recorder.agent_id is None:  # the first line is recorded
+                await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert recorder.agent_id is not None
+        agent = await db.get_agent(recorder.agent_id)
+    assert agent is not None and agent.status == "failed"
+    assert agent.error == "recording interrupted: CancelledError"
+    assert recorder.summary.exit_code == 128 + 15  # SIGTERM, once the grace period ran out
+
+
+def test_import_stream_json_reports_a_failing_file_and_imports_the_others(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.claude_code import stream_json
+
+    record_stream = stream_json.record_stream
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(STREAM.read_text())
+
+    async def failing(db: Any, handle: Any, **options: Any) -> Any:
+        if options["name"] == broken.name:
+            raise OSError(5, "Input/output error")
+        return await record_stream(db, handle, **options)
+
+    monkeypatch.setattr(stream_json, "record_stream", failing)
+    result = CliRunner().invoke(
+        cli,
+        ["import", "stream-json", "--db", str(db_path), str(broken), str(STREAM)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1
+    assert f"{broken}: error: OSError: [Errno 5] Input/output error" in result.output
+    assert f"{STREAM}: run " in result.output and "(completed)" in result.output
+
+
+async def test_a_transcript_imported_while_its_session_is_recorded_live(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """An import (a cron job, say) during a live recording: the transcript goes into the
+    running run without ending it, and the stream then adds what the transcript had not."""
+    from orchestrator.claude_code import import_transcripts
+
+    transcript = transcript_of_stream(tmp_path)
+    lines = STREAM.read_text().splitlines()
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in lines[:2]:
+            await recorder.feed_line(line)
+        imported = import_transcripts([transcript], db_path=db_path)
+        assert recorder.agent_id is not None
+        running = await db.get_agent(recorder.agent_id)
+        for line in lines[2:]:
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+        done = await db.get_agent(recorder.agent_id)
+    assert imported.runs_created == 0 and imported.prompts_added == 2
+    assert running is not None and running.status == "running" and running.completed_at is None
+    assert done is not None and done.status == "completed" and done.completed_at is not None
+    assert summary.duplicates_skipped == 2 and summary.prompts == 0
+    assert totals(db_path)[:2] == (1, 3)

@@ -665,11 +665,13 @@ class _FileImport:
     def update_run(self) -> None:
         if self.first_ts is None or self.last_ts is None:
             return
+        # A run still being recorded live keeps its end open: its recorder ends it.
         self.conn.execute(
             "UPDATE agents SET "
             "created_at = CASE WHEN started_at IS NULL THEN ? ELSE created_at END, "
             "started_at = min(coalesce(started_at, ?), ?), "
-            "completed_at = max(coalesce(completed_at, ?), ?), "
+            "completed_at = CASE WHEN status = 'running' THEN completed_at "
+            "ELSE max(coalesce(completed_at, ?), ?) END, "
             "session_id = coalesce(?, session_id) WHERE id = ?",
             (
                 self.first_ts,
@@ -683,7 +685,7 @@ class _FileImport:
         )
         self.conn.execute(
             "UPDATE agents SET duration_ms = (julianday(completed_at) - julianday(started_at))"
-            " * 86400000.0 WHERE id = ?",
+            " * 86400000.0 WHERE id = ? AND completed_at IS NOT NULL",
             (self.agent_id,),
         )
 
