@@ -332,7 +332,9 @@ async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
         assistant("msg_b1", content=[{"type": "text", "text": "\ud800"}]),
         assistant("msg_b3", content=[{"type": "tool_use", "id": float("nan"), "name": "B"}]),
         assistant("msg_b4", model=5),
+        assistant("msg_b5", model="claude-\udc00"),
         {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": 1e999}]}},
+        {"type": "user", "message": {"content": "fix \ud800 this"}},
     ]
     async with DatabaseManager(db_path) as db:
         recorder = StreamRecorder(db)
@@ -340,6 +342,7 @@ async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
             await recorder.feed(message)
         summary = await recorder.finish()
     assert summary.status == "completed" and summary.malformed == len(bad)
+    assert summary.prompts == 2  # msg_1 and msg_2: no prompt for a refused line
     assert summary.agent_id is not None
     check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
 

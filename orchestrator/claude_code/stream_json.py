@@ -108,6 +108,15 @@ def _scalar(value: Any) -> Any:
     return None
 
 
+def _storable_message(body: dict[str, Any]) -> bool:
+    """Whether a message's model and text can be stored (checked per line, so that a bad
+    line is refused alone rather than the response it would have joined)."""
+    model = body.get("model")
+    if model is not None and not (isinstance(model, str) and storable(model)):
+        return False
+    return storable(text_of(body.get("content")))
+
+
 def _cost(value: Any) -> float | None:
     """A reported cost in USD: a finite number >= 0, else None."""
     value = _scalar(value)
@@ -189,7 +198,7 @@ class StreamRecorder:
         agent_id = await self._ensure_run(message)
         if kind == "assistant":
             body = message.get("message")
-            if not isinstance(body, dict) or not isinstance(body.get("model"), (str, type(None))):
+            if not isinstance(body, dict) or not _storable_message(body):
                 self.summary.malformed += 1
                 return
             message_id = body.get("id")
@@ -197,11 +206,11 @@ class StreamRecorder:
                 await self._flush_response()
             if isinstance(message_id, str) and message_id in self._seen:
                 return  # a late repeat of a response already written
+            self._log_tools(agent_id, body.get("content"))  # first: it may refuse the line
             if self._pending is None:
                 self._pending = Response(
                     message_id=message_id, model=None, prompt=self._last_user, created_at=utc_now()
                 )
-            self._log_tools(agent_id, body.get("content"))  # first: it may refuse the line
             pending = self._pending
             pending.model = body.get("model") or pending.model
             if isinstance(body.get("usage"), dict):
@@ -211,6 +220,9 @@ class StreamRecorder:
         await self._flush_response()
         if kind == "user":
             body = message.get("message")
+            if isinstance(body, dict) and not _storable_message(body):
+                self.summary.malformed += 1
+                return
             content = body.get("content") if isinstance(body, dict) else None
             self._log_tools(agent_id, content)
             text = text_of(content)
@@ -429,9 +441,12 @@ async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> Str
     try:
         for line in stream:
             if session_id is not None and first_id is not None:
-                text = line.decode(errors="replace") if isinstance(line, bytes) else line
-                if "result" not in text:
-                    continue  # the session and first response are known: only a result matters
+                # The session and first response are known: only a result line matters.
+                if isinstance(line, bytes):
+                    if b'"result"' not in line:
+                        continue
+                elif '"result"' not in line:
+                    continue
             message = parse_line(line)
             if message is None:
                 continue
