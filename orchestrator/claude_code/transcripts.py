@@ -301,7 +301,7 @@ def _rows() -> Any:
 
 
 class _Importer:
-    """Imports files one by one over one connection, each in its own transaction."""
+    """Imports files one by one over one connection, each in a savepoint of its own."""
 
     def __init__(
         self,
@@ -438,7 +438,7 @@ class _Importer:
         of session ``session_id``, if any: one that no transcript was imported into."""
         row = self.conn.execute(
             "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
-            "AND id NOT IN (SELECT agent_id FROM claude_code_files) "
+            "AND NOT EXISTS (SELECT 1 FROM claude_code_files f WHERE f.agent_id = agents.id) "
             "ORDER BY created_at LIMIT 1",
             (session_id,),
         ).fetchone()
