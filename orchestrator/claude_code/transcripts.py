@@ -26,8 +26,8 @@ id) is not added again, and a tool call already logged is not logged again.
 Imports are incremental: ``claude_code_files`` keeps each file's size and the byte offset
 just past its last complete line, so re-importing adds nothing (without reading a line)
 and a grown file is read from where the last import stopped. Files are read line by line
-(memory does not grow with a file's size); each file is imported in one transaction, and
-a file that fails is rolled back and reported while the others are imported.
+(memory does not grow with a file's size); each file is imported whole or not at all (a
+savepoint), so a file that fails is rolled back and reported while the others are imported.
 
 Bad lines are counted as malformed, never fatal. A line is skipped whole when it is not a
 JSON object, holds ``NaN`` / ``Infinity`` or a lone surrogate (``\\ud800``), has a
