@@ -1,114 +1,252 @@
-"""Time importing Claude Code transcripts and the daily report, side by side with ccusage.
+"""Time importing Claude Code transcripts as users meet it, side by side with ccusage.
 
-    python scripts/bench_import.py [TRANSCRIPTS_DIR] [--repeat N]
+    python scripts/bench_import.py [--mb 17] [--runs 5] [--big-mb 200] [--big-ccusage]
 
-Copies the transcripts (default: the shared fixtures) into a temporary
-``projects/<name>/`` folder, then times, in the same run:
+Everything is measured as whole processes under ``/usr/bin/time`` (CPU = user + system
+seconds, RSS = the largest resident set), start-up included, ours and ccusage 17.2.1
+alternating in the same run; figures are medians of ``--runs`` rounds.
 
-* a first import into a fresh database plus the daily tokens report from it,
-  against one ``ccusage daily --offline -z UTC --json`` on the same files;
-* the daily report repeated (the data is already imported), against ccusage repeated;
-* the import alone repeated, each time into a fresh database (the steadier figure to
-  compare one version of the importer with another).
+* Corpus: about ``--mb`` MB of real transcripts, made by copying the public fixtures
+  (``tests/data/claude-code-transcripts``) under distinct project folders, session ids,
+  message ids and request ids into a temporary ``CLAUDE_CONFIG_DIR``. The per-day
+  tokens of our report and of ``ccusage daily`` are checked equal first.
+* First: ``orchestrator import claude-code`` into a fresh database, then
+  ``orchestrator report daily_tokens`` (the two processes' CPU summed), against
+  ``ccusage daily --offline -z UTC``.
+* Repeated: the same import again on the unchanged files (wall ms; target < 100 ms), and
+  with the report after it (what a daily ``import && report`` costs) beside ccusage, which
+  reads every file every time.
+* ``orchestrator --help``: start-up alone.
+* Big: one generated ``--big-mb`` MB transcript (the fixture session's lines repeated
+  under fresh message ids) imported into a fresh database, and into one created by an
+  earlier ``orchestrator init`` (no migration in the importing process): peak RSS
+  (target < 150 MB), and ccusage on the same file with ``--big-ccusage``.
 
-Prints the figures and the ratios (ccusage time / ours: above 1 means we are faster).
+The copies repeat the fixtures' text, so caches keyed on text (none today) would look
+better here than on real transcripts.
+
+Prints each figure beside ccusage's and the ratio ccusage / ours (above 1: we use less).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from orchestrator.claude_code import daily_tokens, import_transcripts  # noqa: E402
-
 CCUSAGE = ROOT / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
-DEFAULT = ROOT.parent / "shared" / "fixtures" / "claude-code-transcripts"
+FIXTURES = ROOT / "tests" / "data" / "claude-code-transcripts"
+ORCHESTRATOR = Path(sys.executable).parent / "orchestrator"
+TIME = "/usr/bin/time"
+SESSION = "4d5611e5-241a-462a-8d15-5122611a9569"
 
 
-def ccusage(config: Path) -> float:
-    env = {**os.environ, "CLAUDE_CONFIG_DIR": str(config)}
-    started = time.perf_counter()
-    subprocess.run(
-        [str(CCUSAGE), "daily", "--offline", "-z", "UTC", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    return time.perf_counter() - started
+@dataclass
+class Timing:
+    cpu: float  # user + system seconds
+    rss_mb: float  # peak resident set, MB
+    wall: float  # seconds
+
+    def __add__(self, other: Timing) -> Timing:
+        return Timing(self.cpu + other.cpu, max(self.rss_mb, other.rss_mb), self.wall + other.wall)
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[Timing, bytes]:
+    """Run ``argv`` under /usr/bin/time; its timing and stdout. Fails loudly on an error."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        run = subprocess.run(
+            [TIME, "-o", out.name, "-f", "%e %U %S %M", *argv],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        figures = out.read().split()[-4:]
+    if run.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({run.returncode}):\n{run.stderr.decode()}")
+    wall, user, system, rss_kb = (float(value) for value in figures)
+    return Timing(user + system, rss_kb / 1024, wall), run.stdout
+
+
+def copy_corpus(projects: Path, megabytes: float) -> int:
+    """Copies of the fixtures under ``projects/copy-N/`` until ``megabytes``: each copy
+    with its own session, message and request ids. Returns the bytes written."""
+    sources = sorted(FIXTURES.rglob("*.jsonl"))
+    sessions = {
+        line["sessionId"]
+        for path in sources
+        for line in map(json.loads, path.read_text().splitlines())
+        if "sessionId" in line
+    }
+    written, copy = 0, 0
+    while written < megabytes * 1e6:
+        copy += 1
+        for path in sources:
+            data = path.read_bytes()
+            data = data.replace(b'"msg_', b'"msg_c%d' % copy)
+            data = data.replace(b'"req_', b'"req_c%d' % copy)
+            for session in sessions:
+                fresh = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session}/{copy}"))
+                data = data.replace(session.encode(), fresh.encode())
+            relative = path.relative_to(FIXTURES)
+            target = (
+                projects
+                / f"copy-{copy}"
+                / str(relative).replace(
+                    SESSION, str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SESSION}/{copy}"))
+                )
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written += len(data)
+    return written
+
+
+def make_big(target: Path, megabytes: float) -> int:
+    """One transcript of ``megabytes``: the fixture session's lines, round after round,
+    each round under fresh message and request ids. Returns its size."""
+    lines = (FIXTURES / f"{SESSION}.jsonl").read_bytes()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written, round_ = 0, 0
+    with target.open("wb") as out:
+        while written < megabytes * 1e6:
+            round_ += 1
+            data = lines.replace(b'"msg_', b'"msg_r%d' % round_).replace(
+                b'"req_', b'"req_r%d' % round_
+            )
+            out.write(data)
+            written += len(data)
+    return written
+
+
+def ccusage_days(stdout: bytes) -> dict[str, list[int]]:
+    return {
+        day["date"]: [
+            day["inputTokens"],
+            day["outputTokens"],
+            day["cacheCreationTokens"],
+            day["cacheReadTokens"],
+        ]
+        for day in json.loads(stdout)["daily"]
+    }
+
+
+def our_days(stdout: bytes) -> dict[str, list[int]]:
+    keys = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+    return {row["day"]: [row[key] for key in keys] for row in json.loads(stdout)}
+
+
+def line(label: str, ours: float, theirs: float | None, unit: str, digits: int = 2) -> str:
+    text = f"{label:<34}{ours:>10.{digits}f} {unit:<3}"
+    if theirs is not None:
+        text += f"  ccusage {theirs:>8.{digits}f} {unit:<3}  ratio {theirs / ours:5.2f}x"
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--mb", type=float, default=17, help="corpus size (MB)")
+    parser.add_argument("--runs", type=int, default=5, help="rounds (medians are printed)")
+    parser.add_argument("--big-mb", type=float, default=200, help="0 skips the big file")
+    parser.add_argument("--big-ccusage", action="store_true", help="ccusage on the big file")
     args = parser.parse_args()
     if not CCUSAGE.exists():
-        sys.exit(
-            f"ccusage not found at {CCUSAGE}: npm install --prefix .cache/ccusage ccusage@17.2.1"
-        )
+        sys.exit(f"no ccusage at {CCUSAGE}: npm install --prefix .cache/ccusage ccusage@17.2.1")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "claude"
-        shutil.copytree(
-            args.source,
-            config / "projects" / "bench",
-            ignore=shutil.ignore_patterns("*.md", "LICENSE"),
-        )
-        db_path = Path(tmp) / "bench.db"
-        size = sum(p.stat().st_size for p in config.rglob("*.jsonl"))
+        size = copy_corpus(config / "projects", args.mb)
+        env = {**os.environ, "CLAUDE_CONFIG_DIR": str(config), "PYTHONPATH": str(ROOT)}
+        env.pop("ORCHESTRATOR_DB", None)
+        ccusage = [str(CCUSAGE), "daily", "--offline", "-z", "UTC"]
+        ours_import = [str(ORCHESTRATOR), "import", "claude-code"]
+        ours_report = [str(ORCHESTRATOR), "report", "daily_tokens"]
 
-        started = time.perf_counter()
-        summary = import_transcripts([config], db_path=db_path)
-        imported = time.perf_counter() - started
-        started = time.perf_counter()
-        report = daily_tokens(db_path)
-        reported = time.perf_counter() - started
-        first_ours = imported + reported
-        first_ccusage = ccusage(config)
+        # The figures first: both must give the same days.
+        check_db = str(Path(tmp) / "check.db")
+        timed([*ours_import, "--db", check_db], env)
+        _, ours_out = timed([*ours_report, "--db", check_db, "--format", "json"], env)
+        _, theirs_out = timed([*ccusage, "--json"], env)
+        same = our_days(ours_out) == ccusage_days(theirs_out)
 
-        ours = []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            daily_tokens(db_path)
-            ours.append(time.perf_counter() - started)
-        theirs = [ccusage(config) for _ in range(args.repeat)]
+        first, repeated, report, again, theirs, helps = [], [], [], [], [], []
+        for index in range(args.runs):
+            theirs.append(timed(ccusage, env)[0])
+            db = str(Path(tmp) / f"run-{index}.db")
+            imported = timed([*ours_import, "--db", db], env)[0]
+            reported = timed([*ours_report, "--db", db], env)[0]
+            first.append(imported + reported)
+            report.append(reported)
+            repeated.append(timed([*ours_import, "--db", db], env)[0])
+            again.append(repeated[-1] + timed([*ours_report, "--db", db], env)[0])
+            helps.append(timed([str(ORCHESTRATOR), "--help"], env)[0])
+            Path(db).unlink()
 
-        imports = []
-        for index in range(args.repeat):
-            started = time.perf_counter()
-            import_transcripts([config], db_path=Path(tmp) / f"fresh-{index}.db")
-            imports.append(time.perf_counter() - started)
+        def median(values: list[Timing], attribute: str) -> float:
+            return statistics.median(getattr(value, attribute) for value in values)
 
-    print(f"transcripts: {size / 1e6:.1f} MB; {summary}")
-    for row in report:
         print(
-            f"  {row['day']}: {row['input_tokens']} in, {row['output_tokens']} out, "
-            f"{row['cache_creation_tokens']} cache write, {row['cache_read_tokens']} cache read"
+            f"corpus: {size / 1e6:.1f} MB of transcripts; per-day tokens equal to ccusage's: {same}"
         )
-    print(
-        f"first:    import {imported * 1000:.0f} ms + report {reported * 1000:.1f} ms = "
-        f"{first_ours * 1000:.0f} ms; ccusage daily {first_ccusage * 1000:.0f} ms; "
-        f"ratio {first_ccusage / first_ours:.2f}x"
-    )
-    median_ours, median_theirs = statistics.median(ours), statistics.median(theirs)
-    print(
-        f"repeated: report {median_ours * 1000:.2f} ms; "
-        f"ccusage daily {median_theirs * 1000:.0f} ms "
-        f"(medians of {args.repeat}); ratio {median_theirs / median_ours:.0f}x"
-    )
-    print(
-        f"import:   {statistics.median(imports) * 1000:.0f} ms into a fresh database "
-        f"(median of {args.repeat}; fastest {min(imports) * 1000:.0f} ms)"
-    )
+        print(f"medians of {args.runs} alternating runs (ours, then ccusage beside it):")
+        print(line("first import + report, CPU", median(first, "cpu"), median(theirs, "cpu"), "s"))
+        print(
+            line("first import + report, wall", median(first, "wall"), median(theirs, "wall"), "s")
+        )
+        print(
+            line(
+                "first import + report, max RSS",
+                median(first, "rss_mb"),
+                median(theirs, "rss_mb"),
+                "MB",
+                0,
+            )
+        )
+        print(line("  of which report daily_tokens CPU", median(report, "cpu"), None, "s"))
+        print(
+            line(
+                "repeated import (unchanged), wall", median(repeated, "wall") * 1000, None, "ms", 0
+            )
+        )
+        print(
+            line("repeated import (unchanged), CPU", median(repeated, "cpu") * 1000, None, "ms", 0)
+        )
+        print(
+            line("repeated import + report, CPU", median(again, "cpu"), median(theirs, "cpu"), "s")
+        )
+        print(line("orchestrator --help, CPU", median(helps, "cpu") * 1000, None, "ms", 0))
+
+        if args.big_mb:
+            big_config = Path(tmp) / "big"
+            big = big_config / "projects" / "big" / f"{uuid.uuid4()}.jsonl"
+            big_size = make_big(big, args.big_mb)
+            shutil.rmtree(config)
+            big_env = {**env, "CLAUDE_CONFIG_DIR": str(big_config)}
+            fresh_db = str(Path(tmp) / "big.db")
+            ours_big = timed([*ours_import, "--db", fresh_db], big_env)[0]
+            existing_db = str(Path(tmp) / "big-existing.db")
+            timed([str(ORCHESTRATOR), "init", "--db", existing_db], big_env)
+            ours_existing = timed([*ours_import, "--db", existing_db], big_env)[0]
+            theirs_big = timed(ccusage, big_env)[0] if args.big_ccusage else None
+            print(f"big transcript: {big_size / 1e6:.0f} MB, one file, one run each:")
+            print(
+                line(
+                    "import, max RSS",
+                    ours_big.rss_mb,
+                    theirs_big.rss_mb if theirs_big else None,
+                    "MB",
+                    0,
+                )
+            )
+            print(line("  into an existing database", ours_existing.rss_mb, None, "MB", 0))
+            print(line("import, CPU", ours_big.cpu, theirs_big.cpu if theirs_big else None, "s"))
 
 
 if __name__ == "__main__":

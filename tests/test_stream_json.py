@@ -263,3 +263,362 @@ async def test_garbled_token_counts_count_zero(db_path: Path) -> None:
         (0, 0, 12000)
     ]
     assert summary.status == "completed"
+
+
+def stream_messages() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in STREAM.read_text().splitlines() if line[0] == "{"]
+
+
+def assistant(message_id: str, **body: Any) -> dict[str, Any]:
+    """A synthetic assistant message of the fixture's session."""
+    return {
+        "type": "assistant",
+        "session_id": "9f0c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f",
+        "message": {
+            "id": message_id,
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "fine"}],
+            "usage": {"input_tokens": 1, "output_tokens": 1},
+            **body,
+        },
+    }
+
+
+#: Lines that stopped an import or a recording (the run left `running`); each is skipped.
+BAD_STREAM_LINES = [
+    json.dumps(assistant("msg_b1", content=[{"type": "text", "text": "\ud800"}])),
+    json.dumps(assistant("msg_b2", usage={"input_tokens": float("inf"), "output_tokens": 1})),
+    json.dumps(
+        assistant("msg_b3", content=[{"type": "tool_use", "id": float("nan"), "name": "Bash"}])
+    ),
+    json.dumps(assistant("msg_b4", model=5)),
+    json.dumps({"type": "user", "message": {"content": "\udfff"}}),
+]
+
+
+def stream_with_bad_lines(tmp_path: Path) -> Path:
+    lines = STREAM.read_text().splitlines()
+    result = json.loads(lines[-1])
+    # Values no column can hold in the result line: they are dropped, the line is kept.
+    result.update(num_turns=2**70, duration_ms="1e400", duration_api_ms=[1])
+    result_text = json.dumps(result).replace('"1e400"', "1e400")  # valid JSON, an infinite float
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([*lines[:-1], *BAD_STREAM_LINES, result_text]) + "\n")
+    return path
+
+
+def test_bad_stream_lines_are_skipped(tmp_path: Path, db_path: Path) -> None:
+    path = stream_with_bad_lines(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "(completed)" in result.output
+    assert f"{1 + len(BAD_STREAM_LINES)} malformed" in result.output
+    conn = sqlite3.connect(db_path)
+    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
+    run = conn.execute(
+        "SELECT num_turns, duration_ms, duration_api_ms, result_subtype FROM claude_code_runs"
+    ).fetchone()
+    conn.close()
+    assert run == (None, None, None, "success")
+    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+
+
+async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
+    """The same refusals when an ADW feeds decoded dicts (no JSON parser to stop them)."""
+    messages = stream_messages()
+    bad = [
+        assistant("msg_b1", content=[{"type": "text", "text": "\ud800"}]),
+        assistant("msg_b3", content=[{"type": "tool_use", "id": float("nan"), "name": "B"}]),
+        assistant("msg_b4", model=5),
+        assistant("msg_b5", model="claude-\udc00"),
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": 1e999}]}},
+        {"type": "user", "message": {"content": "fix \ud800 this"}},
+    ]
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for message in [*messages[:-1], *bad, messages[-1]]:
+            await recorder.feed(message)
+        summary = await recorder.finish()
+    assert summary.status == "completed" and summary.malformed == len(bad)
+    assert summary.prompts == 2  # msg_1 and msg_2: no prompt for a refused line
+    assert summary.agent_id is not None
+    check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
+
+
+def test_record_with_bad_lines_exits_with_the_commands_code(tmp_path: Path, db_path: Path) -> None:
+    script = tmp_path / "fake_claude.py"
+    script.write_text(FAKE_CLAUDE)
+    path = stream_with_bad_lines(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(path)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 3
+    assert result.stdout_bytes == path.read_bytes()
+    conn = sqlite3.connect(db_path)
+    status, error = conn.execute("SELECT status, error FROM agents").fetchone()
+    conn.close()
+    assert (status, error) == ("failed", "command exited with code 3")
+
+
+def test_a_failing_recording_keeps_the_commands_output_and_code(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks the recording, the command runs to its end, its output is passed
+    through whole, `record` exits with its code and the run ends failed, with the reason."""
+    script = tmp_path / "fake_claude.py"
+    script.write_text(FAKE_CLAUDE.replace("sys.exit(3)", "sys.exit(0)"))
+    feed = StreamRecorder.feed
+
+    async def failing(self: StreamRecorder, message: dict[str, Any]) -> None:
+        if message.get("type") == "user":
+            raise RuntimeError("disk on fire")
+        await feed(self, message)
+
+    monkeypatch.setattr(StreamRecorder, "feed", failing)
+    result = CliRunner().invoke(
+        cli,
+        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(STREAM)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    assert result.stdout_bytes == STREAM.read_bytes()
+    conn = sqlite3.connect(db_path)
+    status, error = conn.execute("SELECT status, error FROM agents").fetchone()
+    conn.close()
+    assert (status, error) == ("failed", "recording failed: RuntimeError: disk on fire")
+    assert "error: recording failed: RuntimeError: disk on fire" in result.stderr
+
+
+async def test_a_stream_that_cannot_be_read_ends_the_run_failed(db_path: Path) -> None:
+    def lines() -> Any:
+        yield STREAM.read_text().splitlines()[0]
+        raise OSError(5, "Input/output error")
+
+    async with DatabaseManager(db_path) as db:
+        from orchestrator.claude_code import record_stream
+
+        with pytest.raises(OSError):
+            await record_stream(db, lines())
+        [agent] = await db.list_agents()
+    assert agent.status == "failed"
+    assert agent.error == "import interrupted: OSError: [Errno 5] Input/output error"
+
+
+async def test_a_result_that_cannot_be_written_ends_the_run_failed(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.claude_code import stream_json
+
+    def no_prices(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no prices today")
+
+    monkeypatch.setattr(stream_json, "compute_cost", no_prices)
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for message in stream_messages():
+            await recorder.feed(message)
+        summary = await recorder.finish()
+        assert summary.agent_id is not None
+        agent = await db.get_agent(summary.agent_id)
+    assert agent is not None and agent.status == "failed"
+    assert agent.error == "recording failed: RuntimeError: no prices today"
+
+
+def totals(db_path: Path) -> tuple[Any, ...]:
+    conn = sqlite3.connect(db_path)
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM agents), count(*), sum(tokens_input), sum(tokens_output), "
+        "sum(tokens_cache_read), sum(tokens_cache_write), sum(cost_usd), "
+        "(SELECT count(*) FROM agent_logs WHERE log_type IN ('tool_use', 'tool_result')) "
+        "FROM prompts"
+    ).fetchone()
+    conn.close()
+    return tuple(row)
+
+
+def test_reimporting_a_stream_file_adds_nothing(tmp_path: Path, db_path: Path) -> None:
+    def run(db: Path, *paths: Path) -> str:
+        result = CliRunner().invoke(
+            cli,
+            ["import", "stream-json", "--db", str(db), *map(str, paths)],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run(db_path, STREAM)
+    once = totals(db_path)
+    assert once[:2] == (1, 3)  # one run: msg_1, msg_2, a reconciling prompt for haiku
+    assert "already imported, nothing added" in run(db_path, STREAM, STREAM)
+    assert totals(db_path) == once
+    conn = sqlite3.connect(db_path)
+    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
+    conn.close()
+    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+    # A stream cut before its result line (a killed run) is known by its first response.
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(STREAM.read_text().splitlines(keepends=True)[:-1]))
+    cut_db = tmp_path / "cut.db"
+    assert "(failed)" in run(cut_db, cut)
+    cut_once = totals(cut_db)
+    assert cut_once[:2] == (1, 2)
+    assert "already imported, nothing added" in run(cut_db, cut)
+    assert totals(cut_db) == cut_once
+
+
+def transcript_of_stream(directory: Path) -> Path:
+    """The stream's messages written as its session transcript (the same content blocks,
+    with timestamps and request ids, as Claude Code writes them beside the stream)."""
+    messages = stream_messages()
+    session = messages[0]["session_id"]
+    transcript = directory / "projects" / "p" / f"{session}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    with transcript.open("w") as handle:
+        for second, message in enumerate(messages):
+            if message["type"] in ("assistant", "user"):
+                line = {**message, "timestamp": f"2026-02-01T00:00:{second:02d}.000Z"}
+                if message["type"] == "assistant":
+                    line["requestId"] = "req_" + message["message"]["id"]
+                handle.write(json.dumps(line) + "\n")
+    return transcript
+
+
+async def test_a_session_recorded_live_then_imported_from_its_transcript_counts_once(
+    tmp_path: Path, db_path: Path
+) -> None:
+    from orchestrator.claude_code import import_transcripts
+
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in STREAM.read_text().splitlines():
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+    recorded = totals(db_path)
+    transcript = transcript_of_stream(tmp_path)
+    imported = import_transcripts([transcript], db_path=db_path)
+    # Its two responses are found by message.id (the stream has no request ids), its two
+    # tool logs in the run recorded live: the transcript goes into that run, adding nothing.
+    assert imported.prompts_added == 0 and imported.tool_events == 0
+    assert imported.runs_created == 0 and imported.errors == []
+    assert totals(db_path) == recorded
+    assert summary.agent_id is not None
+    check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
+    # Imported again (or a copy of it elsewhere): found by message.id and requestId now.
+    again = import_transcripts([tmp_path / "projects"], db_path=db_path)
+    assert again.files_unchanged == 1 and totals(db_path) == recorded
+
+
+def test_a_transcript_imported_before_its_stream_counts_once(tmp_path: Path, db_path: Path) -> None:
+    from orchestrator.claude_code import import_transcripts
+
+    import_transcripts([transcript_of_stream(tmp_path)], db_path=db_path)
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(STREAM)], catch_exceptions=False
+    )
+    assert "2 responses stored already" in result.output
+    conn = sqlite3.connect(db_path)
+    per_message = conn.execute(
+        "SELECT message_id, count(*) FROM prompt_responses GROUP BY message_id"
+    ).fetchall()
+    models = conn.execute(
+        "SELECT model, count(*) FROM prompts GROUP BY model ORDER BY model"
+    ).fetchall()
+    conn.close()
+    assert sorted(per_message) == [("msg_1", 1), ("msg_2", 1)]
+    # The sonnet responses once (the transcript's), haiku's background calls reconciled.
+    assert models == [("claude-haiku-4-5-20251001", 1), ("claude-sonnet-4-5-20250929", 2)]
+
+
+SLOW_CLAUDE = """
+import sys, time
+sys.stdout.buffer.write(open(sys.argv[1], "rb").readline())
+sys.stdout.buffer.flush()
+time.sleep(60)
+"""
+
+
+async def test_a_cancelled_recording_stops_the_command_and_ends_the_run(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from orchestrator.claude_code import record_command, stream_json
+
+    monkeypatch.setattr(stream_json, "STOP_GRACE_S", 0.5)
+    script = tmp_path / "slow_claude.py"
+    script.write_text(SLOW_CLAUDE)
+    output = tmp_path / "out"
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        with output.open("wb") as out:
+            task = asyncio.ensure_future(
+                record_command(
+                    db, [sys.executable, str(script), str(STREAM)], output=out, recorder=recorder
+                )
+            )
+            while recorder.agent_id is None:  # the first line is recorded
+                await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert recorder.agent_id is not None
+        agent = await db.get_agent(recorder.agent_id)
+    assert agent is not None and agent.status == "failed"
+    assert agent.error == "recording interrupted: CancelledError"
+    assert recorder.summary.exit_code == 128 + 15  # SIGTERM, once the grace period ran out
+
+
+def test_import_stream_json_reports_a_failing_file_and_imports_the_others(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.claude_code import stream_json
+
+    record_stream = stream_json.record_stream
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(STREAM.read_text())
+
+    async def failing(db: Any, handle: Any, **options: Any) -> Any:
+        if options["name"] == broken.name:
+            raise OSError(5, "Input/output error")
+        return await record_stream(db, handle, **options)
+
+    monkeypatch.setattr(stream_json, "record_stream", failing)
+    result = CliRunner().invoke(
+        cli,
+        ["import", "stream-json", "--db", str(db_path), str(broken), str(STREAM)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1
+    assert f"{broken}: error: OSError: [Errno 5] Input/output error" in result.output
+    assert f"{STREAM}: run " in result.output and "(completed)" in result.output
+
+
+async def test_a_transcript_imported_while_its_session_is_recorded_live(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """An import (a cron job, say) during a live recording: the transcript goes into the
+    running run without ending it, and the stream then adds what the transcript had not."""
+    from orchestrator.claude_code import import_transcripts
+
+    transcript = transcript_of_stream(tmp_path)
+    lines = STREAM.read_text().splitlines()
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in lines[:2]:
+            await recorder.feed_line(line)
+        imported = import_transcripts([transcript], db_path=db_path)
+        assert recorder.agent_id is not None
+        running = await db.get_agent(recorder.agent_id)
+        for line in lines[2:]:
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+        done = await db.get_agent(recorder.agent_id)
+    assert imported.runs_created == 0 and imported.prompts_added == 2
+    assert running is not None and running.status == "running" and running.completed_at is None
+    assert done is not None and done.status == "completed" and done.completed_at is not None
+    assert summary.duplicates_skipped == 2 and summary.prompts == 0
+    assert totals(db_path)[:2] == (1, 3)

@@ -8,6 +8,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,182 @@ def test_cli_defaults_to_claude_config_dir(
     assert "3 malformed, 1 unknown types" in result.output
     again = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path)])
     assert "2 files (2 unchanged), 0 lines: 0 prompts added" in again.output
+
+
+def usage_line(
+    message_id: str,
+    *,
+    tokens: Any = 11,
+    timestamp: str = "2026-01-31T10:00:00.000Z",
+    model: Any = "claude-sonnet-4-5-20250929",
+    content: Any = None,
+) -> str:
+    """One synthetic assistant line with usage, as Claude Code writes it."""
+    return json.dumps(
+        {
+            "type": "assistant",
+            "sessionId": "22222222-2222-4333-8444-555555555555",
+            "timestamp": timestamp,
+            "requestId": f"req_{message_id}",
+            "message": {
+                "id": message_id,
+                "model": model,
+                "role": "assistant",
+                "content": content or [{"type": "text", "text": "ok"}],
+                "usage": {"input_tokens": tokens, "output_tokens": 2},
+            },
+        }
+    )
+
+
+#: Lines that stopped an import with a traceback; each must be one malformed line.
+BAD_LINES = {
+    "lone surrogate in a response": usage_line(
+        "m_bad", content=[{"type": "text", "text": "\ud800"}]
+    ),
+    "lone surrogate in a prompt": json.dumps(
+        {"type": "user", "timestamp": "2026-01-31T09:00:00.000Z", "message": {"content": "\udfff"}}
+    ),
+    "NaN tool-use id": usage_line(
+        "m_bad", content=[{"type": "tool_use", "id": float("nan"), "name": "Bash", "input": {}}]
+    ),
+    "Infinity tokens": usage_line("m_bad", tokens=float("inf")),
+    "1e300 tokens": usage_line("m_bad", tokens=1e300),
+    "a huge integer of tokens": usage_line("m_bad", tokens=2**64),
+    "an impossible day": usage_line("m_bad", timestamp="2026-02-30T00:00:00.000Z"),
+    "an impossible day, no milliseconds": usage_line("m_bad", timestamp="2026-02-30T00:00:00Z"),
+    "an hour that does not exist": usage_line("m_bad", timestamp="2026-01-31T25:00:00.000Z"),
+    "a model that is no string": usage_line("m_bad", model=5),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_a_bad_line_is_skipped_and_the_rest_imported(
+    bad: str, tmp_path: Path, db_path: Path
+) -> None:
+    project = tmp_path / "projects" / "p"
+    project.mkdir(parents=True)
+    # The bad line first in the file that sorts first, a good line after it, a good file.
+    (project / "00000000-0000-4000-8000-000000000000.jsonl").write_text(
+        f"{bad}\n{usage_line('m_good_1', tokens=11)}\n"
+    )
+    (project / "ffffffff-0000-4000-8000-000000000000.jsonl").write_text(
+        usage_line("m_good_2", tokens=13) + "\n"
+    )
+    summary = import_transcripts([tmp_path], db_path=db_path)
+    assert summary.errors == []
+    assert (summary.malformed, summary.prompts_added, summary.lines) == (1, 2, 3)
+    [day] = daily_tokens(db_path)
+    assert (day["day"], day["input_tokens"], day["output_tokens"]) == ("2026-01-31", 24, 4)
+
+
+def test_a_file_that_fails_never_stops_the_others(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong inside one file is rolled back and reported; the files after it
+    are imported, and the failed one is imported by the next run."""
+    from orchestrator.claude_code import transcripts
+
+    project = tmp_path / "projects" / "p"
+    project.mkdir(parents=True)
+    first = project / "00000000-0000-4000-8000-000000000000.jsonl"
+    first.write_text(f"{usage_line('m_1', tokens=11)}\n{usage_line('m_boom', tokens=5)}\n")
+    (project / "ffffffff-0000-4000-8000-000000000000.jsonl").write_text(
+        usage_line("m_2", tokens=13) + "\n"
+    )
+    parse = transcripts.parse_line
+
+    def failing(raw: bytes) -> Any:
+        if b"m_boom" in raw:
+            raise RuntimeError("something unforeseen")
+        return parse(raw)
+
+    monkeypatch.setattr(transcripts, "parse_line", failing)
+    summary = import_transcripts([tmp_path], db_path=db_path)
+    assert summary.errors == [f"{first}: RuntimeError: something unforeseen"]
+    assert summary.prompts_added == 1 and summary.files == 2
+    assert [day["input_tokens"] for day in daily_tokens(db_path)] == [13]
+    monkeypatch.undo()
+    again = import_transcripts([tmp_path], db_path=db_path)
+    assert again.errors == [] and again.prompts_added == 2 and again.files_unchanged == 1
+    assert [day["input_tokens"] for day in daily_tokens(db_path)] == [13 + 11 + 5]
+
+
+def test_small_batches_import_the_same(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Responses and logs are written in batches as the lines come; batches of one (lines
+    of a response written apart) give the same prompts, logs and totals."""
+    from orchestrator.claude_code import transcripts
+
+    config = fixture_config_dir(tmp_path)
+    whole = import_transcripts([config], db_path=tmp_path / "whole.db")
+    monkeypatch.setattr(transcripts, "RESPONSES_HELD", 1)
+    monkeypatch.setattr(transcripts, "LOGS_HELD", 1)
+    batched = import_transcripts([config], db_path=db_path)
+    assert batched.prompts_added == whole.prompts_added
+    assert batched.tool_events == whole.tool_events
+    assert batched.duplicates_skipped == whole.duplicates_skipped
+    assert stored_daily(db_path) == independent_daily(config)
+
+
+def test_an_overlong_line_is_skipped_unread(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.claude_code import transcripts
+
+    monkeypatch.setattr(transcripts, "LINE_LIMIT", 500)
+    path = tmp_path / "projects" / "p" / "33333333-0000-4000-8000-000000000000.jsonl"
+    path.parent.mkdir(parents=True)
+    long = usage_line("m_long", content=[{"type": "text", "text": "x" * 2000}])
+    path.write_text(f"{long}\n{usage_line('m_1', tokens=11)}\n{long[:1200]}")
+    summary = import_transcripts([path], db_path=db_path)
+    assert (summary.lines, summary.malformed, summary.prompts_added) == (2, 1, 1)
+    # The unfinished last line is left for the next import, which reads it once complete.
+    with path.open("a") as handle:
+        handle.write(long[1200:] + "\n" + usage_line("m_2", tokens=13) + "\n")
+    again = import_transcripts([path], db_path=db_path)
+    assert (again.lines, again.malformed, again.prompts_added) == (2, 1, 1)
+    assert [day["input_tokens"] for day in daily_tokens(db_path)] == [24]
+
+
+def test_a_rewritten_file_logs_no_tool_call_twice(tmp_path: Path, db_path: Path) -> None:
+    config = fixture_config_dir(tmp_path)
+    path = next((config / "projects").rglob("tool_heavy.jsonl"))
+    first = import_transcripts([path], db_path=db_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-3]))  # smaller: read again from its start
+    second = import_transcripts([path], db_path=db_path)
+    assert second.lines == len(lines) - 3
+    assert second.prompts_added == 0 and second.tool_events == 0
+    assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == first.tool_events
+
+
+HEAVY = ("pandas", "datasette", "sqlite_utils", "genai_prices", "orchestrator.rows")
+
+
+def modules_imported_by(tmp_path: Path, *argv: str) -> set[str]:
+    """The modules a fresh ``orchestrator ARGV`` process imports (run in a subprocess)."""
+    out = tmp_path / "modules.json"
+    code = (
+        "import json, sys\n"
+        f"sys.argv = ['orchestrator', *{list(argv)!r}]\n"
+        "from orchestrator.cli import cli\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        f"open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return set(json.loads(out.read_text()))
+
+
+def test_start_up_and_an_unchanged_import_load_nothing_heavy(tmp_path: Path, db_path: Path) -> None:
+    """`orchestrator --help` and re-importing unchanged transcripts import neither the
+    writer's models and prices nor the notebook and Datasette stacks."""
+    assert not modules_imported_by(tmp_path, "--help") & {*HEAVY, "orchestrator.db"}
+    config = fixture_config_dir(tmp_path)
+    import_transcripts([config], db_path=db_path)
+    again = modules_imported_by(
+        tmp_path, "import", "claude-code", "--db", str(db_path), str(config)
+    )
+    assert not again & set(HEAVY)

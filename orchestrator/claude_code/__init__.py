@@ -10,14 +10,49 @@
   ``orchestrator import stream-json`` / ``import claude-code`` commands over them.
 """
 
-from .stream_json import StreamRecorder, StreamSummary, record_command, record_stream
-from .transcripts import (
-    ImportSummary,
-    claude_config_dirs,
-    daily_tokens,
-    import_transcripts,
-    transcript_files,
-)
+# The public names are imported on first use (PEP 562), as in ``orchestrator``: the CLI
+# imports this package to register its commands, and start-up must not pay for the
+# writer, pydantic models and genai-prices (``orchestrator --help``, an unchanged import).
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_PUBLIC = {
+    "ImportSummary": "transcripts",
+    "StreamRecorder": "stream_json",
+    "StreamSummary": "stream_json",
+    "claude_config_dirs": "transcripts",
+    "daily_tokens": "transcripts",
+    "import_transcripts": "transcripts",
+    "record_command": "stream_json",
+    "record_stream": "stream_json",
+    "transcript_files": "transcripts",
+}
+
+if TYPE_CHECKING:
+    from .stream_json import StreamRecorder, StreamSummary, record_command, record_stream
+    from .transcripts import (
+        ImportSummary,
+        claude_config_dirs,
+        daily_tokens,
+        import_transcripts,
+        transcript_files,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator.claude_code' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
 
 __all__ = [
     "ImportSummary",

@@ -1,22 +1,22 @@
 """CLI commands for Claude Code: ``record`` and ``import stream-json`` / ``import claude-code``.
 
 Thin wrappers over :mod:`~orchestrator.claude_code.stream_json` and
-:mod:`~orchestrator.claude_code.transcripts`.
+:mod:`~orchestrator.claude_code.transcripts`, imported by the command that runs (every
+``orchestrator`` command imports this module to register these).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..cli_options import db_option
-from ..db import DatabaseManager
-from .stream_json import StreamSummary, record_command, record_stream
-from .transcripts import import_transcripts, transcript_files
+
+if TYPE_CHECKING:
+    from .stream_json import StreamRecorder, StreamSummary
 
 _orchestrator_option = click.option(
     "--orchestrator",
@@ -37,16 +37,31 @@ def record(
 ) -> None:
     """Run COMMAND (e.g. `claude -p ... --output-format stream-json --verbose`) and record it.
 
-    Its stdout is passed through unchanged; the exit code is the command's.
+    Its stdout is passed through unchanged; the exit code is the command's, whatever
+    happens to the recording (a failed recording is reported on stderr).
 
         orchestrator record -- claude -p "fix the tests" --output-format stream-json --verbose
     """
+    import asyncio
+
+    from ..db import DatabaseManager
+    from ..errors import format_exception
+    from .stream_json import StreamRecorder, record_command
+
+    recorders: list[StreamRecorder] = []
 
     async def run() -> int:
-        async with DatabaseManager(db_path) as db:
-            code, summary = await record_command(
-                db, list(command), orchestrator=orchestrator, name=name
-            )
+        db = DatabaseManager(db_path)
+        await db.connect()  # before the command starts: a database that cannot open stops here
+        try:
+            recorder = StreamRecorder(db, orchestrator=orchestrator, name=name)
+            recorders.append(recorder)
+            code, summary = await record_command(db, list(command), recorder=recorder)
+        finally:
+            try:
+                await db.close()
+            except Exception as exc:
+                click.echo(f"orchestrator: recording failed: {format_exception(exc)}", err=True)
         click.echo(f"orchestrator: {summary}", err=True)
         return code
 
@@ -54,6 +69,9 @@ def record(
         code = asyncio.run(run())
     except FileNotFoundError as exc:
         raise click.ClickException(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        exit_code = recorders[0].summary.exit_code if recorders else None
+        code = 130 if exit_code is None else exit_code
     sys.exit(code)
 
 
@@ -69,20 +87,40 @@ def import_group() -> None:
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Path, ...]) -> None:
-    """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each."""
+    """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each.
 
-    async def run() -> list[StreamSummary]:
-        summaries = []
+    A file that cannot be imported is reported and the others are imported (exit code 1).
+    """
+    import asyncio
+    import sqlite3
+
+    from ..db import DatabaseManager
+    from ..errors import WriteError, format_exception
+    from .stream_json import record_stream
+
+    async def run() -> list[tuple[Path, StreamSummary | str]]:
+        done: list[tuple[Path, StreamSummary | str]] = []
         async with DatabaseManager(db_path) as db:
             for path in files:
-                with path.open("rb") as handle:
-                    summaries.append(
-                        await record_stream(db, handle, orchestrator=orchestrator, name=path.name)
-                    )
-        return summaries
+                try:
+                    with path.open("rb") as handle:
+                        summary = await record_stream(
+                            db, handle, orchestrator=orchestrator, name=path.name
+                        )
+                except (sqlite3.Error, WriteError):
+                    raise  # the database's failure, not the file's
+                except Exception as exc:
+                    done.append((path, f"error: {format_exception(exc)}"))
+                else:
+                    done.append((path, summary))
+        return done
 
-    for path, summary in zip(files, asyncio.run(run()), strict=True):
-        click.echo(f"{path}: {summary}")
+    failed = False
+    for path, outcome in asyncio.run(run()):
+        click.echo(f"{path}: {outcome}")
+        failed = failed or isinstance(outcome, str)
+    if failed:
+        sys.exit(1)
 
 
 @import_group.command(name="claude-code")
@@ -92,15 +130,17 @@ def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     """Import Claude Code transcripts from PATHS, files or folders (default: the projects
     folders under $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing
     adds only what is new."""
+    from .transcripts import import_transcripts, transcript_files
+
+    roots = paths or None
     try:
-        files = transcript_files(paths or None)
+        if sys.stderr.isatty():
+            total = sum(f.stat().st_size for f in transcript_files(roots) if f.exists())
+            bar: Any = click.progressbar(length=total, label="Importing", file=sys.stderr)
+            with bar:
+                summary = import_transcripts(roots, db_path=db_path, progress=bar.update)
+        else:
+            summary = import_transcripts(roots, db_path=db_path)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-    total = sum(f.stat().st_size for f in files if f.exists())
-    if sys.stderr.isatty():
-        bar: Any = click.progressbar(length=total, label="Importing", file=sys.stderr)
-        with bar:
-            summary = import_transcripts(files, db_path=db_path, progress=bar.update)
-    else:
-        summary = import_transcripts(files, db_path=db_path)
     click.echo(str(summary))

@@ -1,10 +1,12 @@
-"""What both Claude Code importers read the same way: message text, token counts, tool logs.
+"""What both Claude Code importers read the same way: lines, message text, token counts, tool logs.
 
 A session transcript and a stream-json run hold the same Anthropic Messages content
-blocks and ``usage`` objects, so both importers clip text to the same limits, read a
-message's text, count tokens, gather an API response's lines into one prompt and turn
-``tool_use`` / ``tool_result`` blocks into agent logs here, and a run is stored the same
-way whichever way it arrived. Rows are built by :mod:`orchestrator.rows`.
+blocks and ``usage`` objects, so both importers decide what a storable line is, clip
+text to the same limits, read a message's text, count tokens, gather an API response's
+lines into one prompt and turn ``tool_use`` / ``tool_result`` blocks into agent logs
+here, and a run is stored the same way whichever way it arrived. Rows are built by
+:mod:`orchestrator.rows`, imported on first use: this module is imported by the CLI,
+whose start-up must stay cheap.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import rows
-from ..models import LogType, Usage
-from ..rows import PromptFields
+if TYPE_CHECKING:
+    from ..models import Usage
+    from ..rows import PromptFields
 
 TEXT_LIMIT = 4000  # characters of prompt / response text kept per prompt
 LOG_LIMIT = 500  # characters of a tool call or result kept in the log message
 TOOL_INPUT_LIMIT = 2000  # characters of a tool call's arguments kept in its log metadata
 QUOTE_LIMIT = 200  # characters of a tool result quoted in a message's text
+#: The largest token count one API response can plausibly report: context windows hold
+#: a few million tokens at most. A larger count is garbage (``1e300``, ``2**64``), and
+#: refusing it keeps every SUM() of tokens far from SQLite's 64-bit integer overflow.
+MAX_TOKENS = 10**9
 
 
 @dataclass
@@ -35,6 +41,46 @@ class LineCounts:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# JSON as JavaScript reads it (and ccusage with it): NaN and Infinity are no numbers.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def parse_line(raw: bytes | str) -> dict[str, Any] | None:
+    """The JSON object a line holds, or None when it holds no storable one.
+
+    None for text that is not JSON (or not UTF-8), for a value other than an object,
+    for ``NaN`` / ``Infinity``, and for text UTF-8 cannot encode (a lone surrogate such
+    as ``"\\ud800"``, which no database column can hold).
+    """
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        value = _DECODER.decode(text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(value, dict):
+        return None
+    # Only a \uDxxx escape can make a surrogate; surrogate pairs (escaped emoji) are fine.
+    if "\\ud" in text or "\\uD" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return None
+    return value
+
+
+def storable(text: str) -> bool:
+    """Whether UTF-8 can encode ``text`` (no lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def clip(text: str, limit: int) -> str:
@@ -63,12 +109,19 @@ def text_of(content: Any) -> str:
     return "\n".join(parts)
 
 
-def token_count(value: Any) -> int:
-    """A token count as an int: anything but a finite number above 0 counts 0 (a negative
-    or garbled count must not abort an import; the transcript importer flags it)."""
+def is_token_count(value: Any) -> bool:
+    """Whether ``value`` is a token count as stored: a whole number from 0 to MAX_TOKENS."""
     if type(value) is int:
-        return value if value > 0 else 0
-    if type(value) is float and math.isfinite(value) and value > 0:
+        return 0 <= value <= MAX_TOKENS
+    return type(value) is float and value.is_integer() and 0 <= value <= MAX_TOKENS
+
+
+def token_count(value: Any) -> int:
+    """A token count as an int: anything but a finite number from 0 to MAX_TOKENS counts 0
+    (a negative or garbled count must not abort an import; the transcript importer flags it)."""
+    if type(value) is int:
+        return value if 0 < value <= MAX_TOKENS else 0
+    if type(value) is float and math.isfinite(value) and 0 < value <= MAX_TOKENS:
         return int(value)
     return 0
 
@@ -76,6 +129,8 @@ def token_count(value: Any) -> int:
 def usage_tokens(usage: dict[str, Any]) -> Usage:
     """The token counts of an Anthropic / Claude Code ``usage`` object (the 1-hour cache
     writes from its ``cache_creation`` breakdown)."""
+    from ..models import Usage
+
     counts: dict[str, Any] = {key: token_count(value) for key, value in usage.items()}
     creation = usage.get("cache_creation")
     if isinstance(creation, dict):
@@ -96,6 +151,8 @@ MODEL_USAGE_KEYS = {
 
 def model_usage_of(figures: dict[str, Any]) -> Usage:
     """The token counts of one model's entry in a result line's ``modelUsage``."""
+    from ..models import Usage
+
     return Usage(
         **{column: token_count(figures.get(key)) for column, key in MODEL_USAGE_KEYS.items()}
     )
@@ -111,11 +168,15 @@ class Response:
     created_at: str
     usage: dict[str, Any] | None = None  # the Anthropic usage object that counts
     texts: list[str] = field(default_factory=list)
+    text_length: int = 0  # characters in texts: past TEXT_LIMIT, more would be clipped away
 
     def add_text(self, content: Any) -> None:
+        if self.text_length > TEXT_LIMIT:
+            return
         text = text_of(content)
         if text:
             self.texts.append(text)
+            self.text_length += len(text) + 1
 
     def fields(self, agent_id: str, completed_at: str | None = None) -> PromptFields:
         """The prompt row's fields (texts clipped); ``completed_at`` None means now."""
@@ -137,15 +198,20 @@ def tool_log_rows(
     *,
     created_at: str | None = None,
     redact_secrets: bool = True,
+    logged: set[tuple[str, str]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Agent log rows (:func:`orchestrator.rows.agent_log_row`) of the ``tool_use`` and
     ``tool_result`` blocks of a message's content, at ``created_at`` (default: now).
 
     ``tool_names`` maps tool-use ids to tool names: a call adds its name, so that its
-    result, in a later message, can be logged under it.
+    result, in a later message, can be logged under it. ``logged``, when given, holds the
+    ``(log_type, tool_use_id)`` pairs the run already has: those are not logged again.
+    Raises InvalidInput (and returns nothing) when a block cannot be stored.
     """
     if not isinstance(content, list):
         return []
+    from .. import rows
+
     logs = []
     for block in content:
         if not isinstance(block, dict):
@@ -157,7 +223,6 @@ def tool_log_rows(
             if isinstance(tool_id, str):
                 tool_names[tool_id] = name
             arguments = json.dumps(block.get("input"), ensure_ascii=False)
-            log_type = LogType.TOOL_USE
             metadata: dict[str, Any] = {
                 "tool_use_id": tool_id,
                 "name": name,
@@ -167,7 +232,6 @@ def tool_log_rows(
         elif kind == "tool_result":
             tool_id = block.get("tool_use_id")
             name = tool_names.get(tool_id, "tool") if isinstance(tool_id, str) else "tool"
-            log_type = LogType.TOOL_RESULT
             metadata = {
                 "tool_use_id": tool_id,
                 "name": name,
@@ -176,10 +240,14 @@ def tool_log_rows(
             message = f"{name}: {text_of(block.get('content'))}"
         else:
             continue
+        if logged is not None and isinstance(tool_id, str):
+            if (kind, tool_id) in logged:
+                continue
+            logged.add((kind, tool_id))
         logs.append(
             rows.agent_log_row(
                 agent_id,
-                log_type,
+                kind,
                 clip(message, LOG_LIMIT),
                 metadata,
                 created_at=created_at,

@@ -25,28 +25,40 @@ tokens of ``modelUsage`` not covered by that model's per-response rows (cost fro
 prices, like every stream prompt; ``content`` says it is a reconciliation). Reported and
 computed cost are therefore both kept and comparable per run and per model. A result
 with ``is_error: true`` (Claude Code exits 0 on quota errors) or a non-success
-``subtype`` marks the run failed. Malformed lines are skipped and counted.
+``subtype`` marks the run failed.
+
+A bad line never stops a recording: a line that is not a JSON object, holds ``NaN`` /
+``Infinity`` or a lone surrogate, or any value the row builders refuse
+(:class:`~orchestrator.errors.InvalidInput`: a model that is no string, a tool-use id
+that is no JSON value) is counted as malformed and skipped. A run never stays
+``running`` once its stream has ended: :meth:`StreamRecorder.finish` ends it ``failed``
+with the reason when anything went wrong, and :func:`record_command` returns the
+command's exit code whatever happened to the recording.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..db import DatabaseManager
+from ..errors import InvalidInput, format_exception
 from ..ids import utc_now
-from ..models import AgentStatus, LogType, Usage
+from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
 from ..pricing import compute_cost
 from .common import (
     LineCounts,
     Response,
     clip,
     model_usage_of,
+    parse_line,
+    storable,
     text_of,
     tool_log_rows,
     usage_tokens,
@@ -65,20 +77,50 @@ class StreamSummary(LineCounts):
     status: str | None = None
     reported_cost_usd: float | None = None
     model_usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None  # why the run failed, when it did
+    duplicates_skipped: int = 0  # responses stored already (same message.id), not again
+    already_imported: bool = False  # record_stream: this run was recorded before; nothing added
+    exit_code: int | None = None  # the recorded command's (record_command)
 
     def __str__(self) -> str:
+        if self.already_imported:
+            return f"run {self.agent_id} ({self.status}): already imported, nothing added"
         cost = "?" if self.reported_cost_usd is None else f"${self.reported_cost_usd:.4f}"
-        return (
+        text = (
             f"run {self.agent_id} ({self.status}): {self.lines} lines, {self.prompts} prompts "
             f"(+{self.reconciling_prompts} reconciling), {self.tool_events} tool events, "
             f"reported cost {cost}, {self.malformed} malformed, "
             f"{self.unknown_types} unknown types"
         )
+        if self.duplicates_skipped:
+            text += f", {self.duplicates_skipped} responses stored already"
+        return text if self.error is None else f"{text}\nerror: {self.error}"
 
 
 def _scalar(value: Any) -> Any:
-    """A value SQLite can store as it is, else None."""
-    return value if isinstance(value, (str, int, float)) else None
+    """A value SQLite can store as it is (a finite number, text UTF-8 can encode), else None."""
+    if type(value) is int:
+        return value if -MAX_INTEGER <= value <= MAX_INTEGER else None
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is str:
+        return value if storable(value) else None
+    return None
+
+
+def _storable_message(body: dict[str, Any]) -> bool:
+    """Whether a message's model and text can be stored (checked per line, so that a bad
+    line is refused alone rather than the response it would have joined)."""
+    model = body.get("model")
+    if model is not None and not (isinstance(model, str) and storable(model)):
+        return False
+    return storable(text_of(body.get("content")))
+
+
+def _cost(value: Any) -> float | None:
+    """A reported cost in USD: a finite number >= 0, else None."""
+    value = _scalar(value)
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else None
 
 
 class StreamRecorder:
@@ -128,34 +170,35 @@ class StreamRecorder:
 
     async def feed_line(self, line: str | bytes) -> None:
         """Record one line of the stream; a blank or malformed line is skipped and counted."""
-        if isinstance(line, bytes):
-            line = line.decode("utf-8", errors="replace")
         if not line.strip():
             return
         self.summary.lines += 1
-        try:
-            message = json.loads(line)
-        except ValueError:
-            self.summary.malformed += 1
-            return
-        if not isinstance(message, dict):
+        message = parse_line(line)
+        if message is None:
             self.summary.malformed += 1
             return
         await self.feed(message)
 
     async def feed(self, message: dict[str, Any]) -> None:
-        """Record one decoded stream message (a dict)."""
+        """Record one decoded stream message (a dict); one whose values cannot be stored
+        is skipped and counted as malformed."""
         if self._finished:
             raise RuntimeError("StreamRecorder.finish() was already called")
         if not isinstance(message, dict):
             self.summary.malformed += 1
             return
         self.summary.messages += 1
+        try:
+            await self._feed(message)
+        except InvalidInput:
+            self.summary.malformed += 1
+
+    async def _feed(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         agent_id = await self._ensure_run(message)
         if kind == "assistant":
             body = message.get("message")
-            if not isinstance(body, dict):
+            if not isinstance(body, dict) or not _storable_message(body):
                 self.summary.malformed += 1
                 return
             message_id = body.get("id")
@@ -163,6 +206,7 @@ class StreamRecorder:
                 await self._flush_response()
             if isinstance(message_id, str) and message_id in self._seen:
                 return  # a late repeat of a response already written
+            self._log_tools(agent_id, body.get("content"))  # first: it may refuse the line
             if self._pending is None:
                 self._pending = Response(
                     message_id=message_id, model=None, prompt=self._last_user, created_at=utc_now()
@@ -172,16 +216,18 @@ class StreamRecorder:
             if isinstance(body.get("usage"), dict):
                 pending.usage = body["usage"]  # the last line's usage is the final one
             pending.add_text(body.get("content"))
-            self._log_tools(agent_id, body.get("content"))
             return
         await self._flush_response()
         if kind == "user":
             body = message.get("message")
+            if isinstance(body, dict) and not _storable_message(body):
+                self.summary.malformed += 1
+                return
             content = body.get("content") if isinstance(body, dict) else None
+            self._log_tools(agent_id, content)
             text = text_of(content)
             if text:
                 self._last_user = text
-            self._log_tools(agent_id, content)
         elif kind == "result":
             self._result = message
         elif kind == "system":
@@ -208,35 +254,56 @@ class StreamRecorder:
             return
         if isinstance(pending.message_id, str):
             self._seen.add(pending.message_id)
-        [prompt] = await self.db.record_prompts([pending.fields(self.summary.agent_id)])
+            if await self.db.fetchone(
+                "SELECT 1 FROM prompt_responses WHERE message_id = ? LIMIT 1",
+                (pending.message_id,),
+            ):
+                # Stored already (its transcript was imported, or this stream was): count
+                # it once, and as covered, so that no reconciling prompt holds it again.
+                self.summary.duplicates_skipped += 1
+                self._cover(pending.model, usage_tokens(pending.usage or {}))
+                return
+        try:
+            [prompt] = await self.db.record_prompts([pending.fields(self.summary.agent_id)])
+        except InvalidInput:
+            self.summary.malformed += 1  # a response fed as a dict, with a value no row holds
+            return
         if isinstance(pending.message_id, str):
             await self.db.execute(
                 "INSERT INTO prompt_responses (prompt_id, message_id, tokens_output_final) "
                 "VALUES (?, ?, ?)",
                 (prompt.id, pending.message_id, prompt.tokens_output),
             )
-        covered = self._covered.setdefault(str(pending.model), dict.fromkeys(Usage.model_fields, 0))
-        for column in covered:
-            covered[column] += getattr(prompt, column)
+        self._cover(pending.model, prompt)
         self.summary.prompts += 1
+
+    def _cover(self, model: str | None, tokens: Usage | Prompt) -> None:
+        covered = self._covered.setdefault(str(model), dict.fromkeys(Usage.model_fields, 0))
+        for column in covered:
+            covered[column] += getattr(tokens, column)
 
     async def finish(self, exit_code: int | None = None, error: str | None = None) -> StreamSummary:
         """Write what is pending, the result's reported usage and cost, and end the run.
 
         The run is ``failed`` when the result says ``is_error`` or is not a success, when
-        ``exit_code`` is non-zero, or when the stream ended without a result line.
+        ``exit_code`` is non-zero, when the stream ended without a result line, when
+        ``error`` is given, or when writing what is pending fails (the reason is kept in
+        ``error``). Only a failure to write the run's status itself is raised.
         """
         if self._finished:
             return self.summary
         self._finished = True
-        await self._flush_response()
+        result = self._result
+        try:
+            await self._flush_response()
+            if self.summary.agent_id is not None and result is not None:
+                await self._record_result(self.summary.agent_id, result)
+        except Exception as exc:
+            error = error or f"recording failed: {format_exception(exc)}"
         agent_id = self.summary.agent_id
         if agent_id is None:
             await self.db.flush()
             return self.summary
-        result = self._result
-        if result is not None:
-            await self._record_result(agent_id, result)
         if (
             error is None
             and result is not None
@@ -244,21 +311,26 @@ class StreamRecorder:
         ):
             detail = result.get("result") or result.get("errors") or ""
             error = clip(
-                f"claude code result {result.get('subtype')}: {text_of(detail) or detail}", 1000
+                f"claude code result {_scalar(result.get('subtype'))}: "
+                f"{text_of(detail) or _scalar(detail)}",
+                1000,
             )
         if error is None and exit_code:
             error = f"command exited with code {exit_code}"
         if error is None and result is None:
             error = "the stream ended without a result line"
+        try:
+            await self.db.flush()
+        except Exception as exc:
+            error = error or f"recording failed: {format_exception(exc)}"
         status = AgentStatus.FAILED if error else AgentStatus.COMPLETED
-        await self.db.flush()
         await self.db.update_agent_status(agent_id, status, error=error)
         self.summary.status = status.value
+        self.summary.error = error
         return self.summary
 
     async def _record_result(self, agent_id: str, result: dict[str, Any]) -> None:
-        cost = result.get("total_cost_usd")
-        reported = float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None
+        reported = _cost(result.get("total_cost_usd"))
         self.summary.reported_cost_usd = reported
         await self.db.execute(
             "INSERT OR REPLACE INTO claude_code_runs (agent_id, reported_cost_usd, "
@@ -279,13 +351,13 @@ class StreamRecorder:
         model_usage = result.get("modelUsage")
         if isinstance(model_usage, dict) and model_usage:
             for model, figures in model_usage.items():
-                if not isinstance(figures, dict):
+                if not isinstance(figures, dict) or not _scalar(model):
                     self.summary.malformed += 1
                     continue
                 figures_of[model] = (
                     model_usage_of(figures),
-                    figures.get("costUSD"),
-                    figures.get("webSearchRequests"),
+                    _cost(figures.get("costUSD")),
+                    _scalar(figures.get("webSearchRequests")),
                 )
         else:
             # Older Claude Code: only the main model's usage; treat it as such.
@@ -295,7 +367,6 @@ class StreamRecorder:
                 figures_of[main] = (usage_tokens(usage), reported, None)
         for model, (usage, model_cost, web_searches) in figures_of.items():
             tokens = usage.model_dump(exclude={"tokens_cache_write_1h"})  # modelUsage has no split
-            model_cost = float(model_cost) if isinstance(model_cost, (int, float)) else None
             computed = compute_cost(model, **tokens)
             await self.db.execute(
                 "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
@@ -335,11 +406,94 @@ class StreamRecorder:
 async def record_stream(
     db: DatabaseManager, stream: IO[str] | IO[bytes], **options: Any
 ) -> StreamSummary:
-    """Record every line of an open text or binary file; return the summary."""
+    """Record every line of an open text or binary file; return the summary.
+
+    Idempotent: a seekable file whose run is stored already (the same session id and
+    result line, or without a result line the same first response) adds nothing; the
+    summary says ``already_imported``. If reading the file fails, the run is ended
+    ``failed`` with the reason and the error is raised.
+    """
+    known = await _recorded_run(db, stream)
+    if known is not None:
+        return known
     recorder = StreamRecorder(db, **options)
-    for line in stream:
-        await recorder.feed_line(line)
+    try:
+        for line in stream:
+            await recorder.feed_line(line)
+    except BaseException as exc:
+        await recorder.finish(error=f"import interrupted: {format_exception(exc)}")
+        raise
     return await recorder.finish()
+
+
+async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> StreamSummary | None:
+    """The summary of the run ``stream`` was recorded as before, or None (a new run, or a
+    stream that cannot be read twice). Reads a seekable stream through and rewinds it."""
+    try:
+        if not getattr(stream, "seekable", lambda: False)():
+            return None
+        start = stream.tell()
+    except (OSError, ValueError):
+        return None
+    session_id: Any = None
+    first_id: Any = None
+    result: dict[str, Any] | None = None
+    try:
+        for line in stream:
+            if session_id is not None and first_id is not None:
+                # The session and first response are known: only a result line matters.
+                if isinstance(line, bytes):
+                    if b'"result"' not in line:
+                        continue
+                elif '"result"' not in line:
+                    continue
+            message = parse_line(line)
+            if message is None:
+                continue
+            kind, body = message.get("type"), message.get("message")
+            session_id = session_id or message.get("session_id")
+            if kind == "assistant" and first_id is None and isinstance(body, dict):
+                first_id = body.get("id")
+            elif kind == "result":
+                result = message
+    finally:
+        stream.seek(start)
+    if not isinstance(session_id, str):
+        return None
+    if result is not None:
+        found = await db.fetchone(
+            "SELECT a.id, a.status FROM agents a JOIN claude_code_runs r ON r.agent_id = a.id "
+            "WHERE a.session_id = ? AND r.result_subtype IS ? AND r.num_turns IS ? "
+            "AND r.duration_ms IS ? AND r.duration_api_ms IS ? AND r.reported_cost_usd IS ? "
+            "LIMIT 1",
+            (
+                session_id,
+                _scalar(result.get("subtype")),
+                _scalar(result.get("num_turns")),
+                _scalar(result.get("duration_ms")),
+                _scalar(result.get("duration_api_ms")),
+                _cost(result.get("total_cost_usd")),
+            ),
+        )
+    elif isinstance(first_id, str):
+        found = await db.fetchone(
+            "SELECT a.id, a.status FROM prompt_responses pr "
+            "JOIN prompts p ON p.id = pr.prompt_id JOIN agents a ON a.id = p.agent_id "
+            "WHERE pr.message_id = ? AND a.session_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) LIMIT 1",
+            (first_id, session_id),
+        )
+    else:
+        found = None
+    if found is None:
+        return None
+    return StreamSummary(
+        agent_id=found["id"], session_id=session_id, status=found["status"], already_imported=True
+    )
+
+
+#: Seconds an interrupted recording waits for the command to exit before stopping it.
+STOP_GRACE_S = 5.0
 
 
 async def record_command(
@@ -347,44 +501,92 @@ async def record_command(
     argv: Sequence[str],
     *,
     output: IO[bytes] | None = None,
+    recorder: StreamRecorder | None = None,
     **options: Any,
 ) -> tuple[int, StreamSummary]:
     """Run ``argv``, copy its stdout to ``output`` byte for byte as it arrives, record it.
 
-    Returns the command's exit code and the summary. stderr is left to the terminal.
-    Raises FileNotFoundError when the command does not exist.
+    Returns the command's exit code (``128 + N`` when signal N ended it) and the summary;
+    stderr is left to the terminal. Whatever happens to the recording (a database error,
+    a closed ``output``), the command runs to its end with its output read, and the run
+    is ended ``failed`` with the reason. Cancelled (Ctrl-C), the command is given
+    STOP_GRACE_S seconds to exit, then terminated; the run ends ``failed`` and the
+    cancellation is raised, with the exit code in ``recorder.summary.exit_code``.
+    Raises FileNotFoundError when the command does not exist (nothing is recorded).
+    ``recorder`` (default: one made with ``options``) records into ``db``.
     """
     if not argv:
         raise ValueError("no command given to record")
-    out = output if output is not None else sys.stdout.buffer
-    recorder = StreamRecorder(db, **options)
+    out: IO[bytes] | None = output if output is not None else sys.stdout.buffer
+    recorder = recorder if recorder is not None else StreamRecorder(db, **options)
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, env=os.environ.copy()
     )
     assert proc.stdout is not None
     buffer = b""
+    failure: str | None = None  # why recording stopped; the command's output still flows
     try:
         while True:
             chunk = await proc.stdout.read(1 << 16)
             if not chunk:
                 break
-            out.write(chunk)
-            out.flush()
+            if out is not None:
+                try:
+                    out.write(chunk)
+                    out.flush()
+                except (OSError, ValueError):  # a closed pipe: keep reading, stop copying
+                    out = None
+            if failure is not None:
+                continue
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                await recorder.feed_line(line)
-        if buffer:
-            await recorder.feed_line(buffer)
+            try:
+                for line in lines:
+                    await recorder.feed_line(line)
+            except Exception as exc:
+                failure, buffer = f"recording failed: {format_exception(exc)}", b""
+        if buffer and failure is None:
+            try:
+                await recorder.feed_line(buffer)
+            except Exception as exc:
+                failure = f"recording failed: {format_exception(exc)}"
         code = await proc.wait()
     except BaseException as exc:
         if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
+            await _stop(proc)
+        recorder.summary.exit_code = _exit_code(proc.returncode)
         await recorder.finish(error=f"recording interrupted: {type(exc).__name__}")
         raise
-    summary = await recorder.finish(exit_code=code)
+    code = _exit_code(code)
+    recorder.summary.exit_code = code
+    try:
+        summary = await recorder.finish(exit_code=code, error=failure)
+    except Exception as exc:  # the run's status cannot be written: say so, keep the code
+        recorder.summary.error = f"recording failed: {format_exception(exc)}"
+        summary = recorder.summary
     return code, summary
+
+
+def _exit_code(returncode: int | None) -> int:
+    """A process's exit status as a shell reports it: 128 + N when signal N ended it."""
+    if returncode is None:
+        return 1
+    return 128 - returncode if returncode < 0 else returncode
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Let ``proc`` exit on its own (a Ctrl-C reaches it too), else terminate, else kill."""
+    for stop in (None, signal.SIGTERM, signal.SIGKILL):
+        if stop is not None:
+            try:
+                proc.send_signal(stop)
+            except ProcessLookupError:
+                return
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
+            return
+        except asyncio.TimeoutError:
+            continue
 
 
 __all__ = ["StreamRecorder", "StreamSummary", "record_command", "record_stream"]

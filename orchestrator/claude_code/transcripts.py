@@ -18,35 +18,42 @@ the FIRST line's usage. The first line can carry a partial ``output_tokens``; th
 line's count is kept beside it in ``prompt_responses.tokens_output_final``. Lines without the pair
 are counted every time, as ccusage does. ``<synthetic>`` lines cost nothing.
 
+A session also recorded live (``orchestrator record``, ``import stream-json``) is counted
+once: its transcript is imported into that run (the run whose ``session_id`` is the
+transcript's), a response already stored from the stream (same ``message.id``, no request
+id) is not added again, and a tool call already logged is not logged again.
+
 Imports are incremental: ``claude_code_files`` keeps each file's size and the byte offset
-just past its last complete line, so re-importing adds nothing and a grown file is read
-from where the last import stopped. Each file is imported in one transaction. Malformed
-lines and unknown line types are skipped and counted, never fatal.
+just past its last complete line, so re-importing adds nothing (without reading a line)
+and a grown file is read from where the last import stopped. Files are read line by line
+(memory does not grow with a file's size); each file is imported whole or not at all (a
+savepoint), so a file that fails is rolled back and reported while the others are imported.
+
+Bad lines are counted as malformed, never fatal. A line is skipped whole when it is not a
+JSON object, holds ``NaN`` / ``Infinity`` or a lone surrogate (``\\ud800``), has a
+``timestamp`` that is no real time (``2026-02-30T00:00:00.000Z``) or is longer than
+LINE_LIMIT; its usage alone is skipped when it is of a shape ccusage does not count or a
+token count is not a whole number from 0 to ``common.MAX_TOKENS``. Unknown line types are
+counted and read like the others. (ccusage counts a few of these differently: an
+impossible date rolls over into the next month, ``1e300`` tokens add up.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .. import rows
 from .. import sqlite as sqlite_backend
-from ..backend import insert_sql
+from ..errors import InvalidInput, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
-from ..models import AgentStatus
-from .common import (
-    LineCounts,
-    Response,
-    text_of,
-    token_count,
-    tool_log_rows,
-)
+from .common import LineCounts, Response, is_token_count, parse_line, text_of, tool_log_rows
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
 KNOWN_TYPES = frozenset(
@@ -63,6 +70,19 @@ KNOWN_TYPES = frozenset(
     }
 )
 
+#: A line longer than this (bytes) is skipped as malformed without being held in memory.
+#: Claude Code's longest lines are tool results (an image, a file): a few MB.
+LINE_LIMIT = 16 * 2**20
+#: Responses gathered before they are written, and log rows before they are: what bounds
+#: memory on a long transcript. (A response whose lines lie further apart than this is
+#: still counted once: the unique key finds it.)
+RESPONSES_HELD = 256
+LOGS_HELD = 1000
+#: Files are imported in one transaction (a savepoint each: a file that fails is rolled
+#: back alone), committed once it has been open this long: ADWs writing to the same
+#: database wait at most about this long (plus one file's import) for the write lock.
+COMMIT_EVERY_S = 1.0
+
 # ccusage's schema for a usage line (valibot): fields that, when present, must have this shape.
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -73,14 +93,16 @@ _TOKEN_KEYS = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
 )
-
-# The rows' SQL, from the rows' own column lists (rows.py builds every row).
-_ORCHESTRATOR_INSERT = insert_sql(
-    "orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS, ignore_conflicts=True
+_SUMMED = (
+    "lines",
+    "tool_events",
+    "malformed",
+    "unknown_types",
+    "runs_created",
+    "prompts_added",
+    "duplicates_skipped",
+    "bytes_read",
 )
-_AGENT_INSERT = insert_sql("agents", rows.AGENT_COLUMNS)
-_PROMPT_INSERT = insert_sql("prompts", rows.PROMPT_COLUMNS)
-_AGENT_LOG_INSERT = insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS)
 
 
 @dataclass
@@ -94,7 +116,7 @@ class ImportSummary(LineCounts):
     prompts_added: int = 0
     duplicates_skipped: int = 0  # lines of a response already counted (message.id+requestId)
     bytes_read: int = 0
-    errors: list[str] = field(default_factory=list)  # files that could not be read
+    errors: list[str] = field(default_factory=list)  # files that could not be imported
 
     def __str__(self) -> str:
         text = (
@@ -106,6 +128,11 @@ class ImportSummary(LineCounts):
         for error in self.errors:
             text += f"\nerror: {error}"
         return text
+
+    def add(self, other: ImportSummary) -> None:
+        """Add the counts of ``other`` (one file's import) to these."""
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def claude_config_dirs() -> list[Path]:
@@ -140,17 +167,36 @@ def transcript_files(paths: Iterable[str | os.PathLike[str]] | None = None) -> l
     for a path that does not exist.
     """
     roots = [Path(p) for p in paths] if paths else claude_config_dirs()
-    files: set[Path] = set()
+    files: set[str] = set()
     for root in roots:
         root = root.expanduser()
         if root.is_file():
-            files.add(root.resolve())
+            files.add(str(root.resolve()))
         elif root.is_dir():
             base = root / "projects" if (root / "projects").is_dir() else root
-            files.update(p.resolve() for p in base.rglob("*.jsonl") if p.is_file())
+            files.update(_jsonl_under(base.resolve()))
         else:
             raise FileNotFoundError(f"{root}: no such file or directory")
-    return sorted(files, key=lambda p: (_is_subagent(p), str(p)))
+    subagent = "subagents"
+    return [
+        Path(p)
+        for p in sorted(files, key=lambda p: (os.path.basename(os.path.dirname(p)) == subagent, p))
+    ]
+
+
+def _jsonl_under(base: Path) -> Iterator[str]:
+    """The real paths of the ``.jsonl`` files under ``base`` (resolved), as ``rglob`` finds
+    them (symlinked folders are not followed), resolving only the symlinks: resolving
+    every path would be most of the time an unchanged import of thousands of files takes."""
+    for folder, _, names in os.walk(base):
+        for name in names:
+            if name.endswith(".jsonl"):
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    path = os.path.realpath(path)
+                    if not os.path.isfile(path):
+                        continue
+                yield path
 
 
 def _is_subagent(path: Path) -> bool:
@@ -225,8 +271,17 @@ def _content_ok(value: Any) -> bool:
     )
 
 
-def _timestamp(value: str) -> str:
-    return value if _ISO_MS.match(value) else format_timestamp(parse_timestamp(value))
+def _timestamp(value: Any) -> str | None:
+    """A line's timestamp in the project's format, or None when it is no real time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if _ISO_MS.match(value):
+            datetime.fromisoformat(value[:-1])  # the regex lets 2026-02-30 and 25:00 through
+            return value
+        return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -237,7 +292,17 @@ class _Response(Response):
     output_final: int = 0
 
 
+def _rows() -> Any:
+    """:mod:`orchestrator.rows`, imported when a file has something new (pydantic and
+    genai-prices take longer to import than an unchanged import takes)."""
+    from .. import rows
+
+    return rows
+
+
 class _Importer:
+    """Imports files one by one over one connection, each in a savepoint of its own."""
+
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -249,16 +314,95 @@ class _Importer:
         self.summary = summary
         self.progress = progress
         self.redact_secrets = redact_secrets
+        self.began = 0.0  # when the open transaction began (time.monotonic)
+        # Every file's state in one query: an unchanged file costs a stat() and nothing more.
+        self.state: dict[str, tuple[int, int]] = {
+            path: (size, offset)
+            for path, size, offset in conn.execute(
+                "SELECT path, size, byte_offset FROM claude_code_files"
+            )
+        }
 
-    def _run_for_file(self, path: Path) -> str:
-        """The run of a transcript file, created (with its state row) on first sight."""
+    def import_file(self, path: Path) -> None:
+        """Import what is new in ``path``; any failure is rolled back and reported in
+        ``summary.errors`` (the database's own failures are raised)."""
+        summary = self.summary
+        summary.files += 1
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            summary.errors.append(f"{path}: {exc}")
+            return
+        state = self.state.get(str(path))
+        start = 0
+        if state is not None:
+            if state == (size, size):
+                summary.files_unchanged += 1
+                if self.progress:
+                    self.progress(size)
+                return
+            # A file smaller than what was read was rewritten: read it again from the start
+            # (the unique key keeps responses from being counted twice).
+            start = state[1] if size >= state[1] else 0
+        counts = ImportSummary()
+        try:
+            with path.open("rb") as handle:
+                handle.seek(start)
+                if not self.conn.in_transaction:
+                    self.conn.execute(sqlite_backend.BEGIN_WRITE)
+                    self.began = time.monotonic()
+                self.conn.execute("SAVEPOINT claude_code_file")
+                try:
+                    reading = _FileImport(self, path, counts)
+                    end, read_to = reading.run(handle, start)
+                    self.conn.execute(
+                        "UPDATE claude_code_files SET size = ?, byte_offset = ?, "
+                        "lines = lines + ?, imported_at = ? WHERE path = ?",
+                        (read_to, end, counts.lines, utc_now(), str(path)),
+                    )
+                    self.conn.execute("RELEASE claude_code_file")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK TO claude_code_file")
+                        self.conn.execute("RELEASE claude_code_file")
+                    raise
+        except sqlite3.OperationalError:
+            raise  # the database itself (locked, full, gone): the next file would fail too
+        except Exception as exc:
+            summary.errors.append(f"{path}: {format_exception(exc)}")
+        else:
+            counts.bytes_read = read_to - start
+            summary.add(counts)
+            self.state[str(path)] = (read_to, end)
+        if self.conn.in_transaction and time.monotonic() - self.began > COMMIT_EVERY_S:
+            self.commit()
+        if self.progress:
+            self.progress(size)
+
+    def commit(self) -> None:
+        """Commit the files imported so far (each one whole: a failed one was rolled back)."""
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
+        """The run of a transcript file, created (with its state row) on first sight, and
+        whether the run existed before (then it may have logged some tool calls already)."""
         row = self.conn.execute(
             "SELECT agent_id FROM claude_code_files WHERE path = ?", (str(path),)
         ).fetchone()
         if row is not None:
-            return str(row[0])
+            return str(row[0]), True
         subagent = _is_subagent(path)
-        parent = self._run_for_file(_parent_session_file(path)) if subagent else None
+        kind = "subagent" if subagent else "session"
+        live = None if subagent else self._live_run(path.stem)
+        if live is not None:
+            self.conn.execute(
+                "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
+                (str(path), live, kind),
+            )
+            return live, True
+        rows = _rows()
+        parent = self.run_for_file(_parent_session_file(path), counts)[0] if subagent else None
         project = _project_of(path)
         name = f"claude-code:{project}"
         orchestrator = rows.orchestrator_agent_row(
@@ -267,7 +411,7 @@ class _Importer:
             redact_secrets=self.redact_secrets,
         )
         self.conn.execute(
-            _ORCHESTRATOR_INSERT, rows.row_values(orchestrator, rows.ORCHESTRATOR_AGENT_COLUMNS)
+            _sql()["orchestrator"], rows.row_values(orchestrator, rows.ORCHESTRATOR_AGENT_COLUMNS)
         )
         orchestrator_id = self.conn.execute(
             "SELECT id FROM orchestrator_agents WHERE name = ?", (name,)
@@ -278,214 +422,300 @@ class _Importer:
             orchestrator_id,
             path.parent.parent.name if subagent else path.stem,
             name=path.stem,
-            status=AgentStatus.COMPLETED,
+            status="completed",
             parent_agent_id=parent,
         )
-        self.conn.execute(_AGENT_INSERT, rows.row_values(agent, rows.AGENT_COLUMNS))
+        self.conn.execute(_sql()["agent"], rows.row_values(agent, rows.AGENT_COLUMNS))
         self.conn.execute(
             "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
-            (str(path), agent.id, "subagent" if subagent else "session"),
+            (str(path), agent.id, kind),
         )
-        self.summary.runs_created += 1
-        return agent.id
+        counts.runs_created += 1
+        return str(agent.id), False
 
-    def import_file(self, path: Path) -> None:
-        summary = self.summary
-        summary.files += 1
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            summary.errors.append(f"{path}: {exc}")
-            return
-        state = self.conn.execute(
-            "SELECT size, byte_offset FROM claude_code_files WHERE path = ?", (str(path),)
+    def _live_run(self, session_id: str) -> str | None:
+        """The run recorded from a stream (``orchestrator record``, ``import stream-json``)
+        of session ``session_id``, if any: one that no transcript was imported into."""
+        row = self.conn.execute(
+            "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM claude_code_files f WHERE f.agent_id = agents.id) "
+            "ORDER BY created_at LIMIT 1",
+            (session_id,),
         ).fetchone()
-        start = 0
-        if state is not None:
-            if state[0] == size and state[1] == size:
-                summary.files_unchanged += 1
-                if self.progress:
-                    self.progress(size)
-                return
-            # A file smaller than what was read was rewritten: read it again from the start
-            # (the unique key keeps responses from being counted twice).
-            start = state[1] if size >= state[1] else 0
-        try:
-            with path.open("rb") as handle:
-                handle.seek(start)
-                data = handle.read(size - start)
-        except OSError as exc:
-            summary.errors.append(f"{path}: {exc}")
+        return None if row is None else str(row[0])
+
+
+def _sql() -> dict[str, str]:
+    """The INSERTs of the rows rows.py builds, from its own column lists."""
+    global _SQL
+    if not _SQL:
+        from ..backend import insert_sql
+
+        rows = _rows()
+        _SQL = {
+            "orchestrator": insert_sql(
+                "orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS, ignore_conflicts=True
+            ),
+            "agent": insert_sql("agents", rows.AGENT_COLUMNS),
+            "prompt": insert_sql("prompts", rows.PROMPT_COLUMNS),
+            "agent_log": insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS),
+        }
+    return _SQL
+
+
+_SQL: dict[str, str] = {}
+
+
+class _FileImport:
+    """The new lines of one file, read one by one: responses and logs are written in
+    batches as they come, so memory holds at most a batch whatever the file's size."""
+
+    def __init__(self, importer: _Importer, path: Path, counts: ImportSummary) -> None:
+        self.conn = importer.conn
+        self.redact_secrets = importer.redact_secrets
+        self.counts = counts
+        self.agent_id, existed = importer.run_for_file(path, counts)
+        self.responses: dict[Any, _Response] = {}
+        self.logs: list[tuple[Any, ...]] = []
+        self.tool_names: dict[str, str] = {}
+        # A run that may hold these tool calls already (recorded live from a stream, or
+        # this file read again from its start): what it has logged, not to log it twice.
+        self.logged: set[tuple[str, str]] | None = None
+        if existed:
+            self.logged = {
+                (kind, tool_id)
+                for kind, tool_id in self.conn.execute(
+                    "SELECT log_type, json_extract(metadata, '$.tool_use_id') FROM agent_logs "
+                    "WHERE agent_id = ? AND log_type IN ('tool_use', 'tool_result')",
+                    (self.agent_id,),
+                )
+                if isinstance(tool_id, str)
+            }
+        self.last_user = ""
+        self.first_ts: str | None = None
+        self.last_ts: str | None = None
+        self.session_id: str | None = None
+
+    def run(self, handle: IO[bytes], start: int) -> tuple[int, int]:
+        """Import every complete line from ``start``; return the offset just past the last
+        complete line and the offset reading stopped at."""
+        end = start
+        position = start
+        for raw, position, complete in _lines(handle, start):
+            if complete:
+                end = position
+            if raw is None:  # a line past LINE_LIMIT: skipped, never held
+                self.counts.lines += 1
+                self.counts.malformed += 1
+            elif raw.strip():
+                self.line(raw)
+        self.write_responses()
+        self.write_logs()
+        self.update_run()
+        return end, position
+
+    def line(self, raw: bytes) -> None:
+        counts = self.counts
+        counts.lines += 1
+        line = parse_line(raw)
+        if line is None:
+            counts.malformed += 1
             return
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the data ends with a newline
-        end = start + len(data) - len(tail)
-        if tail.strip():
-            try:  # a last line without newline counts once it is a whole JSON object
-                if isinstance(json.loads(tail), dict):
-                    lines.append(tail)
-                    end = start + len(data)
-            except ValueError:
-                pass  # a line still being written: read it next time
-        self.conn.execute(sqlite_backend.BEGIN_WRITE)
+        created = None
+        if "timestamp" in line:
+            created = _timestamp(line["timestamp"])
+            if created is None:
+                counts.malformed += 1
+                return
+        kind = line.get("type")
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         try:
-            agent_id = self._run_for_file(path)
-            self._import_lines(agent_id, lines)
-            self.conn.execute(
-                "UPDATE claude_code_files SET size = ?, byte_offset = ?, lines = lines + ?, "
-                "imported_at = ? WHERE path = ?",
-                (size, end, len(lines), utc_now(), str(path)),
+            logs = tool_log_rows(
+                self.agent_id,
+                content,
+                self.tool_names,
+                created_at=created,
+                redact_secrets=self.redact_secrets,
+                logged=self.logged,
             )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        summary.bytes_read += len(data)
-        if self.progress:
-            self.progress(size)
-
-    def _import_lines(self, agent_id: str, lines: list[bytes]) -> None:
-        summary = self.summary
-        responses: dict[Any, _Response] = {}
-        logs: list[tuple[Any, ...]] = []
-        tool_names: dict[str, str] = {}
-        last_user = ""
-        first_ts: str | None = None
-        last_ts: str | None = None
-        session_id: str | None = None
-        for raw in lines:
-            if not raw.strip():
-                continue
-            summary.lines += 1
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                summary.malformed += 1
-                continue
-            if not isinstance(line, dict):
-                summary.malformed += 1
-                continue
-            kind = line.get("type")
-            if kind not in KNOWN_TYPES:
-                summary.unknown_types += 1
-            stamp = line.get("timestamp")
-            created = None
-            if isinstance(stamp, str):
-                try:
-                    created = _timestamp(stamp)
-                except ValueError:
-                    created = None
-            if created is not None:
-                first_ts = created if first_ts is None or created < first_ts else first_ts
-                last_ts = created if last_ts is None or created > last_ts else last_ts
-            if session_id is None and _nonempty(line.get("sessionId")):
-                session_id = line["sessionId"]
-            message = line.get("message")
-            content = message.get("content") if isinstance(message, dict) else None
-            usage = usage_of(line)
-            if (
-                usage is None
-                and isinstance(message, dict)
-                and isinstance(message.get("usage"), dict)
-            ):
-                summary.malformed += 1  # usage of a shape ccusage does not count either
-            if usage is not None:
-                assert isinstance(message, dict) and created is not None
-                if not all(token_count(usage.get(k)) == usage.get(k, 0) for k in _TOKEN_KEYS):
-                    summary.malformed += 1  # negative or fractional token counts
-                    usage = None
-            if usage is not None:
-                assert isinstance(message, dict) and created is not None
-                message_id, request_id = message.get("id"), line.get("requestId")
-                key: Any = (message_id, request_id)
-                if message_id is None or request_id is None:
-                    key = object()  # ccusage counts lines without both ids every time
-                response = responses.get(key)
-                if response is None:
-                    # ccusage keeps the first line's usage: so does the prompt.
-                    response = responses[key] = _Response(
-                        message_id=message_id,
-                        model=message.get("model"),
-                        prompt=last_user,
-                        created_at=created,
-                        usage=usage,
-                        request_id=request_id,
-                    )
-                else:
-                    summary.duplicates_skipped += 1
-                response.output_final = max(
-                    response.output_final, token_count(usage["output_tokens"])
-                )
-                response.add_text(content)
-            elif kind == "user" and isinstance(message, dict):
-                text = text_of(content)
-                if text and not (isinstance(content, list) and _only_tool_results(content)):
-                    last_user = text
-            logs.extend(
-                tool_log_rows(
-                    agent_id,
-                    content,
-                    tool_names,
-                    created_at=created,
-                    redact_secrets=self.redact_secrets,
-                )
-            )
-        self._write_prompts(agent_id, responses.values())
+        except InvalidInput:
+            counts.malformed += 1
+            return
+        if kind not in KNOWN_TYPES:
+            counts.unknown_types += 1
+        if created is not None:
+            if self.first_ts is None or created < self.first_ts:
+                self.first_ts = created
+            if self.last_ts is None or created > self.last_ts:
+                self.last_ts = created
+        if self.session_id is None and _nonempty(line.get("sessionId")):
+            self.session_id = line["sessionId"]
+        usage = usage_of(line)
+        if usage is None and isinstance(message, dict) and isinstance(message.get("usage"), dict):
+            counts.malformed += 1  # usage of a shape ccusage does not count either
+        if usage is not None and not all(is_token_count(usage.get(k, 0)) for k in _TOKEN_KEYS):
+            counts.malformed += 1  # negative, fractional or absurd token counts
+            usage = None
+        if usage is not None:
+            assert isinstance(message, dict) and created is not None
+            self.gather(message, line.get("requestId"), usage, created, content)
+        elif kind == "user" and isinstance(message, dict):
+            text = text_of(content)
+            if text and not (isinstance(content, list) and _only_tool_results(content)):
+                self.last_user = text
         if logs:
-            self.conn.executemany(_AGENT_LOG_INSERT, logs)
-            summary.tool_events += len(logs)
-        if first_ts is not None and last_ts is not None:
-            self.conn.execute(
-                "UPDATE agents SET "
-                "created_at = CASE WHEN started_at IS NULL THEN ? "
-                "ELSE created_at END, "
-                "started_at = min(coalesce(started_at, ?), ?), "
-                "completed_at = max(coalesce(completed_at, ?), ?), "
-                "session_id = coalesce(?, session_id) WHERE id = ?",
-                (first_ts, first_ts, first_ts, last_ts, last_ts, session_id, agent_id),
-            )
-            self.conn.execute(
-                "UPDATE agents SET duration_ms = (julianday(completed_at) - julianday(started_at))"
-                " * 86400000.0 WHERE id = ?",
-                (agent_id,),
-            )
+            self.logs.extend(logs)
+            if len(self.logs) >= LOGS_HELD:
+                self.write_logs()
 
-    def _write_prompts(self, agent_id: str, responses: Iterable[_Response]) -> None:
+    def gather(
+        self,
+        message: dict[str, Any],
+        request_id: str | None,
+        usage: dict[str, Any],
+        created: str,
+        content: Any,
+    ) -> None:
+        message_id = message.get("id")
+        key: Any = (message_id, request_id)
+        if message_id is None or request_id is None:
+            key = object()  # ccusage counts lines without both ids every time
+        response = self.responses.get(key)
+        if response is None:
+            if len(self.responses) >= RESPONSES_HELD:
+                self.write_responses()
+            # ccusage keeps the first line's usage: so does the prompt.
+            response = self.responses[key] = _Response(
+                message_id=message_id,
+                model=message.get("model"),
+                prompt=self.last_user,
+                created_at=created,
+                usage=usage,
+                request_id=request_id,
+            )
+        else:
+            self.counts.duplicates_skipped += 1
+        output = int(usage["output_tokens"])
+        response.output_final = max(response.output_final, output)
+        response.add_text(content)
+
+    def write_responses(self) -> None:
+        rows = _rows()
         prompts, keys = [], []
-        for response in responses:
-            keyed = response.message_id is not None and response.request_id is not None
-            if keyed:
-                known = self.conn.execute(
-                    "SELECT prompt_id FROM prompt_responses "
-                    "WHERE message_id = ? AND request_id = ?",
-                    (response.message_id, response.request_id),
-                ).fetchone()
+        for response in self.responses.values():
+            if response.message_id is not None and response.request_id is not None:
+                known = self.stored(response.message_id, response.request_id)
                 if known is not None:
-                    # Already stored (an earlier import or another file): count nothing twice,
-                    # keep the larger final output count.
-                    self.summary.duplicates_skipped += 1
+                    # Already stored (an earlier import, another file, a stream): count
+                    # nothing twice, keep the larger final output count.
+                    self.counts.duplicates_skipped += 1
                     self.conn.execute(
                         "UPDATE prompt_responses SET tokens_output_final = "
                         "max(coalesce(tokens_output_final, 0), ?) WHERE prompt_id = ?",
-                        (response.output_final, known[0]),
+                        (response.output_final, known),
                     )
                     continue
-            prompt = rows.prompt_row(
-                response.fields(agent_id, completed_at=response.created_at),
-                redact_secrets=self.redact_secrets,
-            )
+            try:
+                prompt = rows.prompt_row(
+                    response.fields(self.agent_id, completed_at=response.created_at),
+                    redact_secrets=self.redact_secrets,
+                )
+            except InvalidInput:
+                self.counts.malformed += 1
+                continue
             prompts.append(rows.prompt_values(prompt))
             if response.message_id is not None:
                 final = max(response.output_final, prompt.tokens_output)
                 keys.append((prompt.id, response.message_id, response.request_id, final))
-        self.conn.executemany(_PROMPT_INSERT, prompts)
+        self.responses.clear()
+        self.conn.executemany(_sql()["prompt"], prompts)
         self.conn.executemany(
             "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
             "tokens_output_final) VALUES (?, ?, ?, ?)",
             keys,
         )
-        self.summary.prompts_added += len(prompts)
+        self.counts.prompts_added += len(prompts)
+
+    def stored(self, message_id: str, request_id: str) -> str | None:
+        """The prompt already stored for a response: by its ``message.id`` and ``requestId``,
+        else by its ``message.id`` alone on a row without a request id (a response recorded
+        from a stream, whose lines carry none), which then takes the request id."""
+        # One query (the message_id index): a row with this request id wins over one without.
+        row = self.conn.execute(
+            "SELECT prompt_id, request_id FROM prompt_responses WHERE message_id = ? "
+            "AND (request_id = ? OR request_id IS NULL) ORDER BY request_id IS NULL LIMIT 1",
+            (message_id, request_id),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] is None:
+            self.conn.execute(
+                "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?",
+                (request_id, row[0]),
+            )
+        return str(row[0])
+
+    def write_logs(self) -> None:
+        if self.logs:
+            self.conn.executemany(_sql()["agent_log"], self.logs)
+            self.counts.tool_events += len(self.logs)
+            self.logs = []
+
+    def update_run(self) -> None:
+        if self.first_ts is None or self.last_ts is None:
+            return
+        # A run still being recorded live keeps its end open: its recorder ends it.
+        self.conn.execute(
+            "UPDATE agents SET "
+            "created_at = CASE WHEN started_at IS NULL THEN ? ELSE created_at END, "
+            "started_at = min(coalesce(started_at, ?), ?), "
+            "completed_at = CASE WHEN status = 'running' THEN completed_at "
+            "ELSE max(coalesce(completed_at, ?), ?) END, "
+            "session_id = coalesce(?, session_id) WHERE id = ?",
+            (
+                self.first_ts,
+                self.first_ts,
+                self.first_ts,
+                self.last_ts,
+                self.last_ts,
+                self.session_id,
+                self.agent_id,
+            ),
+        )
+        self.conn.execute(
+            "UPDATE agents SET duration_ms = (julianday(completed_at) - julianday(started_at))"
+            " * 86400000.0 WHERE id = ? AND completed_at IS NOT NULL",
+            (self.agent_id,),
+        )
+
+
+def _lines(handle: IO[bytes], start: int) -> Iterator[tuple[bytes | None, int, bool]]:
+    """``(line, offset after it, complete)`` for each line from ``start``: ``line`` is None
+    for a line longer than LINE_LIMIT (read past, never held whole). A last line without
+    its newline is given only when it is a whole JSON object, as incomplete; otherwise it
+    is being written and is left for the next import."""
+    position = start
+    while True:
+        raw = handle.readline(LINE_LIMIT)
+        if not raw:
+            return
+        position += len(raw)
+        if raw.endswith(b"\n"):
+            yield raw, position, True
+        elif len(raw) == LINE_LIMIT:  # too long: skip to its end
+            while True:
+                rest = handle.readline(LINE_LIMIT)
+                position += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            if not rest:  # the file ends inside it: still being written
+                return
+            yield None, position, True
+        else:  # the end of the file, without a newline
+            if parse_line(raw) is not None:
+                yield raw, position, True
+            return
 
 
 def _only_tool_results(content: list[Any]) -> bool:
@@ -504,7 +734,8 @@ def import_transcripts(
     ``paths`` are files or folders (default: :func:`claude_config_dirs`); ``db_path``
     defaults to the project's default database. ``progress`` is called with the size of
     each file once it is done. Raises FileNotFoundError for a missing path; a file that
-    cannot be read is reported in ``summary.errors`` and the others are imported.
+    cannot be read or imported is rolled back and reported in ``summary.errors`` and the
+    others are imported. Errors of the database itself (locked, disk full) are raised.
     """
     files = transcript_files(paths)
     conn = sqlite_backend.connect(
@@ -513,8 +744,11 @@ def import_transcripts(
     summary = ImportSummary()
     try:
         importer = _Importer(conn, summary, progress, redact_secrets)
-        for path in files:
-            importer.import_file(path)
+        try:
+            for path in files:
+                importer.import_file(path)
+        finally:
+            importer.commit()
     finally:
         conn.close()
     return summary
