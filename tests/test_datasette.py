@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import sqlite3
 import urllib.parse
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from datasette_dashboards import replace_opts_in_query
 
 from orchestrator import sqlite as backend
 from orchestrator.demo import create_demo_database
-from orchestrator.reports import load_metadata, metadata_for, reports
+from orchestrator.reports import load_metadata, metadata_for, reports, run_report, run_report_args
 
 END = datetime(2026, 11, 20, tzinfo=timezone.utc)
 WINDOW = {"start": "2026-09-01", "end": "2026-11-30"}  # covers the whole demo history
@@ -367,3 +368,25 @@ async def test_dashboard_metrics_equal_raw_sums(
     sql = replace_opts_in_query(charts["overview/failure-rate"]["query"], {})
     [row] = await get_json(ds, "/orchestrator.json", sql=sql)
     assert row["failed_pct"] == pytest.approx(100 * (a["status"] == "failed").mean(), abs=0.06)
+
+
+def test_report_parameters_as_the_command_line_gives_them(demo_db: Path) -> None:
+    expected = run_report("spend_by_session", demo_db, {"start": "2026-10-01", "limit": "3"})
+    assert len(expected.rows) == 3
+    for args, pairs in [
+        (["--start", "2026-10-01", "--limit", "3"], []),
+        (["--start=2026-10-01", "--limit=3"], []),
+        ([], [("start", "2026-10-01"), ("limit", "3")]),
+        (["--limit", "3"], [("start", "2026-10-01"), ("limit", "99")]),  # words win over -p
+    ]:
+        got = run_report_args("spend_by_session", args, params=pairs, db_path=demo_db)
+        assert got == expected, (args, pairs)
+    for args, message in [
+        (["--start"], "expected --parameter value, got '--start'"),
+        (["start", "2026-10-01"], "expected --parameter value, got 'start'"),
+        (["--start", "2026-13-01"], "start must be a UTC day"),
+        (["--end", "yesterday"], "end must be a UTC day"),
+        (["--since", "2026-10-01"], "not ['since']"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            run_report_args("spend_by_session", args, db_path=demo_db)
