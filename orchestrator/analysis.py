@@ -9,8 +9,8 @@ runs and prompts). Aggregation happens in SQL: nothing here loads the whole
 ``prompts`` or ``agent_logs`` table into memory, so it stays fast on millions of rows.
 
 Databases are opened read-only (after migrating, like every opener). Days are UTC
-``YYYY-MM-DD`` text; ``start`` and ``end`` default to the whole history, unlike the
-reports' own defaults (the last 30 days).
+``YYYY-MM-DD`` text; ``start`` and ``end`` default to the whole history, as in the
+reports.
 """
 
 from __future__ import annotations

@@ -167,7 +167,8 @@ def report(
     """Run canned report NAME (the SQL in metadata.yml); list reports without NAME.
 
     Parameters may also be given as --name value after NAME: orchestrator report
-    spend_by_day --start 2026-11-01.
+    spend_by_day --start 2026-11-01. Every report takes --start and --end (UTC days,
+    both included); leave them out for all time.
     """
     from .reports import reports, run_report_args
 

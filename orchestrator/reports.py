@@ -4,6 +4,10 @@ Datasette serves them from the same file; the ``orchestrator report`` command
 (through :func:`run_report_args`) and the notebooks run them through
 :func:`run_report`. A parameter left out is passed as an empty string, exactly
 as Datasette does, so the defaults written into each query's SQL apply everywhere.
+
+Every report takes the same date window: ``start`` and ``end``, UTC days
+(``YYYY-MM-DD``) that are both included. An empty or missing one is no bound,
+so leaving both out means all time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from . import sqlite as backend
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
-#: The date window parameters: UTC days (YYYY-MM-DD), both included.
+#: The date window every report takes (UTC days, both included; empty: no bound).
 DATE_PARAMETERS = ("start", "end")
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

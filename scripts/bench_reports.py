@@ -8,7 +8,8 @@ of ``--prompts`` prompts over 84 days ending on a fixed date (seed 1: about
 Datasette does:
 
 * every canned report of metadata.yml, with no parameters (``''`` for each, as
-  Datasette passes them) and with every parameter set to a realistic value;
+  Datasette passes them: all time) and with every parameter set to a realistic
+  value (the last 30 days);
 * every chart and select filter of every datasette-dashboards dashboard, with its
   ``[[ ... ]]`` optional clauses rendered by datasette-dashboards' own function
   (no filters: every clause dropped; all filters set: every clause kept);
@@ -113,8 +114,6 @@ def filter_values(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, s
     report_values = {
         "start": first,
         "end": last,
-        "since": first,
-        "until": last,
         "orchestrator": workflow,
         "limit": "50",
         "budget_usd": "0.75",
@@ -122,8 +121,8 @@ def filter_values(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, s
         "agent_id": agent[0] if agent else "",
     }
     dashboard_values = {
-        "date_start": first,
-        "date_end": last,
+        "start": first,
+        "end": last,
         "orchestrator": workflow,
         "model": model,
     }
