@@ -11,7 +11,6 @@ A screenshot of the dashboard goes to ``tmp_path`` and, when set, to
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -30,7 +29,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orchestrator.demo import create_demo_database
 from orchestrator.reports import load_metadata
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -78,10 +76,11 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("browser")
-    db = folder / "orchestrator.db"
-    asyncio.run(create_demo_database(db, prompts=400, seed=3))
+    db = demo_db  # the shared demo (conftest.py): serving only reads it
     port = _free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:

@@ -6,12 +6,10 @@ over the raw rows of a demo database (never against the report's own SQL).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import sqlite3
 import urllib.parse
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +18,9 @@ import pytest
 from datasette.app import Datasette
 from datasette_dashboards import replace_opts_in_query
 
-from orchestrator import sqlite as backend
-from orchestrator.demo import create_demo_database
 from orchestrator.reports import load_metadata, metadata_for, reports, run_report, run_report_args
 
-END = datetime(2026, 11, 20, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "orchestrator.db"
-    asyncio.run(create_demo_database(path, prompts=1500, days=42, seed=11, end=END))
-    return path
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("empty") / "orchestrator.db"
-    backend.connect(path).close()
-    return path
+# demo_db (shared, read-only) and empty_db come from conftest.py.
 
 
 def datasette_for(path: Path) -> Datasette:
