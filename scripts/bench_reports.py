@@ -109,7 +109,8 @@ def filter_values(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, s
         "SELECT model FROM usage_daily GROUP BY model ORDER BY sum(prompts) DESC"
     ).fetchone()[0]
     agent = conn.execute(
-        "SELECT id FROM agents ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 1000"
+        "SELECT id, session_id FROM agents WHERE session_id IS NOT NULL"
+        " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 1000"
     ).fetchone()
     report_values = {
         "start": first,
@@ -119,6 +120,7 @@ def filter_values(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, s
         "budget_usd": "0.75",
         "min_diff_usd": "0.01",
         "agent_id": agent[0] if agent else "",
+        "session_id": agent[1] if agent else "",
     }
     dashboard_values = {
         "start": first,

@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from datasette.app import Datasette
@@ -371,6 +372,92 @@ async def test_dashboard_metrics_equal_raw_sums(
     sql = replace_opts_in_query(charts["overview/failure-rate"]["query"], {})
     [row] = await get_json(ds, "/orchestrator.json", sql=sql)
     assert row["failed_pct"] == pytest.approx(100 * (a["status"] == "failed").mean(), abs=0.06)
+
+
+async def test_usage_by_day_and_runs_by_day(demo_db: Path, raw: dict[str, pd.DataFrame]) -> None:
+    p, a = raw["prompts"], raw["agents"]
+    got = (await report(demo_db, "usage_by_day")).set_index(["day", "orchestrator_agent", "model"])
+    p = p.assign(
+        model=p["model"].fillna("unknown"),
+        failed=p["status"] == "failed",
+        unpriced=p["cost_source"] == "unpriced",
+    )
+    expected = p.groupby(["day", "orchestrator_agent", "model"]).agg(
+        prompts=("id", "size"),
+        failed_prompts=("failed", "sum"),
+        cost_usd=("cost_usd", "sum"),
+        cache_savings_usd=("cache_savings_usd", "sum"),
+        unpriced_prompts=("unpriced", "sum"),
+        **{t: (t, "sum") for t in TOKENS},
+    )
+    assert list(got.index) == list(expected.index)  # sorted by day, workflow, model
+    for column in ["prompts", "failed_prompts", "unpriced_prompts", *TOKENS]:
+        assert got[column].tolist() == expected[column].tolist(), column
+    for column in ["cost_usd", "cache_savings_usd"]:
+        assert np.allclose(got[column], expected[column], atol=1e-9), column
+    assert expected["failed_prompts"].sum() > 0 and expected["unpriced_prompts"].sum() > 0
+
+    runs = (await report(demo_db, "runs_by_day")).set_index(["day", "orchestrator_agent"])
+    outcome = pd.get_dummies(a["status"]).reindex(
+        columns=["completed", "failed", "cancelled"], fill_value=False
+    )
+    by_day = (
+        pd.concat([a[["day", "orchestrator_agent"]], outcome.astype(int)], axis=1)
+        .assign(runs=1)
+        .groupby(["day", "orchestrator_agent"])[["runs", "completed", "failed", "cancelled"]]
+        .sum()
+    )
+    assert list(runs.index) == list(by_day.index)
+    assert runs[by_day.columns].to_numpy().tolist() == by_day.to_numpy().tolist()
+
+
+async def test_runs_lists_every_run_newest_first(
+    demo_db: Path, raw: dict[str, pd.DataFrame]
+) -> None:
+    a = raw["agents"].sort_values(["created_at", "id"], ascending=False)
+    got = await report(demo_db, "runs")
+    assert 0 < len(a) <= 1000  # Datasette returns at most 1000 rows
+    assert list(got["agent_id"]) == list(a["id"])
+    assert got["run"].tolist() == a["name"].tolist()
+    assert got["orchestrator_agent"].tolist() == a["orchestrator_agent"].tolist()
+    assert got["status"].tolist() == a["status"].tolist()
+    assert np.allclose(got["cost_usd"], a["total_cost_usd"])
+    assert np.allclose(got["duration_ms"], a["duration_ms"], equal_nan=True)
+    # a window is of the days the runs started
+    middle = sorted(a["day"].unique())[len(a["day"].unique()) // 2]
+    one_day = await report(demo_db, "runs", start=middle, end=middle)
+    assert sorted(one_day["agent_id"]) == sorted(a.loc[a["day"] == middle, "id"])
+
+
+async def test_latest_sessions_and_one_sessions_runs_and_prompts(
+    demo_db: Path, raw: dict[str, pd.DataFrame]
+) -> None:
+    a, p = raw["agents"], raw["prompts"]
+    with_session = a[a["session_id"].notna()].sort_values(["created_at", "id"])
+    last_runs = with_session.groupby("session_id").tail(1).iloc[::-1]  # newest first
+    got = await report(demo_db, "latest_sessions", limit="10")
+    assert list(got["session_id"]) == list(last_runs["session_id"][:10])
+    assert list(got["agent_id"]) == list(last_runs["id"][:10])
+    totals = a.groupby("session_id").agg(runs=("id", "size"), cost=("total_cost_usd", "sum"))
+    assert got["runs"].tolist() == totals.loc[got["session_id"], "runs"].tolist()
+    assert np.allclose(got["cost_usd"], totals.loc[got["session_id"], "cost"], atol=1e-4)
+
+    # By default, the latest session; else the one asked for (here the costliest).
+    costliest = str(totals["cost"].idxmax())
+    for asked, session in [
+        ({}, last_runs["session_id"].iloc[0]),
+        ({"session_id": costliest}, costliest),
+    ]:
+        runs = await report(demo_db, "session_runs", **asked)
+        expected = a[a["session_id"] == session].sort_values(["created_at", "id"])
+        assert list(runs["agent_id"]) == list(expected["id"])
+        assert (
+            runs["tokens"].tolist() == expected[[f"total_{t}" for t in TOKENS]].sum(axis=1).tolist()
+        )
+        prompts = await report(demo_db, "session_prompts", **asked)
+        sent = p[p["session_id"] == session].sort_values(["created_at", "id"])
+        assert list(prompts["prompt_id"]) == list(sent["id"]) and len(sent) > 0
+        assert prompts["cost_usd"].sum() == pytest.approx(sent["cost_usd"].sum())
 
 
 # -- every report takes the same date window -----------------------------------------------

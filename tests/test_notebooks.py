@@ -301,3 +301,9 @@ def test_analysis_on_an_empty_database(empty_db: Path) -> None:
     assert analysis.week_over_week(empty_db).empty
     with pytest.raises(LookupError):
         analysis.session_drilldown(None, empty_db)
+
+
+def test_analysis_holds_no_sql() -> None:
+    """Report SQL lives in metadata.yml only: analysis reshapes the reports in pandas."""
+    source = Path(analysis.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"\b(SELECT|FROM|sqlite3)\b", source)
