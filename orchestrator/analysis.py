@@ -1,75 +1,37 @@
 """Run-history analysis as pandas DataFrames, for the notebooks and anyone with a REPL.
 
 Every function takes a database path (``None``: :func:`orchestrator.default_db_path`)
-and returns a small, aggregated DataFrame. Where a canned report of ``metadata.yml``
-answers the question, the function runs it through :func:`orchestrator.reports.run_report`
-and reshapes the result; the SQL written here is only what no report holds (per-day
-splits by workflow and model, run-duration quantiles, cost anomalies, one session's
-runs and prompts). Aggregation happens in SQL: nothing here loads the whole
-``prompts`` or ``agent_logs`` table into memory, so it stays fast on millions of rows.
+and returns a small, aggregated DataFrame: it runs canned reports of ``metadata.yml``
+(the one home of their SQL) through :func:`orchestrator.reports.run_report` and
+reshapes them in pandas. Aggregation happens in the reports' SQL, except the per-run
+statistics (duration percentiles, cost anomalies): medians over every run are too slow
+in SQLite, so pandas computes them from the ``runs`` report, one row per run. Nothing
+here loads the ``prompts`` or ``agent_logs`` tables, so it stays fast on millions of
+rows.
 
 Databases are opened read-only (after migrating, like every opener). Days are UTC
-``YYYY-MM-DD`` text; ``start`` and ``end`` default to the whole history, unlike the
-reports' own defaults (the last 30 days).
+``YYYY-MM-DD`` text; ``start`` and ``end`` are both included and, as in every report,
+None (or empty) means no bound: by default the whole history.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from . import sqlite as backend
 from .reports import run_report
 
 DbPath = str | os.PathLike[str] | None
-
-#: Start and end days that cover any history (``date(end, '+1 day')`` must stay valid).
-ALL_TIME_START = "0001-01-01"
-ALL_TIME_END = "2999-12-31"
 
 #: Robust z-score above which a run's cost counts as an anomaly (Iglewicz and Hoaglin).
 ANOMALY_Z = 3.5
 
 TOKEN_COLUMNS = ["tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write"]
-
-
-def _path(db_path: DbPath) -> Path:
-    path = Path(db_path) if db_path is not None else backend.default_db_path()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
-        )
-    return path
-
-
-@contextmanager
-def _read_only(db_path: DbPath) -> Iterator[sqlite3.Connection]:
-    path = _path(db_path)
-    backend.connect(path).close()  # migrate first, like every opener
-    conn = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _query(db_path: DbPath, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    with _read_only(db_path) as conn:
-        cursor = conn.execute(sql, params or {})
-        columns = [d[0] for d in cursor.description or []]
-        return pd.DataFrame(cursor.fetchall(), columns=columns)
-
-
-def _range(start: str | None, end: str | None) -> dict[str, str]:
-    return {"start": start or ALL_TIME_START, "end": end or ALL_TIME_END}
 
 
 def report_frame(name: str, db_path: DbPath = None, **params: Any) -> pd.DataFrame:
@@ -80,13 +42,12 @@ def report_frame(name: str, db_path: DbPath = None, **params: Any) -> pd.DataFra
 
 def has_history(db_path: DbPath = None) -> bool:
     """Whether the database holds at least one agent run."""
-    frame = _query(db_path, "SELECT EXISTS (SELECT 1 FROM agents) AS any_run")
-    return bool(frame.iloc[0, 0])
+    return not report_frame("runs_by_day", db_path).empty
 
 
 def history_span(db_path: DbPath = None) -> tuple[str, str] | None:
     """First and last UTC day with prompts, or None when there are none."""
-    days = report_frame("spend_by_day", db_path, **_range(None, None))["day"]
+    days = report_frame("spend_by_day", db_path)["day"]
     return (str(days.iloc[0]), str(days.iloc[-1])) if len(days) else None
 
 
@@ -101,24 +62,7 @@ def daily_usage(
     Columns: day (datetime), orchestrator_agent, model, prompts, failed_prompts, the four
     token columns, cost_usd, cache_savings_usd, unpriced_prompts.
     """
-    frame = _query(
-        db_path,
-        """
-        SELECT u.day, o.name AS orchestrator_agent, u.model,
-          sum(u.prompts) AS prompts, sum(u.failed_prompts) AS failed_prompts,
-          sum(u.tokens_input) AS tokens_input, sum(u.tokens_output) AS tokens_output,
-          sum(u.tokens_cache_read) AS tokens_cache_read,
-          sum(u.tokens_cache_write) AS tokens_cache_write,
-          sum(u.cost_usd) AS cost_usd, sum(u.cache_savings_usd) AS cache_savings_usd,
-          sum(u.unpriced_prompts) AS unpriced_prompts
-        FROM usage_daily u JOIN orchestrator_agents o ON o.id = u.orchestrator_agent_id
-        WHERE u.day >= :start AND u.day <= :end
-        GROUP BY u.day, o.name, u.model
-        HAVING sum(u.prompts) <> 0
-        ORDER BY u.day, o.name, u.model
-        """,
-        _range(start, end),
-    )
+    frame = report_frame("usage_by_day", db_path, start=start, end=end)
     frame["day"] = pd.to_datetime(frame["day"])
     return frame
 
@@ -143,7 +87,7 @@ def token_mix(
 ) -> pd.DataFrame:
     """The ``token_mix`` report (tokens by type, cache hit ratio, USD saved by caching per
     day) with ``day`` as datetime and the running total of the savings."""
-    frame = report_frame("token_mix", db_path, **_range(start, end))
+    frame = report_frame("token_mix", db_path, start=start, end=end)
     frame["day"] = pd.to_datetime(frame["day"])
     frame["cache_savings_cumulative_usd"] = frame["cache_savings_usd"].cumsum()
     return frame
@@ -156,19 +100,7 @@ def runs_by_day(
     db_path: DbPath = None, start: str | None = None, end: str | None = None
 ) -> pd.DataFrame:
     """Runs per UTC day (of creation) and workflow: runs, completed, failed, cancelled."""
-    frame = _query(
-        db_path,
-        """
-        SELECT r.day, o.name AS orchestrator_agent, sum(r.runs) AS runs,
-          sum(r.completed) AS completed, sum(r.failed) AS failed, sum(r.cancelled) AS cancelled
-        FROM runs_daily r JOIN orchestrator_agents o ON o.id = r.orchestrator_agent_id
-        WHERE r.day >= :start AND r.day <= :end
-        GROUP BY r.day, o.name
-        HAVING sum(r.runs) <> 0
-        ORDER BY r.day, o.name
-        """,
-        _range(start, end),
-    )
+    frame = report_frame("runs_by_day", db_path, start=start, end=end)
     frame["day"] = pd.to_datetime(frame["day"])
     return frame
 
@@ -202,7 +134,7 @@ def failures_by_workflow(
     db_path: DbPath = None, start: str | None = None, end: str | None = None
 ) -> pd.DataFrame:
     """Runs, failed runs and failure rate per workflow (from ``spend_by_orchestrator``)."""
-    frame = report_frame("spend_by_orchestrator", db_path, **_range(start, end))
+    frame = report_frame("spend_by_orchestrator", db_path, start=start, end=end)
     frame = frame[["orchestrator_agent", "runs", "failed_runs"]].copy()
     frame["failure_rate"] = frame["failed_runs"] / frame["runs"].where(frame["runs"] > 0)
     return frame.sort_values("failure_rate", ascending=False, ignore_index=True)
@@ -239,6 +171,28 @@ def common_errors(db_path: DbPath = None, limit: int = 10) -> pd.DataFrame:
     return grouped[columns].head(limit)
 
 
+_DURATION_COLUMNS = (
+    ["orchestrator_agent", "run", "runs", "mean_ms", "min_ms"]
+    + [f"p{p}_ms" for p in (5, 25, 50, 75, 95)]
+    + ["max_ms"]
+)
+
+
+def _runs(db_path: DbPath, start: str | None, end: str | None) -> pd.DataFrame:
+    """The ``runs`` report (every run started in the range) with ``run`` (its name) ``''``
+    where the run has none, as the per-run statistics group it."""
+    frame = report_frame("runs", db_path, start=start, end=end)
+    if len(frame):
+        frame["run"] = frame["run"].fillna("")
+    return frame
+
+
+def _nearest_rank(values: pd.Series, percentile: int) -> float:
+    """The smallest of ``values`` with at least ``percentile``% of them at or below it."""
+    ordered = np.sort(values.to_numpy(dtype=float))
+    return float(ordered[(len(ordered) * percentile + 99) // 100 - 1])
+
+
 def run_durations(
     db_path: DbPath = None,
     start: str | None = None,
@@ -247,38 +201,26 @@ def run_durations(
 ) -> pd.DataFrame:
     """Duration quantiles of runs per workflow and run name, in milliseconds.
 
-    Runs of ``status`` (None: every finished run) created between ``start`` and ``end``.
-    Percentiles are nearest-rank, as in the ``step_durations`` report. Columns:
-    orchestrator_agent, run, runs, mean_ms, min_ms, p5_ms, p25_ms, p50_ms, p75_ms, p95_ms,
-    max_ms; slowest p95 first.
+    Runs of ``status`` (None: every finished run) created between ``start`` and ``end``,
+    from the ``runs`` report. Percentiles are nearest-rank, as in the ``step_durations``
+    report. Columns: orchestrator_agent, run, runs, mean_ms, min_ms, p5_ms, p25_ms,
+    p50_ms, p75_ms, p95_ms, max_ms; slowest p95 first.
     """
-    quantiles = ",\n".join(
-        f"max(CASE WHEN r.rank = (r.n * {p} + 99) / 100 THEN r.duration_ms END) AS p{p}_ms"
-        for p in (5, 25, 50, 75, 95)
-    )
-    return _query(
-        db_path,
-        f"""
-        WITH r AS (
-          SELECT a.orchestrator_agent_id, coalesce(a.name, '') AS run, a.duration_ms,
-            row_number() OVER w AS rank,
-            count(*) OVER (PARTITION BY a.orchestrator_agent_id, coalesce(a.name, '')) AS n
-          FROM agents a
-          WHERE a.duration_ms IS NOT NULL
-            AND (:status = '' OR a.status = :status)
-            AND a.created_at >= :start AND a.created_at < date(:end, '+1 day')
-          WINDOW w AS (PARTITION BY a.orchestrator_agent_id, coalesce(a.name, '')
-            ORDER BY a.duration_ms)
-        )
-        SELECT o.name AS orchestrator_agent, r.run, max(r.n) AS runs,
-          avg(r.duration_ms) AS mean_ms, min(r.duration_ms) AS min_ms,
-          {quantiles},
-          max(r.duration_ms) AS max_ms
-        FROM r JOIN orchestrator_agents o ON o.id = r.orchestrator_agent_id
-        GROUP BY o.name, r.run
-        ORDER BY p95_ms DESC, o.name, r.run
-        """,
-        {**_range(start, end), "status": status or ""},
+    finished = _runs(db_path, start, end)
+    if len(finished):
+        finished = finished[finished["duration_ms"].notna()]
+        if status:
+            finished = finished[finished["status"] == status]
+    if finished.empty:
+        return pd.DataFrame(columns=_DURATION_COLUMNS)
+    keys = ["orchestrator_agent", "run"]
+    groups = finished.astype({"duration_ms": float}).groupby(keys)["duration_ms"]
+    frame = groups.agg(runs="size", mean_ms="mean", min_ms="min", max_ms="max")
+    for p in (5, 25, 50, 75, 95):
+        frame[f"p{p}_ms"] = groups.agg(_nearest_rank, p)
+    frame = frame.reset_index()[_DURATION_COLUMNS]
+    return frame.sort_values(
+        ["p95_ms", *keys], ascending=[False, True, True], kind="mergesort", ignore_index=True
     )
 
 
@@ -286,7 +228,23 @@ def step_durations(
     db_path: DbPath = None, start: str | None = None, end: str | None = None
 ) -> pd.DataFrame:
     """The ``step_durations`` report (p50 / p95 per workflow and step) over the range."""
-    return report_frame("step_durations", db_path, **_range(start, end))
+    return report_frame("step_durations", db_path, start=start, end=end)
+
+
+_ANOMALY_COLUMNS = [
+    "orchestrator_agent",
+    "run",
+    "session_id",
+    "status",
+    "created_at",
+    "prompts",
+    "cost_usd",
+    "typical_usd",
+    "p95_usd",
+    "times_typical",
+    "robust_z",
+    "agent_id",
+]
 
 
 def cost_anomalies(
@@ -302,65 +260,38 @@ def cost_anomalies(
     The score is the robust z-score of the log of the run's cost within its group
     (workflow and run name): ``0.6745 * (ln cost - median) / MAD``, where the median and
     the median absolute deviation are taken over the group's finished, priced runs
-    (cost > 0). A run scores above ``threshold`` to count; groups of fewer than
-    ``min_runs`` runs are skipped. Columns: orchestrator_agent, run, session_id, status,
-    created_at, prompts, cost_usd, typical_usd (the group's median), p95_usd (its
-    nearest-rank p95), times_typical, robust_z, agent_id; highest score first.
+    (cost > 0) created between ``start`` and ``end`` (from the ``runs`` report). A run
+    scores above ``threshold`` to count; groups of fewer than ``min_runs`` runs, or whose
+    MAD is 0, are skipped; at most ``limit`` runs (negative: all). Columns:
+    orchestrator_agent, run, session_id, status, created_at, prompts, cost_usd,
+    typical_usd (the group's median), p95_usd (its nearest-rank p95), times_typical,
+    robust_z, agent_id; highest score first.
     """
-    middle = "r.rank IN ((r.n + 1) / 2, (r.n + 2) / 2)"
-    return _query(
-        db_path,
-        f"""
-        WITH runs AS MATERIALIZED (
-          SELECT a.id, a.orchestrator_agent_id, coalesce(a.name, '') AS run, a.session_id,
-            a.status, a.created_at, a.prompt_count, a.total_cost_usd AS cost_usd,
-            ln(a.total_cost_usd) AS x
-          FROM agents a
-          WHERE a.total_cost_usd > 0 AND a.completed_at IS NOT NULL
-            AND a.created_at >= :start AND a.created_at < date(:end, '+1 day')
-        ), r AS (
-          SELECT orchestrator_agent_id, run, x, cost_usd,
-            row_number() OVER (PARTITION BY orchestrator_agent_id, run ORDER BY x) AS rank,
-            count(*) OVER (PARTITION BY orchestrator_agent_id, run) AS n
-          FROM runs
-        ), stats AS (
-          SELECT r.orchestrator_agent_id, r.run, max(r.n) AS n,
-            avg(CASE WHEN {middle} THEN r.x END) AS median_x,
-            max(CASE WHEN r.rank = (r.n * 95 + 99) / 100 THEN r.cost_usd END) AS p95_usd
-          FROM r GROUP BY r.orchestrator_agent_id, r.run
-          HAVING max(r.n) >= :min_runs
-        ), d AS (
-          SELECT runs.orchestrator_agent_id, runs.run, s.n,
-            row_number() OVER (PARTITION BY runs.orchestrator_agent_id, runs.run
-              ORDER BY abs(runs.x - s.median_x)) AS rank,
-            abs(runs.x - s.median_x) AS deviation
-          FROM runs JOIN stats s
-            ON s.orchestrator_agent_id = runs.orchestrator_agent_id AND s.run = runs.run
-        ), mad AS (
-          SELECT r.orchestrator_agent_id, r.run, avg(r.deviation) AS mad
-          FROM d AS r WHERE {middle}
-          GROUP BY r.orchestrator_agent_id, r.run
-        ), scored AS (
-          SELECT runs.*, s.median_x, s.p95_usd,
-            0.6745 * (runs.x - s.median_x) / nullif(m.mad, 0) AS robust_z
-          FROM runs
-          JOIN stats s ON s.orchestrator_agent_id = runs.orchestrator_agent_id
-            AND s.run = runs.run
-          JOIN mad m ON m.orchestrator_agent_id = runs.orchestrator_agent_id
-            AND m.run = runs.run
-        )
-        SELECT o.name AS orchestrator_agent, scored.run, scored.session_id, scored.status,
-          scored.created_at, scored.prompt_count AS prompts, scored.cost_usd,
-          exp(scored.median_x) AS typical_usd, scored.p95_usd,
-          scored.cost_usd / exp(scored.median_x) AS times_typical,
-          scored.robust_z, scored.id AS agent_id
-        FROM scored JOIN orchestrator_agents o ON o.id = scored.orchestrator_agent_id
-        WHERE scored.robust_z > :threshold
-        ORDER BY scored.robust_z DESC, scored.id
-        LIMIT :limit
-        """,
-        {**_range(start, end), "threshold": threshold, "min_runs": min_runs, "limit": limit},
+    priced = _runs(db_path, start, end)
+    if len(priced):
+        priced = priced[(priced["cost_usd"] > 0) & priced["completed_at"].notna()].copy()
+    if priced.empty:
+        return pd.DataFrame(columns=_ANOMALY_COLUMNS)
+    priced["x"] = np.log(priced["cost_usd"].astype(float))
+    by = [priced["orchestrator_agent"], priced["run"]]
+    groups = priced.groupby(by)["x"]
+    size = groups.transform("size")
+    median = groups.transform("median")
+    mad = (priced["x"] - median).abs().groupby(by).transform("median")
+    priced["typical_usd"] = np.exp(median)
+    # ln is increasing: the run at rank k by log cost is the run at rank k by cost
+    priced["p95_usd"] = priced.groupby(by)["cost_usd"].transform(_nearest_rank, 95)
+    priced["times_typical"] = priced["cost_usd"] / priced["typical_usd"]
+    priced["robust_z"] = 0.6745 * (priced["x"] - median) / mad.where(mad != 0)
+    scored = priced[(size >= min_runs) & (priced["robust_z"] > threshold)]
+    scored = scored.sort_values(
+        ["robust_z", "agent_id"], ascending=[False, True], kind="mergesort", ignore_index=True
     )
+    if limit >= 0:
+        scored = scored.head(limit)
+    if scored.empty:
+        return pd.DataFrame(columns=_ANOMALY_COLUMNS)
+    return scored[_ANOMALY_COLUMNS]
 
 
 # --- sessions and weeks ------------------------------------------------------------------
@@ -368,7 +299,7 @@ def cost_anomalies(
 
 def expensive_sessions(db_path: DbPath = None, limit: int = 15) -> pd.DataFrame:
     """The ``spend_by_session`` report over the whole history: the costliest sessions."""
-    return report_frame("spend_by_session", db_path, limit=limit, **_range(None, None))
+    return report_frame("spend_by_session", db_path, limit=limit)
 
 
 def week_over_week(db_path: DbPath = None, end: str | None = None) -> pd.DataFrame:
@@ -412,50 +343,18 @@ def week_over_week(db_path: DbPath = None, end: str | None = None) -> pd.DataFra
 
 def latest_session(db_path: DbPath = None) -> str | None:
     """The session of the most recently created run, or None when no run has one."""
-    frame = _query(
-        db_path,
-        """
-        SELECT session_id FROM agents WHERE session_id IS NOT NULL
-        ORDER BY created_at DESC, id DESC LIMIT 1
-        """,
-    )
-    return None if frame.empty else str(frame.iloc[0, 0])
+    frame = report_frame("latest_sessions", db_path, limit=1)
+    return None if frame.empty else str(frame["session_id"].iloc[0])
 
 
 def session_runs(session_id: str, db_path: DbPath = None) -> pd.DataFrame:
     """The runs of one session, in the order they were created."""
-    return _query(
-        db_path,
-        """
-        SELECT a.id AS agent_id, o.name AS orchestrator_agent, a.name AS run, a.status,
-          a.created_at, a.started_at, a.completed_at, a.duration_ms, a.prompt_count AS prompts,
-          a.total_tokens_input + a.total_tokens_output + a.total_tokens_cache_read
-            + a.total_tokens_cache_write AS tokens,
-          a.total_cost_usd AS cost_usd, a.unpriced_prompt_count AS unpriced_prompts, a.error,
-          a.parent_agent_id
-        FROM agents a JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id
-        WHERE a.session_id = :session_id
-        ORDER BY a.created_at, a.id
-        """,
-        {"session_id": session_id},
-    )
+    return report_frame("session_runs", db_path, session_id=session_id)
 
 
 def session_prompts(session_id: str, db_path: DbPath = None) -> pd.DataFrame:
     """Every prompt of one session with its tokens by type, cost, model and duration."""
-    frame = _query(
-        db_path,
-        """
-        SELECT p.created_at, a.name AS run, p.model, p.status,
-          p.tokens_input, p.tokens_output, p.tokens_cache_read, p.tokens_cache_write,
-          p.cost_usd, p.cost_source, p.cache_savings_usd, p.duration_ms,
-          substr(p.content, 1, 120) AS content, p.error, p.id AS prompt_id, p.agent_id
-        FROM prompts p JOIN agents a ON a.id = p.agent_id
-        WHERE a.session_id = :session_id
-        ORDER BY p.created_at, p.id
-        """,
-        {"session_id": session_id},
-    )
+    frame = report_frame("session_prompts", db_path, session_id=session_id)
     frame.insert(0, "prompt", range(1, len(frame) + 1))
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")
     return frame
@@ -576,8 +475,6 @@ def session_errors(runs: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "ALL_TIME_END",
-    "ALL_TIME_START",
     "ANOMALY_Z",
     "SessionDrilldown",
     "common_errors",

@@ -135,24 +135,18 @@ def report(
     """Run canned report NAME (the SQL in metadata.yml); list reports without NAME.
 
     Parameters may also be given as --name value after NAME: orchestrator report
-    spend_by_day --start 2026-11-01.
+    spend_by_day --start 2026-11-01. Every report takes --start and --end (UTC days,
+    both included); leave them out for all time.
     """
-    from .reports import reports, run_report
+    from .reports import reports, run_report_args
 
     if name is None:
         for item in reports().values():
             parameters = " ".join(f"--{p}" for p in item.parameters)
             click.echo(f"{item.name:<24}{item.title}  {parameters}".rstrip())
         return
-    values = dict(params)
-    extra = list(ctx.args)
-    while extra:
-        flag = extra.pop(0)
-        if not flag.startswith("--") or not extra:
-            raise click.UsageError(f"expected --parameter value, got {flag!r}")
-        values[flag[2:]] = extra.pop(0)
     try:
-        result = run_report(name, db_path, values)
+        result = run_report_args(name, ctx.args, params=params, db_path=db_path)
     except (KeyError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     click.echo(format_result(result.columns, result.rows, fmt), nl=False)

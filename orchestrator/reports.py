@@ -1,9 +1,13 @@
 """The canned reports, read from ``metadata.yml``: the one home of their SQL.
 
 Datasette serves them from the same file; the ``orchestrator report`` command
-and the notebooks run them through :func:`run_report`. A parameter left out
-is passed as an empty string, exactly as Datasette does, so the defaults
-written into each query's SQL apply everywhere.
+(through :func:`run_report_args`) and the notebooks run them through
+:func:`run_report`. A parameter left out is passed as an empty string, exactly
+as Datasette does, so the defaults written into each query's SQL apply everywhere.
+
+Every report takes the same date window: ``start`` and ``end``, UTC days
+(``YYYY-MM-DD``) that are both included. An empty or missing one is no bound,
+so leaving both out means all time.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import functools
 import os
 import re
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,10 @@ from . import sqlite as backend
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
+#: The date window every report takes (UTC days, both included; empty: no bound).
+DATE_PARAMETERS = ("start", "end")
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def project_file(name: str) -> Path:
@@ -87,7 +96,9 @@ class Report:
 
 
 def _strip_strings(sql: str) -> str:
-    return re.sub(r"'(?:[^']|'')*'", "''", sql)
+    """``sql`` without its string literals and ``--`` comments (an apostrophe in a comment
+    must not hide the parameters after it)."""
+    return re.sub(r"'(?:[^']|'')*'|--[^\n]*", lambda m: "''" if m[0][0] == "'" else "", sql)
 
 
 def reports(path: Path | None = None) -> dict[str, Report]:
@@ -127,10 +138,10 @@ def run_report(
     *,
     conn: sqlite3.Connection | None = None,
 ) -> ReportResult:
-    """Run the canned report ``name`` read-only; missing parameters are ``''``.
+    """Run the canned report ``name`` read-only; missing parameters (and None) are ``''``.
 
     Raises KeyError for an unknown report and ValueError for a parameter the
-    report does not take.
+    report does not take, or a ``start`` or ``end`` that is not a ``YYYY-MM-DD`` day.
     """
     report = get_report(name)
     given = {key: "" if value is None else str(value) for key, value in (params or {}).items()}
@@ -139,6 +150,9 @@ def run_report(
         raise ValueError(
             f"report {name!r} takes {report.parameters or 'no parameters'}, not {sorted(unknown)}"
         )
+    for key in DATE_PARAMETERS:
+        if given.get(key) and not _is_day(given[key]):
+            raise ValueError(f"{key} must be a UTC day (YYYY-MM-DD) or empty, not {given[key]!r}")
     values = {key: given.get(key, "") for key in report.parameters}
     own = conn is None
     if conn is None:
@@ -155,3 +169,42 @@ def run_report(
     finally:
         if own:
             conn.close()
+
+
+def _is_day(value: str) -> bool:
+    if not _DAY.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def run_report_args(
+    name: str,
+    args: Sequence[str] = (),
+    *,
+    params: Iterable[tuple[str, str]] = (),
+    db_path: str | os.PathLike[str] | None = None,
+) -> ReportResult:
+    """Run report ``name`` with parameters given as command-line words.
+
+    ``args`` holds ``--name value`` or ``--name=value`` words (``--start 2026-11-01
+    --end=2026-11-30``); ``params`` holds ``(name, value)`` pairs (``-p name value``),
+    which the words override. Raises ValueError for words that are not such pairs,
+    else as :func:`run_report`.
+    """
+    values = dict(params)
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if not word.startswith("--") or len(word) == 2:
+            raise ValueError(f"expected --parameter value, got {word!r}")
+        key, equals, value = word[2:].partition("=")
+        if not equals:
+            if not words:
+                raise ValueError(f"expected --parameter value, got {word!r}")
+            value = words.pop(0)
+        values[key] = value
+    return run_report(name, db_path, values)

@@ -120,7 +120,7 @@ def main() -> None:
             seconds, nb = timed(args.notebook, db)
             data.append(seconds)
 
-    days = report_frame("spend_by_day", db, start="0001-01-01", end="2999-12-31")
+    days = report_frame("spend_by_day", db)  # no start or end: all time
     prompts = int(days["prompts"].sum()) if len(days) else 0
     size = db.stat().st_size + sum(
         p.stat().st_size for p in db.parent.glob(db.name + "-wal") if p.exists()

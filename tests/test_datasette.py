@@ -6,39 +6,22 @@ over the raw rows of a demo database (never against the report's own SQL).
 
 from __future__ import annotations
 
-import asyncio
 import math
+import re
 import sqlite3
 import urllib.parse
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from datasette.app import Datasette
 from datasette_dashboards import replace_opts_in_query
 
-from orchestrator import sqlite as backend
-from orchestrator.demo import create_demo_database
-from orchestrator.reports import load_metadata, metadata_for, reports
+from orchestrator.reports import load_metadata, metadata_for, reports, run_report, run_report_args
 
-END = datetime(2026, 11, 20, tzinfo=timezone.utc)
-WINDOW = {"start": "2026-09-01", "end": "2026-11-30"}  # covers the whole demo history
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "orchestrator.db"
-    asyncio.run(create_demo_database(path, prompts=1500, days=42, seed=11, end=END))
-    return path
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("empty") / "orchestrator.db"
-    backend.connect(path).close()
-    return path
+# demo_db (shared, read-only) and empty_db come from conftest.py.
 
 
 def datasette_for(path: Path) -> Datasette:
@@ -80,12 +63,28 @@ def dashboard_charts() -> dict[str, dict[str, Any]]:
 FILTERS = [
     {},
     {
-        "date_start": "2026-10-20",
-        "date_end": "2026-11-10",
+        "start": "2026-10-20",
+        "end": "2026-11-10",
         "orchestrator": "plan_build",
         "model": "claude-sonnet-4-5",
     },
 ]
+
+
+@pytest.fixture(scope="module")
+def window(demo_db: Path) -> dict[str, str]:
+    """A start and end that cover every timestamp of the demo history, read from raw rows."""
+    days = pd.concat(
+        frame(demo_db, f"SELECT substr({column}, 1, 10) AS day FROM {table}")["day"]
+        for table, column in [
+            ("agents", "created_at"),
+            ("agents", "completed_at"),
+            ("prompts", "created_at"),
+            ("agent_logs", "created_at"),
+            ("system_logs", "created_at"),
+        ]
+    ).dropna()
+    return {"start": days.min(), "end": days.max()}
 
 
 # -- every page answers, on a demo database and on an empty one ---------------------------
@@ -93,7 +92,7 @@ FILTERS = [
 
 @pytest.mark.parametrize("which", ["demo", "empty"])
 async def test_every_page_report_and_chart_answers(
-    which: str, demo_db: Path, empty_db: Path
+    which: str, demo_db: Path, empty_db: Path, window: dict[str, str]
 ) -> None:
     path = demo_db if which == "demo" else empty_db
     ds = datasette_for(path)
@@ -108,7 +107,7 @@ async def test_every_page_report_and_chart_answers(
         await get_json(
             ds,
             f"/orchestrator/{name}.json",
-            **{k: v for k, v in WINDOW.items() if k in reports()[name].parameters},
+            **window,
         )
     for key, chart in dashboard_charts().items():
         response = await ds.client.get(f"/-/dashboards/{key}")
@@ -183,8 +182,10 @@ async def report(demo_db: Path, name: str, **params: Any) -> pd.DataFrame:
 TOKENS = ["tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write"]
 
 
-async def test_spend_by_day(demo_db: Path, raw: dict[str, pd.DataFrame]) -> None:
-    got = (await report(demo_db, "spend_by_day", **WINDOW)).set_index("day")
+async def test_spend_by_day(
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
+) -> None:
+    got = (await report(demo_db, "spend_by_day", **window)).set_index("day")
     p = raw["prompts"]
     expected = p.groupby("day").agg(
         prompts=("id", "size"), cost_usd=("cost_usd", "sum"), **{t: (t, "sum") for t in TOKENS}
@@ -199,9 +200,9 @@ async def test_spend_by_day(demo_db: Path, raw: dict[str, pd.DataFrame]) -> None
 
 
 async def test_spend_by_model_never_prices_unknown_models_at_zero(
-    demo_db: Path, raw: dict[str, pd.DataFrame]
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
 ) -> None:
-    got = (await report(demo_db, "spend_by_model", **WINDOW)).set_index("model")
+    got = (await report(demo_db, "spend_by_model", **window)).set_index("model")
     p = raw["prompts"]
     for model, group in p.groupby("model"):
         row = got.loc[model]
@@ -214,8 +215,10 @@ async def test_spend_by_model_never_prices_unknown_models_at_zero(
             assert row["cost_usd"] == pytest.approx(group["cost_usd"].sum(), abs=1e-4)
 
 
-async def test_spend_by_orchestrator(demo_db: Path, raw: dict[str, pd.DataFrame]) -> None:
-    got = (await report(demo_db, "spend_by_orchestrator", **WINDOW)).set_index("orchestrator_agent")
+async def test_spend_by_orchestrator(
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
+) -> None:
+    got = (await report(demo_db, "spend_by_orchestrator", **window)).set_index("orchestrator_agent")
     p, a = raw["prompts"], raw["agents"]
     for name, group in p.groupby("orchestrator_agent"):
         runs = a[a["orchestrator_agent"] == name]
@@ -228,23 +231,25 @@ async def test_spend_by_orchestrator(demo_db: Path, raw: dict[str, pd.DataFrame]
 
 
 async def test_spend_by_session_and_expensive_prompts(
-    demo_db: Path, raw: dict[str, pd.DataFrame]
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
 ) -> None:
-    got = await report(demo_db, "spend_by_session", limit="5", **WINDOW)
+    got = await report(demo_db, "spend_by_session", limit="5", **window)
     a = raw["agents"]
     by_session = a.groupby("session_id")["total_cost_usd"].sum().sort_values(ascending=False)
     assert list(got["session_id"]) == list(by_session.index[:5])
     assert got["cost_usd"].to_numpy() == pytest.approx(by_session.to_numpy()[:5], abs=1e-4)
 
-    top = await report(demo_db, "expensive_prompts", limit="10", **WINDOW)
+    top = await report(demo_db, "expensive_prompts", limit="10", **window)
     costs = raw["prompts"]["cost_usd"].dropna().sort_values(ascending=False)
     assert top["cost_usd"].to_numpy() == pytest.approx(costs.to_numpy()[:10], abs=1e-6)
 
 
-async def test_token_mix_hit_ratio_and_savings(demo_db: Path, raw: dict[str, pd.DataFrame]) -> None:
+async def test_token_mix_hit_ratio_and_savings(
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
+) -> None:
     from genai_prices import Usage, calc_price
 
-    got = (await report(demo_db, "token_mix", **WINDOW)).set_index("day")
+    got = (await report(demo_db, "token_mix", **window)).set_index("day")
     p = raw["prompts"]
     day = p.groupby("day")[TOKENS].sum()
     ratio = day["tokens_cache_read"] / day[
@@ -279,7 +284,7 @@ async def test_token_mix_hit_ratio_and_savings(demo_db: Path, raw: dict[str, pd.
 
 
 async def test_failed_slowest_and_over_budget_runs(
-    demo_db: Path, raw: dict[str, pd.DataFrame]
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
 ) -> None:
     a = raw["agents"]
     failed = await report(demo_db, "failed_runs", limit="500")
@@ -287,7 +292,7 @@ async def test_failed_slowest_and_over_budget_runs(
     assert list(failed["agent_id"]) == list(expected["id"])
     assert list(failed["last_error"]) == list(expected["error"])
 
-    slowest = await report(demo_db, "slowest_runs", limit="7", **WINDOW)
+    slowest = await report(demo_db, "slowest_runs", limit="7", **window)
     assert slowest["duration_ms"].to_numpy() == pytest.approx(
         a["duration_ms"].sort_values(ascending=False).to_numpy()[:7]
     )
@@ -302,9 +307,9 @@ async def test_failed_slowest_and_over_budget_runs(
 
 
 async def test_step_durations_percentiles_within_their_bucket(
-    demo_db: Path, raw: dict[str, pd.DataFrame]
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
 ) -> None:
-    got = await report(demo_db, "step_durations", **WINDOW)
+    got = await report(demo_db, "step_durations", **window)
     logs = raw["logs"]
     ends = logs[(logs["log_type"] == "step_end") & logs["step"].notna()].merge(
         raw["agents"][["id", "orchestrator_agent"]].rename(columns={"id": "agent_id"})
@@ -328,7 +333,7 @@ async def test_step_durations_percentiles_within_their_bucket(
 
 
 async def test_run_timeline_unpriced_models_and_system_problems(
-    demo_db: Path, raw: dict[str, pd.DataFrame]
+    demo_db: Path, raw: dict[str, pd.DataFrame], window: dict[str, str]
 ) -> None:
     a, p, logs, system = raw["agents"], raw["prompts"], raw["logs"], raw["system"]
     latest = a.sort_values(["created_at", "id"]).iloc[-1]["id"]
@@ -340,7 +345,7 @@ async def test_run_timeline_unpriced_models_and_system_problems(
     expected = p[p["cost_source"] == "unpriced"].groupby("model").size()
     assert unpriced["unpriced_prompts"].to_dict() == expected.to_dict()
 
-    problems = await report(demo_db, "system_problems", **WINDOW)
+    problems = await report(demo_db, "system_problems", **window)
     bad = system[system["log_level"].isin(["ERROR", "WARNING", "CRITICAL"])]
     counts = bad.groupby(["source", "log_level"]).size()
     assert {
@@ -358,8 +363,8 @@ async def test_dashboard_metrics_equal_raw_sums(
     sql = replace_opts_in_query(charts["overview/total-spend"]["query"], filters)
     [row] = await get_json(ds, "/orchestrator.json", sql=sql, **filters)
     chosen = p[
-        (p["day"] >= filters["date_start"])
-        & (p["day"] <= filters["date_end"])
+        (p["day"] >= filters["start"])
+        & (p["day"] <= filters["end"])
         & (p["orchestrator_agent"] == filters["orchestrator"])
         & (p["model"] == filters["model"])
     ]
@@ -367,3 +372,141 @@ async def test_dashboard_metrics_equal_raw_sums(
     sql = replace_opts_in_query(charts["overview/failure-rate"]["query"], {})
     [row] = await get_json(ds, "/orchestrator.json", sql=sql)
     assert row["failed_pct"] == pytest.approx(100 * (a["status"] == "failed").mean(), abs=0.06)
+
+
+async def test_usage_by_day_and_runs_by_day(demo_db: Path, raw: dict[str, pd.DataFrame]) -> None:
+    p, a = raw["prompts"], raw["agents"]
+    got = (await report(demo_db, "usage_by_day")).set_index(["day", "orchestrator_agent", "model"])
+    p = p.assign(
+        model=p["model"].fillna("unknown"),
+        failed=p["status"] == "failed",
+        unpriced=p["cost_source"] == "unpriced",
+    )
+    expected = p.groupby(["day", "orchestrator_agent", "model"]).agg(
+        prompts=("id", "size"),
+        failed_prompts=("failed", "sum"),
+        cost_usd=("cost_usd", "sum"),
+        cache_savings_usd=("cache_savings_usd", "sum"),
+        unpriced_prompts=("unpriced", "sum"),
+        **{t: (t, "sum") for t in TOKENS},
+    )
+    assert list(got.index) == list(expected.index)  # sorted by day, workflow, model
+    for column in ["prompts", "failed_prompts", "unpriced_prompts", *TOKENS]:
+        assert got[column].tolist() == expected[column].tolist(), column
+    for column in ["cost_usd", "cache_savings_usd"]:
+        assert np.allclose(got[column], expected[column], atol=1e-9), column
+    assert expected["failed_prompts"].sum() > 0 and expected["unpriced_prompts"].sum() > 0
+
+    runs = (await report(demo_db, "runs_by_day")).set_index(["day", "orchestrator_agent"])
+    outcome = pd.get_dummies(a["status"]).reindex(
+        columns=["completed", "failed", "cancelled"], fill_value=False
+    )
+    by_day = (
+        pd.concat([a[["day", "orchestrator_agent"]], outcome.astype(int)], axis=1)
+        .assign(runs=1)
+        .groupby(["day", "orchestrator_agent"])[["runs", "completed", "failed", "cancelled"]]
+        .sum()
+    )
+    assert list(runs.index) == list(by_day.index)
+    assert runs[by_day.columns].to_numpy().tolist() == by_day.to_numpy().tolist()
+
+
+async def test_runs_lists_every_run_newest_first(
+    demo_db: Path, raw: dict[str, pd.DataFrame]
+) -> None:
+    a = raw["agents"].sort_values(["created_at", "id"], ascending=False)
+    got = await report(demo_db, "runs")
+    assert 0 < len(a) <= 1000  # Datasette returns at most 1000 rows
+    assert list(got["agent_id"]) == list(a["id"])
+    assert got["run"].tolist() == a["name"].tolist()
+    assert got["orchestrator_agent"].tolist() == a["orchestrator_agent"].tolist()
+    assert got["status"].tolist() == a["status"].tolist()
+    assert np.allclose(got["cost_usd"], a["total_cost_usd"])
+    assert np.allclose(got["duration_ms"], a["duration_ms"], equal_nan=True)
+    # a window is of the days the runs started
+    middle = sorted(a["day"].unique())[len(a["day"].unique()) // 2]
+    one_day = await report(demo_db, "runs", start=middle, end=middle)
+    assert sorted(one_day["agent_id"]) == sorted(a.loc[a["day"] == middle, "id"])
+
+
+async def test_latest_sessions_and_one_sessions_runs_and_prompts(
+    demo_db: Path, raw: dict[str, pd.DataFrame]
+) -> None:
+    a, p = raw["agents"], raw["prompts"]
+    with_session = a[a["session_id"].notna()].sort_values(["created_at", "id"])
+    last_runs = with_session.groupby("session_id").tail(1).iloc[::-1]  # newest first
+    got = await report(demo_db, "latest_sessions", limit="10")
+    assert list(got["session_id"]) == list(last_runs["session_id"][:10])
+    assert list(got["agent_id"]) == list(last_runs["id"][:10])
+    totals = a.groupby("session_id").agg(runs=("id", "size"), cost=("total_cost_usd", "sum"))
+    assert got["runs"].tolist() == totals.loc[got["session_id"], "runs"].tolist()
+    assert np.allclose(got["cost_usd"], totals.loc[got["session_id"], "cost"], atol=1e-4)
+
+    # By default, the latest session; else the one asked for (here the costliest).
+    costliest = str(totals["cost"].idxmax())
+    for asked, session in [
+        ({}, last_runs["session_id"].iloc[0]),
+        ({"session_id": costliest}, costliest),
+    ]:
+        runs = await report(demo_db, "session_runs", **asked)
+        expected = a[a["session_id"] == session].sort_values(["created_at", "id"])
+        assert list(runs["agent_id"]) == list(expected["id"])
+        assert (
+            runs["tokens"].tolist() == expected[[f"total_{t}" for t in TOKENS]].sum(axis=1).tolist()
+        )
+        prompts = await report(demo_db, "session_prompts", **asked)
+        sent = p[p["session_id"] == session].sort_values(["created_at", "id"])
+        assert list(prompts["prompt_id"]) == list(sent["id"]) and len(sent) > 0
+        assert prompts["cost_usd"].sum() == pytest.approx(sent["cost_usd"].sum())
+
+
+# -- every report takes the same date window -----------------------------------------------
+
+# Any name that reads as a date or a bound of a date range.
+DATE_LIKE = re.compile(r"(^|_)(since|until|from|to|day|date|start|end|begin|after|before|at)($|_)")
+
+
+def test_every_report_takes_start_and_end_and_no_other_date_parameter() -> None:
+    for name, item in reports().items():
+        assert {"start", "end"} <= set(item.parameters), name
+        others = [p for p in item.parameters if p not in ("start", "end") and DATE_LIKE.search(p)]
+        assert others == [], name
+
+
+async def test_no_start_or_end_is_all_time(demo_db: Path, window: dict[str, str]) -> None:
+    before = (pd.Timestamp(window["start"]) - pd.Timedelta(days=1)).date().isoformat()
+    after = (pd.Timestamp(window["end"]) + pd.Timedelta(days=1)).date().isoformat()
+    ds = datasette_for(demo_db)
+    for name in reports():
+        url = f"/orchestrator/{name}.json"
+        missing = await get_json(ds, url)
+        assert missing == await get_json(ds, url, start="", end=""), name
+        assert missing == await get_json(ds, url, **window), name
+        assert missing == await get_json(ds, url, start=window["start"]), name
+        assert missing == await get_json(ds, url, end=window["end"]), name
+        # and each bound is applied: a window next to the history holds nothing
+        assert await get_json(ds, url, end=before) == [], name
+        assert await get_json(ds, url, start=after) == [], name
+    assert await get_json(ds, "/orchestrator/spend_by_day.json")  # all time is not nothing
+
+
+def test_report_parameters_as_the_command_line_gives_them(demo_db: Path) -> None:
+    expected = run_report("spend_by_session", demo_db, {"start": "2026-10-01", "limit": "3"})
+    assert len(expected.rows) == 3
+    for args, pairs in [
+        (["--start", "2026-10-01", "--limit", "3"], []),
+        (["--start=2026-10-01", "--limit=3"], []),
+        ([], [("start", "2026-10-01"), ("limit", "3")]),
+        (["--limit", "3"], [("start", "2026-10-01"), ("limit", "99")]),  # words win over -p
+    ]:
+        got = run_report_args("spend_by_session", args, params=pairs, db_path=demo_db)
+        assert got == expected, (args, pairs)
+    for args, message in [
+        (["--start"], "expected --parameter value, got '--start'"),
+        (["start", "2026-10-01"], "expected --parameter value, got 'start'"),
+        (["--start", "2026-13-01"], "start must be a UTC day"),
+        (["--end", "yesterday"], "end must be a UTC day"),
+        (["--since", "2026-10-01"], "not ['since']"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            run_report_args("spend_by_session", args, db_path=demo_db)

@@ -758,14 +758,14 @@ def daily_tokens(
     db_path: str | os.PathLike[str] | None = None,
     *,
     orchestrator: str = "",
-    since: str = "",
-    until: str = "",
+    start: str = "",
+    end: str = "",
 ) -> list[dict[str, Any]]:
     """The ``daily_tokens`` canned report (the figures of ``ccusage daily -z UTC``) as a
     list of dicts, newest day first."""
     from ..reports import run_report
 
-    params = {"orchestrator": orchestrator, "since": since, "until": until}
+    params = {"orchestrator": orchestrator, "start": start, "end": end}
     return run_report("daily_tokens", db_path, params).as_dicts()
 
 
