@@ -384,6 +384,7 @@ class SQLiteBackend(Backend):
         self.path = Path(path)
         self._conn: Any = None  # aiosqlite.Connection
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._checked_before_defer = False
 
     @property
     def location(self) -> str:
@@ -466,6 +467,12 @@ class SQLiteBackend(Backend):
         what :meth:`catch_up_search_index` needs. FTS5 indexes a batch of rows ~15x faster
         than one row per trigger call; rows other writers add meanwhile are caught up too."""
         deferred: dict[str, tuple[str, int]] = {}
+        versions = await self._conn.execute_fetchall(
+            "SELECT * FROM pragma_user_version, pragma_schema_version"
+        )
+        # Dropping and re-creating the triggers changes the schema's version, not its
+        # objects: a schema checked before stays checked (catch_up_search_index records it).
+        self._checked_before_defer = versions[0][0] == versions[0][1] != 0
         for name, table, sql in await self._conn.execute_fetchall(
             "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
             "AND sql LIKE '%AFTER INSERT%' AND sql LIKE '%\\_fts %' ESCAPE '\\'"
@@ -493,6 +500,9 @@ class SQLiteBackend(Backend):
                 (watermark,),
             )
             await self._conn.execute(sql)
+        if deferred and self._checked_before_defer:
+            versions = await self._conn.execute_fetchall("SELECT * FROM pragma_schema_version")
+            await self._conn.execute(f"PRAGMA user_version = {int(versions[0][0])}")
 
 
 #: The statement of a full-text search trigger, as the migrations write it.
