@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from orchestrator.maintenance import backup
 from orchestrator.reports import load_metadata
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +81,8 @@ def server(
     chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("browser")
-    db = demo_db  # the shared demo (conftest.py): serving only reads it
+    # A copy of the shared demo (conftest.py): the live page's test writes an event.
+    db = backup(demo_db, folder / "orchestrator.db")
     port = _free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:
