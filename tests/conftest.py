@@ -1,13 +1,25 @@
-"""Shared fixtures: every test gets its own database file and never the user's."""
+"""Shared fixtures: every test gets its own database and never the user's.
+
+``db_target`` is the database a writer test runs on, once per backend: an SQLite file in
+``tmp_path``, and a fresh schema on the PostgreSQL server named by
+``$ORCHESTRATOR_TEST_POSTGRES`` (a ``postgresql://`` URL). Without that variable the
+PostgreSQL runs skip, unless ``$ORCHESTRATOR_REQUIRE_POSTGRES=1`` (CI) makes them fail.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backends import postgres_admin, with_search_path
 
 #: Public Claude Code transcripts (MIT, see data/claude-code-transcripts/SOURCE.md and LICENSE).
 FIXTURES = Path(__file__).resolve().parent / "data" / "claude-code-transcripts"
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +33,44 @@ def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "orchestrator.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away database on the test server for this session (dropped at its end)."""
+    url = os.environ.get("ORCHESTRATOR_TEST_POSTGRES")
+    if not url:
+        message = "no PostgreSQL server: set ORCHESTRATOR_TEST_POSTGRES=postgresql://..."
+        if os.environ.get("ORCHESTRATOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message + " (ORCHESTRATOR_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    name = f"orchestrator_tests_{uuid.uuid4().hex[:10]}"
+    postgres_admin(url, f"CREATE DATABASE {name}")
+    try:
+        yield url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        postgres_admin(url, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_target(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL whose search_path is a fresh, empty schema of the session's test database."""
+    database = request.getfixturevalue("postgres_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    postgres_admin(database, f"CREATE SCHEMA {schema}")
+    yield with_search_path(database, schema)
+    postgres_admin(database, f"SET lock_timeout = '5s'; DROP SCHEMA {schema} CASCADE", check=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test runs on: every writer test runs once on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """A fresh database on ``backend``: an SQLite path, or a PostgreSQL URL."""
+    if backend == "sqlite":
+        return tmp_path / "orchestrator.db"
+    return str(request.getfixturevalue("pg_target"))
