@@ -24,6 +24,7 @@ default).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Sequence
@@ -85,6 +86,12 @@ def _storable_row(row: Sequence[Any]) -> Sequence[Any]:
     return row
 
 
+def _positional(params: Params) -> Sequence[Any]:
+    if isinstance(params, dict):
+        raise TypeError("named parameters are SQLite's: use ? placeholders on PostgreSQL")
+    return params
+
+
 def _changed(status: str) -> int:
     """The row count of a command tag such as ``INSERT 0 3`` or ``UPDATE 1``."""
     last = status.rsplit(" ", 1)[-1]
@@ -116,6 +123,9 @@ class PostgresBackend(Backend):
 
         self.url = url
         self._conn: Any = None  # asyncpg.Connection
+        # One operation at a time on the connection: the manager's lock covers writes,
+        # not reads, and asyncpg (unlike aiosqlite's queue) refuses overlapping calls.
+        self._busy = asyncio.Lock()
         self.integrity_error = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
         self.database_error = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
         self.row_errors = (
@@ -152,46 +162,52 @@ class PostgresBackend(Backend):
         return bool(self._conn is not None and self._conn.is_in_transaction())
 
     async def begin(self) -> None:
-        await self._reconnect_if_lost()
-        await self._conn.execute("BEGIN")
+        async with self._busy:
+            await self._reconnect_if_lost()
+            await self._conn.execute("BEGIN")
 
     async def commit(self) -> None:
-        await self._conn.execute("COMMIT")
+        async with self._busy:
+            await self._conn.execute("COMMIT")
 
     async def rollback(self) -> None:
-        if self._conn.is_in_transaction():
-            await self._conn.execute("ROLLBACK")
+        async with self._busy:
+            if self._conn.is_in_transaction():
+                await self._conn.execute("ROLLBACK")
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        if not self._conn.is_in_transaction():
-            await self._reconnect_if_lost()
-        if isinstance(params, dict):
-            raise TypeError("named parameters are SQLite's: use ? placeholders on PostgreSQL")
-        if not params:
-            return _changed(await self._conn.execute(sql))
-        return _changed(await self._conn.execute(to_dollar(sql), *_storable_row(params)))
+        args = _positional(params)
+        async with self._busy:
+            if not self._conn.is_in_transaction():
+                await self._reconnect_if_lost()
+            if not args:
+                return _changed(await self._conn.execute(sql))
+            return _changed(await self._conn.execute(to_dollar(sql), *_storable_row(args)))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._conn.executemany(to_dollar(sql), [_storable_row(row) for row in rows])
+        records = [_storable_row(row) for row in rows]
+        async with self._busy:
+            await self._conn.executemany(to_dollar(sql), records)
 
     async def insert_many(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
         """``COPY`` the rows in (triggers and constraints apply as for INSERT)."""
-        await self._conn.copy_records_to_table(
-            table, records=[_storable_row(row) for row in rows], columns=list(columns)
-        )
+        records = [_storable_row(row) for row in rows]
+        async with self._busy:
+            await self._conn.copy_records_to_table(table, records=records, columns=list(columns))
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
-        if isinstance(params, dict):
-            raise TypeError("named parameters are SQLite's: use ? placeholders on PostgreSQL")
-        row = await self._conn.fetchrow(to_dollar(sql), *params)
+        args = _positional(params)
+        async with self._busy:
+            row = await self._conn.fetchrow(to_dollar(sql), *args)
         return None if row is None else dict(row)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        if isinstance(params, dict):
-            raise TypeError("named parameters are SQLite's: use ? placeholders on PostgreSQL")
-        return [dict(row) for row in await self._conn.fetch(to_dollar(sql), *params)]
+        args = _positional(params)
+        async with self._busy:
+            found = await self._conn.fetch(to_dollar(sql), *args)
+        return [dict(row) for row in found]
 
 
 def init_database(url: str) -> list[str]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from backends import postgres_admin, with_search_path
+from backends import Target, postgres_admin, with_search_path
 
 #: Public Claude Code transcripts (MIT, see data/claude-code-transcripts/SOURCE.md and LICENSE).
 FIXTURES = Path(__file__).resolve().parent / "data" / "claude-code-transcripts"
@@ -53,13 +53,29 @@ def postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_target(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL whose search_path is a fresh, empty schema of the session's test database."""
-    database = request.getfixturevalue("postgres_database")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    postgres_admin(database, f"CREATE SCHEMA {schema}")
-    yield with_search_path(database, schema)
-    postgres_admin(database, f"SET lock_timeout = '5s'; DROP SCHEMA {schema} CASCADE", check=False)
+def new_db_target(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Target]]:
+    """Makes fresh, empty databases on ``backend``: SQLite files in ``tmp_path``, or
+    PostgreSQL URLs whose search_path is a new schema of the session's test database
+    (dropped after the test)."""
+    schemas: list[str] = []
+    files: list[Path] = []
+    database = request.getfixturevalue("postgres_database") if backend == "postgresql" else ""
+
+    def make() -> Target:
+        if backend == "sqlite":
+            files.append(tmp_path / ("orchestrator.db" if not files else f"db{len(files)}.db"))
+            return files[-1]
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        postgres_admin(database, f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        return with_search_path(database, schema)
+
+    yield make
+    for schema in schemas:
+        drop = f"SET lock_timeout = '5s'; DROP SCHEMA {schema} CASCADE"
+        postgres_admin(database, drop, check=False)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -69,8 +85,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+def db_target(new_db_target: Callable[[], Target]) -> Target:
     """A fresh database on ``backend``: an SQLite path, or a PostgreSQL URL."""
-    if backend == "sqlite":
-        return tmp_path / "orchestrator.db"
-    return str(request.getfixturevalue("pg_target"))
+    return new_db_target()
