@@ -57,8 +57,20 @@ def init(db_path: Path, force: bool) -> None:
 
 
 @cli.command()
-def schema() -> None:
+@click.option(
+    "--postgresql",
+    "url",
+    metavar="URL",
+    default=None,
+    help="Print the PostgreSQL schema instead, migrated into a throw-away schema at URL.",
+)
+def schema(url: str | None) -> None:
     """Print the schema's SQL (every table, index and trigger)."""
+    if url is not None:
+        from .postgres import schema_sql
+
+        click.echo(schema_sql(url), nl=False)
+        return
     click.echo(backend.schema_sql(), nl=False)
 
 

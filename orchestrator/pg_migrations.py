@@ -110,6 +110,11 @@ async def apply(conn: Any) -> list[str]:
 # -- SQL helpers ----------------------------------------------------------------------
 
 
+def _unary(sign: str) -> str:
+    """The sign as a prefix: '-' negates, '+' is left out."""
+    return "-" if sign == "-" else ""
+
+
 def _flag(condition: str) -> str:
     return f"(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
@@ -301,6 +306,7 @@ _USAGE_SUMS = [
 
 def _usage_daily_delta(row: str, sign: str) -> str:
     """UPSERT adding (sign '+') or removing (sign '-') one prompt row to usage_daily."""
+    sign = _unary(sign)
     return f"""
         INSERT INTO usage_daily (day, orchestrator_agent_id, model, {", ".join(_USAGE_SUMS)})
         SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id,
@@ -316,6 +322,7 @@ def _usage_daily_delta(row: str, sign: str) -> str:
 
 def _runs_daily_delta(row: str, sign: str) -> str:
     """UPSERT adding or removing one agent run (by its status) to runs_daily."""
+    sign = _unary(sign)
     sums = ["runs", "completed", "failed", "cancelled"]
     return f"""
         INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
@@ -422,6 +429,7 @@ def _step_histogram_delta(rows: str, sign: str) -> str:
     """One UPSERT adding (sign '+') or removing (sign '-') a set of log rows to the step
     histogram: grouped per key and in key order, so that concurrent batches lock the
     summary rows in the same order and cannot deadlock."""
+    sign = _unary(sign)
     return f"""
     INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
         steps, sum_ms, max_ms)
@@ -695,3 +703,72 @@ CREATE TABLE claude_code_files (
 );
 CREATE INDEX idx_claude_code_files_agent ON claude_code_files(agent_id);
 """)
+
+
+# -- the schema listing -------------------------------------------------------------------
+
+
+async def schema_sql(conn: Any) -> str:
+    """The schema of the connection's current schema as SQL, read from the catalog:
+    tables (with constraints), indexes, trigger functions and triggers, in the order the
+    migrations created them. ``docs/schema-postgresql.sql`` is this, generated."""
+    schema = await conn.fetchval("SELECT current_schema()")
+    tables = await conn.fetch(
+        """SELECT c.oid, c.relname FROM pg_class c
+        WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r' AND c.relname != $2
+        ORDER BY c.oid""",
+        schema,
+        LEDGER,
+    )
+    parts = []
+    for table in tables:
+        lines = []
+        for column in await conn.fetch(
+            """SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
+                a.attgenerated = 's' AS generated, pg_get_expr(d.adbin, d.adrelid) AS expr
+            FROM pg_attribute a LEFT JOIN pg_attrdef d
+                ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
+            table["oid"],
+        ):
+            line = f"    {column['attname']} {column['type']}"
+            if column["generated"]:
+                line += f" GENERATED ALWAYS AS ({column['expr']}) STORED"
+            elif column["expr"] is not None:
+                line += f" DEFAULT {column['expr']}"
+            if column["attnotnull"]:
+                line += " NOT NULL"
+            lines.append(line)
+        for constraint in await conn.fetch(
+            """SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+            WHERE conrelid = $1 ORDER BY contype DESC, conname""",
+            table["oid"],
+        ):
+            lines.append(f"    CONSTRAINT {constraint['conname']} {constraint['definition']}")
+        parts.append(f"CREATE TABLE {table['relname']} (\n" + ",\n".join(lines) + "\n)")
+    indexes = await conn.fetch(
+        """SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c
+            ON c.oid = i.indexrelid
+        WHERE c.relnamespace = $1::regnamespace
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+            AND i.indrelid != $2::regclass
+        ORDER BY i.indexrelid""",
+        schema,
+        f'"{schema}".{LEDGER}',
+    )
+    parts += [row[0] for row in indexes]
+    functions = await conn.fetch(
+        """SELECT pg_get_functiondef(p.oid) FROM pg_proc p
+        WHERE p.pronamespace = $1::regnamespace ORDER BY p.oid""",
+        schema,
+    )
+    parts += [row[0].strip() for row in functions]
+    triggers = await conn.fetch(
+        """SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c
+            ON c.oid = t.tgrelid
+        WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal ORDER BY t.oid""",
+        schema,
+    )
+    parts += [row[0] for row in triggers]
+    text = ";\n\n".join(parts) + ";\n"
+    return text.replace(f'"{schema}".', "").replace(f"{schema}.", "")

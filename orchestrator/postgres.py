@@ -223,3 +223,29 @@ def init_database(url: str) -> list[str]:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def schema_sql(url: str) -> str:
+    """The PostgreSQL schema as SQL: migrated into a throw-away schema on the server at
+    ``url``, read from the catalog (:func:`orchestrator.pg_migrations.schema_sql`), dropped."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    async def run() -> str:
+        schema = f"orchestrator_schema_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(f"CREATE SCHEMA {schema}")
+            conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+            try:
+                await pg_migrations.apply(conn)
+                return await pg_migrations.schema_sql(conn)
+            finally:
+                await conn.close()
+        finally:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await admin.close()
+
+    return asyncio.run(run())

@@ -1,0 +1,129 @@
+"""The PostgreSQL schema: the SQLite migrations' names and tables, created once, listed.
+
+These run against the test server only (they skip without one, and fail in CI where
+``ORCHESTRATOR_REQUIRE_POSTGRES=1``); the writer tests run on both backends.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from backends import rows
+from click.testing import CliRunner
+from test_migrations import FTS, SCHEMA
+
+from orchestrator import DatabaseManager, migrations, pg_migrations
+from orchestrator.cli import cli
+from orchestrator.ids import utc_now
+from orchestrator.postgres import init_database
+
+#: SQLite's declared types and the PostgreSQL types that mean the same.
+TYPES = {"TEXT": "text", "INTEGER": "bigint", "REAL": "double precision"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def backend() -> str:
+    """Every test here runs on PostgreSQL only (``db_target`` is a fresh schema)."""
+    return "postgresql"
+
+
+@pytest.fixture
+def pg(db_target: str) -> str:
+    return str(db_target)
+
+
+def columns(url: str, table: str) -> dict[str, str]:
+    return dict(
+        rows(
+            url,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        )
+    )
+
+
+def test_the_same_migrations_by_the_same_names_in_the_same_order() -> None:
+    assert pg_migrations.names() == migrations.names()
+
+
+def test_an_empty_database_gets_the_contracted_tables_and_columns(pg: str) -> None:
+    assert init_database(pg) == migrations.names()
+    tables = {
+        name
+        for (name,) in rows(
+            pg,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()",
+        )
+    }
+    assert tables == set(SCHEMA) | {migrations.LEDGER}
+    for table, expected in SCHEMA.items():
+        found = columns(pg, table)
+        if f"{table}_fts" in FTS:
+            assert found.pop("search") == "tsvector", table  # FTS5's table, as a column
+        assert found == {name: TYPES[kind] for name, kind in expected.items()}, table
+    ledger = columns(pg, migrations.LEDGER)
+    assert list(ledger) == ["id", "migration_set", "name", "applied_at"]  # sqlite-utils' shape
+
+
+def test_reopening_applies_nothing_and_each_migration_is_recorded_once(pg: str) -> None:
+    init_database(pg)
+    init_database(pg)
+    assert rows(pg, f"SELECT name FROM {migrations.LEDGER} ORDER BY id") == [
+        (name,) for name in migrations.names()
+    ]
+
+
+def _open(url: str) -> None:
+    init_database(url)
+
+
+def test_hosts_opening_a_new_database_at_once_migrate_it_once(pg: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open, args=(pg,)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    names = [row[0] for row in rows(pg, f"SELECT name FROM {migrations.LEDGER}")]
+    assert sorted(names) == sorted(migrations.names())
+
+
+def test_defaults_use_the_one_timestamp_format(pg: str) -> None:
+    init_database(pg)
+    rows(pg, "INSERT INTO system_logs (id, log_level, message) VALUES ('x', 'INFO', 'm')")
+    ((created,),) = rows(pg, "SELECT created_at FROM system_logs")
+    assert len(created) == len(utc_now()) == 24
+    assert created[10] == "T" and created.endswith("Z") and created[19] == "."
+    assert created[:10] == utc_now()[:10]  # UTC, whatever the server's time zone
+
+
+async def test_full_text_search_finds_words_of_prompts_and_logs(pg: str) -> None:
+    async with DatabaseManager(pg) as db:
+        async with db.agent_run("fts") as run:
+            await run.prompt("refactor the billing module", "Done: split the invoices")
+            run.log("tool_use", "Bash: pytest tests/test_invoices.py")
+        await db.log_system_event("ERROR", "invoice export failed")
+    query = "SELECT count(*) FROM {} WHERE search @@ websearch_to_tsquery('simple', ?)"
+    assert rows(pg, query.format("prompts"), ("billing",)) == [(1,)]
+    assert rows(pg, query.format("prompts"), ("invoices",)) == [(1,)]  # the response
+    assert rows(pg, query.format("agent_logs"), ("pytest",)) == [(1,)]
+    assert rows(pg, query.format("system_logs"), ("export failed",)) == [(1,)]
+    assert rows(pg, query.format("system_logs"), ("billing",)) == [(0,)]
+
+
+def test_docs_schema_postgresql_is_the_generated_one(postgres_database: str) -> None:
+    """docs/schema-postgresql.sql is generated, never typed:
+    orchestrator schema --postgresql URL > docs/schema-postgresql.sql"""
+    result = CliRunner().invoke(
+        cli, ["schema", "--postgresql", postgres_database], catch_exceptions=False
+    )
+    committed = (ROOT / "docs" / "schema-postgresql.sql").read_text()
+    assert result.output == committed, (
+        "regenerate: orchestrator schema --postgresql URL > docs/schema-postgresql.sql"
+    )
