@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from backends import Target, postgres_admin, with_search_path
@@ -47,7 +48,7 @@ def postgres_database() -> Iterator[str]:
     name = f"orchestrator_tests_{uuid.uuid4().hex[:10]}"
     postgres_admin(url, f"CREATE DATABASE {name}")
     try:
-        yield url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{name}"
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
     finally:
         postgres_admin(url, f"DROP DATABASE {name} WITH (FORCE)")
 

@@ -127,3 +127,21 @@ def test_docs_schema_postgresql_is_the_generated_one(postgres_database: str) -> 
     assert result.output == committed, (
         "regenerate: orchestrator schema --postgresql URL > docs/schema-postgresql.sql"
     )
+
+
+def test_init_and_demo_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["init", "--db", pg], catch_exceptions=False)
+    assert result.exit_code == 0 and "m100_claude_code" in result.output
+    result = runner.invoke(
+        cli, ["demo", pg, "--prompts", "60", "--end", "2026-11-25"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    (prompts, cost), (summed, summed_cost) = (
+        rows(pg, "SELECT count(*), sum(cost_usd) FROM prompts")[0],
+        rows(pg, "SELECT sum(prompts), sum(cost_usd) FROM usage_daily")[0],
+    )
+    assert prompts == summed >= 60 and cost == pytest.approx(summed_cost)
+    for command in (["report", "spend_by_day", "--db", pg], ["serve", pg, "--no-demo"]):
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 2 and "reads an SQLite file" in result.output
