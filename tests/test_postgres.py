@@ -1,4 +1,5 @@
-"""The PostgreSQL schema: the SQLite migrations' names and tables, created once, listed.
+"""PostgreSQL only: the schema (the SQLite migrations' names and tables, created once,
+listed), full-text search, the CLI with a URL, a connection the server drops.
 
 These run against the test server only (they skip without one, and fail in CI where
 ``ORCHESTRATOR_REQUIRE_POSTGRES=1``); the writer tests run on both backends.
@@ -6,6 +7,7 @@ These run against the test server only (they skip without one, and fail in CI wh
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 from pathlib import Path
 
@@ -145,3 +147,23 @@ def test_init_and_demo_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) ->
     for command in (["report", "spend_by_day", "--db", pg], ["serve", pg, "--no-demo"]):
         result = runner.invoke(cli, command)
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
+
+
+async def test_a_writer_reconnects_after_the_server_drops_its_connection(pg: str) -> None:
+    """A restarted server (here: the writer's backend terminated) costs the writes in
+    flight at most: the next ones reconnect, and queued log rows are kept and written."""
+    async with DatabaseManager(pg, flush_interval=0.05) as db:
+        async with db.agent_run("restart") as run:
+            run.log("event", "before")
+            await db.flush()
+            pid = db.connection.get_server_pid()
+            rows(pg, "SELECT pg_terminate_backend(?)", (pid,))
+            await asyncio.sleep(0.2)  # the loop learns that the connection is gone
+            run.log("event", "after")
+            await run.prompt("p", "r", model="claude-haiku-4-5", tokens_input=3)
+            await db.flush()
+    assert rows(pg, "SELECT message FROM agent_logs WHERE log_type = 'event' ORDER BY id") == [
+        ("before",),
+        ("after",),
+    ]
+    assert rows(pg, "SELECT status, prompt_count FROM agents") == [("completed", 1)]
