@@ -18,8 +18,8 @@ SQLite users never load it.
 What is stored differs from SQLite in one way: PostgreSQL's text cannot hold the NUL
 character, so a NUL in a string is stored as U+FFFD (the replacement character).
 Committed means durable as on SQLite: each direct write and each log batch is one
-transaction, acknowledged after the server's commit (``synchronous_commit`` on, the
-default).
+transaction, acknowledged after the server's commit, with ``synchronous_commit`` on
+(turned on for the writer's connection when the server's default is off).
 """
 
 from __future__ import annotations
@@ -107,6 +107,10 @@ async def connect(url: str, *, migrate: bool = True) -> Any:
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConnectionError(f"cannot connect to {redact_url(url)}: {exc}") from exc
     try:
+        # Acknowledged means durable, whatever the server's default: a commit waits for
+        # its WAL flush (a stronger setting, such as remote_apply, is kept).
+        if await conn.fetchval("SHOW synchronous_commit") == "off":
+            await conn.execute("SET synchronous_commit = on")
         if migrate and not await pg_migrations.is_current(conn):
             await pg_migrations.apply(conn)
     except BaseException:

@@ -167,3 +167,15 @@ async def test_a_writer_reconnects_after_the_server_drops_its_connection(pg: str
         ("after",),
     ]
     assert rows(pg, "SELECT status, prompt_count FROM agents") == [("completed", 1)]
+
+
+async def test_commits_wait_for_the_wal_even_where_the_server_says_not_to(pg: str) -> None:
+    database = pg.split("?", 1)[0].rsplit("/", 1)[1]
+    rows(pg, f"ALTER DATABASE {database} SET synchronous_commit = off")
+    try:
+        assert rows(pg, "SHOW synchronous_commit") == [("off",)]
+        async with DatabaseManager(pg) as db:
+            found = await db.fetchone("SHOW synchronous_commit")
+            assert found == {"synchronous_commit": "on"}
+    finally:
+        rows(pg, f"ALTER DATABASE {database} RESET synchronous_commit")

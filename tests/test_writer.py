@@ -356,3 +356,18 @@ async def test_a_writer_whose_file_is_deleted_or_replaced_fails_loudly(
                 await db.update_agent_status(run.id, "completed")
     with pytest.raises(WriteError, match=how):
         await db.close()  # the unwritten rows are reported, not dropped in silence
+
+
+async def test_a_nul_character_never_costs_a_row(db_target: Target) -> None:
+    """SQLite stores NUL as given; PostgreSQL's text cannot hold it: U+FFFD instead."""
+    async with DatabaseManager(db_target) as db:
+        async with db.agent_run("nul") as run:
+            run.log("tool_result", "binary\x00output", step="cat\x00")
+            await run.prompt("p\x00", "r\x00", model="claude-haiku-4-5")
+    stored = "\ufffd" if is_postgres(db_target) else "\x00"
+    assert rows(
+        db_target, "SELECT message, step FROM agent_logs WHERE log_type = 'tool_result'"
+    ) == [(f"binary{stored}output", f"cat{stored}")]
+    assert rows(db_target, "SELECT content, response FROM prompts") == [
+        (f"p{stored}", f"r{stored}")
+    ]
