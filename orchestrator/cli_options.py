@@ -21,6 +21,7 @@ from .backend import default_target, is_url
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_HELP = "Database file (default: $ORCHESTRATOR_DB, else $DATABASE_PATH, else ./orchestrator.db)."
+DB_HELP_POSTGRES = DB_HELP[:-1] + ", or a postgresql:// URL."
 
 
 class DatabaseTarget(click.ParamType):
@@ -63,7 +64,12 @@ def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[
             return function(*args, db_path=target, **kwargs)
 
         wrapped = click.option(
-            "--db", "db_path", metavar="PATH", type=path_type, default=None, help=DB_HELP
+            "--db",
+            "db_path",
+            metavar="PATH",
+            type=path_type,
+            default=None,
+            help=DB_HELP_POSTGRES if postgres else DB_HELP,
         )(command)
         if positional:
             wrapped = click.argument(

@@ -253,21 +253,35 @@ async def pg_raw(target: str, rows: list[tuple], how: str) -> float:
     return elapsed
 
 
-async def pg_round(url: str, evts: list) -> dict[str, float]:
+async def pg_round(url: str, evts: list, round_no: int) -> dict[str, float]:
+    """Every PostgreSQL variant once, each in a fresh schema, in an order rotated by
+    ``round_no`` (so that none always runs after the server's cleanup of another)."""
     seconds: dict[str, float] = {}
-    target, schema, agent_id = await pg_fresh(url)
-    calls_s, flush_s, _ = await bench_writer(target, agent_id, evts)
-    seconds["writer, end to end"] = calls_s + flush_s
-    seconds["writer, write path (flush)"] = flush_s
-    await pg_drop(url, schema)
-    target, schema, agent_id = await pg_fresh(url)
-    seconds["writer, pipelined"] = await bench_pipelined(target, agent_id, evts)
-    await pg_drop(url, schema)
-    for how in ("copy", "executemany"):
+
+    async def writer(target: str, agent_id: str) -> None:
+        calls_s, flush_s, _ = await bench_writer(target, agent_id, evts)
+        seconds["writer, end to end"] = calls_s + flush_s
+        seconds["writer, write path (flush)"] = flush_s
+
+    async def pipelined(target: str, agent_id: str) -> None:
+        seconds["writer, pipelined"] = await bench_pipelined(target, agent_id, evts)
+
+    async def raw_copy(target: str, agent_id: str) -> None:
+        seconds["raw asyncpg copy"] = await pg_raw(target, rows_for(agent_id, evts), "copy")
+
+    async def raw_many(target: str, agent_id: str) -> None:
+        rows = rows_for(agent_id, evts)
+        seconds["raw asyncpg executemany"] = await pg_raw(target, rows, "executemany")
+
+    variants = [writer, pipelined, raw_copy, raw_many]
+    shift = round_no % len(variants)
+    for variant in variants[shift:] + variants[:shift]:
         target, schema, agent_id = await pg_fresh(url)
-        seconds[f"raw asyncpg {how}"] = await pg_raw(target, rows_for(agent_id, evts), how)
+        await variant(target, agent_id)
         await pg_drop(url, schema)
-    return seconds
+    order = ["writer, end to end", "writer, write path (flush)", "writer, pipelined"]
+    order += ["raw asyncpg copy", "raw asyncpg executemany"]
+    return {name: seconds[name] for name in order}
 
 
 def _process(target: str, events: int, barrier: Any, results: Any) -> None:
@@ -310,7 +324,7 @@ def main_postgres(args: argparse.Namespace) -> None:
     import asyncpg
 
     evts = events(args.events)
-    rounds = [asyncio.run(pg_round(args.db, evts)) for _ in range(args.rounds)]
+    rounds = [asyncio.run(pg_round(args.db, evts, n)) for n in range(args.rounds)]
     rates = {name: args.events / statistics.median(r[name] for r in rounds) for name in rounds[0]}
 
     async def version() -> str:
