@@ -9,11 +9,21 @@ the driver's errors sorted into "the row is bad" and "the database failed", and 
 batches sent with ``COPY``.
 
 The driver is asyncpg, chosen by ``scripts/bench_pg_drivers.py`` (batches of 5,000
-agent-log rows, PostgreSQL 15 on the same 2-core machine): ``COPY`` is as fast with
-asyncpg as with psycopg 3 (55,500 and 56,400 rows/s), while asyncpg's ``executemany``
-(43,700) and ``unnest`` (40,800) are 1.7x and 2x psycopg's (25,400 and 20,700), and its
-``$n`` placeholders need no escaping of ``%``. It is imported when a URL is opened, so
-SQLite users never load it.
+agent-log rows into a table shaped like ``agent_logs``, PostgreSQL 15 on the same 2-core
+machine, median of rounds; rows/s, asyncpg / psycopg 3 async):
+
+=============  ================  ================
+method         quiet machine     loaded machine
+=============  ================  ================
+COPY           55,500 / 56,400   48,400 / 37,200
+executemany    43,700 / 25,400   26,400 / 21,600
+unnest         40,800 / 20,700   33,900 / 14,900
+=============  ================  ================
+
+``COPY`` ties on a quiet machine; otherwise asyncpg is faster, by 1.2x to 2.3x, and its
+``$n`` placeholders need no escaping of ``%``. Log batches go by ``COPY``: one statement,
+so the statement-level triggers run once per batch (``executemany`` is one statement per
+row). asyncpg is imported when a URL is opened, so SQLite users never load it.
 
 What is stored differs from SQLite in one way: PostgreSQL's text cannot hold the NUL
 character, so a NUL in a string is stored as U+FFFD (the replacement character).
