@@ -19,7 +19,7 @@ from test_migrations import FTS, SCHEMA
 from orchestrator import DatabaseManager, migrations, pg_migrations
 from orchestrator.cli import cli
 from orchestrator.ids import utc_now
-from orchestrator.postgres import init_database
+from orchestrator.postgres import init_database, to_dollar
 
 #: SQLite's declared types and the PostgreSQL types that mean the same.
 TYPES = {"TEXT": "text", "INTEGER": "bigint", "REAL": "double precision"}
@@ -179,3 +179,17 @@ async def test_commits_wait_for_the_wal_even_where_the_server_says_not_to(pg: st
             assert found == {"synchronous_commit": "on"}
     finally:
         rows(pg, f"ALTER DATABASE {database} RESET synchronous_commit")
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT * FROM t WHERE a = ? AND b = ?", "SELECT * FROM t WHERE a = $1 AND b = $2"),
+        ("SELECT '?', \"a?\", ? -- why?\n, ?", "SELECT '?', \"a?\", $1 -- why?\n, $2"),
+        ("SELECT 'it''s ?', ? /* ? */", "SELECT 'it''s ?', $1 /* ? */"),
+        ("DO $$ BEGIN PERFORM '?'; END $$; SELECT ?", "DO $$ BEGIN PERFORM '?'; END $$; SELECT $1"),
+        ("SELECT $tag$?$tag$, ?", "SELECT $tag$?$tag$, $1"),
+    ],
+)
+def test_placeholders_outside_literals_and_comments_are_numbered(sql: str, expected: str) -> None:
+    assert to_dollar(sql) == expected
