@@ -21,7 +21,6 @@ from .backend import default_target, is_url
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_HELP = "Database file (default: $ORCHESTRATOR_DB, else $DATABASE_PATH, else ./orchestrator.db)."
-DB_HELP_POSTGRES = DB_HELP[:-1] + ", or a postgresql:// URL."
 
 
 class DatabaseTarget(click.ParamType):
@@ -69,7 +68,7 @@ def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[
             metavar="PATH",
             type=path_type,
             default=None,
-            help=DB_HELP_POSTGRES if postgres else DB_HELP,
+            help=DB_HELP,
         )(command)
         if positional:
             wrapped = click.argument(
