@@ -9,8 +9,8 @@ migrating, connection settings, how a write transaction takes its lock, the
 driver's exceptions and placeholder style. The schema itself (DDL, triggers,
 full-text search) belongs to each backend's migrations.
 
-SQLite (:class:`orchestrator.sqlite.SQLiteBackend`) is the one implemented;
-a PostgreSQL backend is a second implementation of this class.
+SQLite (:class:`orchestrator.sqlite.SQLiteBackend`) for a path, PostgreSQL
+(:class:`orchestrator.postgres.PostgresBackend`) for a ``postgresql://`` URL.
 """
 
 from __future__ import annotations
@@ -18,18 +18,21 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 Params = Sequence[Any] | dict[str, Any]
+#: An exception class, or a tuple of them (what ``except`` and ``isinstance`` take).
+Errors = type[Exception] | tuple[type[Exception], ...]
 
 
 class Backend(ABC):
     """One open connection to a store with the orchestrator schema."""
 
     #: Raised by the driver when a row breaks a constraint (the row is refused).
-    integrity_error: type[Exception] = Exception
+    integrity_error: Errors = Exception
     #: Raised by the driver when the database fails (disk full, locked, I/O): retry later.
-    database_error: type[Exception] = Exception
+    database_error: Errors = Exception
     #: The driver's errors that a row's values cause (constraint, binding, range).
     row_errors: tuple[type[Exception], ...] = ()
 
@@ -65,6 +68,12 @@ class Backend(ABC):
 
     @abstractmethod
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows (plain INSERTs, no conflict handling) the fastest way the store has."""
+        await self.executemany(insert_sql(table, columns), rows)
 
     @abstractmethod
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None: ...
@@ -109,9 +118,25 @@ def backend_for(target: str | os.PathLike[str]) -> Backend:
     """The backend for a database path (SQLite) or URL."""
     if is_url(target):
         scheme = str(target).split("://", 1)[0]
+        if scheme in ("postgresql", "postgres"):
+            from .postgres import PostgresBackend
+
+            return PostgresBackend(str(target))
         raise ValueError(
-            f"unsupported database URL scheme {scheme!r}: this version stores to SQLite files"
+            f"unsupported database URL scheme {scheme!r}: give an SQLite file or a "
+            "postgresql:// URL"
         )
     from .sqlite import SQLiteBackend
 
     return SQLiteBackend(target)
+
+
+def default_target() -> str | Path:
+    """The database the user means: ``$ORCHESTRATOR_DB`` (or the seed's ``$DATABASE_PATH``)
+    as given when it is a URL, else :func:`orchestrator.sqlite.default_db_path`."""
+    value = os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH")
+    if value and is_url(value):
+        return value
+    from .sqlite import default_db_path
+
+    return default_db_path()

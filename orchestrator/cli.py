@@ -30,19 +30,31 @@ def cli() -> None:
 
 
 @cli.command()
-@db_option(positional=True)
+@db_option(positional=True, postgres=True)
 @click.option(
     "--force",
     is_flag=True,
     help="Start an empty database, after backing up the existing one (refused while it is open).",
 )
-def init(db_path: Path, force: bool) -> None:
+def init(db_path: Path | str, force: bool) -> None:
     """Create DB, or upgrade its schema to the latest migration and repair it.
 
-    DB (or --db) is the database file; an existing one keeps its data. Tables, indexes
-    and triggers missing from it are re-created and the totals they keep recomputed.
+    DB (or --db) is the database file, or a postgresql:// URL; an existing one keeps its
+    data. Tables, indexes and triggers missing from an SQLite file are re-created and the
+    totals they keep recomputed.
     """
     from .maintenance import init_database
+
+    if isinstance(db_path, str):
+        from .postgres import init_database as init_postgres
+
+        if force:
+            raise click.UsageError("--force is for SQLite files (back up a server with pg_dump)")
+        names = init_postgres(db_path)
+        click.echo(
+            f"Up to date: {shown(db_path)} (schema: {len(names)} migrations, latest {names[-1]})"
+        )
+        return
 
     try:
         result = init_database(db_path, force=force)
@@ -63,13 +75,25 @@ def init(db_path: Path, force: bool) -> None:
 
 
 @cli.command()
-def schema() -> None:
+@click.option(
+    "--postgresql",
+    "url",
+    metavar="URL",
+    default=None,
+    help="Print the PostgreSQL schema instead, migrated into a throw-away schema at URL.",
+)
+def schema(url: str | None) -> None:
     """Print the schema's SQL (every table, index and trigger)."""
+    if url is not None:
+        from .postgres import schema_sql
+
+        click.echo(schema_sql(url), nl=False)
+        return
     click.echo(backend.schema_sql(), nl=False)
 
 
 @cli.command()
-@db_option(positional=True)
+@db_option(positional=True, postgres=True)
 @click.option("--prompts", default=3000, show_default=True, help="About how many prompts.")
 @click.option("--days", default=42, show_default=True, help="Spread over this many days.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same history.")
@@ -79,10 +103,11 @@ def schema() -> None:
     default=None,
     help="Last day of the history (default: today, UTC).",
 )
-def demo(db_path: Path, prompts: int, days: int, seed: int, end: datetime | None) -> None:
+def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime | None) -> None:
     """Write a realistic demo run history into DB (through the writer library).
 
-    DB (or --db) is the database file, created if missing; an existing one is added to.
+    DB (or --db) is the database file (or a postgresql:// URL), created if missing; an
+    existing one is added to.
     """
     from .demo import create_demo_database
 
@@ -102,7 +127,7 @@ def demo(db_path: Path, prompts: int, days: int, seed: int, end: datetime | None
     click.echo(
         f"Wrote {summary.sessions} sessions, {summary.runs} runs ({summary.failed_runs} "
         f"failed), {summary.prompts} prompts, {summary.agent_logs} agent logs and "
-        f"{summary.system_logs} system logs to {db_path}"
+        f"{summary.system_logs} system logs to {shown(db_path)}"
     )
 
 
@@ -153,6 +178,15 @@ def report(
 
 
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def shown(target: Path | str) -> str:
+    """A database for messages: a URL without its password."""
+    if isinstance(target, str):
+        from .postgres import redact_url
+
+        return redact_url(target)
+    return str(target)
 
 
 def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:

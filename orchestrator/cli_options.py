@@ -2,7 +2,8 @@
 
 Every command that opens a database takes ``--db PATH`` through :func:`db_option`,
 which also resolves the default (``$ORCHESTRATOR_DB``, ``$DATABASE_PATH``, else
-``./orchestrator.db``), so a command body always receives a ``Path``. A module of
+``./orchestrator.db``), so a command body always receives a ``Path`` (or, for the
+commands that support PostgreSQL, a ``postgresql://`` URL as given). A module of
 its own so that every command module can import it without importing the others.
 """
 
@@ -15,21 +16,33 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from .sqlite import default_db_path
+from .backend import default_target, is_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_HELP = "Database file (default: $ORCHESTRATOR_DB, else $DATABASE_PATH, else ./orchestrator.db)."
 
 
-def db_option(*, positional: bool = False) -> Callable[[F], F]:
+class DatabaseTarget(click.ParamType):
+    """A database file (a ``Path``) or a ``postgresql://`` URL (kept as text)."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and is_url(value):
+            return value
+        return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
+def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[F], F]:
     """Add ``--db PATH`` to a command and pass it, resolved, as ``db_path: Path``.
 
     With ``positional=True`` the database may also be given as an optional ``DB``
     argument (``orchestrator serve team.db``); giving both, naming different files,
-    is a usage error.
+    is a usage error. With ``postgres=True`` a ``postgresql://`` URL is passed on as
+    text; other commands refuse one (they read an SQLite file).
     """
-    path_type = click.Path(dir_okay=False, path_type=Path)
+    path_type = DatabaseTarget()
 
     def decorator(function: F) -> F:
         @functools.wraps(function)
@@ -41,10 +54,21 @@ def db_option(*, positional: bool = False) -> Callable[[F], F]:
                     f"two databases given: {db_argument} and --db {db_path}; give one"
                 )
             chosen = db_argument if db_argument is not None else db_path
-            return function(*args, db_path=chosen or default_db_path(), **kwargs)
+            target = chosen or default_target()
+            if isinstance(target, str) and not postgres:
+                raise click.UsageError(
+                    f"{click.get_current_context().info_name} reads an SQLite file; "
+                    "a postgresql:// URL is for the writer library, init and demo"
+                )
+            return function(*args, db_path=target, **kwargs)
 
         wrapped = click.option(
-            "--db", "db_path", metavar="PATH", type=path_type, default=None, help=DB_HELP
+            "--db",
+            "db_path",
+            metavar="PATH",
+            type=path_type,
+            default=None,
+            help=DB_HELP,
         )(command)
         if positional:
             wrapped = click.argument(

@@ -13,7 +13,8 @@ Two kinds of write, with different promises:
 
 Bad input raises :class:`~orchestrator.errors.InvalidInput` at the call and
 writes nothing. Rows are built by :mod:`orchestrator.rows`; the database is
-reached through a :class:`~orchestrator.backend.Backend` (SQLite today).
+reached through a :class:`~orchestrator.backend.Backend` (SQLite, or PostgreSQL for a
+``postgresql://`` URL).
 This module is the table methods: create / get / list / update per table.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import rows
-from .backend import Backend, Params, backend_for, insert_sql, is_url
+from .backend import Backend, Params, backend_for, default_target, insert_sql, is_url
 from .errors import InvalidInput
 from .ids import new_id, utc_now
 from .models import (
@@ -55,12 +56,24 @@ from .writer import LogWriter, WriterStats
 logger = logging.getLogger("orchestrator")
 
 
+def _select(table: str, columns: Sequence[str]) -> str:
+    # Named columns, not *: a PostgreSQL table also has its full-text ``search`` column.
+    return f"SELECT {', '.join(columns)} FROM {table}"
+
+
+_SELECT_ORCHESTRATOR_AGENTS = _select("orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS)
+_SELECT_AGENTS = _select("agents", rows.AGENT_COLUMNS)
+_SELECT_PROMPTS = _select("prompts", rows.PROMPT_COLUMNS)
+_SELECT_AGENT_LOGS = _select("agent_logs", rows.AGENT_LOG_COLUMNS)
+_SELECT_SYSTEM_LOGS = _select("system_logs", rows.SYSTEM_LOG_COLUMNS)
+
+
 class DatabaseManager:
     """Async writer and reader of ``orchestrator.db``; usable as ``async with``.
 
-    ``db_path`` defaults to ``$ORCHESTRATOR_DB`` (or the seed's
-    ``$DATABASE_PATH``), else ``./orchestrator.db``. The schema is created or
-    upgraded on :meth:`connect`. ``redact_secrets=False`` stores text as given.
+    ``db_path`` (a file, or a ``postgresql://`` URL) defaults to ``$ORCHESTRATOR_DB``
+    (or the seed's ``$DATABASE_PATH``), else ``./orchestrator.db``. The schema is
+    created or upgraded on :meth:`connect`. ``redact_secrets=False`` stores text as given.
     """
 
     def __init__(
@@ -73,9 +86,7 @@ class DatabaseManager:
     ) -> None:
         if flush_interval <= 0 or flush_interval > 1.0:
             raise InvalidInput("flush_interval", "must be > 0 and at most 1 second")
-        from .sqlite import default_db_path
-
-        target = db_path if db_path is not None else default_db_path()
+        target = db_path if db_path is not None else default_target()
         self.db_path: str | Path = os.fspath(target) if is_url(target) else Path(target)
         self.redact_secrets = redact_secrets
         self.flush_interval = flush_interval
@@ -135,8 +146,9 @@ class DatabaseManager:
 
     @property
     def connection(self) -> Any:
-        """The driver's connection (SQLite: an ``aiosqlite.Connection``), for what the
-        manager has no method for; hold no transaction open across awaits of the manager."""
+        """The driver's connection (SQLite: an ``aiosqlite.Connection``; PostgreSQL: an
+        ``asyncpg.Connection``), for what the manager has no method for; hold no
+        transaction open across awaits of the manager."""
         return getattr(self.backend, "connection", None)
 
     # -- the batched log writer --------------------------------------------------
@@ -327,12 +339,12 @@ class DatabaseManager:
 
     async def get_orchestrator_agent(self, orchestrator_agent_id: str) -> OrchestratorAgent | None:
         row_id = canonical_id(orchestrator_agent_id, "orchestrator_agents.id")
-        row = await self.fetchone("SELECT * FROM orchestrator_agents WHERE id = ?", (row_id,))
+        row = await self.fetchone(f"{_SELECT_ORCHESTRATOR_AGENTS} WHERE id = ?", (row_id,))
         return None if row is None else OrchestratorAgent.model_validate(dict(row))
 
     async def get_orchestrator_agent_by_name(self, name: str) -> OrchestratorAgent | None:
         row = await self.fetchone(
-            "SELECT * FROM orchestrator_agents WHERE name = ?",
+            f"{_SELECT_ORCHESTRATOR_AGENTS} WHERE name = ?",
             (rows.redacted(name, self.redact_secrets),),  # as stored
         )
         return None if row is None else OrchestratorAgent.model_validate(dict(row))
@@ -342,13 +354,13 @@ class DatabaseManager:
     ) -> list[OrchestratorAgent]:
         """Orchestrator agents by name, optionally only those with ``status``."""
         if status is None:
-            found = await self.fetchall("SELECT * FROM orchestrator_agents ORDER BY name")
+            found = await self.fetchall(f"{_SELECT_ORCHESTRATOR_AGENTS} ORDER BY name")
         else:
             value = validate(
                 OrchestratorAgent, "orchestrator_agents", id=new_id(), name="x", status=status
             ).status
             found = await self.fetchall(
-                "SELECT * FROM orchestrator_agents WHERE status = ? ORDER BY name", (value,)
+                f"{_SELECT_ORCHESTRATOR_AGENTS} WHERE status = ? ORDER BY name", (value,)
             )
         return [OrchestratorAgent.model_validate(dict(row)) for row in found]
 
@@ -406,7 +418,7 @@ class DatabaseManager:
 
     async def get_agent(self, agent_id: str) -> Agent | None:
         row_id = canonical_id(agent_id, "agents.id")
-        row = await self.fetchone("SELECT * FROM agents WHERE id = ?", (row_id,))
+        row = await self.fetchone(f"{_SELECT_AGENTS} WHERE id = ?", (row_id,))
         return None if row is None else Agent.model_validate(dict(row))
 
     async def list_agents(
@@ -429,7 +441,7 @@ class DatabaseManager:
         if status is not None:
             where.append("status = ?")
             params.append(AgentStatus(status).value)
-        sql = "SELECT * FROM agents"
+        sql = _SELECT_AGENTS
         if where:
             sql += " WHERE " + " AND ".join(where)
         found = await self.fetchall(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
@@ -655,14 +667,14 @@ class DatabaseManager:
 
     async def get_prompt(self, prompt_id: str) -> Prompt | None:
         row_id = canonical_id(prompt_id, "prompts.id")
-        row = await self.fetchone("SELECT * FROM prompts WHERE id = ?", (row_id,))
+        row = await self.fetchone(f"{_SELECT_PROMPTS} WHERE id = ?", (row_id,))
         return None if row is None else Prompt.model_validate(dict(row))
 
     async def list_prompts(self, agent_id: str, limit: int = 1000) -> list[Prompt]:
         """The prompts of one run, oldest first."""
         row_id = canonical_id(agent_id, "prompts.agent_id")
         found = await self.fetchall(
-            "SELECT * FROM prompts WHERE agent_id = ? ORDER BY created_at, id LIMIT ?",
+            f"{_SELECT_PROMPTS} WHERE agent_id = ? ORDER BY created_at, id LIMIT ?",
             (row_id, limit),
         )
         return [Prompt.model_validate(dict(row)) for row in found]
@@ -760,7 +772,7 @@ class DatabaseManager:
         """One run's logs, oldest first (what this manager has queued is written first)."""
         await self.flush()
         row_id = canonical_id(agent_id, "agent_logs.agent_id")
-        sql, params = "SELECT * FROM agent_logs WHERE agent_id = ?", [row_id]
+        sql, params = f"{_SELECT_AGENT_LOGS} WHERE agent_id = ?", [row_id]
         if log_type is not None:
             sql += " AND log_type = ?"
             params.append(getattr(log_type, "value", log_type))
@@ -782,7 +794,7 @@ class DatabaseManager:
         if source is not None:
             where.append("source = ?")
             params.append(source)
-        sql = "SELECT * FROM system_logs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = _SELECT_SYSTEM_LOGS + (" WHERE " + " AND ".join(where) if where else "")
         found = await self.fetchall(
             sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit)
         )
@@ -792,14 +804,14 @@ class DatabaseManager:
         """One agent log row by id (what this manager has queued is written first)."""
         await self.flush()
         row_id = canonical_id(log_id, "agent_logs.id")
-        row = await self.fetchone("SELECT * FROM agent_logs WHERE id = ?", (row_id,))
+        row = await self.fetchone(f"{_SELECT_AGENT_LOGS} WHERE id = ?", (row_id,))
         return None if row is None else AgentLog.model_validate(dict(row))
 
     async def get_system_log(self, log_id: str) -> SystemLog | None:
         """One system log row by id (what this manager has queued is written first)."""
         await self.flush()
         row_id = canonical_id(log_id, "system_logs.id")
-        row = await self.fetchone("SELECT * FROM system_logs WHERE id = ?", (row_id,))
+        row = await self.fetchone(f"{_SELECT_SYSTEM_LOGS} WHERE id = ?", (row_id,))
         return None if row is None else SystemLog.model_validate(dict(row))
 
     async def update_prompt(

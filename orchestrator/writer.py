@@ -172,9 +172,9 @@ class LogWriter:
             await backend.begin()
         try:
             if agent_rows:
-                dropped += await self._insert_rows(AGENT_LOG_INSERT, agent_rows, "agent_logs")
+                dropped += await self._insert_rows("agent_logs", AGENT_LOG_COLUMNS, agent_rows)
             if system_rows:
-                dropped += await self._insert_rows(SYSTEM_LOG_INSERT, system_rows, "system_logs")
+                dropped += await self._insert_rows("system_logs", SYSTEM_LOG_COLUMNS, system_rows)
             if own:
                 await backend.commit()
             elif self.joined_transaction is not None:
@@ -203,19 +203,22 @@ class LogWriter:
                 ),
             )
 
-    async def _insert_rows(self, sql: str, rows: Sequence[Row], table: str) -> list[str]:
+    async def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row]
+    ) -> list[str]:
         """Insert rows; a row the database refuses is dropped alone. Returns why, per drop."""
         backend = self.backend
         # Each chunk runs in a savepoint (executemany leaves the rows before a
         # failing one inserted); a refused chunk is halved until the bad rows
-        # stand alone. The common case is one chunk, one executemany.
+        # stand alone. The common case is one chunk, one insert_many (SQLite:
+        # executemany; PostgreSQL: COPY).
         dropped: list[str] = []
         chunks = [rows]
         while chunks:
             chunk = chunks.pop()
             await backend.execute("SAVEPOINT batch_chunk")
             try:
-                await backend.executemany(sql, chunk)
+                await backend.insert_many(table, columns, chunk)
                 await backend.execute("RELEASE batch_chunk")
             except Exception as exc:
                 if not backend.is_row_error(exc):

@@ -11,7 +11,15 @@ Prints log events per second for:
 with the ratios, and the median / p95 time of one log call on the caller's
 event loop. Each variant writes to a fresh database with the project's settings.
 
+With ``--db postgresql://...`` it measures PostgreSQL instead, each variant in a fresh
+schema of that database: the writer against the raw driver (asyncpg) inserting the same
+rows in the same run, by ``COPY`` (what the writer uses) and by ``executemany``; then
+``--processes`` (16) concurrent writer processes, as 16 hosts would be, writing
+``--process-events`` log events each, their aggregate events/s on SQLite and on
+PostgreSQL side by side.
+
     python scripts/bench_writer.py [--events 50000]
+    python scripts/bench_writer.py --db postgresql://user@host/db [--processes 16]
 """
 
 from __future__ import annotations
@@ -19,16 +27,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 from orchestrator import DatabaseManager
 from orchestrator import sqlite as backend
-from orchestrator.db import AGENT_LOG_INSERT
 from orchestrator.ids import new_id, utc_now
+from orchestrator.rows import AGENT_LOG_COLUMNS
+from orchestrator.writer import AGENT_LOG_INSERT
 
 MESSAGES = [
     "Running tool Bash: pytest -x tests/test_writer.py -k batch",
@@ -68,7 +80,9 @@ def rows_for(agent_id: str, evts: list[tuple[str, str, dict[str, object]]]) -> l
     return [(new_id(), agent_id, t, m, json.dumps(md), utc_now(), None, None) for t, m, md in evts]
 
 
-async def bench_writer(path: Path, agent_id: str, evts: list) -> tuple[float, float, list[float]]:
+async def bench_writer(
+    path: Path | str, agent_id: str, evts: list
+) -> tuple[float, float, list[float]]:
     """Time the caller's log calls, then the flush that commits them.
 
     The loop never yields during the calls, so the background writer cannot run
@@ -174,8 +188,181 @@ def one_round(folder: Path, evts: list, per_event_n: int, round_no: int) -> tupl
     return seconds, calls
 
 
+# -- PostgreSQL ------------------------------------------------------------------------
+
+
+def schema_url(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+
+
+async def pg_fresh(url: str) -> tuple[str, str, str]:
+    """A fresh migrated schema with one run: (its URL, the schema, the agent id)."""
+    import asyncpg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    await admin.close()
+    target = schema_url(url, schema)
+    async with DatabaseManager(target) as db:
+        agent_id = await db.create_agent(await db.ensure_orchestrator_agent("bench"), "bench")
+    return target, schema, agent_id
+
+
+async def pg_drop(url: str, schema: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    await admin.close()
+
+
+async def bench_pipelined(target: str, agent_id: str, evts: list) -> float:
+    """The writer as an ADW uses it: log calls that yield to the loop now and then, so
+    batches (of the default size) are written while the caller goes on; the clock runs
+    from the first call until ``flush()`` has committed all."""
+    async with DatabaseManager(target) as db:
+        await db.log_agent_event(agent_id, "info", "warm-up")
+        await db.flush()
+        start = time.perf_counter()
+        for i, (log_type, message, metadata) in enumerate(evts):
+            await db.log_agent_event(agent_id, log_type, message, metadata)
+            if i % 1000 == 999:
+                await asyncio.sleep(0)
+        await db.flush()
+        return time.perf_counter() - start
+
+
+async def pg_raw(target: str, rows: list[tuple], how: str) -> float:
+    """The same rows through asyncpg alone, in one transaction, as the writer sends a batch."""
+    import asyncpg
+
+    from orchestrator.postgres import to_dollar
+
+    conn = await asyncpg.connect(target)
+    start = time.perf_counter()
+    async with conn.transaction():
+        if how == "copy":
+            await conn.copy_records_to_table(
+                "agent_logs", records=rows, columns=list(AGENT_LOG_COLUMNS)
+            )
+        else:
+            await conn.executemany(to_dollar(AGENT_LOG_INSERT), rows)
+    elapsed = time.perf_counter() - start
+    await conn.close()
+    return elapsed
+
+
+async def pg_round(url: str, evts: list, round_no: int) -> dict[str, float]:
+    """Every PostgreSQL variant once, each in a fresh schema, in an order rotated by
+    ``round_no`` (so that none always runs after the server's cleanup of another)."""
+    seconds: dict[str, float] = {}
+
+    async def writer(target: str, agent_id: str) -> None:
+        calls_s, flush_s, _ = await bench_writer(target, agent_id, evts)
+        seconds["writer, end to end"] = calls_s + flush_s
+        seconds["writer, write path (flush)"] = flush_s
+
+    async def pipelined(target: str, agent_id: str) -> None:
+        seconds["writer, pipelined"] = await bench_pipelined(target, agent_id, evts)
+
+    async def raw_copy(target: str, agent_id: str) -> None:
+        seconds["raw asyncpg copy"] = await pg_raw(target, rows_for(agent_id, evts), "copy")
+
+    async def raw_many(target: str, agent_id: str) -> None:
+        rows = rows_for(agent_id, evts)
+        seconds["raw asyncpg executemany"] = await pg_raw(target, rows, "executemany")
+
+    variants = [writer, pipelined, raw_copy, raw_many]
+    shift = round_no % len(variants)
+    for variant in variants[shift:] + variants[:shift]:
+        target, schema, agent_id = await pg_fresh(url)
+        await variant(target, agent_id)
+        await pg_drop(url, schema)
+    order = ["writer, end to end", "writer, write path (flush)", "writer, pipelined"]
+    order += ["raw asyncpg copy", "raw asyncpg executemany"]
+    return {name: seconds[name] for name in order}
+
+
+def _process(target: str, events: int, barrier: Any, results: Any) -> None:
+    """One writer process (a host): one run, ``events`` log calls, then flush."""
+
+    async def work() -> None:
+        async with DatabaseManager(target) as db:
+            async with db.agent_run("bench", session_id=new_id()) as run:
+                await db.flush()
+                barrier.wait()
+                start = time.time()
+                for i in range(events):
+                    run.log("tool_use", MESSAGES[i % len(MESSAGES)], {"seq": i})
+                    if i % 1000 == 999:
+                        await asyncio.sleep(0)  # an ADW awaits now and then: the writer runs
+                await db.flush()
+                results.put((start, time.time()))
+
+    asyncio.run(work())
+
+
+def concurrent_rate(target: str, processes: int, events: int) -> float:
+    """Aggregate events/s of ``processes`` writer processes started together."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [
+        ctx.Process(target=_process, args=(target, events, barrier, results))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    spans = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+        assert proc.exitcode == 0, "a writer process failed"
+    return processes * events / (max(end for _, end in spans) - min(s for s, _ in spans))
+
+
+def main_postgres(args: argparse.Namespace) -> None:
+    import asyncpg
+
+    evts = events(args.events)
+    rounds = [asyncio.run(pg_round(args.db, evts, n)) for n in range(args.rounds)]
+    rates = {name: args.events / statistics.median(r[name] for r in rounds) for name in rounds[0]}
+
+    async def version() -> str:
+        conn = await asyncpg.connect(args.db)
+        found = await conn.fetchval("SHOW server_version")
+        await conn.close()
+        return str(found)
+
+    print(
+        f"python {sys.version.split()[0]}, PostgreSQL {asyncio.run(version())}, "
+        f"asyncpg {asyncpg.__version__}, {args.events} events, median of {args.rounds} rounds"
+    )
+    best_raw = max(rate for name, rate in rates.items() if name.startswith("raw"))
+    print(f"{'variant':<30}{'events/s':>10}{'/ best raw':>12}")
+    for name, rate in rates.items():
+        print(f"{name:<30}{rate:>10,.0f}{rate / best_raw:>11.2f}x")
+
+    if args.processes:
+        n, events_each = args.processes, args.process_events
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "concurrent.db"
+            backend.connect(path).close()
+            sqlite_rate = concurrent_rate(str(path), n, events_each)
+        target, schema, _ = asyncio.run(pg_fresh(args.db))
+        try:
+            pg_rate = concurrent_rate(target, n, events_each)
+        finally:
+            asyncio.run(pg_drop(args.db, schema))
+        print(f"{n} writer processes x {events_each} events, aggregate events/s:")
+        print(f"{'SQLite (one file)':<30}{sqlite_rate:>10,.0f}")
+        print(f"{'PostgreSQL (one server)':<30}{pg_rate:>10,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=None, help="a postgresql:// URL: measure PostgreSQL")
+    parser.add_argument("--processes", type=int, default=16)
+    parser.add_argument("--process-events", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument(
         "--per-event", type=int, default=2_000, help="events for the slow commit-per-event baseline"
@@ -187,6 +374,9 @@ def main() -> None:
         help="rounds of every variant, interleaved; the median is shown",
     )
     args = parser.parse_args()
+    if args.db is not None:
+        main_postgres(args)
+        return
     evts = events(args.events)
     rounds: list[dict[str, float]] = []
     calls: list[float] = []

@@ -1,17 +1,29 @@
-"""Shared fixtures: every test gets its own database file and never the user's."""
+"""Shared fixtures: every test gets its own database and never the user's.
+
+``db_target`` is the database a writer test runs on, once per backend: an SQLite file in
+``tmp_path``, and a fresh schema on the PostgreSQL server named by
+``$ORCHESTRATOR_TEST_POSTGRES`` (a ``postgresql://`` URL). Without that variable the
+PostgreSQL runs skip, unless ``$ORCHESTRATOR_REQUIRE_POSTGRES=1`` (CI) makes them fail.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from backends import Target, postgres_admin, with_search_path
 
 #: Public Claude Code transcripts (MIT, see data/claude-code-transcripts/SOURCE.md and LICENSE).
 FIXTURES = Path(__file__).resolve().parent / "data" / "claude-code-transcripts"
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +75,61 @@ def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("empty") / "orchestrator.db"
     backend.connect(path).close()
     return path
+
+
+# -- backends: every writer test runs on SQLite and on PostgreSQL --------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away database on the test server for this session (dropped at its end)."""
+    url = os.environ.get("ORCHESTRATOR_TEST_POSTGRES")
+    if not url:
+        message = "no PostgreSQL server: set ORCHESTRATOR_TEST_POSTGRES=postgresql://..."
+        if os.environ.get("ORCHESTRATOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message + " (ORCHESTRATOR_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    name = f"orchestrator_tests_{uuid.uuid4().hex[:10]}"
+    postgres_admin(url, f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        postgres_admin(url, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def new_db_target(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Target]]:
+    """Makes fresh, empty databases on ``backend``: SQLite files in ``tmp_path``, or
+    PostgreSQL URLs whose search_path is a new schema of the session's test database
+    (dropped after the test)."""
+    schemas: list[str] = []
+    files: list[Path] = []
+    database = request.getfixturevalue("postgres_database") if backend == "postgresql" else ""
+
+    def make() -> Target:
+        if backend == "sqlite":
+            files.append(tmp_path / ("orchestrator.db" if not files else f"db{len(files)}.db"))
+            return files[-1]
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        postgres_admin(database, f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        return with_search_path(database, schema)
+
+    yield make
+    for schema in schemas:
+        drop = f"SET lock_timeout = '5s'; DROP SCHEMA {schema} CASCADE"
+        postgres_admin(database, drop, check=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test runs on: every writer test runs once on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_target(new_db_target: Callable[[], Target]) -> Target:
+    """A fresh database on ``backend``: an SQLite path, or a PostgreSQL URL."""
+    return new_db_target()

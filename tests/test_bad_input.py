@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sqlite3
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Target, counts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,17 +16,9 @@ from orchestrator import DatabaseManager, InvalidInput
 from orchestrator.models import AgentLog, LogType
 
 
-def counts(path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(path)
-    tables = ["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"]
-    result = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
-    conn.close()
-    return result
-
-
 @pytest.fixture
-async def db(db_path: Path):
-    async with DatabaseManager(db_path) as manager:
+async def db(db_target: Target):
+    async with DatabaseManager(db_target) as manager:
         yield manager
 
 
@@ -140,16 +131,16 @@ CASES = [
 
 @pytest.mark.parametrize(("case", "field", "call"), CASES, ids=[c[0] for c in CASES])
 async def test_bad_input_names_the_field_and_writes_nothing(
-    db: DatabaseManager, agent_id: str, db_path: Path, case: str, field: str, call
+    db: DatabaseManager, agent_id: str, db_target: Target, case: str, field: str, call
 ) -> None:
     await db.flush()
-    before = counts(db_path)
+    before = counts(db_target)
     with pytest.raises(InvalidInput) as error:
         await call(db, agent_id)
     assert error.value.field == field, str(error.value)
     assert str(error.value).startswith(field + ": ")
     await db.flush()
-    assert counts(db_path) == before
+    assert counts(db_target) == before
 
 
 json_values = st.recursive(
@@ -198,7 +189,7 @@ def test_hot_path_validation_agrees_with_the_model(log_type, message, metadata) 
 
 
 async def test_a_bad_event_never_fails_a_batch_of_good_ones(
-    db: DatabaseManager, agent_id: str, db_path: Path
+    db: DatabaseManager, agent_id: str, db_target: Target
 ) -> None:
     for i in range(100):
         await db.log_agent_event(agent_id, "info", f"good {i}")
@@ -206,7 +197,7 @@ async def test_a_bad_event_never_fails_a_batch_of_good_ones(
             with pytest.raises(InvalidInput):
                 await db.log_agent_event(agent_id, "info", "bad", {"x": {1}})
     await db.flush()
-    assert counts(db_path)["agent_logs"] == 100
+    assert counts(db_target)["agent_logs"] == 100
 
 
 def _nested(depth: int) -> dict[str, Any]:
@@ -244,7 +235,7 @@ def _nested(depth: int) -> dict[str, Any]:
     ],
 )
 async def test_values_that_cannot_be_stored_are_refused_at_the_call(
-    db: DatabaseManager, agent_id: str, db_path: Path, call: Any, field: str
+    db: DatabaseManager, agent_id: str, db_target: Target, call: Any, field: str
 ) -> None:
     """InvalidInput naming the field, never a raw AttributeError / OverflowError /
     RecursionError / UnicodeEncodeError, and nothing written; the writer keeps working."""
@@ -253,14 +244,14 @@ async def test_values_that_cannot_be_stored_are_refused_at_the_call(
     orch = (await db.get_agent(agent_id)).orchestrator_agent_id
     run = AgentRun(db, agent_id, orch, None, None)
     await db.flush()
-    before = counts(db_path)
+    before = counts(db_target)
     with pytest.raises(InvalidInput) as error:
         result = call(run)
         if asyncio.iscoroutine(result):
             await result
     assert error.value.field == field
     await db.flush()
-    assert counts(db_path) == before
+    assert counts(db_target) == before
     run.log("event", "still writing")
     await db.flush()
-    assert counts(db_path)["agent_logs"] == before["agent_logs"] + 1
+    assert counts(db_target)["agent_logs"] == before["agent_logs"] + 1

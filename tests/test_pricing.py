@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import warnings
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
+from backends import Target, execute, rows
 from genai_prices import Usage, calc_price
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,8 +45,8 @@ def test_unknown_model_has_no_price() -> None:
     assert compute_cost(None, tokens_input=10) is None
 
 
-async def test_prompt_cost_sources_and_run_totals(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_prompt_cost_sources_and_run_totals(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run("costs") as run:
             reported = await run.prompt(
                 "a",
@@ -64,18 +63,21 @@ async def test_prompt_cost_sources_and_run_totals(db_path: Path) -> None:
     assert computed.cost_source == "computed"
     assert computed.cost_usd == pytest.approx(1.00)
     assert (unpriced.cost_source, unpriced.cost_usd) == ("unpriced", None)
-    conn = sqlite3.connect(db_path)
-    total, unpriced_count, count = conn.execute(
-        "SELECT total_cost_usd, unpriced_prompt_count, prompt_count FROM agents"
-    ).fetchone()
+    ((total, unpriced_count, count),) = rows(
+        db_target, "SELECT total_cost_usd, unpriced_prompt_count, prompt_count FROM agents"
+    )
     assert total == pytest.approx(1.25) and unpriced_count == 1 and count == 3
-    assert conn.execute(
-        "SELECT cost_usd FROM prompts WHERE model = 'acme-llm-9000'"
-    ).fetchone() == (None,)
+    assert rows(db_target, "SELECT cost_usd FROM prompts WHERE model = 'acme-llm-9000'") == [
+        (None,)
+    ]
 
 
-async def test_run_totals_stay_true_when_prompts_change_or_go(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+#: SQL both backends read alike (no boolean sums, no rowid).
+UNPRICED = "CASE WHEN cost_source = 'unpriced' THEN 1 ELSE 0 END"
+
+
+async def test_run_totals_stay_true_when_prompts_change_or_go(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run("totals") as run:
             prompts = [
                 await run.prompt(
@@ -88,22 +90,25 @@ async def test_run_totals_stay_true_when_prompts_change_or_go(db_path: Path) -> 
                 )
                 for i in range(1, 6)
             ]
-    conn = sqlite3.connect(db_path)
-    conn.execute(
-        "UPDATE prompts SET tokens_input = 100, cost_usd = NULL, "
-        "cost_source = 'unpriced' WHERE id = ?",
-        (prompts[0].id,),
+    execute(
+        db_target,
+        (
+            "UPDATE prompts SET tokens_input = 100, cost_usd = NULL, "
+            "cost_source = 'unpriced' WHERE id = ?",
+            (prompts[0].id,),
+        ),
+        ("DELETE FROM prompts WHERE id = ?", (prompts[1].id,)),
     )
-    conn.execute("DELETE FROM prompts WHERE id = ?", (prompts[1].id,))
-    conn.commit()
-    expected = conn.execute(
+    (expected,) = rows(
+        db_target,
         "SELECT count(*), sum(tokens_input), sum(tokens_output), coalesce(sum(cost_usd), 0), "
-        "sum(cost_source = 'unpriced') FROM prompts"
-    ).fetchone()
-    actual = conn.execute(
+        f"sum({UNPRICED}) FROM prompts",
+    )
+    (actual,) = rows(
+        db_target,
         "SELECT prompt_count, total_tokens_input, total_tokens_output, total_cost_usd, "
-        "unpriced_prompt_count FROM agents"
-    ).fetchone()
+        "unpriced_prompt_count FROM agents",
+    )
     assert actual[:3] == expected[:3] and actual[4] == expected[4]
     assert actual[3] == pytest.approx(expected[3])
 
@@ -167,8 +172,8 @@ def test_per_tier_rates_give_exactly_what_genai_prices_computes(
     assert got == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
 
 
-async def test_summary_tables_stay_true_after_updates_and_deletes(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_summary_tables_stay_true_after_updates_and_deletes(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         for session in ("s1", "s2", "s1"):
             async with db.agent_run("summaries", session_id=session) as run:
                 for i in range(3):
@@ -184,37 +189,47 @@ async def test_summary_tables_stay_true_after_updates_and_deletes(db_path: Path)
                     pass
         doomed = await db.create_agent(await db.ensure_orchestrator_agent("summaries"), "s2")
         await db.record_prompt(doomed, "p", "r", model="acme-llm-9000", tokens_input=7)
-    conn = sqlite3.connect(db_path)
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("UPDATE prompts SET tokens_output = 99 WHERE rowid = 1")
-    conn.execute("DELETE FROM prompts WHERE rowid = 2")
-    conn.execute("DELETE FROM agents WHERE id = ?", (doomed,))
-    conn.commit()
-    sessions = conn.execute(
+        with_steps = await db.create_agent(await db.ensure_orchestrator_agent("summaries"), "s3")
+        for duration in (5.0, 50.0, 500.0):  # a run with steps, deleted below
+            await db.log_agent_event(
+                with_steps, "step_end", "x", step="build", duration_ms=duration
+            )
+    first, second = (
+        row[0] for row in rows(db_target, "SELECT id FROM prompts ORDER BY created_at, id LIMIT 2")
+    )
+    execute(
+        db_target,
+        ("UPDATE prompts SET tokens_output = 99 WHERE id = ?", (first,)),
+        ("DELETE FROM prompts WHERE id = ?", (second,)),
+        ("DELETE FROM agents WHERE id = ?", (doomed,)),
+        ("DELETE FROM agents WHERE id = ?", (with_steps,)),
+    )
+    sessions = rows(
+        db_target,
         "SELECT session_id, runs, prompts, tokens_input, tokens_output, tokens_cache_read, "
-        "round(cost_usd, 9), unpriced_prompts FROM sessions WHERE runs > 0 ORDER BY 1"
-    ).fetchall()
-    expected = conn.execute(
+        "cost_usd, unpriced_prompts FROM sessions WHERE runs > 0 ORDER BY 1",
+    )
+    expected = rows(
+        db_target,
         "SELECT a.session_id, count(DISTINCT a.id), count(p.id), coalesce(sum(p.tokens_input), 0),"
         " coalesce(sum(p.tokens_output), 0), coalesce(sum(p.tokens_cache_read), 0), "
-        "round(coalesce(sum(p.cost_usd), 0), 9), coalesce(sum(p.cost_source = 'unpriced'), 0) "
-        "FROM agents a LEFT JOIN prompts p ON p.agent_id = a.id GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    assert sessions == expected
-    daily = conn.execute(
-        "SELECT model, sum(prompts), sum(tokens_output), round(sum(cost_usd), 9) "
-        "FROM usage_daily GROUP BY model HAVING sum(prompts) > 0 ORDER BY 1"
-    ).fetchall()
-    assert (
-        daily
-        == conn.execute(
-            "SELECT model, count(*), sum(tokens_output), round(coalesce(sum(cost_usd), 0), 9) "
-            "FROM prompts GROUP BY model ORDER BY 1"
-        ).fetchall()
+        f"coalesce(sum(p.cost_usd), 0), coalesce(sum({UNPRICED}), 0) "
+        "FROM agents a LEFT JOIN prompts p ON p.agent_id = a.id GROUP BY 1 ORDER BY 1",
     )
-    steps = conn.execute("SELECT sum(steps) FROM step_histogram_daily").fetchone()
-    assert (
-        steps
-        == conn.execute("SELECT count(*) FROM agent_logs WHERE log_type = 'step_end'").fetchone()
-        == (3,)
+    assert [row[:6] + row[7:] for row in sessions] == [row[:6] + row[7:] for row in expected]
+    assert [row[6] for row in sessions] == pytest.approx([row[6] for row in expected], abs=1e-12)
+    daily = rows(
+        db_target,
+        "SELECT model, sum(prompts), sum(tokens_output), sum(cost_usd) "
+        "FROM usage_daily GROUP BY model HAVING sum(prompts) > 0 ORDER BY 1",
     )
+    from_prompts = rows(
+        db_target,
+        "SELECT model, count(*), sum(tokens_output), coalesce(sum(cost_usd), 0) "
+        "FROM prompts GROUP BY model ORDER BY 1",
+    )
+    assert [row[:3] for row in daily] == [row[:3] for row in from_prompts]
+    assert [row[3] for row in daily] == pytest.approx([row[3] for row in from_prompts], abs=1e-12)
+    steps = rows(db_target, "SELECT sum(steps), sum(sum_ms) FROM step_histogram_daily")
+    assert steps[0][0] == 3  # the deleted run's steps are gone
+    assert rows(db_target, "SELECT count(*) FROM agent_logs WHERE log_type = 'step_end'") == [(3,)]

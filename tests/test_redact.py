@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from backends import Target, dump, is_postgres, rows
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -100,34 +101,36 @@ def test_nested_metadata_is_redacted_by_key_and_by_value() -> None:
 
 
 async def test_stored_rows_carry_no_secret_and_redaction_can_be_turned_off(
-    db_path: Path, tmp_path: Path
+    db_target: Target, new_db_target: Callable[[], Target]
 ) -> None:
     key = SECRETS["anthropic"]
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run("x") as run:
             await run.prompt(f"use {key}", f"ok, using {key}", model="claude-haiku-4-5")
             run.log("info", f"env has {key}", {"password": 'quo"te', "nested": {"k": key}})
         await db.log_system_event("ERROR", f"auth failed for {key}", "adw", {"key": key})
-    conn = sqlite3.connect(db_path)
-    dump = "\n".join(conn.iterdump())
-    assert key not in dump
-    assert "quo" not in dump
-    for (metadata,) in conn.execute("SELECT metadata FROM agent_logs WHERE metadata IS NOT NULL"):
+    stored = dump(db_target)
+    assert key not in stored
+    assert "quo" not in stored
+    for (metadata,) in rows(
+        db_target, "SELECT metadata FROM agent_logs WHERE metadata IS NOT NULL"
+    ):
         json.loads(metadata)  # still valid JSON after redaction
 
-    plain = tmp_path / "plain.db"
+    plain = new_db_target()
     async with DatabaseManager(plain, redact_secrets=False) as db:
         async with db.agent_run("x") as run:
             run.log("info", f"env has {key}")
-    assert key in "\n".join(sqlite3.connect(plain).iterdump())
+    assert key in dump(plain)
 
 
-async def test_every_free_text_column_is_redacted(db_path: Path) -> None:
+async def test_every_free_text_column_is_redacted(db_target: Target) -> None:
     """Secrets in run names, session ids, steps, sources, workflow names and URLs with a
-    password never reach the file (its pages, its indexes and its FTS tables included)."""
+    password never reach the store (an SQLite file's pages, indexes and FTS tables; every
+    row of every PostgreSQL table, full-text vectors included)."""
     key = "sk-ant-api03-" + "A" * 40
     url = "postgresql://adw:hunter2hunter2@db.internal:5432/orchestrator"
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run(
             f"wf {key}", session_id=f"adw-{key}", name=f"plan {url}", description=url
         ) as run:
@@ -136,12 +139,14 @@ async def test_every_free_text_column_is_redacted(db_path: Path) -> None:
             await run.prompt(f"use {url}", f"ok {key}", model="claude-sonnet-4-5")
         await db.log_system_event("ERROR", f"connect {url}", source=f"adw {key}")
         assert [a.id for a in await db.list_agents(session_id=f"adw-{key}")] == [run.id]
-    files = [Path(db_path), Path(f"{db_path}-wal")]
-    raw = b"".join(path.read_bytes() for path in files if path.exists())
+    if is_postgres(db_target):
+        raw = dump(db_target).encode()
+    else:
+        files = [Path(db_target), Path(f"{db_target}-wal")]
+        raw = b"".join(path.read_bytes() for path in files if path.exists())
     for secret in (key.encode(), b"hunter2hunter2"):
         assert secret not in raw
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT session_id FROM agents").fetchone()[0] == "adw-[REDACTED:anthropic]"
+    assert rows(db_target, "SELECT session_id FROM agents") == [("adw-[REDACTED:anthropic]",)]
     cloning = "SELECT message FROM agent_logs WHERE message LIKE 'cloning%'"
     expected = "cloning postgresql://adw:[REDACTED]@db.internal:5432/orchestrator"
-    assert conn.execute(cloning).fetchone()[0] == expected
+    assert rows(db_target, cloning) == [(expected,)]

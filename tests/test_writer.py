@@ -1,4 +1,7 @@
-"""The writer: the seed API end to end, the run API, batching, the logging handler."""
+"""The writer: the seed API end to end, the run API, batching, the logging handler.
+
+Every test runs on both backends (``db_target``: an SQLite file, a PostgreSQL schema)
+except the few that break an SQLite file on purpose."""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import sqlite3
 import uuid
 from pathlib import Path
 
 import pytest
+from backends import Target, execute, is_postgres, rows
 
 from orchestrator import (
     AgentStatus,
@@ -21,16 +24,8 @@ from orchestrator import (
 )
 
 
-def rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-async def test_seed_api_end_to_end(db_path: Path) -> None:
-    db = DatabaseManager(db_path)
+async def test_seed_api_end_to_end(db_target: Target) -> None:
+    db = DatabaseManager(db_target)
     await db.connect()
     orch_id = await db.create_orchestrator_agent("plan_build", "plans then builds")
     assert uuid.UUID(orch_id)
@@ -51,25 +46,25 @@ async def test_seed_api_end_to_end(db_path: Path) -> None:
     await db.update_agent_status(agent_id, AgentStatus.COMPLETED)
     await db.close()
 
-    # What reached the file, read with plain sqlite3.
+    # What reached the store, read behind the writer's back.
     (status, started, completed, duration, count, cost) = rows(
-        db_path,
+        db_target,
         "SELECT status, started_at, completed_at, duration_ms, prompt_count, "
         "total_cost_usd FROM agents",
     )[0]
     assert status == "completed" and started <= completed and duration >= 0
     assert (count, cost) == (1, 0.0123)
-    assert rows(db_path, "SELECT log_type, metadata FROM agent_logs") == [
+    assert rows(db_target, "SELECT log_type, metadata FROM agent_logs") == [
         ("step_start", '{"step": "plan"}')
     ]
-    assert rows(db_path, "SELECT log_level, source FROM system_logs") == [("WARNING", "adw")]
-    assert rows(db_path, "SELECT response, tokens_input, tokens_output FROM prompts") == [
+    assert rows(db_target, "SELECT log_level, source FROM system_logs") == [("WARNING", "adw")]
+    assert rows(db_target, "SELECT response, tokens_input, tokens_output FROM prompts") == [
         ("the plan", 100, 50)
     ]
 
 
-async def test_agent_run_records_steps_prompts_and_completion(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_agent_run_records_steps_prompts_and_completion(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run("plan_build", session_id="s1", name="plan") as run:
             with run.step("plan"):
                 await run.prompt(
@@ -104,8 +99,8 @@ async def test_agent_run_records_steps_prompts_and_completion(db_path: Path) -> 
     assert ends[0].metadata["status"] == "completed"
 
 
-async def test_agent_run_failure_marks_failed_and_logs_the_exception(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_agent_run_failure_marks_failed_and_logs_the_exception(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         with pytest.raises(RuntimeError, match="tests broke"):
             async with db.agent_run("test") as run:
                 with run.step("pytest"):
@@ -119,30 +114,32 @@ async def test_agent_run_failure_marks_failed_and_logs_the_exception(db_path: Pa
     assert "Traceback" in error.metadata["traceback"]
 
 
-async def test_log_calls_only_enqueue_and_the_writer_flushes_within_a_second(db_path: Path) -> None:
-    async with DatabaseManager(db_path, flush_interval=0.2) as db:
+async def test_log_calls_only_enqueue_and_the_writer_flushes_within_a_second(
+    db_target: Target,
+) -> None:
+    async with DatabaseManager(db_target, flush_interval=0.2) as db:
         async with db.agent_run("plan_build") as run:
             for i in range(50):
                 run.log("event", f"event {i}")
             assert db.pending >= 50  # nothing written yet: the calls did not wait
-            assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(0,)]
+            assert rows(db_target, "SELECT count(*) FROM agent_logs") == [(0,)]
             await asyncio.sleep(0.6)  # no flush() call: the background writer does it
-            assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(50,)]
+            assert rows(db_target, "SELECT count(*) FROM agent_logs") == [(50,)]
             assert db.stats.written >= 50 and db.stats.batches >= 1
 
 
-async def test_close_writes_everything_pending(db_path: Path) -> None:
-    db = DatabaseManager(db_path)
+async def test_close_writes_everything_pending(db_target: Target) -> None:
+    db = DatabaseManager(db_target)
     await db.connect()
     agent_id = await db.create_agent(await db.ensure_orchestrator_agent("x"))
     for i in range(1234):
         await db.log_agent_event(agent_id, "info", f"m{i}")
     await db.close()
-    assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(1234,)]
+    assert rows(db_target, "SELECT count(*) FROM agent_logs") == [(1234,)]
 
 
-async def test_a_row_refused_inside_a_batch_is_dropped_alone(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_a_row_refused_inside_a_batch_is_dropped_alone(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         orch = await db.ensure_orchestrator_agent("x")
         keep = await db.create_agent(orch)
         doomed = await db.create_agent(orch)
@@ -154,22 +151,18 @@ async def test_a_row_refused_inside_a_batch_is_dropped_alone(db_path: Path) -> N
         for i in range(10, 20):
             await db.log_agent_event(keep, "info", f"good {i}")
         # another process deletes the run while the rows wait in the queue
-        conn = sqlite3.connect(db_path)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("DELETE FROM agents WHERE id = ?", (doomed,))
-        conn.commit()
-        conn.close()
+        execute(db_target, ("DELETE FROM agents WHERE id = ?", (doomed,)))
         await db.flush()
         assert db.stats.dropped == 1
         await db.flush()  # the writer reports the drop in system_logs
-    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE agent_id = ?", (keep,)) == [(20,)]
-    assert rows(db_path, "SELECT log_level, message FROM system_logs") == [
+    assert rows(db_target, "SELECT count(*) FROM agent_logs WHERE agent_id = ?", (keep,)) == [(20,)]
+    assert rows(db_target, "SELECT log_level, message FROM system_logs") == [
         ("ERROR", "dropped 1 log rows the database refused")
     ]
 
 
-async def test_logging_handler_sends_records_to_system_logs(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_logging_handler_sends_records_to_system_logs(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         logger = logging.getLogger("adw.test_handler")
         logger.setLevel(logging.DEBUG)
         handler = SystemLogHandler(db, level=logging.INFO)
@@ -198,8 +191,8 @@ async def test_logging_handler_sends_records_to_system_logs(db_path: Path) -> No
     assert by_message["custom level between WARNING and ERROR"].log_level == "WARNING"
 
 
-def test_blocking_facade(db_path: Path) -> None:
-    with SyncDatabaseManager(db_path) as db:
+def test_blocking_facade(db_target: Target) -> None:
+    with SyncDatabaseManager(db_target) as db:
         with db.agent_run("review", session_id="s") as run:
             with run.step("review"):
                 prompt = run.prompt(
@@ -216,25 +209,31 @@ def test_blocking_facade(db_path: Path) -> None:
         agent_id = db.create_agent(orch.id, "s2")
         db.log_agent_event(agent_id, "event", "from a plain thread")
         db.log_system_event("INFO", "sync system log")
-    assert rows(db_path, "SELECT count(*) FROM agent_logs") == [(4,)]
-    assert rows(db_path, "SELECT status FROM agents ORDER BY created_at") == [
+    assert rows(db_target, "SELECT count(*) FROM agent_logs") == [(4,)]
+    assert rows(db_target, "SELECT status FROM agents ORDER BY created_at") == [
         ("completed",),
         ("pending",),
     ]
 
 
 async def test_database_path_from_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_target: Target
 ) -> None:
     monkeypatch.delenv("ORCHESTRATOR_DB")
-    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "seed-name.db"))
+    if is_postgres(db_target):
+        monkeypatch.setenv("ORCHESTRATOR_DB", str(db_target))  # a URL selects PostgreSQL
+    else:
+        monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "seed-name.db"))
     async with DatabaseManager() as db:
         await db.create_orchestrator_agent("x")
-    assert (tmp_path / "seed-name.db").exists()
+    if is_postgres(db_target):
+        assert rows(db_target, "SELECT name FROM orchestrator_agents") == [("x",)]
+    else:
+        assert (tmp_path / "seed-name.db").exists()
 
 
-async def test_orchestrator_name_is_unique(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_orchestrator_name_is_unique(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         await db.create_orchestrator_agent("plan_build")
         with pytest.raises(InvalidInput) as error:
             await db.create_orchestrator_agent("plan_build")
@@ -245,6 +244,7 @@ async def test_orchestrator_name_is_unique(db_path: Path) -> None:
 
 
 async def test_a_full_disk_keeps_rows_in_memory_until_space_returns(db_path: Path) -> None:
+    """SQLite only: a full disk is simulated with PRAGMA max_page_count."""
     from orchestrator import WriteError
 
     async with DatabaseManager(db_path) as db:
@@ -266,8 +266,8 @@ async def test_a_full_disk_keeps_rows_in_memory_until_space_returns(db_path: Pat
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
 
 
-async def test_seed_naming_for_every_table(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_seed_naming_for_every_table(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         orch = await db.create_orchestrator_agent("names")
         agent = await db.create_agent(orch, "s")
         log_id = await db.create_agent_log(agent, "event", "hello", {"k": 1})
@@ -287,41 +287,41 @@ async def test_seed_naming_for_every_table(db_path: Path) -> None:
 
 
 async def test_a_row_the_driver_cannot_bind_is_dropped_alone_and_never_blocks(
-    db_path: Path,
+    db_target: Target,
 ) -> None:
     """Any error a row causes while its batch is written (here UnicodeEncodeError, not an
     sqlite3.Error) drops that row only; the rows around it are stored and flush returns."""
-    async with DatabaseManager(db_path, flush_interval=0.05) as db:
+    async with DatabaseManager(db_target, flush_interval=0.05) as db:
         async with db.agent_run("poison") as run:
             for i in range(5):
                 run.log("event", f"before {i}")
             good = db.agent_log_row(run.id, "event", "placeholder")
-            # A row built by hand, past validation: a lone surrogate SQLite cannot encode.
+            # A row built by hand, past validation: a lone surrogate no driver can encode.
             db.enqueue_agent_log((good[0], run.id, "event", "bad \udcff", *good[4:]))
             for i in range(5):
                 run.log("event", f"after {i}")
             await db.flush()
             assert db.stats.dropped == 1 and db.pending <= 1  # only the drop report may wait
-    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE message LIKE 'before %'") == [(5,)]
-    assert rows(db_path, "SELECT count(*) FROM agent_logs WHERE message LIKE 'after %'") == [(5,)]
-    reports = rows(db_path, "SELECT message, metadata FROM system_logs")
+    like = "SELECT count(*) FROM agent_logs WHERE message LIKE ?"
+    assert rows(db_target, like, ("before %",)) == rows(db_target, like, ("after %",)) == [(5,)]
+    reports = rows(db_target, "SELECT message, metadata FROM system_logs")
     assert len(reports) == 1 and reports[0][0] == "dropped 1 log rows the database refused"
     assert "UnicodeEncodeError" in reports[0][1]
 
 
-async def test_timestamps_before_year_1000_keep_four_digit_years(db_path: Path) -> None:
+async def test_timestamps_before_year_1000_keep_four_digit_years(db_target: Target) -> None:
     """Text timestamps sort as times only if every year has four digits."""
     from datetime import datetime, timezone
 
     old = datetime(999, 12, 31, 23, 59, 59, 123000, tzinfo=timezone.utc)
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         orch = await db.ensure_orchestrator_agent("old")
         agent = await db.create_agent(orch, created_at=old, started_at="0042-01-02T03:04:05Z")
         await db.log_agent_event(agent, "event", "past", created_at=old)
-    assert rows(db_path, "SELECT created_at, started_at FROM agents") == [
+    assert rows(db_target, "SELECT created_at, started_at FROM agents") == [
         ("0999-12-31T23:59:59.123Z", "0042-01-02T03:04:05.000Z")
     ]
-    assert rows(db_path, "SELECT created_at FROM agent_logs") == [("0999-12-31T23:59:59.123Z",)]
+    assert rows(db_target, "SELECT created_at FROM agent_logs") == [("0999-12-31T23:59:59.123Z",)]
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
@@ -329,7 +329,8 @@ async def test_a_writer_whose_file_is_deleted_or_replaced_fails_loudly(
     db_path: Path, tmp_path: Path, how: str
 ) -> None:
     """Writes must not "succeed" into an unlinked file: every later write raises, and
-    the queued log rows stay in memory (WriteError) instead of being lost silently."""
+    the queued log rows stay in memory (WriteError) instead of being lost silently.
+    SQLite only: a server's database has no file to swap."""
     from orchestrator import OrchestratorError, WriteError
     from orchestrator.sqlite import connect
 
@@ -392,3 +393,18 @@ async def test_bulk_with_deferred_search_index_indexes_every_row(
     assert (
         rows(db_path, "INSERT INTO agent_logs_fts(agent_logs_fts) VALUES('integrity-check')") == []
     )
+
+
+async def test_a_nul_character_never_costs_a_row(db_target: Target) -> None:
+    """SQLite stores NUL as given; PostgreSQL's text cannot hold it: U+FFFD instead."""
+    async with DatabaseManager(db_target) as db:
+        async with db.agent_run("nul") as run:
+            run.log("tool_result", "binary\x00output", step="cat\x00")
+            await run.prompt("p\x00", "r\x00", model="claude-haiku-4-5")
+    stored = "\ufffd" if is_postgres(db_target) else "\x00"
+    assert rows(
+        db_target, "SELECT message, step FROM agent_logs WHERE log_type = 'tool_result'"
+    ) == [(f"binary{stored}output", f"cat{stored}")]
+    assert rows(db_target, "SELECT content, response FROM prompts") == [
+        (f"p{stored}", f"r{stored}")
+    ]

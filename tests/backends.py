@@ -1,0 +1,128 @@
+"""Reading and writing a test database behind the writer's back, on either backend.
+
+Tests check what reached the store with these, never with the writer itself: plain
+``sqlite3`` for a path, a separate asyncpg connection for a ``postgresql://`` URL (its
+SQL written with ``?`` placeholders, as the writer's is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from orchestrator.backend import is_url
+from orchestrator.postgres import to_dollar
+
+Target = str | Path
+
+
+def is_postgres(target: Target) -> bool:
+    return is_url(str(target))
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` whose connections use ``schema`` (asyncpg passes unknown query parameters
+    on as server settings)."""
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'search_path': schema})}"
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a coroutine to its end from sync or async test code (in a thread of its own)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def postgres_admin(url: str, sql: str, *, check: bool = True) -> None:
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        _run(go())
+    except Exception:
+        if check:
+            raise
+
+
+def rows(target: Target, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every row of a query, as tuples."""
+    if is_postgres(target):
+        import asyncpg
+
+        async def go() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(str(target))
+            try:
+                return [tuple(row) for row in await conn.fetch(to_dollar(sql), *params)]
+            finally:
+                await conn.close()
+
+        return list(_run(go()))
+    conn = sqlite3.connect(os.fspath(target))
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def execute(target: Target, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+    """Run write statements in one transaction, as another process would (foreign keys on)."""
+    steps = [(s, ()) if isinstance(s, str) else s for s in statements]
+    if is_postgres(target):
+        import asyncpg
+
+        async def go() -> None:
+            conn = await asyncpg.connect(str(target))
+            try:
+                async with conn.transaction():
+                    for sql, params in steps:
+                        await conn.execute(to_dollar(sql), *params)
+            finally:
+                await conn.close()
+
+        _run(go())
+        return
+    conn = sqlite3.connect(os.fspath(target))
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        for sql, params in steps:
+            conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+TABLES = ["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"]
+
+
+def counts(target: Target) -> dict[str, int]:
+    """Rows in each of the seed's five tables."""
+    return {table: rows(target, f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}
+
+
+def dump(target: Target) -> str:
+    """Everything stored, as text: SQLite's dump; on PostgreSQL every row of every table
+    of the schema (full-text ``search`` vectors included)."""
+    if not is_postgres(target):
+        conn = sqlite3.connect(os.fspath(target))
+        try:
+            return "\n".join(conn.iterdump())
+        finally:
+            conn.close()
+    tables = rows(
+        target,
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = current_schema() ORDER BY 1",
+    )
+    return "\n".join(
+        str(row[0]) for (table,) in tables for row in rows(target, f"SELECT t::text FROM {table} t")
+    )
