@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -118,6 +117,8 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
         def progress(count: int) -> None:
             bar.update(min(count, prompts) - done[0])
             done[0] = min(count, prompts)
+
+        import asyncio
 
         summary = asyncio.run(
             create_demo_database(

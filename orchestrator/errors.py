@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only a type here: importing pydantic costs a CLI ~80 ms
+    from pydantic import ValidationError
 
 
 class OrchestratorError(Exception):

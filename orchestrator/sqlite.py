@@ -20,7 +20,6 @@ comparison with a freshly migrated in-memory database.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import sqlite3
@@ -396,9 +395,11 @@ class SQLiteBackend(Backend):
         return self._conn
 
     async def open(self) -> None:
+        # Migrate synchronously, on a connection of its own, before the writer starts.
+        import asyncio  # here: a command that only reads never pays for importing it
+
         import aiosqlite
 
-        # Migrate synchronously, on a connection of its own, before the writer starts.
         await asyncio.to_thread(lambda: connect(self.path).close())
         conn = await aiosqlite.connect(
             os.fspath(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None
