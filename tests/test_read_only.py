@@ -57,7 +57,9 @@ def read_only(folder: Path) -> Iterator[Path]:
 
 def _report(path: Path) -> list[dict[str, object]]:
     args = ["spend_by_orchestrator", "--db", str(path), "--format", "json"]
-    result = CliRunner().invoke(cli, ["report", *args, "--start", "2000-01-01", "--end", "2100"])
+    result = CliRunner().invoke(
+        cli, ["report", *args, "--start", "2000-01-01", "--end", "2100-01-01"]
+    )
     assert result.exit_code == 0, result.output or repr(result.exception)
     rows: list[dict[str, object]] = json.loads(result.output)
     return rows
