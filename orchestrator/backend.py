@@ -15,10 +15,8 @@ SQLite (:class:`orchestrator.sqlite.SQLiteBackend`) for a path, PostgreSQL
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 Params = Sequence[Any] | dict[str, Any]
@@ -108,35 +106,3 @@ def insert_sql(table: str, columns: Sequence[str], *, ignore_conflicts: bool = F
     """``INSERT INTO table (columns) VALUES (?, ...)``, optionally skipping conflicting rows."""
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
     return sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else sql
-
-
-def is_url(target: str | os.PathLike[str]) -> bool:
-    return isinstance(target, str) and "://" in target
-
-
-def backend_for(target: str | os.PathLike[str]) -> Backend:
-    """The backend for a database path (SQLite) or URL."""
-    if is_url(target):
-        scheme = str(target).split("://", 1)[0]
-        if scheme in ("postgresql", "postgres"):
-            from .postgres import PostgresBackend
-
-            return PostgresBackend(str(target))
-        raise ValueError(
-            f"unsupported database URL scheme {scheme!r}: give an SQLite file or a "
-            "postgresql:// URL"
-        )
-    from .sqlite import SQLiteBackend
-
-    return SQLiteBackend(target)
-
-
-def default_target() -> str | Path:
-    """The database the user means: ``$ORCHESTRATOR_DB`` (or the seed's ``$DATABASE_PATH``)
-    as given when it is a URL, else :func:`orchestrator.sqlite.default_db_path`."""
-    value = os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH")
-    if value and is_url(value):
-        return value
-    from .sqlite import default_db_path
-
-    return default_db_path()

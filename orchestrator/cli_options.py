@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from .backend import default_target, is_url
+from .targets import default_target, is_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import rows
-from .backend import Backend, Params, backend_for, default_target, insert_sql, is_url
+from .backend import Backend, Params, insert_sql
 from .errors import InvalidInput
 from .ids import new_id, utc_now
 from .models import (
@@ -51,6 +51,7 @@ from .models import (
 )
 from .rows import PromptFields, canonical_id, validate
 from .runs import AgentRunContext
+from .targets import backend_for, default_target, is_url
 from .writer import LogWriter, WriterStats
 
 logger = logging.getLogger("orchestrator")

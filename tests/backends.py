@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from orchestrator.backend import is_url
 from orchestrator.postgres import to_dollar
+from orchestrator.targets import is_url
 
 Target = str | Path
 

@@ -131,7 +131,7 @@ async def test_a_database_given_the_schema_later_is_found(
 ) -> None:
     path = tmp_path / "later.db"
     sqlite3.connect(path).close()
-    monkeypatch.setattr(plugin, "RECHECK_S", 0.0)
+    monkeypatch.setattr(plugin.metadata, "RECHECK_S", 0.0)
     ds = Datasette([str(path)])
     assert await queries(ds, "later") == []
     backend.connect(path).close()  # orchestrator init, while Datasette runs

@@ -16,190 +16,11 @@ so ``--setting default_allow_sql off`` still holds.
 
 from __future__ import annotations
 
-import pickle
-import sqlite3
-import time
-import weakref
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
 
-from ..migrations import LEDGER, SET_NAME
-from ..reports import DATABASE_NAME, metadata_for, metadata_path
-
-#: Seconds before a file found without the orchestrator schema is looked at again.
-RECHECK_S = 5.0
-
-_PERMISSION_KEYS = ("allow", "allow_sql")
-
-
-def has_orchestrator_schema(path: str | Path) -> bool:
-    """Whether the SQLite file at ``path`` records the orchestrator's migrations.
-
-    Read-only, and never waits for a lock: a file that cannot be read now is not one.
-    """
-    try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=0)
-    except sqlite3.Error:
-        return False
-    try:
-        row = conn.execute(
-            f"SELECT 1 FROM {LEDGER} WHERE migration_set = ? LIMIT 1", (SET_NAME,)
-        ).fetchone()
-        return row is not None
-    except sqlite3.Error:  # no ledger, not a database, locked
-        return False
-    finally:
-        conn.close()
-
-
-def _without_grants(value: Any) -> Any:
-    """``value`` without any ``allow``/``allow_sql`` of ``true``: granting everything is
-    Datasette's default, and writing it down would override an operator who turned it off."""
-    if isinstance(value, dict):
-        return {
-            key: _without_grants(item)
-            for key, item in value.items()
-            if not (key in _PERMISSION_KEYS and item is True)
-        }
-    if isinstance(value, list):
-        return [_without_grants(item) for item in value]
-    return value
-
-
-def plugin_metadata(
-    names: list[str] | tuple[str, ...],
-    database_url: Callable[[str], str] = lambda name: f"/{name}",
-    path: Path | None = None,
-) -> dict[str, Any]:
-    """The metadata the plugin adds for the orchestrator databases ``names`` (in order).
-
-    metadata.yml (``path``, default :func:`~orchestrator.reports.metadata_path`) with its
-    database section under each name. The dashboards and the home page's link are for
-    the first; each further database gets its own copy of every dashboard, its slug
-    suffixed with ``-NAME``. Permission grants are left out (see the module docstring).
-    """
-    if not names:
-        return {}
-    first = names[0]
-    metadata = metadata_for(first, path)
-    if "description_html" in metadata:
-        metadata["description_html"] = metadata["description_html"].replace(
-            f'href="/{DATABASE_NAME}"', f'href="{database_url(first)}"'
-        )
-    dashboards = metadata.get("plugins", {}).get("datasette-dashboards", {})
-    for name in names[1:]:
-        more = metadata_for(name, path)
-        metadata.setdefault("databases", {}).update(more.get("databases", {}))
-        for slug, dashboard in more.get("plugins", {}).get("datasette-dashboards", {}).items():
-            dashboard["title"] = f"{dashboard.get('title', slug)} ({name})"
-            dashboards[f"{slug}-{name}"] = dashboard
-    return dict(_without_grants(metadata))
-
-
-def _for_key(metadata: dict[str, Any], key: str | None) -> dict[str, Any]:
-    """The part of ``metadata`` that Datasette's ``metadata(key)`` reads: ``key`` at the
-    instance, database and table levels (all of it when ``key`` is None)."""
-    if key is None:
-        return metadata
-    part: dict[str, Any] = {key: metadata[key]} if key in metadata else {}
-    databases = {}
-    for name, database in (metadata.get("databases") or {}).items():
-        entry = {key: database[key]} if key in database else {}
-        tables = {
-            table: {key: spec[key]}
-            for table, spec in (database.get("tables") or {}).items()
-            if isinstance(spec, dict) and key in spec
-        }
-        if tables and key != "tables":
-            entry["tables"] = tables
-        if entry:
-            databases[name] = entry
-    if databases:
-        part["databases"] = databases
-    return part
-
-
-class _State:
-    """What the plugin knows about one Datasette instance."""
-
-    def __init__(self) -> None:
-        self.schema: dict[tuple[str, str], tuple[bool, float]] = {}  # (name, path) -> found, when
-        self.source: tuple[str, int] | None = None  # metadata.yml's path and mtime
-        self.source_checked = -1.0  # when (monotonic) it was last looked at
-        self.built: tuple[Any, ...] | None = None  # what the metadata below was built from
-        self.full: dict[str, Any] = {}
-        self.parts: dict[str | None, Any] = {}  # pickled (or shared) metadata for each key
-
-    def orchestrator_databases(self, datasette: Any) -> tuple[str, ...]:
-        now = time.monotonic()
-        found = []
-        for name, database in list(datasette.databases.items()):
-            if database.is_memory or not database.path:
-                continue
-            key = (name, str(database.path))
-            known = self.schema.get(key)
-            if known is None or (not known[0] and now - known[1] > RECHECK_S):
-                known = (has_orchestrator_schema(database.path), now)
-                self.schema[key] = known
-            if known[0]:
-                found.append(name)
-        return tuple(found)
-
-    def _source(self) -> tuple[str, int]:
-        """metadata.yml's path and mtime, looked up at most once a second (Datasette asks
-        for metadata hundreds of times a page)."""
-        now = time.monotonic()
-        if self.source is None or now - self.source_checked > 1.0:
-            path = metadata_path()
-            self.source, self.source_checked = (str(path), path.stat().st_mtime_ns), now
-        return self.source
-
-    def metadata(self, datasette: Any, key: str | None) -> dict[str, Any]:
-        names = self.orchestrator_databases(datasette)
-        if not names:
-            return {}
-        source = self._source()
-        if (names, source) != self.built:
-            self.built, self.parts = (names, source), {}
-            self.full = plugin_metadata(names, datasette.urls.database, Path(source[0]))
-        if key not in self.parts:
-            part = _for_key(self.full, key)
-            self.parts[key] = (
-                part if key == "plugins" else pickle.dumps(part, pickle.HIGHEST_PROTOCOL)
-            )
-        if key == "plugins":
-            # Asked once per table cell (render_cell plugins read their config): a copy of
-            # the containers down to each plugin's config, which plugin_config() copies.
-            return _spine(self.parts[key])
-        # A fresh copy each time: Datasette and other plugins change what they are given
-        # (canned queries get their name set, other plugins' queries are added to them).
-        return dict(pickle.loads(self.parts[key]))
-
-
-def _spine(value: dict[str, Any], depth: int = 4) -> dict[str, Any]:
-    """``value`` with its dicts copied ``depth`` levels deep and the rest shared: enough
-    that Datasette merging ``-m`` metadata into it changes none of ``value`` (at most the
-    plugin configs under ``plugins``, with what ``-m`` gives them on every merge anyway)."""
-    if depth == 0:
-        return value
-    return {k: _spine(v, depth - 1) if isinstance(v, dict) else v for k, v in value.items()}
-
-
-_states: weakref.WeakKeyDictionary[Any, _State] = weakref.WeakKeyDictionary()
-
-
-def state(datasette: Any) -> _State:
-    if datasette not in _states:
-        _states[datasette] = _State()
-    return _states[datasette]
-
-
-def orchestrator_databases(datasette: Any) -> tuple[str, ...]:
-    """The names of the databases of ``datasette`` that have the orchestrator schema."""
-    return state(datasette).orchestrator_databases(datasette)
+from .metadata import has_orchestrator_schema, orchestrator_databases, plugin_metadata, state
 
 
 @hookimpl
@@ -225,3 +46,14 @@ def menu_links(datasette: Any, actor: Any, request: Any) -> Any:
         return []
 
     return inner
+
+
+__all__ = [
+    "get_metadata",
+    "has_orchestrator_schema",
+    "menu_links",
+    "orchestrator_databases",
+    "plugin_metadata",
+    "register_routes",
+    "state",
+]

@@ -27,7 +27,7 @@ from typing import Any
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
 from ..tail import POLL_INTERVAL_S, EventSource
-from . import orchestrator_databases
+from .metadata import orchestrator_databases
 
 #: The tables the live page shows rows of; seeing it needs permission to view each.
 LIVE_TABLES = ("orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs")
