@@ -54,10 +54,12 @@ CREATE TABLE prompts (
     error text,
     search tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, ((COALESCE("left"(content, 100000), ''::text) || ' '::text) || COALESCE("left"(response, 100000), ''::text)))) STORED,
     cache_savings_usd double precision,
+    tokens_cache_write_1h bigint DEFAULT 0 NOT NULL,
     CONSTRAINT prompts_pkey PRIMARY KEY (id),
     CONSTRAINT prompts_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE,
     CONSTRAINT prompts_cost_usd_check CHECK (((cost_usd IS NULL) OR (cost_usd >= (0)::double precision))),
     CONSTRAINT prompts_tokens_cache_read_check CHECK ((tokens_cache_read >= 0)),
+    CONSTRAINT prompts_tokens_cache_write_1h_check CHECK ((tokens_cache_write_1h >= 0)),
     CONSTRAINT prompts_tokens_cache_write_check CHECK ((tokens_cache_write >= 0)),
     CONSTRAINT prompts_tokens_input_check CHECK ((tokens_input >= 0)),
     CONSTRAINT prompts_tokens_output_check CHECK ((tokens_output >= 0))
@@ -101,6 +103,7 @@ CREATE TABLE usage_daily (
     cost_usd double precision DEFAULT 0 NOT NULL,
     unpriced_prompts bigint DEFAULT 0 NOT NULL,
     cache_savings_usd double precision DEFAULT 0 NOT NULL,
+    tokens_cache_write_1h bigint DEFAULT 0 NOT NULL,
     CONSTRAINT usage_daily_pkey PRIMARY KEY (day, orchestrator_agent_id, model),
     CONSTRAINT usage_daily_orchestrator_agent_id_fkey FOREIGN KEY (orchestrator_agent_id) REFERENCES orchestrator_agents(id) ON DELETE CASCADE
 );
@@ -293,14 +296,14 @@ CREATE OR REPLACE FUNCTION prompts_usage()
 AS $function$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, cache_savings_usd)
+        INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, cache_savings_usd, tokens_cache_write_1h)
         SELECT substr(OLD.created_at, 1, 10), a.orchestrator_agent_id,
             coalesce(OLD.model, 'unknown'), -1,
             -(CASE WHEN OLD.status = 'failed' THEN 1 ELSE 0 END),
             -OLD.tokens_input, -OLD.tokens_output, -OLD.tokens_cache_read,
             -OLD.tokens_cache_write, -coalesce(OLD.cost_usd, 0),
             -(CASE WHEN OLD.cost_source = 'unpriced' THEN 1 ELSE 0 END),
-            -coalesce(OLD.cache_savings_usd, 0)
+            -coalesce(OLD.cache_savings_usd, 0), -OLD.tokens_cache_write_1h
         FROM agents a WHERE a.id = OLD.agent_id
         ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
         prompts = usage_daily.prompts + excluded.prompts,
@@ -311,17 +314,18 @@ BEGIN
         tokens_cache_write = usage_daily.tokens_cache_write + excluded.tokens_cache_write,
         cost_usd = usage_daily.cost_usd + excluded.cost_usd,
         unpriced_prompts = usage_daily.unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = usage_daily.cache_savings_usd + excluded.cache_savings_usd;
+        cache_savings_usd = usage_daily.cache_savings_usd + excluded.cache_savings_usd,
+        tokens_cache_write_1h = usage_daily.tokens_cache_write_1h + excluded.tokens_cache_write_1h;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, cache_savings_usd)
+        INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, cache_savings_usd, tokens_cache_write_1h)
         SELECT substr(NEW.created_at, 1, 10), a.orchestrator_agent_id,
             coalesce(NEW.model, 'unknown'), 1,
             (CASE WHEN NEW.status = 'failed' THEN 1 ELSE 0 END),
             NEW.tokens_input, NEW.tokens_output, NEW.tokens_cache_read,
             NEW.tokens_cache_write, coalesce(NEW.cost_usd, 0),
             (CASE WHEN NEW.cost_source = 'unpriced' THEN 1 ELSE 0 END),
-            coalesce(NEW.cache_savings_usd, 0)
+            coalesce(NEW.cache_savings_usd, 0), NEW.tokens_cache_write_1h
         FROM agents a WHERE a.id = NEW.agent_id
         ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
         prompts = usage_daily.prompts + excluded.prompts,
@@ -332,7 +336,8 @@ BEGIN
         tokens_cache_write = usage_daily.tokens_cache_write + excluded.tokens_cache_write,
         cost_usd = usage_daily.cost_usd + excluded.cost_usd,
         unpriced_prompts = usage_daily.unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = usage_daily.cache_savings_usd + excluded.cache_savings_usd;
+        cache_savings_usd = usage_daily.cache_savings_usd + excluded.cache_savings_usd,
+        tokens_cache_write_1h = usage_daily.tokens_cache_write_1h + excluded.tokens_cache_write_1h;
     END IF;
     RETURN NULL;
 END $function$;
@@ -474,7 +479,8 @@ BEGIN
         tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
         cost_usd = usage_daily.cost_usd - d.cost_usd,
         unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
-        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
+        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd,
+        tokens_cache_write_1h = usage_daily.tokens_cache_write_1h - d.tokens_cache_write_1h
     FROM (
         SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
             count(*) AS prompts, count(*) FILTER (WHERE status = 'failed') AS failed_prompts,
@@ -483,7 +489,8 @@ BEGIN
             sum(tokens_cache_write) AS tokens_cache_write,
             coalesce(sum(cost_usd), 0) AS cost_usd,
             count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_prompts,
-            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
+            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
+            sum(tokens_cache_write_1h) AS tokens_cache_write_1h
         FROM prompts WHERE agent_id = OLD.id GROUP BY 1, 2
     ) AS d
     WHERE usage_daily.day = d.day AND usage_daily.model = d.model
@@ -516,8 +523,6 @@ CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts FOR EACH ROW EXECUTE
 
 CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_usage();
 
-CREATE TRIGGER prompts_usage_update AFTER UPDATE OF agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, cost_source, cache_savings_usd ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_usage();
-
 CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents FOR EACH ROW EXECUTE FUNCTION agents_runs();
 
 CREATE TRIGGER agents_runs_delete AFTER DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_runs();
@@ -535,3 +540,5 @@ CREATE TRIGGER agents_sessions_delete AFTER DELETE ON agents FOR EACH ROW EXECUT
 CREATE TRIGGER agents_sessions_update AFTER UPDATE OF session_id, status, created_at, completed_at, prompt_count, total_tokens_input, total_tokens_output, total_tokens_cache_read, total_tokens_cache_write, total_cost_usd, unpriced_prompt_count ON agents FOR EACH ROW EXECUTE FUNCTION agents_sessions();
 
 CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_delete_summaries();
+
+CREATE TRIGGER prompts_usage_update AFTER UPDATE OF agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd, cost_source, cache_savings_usd ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_usage();

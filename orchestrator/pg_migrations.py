@@ -146,11 +146,14 @@ def _totals_delta(row: str, sign: str) -> str:
         WHERE id = {row}.agent_id;"""
 
 
-def _row_function(name: str, on_old: str, on_new: str, returns: str = "NULL") -> str:
+def _row_function(
+    name: str, on_old: str, on_new: str, returns: str = "NULL", create: str = "CREATE FUNCTION"
+) -> str:
     """A row-level trigger function: ``on_old`` for the old row (UPDATE, DELETE), then
-    ``on_new`` for the new one (INSERT, UPDATE)."""
+    ``on_new`` for the new one (INSERT, UPDATE). ``create`` may be 'CREATE OR REPLACE
+    FUNCTION' for a later migration's new body."""
     return f"""
-CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+{create} {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN{on_old}
     END IF;
@@ -304,20 +307,26 @@ _USAGE_SUMS = [
 ]
 
 
-def _usage_daily_delta(row: str, sign: str) -> str:
-    """UPSERT adding (sign '+') or removing (sign '-') one prompt row to usage_daily."""
+#: The sums m007 adds to usage_daily: the 1-hour part of the cache writes.
+_USAGE_SUMS_1H = ("tokens_cache_write_1h",)
+
+
+def _usage_daily_delta(row: str, sign: str, extra: tuple[str, ...] = ()) -> str:
+    """UPSERT adding (sign '+') or removing (sign '-') one prompt row to usage_daily;
+    ``extra``: sums added by later migrations (columns of the same name on prompts)."""
     sign = _unary(sign)
+    sums = [*_USAGE_SUMS, *extra]
     return f"""
-        INSERT INTO usage_daily (day, orchestrator_agent_id, model, {", ".join(_USAGE_SUMS)})
+        INSERT INTO usage_daily (day, orchestrator_agent_id, model, {", ".join(sums)})
         SELECT substr({row}.created_at, 1, 10), a.orchestrator_agent_id,
             coalesce({row}.model, 'unknown'), {sign}1,
             {sign}{_flag(f"{row}.status = 'failed'")},
             {sign}{row}.tokens_input, {sign}{row}.tokens_output, {sign}{row}.tokens_cache_read,
             {sign}{row}.tokens_cache_write, {sign}coalesce({row}.cost_usd, 0),
             {sign}{_flag(f"{row}.cost_source = 'unpriced'")},
-            {sign}coalesce({row}.cache_savings_usd, 0)
+            {sign}coalesce({row}.cache_savings_usd, 0){"".join(f", {sign}{row}.{c}" for c in extra)}
         FROM agents a WHERE a.id = {row}.agent_id
-        {_upsert_sums("usage_daily", "day, orchestrator_agent_id, model", _USAGE_SUMS)};"""
+        {_upsert_sums("usage_daily", "day, orchestrator_agent_id, model", sums)};"""
 
 
 def _runs_daily_delta(row: str, sign: str) -> str:
@@ -542,8 +551,13 @@ def _session_subtract(row: str) -> str:
         WHERE session_id = {row}.session_id;"""
 
 
-_DELETE_SUMMARIES = f"""
-CREATE FUNCTION agents_delete_summaries() RETURNS trigger LANGUAGE plpgsql AS $$
+def _delete_summaries_function(extra: tuple[str, ...] = (), create: str = "CREATE FUNCTION") -> str:
+    """The function taking a deleted run's prompts and step logs out of the daily
+    summaries; ``extra``: usage_daily sums added by later migrations."""
+    subtract = "".join(f",\n        {c} = usage_daily.{c} - d.{c}" for c in extra)
+    sums = "".join(f",\n            sum({c}) AS {c}" for c in extra)
+    return f"""
+{create} agents_delete_summaries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE usage_daily SET
         prompts = usage_daily.prompts - d.prompts,
@@ -554,7 +568,7 @@ BEGIN
         tokens_cache_write = usage_daily.tokens_cache_write - d.tokens_cache_write,
         cost_usd = usage_daily.cost_usd - d.cost_usd,
         unpriced_prompts = usage_daily.unpriced_prompts - d.unpriced_prompts,
-        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd
+        cache_savings_usd = usage_daily.cache_savings_usd - d.cache_savings_usd{subtract}
     FROM (
         SELECT substr(created_at, 1, 10) AS day, coalesce(model, 'unknown') AS model,
             count(*) AS prompts, count(*) FILTER (WHERE status = 'failed') AS failed_prompts,
@@ -563,7 +577,7 @@ BEGIN
             sum(tokens_cache_write) AS tokens_cache_write,
             coalesce(sum(cost_usd), 0) AS cost_usd,
             count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_prompts,
-            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
+            coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd{sums}
         FROM prompts WHERE agent_id = OLD.id GROUP BY 1, 2
     ) AS d
     WHERE usage_daily.day = d.day AND usage_daily.model = d.model
@@ -584,9 +598,15 @@ BEGIN
         AND step_histogram_daily.bucket_ms = d.bucket_ms
         AND step_histogram_daily.orchestrator_agent_id = OLD.orchestrator_agent_id;
     RETURN OLD;
-END $$;
+END $$;"""
+
+
+_DELETE_SUMMARIES = (
+    _delete_summaries_function()
+    + """
 CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents
     FOR EACH ROW EXECUTE FUNCTION agents_delete_summaries();"""
+)
 
 
 @migration
@@ -702,6 +722,42 @@ CREATE TABLE claude_code_files (
     imported_at text NOT NULL DEFAULT {now}  -- when it was last imported
 );
 CREATE INDEX idx_claude_code_files_agent ON claude_code_files(agent_id);
+""")
+
+
+@migration
+async def m007_cache_write_1h(conn: Any) -> None:
+    """Cache writes with a 1-hour lifetime, which cost twice the base input rate (the
+    5-minute ones cost 1.25x): counted apart so they are priced right and reported."""
+    usage = "prompts_usage"
+    replace = "CREATE OR REPLACE FUNCTION"
+    await conn.execute(f"""
+ALTER TABLE prompts ADD COLUMN tokens_cache_write_1h bigint NOT NULL DEFAULT 0
+    CHECK (tokens_cache_write_1h >= 0);
+    -- the part of tokens_cache_write written with a 1-hour lifetime (Anthropic's
+    -- usage.cache_creation.ephemeral_1h_input_tokens); the rest lives 5 minutes
+ALTER TABLE usage_daily ADD COLUMN tokens_cache_write_1h bigint NOT NULL DEFAULT 0;
+    -- the 1-hour part of tokens_cache_write
+{
+        _row_function(
+            usage,
+            _usage_daily_delta("OLD", "-", _USAGE_SUMS_1H),
+            _usage_daily_delta("NEW", "+", _USAGE_SUMS_1H),
+            create=replace,
+        )
+    }
+DROP TRIGGER prompts_usage_update ON prompts;
+{
+        _trigger(
+            "prompts_usage_update",
+            "AFTER UPDATE OF agent_id, created_at, model, status, tokens_input, tokens_output, "
+            "tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd, "
+            "cost_source, cache_savings_usd",
+            "prompts",
+            usage,
+        )
+    }
+{_delete_summaries_function(_USAGE_SUMS_1H, create=replace)}
 """)
 
 

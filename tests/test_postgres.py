@@ -134,7 +134,7 @@ def test_docs_schema_postgresql_is_the_generated_one(postgres_database: str) -> 
 def test_init_and_demo_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["init", "--db", pg], catch_exceptions=False)
-    assert result.exit_code == 0 and "m100_claude_code" in result.output
+    assert result.exit_code == 0 and migrations.names()[-1] in result.output
     result = runner.invoke(
         cli, ["demo", pg, "--prompts", "60", "--end", "2026-11-25"], catch_exceptions=False
     )

@@ -408,3 +408,47 @@ async def test_a_nul_character_never_costs_a_row(db_target: Target) -> None:
     assert rows(db_target, "SELECT content, response FROM prompts") == [
         (f"p{stored}", f"r{stored}")
     ]
+
+
+async def test_one_hour_cache_writes_are_stored_and_summed_into_usage_daily(
+    db_target: Target,
+) -> None:
+    """tokens_cache_write_1h (m007) on prompts, and usage_daily's sum of it kept true by
+    the triggers on insert, update and delete of prompts and on delete of a run."""
+    usage = {
+        "input_tokens": 10,
+        "output_tokens": 2_000,
+        "cache_read_input_tokens": 30_000,
+        "cache_creation_input_tokens": 9_000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 3_000, "ephemeral_1h_input_tokens": 6_000},
+    }
+    async with DatabaseManager(db_target) as db:
+        async with db.agent_run("one-hour") as run:
+            prompt = await run.prompt("p", "r", model="claude-sonnet-4-5", usage=usage)
+            await run.prompt("q", "s", model="claude-sonnet-4-5", usage=usage)
+        async with db.agent_run("one-hour") as other:
+            await other.prompt("t", "u", model="claude-sonnet-4-5", usage=usage)
+
+    def sums() -> tuple[int, int]:
+        ((prompts,),) = rows(
+            db_target, "SELECT coalesce(sum(tokens_cache_write_1h), 0) FROM prompts"
+        )
+        ((daily,),) = rows(
+            db_target, "SELECT coalesce(sum(tokens_cache_write_1h), 0) FROM usage_daily"
+        )
+        return int(prompts), int(daily)
+
+    assert prompt.tokens_cache_write_1h == 6_000
+    assert rows(
+        db_target, "SELECT tokens_cache_write_1h FROM prompts WHERE id = ?", (prompt.id,)
+    ) == [(6_000,)]
+    assert sums() == (18_000, 18_000)
+    execute(
+        db_target,
+        ("UPDATE prompts SET tokens_cache_write_1h = ? WHERE id = ?", (1_000, prompt.id)),
+    )
+    assert sums() == (13_000, 13_000)
+    execute(db_target, ("DELETE FROM prompts WHERE id = ?", (prompt.id,)))
+    assert sums() == (12_000, 12_000)
+    execute(db_target, ("DELETE FROM agents WHERE id = ?", (run.id,)))
+    assert sums() == (6_000, 6_000)
