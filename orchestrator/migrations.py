@@ -20,10 +20,11 @@ Conventions every migration follows:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .ids import SQL_NOW
@@ -36,6 +37,21 @@ SET_NAME = "orchestrator"
 LEDGER = "_sqlite_migrations"
 
 _STEPS: list[Callable[[Database], None]] = []
+
+
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection, *, keep: bool = True) -> Iterator[None]:
+    """``with write_transaction(conn):`` one ``BEGIN IMMEDIATE`` transaction (the write
+    lock taken at once, so two writers never deadlock upgrading), committed at the end
+    (rolled back instead when ``keep`` is false) and rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT" if keep else "ROLLBACK")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def migration(function: Callable[[Database], None]) -> Callable[[Database], None]:
@@ -162,8 +178,7 @@ def repair(conn: sqlite3.Connection) -> list[str]:
     """
     expected = expected_objects()
     fts_parts = _fts_tables()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         missing = missing_objects(conn)
         broken = [fts for fts, parts in fts_parts.items() if parts & set(missing)]
         rebuilt_by_fts = set().union(*(fts_parts[fts] for fts in broken))
@@ -185,11 +200,6 @@ def repair(conn: sqlite3.Connection) -> list[str]:
             rebuild_summaries(conn)
         for fts in broken:
             conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return [name for _, name in missing]
 
 
@@ -409,16 +419,9 @@ def apply(db: Database) -> list[str]:
     steps = migration_set()
     if not steps.pending(db):
         return []
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db.conn):
         pending = [m.name for m in steps.pending(db)]
         steps.apply(db)  # each migration runs in a savepoint of ours
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return pending
 
 

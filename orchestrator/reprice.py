@@ -19,6 +19,7 @@ from typing import Any
 
 from . import sqlite as backend
 from .ids import parse_timestamp
+from .migrations import write_transaction
 from .models import CostSource
 from .pricing import PRICED_WITH, resolve_cost
 
@@ -82,8 +83,7 @@ def reprice(
     result = RepriceResult(PRICED_WITH, dry_run)
     conn = backend.connect(Path(db_path))
     try:
-        conn.execute(backend.BEGIN_WRITE)
-        try:
+        with write_transaction(conn, keep=not dry_run):
             rows = conn.execute(
                 f"SELECT id, model, created_at, cost_usd, cost_source, cost_computed_usd, "
                 f"cache_savings_usd, priced_with, {', '.join(_TOKENS)} FROM prompts "
@@ -97,11 +97,6 @@ def reprice(
                     "cache_savings_usd = ?, priced_with = ? WHERE id = ?",
                     [update for update in updates if update is not None],
                 )
-            conn.execute("ROLLBACK" if dry_run else "COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     return result

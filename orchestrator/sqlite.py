@@ -199,15 +199,9 @@ def _fingerprint(conn: sqlite3.Connection) -> tuple[int, int]:
 
 def _record_checked(conn: sqlite3.Connection, version: int) -> None:
     """Remember that the schema at ``version`` was checked, unless it changed since."""
-    conn.execute(BEGIN_WRITE)
-    try:
+    with migrations.write_transaction(conn):
         if _fingerprint(conn)[1] == version:
             conn.execute(f"PRAGMA user_version = {int(version)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def ensure_schema(
