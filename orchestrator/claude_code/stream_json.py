@@ -45,11 +45,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from ..db import DatabaseManager
 from ..errors import InvalidInput, format_exception
-from ..ids import utc_now
+from ..ids import format_timestamp, parse_timestamp, utc_now
 from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
 from ..pricing import compute_cost
 from .common import (
@@ -81,6 +82,10 @@ class StreamSummary(LineCounts):
     duplicates_skipped: int = 0  # responses stored already (same message.id), not again
     already_imported: bool = False  # record_stream: this run was recorded before; nothing added
     exit_code: int | None = None  # the recorded command's (record_command)
+    dated_by: str | None = None  # record_stream: where the run's start time came from
+    #: Per model: USD of modelUsage tokens no response line showed, priced at the base
+    #: tier (their requests' sizes are unknown), hence approximate.
+    approximate_usd: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         if self.already_imported:
@@ -94,6 +99,13 @@ class StreamSummary(LineCounts):
         )
         if self.duplicates_skipped:
             text += f", {self.duplicates_skipped} responses stored already"
+        if self.approximate_usd:
+            text += ", approximate (base-tier) computed cost of tokens seen only in " + (
+                "modelUsage: "
+                + ", ".join(f"{m} ${usd:.4f}" for m, usd in sorted(self.approximate_usd.items()))
+            )
+        if self.dated_by:
+            text += f", dated by {self.dated_by}"
         return text if self.error is None else f"{text}\nerror: {self.error}"
 
 
@@ -135,8 +147,15 @@ class StreamRecorder:
         session_id: str | None = None,
         parent_agent_id: str | None = None,
         prompt: str | None = None,
+        started_at: datetime | None = None,
     ) -> None:
+        """``started_at`` dates a run recorded after the fact (stream lines carry no
+        time): the run starts then, its responses are dated (and priced) then and it ends
+        ``duration_ms`` later. Default: wall-clock time as the lines arrive."""
         self.db = db
+        self.started_at = (
+            None if started_at is None else parse_timestamp(format_timestamp(started_at))
+        )
         self.orchestrator = orchestrator
         self.name = name
         self.parent_agent_id = parent_agent_id
@@ -145,6 +164,7 @@ class StreamRecorder:
         self._pending: Response | None = None  # the response being gathered
         self._seen: set[str] = set()  # message ids already recorded
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
+        self._computed: dict[str, float | None] = {}  # per model: their computed cost, summed
         self._tools: dict[str, str] = {}
         self._result: dict[str, Any] | None = None
         self._finished = False
@@ -165,6 +185,8 @@ class StreamRecorder:
                 name=self.name,
                 status=AgentStatus.RUNNING,
                 parent_agent_id=self.parent_agent_id,
+                started_at=self.started_at,
+                created_at=self.started_at,
             )
         return self.summary.agent_id
 
@@ -208,8 +230,9 @@ class StreamRecorder:
                 return  # a late repeat of a response already written
             self._log_tools(agent_id, body.get("content"))  # first: it may refuse the line
             if self._pending is None:
+                when = utc_now() if self.started_at is None else format_timestamp(self.started_at)
                 self._pending = Response(
-                    message_id=message_id, model=None, prompt=self._last_user, created_at=utc_now()
+                    message_id=message_id, model=None, prompt=self._last_user, created_at=when
                 )
             pending = self._pending
             pending.model = body.get("model") or pending.model
@@ -261,7 +284,13 @@ class StreamRecorder:
                 # Stored already (its transcript was imported, or this stream was): count
                 # it once, and as covered, so that no reconciling prompt holds it again.
                 self.summary.duplicates_skipped += 1
-                self._cover(pending.model, usage_tokens(pending.usage or {}))
+                tokens = usage_tokens(pending.usage or {})
+                computed = compute_cost(
+                    pending.model,
+                    **tokens.model_dump(),
+                    when=parse_timestamp(pending.created_at),
+                )
+                self._cover(pending.model, tokens, computed)
                 return
         try:
             [prompt] = await self.db.record_prompts([pending.fields(self.summary.agent_id)])
@@ -274,13 +303,15 @@ class StreamRecorder:
                 "VALUES (?, ?, ?)",
                 (prompt.id, pending.message_id, prompt.tokens_output),
             )
-        self._cover(pending.model, prompt)
+        self._cover(pending.model, prompt, prompt.cost_computed_usd)
         self.summary.prompts += 1
 
-    def _cover(self, model: str | None, tokens: Usage | Prompt) -> None:
+    def _cover(self, model: str | None, tokens: Usage | Prompt, computed: float | None) -> None:
         covered = self._covered.setdefault(str(model), dict.fromkeys(Usage.model_fields, 0))
         for column in covered:
             covered[column] += getattr(tokens, column)
+        total = self._computed.get(str(model), 0.0)
+        self._computed[str(model)] = None if total is None or computed is None else total + computed
 
     async def finish(self, exit_code: int | None = None, error: str | None = None) -> StreamSummary:
         """Write what is pending, the result's reported usage and cost, and end the run.
@@ -324,7 +355,13 @@ class StreamRecorder:
         except Exception as exc:
             error = error or f"recording failed: {format_exception(exc)}"
         status = AgentStatus.FAILED if error else AgentStatus.COMPLETED
-        await self.db.update_agent_status(agent_id, status, error=error)
+        ended = None
+        if self.started_at is not None:
+            duration = _scalar((result or {}).get("duration_ms"))
+            ended = self.started_at + timedelta(
+                milliseconds=duration if isinstance(duration, (int, float)) and duration > 0 else 0
+            )
+        await self.db.update_agent_status(agent_id, status, error=error, at=ended)
         self.summary.status = status.value
         self.summary.error = error
         return self.summary
@@ -367,14 +404,6 @@ class StreamRecorder:
                 figures_of[main] = (usage_tokens(usage), reported, None)
         for model, (usage, model_cost, web_searches) in figures_of.items():
             tokens = usage.model_dump(exclude={"tokens_cache_write_1h"})  # modelUsage has no split
-            computed = compute_cost(model, **tokens)
-            await self.db.execute(
-                "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
-                "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
-                "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (agent_id, model, *tokens.values(), model_cost, computed, web_searches),
-            )
-            self.summary.model_usage[model] = {**tokens, "cost_usd": model_cost}
             covered = self._covered.get(model, {})
             rest: dict[str, Any] = {
                 column: tokens[column] - covered.get(column, 0) for column in tokens
@@ -387,6 +416,22 @@ class StreamRecorder:
                     {"model": model, "model_usage": tokens, "per_response": covered},
                 )
             rest = {column: max(0, value) for column, value in rest.items()}
+            # Long-context tiers apply per request: the run's cost is the sum of its
+            # responses' costs (each priced alone), plus the tokens only modelUsage shows,
+            # whose requests' sizes are unknown: priced at the base tier, approximately.
+            computed = self._computed.get(model, 0.0)
+            if computed is not None and (any(rest.values()) or model not in self._computed):
+                approximate = compute_cost(model, **rest, when=self.started_at, base_tier=True)
+                if approximate and any(rest.values()):
+                    self.summary.approximate_usd[model] = approximate
+                computed = None if approximate is None else computed + approximate
+            await self.db.execute(
+                "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
+                "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
+                "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (agent_id, model, *tokens.values(), model_cost, computed, web_searches),
+            )
+            self.summary.model_usage[model] = {**tokens, "cost_usd": model_cost}
             if any(rest.values()):
                 await self.db.record_prompts(
                     [
@@ -397,6 +442,7 @@ class StreamRecorder:
                             "background calls)",
                             "model": model,
                             "usage": Usage(**rest),
+                            "created_at": self.started_at,
                         }
                     ]
                 )
