@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -734,3 +735,74 @@ async def test_long_context_tiers_apply_per_request_not_to_a_runs_sums(db_path: 
     assert run["diff_pct"] == round(
         100 * (run["computed_usd"] - run["reported_usd"]) / run["reported_usd"], 1
     )
+
+
+def test_an_imported_stream_is_dated_by_its_file_not_import_time(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """Stream lines carry no time: the run starts at the file's modification time minus
+    the result's duration_ms (5120 ms here), and ends at the modification time."""
+    from datetime import datetime, timezone
+
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(STREAM.read_bytes())
+    ended = datetime(2025, 10, 3, 12, 0, 10, tzinfo=timezone.utc).timestamp()
+    os.utime(path, (ended, ended))
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "dated by file time minus duration_ms" in result.output
+    conn = sqlite3.connect(db_path)
+    run = conn.execute("SELECT created_at, started_at, completed_at FROM agents").fetchone()
+    assert run == (
+        "2025-10-03T12:00:04.880Z",
+        "2025-10-03T12:00:04.880Z",
+        "2025-10-03T12:00:10.000Z",
+    )
+    days = {row[0] for row in conn.execute("SELECT substr(created_at, 1, 10) FROM prompts")}
+    assert days == {"2025-10-03"}
+    conn.close()
+
+
+def test_started_at_dates_an_imported_stream(tmp_path: Path, db_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "import",
+            "stream-json",
+            "--db",
+            str(db_path),
+            "--started-at",
+            "2025-09-30T23:59:00+02:00",
+            str(STREAM),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "dated by the given start time" in result.output
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT started_at, completed_at FROM agents").fetchone() == (
+        "2025-09-30T21:59:00.000Z",
+        "2025-09-30T21:59:05.120Z",
+    )
+    assert {row[0] for row in conn.execute("SELECT created_at FROM prompts")} == {
+        "2025-09-30T21:59:00.000Z"
+    }
+    conn.close()
+
+
+async def test_a_live_recording_keeps_wall_clock_time(db_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.ids import parse_timestamp
+
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for line in STREAM.read_text().splitlines():
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+        prompts = await db.list_prompts(str(summary.agent_id))
+    assert summary.dated_by is None
+    assert all(parse_timestamp(str(p.created_at)) >= before for p in prompts)

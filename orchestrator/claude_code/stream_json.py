@@ -45,7 +45,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from ..db import DatabaseManager
@@ -450,19 +450,31 @@ class StreamRecorder:
 
 
 async def record_stream(
-    db: DatabaseManager, stream: IO[str] | IO[bytes], **options: Any
+    db: DatabaseManager,
+    stream: IO[str] | IO[bytes],
+    *,
+    started_at: datetime | None = None,
+    **options: Any,
 ) -> StreamSummary:
     """Record every line of an open text or binary file; return the summary.
 
-    Idempotent: a seekable file whose run is stored already (the same session id and
-    result line, or without a result line the same first response) adds nothing; the
+    Stream lines carry no time, so the run is dated at ``started_at`` when given, else at
+    the file's modification time minus the result's ``duration_ms`` (the file was last
+    written when the run ended), else (a pipe) at import time; ``summary.dated_by`` says
+    which. Idempotent: a seekable file whose run is stored already (the same session id
+    and result line, or without a result line the same first response) adds nothing; the
     summary says ``already_imported``. If reading the file fails, the run is ended
     ``failed`` with the reason and the error is raised.
     """
-    known = await _recorded_run(db, stream)
+    scanned = _scan(stream)
+    known = None if scanned is None else await _recorded_run(db, *scanned)
     if known is not None:
         return known
-    recorder = StreamRecorder(db, **options)
+    dated_by = "the given start time"
+    if started_at is None:
+        started_at, dated_by = _file_start(stream, None if scanned is None else scanned[2])
+    recorder = StreamRecorder(db, started_at=started_at, **options)
+    recorder.summary.dated_by = dated_by
     try:
         for line in stream:
             await recorder.feed_line(line)
@@ -472,9 +484,27 @@ async def record_stream(
     return await recorder.finish()
 
 
-async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> StreamSummary | None:
-    """The summary of the run ``stream`` was recorded as before, or None (a new run, or a
-    stream that cannot be read twice). Reads a seekable stream through and rewinds it."""
+def _file_start(
+    stream: IO[str] | IO[bytes], result: dict[str, Any] | None
+) -> tuple[datetime | None, str]:
+    """When the run in a file started, as its modification time minus the result's
+    ``duration_ms``, and how that was found; ``None`` (import time) for a pipe."""
+    try:
+        mtime = os.fstat(stream.fileno()).st_mtime
+    except (OSError, ValueError, AttributeError):
+        return None, "import time (no file time)"
+    if not getattr(stream, "seekable", lambda: False)():
+        return None, "import time (no file time)"
+    ended = datetime.fromtimestamp(mtime, tz=timezone.utc)
+    duration = _scalar((result or {}).get("duration_ms"))
+    if isinstance(duration, (int, float)) and duration >= 0:
+        return ended - timedelta(milliseconds=duration), "file time minus duration_ms"
+    return ended, "file time (no duration_ms)"
+
+
+def _scan(stream: IO[str] | IO[bytes]) -> tuple[Any, Any, dict[str, Any] | None] | None:
+    """A seekable stream's session id, first response id and result line (read through,
+    then rewound), or None for a stream that cannot be read twice."""
     try:
         if not getattr(stream, "seekable", lambda: False)():
             return None
@@ -504,6 +534,14 @@ async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> Str
                 result = message
     finally:
         stream.seek(start)
+    return session_id, first_id, result
+
+
+async def _recorded_run(
+    db: DatabaseManager, session_id: Any, first_id: Any, result: dict[str, Any] | None
+) -> StreamSummary | None:
+    """The summary of the run (session, first response, result line) was recorded as
+    before, or None (a new run)."""
     if not isinstance(session_id, str):
         return None
     if result is not None:
