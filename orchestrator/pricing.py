@@ -212,7 +212,7 @@ def resolve_cost(
     computed either way and kept beside a reported one, so the two can be compared
     (and history re-priced later).
     """
-    computed = compute_cost(model, provider=provider, when=when, **tokens)
+    computed = compute_cost(model, provider=provider, when=when, base_tier=False, **tokens)
     priced_with = PRICED_WITH if computed is not None else None
     savings = None
     if computed is not None:
