@@ -280,11 +280,18 @@ def _run(
             model = _pick(rng, models)
             context = rng.randint(8_000, 120_000)
             cache_write = rng.randint(500, 12_000) if call == 0 else rng.randint(0, 2_500)
-            usage = {
+            usage: dict[str, Any] = {
                 "input_tokens": rng.randint(3, 1_500),
                 "cache_read_input_tokens": context if call else context // 3,
                 "cache_creation_input_tokens": cache_write,
                 "output_tokens": int(rng.lognormvariate(6.3, 0.8)),
+                # Claude Code caches most for an hour (the system prompt and tools on a
+                # run's first call): derived, not drawn, so the random sequence is unchanged.
+                "cache_creation": {
+                    "ephemeral_1h_input_tokens": cache_write * (4 if call == 0 else 1) // 5,
+                    "ephemeral_5m_input_tokens": cache_write
+                    - cache_write * (4 if call == 0 else 1) // 5,
+                },
             }
             duration_ms = usage["output_tokens"] * rng.uniform(8, 25) + rng.uniform(400, 3_000)
             sent = clock

@@ -128,6 +128,7 @@ def _price(
     tokens_cache_write: int,
     tokens_cache_write_1h: int,
     when: datetime | None,
+    base_tier: bool = False,
 ) -> float | None:
     if model in FREE_MODELS:
         return 0.0
@@ -137,7 +138,7 @@ def _price(
             when = when.replace(tzinfo=timezone.utc)  # naive means UTC, as for genai-prices
         day = None if when is None else when.astimezone(timezone.utc).date()
         rates = _rates(model, provider, day)
-        if rates is None or total_input in rates.tier_starts:
+        if rates is None or (not base_tier and total_input in rates.tier_starts):
             result = _calc(
                 model,
                 provider,
@@ -151,7 +152,7 @@ def _price(
             return float(result.total_price)
     except LookupError:
         return None
-    tier = bisect.bisect_left(rates.tier_starts, total_input)
+    tier = 0 if base_tier else bisect.bisect_left(rates.tier_starts, total_input)
     rate_in, rate_read, rate_write, rate_write_1h, rate_out = rates.by_tier[tier]
     return float(
         rate_in * tokens_input
@@ -172,10 +173,16 @@ def compute_cost(
     tokens_cache_write_1h: int = 0,
     provider: str | None = None,
     when: datetime | None = None,
+    base_tier: bool = False,
 ) -> float | None:
     """USD for one call (one request: long-context tiers apply to its own input) from
     prices, or ``None`` when the model has no known price. ``tokens_cache_write_1h`` is
-    the part of ``tokens_cache_write`` cached for an hour."""
+    the part of ``tokens_cache_write`` cached for an hour.
+
+    ``base_tier=True`` prices the tokens at the lowest tier whatever their total: for
+    tokens summed over several requests of unknown sizes (e.g. Claude Code's
+    ``modelUsage``), where the sum's size says nothing of any one request's. That figure
+    is approximate when a request did pass a tier's threshold."""
     if not model:
         return None
     return _price(
@@ -187,6 +194,7 @@ def compute_cost(
         tokens_cache_write,
         min(tokens_cache_write_1h, tokens_cache_write),
         when,
+        base_tier,
     )
 
 
@@ -204,7 +212,7 @@ def resolve_cost(
     computed either way and kept beside a reported one, so the two can be compared
     (and history re-priced later).
     """
-    computed = compute_cost(model, provider=provider, when=when, **tokens)
+    computed = compute_cost(model, provider=provider, when=when, base_tier=False, **tokens)
     priced_with = PRICED_WITH if computed is not None else None
     savings = None
     if computed is not None:

@@ -256,6 +256,11 @@ async def test_token_mix_hit_ratio_and_savings(
         ["tokens_input", "tokens_cache_read", "tokens_cache_write"]
     ].sum(axis=1)
     assert got["cache_hit_ratio"].to_numpy() == pytest.approx(ratio.to_numpy(), abs=1e-4)
+    # The 1-hour cache writes, a part of all cache writes (the demo writes some).
+    one_hour = p.groupby("day")["tokens_cache_write_1h"].sum()
+    assert (got["tokens_cache_write_1h"] == one_hour.loc[got.index]).all()
+    assert (got["tokens_cache_write_1h"] <= got["tokens_cache_write"]).all()
+    assert 0 < got["tokens_cache_write_1h"].sum() < got["tokens_cache_write"].sum()
 
     # Savings, priced independently with genai-prices: the same calls without caching.
     def saving(row: pd.Series) -> float:
@@ -267,6 +272,7 @@ async def test_token_mix_hit_ratio_and_savings(
                 input_tokens=total,
                 cache_read_tokens=row["tokens_cache_read"],
                 cache_write_tokens=row["tokens_cache_write"],
+                cache_write_1h_tokens=row["tokens_cache_write_1h"],
                 output_tokens=row["tokens_output"],
             ),
             row["model"],

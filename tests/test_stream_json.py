@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -622,3 +623,186 @@ async def test_a_transcript_imported_while_its_session_is_recorded_live(
     assert done is not None and done.status == "completed" and done.completed_at is not None
     assert summary.duplicates_skipped == 2 and summary.prompts == 0
     assert totals(db_path)[:2] == (1, 3)
+
+
+TRANSCRIPT = (
+    Path(__file__).parent
+    / "data"
+    / "claude-code-transcripts"
+    / "4d5611e5-241a-462a-8d15-5122611a9569.jsonl"
+)
+SONNET, HAIKU = "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"
+# Anthropic's published USD per million tokens (input, output, cache read, 5-minute write,
+# 1-hour write), Sonnet 4.5 up to and over 200k input tokens in one request, and Haiku 4.5.
+RATES = {
+    (SONNET, False): (3, 15, 0.30, 3.75, 6),
+    (SONNET, True): (6, 22.5, 0.60, 7.5, 12),
+    (HAIKU, False): (1, 5, 0.10, 1.25, 2),
+}
+
+
+def request_cost(model: str, usage: dict[str, Any]) -> float:
+    """What one request costs at the published rates (the long-context tier is the request's)."""
+    read, write = usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]
+    write_1h = usage.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
+    over = usage["input_tokens"] + read + write > 200_000
+    rate_in, rate_out, rate_read, rate_write, rate_1h = RATES[model, over]
+    return (
+        usage["input_tokens"] * rate_in
+        + usage["output_tokens"] * rate_out
+        + read * rate_read
+        + (write - write_1h) * rate_write
+        + write_1h * rate_1h
+    ) / 1e6
+
+
+def long_run_stream() -> tuple[list[str], dict[str, Any]]:
+    """A stream-json run made of a real Claude Code session's responses (139 requests, each
+    under 200k input tokens, over 16M in all), relabelled Sonnet 4.5, plus Haiku tokens
+    that only modelUsage shows; each model's costUSD as Claude Code computes it, request by
+    request."""
+    usages: dict[str, dict[str, Any]] = {}
+    for line in TRANSCRIPT.read_text().splitlines():
+        message = json.loads(line)
+        if message.get("type") == "assistant":
+            usages[message["message"]["id"]] = message["message"]["usage"]
+    session = "5e551077-0000-4000-8000-000000000001"
+    lines = []
+    sums = dict.fromkeys(["inputTokens", "outputTokens", "cacheReadInputTokens"], 0)
+    sums["cacheCreationInputTokens"] = 0
+    for message_id, usage in usages.items():
+        body = {"model": SONNET, "id": message_id, "content": [], "usage": usage}
+        lines.append(json.dumps({"type": "assistant", "message": body, "session_id": session}))
+        sums["inputTokens"] += usage["input_tokens"]
+        sums["outputTokens"] += usage["output_tokens"]
+        sums["cacheReadInputTokens"] += usage["cache_read_input_tokens"]
+        sums["cacheCreationInputTokens"] += usage["cache_creation_input_tokens"]
+    haiku = {
+        "input_tokens": 30_000,
+        "output_tokens": 900,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+    }
+    model_usage = {
+        SONNET: {**sums, "costUSD": sum(request_cost(SONNET, u) for u in usages.values())},
+        HAIKU: {
+            "inputTokens": 30_000,
+            "outputTokens": 900,
+            "cacheReadInputTokens": 0,
+            "cacheCreationInputTokens": 0,
+            "costUSD": request_cost(HAIKU, haiku),
+        },
+    }
+    total = sum(figures["costUSD"] for figures in model_usage.values())
+    result = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "duration_ms": 600_000,
+        "session_id": session,
+        "total_cost_usd": total,
+        "modelUsage": model_usage,
+    }
+    lines.append(json.dumps(result))
+    return lines, result
+
+
+async def test_long_context_tiers_apply_per_request_not_to_a_runs_sums(db_path: Path) -> None:
+    """Summed over 139 requests, the run's input passes 200k tokens though no request's
+    does: the computed cost agrees with Claude Code's (request by request), not with the
+    long-context rate; tokens known only from modelUsage are priced at the base tier."""
+    from orchestrator.reports import run_report
+
+    lines, result = long_run_stream()
+    assert result["modelUsage"][SONNET]["cacheReadInputTokens"] > 200_000
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for line in lines:
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+    assert summary.status == "completed"
+    assert set(summary.approximate_usd) == {HAIKU}
+    assert "approximate" in str(summary)
+    rows = run_report("reported_vs_computed", db_path, {"min_diff_usd": "0"}).as_dicts()
+    by_model = {row["model"]: row for row in rows if row["level"] == "model"}
+    for model in (SONNET, HAIKU):
+        reported = result["modelUsage"][model]["costUSD"]
+        assert by_model[model]["reported_usd"] == pytest.approx(reported)
+        assert by_model[model]["computed_usd"] == pytest.approx(reported, rel=0.01)
+        assert abs(by_model[model]["diff_pct"]) <= 1
+    [run] = [row for row in rows if row["level"] == "run"]
+    assert run["computed_usd"] == pytest.approx(result["total_cost_usd"], rel=0.01)
+    assert run["diff_pct"] == round(
+        100 * (run["computed_usd"] - run["reported_usd"]) / run["reported_usd"], 1
+    )
+
+
+def test_an_imported_stream_is_dated_by_its_file_not_import_time(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """Stream lines carry no time: the run starts at the file's modification time minus
+    the result's duration_ms (5120 ms here), and ends at the modification time."""
+    from datetime import datetime, timezone
+
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(STREAM.read_bytes())
+    ended = datetime(2025, 10, 3, 12, 0, 10, tzinfo=timezone.utc).timestamp()
+    os.utime(path, (ended, ended))
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "dated by file time minus duration_ms" in result.output
+    conn = sqlite3.connect(db_path)
+    run = conn.execute("SELECT created_at, started_at, completed_at FROM agents").fetchone()
+    assert run == (
+        "2025-10-03T12:00:04.880Z",
+        "2025-10-03T12:00:04.880Z",
+        "2025-10-03T12:00:10.000Z",
+    )
+    days = {row[0] for row in conn.execute("SELECT substr(created_at, 1, 10) FROM prompts")}
+    assert days == {"2025-10-03"}
+    conn.close()
+
+
+def test_started_at_dates_an_imported_stream(tmp_path: Path, db_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "import",
+            "stream-json",
+            "--db",
+            str(db_path),
+            "--started-at",
+            "2025-09-30T23:59:00+02:00",
+            str(STREAM),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "dated by the given start time" in result.output
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT started_at, completed_at FROM agents").fetchone() == (
+        "2025-09-30T21:59:00.000Z",
+        "2025-09-30T21:59:05.120Z",
+    )
+    assert {row[0] for row in conn.execute("SELECT created_at FROM prompts")} == {
+        "2025-09-30T21:59:00.000Z"
+    }
+    conn.close()
+
+
+async def test_a_live_recording_keeps_wall_clock_time(db_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.ids import parse_timestamp
+
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        for line in STREAM.read_text().splitlines():
+            await recorder.feed_line(line)
+        summary = await recorder.finish()
+        prompts = await db.list_prompts(str(summary.agent_id))
+    assert summary.dated_by is None
+    assert all(parse_timestamp(str(p.created_at)) >= before for p in prompts)

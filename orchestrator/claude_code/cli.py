@@ -86,17 +86,35 @@ def import_group() -> None:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Path, ...]) -> None:
+@click.option(
+    "--started-at",
+    default=None,
+    help="When the run started (ISO 8601, UTC unless an offset is given). "
+    "Default: the file's modification time minus the run's duration_ms.",
+)
+def import_stream_json(
+    db_path: Path | None, orchestrator: str, started_at: str | None, files: tuple[Path, ...]
+) -> None:
     """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each.
 
-    A file that cannot be imported is reported and the others are imported (exit code 1).
+    Stream lines carry no time: each run is dated as --started-at says, else by its file's
+    modification time minus its duration; the summary says which. A file that cannot be
+    imported is reported and the others are imported (exit code 1).
     """
     import asyncio
     import sqlite3
 
     from ..db import DatabaseManager
     from ..errors import WriteError, format_exception
+    from ..ids import parse_timestamp
     from .stream_json import record_stream
+
+    try:
+        start = None if started_at is None else parse_timestamp(started_at)
+    except ValueError:
+        raise click.BadParameter(
+            f"not an ISO 8601 time: {started_at!r}", param_hint="--started-at"
+        ) from None
 
     async def run() -> list[tuple[Path, StreamSummary | str]]:
         done: list[tuple[Path, StreamSummary | str]] = []
@@ -105,7 +123,7 @@ def import_stream_json(db_path: Path | None, orchestrator: str, files: tuple[Pat
                 try:
                     with path.open("rb") as handle:
                         summary = await record_stream(
-                            db, handle, orchestrator=orchestrator, name=path.name
+                            db, handle, orchestrator=orchestrator, name=path.name, started_at=start
                         )
                 except (sqlite3.Error, WriteError):
                     raise  # the database's failure, not the file's

@@ -45,11 +45,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from ..db import DatabaseManager
 from ..errors import InvalidInput, format_exception
-from ..ids import utc_now
+from ..ids import format_timestamp, parse_timestamp, utc_now
 from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
 from ..pricing import compute_cost
 from .common import (
@@ -81,6 +82,10 @@ class StreamSummary(LineCounts):
     duplicates_skipped: int = 0  # responses stored already (same message.id), not again
     already_imported: bool = False  # record_stream: this run was recorded before; nothing added
     exit_code: int | None = None  # the recorded command's (record_command)
+    dated_by: str | None = None  # record_stream: where the run's start time came from
+    #: Per model: USD of modelUsage tokens no response line showed, priced at the base
+    #: tier (their requests' sizes are unknown), hence approximate.
+    approximate_usd: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         if self.already_imported:
@@ -94,6 +99,13 @@ class StreamSummary(LineCounts):
         )
         if self.duplicates_skipped:
             text += f", {self.duplicates_skipped} responses stored already"
+        if self.approximate_usd:
+            text += ", approximate (base-tier) computed cost of tokens seen only in " + (
+                "modelUsage: "
+                + ", ".join(f"{m} ${usd:.4f}" for m, usd in sorted(self.approximate_usd.items()))
+            )
+        if self.dated_by:
+            text += f", dated by {self.dated_by}"
         return text if self.error is None else f"{text}\nerror: {self.error}"
 
 
@@ -135,8 +147,15 @@ class StreamRecorder:
         session_id: str | None = None,
         parent_agent_id: str | None = None,
         prompt: str | None = None,
+        started_at: datetime | None = None,
     ) -> None:
+        """``started_at`` dates a run recorded after the fact (stream lines carry no
+        time): the run starts then, its responses are dated (and priced) then and it ends
+        ``duration_ms`` later. Default: wall-clock time as the lines arrive."""
         self.db = db
+        self.started_at = (
+            None if started_at is None else parse_timestamp(format_timestamp(started_at))
+        )
         self.orchestrator = orchestrator
         self.name = name
         self.parent_agent_id = parent_agent_id
@@ -145,6 +164,7 @@ class StreamRecorder:
         self._pending: Response | None = None  # the response being gathered
         self._seen: set[str] = set()  # message ids already recorded
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
+        self._computed: dict[str, float | None] = {}  # per model: their computed cost, summed
         self._tools: dict[str, str] = {}
         self._result: dict[str, Any] | None = None
         self._finished = False
@@ -165,6 +185,8 @@ class StreamRecorder:
                 name=self.name,
                 status=AgentStatus.RUNNING,
                 parent_agent_id=self.parent_agent_id,
+                started_at=self.started_at,
+                created_at=self.started_at,
             )
         return self.summary.agent_id
 
@@ -208,8 +230,9 @@ class StreamRecorder:
                 return  # a late repeat of a response already written
             self._log_tools(agent_id, body.get("content"))  # first: it may refuse the line
             if self._pending is None:
+                when = utc_now() if self.started_at is None else format_timestamp(self.started_at)
                 self._pending = Response(
-                    message_id=message_id, model=None, prompt=self._last_user, created_at=utc_now()
+                    message_id=message_id, model=None, prompt=self._last_user, created_at=when
                 )
             pending = self._pending
             pending.model = body.get("model") or pending.model
@@ -261,7 +284,13 @@ class StreamRecorder:
                 # Stored already (its transcript was imported, or this stream was): count
                 # it once, and as covered, so that no reconciling prompt holds it again.
                 self.summary.duplicates_skipped += 1
-                self._cover(pending.model, usage_tokens(pending.usage or {}))
+                tokens = usage_tokens(pending.usage or {})
+                computed = compute_cost(
+                    pending.model,
+                    **tokens.model_dump(),
+                    when=parse_timestamp(pending.created_at),
+                )
+                self._cover(pending.model, tokens, computed)
                 return
         try:
             [prompt] = await self.db.record_prompts([pending.fields(self.summary.agent_id)])
@@ -274,13 +303,15 @@ class StreamRecorder:
                 "VALUES (?, ?, ?)",
                 (prompt.id, pending.message_id, prompt.tokens_output),
             )
-        self._cover(pending.model, prompt)
+        self._cover(pending.model, prompt, prompt.cost_computed_usd)
         self.summary.prompts += 1
 
-    def _cover(self, model: str | None, tokens: Usage | Prompt) -> None:
+    def _cover(self, model: str | None, tokens: Usage | Prompt, computed: float | None) -> None:
         covered = self._covered.setdefault(str(model), dict.fromkeys(Usage.model_fields, 0))
         for column in covered:
             covered[column] += getattr(tokens, column)
+        total = self._computed.get(str(model), 0.0)
+        self._computed[str(model)] = None if total is None or computed is None else total + computed
 
     async def finish(self, exit_code: int | None = None, error: str | None = None) -> StreamSummary:
         """Write what is pending, the result's reported usage and cost, and end the run.
@@ -324,7 +355,13 @@ class StreamRecorder:
         except Exception as exc:
             error = error or f"recording failed: {format_exception(exc)}"
         status = AgentStatus.FAILED if error else AgentStatus.COMPLETED
-        await self.db.update_agent_status(agent_id, status, error=error)
+        ended = None
+        if self.started_at is not None:
+            duration = _scalar((result or {}).get("duration_ms"))
+            ended = self.started_at + timedelta(
+                milliseconds=duration if isinstance(duration, (int, float)) and duration > 0 else 0
+            )
+        await self.db.update_agent_status(agent_id, status, error=error, at=ended)
         self.summary.status = status.value
         self.summary.error = error
         return self.summary
@@ -367,14 +404,6 @@ class StreamRecorder:
                 figures_of[main] = (usage_tokens(usage), reported, None)
         for model, (usage, model_cost, web_searches) in figures_of.items():
             tokens = usage.model_dump(exclude={"tokens_cache_write_1h"})  # modelUsage has no split
-            computed = compute_cost(model, **tokens)
-            await self.db.execute(
-                "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
-                "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
-                "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (agent_id, model, *tokens.values(), model_cost, computed, web_searches),
-            )
-            self.summary.model_usage[model] = {**tokens, "cost_usd": model_cost}
             covered = self._covered.get(model, {})
             rest: dict[str, Any] = {
                 column: tokens[column] - covered.get(column, 0) for column in tokens
@@ -387,6 +416,22 @@ class StreamRecorder:
                     {"model": model, "model_usage": tokens, "per_response": covered},
                 )
             rest = {column: max(0, value) for column, value in rest.items()}
+            # Long-context tiers apply per request: the run's cost is the sum of its
+            # responses' costs (each priced alone), plus the tokens only modelUsage shows,
+            # whose requests' sizes are unknown: priced at the base tier, approximately.
+            computed = self._computed.get(model, 0.0)
+            if computed is not None and (any(rest.values()) or model not in self._computed):
+                approximate = compute_cost(model, **rest, when=self.started_at, base_tier=True)
+                if approximate and any(rest.values()):
+                    self.summary.approximate_usd[model] = approximate
+                computed = None if approximate is None else computed + approximate
+            await self.db.execute(
+                "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
+                "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
+                "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (agent_id, model, *tokens.values(), model_cost, computed, web_searches),
+            )
+            self.summary.model_usage[model] = {**tokens, "cost_usd": model_cost}
             if any(rest.values()):
                 await self.db.record_prompts(
                     [
@@ -397,6 +442,7 @@ class StreamRecorder:
                             "background calls)",
                             "model": model,
                             "usage": Usage(**rest),
+                            "created_at": self.started_at,
                         }
                     ]
                 )
@@ -404,19 +450,31 @@ class StreamRecorder:
 
 
 async def record_stream(
-    db: DatabaseManager, stream: IO[str] | IO[bytes], **options: Any
+    db: DatabaseManager,
+    stream: IO[str] | IO[bytes],
+    *,
+    started_at: datetime | None = None,
+    **options: Any,
 ) -> StreamSummary:
     """Record every line of an open text or binary file; return the summary.
 
-    Idempotent: a seekable file whose run is stored already (the same session id and
-    result line, or without a result line the same first response) adds nothing; the
+    Stream lines carry no time, so the run is dated at ``started_at`` when given, else at
+    the file's modification time minus the result's ``duration_ms`` (the file was last
+    written when the run ended), else (a pipe) at import time; ``summary.dated_by`` says
+    which. Idempotent: a seekable file whose run is stored already (the same session id
+    and result line, or without a result line the same first response) adds nothing; the
     summary says ``already_imported``. If reading the file fails, the run is ended
     ``failed`` with the reason and the error is raised.
     """
-    known = await _recorded_run(db, stream)
+    scanned = _scan(stream)
+    known = None if scanned is None else await _recorded_run(db, *scanned)
     if known is not None:
         return known
-    recorder = StreamRecorder(db, **options)
+    dated_by = "the given start time"
+    if started_at is None:
+        started_at, dated_by = _file_start(stream, None if scanned is None else scanned[2])
+    recorder = StreamRecorder(db, started_at=started_at, **options)
+    recorder.summary.dated_by = dated_by
     try:
         for line in stream:
             await recorder.feed_line(line)
@@ -426,9 +484,27 @@ async def record_stream(
     return await recorder.finish()
 
 
-async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> StreamSummary | None:
-    """The summary of the run ``stream`` was recorded as before, or None (a new run, or a
-    stream that cannot be read twice). Reads a seekable stream through and rewinds it."""
+def _file_start(
+    stream: IO[str] | IO[bytes], result: dict[str, Any] | None
+) -> tuple[datetime | None, str]:
+    """When the run in a file started, as its modification time minus the result's
+    ``duration_ms``, and how that was found; ``None`` (import time) for a pipe."""
+    try:
+        mtime = os.fstat(stream.fileno()).st_mtime
+    except (OSError, ValueError, AttributeError):
+        return None, "import time (no file time)"
+    if not getattr(stream, "seekable", lambda: False)():
+        return None, "import time (no file time)"
+    ended = datetime.fromtimestamp(mtime, tz=timezone.utc)
+    duration = _scalar((result or {}).get("duration_ms"))
+    if isinstance(duration, (int, float)) and duration >= 0:
+        return ended - timedelta(milliseconds=duration), "file time minus duration_ms"
+    return ended, "file time (no duration_ms)"
+
+
+def _scan(stream: IO[str] | IO[bytes]) -> tuple[Any, Any, dict[str, Any] | None] | None:
+    """A seekable stream's session id, first response id and result line (read through,
+    then rewound), or None for a stream that cannot be read twice."""
     try:
         if not getattr(stream, "seekable", lambda: False)():
             return None
@@ -458,6 +534,14 @@ async def _recorded_run(db: DatabaseManager, stream: IO[str] | IO[bytes]) -> Str
                 result = message
     finally:
         stream.seek(start)
+    return session_id, first_id, result
+
+
+async def _recorded_run(
+    db: DatabaseManager, session_id: Any, first_id: Any, result: dict[str, Any] | None
+) -> StreamSummary | None:
+    """The summary of the run (session, first response, result line) was recorded as
+    before, or None (a new run)."""
     if not isinstance(session_id, str):
         return None
     if result is not None:
