@@ -210,7 +210,6 @@ def rebuild_summaries(conn: sqlite3.Connection) -> None:
     migration that adds a summary adds its recomputation here. Runs inside the caller's
     transaction.
     """
-    sums = ", ".join(_SESSION_SUMS)
     script = f"""
 UPDATE agents SET (prompt_count, total_tokens_input, total_tokens_output,
     total_tokens_cache_read, total_tokens_cache_write, total_cost_usd,
@@ -231,29 +230,13 @@ SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, '
 FROM prompts p JOIN agents a ON a.id = p.agent_id GROUP BY 1, 2, 3;
 
 DELETE FROM runs_daily;
-INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
-SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*), sum(status = 'completed'),
-    sum(status = 'failed'), sum(status = 'cancelled')
-FROM agents GROUP BY 1, 2;
+{_RUNS_DAILY_FILL}
 
 DELETE FROM step_histogram_daily;
-INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-    steps, sum_ms, max_ms)
-SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
-    count(*), sum(l.duration_ms), max(l.duration_ms)
-FROM agent_logs l
-JOIN agents a ON a.id = l.agent_id
-JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
-WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
-GROUP BY 1, 2, 3, 4;
+{_step_histogram_fill()}
 
 DELETE FROM sessions;
-INSERT INTO sessions (session_id, {sums}, first_run_at, last_completed_at)
-SELECT session_id, count(*), sum(status = 'failed'), sum(prompt_count),
-    sum(total_tokens_input), sum(total_tokens_output), sum(total_tokens_cache_read),
-    sum(total_tokens_cache_write), sum(total_cost_usd), sum(unpriced_prompt_count),
-    min(created_at), max(completed_at)
-FROM agents WHERE session_id IS NOT NULL GROUP BY session_id;
+{_SESSIONS_FILL}
 """
     statement = ""
     for line in script.splitlines(keepends=True):
@@ -554,10 +537,7 @@ SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, '
     sum(p.cost_source = 'unpriced'), 0
 FROM prompts p JOIN agents a ON a.id = p.agent_id GROUP BY 1, 2, 3;
 
-INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
-SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*), sum(status = 'completed'),
-    sum(status = 'failed'), sum(status = 'cancelled')
-FROM agents GROUP BY 1, 2;
+{_RUNS_DAILY_FILL}
 
 CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN
     {_usage_daily_delta("NEW", "+")}
@@ -670,15 +650,7 @@ CREATE TABLE step_histogram_daily (
     PRIMARY KEY (day, orchestrator_agent_id, step, bucket_ms)
 );
 
-INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
-    steps, sum_ms, max_ms)
-SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
-    count(*), sum(l.duration_ms), max(l.duration_ms)
-FROM agent_logs l
-JOIN agents a ON a.id = l.agent_id
-JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
-WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
-GROUP BY 1, 2, 3, 4;
+{_step_histogram_fill()}
 
 CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs
 WHEN NEW.log_type = 'step_end' AND NEW.step IS NOT NULL AND NEW.duration_ms IS NOT NULL
@@ -706,6 +678,38 @@ _SESSION_SUMS = (
     "cost_usd",
     "unpriced_prompts",
 )
+
+# What each summary holds, computed from the base tables: the migrations that create a
+# summary fill it with these, and rebuild_summaries() recomputes it with the same SQL.
+_RUNS_DAILY_FILL = (
+    "INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)\n"
+    """SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*), sum(status = 'completed'),
+    sum(status = 'failed'), sum(status = 'cancelled')
+FROM agents GROUP BY 1, 2;"""
+)
+
+_SESSIONS_FILL = (
+    f"INSERT INTO sessions (session_id, {', '.join(_SESSION_SUMS)}, first_run_at, "
+    "last_completed_at)\n"
+    """SELECT session_id, count(*), sum(status = 'failed'), sum(prompt_count),
+    sum(total_tokens_input), sum(total_tokens_output), sum(total_tokens_cache_read),
+    sum(total_tokens_cache_write), sum(total_cost_usd), sum(unpriced_prompt_count),
+    min(created_at), max(completed_at)
+FROM agents WHERE session_id IS NOT NULL GROUP BY session_id;"""
+)
+
+
+def _step_histogram_fill() -> str:
+    return f"""\
+INSERT INTO step_histogram_daily (day, orchestrator_agent_id, step, bucket_ms, width_ms,
+    steps, sum_ms, max_ms)
+SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, b.bucket_ms, b.width_ms,
+    count(*), sum(l.duration_ms), max(l.duration_ms)
+FROM agent_logs l
+JOIN agents a ON a.id = l.agent_id
+JOIN duration_buckets b ON b.bucket_ms = {_geometric_bucket("l.duration_ms")}
+WHERE l.log_type = 'step_end' AND l.step IS NOT NULL AND l.duration_ms IS NOT NULL
+GROUP BY 1, 2, 3, 4;"""
 
 
 def _session_values(row: str) -> str:
@@ -808,12 +812,7 @@ CREATE TABLE sessions (
 -- runs, failed_runs: its agent runs; prompts and tokens_*: over their prompts (tokens,
 -- input excluding cache); cost_usd: USD of priced prompts; unpriced_prompts: the others
 
-INSERT INTO sessions (session_id, {", ".join(_SESSION_SUMS)}, first_run_at, last_completed_at)
-SELECT session_id, count(*), sum(status = 'failed'), sum(prompt_count),
-    sum(total_tokens_input), sum(total_tokens_output), sum(total_tokens_cache_read),
-    sum(total_tokens_cache_write), sum(total_cost_usd), sum(unpriced_prompt_count),
-    min(created_at), max(completed_at)
-FROM agents WHERE session_id IS NOT NULL GROUP BY session_id;
+{_SESSIONS_FILL}
 
 CREATE INDEX idx_sessions_first_run ON sessions(first_run_at);
 CREATE INDEX idx_sessions_cost ON sessions(cost_usd);
