@@ -204,15 +204,17 @@ def resolve_cost(
     reported_usd: float | None,
     provider: str | None = None,
     when: datetime | None = None,
+    base_tier: bool = False,
     **tokens: int,
 ) -> Cost:
     """The cost to store: as reported when given, else from prices, else unpriced.
 
-    ``tokens`` are :func:`compute_cost`'s token counts. The price-based figure is
+    ``tokens`` are :func:`compute_cost`'s token counts (``base_tier``: see there). The
+    price-based figure is
     computed either way and kept beside a reported one, so the two can be compared
     (and history re-priced later).
     """
-    computed = compute_cost(model, provider=provider, when=when, base_tier=False, **tokens)
+    computed = compute_cost(model, provider=provider, when=when, base_tier=base_tier, **tokens)
     priced_with = PRICED_WITH if computed is not None else None
     savings = None
     if computed is not None:
@@ -226,6 +228,7 @@ def resolve_cost(
             tokens_output=tokens.get("tokens_output", 0),
             provider=provider,
             when=when,
+            base_tier=base_tier,
         )
         savings = None if uncached is None else uncached - computed
     if reported_usd is not None:

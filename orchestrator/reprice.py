@@ -24,6 +24,8 @@ from .models import CostSource
 from .pricing import PRICED_WITH, resolve_cost
 
 BATCH = 5_000
+#: How the Claude Code importer's reconciling prompts begin: tokens known only as a sum.
+RECONCILIATION = "[reconciliation]"
 
 
 @dataclass
@@ -86,7 +88,8 @@ def reprice(
         with write_transaction(conn, keep=not dry_run):
             rows = conn.execute(
                 f"SELECT id, model, created_at, cost_usd, cost_source, cost_computed_usd, "
-                f"cache_savings_usd, priced_with, {', '.join(_TOKENS)} FROM prompts "
+                f"cache_savings_usd, priced_with, content LIKE '{RECONCILIATION}%', "
+                f"{', '.join(_TOKENS)} FROM prompts "
                 f"WHERE {' AND '.join(where)}",
                 params,
             )
@@ -103,12 +106,24 @@ def reprice(
 
 
 def _repriced(row: sqlite3.Row | tuple[Any, ...], result: RepriceResult) -> tuple[Any, ...] | None:
-    (prompt_id, model, created_at, cost, source, computed, savings, priced_with, *tokens) = row
+    (
+        prompt_id,
+        model,
+        created_at,
+        cost,
+        source,
+        computed,
+        savings,
+        priced_with,
+        summed,
+        *tokens,
+    ) = row
     reported = cost if source == CostSource.REPORTED.value else None
     new = resolve_cost(
         model,
         reported_usd=reported,
         when=parse_timestamp(created_at),
+        base_tier=bool(summed),  # a sum of requests (see rows.PromptFields.base_tier)
         **dict(zip(_TOKENS, tokens, strict=True)),
     )
     change = result.by_model.setdefault(model or "unknown", ModelChange())

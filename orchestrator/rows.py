@@ -98,6 +98,9 @@ class PromptFields(TypedDict, total=False):
     created_at: NotRequired[str | datetime | None]
     completed_at: NotRequired[str | datetime | None]
     prompt_id: NotRequired[str | None]
+    #: Price at the lowest long-context tier: for tokens known only as the sum of several
+    #: requests (Claude Code's ``modelUsage``), whose own tiers are unknown (approximate).
+    base_tier: NotRequired[bool]
 
 
 # -- field validators ----------------------------------------------------------------
@@ -326,6 +329,7 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
         model,
         reported_usd=reported,
         when=parse_timestamp(created_at),
+        base_tier=fields.get("base_tier") is True,
         **usage.model_dump(),
     )
     return validate(

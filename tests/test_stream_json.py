@@ -806,3 +806,43 @@ async def test_a_live_recording_keeps_wall_clock_time(db_path: Path) -> None:
         prompts = await db.list_prompts(str(summary.agent_id))
     assert summary.dated_by is None
     assert all(parse_timestamp(str(p.created_at)) >= before for p in prompts)
+
+
+async def test_tokens_known_only_from_model_usage_are_priced_at_the_base_tier(
+    db_path: Path,
+) -> None:
+    """Sonnet tokens a run's modelUsage counts beyond its responses (subagents, background
+    calls) are a sum of requests: their reconciling prompt is priced at the base tier,
+    as if each request stayed under 200k tokens, never at the long-context rate."""
+    extra = {"input_tokens": 100, "output_tokens": 5_000}
+    extra |= {"cache_read_input_tokens": 400_000, "cache_creation_input_tokens": 20_000}
+    result = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "session_id": "9f0c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f",
+        "total_cost_usd": 1.0,
+        "modelUsage": {
+            SONNET: {
+                "inputTokens": 1 + extra["input_tokens"],
+                "outputTokens": 1 + extra["output_tokens"],
+                "cacheReadInputTokens": extra["cache_read_input_tokens"],
+                "cacheCreationInputTokens": extra["cache_creation_input_tokens"],
+                "costUSD": 1.0,
+            }
+        },
+    }
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db)
+        await recorder.feed_line(json.dumps(assistant("msg_1")))
+        await recorder.feed_line(json.dumps(result))
+        await recorder.finish()
+    conn = sqlite3.connect(db_path)
+    [(cost,)] = conn.execute(
+        "SELECT cost_usd FROM prompts WHERE content LIKE '[reconciliation]%'"
+    ).fetchall()
+    # Independently: the same tokens as four requests of a quarter each, under 200k each.
+    quarter = {key: value // 4 for key, value in extra.items()}
+    assert sum(quarter.values()) - quarter["output_tokens"] < 200_000
+    assert cost == pytest.approx(4 * request_cost(SONNET, quarter), rel=1e-4)
+    assert cost < request_cost(SONNET, extra)  # the long-context rate would be higher

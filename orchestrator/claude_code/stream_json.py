@@ -443,6 +443,7 @@ class StreamRecorder:
                             "model": model,
                             "usage": Usage(**rest),
                             "created_at": self.started_at,
+                            "base_tier": True,  # a sum of requests: their tiers are unknown
                         }
                     ]
                 )
