@@ -359,6 +359,48 @@ def format_event(event: Any) -> str:
     )
 
 
+@cli.command()
+@db_option()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+def backup(db_path: Path, dest: Path) -> None:
+    """Copy the database to DEST consistently while ADWs keep writing, and verify the copy.
+
+    DEST is the new file (never overwritten).
+    """
+    from .maintenance import backup as copy_database
+
+    try:
+        target = copy_database(db_path, dest)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
+    size = target.stat().st_size
+    click.echo(f"Backed up {db_path} to {target} ({size / 1e6:.1f} MB, integrity check ok)")
+
+
+@cli.command()
+@db_option()
+@click.option("--before", metavar="DAY", required=True, help="Delete raw rows older than DAY.")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+def prune(db_path: Path, before: str, dry_run: bool) -> None:
+    """Delete finished runs (with their prompts and logs) and system logs older than DAY.
+
+    The daily summaries stay as they were: spend and token reports by day do not change.
+    """
+    from .maintenance import prune as prune_database
+
+    try:
+        result = prune_database(db_path, before, dry_run=dry_run)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(
+        f"{verb} {result.runs} runs, {result.prompts} prompts, {result.agent_logs} agent logs "
+        f"and {result.system_logs} system logs from before {before}; "
+        f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for reuse "
+        "(VACUUM returns it to the disk)"
+    )
+
+
 from .claude_code.cli import import_group, record  # noqa: E402
 
 cli.add_command(record)

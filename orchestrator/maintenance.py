@@ -1,4 +1,4 @@
-"""Looking after the database file: create or upgrade it, and back it up.
+"""Looking after the database file: create or upgrade it, back it up, prune old rows.
 
 What ``orchestrator init`` does, callable from an ADW or a notebook with one import:
 :func:`init_database` creates the file or brings its schema up to date, re-creating
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -158,3 +159,63 @@ def _start_afresh(path: Path) -> Path:
     finally:
         conn.close()
     return saved
+
+
+#: The summary tables the triggers keep, which prune() leaves as they were.
+SUMMARIES = ("usage_daily", "runs_daily", "step_histogram_daily", "sessions")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune` deleted (or would delete, with ``dry_run``)."""
+
+    before: str
+    runs: int
+    prompts: int
+    agent_logs: int
+    system_logs: int
+    freed_bytes: int  # pages the file can reuse (``VACUUM`` gives them back to the disk)
+    dry_run: bool
+
+
+def prune(path: str | os.PathLike[str], before: str, *, dry_run: bool = False) -> PruneResult:
+    """Delete the raw rows older than the UTC day ``before`` (``YYYY-MM-DD``): finished runs
+    created before it with their prompts and logs, and system logs. The daily summaries
+    (and the sessions summary) are kept as they were, so spend and token reports by day
+    do not change. One transaction, waiting for writers like any writer; raises
+    ValueError for a bad day.
+    """
+    try:
+        if len(before) != 10:
+            raise ValueError
+        date.fromisoformat(before)
+    except ValueError:
+        raise ValueError(f"before must be a UTC day (YYYY-MM-DD), not {before!r}") from None
+    conn = backend.connect(Path(path))
+    finished = "status IN ('completed', 'failed', 'cancelled') AND created_at < ?"
+    try:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        with migrations.write_transaction(conn, keep=not dry_run):
+            (free_before,) = conn.execute("PRAGMA freelist_count").fetchone()
+            runs, prompts, logs = conn.execute(
+                f"SELECT count(*), coalesce(sum(prompt_count), 0), (SELECT count(*) FROM "
+                f"agent_logs WHERE agent_id IN (SELECT id FROM agents WHERE {finished})) "
+                f"FROM agents WHERE {finished}",
+                (before, before),
+            ).fetchone()
+            (system_logs,) = conn.execute(
+                "SELECT count(*) FROM system_logs WHERE created_at < ?", (before,)
+            ).fetchone()
+            for table in SUMMARIES:  # the delete triggers would take the rows out of them
+                conn.execute(f"CREATE TEMP TABLE keep_{table} AS SELECT * FROM {table}")
+            conn.execute(f"DELETE FROM agents WHERE {finished}", (before,))  # cascades
+            conn.execute("DELETE FROM system_logs WHERE created_at < ?", (before,))
+            for table in SUMMARIES:
+                conn.execute(f"DELETE FROM {table}")
+                conn.execute(f"INSERT INTO {table} SELECT * FROM temp.keep_{table}")
+                conn.execute(f"DROP TABLE temp.keep_{table}")
+            (free_after,) = conn.execute("PRAGMA freelist_count").fetchone()
+    finally:
+        conn.close()
+    freed = max(0, free_after - free_before) * page_size
+    return PruneResult(before, runs, prompts, logs, system_logs, freed, dry_run)
