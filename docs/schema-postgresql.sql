@@ -202,6 +202,25 @@ CREATE TABLE claude_code_files (
     CONSTRAINT claude_code_files_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
 
+CREATE TABLE budgets (
+    scope text NOT NULL,
+    name text NOT NULL,
+    daily_usd double precision,
+    monthly_usd double precision,
+    updated_at text NOT NULL,
+    CONSTRAINT budgets_pkey PRIMARY KEY (scope, name)
+);
+
+CREATE TABLE budget_alerts (
+    scope text NOT NULL,
+    name text NOT NULL,
+    period text NOT NULL,
+    spent_usd double precision NOT NULL,
+    budget_usd double precision NOT NULL,
+    alerted_at text NOT NULL,
+    CONSTRAINT budget_alerts_pkey PRIMARY KEY (scope, name, period)
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents USING btree (orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents USING btree (session_id);

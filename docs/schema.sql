@@ -183,6 +183,25 @@ CREATE TABLE claude_code_files (
     imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))  -- when it was last imported
 );
 
+CREATE TABLE budgets (
+    scope TEXT NOT NULL,                -- workflow | model | session
+    name TEXT NOT NULL,                 -- the workflow (orchestrator agent), model or session id
+    daily_usd REAL,                     -- spend allowed per UTC day; NULL: no daily budget
+    monthly_usd REAL,                   -- spend allowed per UTC month; NULL: none
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+CREATE TABLE budget_alerts (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    period TEXT NOT NULL,               -- the window crossed: a day YYYY-MM-DD or a month YYYY-MM
+    spent_usd REAL NOT NULL,            -- the spend when it was first seen over budget
+    budget_usd REAL NOT NULL,
+    alerted_at TEXT NOT NULL,
+    PRIMARY KEY (scope, name, period)   -- one warning per budget and window, across writers
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents(orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents(session_id);

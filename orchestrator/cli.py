@@ -401,6 +401,104 @@ def prune(db_path: Path, before: str, dry_run: bool) -> None:
     )
 
 
+@cli.group()
+def budget() -> None:
+    """Spend budgets per UTC day and month, for a workflow, a model or a session."""
+
+
+SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a session id."
+
+
+@budget.command("set")
+@db_option()
+@click.argument("name")
+@click.option(
+    "--scope",
+    type=click.Choice(["workflow", "model", "session"]),
+    default="workflow",
+    show_default=True,
+    help=SCOPE_HELP,
+)
+@click.option("--daily", type=float, metavar="USD", help="Spend allowed per UTC day.")
+@click.option("--monthly", type=float, metavar="USD", help="Spend allowed per UTC month.")
+def budget_set(
+    db_path: Path, name: str, scope: str, daily: float | None, monthly: float | None
+) -> None:
+    """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise."""
+    from .budgets import set_budget
+    from .errors import InvalidInput
+
+    try:
+        set_budget(db_path, scope, name, daily_usd=daily, monthly_usd=monthly)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    limits = ", ".join(
+        f"${value:.2f} {label}"
+        for value, label in ((daily, "a day"), (monthly, "a month"))
+        if value is not None
+    )
+    click.echo(f"Budget of {scope} {name}: {limits}")
+
+
+def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    from .budgets import statuses
+
+    found = statuses(db_path)
+    rows = [
+        (
+            state.budget.scope,
+            state.budget.name,
+            state.budget.daily_usd,
+            round(state.spent_today, 4),
+            state.budget.monthly_usd,
+            round(state.spent_month, 4),
+            round(state.burn_usd_per_day, 4),
+            round(state.month_forecast_usd, 2),
+            ", ".join(state.over) or "ok",
+        )
+        for state in found
+    ]
+    columns = [
+        "scope",
+        "name",
+        "daily_usd",
+        "spent_today",
+        "monthly_usd",
+        "spent_month",
+        "usd_per_day",
+        "month_forecast",
+        "over",
+    ]
+    return columns, rows, sum(1 for state in found if state.over)
+
+
+@budget.command("list")
+@db_option()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def budget_list(db_path: Path, fmt: str) -> None:
+    """Every budget with today's and this month's spend and the burn rate."""
+    columns, rows, _ = _budget_rows(db_path)
+    click.echo(format_result(columns, rows, fmt), nl=False)
+
+
+@budget.command("check")
+@db_option()
+def budget_check(db_path: Path) -> None:
+    """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise."""
+    columns, rows, over = _budget_rows(db_path)
+    click.echo(format_result(columns, rows, "table"), nl=False)
+    if over:
+        click.echo(f"{over} budget(s) exceeded", err=True)
+        sys.exit(1)
+
+
 from .claude_code.cli import import_group, record  # noqa: E402
 
 cli.add_command(record)

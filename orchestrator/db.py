@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import rows
+from . import budgets, rows
 from .backend import Backend, Params, insert_sql
 from .errors import InvalidInput
 from .ids import new_id, utc_now
@@ -55,6 +56,8 @@ from .targets import backend_for, default_target, is_url
 from .writer import LogWriter, WriterStats
 
 logger = logging.getLogger("orchestrator")
+
+BUDGETS_REFRESH_S = 5.0  # how stale the writer's copy of the budgets may be
 
 
 def _select(table: str, columns: Sequence[str]) -> str:
@@ -98,6 +101,9 @@ class DatabaseManager:
         self._lock: asyncio.Lock | None = None
         self._known_agents: set[str] = set()
         self._known_orchestrators: set[str] = set()
+        self._budgets: list[budgets.Budget] | None = None
+        self._budgets_read = 0.0
+        self._runs_of: dict[str, tuple[str, str | None]] = {}  # run -> workflow, session
         self._bulk_writes: int | None = None  # rows written since the last commit, in bulk()
         self._bulk_commit_every = 10_000
 
@@ -588,6 +594,7 @@ class DatabaseManager:
             f"UPDATE prompts SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
             [values[c] for c in columns] + [row_id],
         )
+        await self._check_budgets([prompt])
         return prompt
 
     async def record_prompt(
@@ -637,6 +644,7 @@ class DatabaseManager:
         )
         await self.require_agent(prompt.agent_id, "prompts.agent_id")
         await self._insert_model("prompts", prompt)
+        await self._check_budgets([prompt])
         return prompt
 
     async def record_prompts(self, prompts: Sequence[PromptFields]) -> list[Prompt]:
@@ -654,6 +662,7 @@ class DatabaseManager:
             insert_sql("prompts", rows.PROMPT_COLUMNS),
             [rows.prompt_values(row) for row in built],
         )
+        await self._check_budgets(built)
         return built
 
     def prompt_row(
@@ -679,6 +688,92 @@ class DatabaseManager:
             (row_id, limit),
         )
         return [Prompt.model_validate(dict(row)) for row in found]
+
+    # -- budgets -----------------------------------------------------------------------
+
+    async def _scalar(self, sql: str, params: tuple[Any, ...]) -> float:
+        row = await self.fetchone(sql, params)
+        return float(next(iter(row.values()))) if row else 0.0
+
+    async def _budget_list(self) -> list[budgets.Budget]:
+        """The budgets, read again at most every few seconds (none: nothing to check)."""
+        now = time.monotonic()
+        if self._budgets is None or now - self._budgets_read > BUDGETS_REFRESH_S:
+            found = await self.fetchall(budgets.BUDGETS_SQL)
+            self._budgets = [budgets.Budget(*row.values()) for row in found]
+            self._budgets_read = now
+        return self._budgets
+
+    async def budget_remaining(self, name: str, scope: str = "workflow") -> float | None:
+        """USD that ``name`` (a workflow, model or session) may still spend now: the tighter
+        of its daily and monthly budgets (negative once over); ``None`` without a budget.
+        An ADW can stop itself: ``if (await db.budget_remaining("plan_build") or 1) <= 0``."""
+        self._budgets = None  # read the budgets now: the caller asks about them
+        for budget in await self._budget_list():
+            if (budget.scope, budget.name) == (scope, name):
+                return (await self._budget_status(budget)).remaining_usd
+        return None
+
+    async def _budget_status(self, budget: budgets.Budget) -> budgets.BudgetStatus:
+        today, month = [await self._scalar(*query) for query in budgets.spend_queries(budget)]
+        return budgets.status(budget, today, month)
+
+    async def _check_budgets(self, prompts: Sequence[Prompt]) -> None:
+        """After prompts are stored: the first time a budget's window is crossed, say so in
+        system_logs (once across every writer: budget_alerts). Never fails the write."""
+        try:
+            found = await self._budget_list()
+            if not found:
+                return
+            touched: set[tuple[str, str]] = set()
+            for prompt in prompts:
+                workflow, session = await self._run_of(prompt.agent_id)
+                touched |= {("workflow", workflow), ("model", prompt.model or "unknown")}
+                if session is not None:
+                    touched.add(("session", session))
+            for budget in found:
+                if (budget.scope, budget.name) in touched:
+                    await self._alert_once(await self._budget_status(budget))
+        except Exception:  # the workflow's write succeeded: a budget check never breaks it
+            logger.warning("orchestrator: could not check budgets", exc_info=True)
+
+    async def _run_of(self, agent_id: str) -> tuple[str, str | None]:
+        if agent_id not in self._runs_of:
+            row = await self.fetchone(
+                "SELECT o.name AS workflow, a.session_id AS session_id FROM agents a "
+                "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id WHERE a.id = ?",
+                (agent_id,),
+            )
+            self._runs_of[agent_id] = (row["workflow"], row["session_id"]) if row else ("", None)
+        return self._runs_of[agent_id]
+
+    async def _alert_once(self, state: budgets.BudgetStatus) -> None:
+        budget = state.budget
+        for period in state.over:
+            daily = len(period) == 10
+            limit = budget.daily_usd if daily else budget.monthly_usd
+            spent = state.spent_today if daily else state.spent_month
+            assert limit is not None
+            if await self.execute(
+                budgets.ALERT_SQL,
+                (budget.scope, budget.name, period, spent, limit, utc_now()),
+            ):
+                self.enqueue_system_log(
+                    self.system_log_row(
+                        "WARNING",
+                        f"{budget.scope} {budget.name} is over its "
+                        f"{'daily' if daily else 'monthly'} budget for {period}: "
+                        f"${spent:.2f} of ${limit:.2f}",
+                        "orchestrator.budgets",
+                        {
+                            "scope": budget.scope,
+                            "name": budget.name,
+                            "period": period,
+                            "spent_usd": spent,
+                            "budget_usd": limit,
+                        },
+                    )
+                )
 
     # -- logs ---------------------------------------------------------------------------
 

@@ -959,3 +959,32 @@ END;
 
 {_delete_summaries_trigger(_geometric_bucket("agent_logs.duration_ms"), _USAGE_TOKENS_1H)}""",
     )
+
+
+#: The budgets tables, the same in SQLite and PostgreSQL (pg_migrations maps REAL).
+BUDGETS_DDL = """
+CREATE TABLE budgets (
+    scope TEXT NOT NULL,                -- workflow | model | session
+    name TEXT NOT NULL,                 -- the workflow (orchestrator agent), model or session id
+    daily_usd REAL,                     -- spend allowed per UTC day; NULL: no daily budget
+    monthly_usd REAL,                   -- spend allowed per UTC month; NULL: none
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+CREATE TABLE budget_alerts (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    period TEXT NOT NULL,               -- the window crossed: a day YYYY-MM-DD or a month YYYY-MM
+    spent_usd REAL NOT NULL,            -- the spend when it was first seen over budget
+    budget_usd REAL NOT NULL,
+    alerted_at TEXT NOT NULL,
+    PRIMARY KEY (scope, name, period)   -- one warning per budget and window, across writers
+);
+"""
+
+
+@migration
+def m008_budgets(db: Database) -> None:
+    """Budgets per workflow, model or session, and the windows already reported crossed."""
+    _run(db, BUDGETS_DDL)

@@ -828,3 +828,12 @@ async def schema_sql(conn: Any) -> str:
     parts += [row[0] for row in triggers]
     text = ";\n\n".join(parts) + ";\n"
     return text.replace(f'"{schema}".', "").replace(f"{schema}.", "")
+
+
+@migration
+async def m008_budgets(conn: Any) -> None:
+    """Budgets per workflow, model or session, and the windows already reported crossed."""
+    from .migrations import BUDGETS_DDL
+
+    # The same tables; SQLite's REAL is PostgreSQL's double precision (its real is 4 bytes).
+    await conn.execute(BUDGETS_DDL.replace(" REAL", " double precision"))

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from orchestrator.budgets import set_budget
 from orchestrator.maintenance import backup
 from orchestrator.reports import load_metadata
 
@@ -83,6 +84,7 @@ def server(
     folder = tmp_path_factory.mktemp("browser")
     # A copy of the shared demo (conftest.py): the live page's test writes an event.
     db = backup(demo_db, folder / "orchestrator.db")
+    set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
     port = _free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:

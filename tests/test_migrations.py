@@ -179,6 +179,21 @@ SCHEMA: dict[str, dict[str, str]] = {
         "lines": "INTEGER",
         "imported_at": "TEXT",
     },
+    "budgets": {
+        "scope": "TEXT",
+        "name": "TEXT",
+        "daily_usd": "REAL",
+        "monthly_usd": "REAL",
+        "updated_at": "TEXT",
+    },
+    "budget_alerts": {
+        "scope": "TEXT",
+        "name": "TEXT",
+        "period": "TEXT",
+        "spent_usd": "REAL",
+        "budget_usd": "REAL",
+        "alerted_at": "TEXT",
+    },
 }
 #: Full-text indexes (FTS5, no declared types) and the columns they index.
 FTS = {

@@ -1,0 +1,170 @@
+"""Budgets: spend allowed per UTC day and month, for a workflow, a model or a session.
+
+A budget is a row of ``budgets`` (``scope``, ``name``, ``daily_usd``, ``monthly_usd``).
+Spend is read from what the schema already keeps: ``usage_daily`` for workflows and
+models, the session's prompts for a session. The SQL here is written once for both
+backends; :func:`statuses` reads an SQLite file for the CLI, and the writer
+(:meth:`DatabaseManager.budget_remaining`, and its warning in ``system_logs`` the first
+time a window is crossed, recorded in ``budget_alerts``) runs the same SQL through its
+backend.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCOPES = ("workflow", "model", "session")
+
+#: Spend of one budget's scope and name between two UTC days (both included).
+SPEND_SQL = {
+    "workflow": "SELECT coalesce(sum(u.cost_usd), 0) FROM usage_daily u "
+    "JOIN orchestrator_agents o ON o.id = u.orchestrator_agent_id "
+    "WHERE o.name = ? AND u.day >= ? AND u.day <= ?",
+    "model": "SELECT coalesce(sum(cost_usd), 0) FROM usage_daily "
+    "WHERE model = ? AND day >= ? AND day <= ?",
+    "session": "SELECT coalesce(sum(p.cost_usd), 0) FROM prompts p "
+    "JOIN agents a ON a.id = p.agent_id "
+    "WHERE a.session_id = ? AND substr(p.created_at, 1, 10) >= ? "
+    "AND substr(p.created_at, 1, 10) <= ?",
+}
+BUDGETS_SQL = "SELECT scope, name, daily_usd, monthly_usd FROM budgets ORDER BY scope, name"
+ALERT_SQL = (
+    "INSERT INTO budget_alerts (scope, name, period, spent_usd, budget_usd, alerted_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str
+    name: str
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
+@dataclass
+class BudgetStatus:
+    """A budget with today's and this month's spend."""
+
+    budget: Budget
+    spent_today: float
+    spent_month: float
+    days_elapsed: int  # days of this month so far, today included
+    days_in_month: int
+    over: list[str] = field(default_factory=list)  # the windows crossed: 'YYYY-MM-DD', 'YYYY-MM'
+
+    @property
+    def remaining_usd(self) -> float | None:
+        """What may still be spent now (the tighter of the two windows); None: no limit."""
+        left = [
+            limit - spent
+            for limit, spent in (
+                (self.budget.daily_usd, self.spent_today),
+                (self.budget.monthly_usd, self.spent_month),
+            )
+            if limit is not None
+        ]
+        return min(left) if left else None
+
+    @property
+    def burn_usd_per_day(self) -> float:
+        """This month's average spend per day so far."""
+        return self.spent_month / self.days_elapsed
+
+    @property
+    def month_forecast_usd(self) -> float:
+        """This month's spend if the burn rate holds."""
+        return self.burn_usd_per_day * self.days_in_month
+
+
+def windows(now: datetime | None = None) -> tuple[str, str, str, int, int]:
+    """(today, first day of the month, the month, days elapsed, days in the month), UTC."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    today = now.strftime("%Y-%m-%d")
+    days = calendar.monthrange(now.year, now.month)[1]
+    return today, today[:8] + "01", today[:7], now.day, days
+
+
+def spend_queries(budget: Budget, now: datetime | None = None) -> list[tuple[str, tuple[Any, ...]]]:
+    """The two queries (SQL, parameters) giving ``budget``'s spend today and this month."""
+    today, first, *_ = windows(now)
+    sql = SPEND_SQL[budget.scope]
+    return [(sql, (budget.name, today, today)), (sql, (budget.name, first, today))]
+
+
+def status(
+    budget: Budget, spent_today: float, spent_month: float, now: datetime | None = None
+) -> BudgetStatus:
+    """``budget`` with its spend (from :func:`spend_queries`, on any backend)."""
+    today, _, month, elapsed, days = windows(now)
+    result = BudgetStatus(budget, spent_today, spent_month, elapsed, days)
+    if budget.daily_usd is not None and spent_today > budget.daily_usd:
+        result.over.append(today)
+    if budget.monthly_usd is not None and spent_month > budget.monthly_usd:
+        result.over.append(month)
+    return result
+
+
+def validate(scope: str, name: str, daily: float | None, monthly: float | None) -> Budget:
+    from .errors import InvalidInput
+
+    if scope not in SCOPES:
+        raise InvalidInput("budgets.scope", f"must be one of {list(SCOPES)}, got {scope!r}")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("budgets.name", "must be a non-empty string")
+    for field_name, value in (("daily_usd", daily), ("monthly_usd", monthly)):
+        if value is not None and (not isinstance(value, (int, float)) or not value >= 0):
+            raise InvalidInput(f"budgets.{field_name}", f"must be a number >= 0, got {value!r}")
+    if daily is None and monthly is None:
+        raise InvalidInput("budgets.daily_usd", "give a daily or a monthly budget (or both)")
+    return Budget(scope, name, daily, monthly)
+
+
+def set_budget(
+    path: str | os.PathLike[str],
+    scope: str,
+    name: str,
+    *,
+    daily_usd: float | None = None,
+    monthly_usd: float | None = None,
+) -> Budget:
+    """Create or replace the budget of ``scope`` ``name``. Raises InvalidInput."""
+    from . import sqlite as backend
+    from .ids import utc_now
+
+    budget = validate(scope, name, daily_usd, monthly_usd)
+    conn = backend.connect(Path(path))
+    try:
+        conn.execute(
+            "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET "
+            "daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, "
+            "updated_at = excluded.updated_at",
+            (scope, name, daily_usd, monthly_usd, utc_now()),
+        )
+    finally:
+        conn.close()
+    return budget
+
+
+def statuses(path: str | os.PathLike[str], now: datetime | None = None) -> list[BudgetStatus]:
+    """Every budget of the SQLite database at ``path`` with its spend today and this month."""
+    from . import sqlite as backend
+
+    conn = backend.open_for_reading(Path(path))
+    try:
+        found = []
+        for budget in [Budget(*row) for row in conn.execute(BUDGETS_SQL)]:
+            today, month = (
+                float(conn.execute(sql, params).fetchone()[0])
+                for sql, params in spend_queries(budget, now)
+            )
+            found.append(status(budget, today, month, now))
+        return found
+    finally:
+        conn.close()
