@@ -5,8 +5,9 @@ cost and logs in one SQLite file, and read them in Datasette and notebooks."""
 # next to nothing and a command pays only for what it uses.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 # Imported now: the function ``redact`` shares its name with its module, which would
 # otherwise shadow it once any module imports ``orchestrator.redact`` (and it is cheap).
@@ -66,17 +67,7 @@ if TYPE_CHECKING:
     from .sync import SyncDatabaseManager
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
 
 
 __all__ = [

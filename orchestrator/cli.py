@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import sqlite as backend
-from .cli_options import db_option
+from .cli_options import db_option, format_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,13 +143,7 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     type=(str, str),
     help="A report parameter: -p start 2026-11-01 (repeatable).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option()
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -474,14 +468,7 @@ def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
 
 @budget.command("list")
 @db_option()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option()
 def budget_list(db_path: Path, fmt: str) -> None:
     """Every budget with today's and this month's spend and the burn rate."""
     columns, rows, _ = _budget_rows(db_path)

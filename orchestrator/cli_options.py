@@ -77,3 +77,15 @@ def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[
         return cast(F, wrapped)
 
     return decorator
+
+
+def format_option() -> Callable[[F], F]:
+    """``--format table|csv|json`` for commands that print rows, passed as ``fmt``."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format: an aligned table, CSV, or JSON (a list of objects).",
+    )

@@ -526,8 +526,6 @@ class DatabaseManager:
         return await self._finish_prompt(
             prompt_id,
             {
-                "content": "",
-                "agent_id": "",
                 "status": PromptStatus.COMPLETED,
                 "response": response,
                 "usage": usage,
@@ -554,40 +552,36 @@ class DatabaseManager:
         **tokens: int,
     ) -> Prompt:
         """Mark a prompt failed with ``error``; usage a failed call still billed is kept."""
-        fields: PromptFields = {
-            "content": "",
-            "agent_id": "",
+        for key in tokens.keys() - rows.TOKEN_FIELDS:
+            raise InvalidInput(f"prompts.{key}", "is not a prompt field")
+        outcome = {
             "status": PromptStatus.FAILED,
             "error": rows.text(error, "prompts.error"),
             "usage": usage,
             "cost_usd": cost_usd,
             "model": model,
             "duration_ms": duration_ms,
+            **tokens,
         }
-        for key, value in tokens.items():
-            if key not in rows.TOKEN_FIELDS:
-                raise InvalidInput(f"prompts.{key}", "is not a prompt field")
-            fields[key] = value  # type: ignore[literal-required]
-        return await self._finish_prompt(prompt_id, fields)
+        return await self._finish_prompt(prompt_id, outcome)
 
-    async def _finish_prompt(self, prompt_id: str, fields: PromptFields) -> Prompt:
-        """Price and store the outcome of a pending prompt (``fields`` without its identity)."""
+    async def _finish_prompt(self, prompt_id: str, outcome: dict[str, Any]) -> Prompt:
+        """Price and store the outcome of a pending prompt (its :class:`PromptFields` but
+        the prompt's identity, content and times, which come from the stored row)."""
         row_id = canonical_id(prompt_id, "prompts.id")
         current = await self.get_prompt(row_id)
         if current is None:
             raise InvalidInput("prompts.id", f"no prompt {row_id!r}")
-        prompt = rows.prompt_row(
-            {
-                **fields,
-                "prompt_id": row_id,
-                "agent_id": current.agent_id,
-                "content": current.content,  # stored already redacted
-                "model": fields.get("model") or current.model,
-                "created_at": current.created_at,
-                "completed_at": utc_now(),
-            },
-            redact_secrets=self.redact_secrets,
-        )
+        fields: PromptFields = {
+            **outcome,  # type: ignore[typeddict-item]
+            "prompt_id": row_id,
+            "agent_id": current.agent_id,
+            "content": current.content,  # stored already redacted
+            "model": outcome.get("model") or current.model,
+            "created_at": current.created_at,
+            "completed_at": utc_now(),
+        }
+        prompt = rows.prompt_row(fields, redact_secrets=self.redact_secrets)
         values = prompt.model_dump(exclude={"id", "agent_id", "content", "created_at"})
         columns = list(values)
         await self.execute(

@@ -238,16 +238,11 @@ DELETE FROM step_histogram_daily;
 DELETE FROM sessions;
 {_SESSIONS_FILL}
 """
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""
+    _run(conn, script)
 
 
-def _run(db: Database, script: str) -> None:
-    """Execute a script statement by statement, inside the migration's transaction.
+def _run(db: Database | sqlite3.Connection, script: str) -> None:
+    """Execute a script statement by statement, inside the caller's transaction.
 
     ``executescript`` would COMMIT first and break the migration's atomicity.
     """

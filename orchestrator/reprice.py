@@ -22,10 +22,9 @@ from .ids import parse_timestamp
 from .migrations import write_transaction
 from .models import CostSource
 from .pricing import PRICED_WITH, resolve_cost
+from .rows import RECONCILIATION
 
 BATCH = 5_000
-#: How the Claude Code importer's reconciling prompts begin: tokens known only as a sum.
-RECONCILIATION = "[reconciliation]"
 
 
 @dataclass

@@ -70,6 +70,9 @@ TERMINAL_STATUSES = frozenset(
     {AgentStatus.COMPLETED.value, AgentStatus.FAILED.value, AgentStatus.CANCELLED.value}
 )
 TOKEN_FIELDS = frozenset(Usage.model_fields)
+#: How a prompt whose tokens are known only as a sum of requests begins (priced with
+#: ``base_tier``): the Claude Code importer writes it, ``reprice`` reads it.
+RECONCILIATION = "[reconciliation]"
 _HEX = frozenset("0123456789abcdef")
 
 

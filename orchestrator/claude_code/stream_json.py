@@ -53,6 +53,7 @@ from ..errors import InvalidInput, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
 from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
 from ..pricing import compute_cost
+from ..rows import RECONCILIATION
 from .common import (
     LineCounts,
     Response,
@@ -437,7 +438,7 @@ class StreamRecorder:
                     [
                         {
                             "agent_id": agent_id,
-                            "content": f"[reconciliation] {model} tokens in the result's "
+                            "content": f"{RECONCILIATION} {model} tokens in the result's "
                             "modelUsage not seen in per-response usage (subagents, "
                             "background calls)",
                             "model": model,
