@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import sqlite as backend
-from .cli_options import db_option, format_option
+from .cli_options import DatabaseTarget, db_option, format_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,6 +173,59 @@ def report(
 
 
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@cli.command("copy")
+@click.argument("source", type=DatabaseTarget())
+@click.argument("target", type=DatabaseTarget())
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Empty TARGET first (an SQLite file is backed up; refused while it is open).",
+)
+def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
+    """Copy every run, prompt and log of SOURCE into TARGET, then verify it.
+
+    Each is an SQLite file or a postgresql:// URL: `orchestrator copy orchestrator.db
+    postgresql://host/db` moves a store to a server; the other way makes a snapshot. Ids
+    are kept; running it again copies only what is new (and runs that have finished
+    since); nothing TARGET holds is deleted or overwritten unless --replace. The end
+    compares row counts, token and cost sums and a digest of the ids on both sides, and
+    fails on any difference.
+    """
+    from .copy import CopyMismatch, copy_database
+
+    bars: dict[str, Any] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        bar = bars.get(table)
+        if bar is None:
+            for other in bars.values():
+                other.render_finish()
+            bar = bars[table] = click.progressbar(
+                length=total, label=f"{table:<20}", file=sys.stderr, show_pos=True
+            )
+        bar.update(done - bar.pos)
+
+    try:
+        result = copy_database(source, target, replace=replace, progress=progress)
+    except (CopyMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(f"{shown(source)} -> {shown(target)}: {exc}") from None
+    finally:
+        for bar in bars.values():
+            bar.render_finish()
+    rows = [
+        (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
+        for t in result.tables
+    ]
+    columns = ["table", "source_rows", "target_rows", "copied", "caught_up", "id_digest"]
+    click.echo(format_result(columns, rows, "table"), nl=False)
+    click.echo(
+        f"Copied {result.inserted} rows and caught up {result.updated} from {shown(source)} "
+        f"to {shown(target)} in {result.seconds:.1f} s; verified: counts, sums and ids match"
+    )
 
 
 def shown(target: Path | str) -> str:

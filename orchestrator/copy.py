@@ -1,0 +1,592 @@
+"""``orchestrator copy SOURCE TARGET``: move a store between SQLite and PostgreSQL.
+
+Each side is an SQLite path or a ``postgresql://`` URL. SQLite -> PostgreSQL is how a
+team moves an existing ``orchestrator.db`` to a shared server; PostgreSQL -> SQLite
+makes a snapshot (what ``orchestrator serve postgresql://...`` serves).
+
+What a copy does, table by table in foreign-key order, in chunks of rows paged by key:
+
+* **Ids are kept.** A row whose key the target lacks is inserted (PostgreSQL: ``COPY``);
+  a row it already has is left as it is, with two exceptions that are not overwriting
+  but catching up: a run still ``pending``/``running`` or a prompt still ``pending`` in
+  the target takes the source's later state, and a row with an ``updated_at`` (or
+  ``imported_at``) takes the source's when the source's is newer. So running it again
+  copies only what is new, and a refresh follows runs as they finish.
+* **Summaries.** The target's triggers keep its totals (runs' prompt totals, the daily
+  summaries, sessions) as rows arrive. Into an empty target the source's summary tables
+  are then carried over as they are, so days whose raw rows were pruned at the source
+  keep their totals.
+* **Verification** at the end, over the source's keys on both sides: row counts, the
+  sums of every numeric column (tokens, costs, durations; floats equal within 1e-9
+  relative) and a digest of the keys. Any difference raises :class:`CopyMismatch`,
+  naming the table and what differs. Summary tables are compared too when the target
+  holds exactly the source's rows.
+* Nothing in the target is deleted, except with ``replace=True``, which empties it
+  first (an SQLite target through ``init --force``: backed up, refused while open).
+
+``recent=True`` (a snapshot's refresh) pages only through keys from ten minutes before
+the target's newest one (ids are UUIDv7: time-ordered) and verifies counts alone; when
+the counts differ it falls back to the whole scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backend import Backend, insert_sql
+from .errors import OrchestratorError
+from .targets import backend_for, is_url
+
+#: Rows read and written at a time.
+CHUNK = 5000
+#: How far before the target's newest key a refresh looks (commits can lag their ids).
+LOOKBACK_MS = 10 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: tuple[str, ...]
+    #: Columns the target's triggers compute (not copied; verified).
+    derived: tuple[str, ...] = ()
+    #: A target row in this state takes the source's (an unfinished run or prompt).
+    unfinished: str | None = None
+    #: A target row takes the source's when this column is newer at the source.
+    newer: str | None = None
+    #: Keys are UUIDv7 text (time-ordered): a refresh may start near the newest.
+    time_ordered: bool = True
+
+
+_AGENT_TOTALS = (
+    "prompt_count",
+    "total_tokens_input",
+    "total_tokens_output",
+    "total_tokens_cache_read",
+    "total_tokens_cache_write",
+    "total_cost_usd",
+    "unpriced_prompt_count",
+)
+
+#: The tables a copy moves, parents before children.
+TABLES = (
+    Table("orchestrator_agents", ("id",), newer="updated_at", time_ordered=False),
+    Table("agents", ("id",), derived=_AGENT_TOTALS, unfinished="status IN ('pending', 'running')"),
+    Table("prompts", ("id",), unfinished="status = 'pending'"),
+    Table("prompt_responses", ("prompt_id",)),
+    Table("claude_code_runs", ("agent_id",)),
+    Table("agent_model_usage", ("agent_id", "model"), time_ordered=False),
+    Table("claude_code_files", ("path",), newer="imported_at", time_ordered=False),
+    Table("agent_logs", ("id",)),
+    Table("system_logs", ("id",)),
+    Table("budgets", ("scope", "name"), newer="updated_at", time_ordered=False),
+    Table("budget_alerts", ("scope", "name", "period"), time_ordered=False),
+)
+#: Kept by the triggers; carried as they are into an empty target.
+SUMMARIES = (
+    Table("usage_daily", ("day", "orchestrator_agent_id", "model"), time_ordered=False),
+    Table("runs_daily", ("day", "orchestrator_agent_id"), time_ordered=False),
+    Table(
+        "step_histogram_daily",
+        ("day", "orchestrator_agent_id", "step", "bucket_ms"),
+        time_ordered=False,
+    ),
+    Table("sessions", ("session_id",), time_ordered=False),
+)
+
+
+class CopyMismatch(OrchestratorError):
+    """The target does not hold what the source holds after a copy."""
+
+
+@dataclass
+class TableResult:
+    name: str
+    source_rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    target_rows: int = 0  # of the source's keys, how many the target holds
+    source_digest: str = ""
+    target_digest: str = ""
+    source_sums: dict[str, float] = field(default_factory=dict)
+    target_sums: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CopyResult:
+    source: str
+    target: str
+    tables: list[TableResult]
+    fresh: bool  # the target held nothing before
+    recent: bool
+    seconds: float = 0.0
+
+    @property
+    def inserted(self) -> int:
+        return sum(table.inserted for table in self.tables)
+
+    @property
+    def updated(self) -> int:
+        return sum(table.updated for table in self.tables)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{t.name}: {problem}" for t in self.tables for problem in t.problems]
+
+
+#: Called with (table, rows done, rows in the table at the source).
+Progress = Callable[[str, int, int], None]
+
+
+def copy_database(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    replace: bool = False,
+    recent: bool = False,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Copy every row of ``source`` into ``target`` and verify it (see the module)."""
+    return asyncio.run(copy(source, target, replace=replace, recent=recent, progress=progress))
+
+
+async def copy(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    replace: bool = False,
+    recent: bool = False,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails."""
+    if _same(source, target):
+        raise ValueError("source and target are the same database")
+    if not is_url(source) and not os.path.exists(source):
+        raise FileNotFoundError(f"no database at {source}")
+    if replace:
+        await asyncio.to_thread(_empty, target)
+    started = time.perf_counter()
+    src, dst = backend_for(source), backend_for(target)
+    await src.open()
+    try:
+        await dst.open()
+        try:
+            result = await _Copier(src, dst, progress).run(recent)
+        finally:
+            await dst.close()
+    finally:
+        await src.close()
+    result.seconds = time.perf_counter() - started
+    if result.problems:
+        raise CopyMismatch(
+            f"the copy of {src.location} in {dst.location} differs: "
+            + "; ".join(result.problems)
+            + " (run again with --replace to copy it anew)"
+        )
+    return result
+
+
+def _same(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> bool:
+    if is_url(source) or is_url(target):
+        return str(source) == str(target)
+    return os.path.abspath(source) == os.path.abspath(target)
+
+
+def _empty(target: str | os.PathLike[str]) -> None:
+    """Empty the target (``replace``): a SQLite file through ``init --force``, a
+    PostgreSQL store by truncating its tables (the migrations' fixed rows stay)."""
+    if not is_url(target):
+        if os.path.exists(target):
+            from .maintenance import init_database
+
+            init_database(target, force=True)
+        return
+
+    async def truncate() -> None:
+        backend = backend_for(target)
+        await backend.open()
+        try:
+            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES))
+            await backend.execute(f"TRUNCATE {names}")
+        finally:
+            await backend.close()
+
+    asyncio.run(truncate())
+
+
+def _is_postgres(backend: Backend) -> bool:
+    return type(backend).__name__ == "PostgresBackend"
+
+
+class _Copier:
+    def __init__(self, src: Backend, dst: Backend, progress: Progress | None) -> None:
+        self.src, self.dst, self.progress = src, dst, progress
+
+    async def run(self, recent: bool) -> CopyResult:
+        fresh = not any([await _any_row(self.dst, table) for table in TABLES])
+        results = {table.name: TableResult(table.name) for table in TABLES}
+        deferred = await self.dst.defer_search_index() if fresh else {}
+        try:
+            for table in TABLES:
+                await self._copy_table(table, results[table.name], recent and not fresh)
+        finally:
+            if deferred:
+                await self.dst.begin()
+                await self.dst.catch_up_search_index(deferred)
+                await self.dst.commit()
+        if fresh:
+            for table in SUMMARIES:
+                await self._carry(table)
+        if recent and not fresh:
+            if await self._counts_match(results):
+                tables = list(results.values())
+                return CopyResult(self.src.location, self.dst.location, tables, fresh, True)
+            for table in TABLES:  # something older than the window is missing: scan all
+                await self._copy_table(table, results[table.name], False)
+        for table in TABLES:
+            await self._verify(table, results[table.name])
+        tables = list(results.values())
+        holds_only_source = [t.target_rows == await _count(self.dst, t.name) for t in tables]
+        if all(holds_only_source):
+            for table in SUMMARIES:
+                summary = TableResult(table.name)
+                await self._verify(table, summary)
+                tables.append(summary)
+        return CopyResult(self.src.location, self.dst.location, tables, fresh, recent)
+
+    async def _columns(self, table: Table) -> list[str]:
+        source, target = await _columns(self.src, table.name), await _columns(self.dst, table.name)
+        if source != target:
+            raise CopyMismatch(
+                f"{table.name} has columns {source} in {self.src.location} but {target} in "
+                f"{self.dst.location}: upgrade both with `orchestrator init` first"
+            )
+        return source
+
+    async def _copy_table(self, table: Table, result: TableResult, recent: bool) -> None:
+        columns = await self._columns(table)
+        copied = [column for column in columns if column not in table.derived]
+        total = await _count(self.src, table.name)
+        start = await self._window_start(table) if recent else None
+        if start is not None and table.unfinished:
+            result.updated += await self._catch_up_unfinished(table, copied)
+        done = 0
+        parents_missing: list[tuple[Any, Any]] = []
+        async for rows in _pages(self.src, table, copied, start):
+            keys = [_key(table, row) for row in rows]
+            present = await self._present(table, keys)
+            new = [row for row, key in zip(rows, keys, strict=True) if key not in present]
+            if table.name == "agents":
+                parents_missing += await self._detach_parents(new)
+            await self.dst.begin()
+            try:
+                if new:
+                    await _insert(self.dst, table.name, copied, new)
+                    result.inserted += len(new)
+                if present and (table.unfinished or table.newer):
+                    result.updated += await self._catch_up(table, copied, rows, present)
+                await self.dst.commit()
+            except BaseException:
+                await self.dst.rollback()
+                raise
+            done += len(rows)
+            if self.progress is not None:
+                self.progress(table.name, done, max(total, done))
+        if parents_missing:
+            await self.dst.begin()
+            await self.dst.executemany(
+                "UPDATE agents SET parent_agent_id = ? WHERE id = ?",
+                [(parent, child) for child, parent in parents_missing],
+            )
+            await self.dst.commit()
+
+    async def _window_start(self, table: Table) -> tuple[Any, ...] | None:
+        if not table.time_ordered:
+            return None
+        (column,) = table.key
+        row = await self.dst.fetchone(f"SELECT max({column}) AS k FROM {table.name}")
+        newest = row["k"] if row else None
+        if not newest:
+            return None
+        ms = int(newest.replace("-", "")[:12], 16) - LOOKBACK_MS
+        head = f"{max(ms, 0):012x}"
+        return (f"{head[:8]}-{head[8:]}",)  # sorts before every id of that millisecond
+
+    async def _present(self, table: Table, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        found = await _fetch_keys(self.dst, table, keys, table.key)
+        return {_key(table, row) for row in found}
+
+    async def _detach_parents(self, rows: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+        """Runs whose parent run is not in the target yet are inserted without it, and get
+        it once every run is in (a subagent's run may have the smaller id)."""
+        parents = [(row["parent_agent_id"],) for row in rows if row.get("parent_agent_id")]
+        if not parents:
+            return []
+        there = {row["id"] for row in await _fetch_keys(self.dst, TABLES[1], parents, ("id",))}
+        detached = []
+        for row in rows:
+            parent = row.get("parent_agent_id")
+            if parent and parent not in there:
+                detached.append((row["id"], parent))
+                row["parent_agent_id"] = None
+            there.add(row["id"])
+        return detached
+
+    async def _catch_up(
+        self,
+        table: Table,
+        columns: list[str],
+        rows: list[dict[str, Any]],
+        present: set[tuple[Any, ...]],
+    ) -> int:
+        """Give target rows still unfinished (or older) the source's state."""
+        keys = [_key(table, row) for row in rows if _key(table, row) in present]
+        if table.newer:
+            stale_rows = await _fetch_keys(self.dst, table, keys, (*table.key, table.newer))
+            by_key = {_key(table, row): row for row in rows}
+            stale = {
+                _key(table, row)
+                for row in stale_rows
+                if (by_key[_key(table, row)][table.newer] or "") > (row[table.newer] or "")
+            }
+        else:
+            found = await _fetch_keys(self.dst, table, keys, table.key, where=table.unfinished)
+            stale = {_key(table, row) for row in found}
+        changed = [row for row in rows if _key(table, row) in stale]
+        settable = [c for c in columns if c not in table.key]
+        updates = []
+        for row in changed:
+            updates.append([row[c] for c in settable] + [row[c] for c in table.key])
+        if updates:
+            sets = ", ".join(f"{c} = ?" for c in settable)
+            where = " AND ".join(f"{c} = ?" for c in table.key)
+            await self.dst.executemany(f"UPDATE {table.name} SET {sets} WHERE {where}", updates)
+        return len(updates)
+
+    async def _catch_up_unfinished(self, table: Table, columns: list[str]) -> int:
+        """Unfinished rows older than a refresh's window (a long run) catch up too."""
+        keys = [
+            _key(table, row)
+            for row in await self.dst.fetchall(
+                f"SELECT {', '.join(table.key)} FROM {table.name} WHERE {table.unfinished}"
+            )
+        ]
+        updated = 0
+        for at in range(0, len(keys), CHUNK):
+            chunk = keys[at : at + CHUNK]
+            rows = await _fetch_keys(self.src, table, chunk, columns)
+            await self.dst.begin()
+            try:
+                updated += await self._catch_up(table, columns, rows, set(chunk))
+                await self.dst.commit()
+            except BaseException:
+                await self.dst.rollback()
+                raise
+        return updated
+
+    async def _carry(self, table: Table) -> None:
+        """Put the source's summary rows in place of what the target's triggers made."""
+        columns = await self._columns(table)
+        await self.dst.begin()
+        try:
+            await self.dst.execute(f"DELETE FROM {table.name}")
+            async for rows in _pages(self.src, table, columns, None):
+                await _insert(self.dst, table.name, columns, rows)
+            await self.dst.commit()
+        except BaseException:
+            await self.dst.rollback()
+            raise
+
+    async def _counts_match(self, results: dict[str, TableResult]) -> bool:
+        matched = True
+        for table in TABLES:
+            source, target = await _count(self.src, table.name), await _count(self.dst, table.name)
+            results[table.name].source_rows = results[table.name].target_rows = source
+            matched = matched and source == target
+        return matched
+
+    async def _verify(self, table: Table, result: TableResult) -> None:
+        """Counts, numeric sums and a key digest of the source's rows, on both sides."""
+        columns = await self._columns(table)
+        numeric = await _numeric_columns(self.src, table.name, columns)
+        source_digest, target_digest = _Digest(), _Digest()
+        source_sums = dict.fromkeys(numeric, 0.0)
+        target_sums = dict.fromkeys(numeric, 0.0)
+        result.source_rows = result.target_rows = 0
+        async for rows in _pages(self.src, table, list(table.key), None):
+            keys = [_key(table, row) for row in rows]
+            found = await _fetch_keys(self.dst, table, keys, table.key)
+            result.source_rows += len(keys)
+            result.target_rows += len(found)
+            source_digest.add(keys)
+            target_digest.add(_key(table, row) for row in found)
+            for sums, backend in ((source_sums, self.src), (target_sums, self.dst)):
+                totals = await _sums(backend, table, keys, numeric)
+                for column in numeric:
+                    sums[column] += totals[column]
+        result.source_digest, result.target_digest = source_digest.hex(), target_digest.hex()
+        result.source_sums, result.target_sums = source_sums, target_sums
+        if result.target_rows != result.source_rows:
+            result.problems.append(
+                f"{result.source_rows - result.target_rows} of {result.source_rows} rows missing"
+            )
+        elif result.source_digest != result.target_digest:
+            result.problems.append("the keys differ")
+        for column in numeric:
+            a, b = source_sums[column], target_sums[column]
+            if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9):
+                result.problems.append(f"sum({column}) is {b!r}, not {a!r}")
+
+
+class _Digest:
+    """An order-free digest of keys (the sides may sort text differently)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def add(self, keys: Any) -> None:
+        for key in keys:
+            text = "\x1f".join(str(part) for part in key).encode()
+            self.value += int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+    def hex(self) -> str:
+        return f"{self.value % 2**64:016x}"
+
+
+def _key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[column] for column in table.key)
+
+
+async def _any_row(backend: Backend, table: Table) -> bool:
+    return await backend.fetchone(f"SELECT 1 AS x FROM {table.name} LIMIT 1") is not None
+
+
+async def _count(backend: Backend, table: str) -> int:
+    row = await backend.fetchone(f"SELECT count(*) AS n FROM {table}")
+    return int(row["n"]) if row else 0
+
+
+async def _columns(backend: Backend, table: str) -> list[str]:
+    if _is_postgres(backend):
+        rows = await backend.fetchall(
+            "SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema() AND is_generated = 'NEVER' "  # not `search`
+            "ORDER BY ordinal_position",
+            (table,),
+        )
+    else:
+        rows = await backend.fetchall("SELECT name FROM pragma_table_info(?)", (table,))
+    return [row["name"] for row in rows]
+
+
+async def _numeric_columns(backend: Backend, table: str, columns: list[str]) -> list[str]:
+    """The columns whose sums are compared: SQLite's INTEGER and REAL ones."""
+    if _is_postgres(backend):
+        rows = await backend.fetchall(
+            "SELECT column_name AS name, data_type AS type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema()",
+            (table,),
+        )
+        kinds = {"bigint", "integer", "double precision", "real", "numeric", "smallint"}
+    else:
+        rows = await backend.fetchall("SELECT name, type FROM pragma_table_info(?)", (table,))
+        kinds = {"INTEGER", "REAL"}
+    numeric = {row["name"] for row in rows if row["type"] in kinds}
+    return [column for column in columns if column in numeric]
+
+
+async def _pages(
+    backend: Backend, table: Table, columns: Sequence[str], start: tuple[Any, ...] | None
+) -> Any:
+    """The rows of ``table`` in key order, CHUNK at a time (keyset paging: each page
+    starts after the last key of the one before)."""
+    key = ", ".join(table.key)
+    after = start
+    inclusive = True
+    while True:
+        where, params = "", []
+        if after is not None:
+            op = ">=" if inclusive else ">"
+            where = f"WHERE ({key}) {op} ({', '.join('?' for _ in table.key)})"
+            params = list(after)
+        rows = await backend.fetchall(
+            f"SELECT {', '.join(columns)} FROM {table.name} {where} ORDER BY {key} LIMIT {CHUNK}",
+            params,
+        )
+        if not rows:
+            return
+        yield rows
+        if len(rows) < CHUNK:
+            return
+        after, inclusive = _key(table, rows[-1]), False
+
+
+async def _fetch_keys(
+    backend: Backend,
+    table: Table,
+    keys: Sequence[tuple[Any, ...]],
+    columns: Sequence[str],
+    *,
+    where: str | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` with these keys (``columns`` of them, optionally only those
+    matching ``where``)."""
+    if not keys:
+        return []
+    extra = f" AND {where}" if where else ""
+    select = ", ".join(f"t.{column}" for column in columns)
+    if _is_postgres(backend):
+        if len(table.key) == 1:
+            return await backend.fetchall(
+                f"SELECT {select} FROM {table.name} t WHERE t.{table.key[0]} = ANY(?){extra}",
+                ([key[0] for key in keys],),
+            )
+        match = " AND ".join(f"t.{c} = k.{c}" for c in table.key)
+        unnest = ", ".join(f"?::{_pg_type(key)}[]" for key in keys[0])
+        return await backend.fetchall(
+            f"SELECT {select} FROM {table.name} t JOIN unnest({unnest}) AS "
+            f"k({', '.join(table.key)}) ON {match}{extra}",
+            [list(column) for column in zip(*keys, strict=True)],
+        )
+    match = " AND ".join(
+        f"t.{c} = json_extract(k.value, '$[{i}]')" for i, c in enumerate(table.key)
+    )
+    if len(table.key) == 1:
+        match = f"t.{table.key[0]} = k.value"
+        payload = json.dumps([key[0] for key in keys])
+    else:
+        payload = json.dumps([list(key) for key in keys])
+    return await backend.fetchall(
+        f"SELECT {select} FROM json_each(?) k JOIN {table.name} t ON {match}{extra}", (payload,)
+    )
+
+
+def _pg_type(value: Any) -> str:
+    return "double precision" if isinstance(value, float) else "text"
+
+
+async def _sums(
+    backend: Backend, table: Table, keys: Sequence[tuple[Any, ...]], numeric: list[str]
+) -> dict[str, float]:
+    if not numeric:
+        return {}
+    rows = await _fetch_keys(backend, table, keys, numeric)
+    return {column: float(sum(row[column] or 0 for row in rows)) for column in numeric}
+
+
+async def _insert(
+    backend: Backend, table: str, columns: list[str], rows: list[dict[str, Any]]
+) -> None:
+    values = [[row[column] for column in columns] for row in rows]
+    if _is_postgres(backend):
+        await backend.insert_many(table, columns, values)  # COPY
+    else:
+        await backend.executemany(insert_sql(table, columns, ignore_conflicts=True), values)

@@ -1,0 +1,257 @@
+"""`orchestrator copy`: SQLite <-> PostgreSQL with ids kept, incremental, verified."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Target, execute, is_postgres, rows
+from click.testing import CliRunner
+
+from orchestrator import DatabaseManager
+from orchestrator.cli import cli
+from orchestrator.copy import SUMMARIES, TABLES, CopyMismatch, copy_database
+from orchestrator.demo import create_demo_database
+from orchestrator.maintenance import prune
+from orchestrator.reports import reports, run_report
+
+LAST_DAY = "2026-11-25"
+
+
+@pytest.fixture
+def source(demo_db: Path, tmp_path: Path) -> Path:
+    """A writable copy of the session's demo database."""
+    path = tmp_path / "source.db"
+    shutil.copy(demo_db, path)
+    return path
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def _assert_same_rows(left: list[tuple[Any, ...]], right: list[tuple[Any, ...]], what: str) -> None:
+    assert len(left) == len(right), f"{what}: {len(left)} rows vs {len(right)}"
+    for index, (a, b) in enumerate(zip(left, right, strict=True)):
+        assert len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True)), (
+            f"{what}, row {index}: {a} != {b}"
+        )
+
+
+def _table(target: Target, table: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` in key order (sorted in Python: the two sides' text orders
+    may differ), columns in SQLite's order, PostgreSQL's generated search column left out."""
+    spec = next(t for t in (*TABLES, *SUMMARIES) if t.name == table)
+    columns = [row[1] for row in _sqlite_columns(table)]
+    found = rows(target, f"SELECT {', '.join(columns)} FROM {table}")
+    keys = [columns.index(column) for column in spec.key]
+    return sorted(found, key=lambda row: tuple(str(row[i]) for i in keys))
+
+
+def _sqlite_columns(table: str) -> list[tuple[Any, ...]]:
+    return _COLUMNS[table]
+
+
+def _columns_of(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            t.name: conn.execute(f"PRAGMA table_info({t.name})").fetchall()
+            for t in (*TABLES, *SUMMARIES)
+        }
+    finally:
+        conn.close()
+
+
+_COLUMNS: dict[str, list[tuple[Any, ...]]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _columns(demo_db: Path) -> None:
+    if not _COLUMNS:
+        _COLUMNS.update(_columns_of(demo_db))
+
+
+def _every_report(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: run_report(name, path).rows for name in reports()}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_round_trip_through_postgresql_keeps_every_row_and_report(
+    source: Path, postgres_database: str, new_db_target: Callable[[], Target], tmp_path: Path
+) -> None:
+    server = new_db_target()
+    assert is_postgres(server)
+    back = tmp_path / "back.db"
+    result = CliRunner().invoke(cli, ["copy", str(source), str(server)])
+    assert result.exit_code == 0, result.output
+    assert "counts, sums and ids match" in result.output
+    copy_database(server, back)
+    for table in (t.name for t in (*TABLES, *SUMMARIES)):
+        original = _table(source, table)
+        _assert_same_rows(original, _table(server, table), f"{table} on PostgreSQL")
+        _assert_same_rows(original, _table(back, table), f"{table} back in SQLite")
+    assert rows(source, "SELECT count(*) FROM prompts")[0][0] > 1000
+    before, after = _every_report(source), _every_report(back)
+    for name in before:
+        _assert_same_rows(before[name], after[name], f"report {name}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_copy_again_brings_only_what_is_new_and_runs_that_finished(
+    source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    target = new_db_target()
+
+    async def start() -> tuple[str, str]:
+        async with DatabaseManager(source) as db:
+            workflow = await db.create_orchestrator_agent("copy-test")
+            run = await db.create_agent(workflow, status="running", session_id="copy-s1")
+            prompt = await db.create_prompt(run, "what is new?")
+            return run, prompt
+
+    run, prompt = asyncio.run(start())
+    first = copy_database(source, target)
+    raw = {t.name for t in TABLES}
+    assert first.fresh
+    assert first.inserted == sum(t.source_rows for t in first.tables if t.name in raw)
+    assert rows(target, "SELECT status FROM agents WHERE id = ?", (run,)) == [("running",)]
+
+    async def finish() -> None:
+        async with DatabaseManager(source) as db:
+            for index in range(7):
+                await db.log_agent_event(run, "event", f"step {index}")
+            await db.complete_prompt(
+                prompt, "this", tokens_input=100, tokens_output=50, model="claude-sonnet-4-5"
+            )
+            await db.update_agent_status(run, "completed")
+
+    asyncio.run(finish())
+    second = copy_database(source, target)
+    assert not second.fresh
+    assert {t.name: t.inserted for t in second.tables if t.inserted} == {"agent_logs": 7}
+    assert {t.name: t.updated for t in second.tables if t.updated} == {"agents": 1, "prompts": 1}
+    for table in ("agents", "prompts", "agent_logs", "usage_daily", "sessions"):
+        _assert_same_rows(_table(source, table), _table(target, table), table)
+    third = copy_database(source, target)
+    assert third.inserted == third.updated == 0
+
+    asyncio.run(_log_more(source, run, 3))
+    refresh = copy_database(source, target, recent=True)
+    assert refresh.inserted == 3
+    _assert_same_rows(_table(source, "agent_logs"), _table(target, "agent_logs"), "agent_logs")
+
+    # A refresh looks near the newest ids; a long-running run (an old id) still catches
+    # up, and a row older than the window is found when the counts differ.
+    old_run = "00000000-0000-7000-8000-0000000000aa"
+    workflow = rows(source, "SELECT id FROM orchestrator_agents LIMIT 1")[0][0]
+    execute(
+        source,
+        (
+            "INSERT INTO agents (id, orchestrator_agent_id, status) VALUES (?, ?, 'running')",
+            (old_run, workflow),
+        ),
+    )
+    assert copy_database(source, target, recent=True).inserted == 1
+    execute(
+        source,
+        ("UPDATE agents SET status = 'failed', error = 'x' WHERE id = ?", (old_run,)),
+        (
+            "INSERT INTO agent_logs (id, agent_id, log_type, message) VALUES (?, ?, 'info', 'old')",
+            ("00000000-0000-7000-8000-0000000000bb", old_run),
+        ),
+    )
+    late = copy_database(source, target, recent=True)
+    assert (late.inserted, late.updated) == (1, 1)
+    for table in ("agents", "agent_logs", "runs_daily"):
+        _assert_same_rows(_table(source, table), _table(target, table), table)
+
+
+async def _log_more(path: Path, run: str, count: int) -> None:
+    async with DatabaseManager(path) as db:
+        for index in range(count):
+            await db.log_agent_event(run, "event", f"more {index}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_target_that_differs_is_not_overwritten_but_reported(
+    source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    target = new_db_target()
+    copy_database(source, target)
+    prompt_id, cost = rows(
+        source, "SELECT id, cost_usd FROM prompts WHERE cost_usd > 0 ORDER BY id LIMIT 1"
+    )[0]
+    execute(target, ("UPDATE prompts SET cost_usd = cost_usd + 1 WHERE id = ?", (prompt_id,)))
+    with pytest.raises(CopyMismatch, match=r"prompts: sum\(cost_usd\)") as raised:
+        copy_database(source, target)
+    assert "--replace" in str(raised.value)
+    assert rows(target, "SELECT cost_usd FROM prompts WHERE id = ?", (prompt_id,))[0][0] == (
+        pytest.approx(cost + 1)
+    )
+    copy_database(source, target, replace=True)
+    assert rows(target, "SELECT cost_usd FROM prompts WHERE id = ?", (prompt_id,)) == [(cost,)]
+
+
+def test_a_pruned_source_keeps_its_daily_totals_in_the_copy(tmp_path: Path) -> None:
+    source, target = tmp_path / "pruned.db", tmp_path / "copy.db"
+    end = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    asyncio.run(create_demo_database(source, prompts=500, days=30, seed=5, end=end))
+    assert prune(source, "2026-11-10").prompts > 0
+    copy_database(source, target)
+    for name in ("spend_by_day", "token_mix", "runs_by_day", "spend_by_session"):
+        _assert_same_rows(
+            run_report(name, source).rows, run_report(name, target).rows, f"report {name}"
+        )
+
+
+def test_a_subagent_run_older_than_its_parent_id_is_linked_after_both_are_in(
+    tmp_path: Path,
+) -> None:
+    source, target = tmp_path / "s.db", tmp_path / "t.db"
+    asyncio.run(_empty_store(source))
+    parent = "ffffffff-0000-7000-8000-000000000000"  # sorts after its child
+    child = "00000000-0000-7000-8000-000000000000"
+    execute(
+        source,
+        "INSERT INTO orchestrator_agents (id, name) VALUES ('w', 'wf')",
+        ("INSERT INTO agents (id, orchestrator_agent_id) VALUES (?, 'w')", (parent,)),
+        (
+            "INSERT INTO agents (id, orchestrator_agent_id, parent_agent_id) VALUES (?, 'w', ?)",
+            (child, parent),
+        ),
+    )
+    copy_database(source, target)
+    assert rows(target, "SELECT parent_agent_id FROM agents WHERE id = ?", (child,)) == [(parent,)]
+
+
+async def _empty_store(path: Path) -> None:
+    async with DatabaseManager(path):
+        pass
+
+
+def test_bad_sources_and_targets_are_refused_and_nothing_is_written(
+    source: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    same = runner.invoke(cli, ["copy", str(source), str(source)])
+    assert same.exit_code != 0 and "the same database" in same.output
+    missing = runner.invoke(cli, ["copy", str(tmp_path / "nope.db"), str(tmp_path / "t.db")])
+    assert missing.exit_code != 0 and "no database at" in missing.output
+    assert not (tmp_path / "t.db").exists()
+    not_sqlite = tmp_path / "notes.db"
+    not_sqlite.write_bytes(b"these are my notes, not a database" * 100)
+    refused = runner.invoke(cli, ["copy", str(source), str(not_sqlite)])
+    assert refused.exit_code != 0 and "notes.db" in refused.output
+    assert not_sqlite.read_bytes() == b"these are my notes, not a database" * 100
+    url = runner.invoke(cli, ["copy", str(source), "mysql://x/y"])
+    assert url.exit_code != 0 and "unsupported database URL scheme" in url.output
