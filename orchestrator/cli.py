@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,28 @@ def report(
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
+@contextlib.contextmanager
+def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A copy's progress on stderr: one bar per table, with its rate and time left."""
+    bars: dict[str, Any] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        bar = bars.get(table)
+        if bar is None:
+            for other in bars.values():
+                other.render_finish()
+            bar = bars[table] = click.progressbar(
+                length=total, label=f"{table:<20}", file=sys.stderr, show_pos=True
+            )
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        for bar in bars.values():
+            bar.render_finish()
+
+
 @cli.command("copy")
 @click.argument("source", type=DatabaseTarget())
 @click.argument("target", type=DatabaseTarget())
@@ -195,27 +219,13 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     """
     from .copy import CopyMismatch, copy_database
 
-    bars: dict[str, Any] = {}
-
-    def progress(table: str, done: int, total: int) -> None:
-        bar = bars.get(table)
-        if bar is None:
-            for other in bars.values():
-                other.render_finish()
-            bar = bars[table] = click.progressbar(
-                length=total, label=f"{table:<20}", file=sys.stderr, show_pos=True
-            )
-        bar.update(done - bar.pos)
-
     try:
-        result = copy_database(source, target, replace=replace, progress=progress)
+        with progress_bars() as progress:
+            result = copy_database(source, target, replace=replace, progress=progress)
     except (CopyMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(f"{shown(source)} -> {shown(target)}: {exc}") from None
-    finally:
-        for bar in bars.values():
-            bar.render_finish()
     rows = [
         (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
         for t in result.tables
@@ -260,7 +270,7 @@ def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> 
 
 
 @cli.command()
-@db_option(positional=True)
+@db_option(positional=True, postgres=True)
 @click.option(
     "--host", default=None, help="Interface to listen on (default 127.0.0.1; 0.0.0.0 with --share)."
 )
@@ -271,31 +281,84 @@ def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> 
     help="Serve beyond localhost behind a password ($ORCHESTRATOR_PASSWORD).",
 )
 @click.option("--no-demo", is_flag=True, help="Do not create a demo database when DB is missing.")
-def serve(db_path: Path, host: str | None, port: int, share: bool, no_demo: bool) -> None:
+@click.option(
+    "--refresh",
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    type=click.FloatRange(min=0.5),
+    help="For a postgresql:// DB: how often its snapshot is refreshed.",
+)
+@click.option(
+    "--snapshot",
+    "snapshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="For a postgresql:// DB: the SQLite snapshot file (default: in ~/.cache).",
+)
+def serve(
+    db_path: Path | str,
+    host: str | None,
+    port: int,
+    share: bool,
+    no_demo: bool,
+    refresh: float,
+    snapshot: Path | None,
+) -> None:
     """Open DB in Datasette: reports, dashboards and tables, live while ADWs write.
 
     DB (or --db) is the database file. While it does not exist, a demo database beside
-    it (orchestrator-demo/orchestrator.db) is created and served instead. The command
-    becomes the Datasette process: stopping it stops the server.
+    it (orchestrator-demo/orchestrator.db) is created and served instead. A
+    postgresql:// DB is served from a local SQLite snapshot (Datasette reads SQLite),
+    copied first and refreshed every --refresh seconds; each page says as of when. The
+    command becomes the Datasette process: stopping it stops the server.
     """
-    from .serve import database_to_serve, datasette_command, exec_datasette
+    from .ids import utc_now
+    from .serve import (
+        database_to_serve,
+        datasette_command,
+        exec_datasette,
+        make_snapshot,
+        snapshot_path,
+    )
 
-    def creating(demo_db: Path) -> None:
-        click.echo(f"No database at {db_path} yet: creating a demo one at {demo_db}", err=True)
+    snapshot_of, as_of = None, None
+    if isinstance(db_path, str):
+        snapshot_of, served = db_path, snapshot or snapshot_path(db_path)
+        click.echo(f"Copying {shown(db_path)} into the snapshot {served}", err=True)
+        as_of = utc_now()
+        try:
+            with progress_bars() as progress:
+                make_snapshot(db_path, served, progress)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"{served}: {exc}") from None
+    else:
 
-    try:
-        target = database_to_serve(db_path, demo=not no_demo, creating=creating)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    if target.is_demo:
-        click.echo(
-            f"Serving the DEMO database {target.path}. Once your ADWs write {db_path}, "
-            "run this command again to see their data.",
-            err=True,
-        )
+        def creating(demo_db: Path) -> None:
+            click.echo(f"No database at {db_path} yet: creating a demo one at {demo_db}", err=True)
+
+        try:
+            target = database_to_serve(db_path, demo=not no_demo, creating=creating)
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+        if target.is_demo:
+            click.echo(
+                f"Serving the DEMO database {target.path}. Once your ADWs write {db_path}, "
+                "run this command again to see their data.",
+                err=True,
+            )
+        served = target.path
     try:
         command, env = datasette_command(
-            target.path, host=host or ("0.0.0.0" if share else "127.0.0.1"), port=port, share=share
+            served,
+            host=host or ("0.0.0.0" if share else "127.0.0.1"),
+            port=port,
+            share=share,
+            snapshot_of=snapshot_of,
+            refresh_s=refresh,
+            as_of=as_of,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

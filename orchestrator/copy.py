@@ -128,6 +128,8 @@ class CopyResult:
     fresh: bool  # the target held nothing before
     recent: bool
     seconds: float = 0.0
+    #: The target holds rows the source does not (its own, or ones the source deleted).
+    holds_more: bool = False
 
     @property
     def inserted(self) -> int:
@@ -260,7 +262,9 @@ class _Copier:
                 summary = TableResult(table.name)
                 await self._verify(table, summary)
                 tables.append(summary)
-        return CopyResult(self.src.location, self.dst.location, tables, fresh, recent)
+        result = CopyResult(self.src.location, self.dst.location, tables, fresh, recent)
+        result.holds_more = not all(holds_only_source)
+        return result
 
     async def _columns(self, table: Table) -> list[str]:
         source, target = await _columns(self.src, table.name), await _columns(self.dst, table.name)

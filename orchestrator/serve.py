@@ -84,6 +84,38 @@ def database_to_serve(
     return ServeTarget(path, requested)
 
 
+def snapshot_path(url: str) -> Path:
+    """Where the SQLite snapshot of the PostgreSQL store at ``url`` is kept: one folder per
+    store (its URL without the password) in the user's cache, the file named
+    ``orchestrator.db`` so that Datasette's pages are ``/orchestrator/...`` as for a file."""
+    import hashlib
+
+    from .postgres import redact_url
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    digest = hashlib.sha256(redact_url(url).encode()).hexdigest()[:16]
+    return Path(base) / "adw-orchestrator" / "snapshots" / digest / "orchestrator.db"
+
+
+def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
+    """Bring the snapshot at ``path`` up to date with the store at ``url`` (a whole,
+    verified copy pass; the first one copies everything). A snapshot that no longer
+    matches the store (rows were changed or deleted there, not only added) is made anew:
+    it is a cache, never a place where data is kept. Returns the :class:`~orchestrator.copy.CopyResult`."""
+    from .copy import CopyMismatch, copy_database
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result = copy_database(url, path, progress=progress)
+        if not result.holds_more:
+            return result
+    except CopyMismatch:
+        pass
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return copy_database(url, path, progress=progress)
+
+
 def share_metadata(metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Require a login for everything, arbitrary SQL included (added to ``metadata``)."""
     metadata = {} if metadata is None else metadata
@@ -126,15 +158,27 @@ def datasette_command(
     port: int = 8001,
     share: bool = False,
     metadata_dir: Path | None = None,
+    snapshot_of: str | None = None,
+    refresh_s: float = 5.0,
+    as_of: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The ``datasette serve`` command line and environment for ``db_path``.
 
     Datasette runs with the project's plugin registered once, installed or not
     (``python -m orchestrator.datasette_plugin``); the plugin supplies metadata.yml, so
     the command passes ``--metadata`` only to share. Raises ValueError (from
-    :func:`password_hash_from_env`) when sharing without a good password.
+    :func:`password_hash_from_env`) when sharing without a good password. With
+    ``snapshot_of`` (a PostgreSQL URL), ``db_path`` is that store's snapshot, which the
+    plugin refreshes every ``refresh_s`` seconds (made ``as_of`` that UTC time).
     """
     env = dict(os.environ)
+    if snapshot_of is not None:
+        from .datasette_plugin import snapshot
+
+        env[snapshot.SOURCE_ENV] = snapshot_of
+        env[snapshot.PATH_ENV] = os.fspath(db_path)
+        env[snapshot.INTERVAL_ENV] = str(refresh_s)
+        env[snapshot.AS_OF_ENV] = as_of or ""
     # A file that cannot be written cannot change under Datasette: open it immutable.
     immutable = [] if backend.is_writable(db_path) else ["--immutable"]
     command = [

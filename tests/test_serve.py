@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,69 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
     assert not _listening(port), "something still listens on the port after SIGTERM"
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no process of its session is left
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
+    db_target: str, tmp_path: Path, serve_process: list[subprocess.Popen[bytes]]
+) -> None:
+    from orchestrator import SyncDatabaseManager
+
+    with SyncDatabaseManager(db_target) as db, db.agent_run("pg-served") as run:
+        for index in range(3):
+            run.log("event", f"before {index}")
+        db.flush()
+        run_id = run.id
+        port = _free_port()
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        )
+        snapshot = tmp_path / "snap" / "orchestrator.db"
+        command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "serve"]
+        command += [db_target, "--port", str(port), "--refresh", "0.5", "--snapshot", str(snapshot)]
+        log = tmp_path / "serve.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        serve_process.append(process)
+        deadline = time.monotonic() + 60
+        while not _answers_http(f"http://127.0.0.1:{port}/-/versions.json"):
+            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"serve did not answer:\n{log.read_text()}"
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+
+        def logs_served() -> list[str]:
+            sql = urllib.parse.quote("SELECT message FROM agent_logs ORDER BY message")
+            status, body = _get(f"{url}/orchestrator.json?sql={sql}&_shape=arrayfirst")
+            assert status == 200, body
+            return list(json.loads(body))
+
+        assert logs_served() == ["before 0", "before 1", "before 2"]
+        status, page = _get(f"{url}/orchestrator/agents")
+        assert status == 200 and b"Snapshot of postgresql://" in page and b" as of " in page
+        assert _get(f"{url}/orchestrator/spend_by_model")[0] == 200
+        first = json.loads(_get(f"{url}/-/snapshot.json")[1])
+        for index in range(4):
+            run.log("event", f"after {index}")
+    # The run is finished and its logs are in the store: the snapshot follows.
+    deadline = time.monotonic() + 30
+    while len(logs_served()) < 7:
+        assert time.monotonic() < deadline, f"the snapshot did not follow:\n{log.read_text()}"
+        time.sleep(0.3)
+    sql = urllib.parse.quote(f"SELECT status FROM agents WHERE id = '{run_id}'")
+    deadline = time.monotonic() + 30
+    while json.loads(_get(f"{url}/orchestrator.json?sql={sql}&_shape=arrayfirst")[1]) != [
+        "completed"
+    ]:
+        assert time.monotonic() < deadline, "the finished run did not reach the snapshot"
+        time.sleep(0.3)
+    # Rows show as soon as a refresh commits them; "as of" moves when it has finished.
+    deadline = time.monotonic() + 30
+    while (now := json.loads(_get(f"{url}/-/snapshot.json")[1]))["as_of"] <= first["as_of"]:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.3)
+    assert now["error"] is None and now["refreshes"] >= 1, now
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)

@@ -7,7 +7,8 @@ served file is an orchestrator database when its ``_sqlite_migrations`` ledger h
 it is looked at again every few seconds, in case ``orchestrator init`` runs meanwhile).
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
 name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
-(:mod:`.live`).
+(:mod:`.live`). Started by ``orchestrator serve postgresql://...``, it keeps the snapshot
+of the store fresh and says on every page as of when it is (:mod:`.snapshot`).
 
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
@@ -21,6 +22,7 @@ from typing import Any
 from datasette import hookimpl
 
 from .metadata import has_orchestrator_schema, orchestrator_databases, plugin_metadata, state
+from .snapshot import body_script, snapshot_for
 
 
 @hookimpl
@@ -32,7 +34,34 @@ def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
 def register_routes() -> list[tuple[str, Any]]:
     from .live import live_events, live_page
 
-    return [(r"^/-/live$", live_page), (r"^/-/live/events$", live_events)]
+    return [
+        (r"^/-/live$", live_page),
+        (r"^/-/live/events$", live_events),
+        (r"^/-/snapshot\.json$", snapshot_status),
+    ]
+
+
+@hookimpl
+def startup(datasette: Any) -> None:
+    snapshot = snapshot_for(datasette)
+    if snapshot is not None:  # serving a PostgreSQL store: keep its snapshot fresh
+        snapshot.start()
+
+
+@hookimpl
+def extra_body_script(datasette: Any) -> str:
+    return body_script(datasette)
+
+
+async def snapshot_status(datasette: Any, request: Any) -> Any:
+    """``/-/snapshot.json``: which store the snapshot copies, as of when, the last error."""
+    from datasette.utils.asgi import NotFound, Response
+
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+    snapshot = snapshot_for(datasette)
+    if snapshot is None:
+        raise NotFound("this Datasette serves no snapshot of a PostgreSQL store")
+    return Response.json(snapshot.as_json())
 
 
 @hookimpl
@@ -49,11 +78,13 @@ def menu_links(datasette: Any, actor: Any, request: Any) -> Any:
 
 
 __all__ = [
+    "extra_body_script",
     "get_metadata",
     "has_orchestrator_schema",
     "menu_links",
     "orchestrator_databases",
     "plugin_metadata",
     "register_routes",
+    "startup",
     "state",
 ]

@@ -1,0 +1,126 @@
+"""Serving a PostgreSQL store: a local SQLite snapshot, refreshed while Datasette runs.
+
+Datasette reads only SQLite. ``orchestrator serve postgresql://...`` copies the store
+into a snapshot file (:mod:`orchestrator.copy`) and starts Datasette on it with these
+environment variables set; the plugin then refreshes the snapshot every few seconds
+with the same copy code (new rows, runs that finished; a copy's ``recent`` pass), and
+every page says which store it shows and as of when.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import format_exception
+from ..ids import utc_now
+
+SOURCE_ENV = "ORCHESTRATOR_SNAPSHOT_OF"  # the store's URL
+PATH_ENV = "ORCHESTRATOR_SNAPSHOT_PATH"  # the SQLite file Datasette serves
+INTERVAL_ENV = "ORCHESTRATOR_SNAPSHOT_INTERVAL"  # seconds between refreshes
+AS_OF_ENV = "ORCHESTRATOR_SNAPSHOT_AS_OF"  # when the copy made before Datasette began
+
+
+@dataclass
+class Snapshot:
+    source: str
+    path: str
+    interval: float
+    as_of: str  # when the last refresh that succeeded began: everything committed before is in
+    error: str | None = None
+    refreshes: int = 0
+    rows: int = 0  # rows the refreshes brought (new and caught up)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def shown_source(self) -> str:
+        from ..postgres import redact_url
+
+        return redact_url(self.source)
+
+    def refresh(self) -> None:
+        """One refresh: the rows the store gained and runs that finished since the last."""
+        from ..copy import copy_database
+
+        began = utc_now()
+        try:
+            result = copy_database(self.source, self.path, recent=True)
+        except Exception as exc:  # a server away for a moment: keep serving, say so
+            self.error = format_exception(exc)
+            return
+        self.as_of, self.error = began, None
+        self.refreshes += 1
+        self.rows += result.inserted + result.updated
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.refresh()
+
+    def start(self) -> None:
+        """Refresh every ``interval`` seconds from now on, in a thread of its own: Datasette
+        calls startup hooks in an event loop that is not the server's."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="snapshot", daemon=True)
+            self._thread.start()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.shown_source,
+            "as_of": self.as_of,
+            "refresh_seconds": self.interval,
+            "refreshes": self.refreshes,
+            "rows_refreshed": self.rows,
+            "error": self.error,
+        }
+
+    def banner_html(self) -> str:
+        text = (
+            f"Snapshot of {self.shown_source} as of {self.as_of} UTC "
+            f"(refreshed every {self.interval:g} s)"
+        )
+        if self.error:
+            text += f"; the last refresh failed: {self.error}"
+        return f'<p class="message-info orchestrator-snapshot">{html.escape(text)}</p>'
+
+
+_snapshots: weakref.WeakKeyDictionary[Any, Snapshot] = weakref.WeakKeyDictionary()
+
+
+def snapshot_for(datasette: Any) -> Snapshot | None:
+    """The snapshot ``datasette`` serves, when it was started for a PostgreSQL store."""
+    if datasette in _snapshots:
+        return _snapshots[datasette]
+    source, path = os.environ.get(SOURCE_ENV), os.environ.get(PATH_ENV)
+    if not source or not path:
+        return None
+    served = {os.path.realpath(db.path) for db in datasette.databases.values() if db.path}
+    if os.path.realpath(path) not in served:
+        return None
+    snapshot = Snapshot(
+        source,
+        path,
+        float(os.environ.get(INTERVAL_ENV) or 5),
+        os.environ.get(AS_OF_ENV) or "(not yet)",
+    )
+    _snapshots[datasette] = snapshot
+    return snapshot
+
+
+def body_script(datasette: Any) -> str:
+    """JavaScript that puts the "as of" line at the top of the page."""
+    snapshot = snapshot_for(datasette)
+    if snapshot is None:
+        return ""
+    banner = json.dumps(snapshot.banner_html())
+    return (
+        "document.addEventListener('DOMContentLoaded', () => {"
+        "const place = document.querySelector('section.content') || document.body;"
+        f"place.insertAdjacentHTML('afterbegin', {banner});}});"
+    )
