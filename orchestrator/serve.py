@@ -101,7 +101,8 @@ def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
     """Bring the snapshot at ``path`` up to date with the store at ``url`` (a whole,
     verified copy pass; the first one copies everything). A snapshot that no longer
     matches the store (rows were changed or deleted there, not only added) is made anew:
-    it is a cache, never a place where data is kept. Returns the :class:`~orchestrator.copy.CopyResult`."""
+    it is a cache, never a place where data is kept. Returns the copy's
+    :class:`~orchestrator.copy.CopyResult`."""
     from .copy import CopyMismatch, copy_database
 
     path.parent.mkdir(parents=True, exist_ok=True)
