@@ -1,0 +1,170 @@
+"""Time ``orchestrator copy`` as users meet it, beside a raw COPY of the same rows.
+
+    pg_virtualenv sh -c 'python scripts/bench_copy.py --db big.db \\
+        --url "postgresql://$PGUSER@$PGHOST:$PGPORT/$PGDATABASE"'
+
+Three figures, each beside its baseline of the same run:
+
+1. SQLite -> PostgreSQL: ``orchestrator copy DB URL`` as a whole process under
+   ``/usr/bin/time`` (start-up, verification included) into a fresh schema, in rows per
+   second; beside it, one process that reads the same tables with ``sqlite3`` and sends
+   them with asyncpg's ``COPY`` into another fresh schema migrated the same way (the
+   same triggers and indexes run): what a copy costs at the least.
+2. PostgreSQL -> SQLite: the snapshot ``serve`` makes (a whole process, the same way).
+3. A snapshot's refresh after ``--events`` new events written to the store by the
+   writer: ``copy --recent`` in-process (what ``serve`` runs every few seconds) and as a
+   whole process of the full incremental pass (``orchestrator copy URL SNAPSHOT``),
+   beside the baseline of selecting just those new rows from the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from orchestrator import SyncDatabaseManager, pg_migrations
+from orchestrator.copy import TABLES, copy_database
+
+ORCHESTRATOR = [sys.executable, "-c", "from orchestrator.cli import cli; cli()"]
+
+
+def timed(command: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of a whole process."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        started = time.perf_counter()
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%U %S %M", "-o", report.name, *command],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - started
+        user, system, rss = report.read().split()[-3:]
+    return wall, float(user) + float(system), int(rss) // 1024
+
+
+def with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+
+
+async def new_schema(url: str) -> str:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await conn.close()
+    return with_schema(url, schema)
+
+
+async def raw_copy(db: Path, url: str) -> int:
+    """Every row of the copied tables, read with sqlite3 and sent by COPY: the baseline."""
+    conn = await asyncpg.connect(url)
+    await pg_migrations.apply(conn)
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    total = 0
+    try:
+        for table in TABLES:
+            generated = {"search"}
+            columns = [
+                row[1]
+                for row in source.execute(f"PRAGMA table_info({table.name})")
+                if row[1] not in generated and row[1] not in table.derived
+            ]
+            cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
+            while rows := cursor.fetchmany(5000):
+                await conn.copy_records_to_table(table.name, records=rows, columns=columns)
+                total += len(rows)
+    finally:
+        source.close()
+        await conn.close()
+    return total
+
+
+def rows_in(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return sum(conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES)
+    finally:
+        conn.close()
+
+
+def write_events(url: str, events: int) -> None:
+    with SyncDatabaseManager(url) as db, db.agent_run("bench-refresh") as run:
+        for index in range(events):
+            run.log("event", f"refresh event {index}")
+
+
+async def select_new(url: str, since: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        found = await conn.fetch("SELECT * FROM agent_logs WHERE id >= $1", since)
+    finally:
+        await conn.close()
+    return len(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--skip-raw", action="store_true", help="Leave out the raw COPY.")
+    args = parser.parse_args()
+    rows = rows_in(args.db)
+    print(f"{args.db}: {rows:,} rows in the copied tables")
+    print(f"{'what':<52} {'wall s':>8} {'CPU s':>8} {'MB':>6} {'rows/s':>9}")
+
+    def line(what: str, wall: float, cpu: float, mb: int, count: int) -> None:
+        print(f"{what:<52} {wall:8.1f} {cpu:8.1f} {mb:6d} {count / wall:9,.0f}", flush=True)
+
+    target = asyncio.run(new_schema(args.url))
+    wall, cpu, mb = timed([*ORCHESTRATOR, "copy", str(args.db), target])
+    line("orchestrator copy SQLite -> PostgreSQL", wall, cpu, mb, rows)
+    ours = wall
+    if not args.skip_raw:
+        raw_target = asyncio.run(new_schema(args.url))
+        started = time.perf_counter()
+        cpu_before = time.process_time()
+        asyncio.run(raw_copy(args.db, raw_target))
+        raw = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+        line("baseline: sqlite3 rows + asyncpg COPY (in-process)", raw, cpu, 0, rows)
+        print(f"{'ratio copy / raw COPY (wall)':<52} {ours / raw:8.2f}")
+
+    with tempfile.TemporaryDirectory(dir=args.db.parent) as folder:
+        snapshot = Path(folder) / "orchestrator.db"
+        wall, cpu, mb = timed([*ORCHESTRATOR, "copy", target, str(snapshot)])
+        line("orchestrator copy PostgreSQL -> SQLite (snapshot)", wall, cpu, mb, rows)
+
+        from orchestrator.ids import new_id
+
+        since = new_id()
+        write_events(target, args.events)
+        started = time.perf_counter()
+        result = copy_database(target, snapshot, recent=True)
+        refresh = time.perf_counter() - started
+        assert result.inserted >= args.events, result.inserted
+        what = f"refresh (recent) after {args.events:,} events, in-process"
+        line(what, refresh, 0, 0, result.inserted)
+        started = time.perf_counter()
+        selected = asyncio.run(select_new(target, since))
+        baseline = time.perf_counter() - started
+        line("baseline: SELECT those rows from the server", baseline, 0, 0, selected)
+        print(f"{'ratio refresh / SELECT':<52} {refresh / baseline:8.2f}")
+        write_events(target, args.events)
+        wall, cpu, mb = timed([*ORCHESTRATOR, "copy", target, str(snapshot)])
+        line(f"copy (full incremental pass) after {args.events:,} more", wall, cpu, mb, args.events)
+
+
+if __name__ == "__main__":
+    main()
