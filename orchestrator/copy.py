@@ -144,6 +144,8 @@ class CopyResult:
         return [f"{t.name}: {problem}" for t in self.tables for problem in t.problems]
 
 
+_READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
 #: Called with (table, rows done, rows in the table at the source).
 Progress = Callable[[str, int, int], None]
 
@@ -179,18 +181,24 @@ async def copy(
     src, dst = backend_for(source), backend_for(target)
     await src.open()
     try:
+        # Every read of the source, verification included, sees one state of it: rows its
+        # writers commit meanwhile are for the next copy, not differences.
+        await src.execute(_READ_SNAPSHOT if _is_postgres(src) else "BEGIN DEFERRED")
         await dst.open()
         try:
             result = await _Copier(src, dst, progress).run(recent)
         finally:
             await dst.close()
     finally:
-        await src.close()
+        await src.close()  # ends the read transaction
     result.seconds = time.perf_counter() - started
     if result.problems:
+        shown = result.problems[:6]
+        more = len(result.problems) - len(shown)
         raise CopyMismatch(
             f"the copy of {src.location} in {dst.location} differs: "
-            + "; ".join(result.problems)
+            + "; ".join(shown)
+            + (f"; and {more} more" if more else "")
             + " (run again with --replace to copy it anew)"
         )
     return result

@@ -128,6 +128,7 @@ def main() -> None:
         print(f"{what:<52} {wall:8.1f} {cpu:8.1f} {mb:6d} {count / wall:9,.0f}", flush=True)
 
     target = asyncio.run(new_schema(args.url))
+    print(f"copying into {target} (kept)", flush=True)
     wall, cpu, mb = timed([*ORCHESTRATOR, "copy", str(args.db), target])
     line("orchestrator copy SQLite -> PostgreSQL", wall, cpu, mb, rows)
     ours = wall

@@ -255,3 +255,46 @@ def test_bad_sources_and_targets_are_refused_and_nothing_is_written(
     assert not_sqlite.read_bytes() == b"these are my notes, not a database" * 100
     url = runner.invoke(cli, ["copy", str(source), "mysql://x/y"])
     assert url.exit_code != 0 and "unsupported database URL scheme" in url.output
+
+
+WRITER = """
+import sys, time
+from orchestrator import SyncDatabaseManager
+with SyncDatabaseManager(sys.argv[1], flush_interval=0.02) as db:
+    with db.agent_run("busy-writer") as run:
+        print("ready", flush=True)
+        i = 0
+        while True:
+            run.log("event", f"tick {i}")
+            if i % 10 == 0:
+                run.prompt(f"p{i}", "r", model="claude-haiku-4-5", tokens_input=10, tokens_output=5)
+            i += 1
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_source_being_written_to_copies_and_verifies_one_state_of_it(
+    source: Path, new_db_target: Callable[[], Target], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    store = new_db_target()
+    copy_database(source, store)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(store)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        before = rows(store, "SELECT count(*) FROM agent_logs")[0][0]
+        snapshot = tmp_path / "snapshot.db"
+        first = copy_database(store, snapshot)  # raises CopyMismatch on any difference
+        second = copy_database(store, snapshot)
+        after = rows(store, "SELECT count(*) FROM agent_logs")[0][0]
+    finally:
+        writer.kill()
+        writer.wait()
+    logs = next(t for t in second.tables if t.name == "agent_logs")
+    assert after > before, "the writer wrote nothing during the copies"
+    assert second.inserted > 0 and logs.source_rows > before
+    assert not first.problems and not second.problems
