@@ -215,9 +215,10 @@ def ensure_schema(
     """Bring ``conn``'s schema up to date and check every object the migrations create is
     there; ``path`` names the file in errors.
 
-    Cheap when nothing changed: one read of the migration ledger and of two header fields
-    (sqlite-utils is imported only to migrate or to run the full check). ``verify`` runs
-    the full check anyway; ``repair`` re-creates what is missing and recomputes the totals
+    Cheap when nothing changed: one read of the migration ledger and of two header fields;
+    sqlite-utils is imported only to migrate a file that is neither empty nor current
+    (:func:`orchestrator.migrations.migrate`). ``verify`` runs the full check anyway;
+    ``repair`` re-creates what is missing and recomputes the totals
     (:func:`orchestrator.migrations.repair`) instead of raising SchemaDrift.
     ``writable=False`` changes nothing: pending migrations raise SchemaOutdated.
     Raises SchemaTooNew when a newer orchestrator migrated the file.
@@ -229,9 +230,7 @@ def ensure_schema(
     if pending:
         if not writable:
             raise SchemaOutdated(path, pending)
-        from sqlite_utils import Database
-
-        applied = migrations.apply(Database(conn))
+        applied = migrations.migrate(conn)
     elif not verify:
         user_version, schema_version = _fingerprint(conn)
         if user_version == schema_version != 0:
@@ -337,11 +336,9 @@ def open_database(path: str | os.PathLike[str] | None = None) -> Database:
 
 def schema_sql() -> str:
     """The full schema as SQL, read from a freshly migrated in-memory database."""
-    from sqlite_utils import Database
-
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
-    migrations.apply(Database(conn))
+    migrations.migrate(conn)
     rows = conn.execute(
         "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' AND tbl_name != '_sqlite_migrations' "
