@@ -315,6 +315,7 @@ class _Importer:
         self.progress = progress
         self.redact_secrets = redact_secrets
         self.began = 0.0  # when the open transaction began (time.monotonic)
+        self.deferred: tuple[dict[str, tuple[str, int]], bool] = ({}, False)  # search index
         # Every file's state in one query: an unchanged file costs a stat() and nothing more.
         self.state: dict[str, tuple[int, int]] = {
             path: (size, offset)
@@ -351,6 +352,9 @@ class _Importer:
                 if not self.conn.in_transaction:
                     self.conn.execute(sqlite_backend.BEGIN_WRITE)
                     self.began = time.monotonic()
+                    # Indexed for search in one statement at commit: ~4x less time
+                    # than a trigger call per row (inserting is most of an import).
+                    self.deferred = sqlite_backend.defer_search_index(self.conn)
                 self.conn.execute("SAVEPOINT claude_code_file")
                 try:
                     reading = _FileImport(self, path, counts)
@@ -380,8 +384,10 @@ class _Importer:
             self.progress(size)
 
     def commit(self) -> None:
-        """Commit the files imported so far (each one whole: a failed one was rolled back)."""
+        """Commit the files imported so far (each one whole: a failed one was rolled back),
+        their rows indexed for full-text search."""
         if self.conn.in_transaction:
+            sqlite_backend.catch_up_search_index(self.conn, self.deferred)
             self.conn.execute("COMMIT")
 
     def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
