@@ -43,24 +43,38 @@ _TOKENS = [(hints, re.compile(pattern), f"[REDACTED:{kind}]") for kind, hints, p
 _URL_PASSWORD = re.compile(r"(?P<key>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<value>[^\s/@]+)@")
 
 # key=value / key: value / "key": "value" where the key names a secret.
-_SECRET_KEY = (
-    r"(?:password|passwd|pwd|passphrase|secret|client_secret|secret_key|"
-    r"aws_secret_access_key|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
-    r"refresh[_\-]?token|token|bearer)"
+_SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "secret_key",
+    "aws_secret_access_key",
+    r"api[_\-]?key",
+    r"access[_\-]?token",
+    r"auth[_\-]?token",
+    r"refresh[_\-]?token",
+    "token",
+    "bearer",
 )
+_SECRET_KEY = "(?:" + "|".join(_SECRET_KEYS) + ")"
+_SEPARATOR = r"[\"']?\s*[:=]"
 _PAIR = re.compile(
-    r"(?P<key>" + _SECRET_KEY + r"[\"']?\s*[:=]\s*)"
+    r"(?P<key>" + _SECRET_KEY + _SEPARATOR + r"\s*)"
     r"(?P<value>\"[^\"\n]+\"|'[^'\n]+'|[^\s,;&\"'}]+)",
     re.IGNORECASE,
 )
 _BEARER = re.compile(
     r"(?P<key>\bAuthorization:\s*Bearer\s+)(?P<value>[A-Za-z0-9._~+/\-]{8,}=*)", re.IGNORECASE
 )
-_PAIR_HINTS = ("pass", "pwd", "secret", "key", "token", "bearer")
-# Whether _PAIR can match, asked of the text lower-cased (_folded): the same key and
-# separator, without IGNORECASE, which makes Python's regex engine ~7x slower per
-# character; most texts naming a key ("max_tokens", "keyword") have no pair to redact.
-_PAIR_CANDIDATE = re.compile(_SECRET_KEY + r"[\"']?\s*[:=]")
+# Whether _PAIR can match at all, asked cheaply of the text lower-cased (_folded): each
+# key ends in one of these words, found with str.find, then the separator. Scanning for
+# _PAIR itself (alternatives tried at every character, ignoring case) costs ~30x more,
+# and most texts naming a key ("max_tokens", "keyword") have no pair to redact.
+_KEY_ENDINGS = sorted({re.search("[a-z]+$", key)[0] for key in _SECRET_KEYS})  # type: ignore[index]
+_AFTER_KEY = re.compile(_SEPARATOR)
 # The characters IGNORECASE matches to an ASCII letter that str.lower() does not turn
 # into it: dotless i, long s, and the combining dot lower() leaves after "i" for "İ".
 _FOLDS = (("\u0131", "i"), ("\u017f", "s"), ("\u0307", ""))
@@ -90,9 +104,21 @@ def redact_text(text: str) -> str:
     folded = _folded(text)
     if "authorization:" in folded and "bearer" in folded:
         text = _BEARER.sub(_pair, text)
-    if any(hint in folded for hint in _PAIR_HINTS) and _PAIR_CANDIDATE.search(folded):
+    if _may_hold_pair(folded):
         text = _PAIR.sub(_pair, text)
     return text
+
+
+def _may_hold_pair(folded: str) -> bool:
+    """Whether a key's last word followed by a separator occurs in ``folded`` (as it must
+    wherever _PAIR matches)."""
+    for ending in _KEY_ENDINGS:
+        at = folded.find(ending)
+        while at >= 0:
+            if _AFTER_KEY.match(folded, at + len(ending)):
+                return True
+            at = folded.find(ending, at + 1)
+    return False
 
 
 def _folded(text: str) -> str:
