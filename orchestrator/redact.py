@@ -8,6 +8,7 @@ secret (password, token, api_key, ...) keep the key and lose the value.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -94,6 +95,14 @@ def _pair(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """Return ``text`` with every recognised secret replaced."""
+    # Short texts are remembered: importers meet the same prompt once per response of a
+    # turn (Claude Code writes several), the same model and tool names over and over.
+    if len(text) <= _MEMO_LIMIT:
+        return _redact_remembered(text)
+    return _redact_text(text)
+
+
+def _redact_text(text: str) -> str:
     for hints, pattern, replacement in _TOKENS:
         for hint in hints:
             if hint in text:
@@ -107,6 +116,11 @@ def redact_text(text: str) -> str:
     if _may_hold_pair(folded):
         text = _PAIR.sub(_pair, text)
     return text
+
+
+#: The longest text remembered, and how many are (at most ~10 MB, ins and outs).
+_MEMO_LIMIT = 20_000
+_redact_remembered = functools.lru_cache(maxsize=256)(_redact_text)
 
 
 def _may_hold_pair(folded: str) -> bool:
