@@ -247,19 +247,11 @@ def usage_of(line: dict[str, Any]) -> dict[str, Any] | None:
     for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
         if key in usage and not _is_number(usage[key]):
             return None
-    checks: tuple[tuple[Any, str, Callable[[Any], bool]], ...] = (
-        (line, "cwd", lambda v: isinstance(v, str)),
-        (line, "sessionId", _nonempty),
-        (line, "version", lambda v: isinstance(v, str) and bool(_VERSION.match(v))),
-        (line, "costUSD", _is_number),
-        (line, "requestId", _nonempty),
-        (line, "isApiErrorMessage", lambda v: isinstance(v, bool)),
-        (message, "model", _nonempty),
-        (message, "id", _nonempty),
-        (message, "content", _content_ok),
-    )
-    for holder, key, check in checks:
-        if key in holder and not check(holder[key]):
+    for key, check in _LINE_FIELDS:
+        if key in line and not check(line[key]):
+            return None
+    for key, check in _MESSAGE_FIELDS:
+        if key in message and not check(message[key]):
             return None
     return usage
 
@@ -269,6 +261,34 @@ def _content_ok(value: Any) -> bool:
         isinstance(item, dict) and ("text" not in item or isinstance(item["text"], str))
         for item in value
     )
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, str) and bool(_VERSION.match(value))
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+# usage_of's checks of the optional fields of a line and of its message.
+_LINE_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("cwd", _is_str),
+    ("sessionId", _nonempty),
+    ("version", _is_version),
+    ("costUSD", _is_number),
+    ("requestId", _nonempty),
+    ("isApiErrorMessage", _is_bool),
+)
+_MESSAGE_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("model", _nonempty),
+    ("id", _nonempty),
+    ("content", _content_ok),
+)
 
 
 def _timestamp(value: Any) -> str | None:
