@@ -118,8 +118,9 @@ def _redact_text(text: str) -> str:
     return text
 
 
-#: The longest text remembered, and how many are (at most ~10 MB, ins and outs).
-_MEMO_LIMIT = 20_000
+#: The longest text remembered (importers clip theirs to 4,000 characters): with its
+#: redaction, 256 of them hold 4 MB of ASCII text at most.
+_MEMO_LIMIT = 8_192
 _redact_remembered = functools.lru_cache(maxsize=256)(_redact_text)
 
 
