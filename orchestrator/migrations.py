@@ -25,6 +25,7 @@ import functools
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .ids import SQL_NOW
@@ -110,6 +111,112 @@ def pending_and_unknown(applied: list[str] | None) -> tuple[list[str], list[str]
     return [n for n in names() if n not in done], [n for n in applied or () if n not in known]
 
 
+# --- a new database at once ---------------------------------------------------------
+
+#: The SQL that gives an empty database every migration's result at once (generated from
+#: the migrations by :func:`fresh_script`, never edited; the tests check it is current).
+FRESH_SCRIPT = Path(__file__).with_name("fresh_schema.sql")
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Bring ``conn``'s database up to date; return the names of the migrations applied.
+
+    An empty database gets :data:`FRESH_SCRIPT` (the same objects, rows and ledger as
+    running every migration, without importing sqlite-utils, which imports pandas: about
+    0.3 s of a first run); any other one runs its pending migrations (:func:`apply`).
+    One transaction either way (``BEGIN IMMEDIATE``).
+    """
+    created = _create_from_script(conn)
+    if created is not None:
+        return created
+    from sqlite_utils import Database
+
+    return apply(Database(conn))
+
+
+class _NotFresh(Exception):
+    """The database is not empty, or the script is not current: migrate instead."""
+
+
+def _create_from_script(conn: sqlite3.Connection) -> list[str] | None:
+    """Run :data:`FRESH_SCRIPT` on ``conn`` when its database is empty; the migrations it
+    recorded, or None (nothing done) when the database is not empty or the script does not
+    record every migration (a stale script is only slower, never wrong)."""
+    try:
+        script = FRESH_SCRIPT.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        with write_transaction(conn):
+            # Checked under the write lock: a process that created the file a moment
+            # earlier has finished, and this one then finds its schema.
+            if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+                raise _NotFresh
+            _run(conn, script)
+            if applied_names(conn) != names():
+                raise _NotFresh
+    except _NotFresh:
+        return None
+    return names()
+
+
+def fresh_script() -> str:
+    """The text of :data:`FRESH_SCRIPT`, read from a database every migration was applied
+    to (imports sqlite-utils): its tables, indexes and triggers in creation order (FTS5
+    tables make their own shadow tables), each table's rows just after it (before any
+    trigger on it exists), the ledger's rows dated when the script runs."""
+    from sqlite_utils import Database
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        apply(Database(conn))
+        shadow = {row[1] for row in conn.execute("PRAGMA table_list") if row[2] == "shadow"}
+        parts = [
+            "-- Generated from the migrations by `python -m orchestrator.migrations`: do not\n"
+            "-- edit. What an empty database gets instead of each migration (migrate())."
+        ]
+        for type_, name, sql in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+        ).fetchall():
+            if name in shadow:
+                continue
+            parts.append(f"{sql};")
+            if type_ == "table" and not sql.upper().startswith("CREATE VIRTUAL TABLE"):
+                parts.extend(_insert_rows(conn, name))
+    finally:
+        conn.close()
+    return "\n\n".join(parts) + "\n"
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str) -> list[str]:
+    """INSERT statements of ``table``'s rows (the ledger's dated when they run)."""
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    if table == LEDGER:
+        columns.remove("id")
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY rowid").fetchall()
+    if not rows:
+        return []
+    values = []
+    for row in rows:
+        literals = [_literal(value) for value in row]
+        if table == LEDGER:  # sqlite-utils' format: str(datetime.now(timezone.utc))
+            literals[columns.index("applied_at")] = (
+                "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'"
+            )
+        values.append(f"({', '.join(literals)})")
+    return [f"INSERT INTO {table} ({', '.join(columns)}) VALUES\n" + ",\n".join(values) + ";"]
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (int, float)):
+        return repr(value)  # the shortest text that reads back as the same float
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
 # --- checking a file's schema against the migrations, and repairing it ---------------
 
 
@@ -118,15 +225,13 @@ def expected_objects() -> dict[tuple[str, str], tuple[str, str]]:
     """Every table, index and trigger the migrations create (FTS5 tables and their shadow
     tables included), as ``(type, name) -> (table it belongs to, SQL)`` in creation order.
 
-    Read from a freshly migrated in-memory database (imports sqlite-utils; cached), so
-    the migrations stay the one definition. SQLite's own ``sqlite_*`` objects and the
+    Read from a freshly migrated in-memory database (:func:`migrate`; cached), so the
+    migrations stay the one definition. SQLite's own ``sqlite_*`` objects and the
     migration ledger are left out.
     """
-    from sqlite_utils import Database
-
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        apply(Database(conn))
+        migrate(conn)
         rows = conn.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master "
             "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND tbl_name != ? ORDER BY rowid",
@@ -983,3 +1088,7 @@ CREATE TABLE budget_alerts (
 def m008_budgets(db: Database) -> None:
     """Budgets per workflow, model or session, and the windows already reported crossed."""
     _run(db, BUDGETS_DDL)
+
+
+if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration
+    FRESH_SCRIPT.write_text(fresh_script(), encoding="utf-8")

@@ -8,6 +8,7 @@ secret (password, token, api_key, ...) keep the key and lose the value.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -43,20 +44,41 @@ _TOKENS = [(hints, re.compile(pattern), f"[REDACTED:{kind}]") for kind, hints, p
 _URL_PASSWORD = re.compile(r"(?P<key>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<value>[^\s/@]+)@")
 
 # key=value / key: value / "key": "value" where the key names a secret.
-_SECRET_KEY = (
-    r"(?:password|passwd|pwd|passphrase|secret|client_secret|secret_key|"
-    r"aws_secret_access_key|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
-    r"refresh[_\-]?token|token|bearer)"
+_SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "secret_key",
+    "aws_secret_access_key",
+    r"api[_\-]?key",
+    r"access[_\-]?token",
+    r"auth[_\-]?token",
+    r"refresh[_\-]?token",
+    "token",
+    "bearer",
 )
+_SECRET_KEY = "(?:" + "|".join(_SECRET_KEYS) + ")"
+_SEPARATOR = r"[\"']?\s*[:=]"
 _PAIR = re.compile(
-    r"(?P<key>" + _SECRET_KEY + r"[\"']?\s*[:=]\s*)"
+    r"(?P<key>" + _SECRET_KEY + _SEPARATOR + r"\s*)"
     r"(?P<value>\"[^\"\n]+\"|'[^'\n]+'|[^\s,;&\"'}]+)",
     re.IGNORECASE,
 )
 _BEARER = re.compile(
     r"(?P<key>\bAuthorization:\s*Bearer\s+)(?P<value>[A-Za-z0-9._~+/\-]{8,}=*)", re.IGNORECASE
 )
-_PAIR_HINTS = ("pass", "pwd", "secret", "key", "token", "bearer")
+# Whether _PAIR can match at all, asked cheaply of the text lower-cased (_folded): each
+# key ends in one of these words, found with str.find, then the separator. Scanning for
+# _PAIR itself (alternatives tried at every character, ignoring case) costs ~30x more,
+# and most texts naming a key ("max_tokens", "keyword") have no pair to redact.
+_KEY_ENDINGS = sorted({re.search("[a-z]+$", key)[0] for key in _SECRET_KEYS})  # type: ignore[index]
+_AFTER_KEY = re.compile(_SEPARATOR)
+# The characters IGNORECASE matches to an ASCII letter that str.lower() does not turn
+# into it: dotless i, long s, and the combining dot lower() leaves after "i" for "İ".
+_FOLDS = (("\u0131", "i"), ("\u017f", "s"), ("\u0307", ""))
 _SECRET_KEY_NAME = re.compile(r"^[A-Za-z0-9_\-]*" + _SECRET_KEY + r"$", re.IGNORECASE)
 
 REDACTED = "[REDACTED]"
@@ -73,6 +95,14 @@ def _pair(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """Return ``text`` with every recognised secret replaced."""
+    # Short texts are remembered: importers meet the same prompt once per response of a
+    # turn (Claude Code writes several), the same model and tool names over and over.
+    if len(text) <= _MEMO_LIMIT:
+        return _redact_remembered(text)
+    return _redact_text(text)
+
+
+def _redact_text(text: str) -> str:
     for hints, pattern, replacement in _TOKENS:
         for hint in hints:
             if hint in text:
@@ -80,12 +110,42 @@ def redact_text(text: str) -> str:
                 break
     if "://" in text and "@" in text:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group('key')}{REDACTED}@", text)
-    lower = text.lower()
-    for hint in _PAIR_HINTS:
-        if hint in lower:
-            text = _BEARER.sub(_pair, text)
-            return _PAIR.sub(_pair, text)
+    folded = _folded(text)
+    if "authorization:" in folded and "bearer" in folded:
+        text = _BEARER.sub(_pair, text)
+    if _may_hold_pair(folded):
+        text = _PAIR.sub(_pair, text)
     return text
+
+
+#: The longest text remembered (importers clip theirs to 4,000 characters): with its
+#: redaction, 256 of them hold 4 MB of ASCII text at most.
+_MEMO_LIMIT = 8_192
+_redact_remembered = functools.lru_cache(maxsize=256)(_redact_text)
+
+
+def _may_hold_pair(folded: str) -> bool:
+    """Whether a key's last word followed by a separator occurs in ``folded`` (as it must
+    wherever _PAIR matches)."""
+    for ending in _KEY_ENDINGS:
+        at = folded.find(ending)
+        while at >= 0:
+            if _AFTER_KEY.match(folded, at + len(ending)):
+                return True
+            at = folded.find(ending, at + 1)
+    return False
+
+
+def _folded(text: str) -> str:
+    """``text`` lower-cased so that wherever the case-insensitive _BEARER or _PAIR matches
+    ``text``, their lower-case key matches it case-sensitively: a cheap test of whether
+    they can match at all. (The secret's value and a cleared _BEARER never add a key.)"""
+    lower = text.lower()
+    if not lower.isascii():
+        for char, letter in _FOLDS:
+            if char in lower:
+                lower = lower.replace(char, letter)
+    return lower
 
 
 def redact(value: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -106,6 +107,9 @@ class PromptFields(TypedDict, total=False):
     base_tier: NotRequired[bool]
 
 
+_PROMPT_FIELDS = frozenset(PromptFields.__annotations__)
+
+
 # -- field validators ----------------------------------------------------------------
 
 
@@ -167,12 +171,19 @@ def text(value: Any, field: str, *, required: bool = True) -> str | None:
         raise InvalidInput(field, str(exc)) from None
 
 
+#: The project's timestamp format (``ids.utc_now``), which :func:`timestamp` keeps as is.
+_STORED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
 def timestamp(value: Any, field: str) -> str:
     """A datetime or ISO 8601 text, normalised to the project's timestamp format."""
     try:
         if isinstance(value, datetime):
             return format_timestamp(value)
         if isinstance(value, str):
+            if _STORED_TIME.fullmatch(value):  # the importers' and writers' own: keep it,
+                datetime.fromisoformat(value[:-1])  # a real time (not 2026-02-30 or 25:00)
+                return value
             return format_timestamp(parse_timestamp(value))
     except ValueError:
         pass
@@ -306,7 +317,7 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
     Priced at the call's own ``created_at`` (default: now). ``cost_usd`` is kept
     as reported when given; the price-based figure is computed beside it.
     """
-    unknown = set(fields) - set(PromptFields.__annotations__)
+    unknown = fields.keys() - _PROMPT_FIELDS
     if unknown:
         raise InvalidInput(f"prompts.{sorted(unknown)[0]}", "is not a prompt field")
     now = utc_now()

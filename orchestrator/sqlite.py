@@ -215,9 +215,10 @@ def ensure_schema(
     """Bring ``conn``'s schema up to date and check every object the migrations create is
     there; ``path`` names the file in errors.
 
-    Cheap when nothing changed: one read of the migration ledger and of two header fields
-    (sqlite-utils is imported only to migrate or to run the full check). ``verify`` runs
-    the full check anyway; ``repair`` re-creates what is missing and recomputes the totals
+    Cheap when nothing changed: one read of the migration ledger and of two header fields;
+    sqlite-utils is imported only to migrate a file that is neither empty nor current
+    (:func:`orchestrator.migrations.migrate`). ``verify`` runs the full check anyway;
+    ``repair`` re-creates what is missing and recomputes the totals
     (:func:`orchestrator.migrations.repair`) instead of raising SchemaDrift.
     ``writable=False`` changes nothing: pending migrations raise SchemaOutdated.
     Raises SchemaTooNew when a newer orchestrator migrated the file.
@@ -229,9 +230,7 @@ def ensure_schema(
     if pending:
         if not writable:
             raise SchemaOutdated(path, pending)
-        from sqlite_utils import Database
-
-        applied = migrations.apply(Database(conn))
+        applied = migrations.migrate(conn)
     elif not verify:
         user_version, schema_version = _fingerprint(conn)
         if user_version == schema_version != 0:
@@ -337,11 +336,9 @@ def open_database(path: str | os.PathLike[str] | None = None) -> Database:
 
 def schema_sql() -> str:
     """The full schema as SQL, read from a freshly migrated in-memory database."""
-    from sqlite_utils import Database
-
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
-    migrations.apply(Database(conn))
+    migrations.migrate(conn)
     rows = conn.execute(
         "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' AND tbl_name != '_sqlite_migrations' "
@@ -468,10 +465,7 @@ class SQLiteBackend(Backend):
         # Dropping and re-creating the triggers changes the schema's version, not its
         # objects: a schema checked before stays checked (catch_up_search_index records it).
         self._checked_before_defer = versions[0][0] == versions[0][1] != 0
-        for name, table, sql in await self._conn.execute_fetchall(
-            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
-            "AND sql LIKE '%AFTER INSERT%' AND sql LIKE '%\\_fts %' ESCAPE '\\'"
-        ):
+        for name, table, sql in await self._conn.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
             (watermark,) = await self._conn.execute_fetchall(f"SELECT max(rowid) FROM {table}")
             deferred[name] = (sql, watermark[0] or 0)
             await self._conn.execute(f"DROP TRIGGER {name}")
@@ -485,19 +479,58 @@ class SQLiteBackend(Backend):
             )
             if exists:  # rolled back before any commit: the trigger and its index are whole
                 continue
-            match = _FTS_INSERT.search(sql)
-            if match is None:  # pragma: no cover - the migrations' trigger shape changed
-                raise sqlite3.OperationalError(f"cannot read the search trigger {name}: {sql}")
-            columns = match["values"].replace("new.", "")
-            await self._conn.execute(
-                f"INSERT INTO {match['fts']} ({match['columns']}) SELECT {columns} "
-                f"FROM {match['table']} WHERE rowid > ?",
-                (watermark,),
-            )
+            await self._conn.execute(_catch_up_sql(name, sql), (watermark,))
             await self._conn.execute(sql)
         if deferred and self._checked_before_defer:
             versions = await self._conn.execute_fetchall("SELECT * FROM pragma_schema_version")
             await self._conn.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+
+
+def defer_search_index(conn: sqlite3.Connection) -> tuple[dict[str, tuple[str, int]], bool]:
+    """:meth:`SQLiteBackend.defer_search_index` for a bulk load over one sqlite3 connection,
+    inside its write transaction; returns what :func:`catch_up_search_index` needs, which
+    must run in the same transaction (then no other connection ever sees the triggers
+    missing, and a rollback restores them with the index)."""
+    deferred = {}
+    checked = _fingerprint(conn)
+    for name, table, sql in conn.execute(_SEARCH_INSERT_TRIGGERS).fetchall():
+        (watermark,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+        deferred[name] = (sql, watermark or 0)
+        conn.execute(f"DROP TRIGGER {name}")
+    return deferred, checked[0] == checked[1] != 0
+
+
+def catch_up_search_index(
+    conn: sqlite3.Connection, deferred: tuple[dict[str, tuple[str, int]], bool]
+) -> None:
+    """Index the rows added since :func:`defer_search_index` (one statement per index),
+    restore its triggers, and keep a schema checked before recorded as checked."""
+    triggers, checked = deferred
+    for name, (sql, watermark) in triggers.items():
+        conn.execute(_catch_up_sql(name, sql), (watermark,))
+        conn.execute(sql)
+    if triggers and checked:
+        conn.execute(f"PRAGMA user_version = {_fingerprint(conn)[1]}")
+
+
+#: The full-text search triggers that index each new row (``<table>_ai``).
+_SEARCH_INSERT_TRIGGERS = (
+    "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
+    "AND sql LIKE '%AFTER INSERT%' AND sql LIKE '%\\_fts %' ESCAPE '\\'"
+)
+
+
+def _catch_up_sql(name: str, sql: str) -> str:
+    """The statement indexing at once what the search trigger ``name`` (``sql``) would have
+    indexed row by row, for rows past a rowid (its one parameter)."""
+    match = _FTS_INSERT.search(sql)
+    if match is None:  # pragma: no cover - the migrations' trigger shape changed
+        raise sqlite3.OperationalError(f"cannot read the search trigger {name}: {sql}")
+    columns = match["values"].replace("new.", "")
+    return (
+        f"INSERT INTO {match['fts']} ({match['columns']}) SELECT {columns} "
+        f"FROM {match['table']} WHERE rowid > ?"
+    )
 
 
 #: The statement of a full-text search trigger, as the migrations write it.

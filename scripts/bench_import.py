@@ -22,8 +22,14 @@ alternating in the same run; figures are medians of ``--runs`` rounds.
   earlier ``orchestrator init`` (no migration in the importing process): peak RSS
   (target < 150 MB), and ccusage on the same file with ``--big-ccusage``.
 
-The copies repeat the fixtures' text, so caches keyed on text (none today) would look
-better here than on real transcripts.
+The copies repeat the fixtures' text, so caches keyed on text would look better here than
+on real transcripts. The one there is (redaction remembers its last 256 texts, for a turn's
+prompt repeated on each of its responses) finds 41% of the texts here against 34% inside
+one copy: copies lie further apart than it remembers.
+
+The package's bytecode is compiled first, as pip does when it installs it: with
+``PYTHONDONTWRITEBYTECODE`` set, every timed process would compile each module edited since
+its last compile again.
 
 Prints each figure beside ccusage's and the ratio ccusage / ours (above 1: we use less).
 """
@@ -31,6 +37,7 @@ Prints each figure beside ccusage's and the ratio ccusage / ours (above 1: we us
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -160,6 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     if not CCUSAGE.exists():
         sys.exit(f"no ccusage at {CCUSAGE}: npm install --prefix .cache/ccusage ccusage@17.2.1")
+    compileall.compile_dir(ROOT / "orchestrator", quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "claude"
         size = copy_corpus(config / "projects", args.mb)

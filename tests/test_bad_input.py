@@ -255,3 +255,39 @@ async def test_values_that_cannot_be_stored_are_refused_at_the_call(
     run.log("event", "still writing")
     await db.flush()
     assert counts(db_target)["agent_logs"] == before["agent_logs"] + 1
+
+
+def _normalised(value: str) -> str | None:
+    """What a timestamp's text is stored as, the long way (None: refused)."""
+    from orchestrator.ids import format_timestamp, parse_timestamp
+
+    try:
+        return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        return None
+
+
+@given(
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z")
+    | st.from_regex(
+        r"\A[0-9]{4}-[0-3][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9]\.[0-9]{3}Z\Z"
+    )
+    | st.text(alphabet="0123456789-:.TZ+ ", max_size=30)
+)
+def test_a_timestamp_is_kept_normalised_or_refused_as_parsing_it_would(value: str) -> None:
+    from orchestrator.rows import timestamp
+
+    expected = _normalised(value)
+    if expected is None:
+        with pytest.raises(InvalidInput, match=r"prompts\.created_at"):
+            timestamp(value, "prompts.created_at")
+    else:
+        assert timestamp(value, "prompts.created_at") == expected
+
+
+@pytest.mark.parametrize("value", ["2026-02-30T00:00:00.000Z", "2026-01-31T25:00:00.000Z"])
+def test_an_impossible_time_in_the_stored_format_is_refused(value: str) -> None:
+    from orchestrator.rows import timestamp
+
+    with pytest.raises(InvalidInput, match=r"agents\.created_at"):
+        timestamp(value, "agents.created_at")

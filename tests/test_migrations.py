@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlite_utils import Database
+from sqlite_utils import Database, Migrations
 
 from orchestrator import sqlite as backend
 from orchestrator.cli import cli
@@ -412,6 +413,78 @@ def test_setup_script_sets_up_a_fresh_clone_first(tmp_path: Path) -> None:
     assert run.stdout.strip() == "venv init db --force" and "fresh clone" in run.stderr
 
 
+# --- a new file gets the generated script, equal to running every migration ------------
+
+
+def test_the_fresh_database_script_is_generated_from_the_migrations() -> None:
+    from orchestrator import migrations as module
+
+    committed = module.FRESH_SCRIPT.read_text(encoding="utf-8")
+    assert committed == module.fresh_script(), "regenerate: python -m orchestrator.migrations"
+
+
+def _everything(conn: sqlite3.Connection) -> dict[str, object]:
+    """Every object's definition in creation order, and every table's rows (FTS5's shadow
+    tables and the ledger included; the ledger's times apart)."""
+    objects = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid"
+    ).fetchall()
+    rows = {}
+    for _, name, _, sql in objects:
+        if sql is not None and sql.startswith("CREATE TABLE"):
+            columns = "migration_set, name" if name == "_sqlite_migrations" else "*"
+            rows[name] = sorted(conn.execute(f"SELECT {columns} FROM {name}"), key=repr)
+    pragmas = {
+        pragma: conn.execute(f"PRAGMA {pragma}").fetchall()
+        for pragma in ("page_size", "auto_vacuum", "encoding", "application_id")
+    }
+    return {"objects": objects, "rows": rows, "pragmas": pragmas}
+
+
+def test_a_new_file_gets_what_running_every_migration_gives(tmp_path: Path) -> None:
+    migrated = sqlite3.connect(tmp_path / "migrated.db", isolation_level=None)
+    migrations.apply(Database(migrated))  # sqlite-utils, migration by migration
+    scripted = backend.connect(tmp_path / "scripted.db")
+    assert _everything(scripted) == _everything(migrated)
+    (applied_at,) = scripted.execute("SELECT applied_at FROM _sqlite_migrations").fetchone()
+    (reference,) = migrated.execute("SELECT applied_at FROM _sqlite_migrations").fetchone()
+    pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00"
+    assert re.fullmatch(pattern, applied_at) and re.fullmatch(pattern, reference)
+    # sqlite-utils finds every migration applied, and applies a later one alone.
+    db = Database(scripted)
+    assert migrations.pending(db) == []
+    later = Migrations("orchestrator")
+    for step in migrations._migrations:
+        later(name=step.name)(step.fn)
+
+    @later()
+    def m999_later(db: Database) -> None:
+        db.execute("CREATE TABLE later (id INTEGER)")
+
+    later.apply(db)
+    assert [m.name for m in later.applied(db)][-2:] == ["m008_budgets", "m999_later"]
+    assert (
+        scripted.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+        == len(migrations._migrations) + 1
+    )
+
+
+def test_a_stale_fresh_database_script_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import migrations as module
+
+    stale = tmp_path / "stale.sql"  # a migration added and the script not regenerated
+    script = module.FRESH_SCRIPT.read_text()
+    stale.write_text(re.sub(r",\n\('orchestrator', 'm008_budgets'.*\);", ";", script))
+    assert stale.read_text() != script
+    monkeypatch.setattr(module, "FRESH_SCRIPT", stale)
+    conn = backend.connect(tmp_path / "from-migrations.db")
+    names = [row[0] for row in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert names == [m.name for m in migrations._migrations]
+    assert conn.execute("SELECT count(*) FROM budgets").fetchone()[0] == 0
+
+
 # --- the schema is checked on open; init repairs it --------------------------------------
 
 
@@ -706,10 +779,13 @@ def test_a_file_that_is_not_sqlite_is_refused_in_one_line_and_left_alone(db_path
     assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
 
 
-def _opens_without_sqlite_utils(path: Path) -> bool:
+def _open_in_a_new_process(path: Path) -> tuple[bool, bool]:
+    """Open ``path`` as a new process does: (whether that imported sqlite-utils, whether
+    it compared the whole schema with the migrations')."""
     code = (
-        "import sys; from orchestrator import sqlite; sqlite.connect(sys.argv[1]).close(); "
-        "print('sqlite_utils' in sys.modules)"
+        "import sys; from orchestrator import migrations, sqlite; "
+        "sqlite.connect(sys.argv[1]).close(); "
+        "print('sqlite_utils' in sys.modules, migrations.expected_objects.cache_info().currsize)"
     )
     run = subprocess.run(
         [sys.executable, "-c", code, str(path)],
@@ -718,19 +794,21 @@ def _opens_without_sqlite_utils(path: Path) -> bool:
         text=True,
     )
     assert run.returncode == 0, run.stderr
-    return run.stdout.strip() == "False"
+    imported, compared = run.stdout.split()
+    return imported == "True", compared == "1"
 
 
 def test_opening_a_checked_database_stays_cheap_and_a_users_own_index_is_accepted(
     db_path: Path,
 ) -> None:
-    backend.connect(db_path).close()
-    assert _opens_without_sqlite_utils(db_path)  # checked once: two header fields since
+    # A new file is created and checked without sqlite-utils; two header fields since.
+    assert _open_in_a_new_process(db_path) == (False, True)
+    assert _open_in_a_new_process(db_path) == (False, False)
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE INDEX my_own_index ON prompts(status)")  # extra objects are fine
     conn.close()
-    assert not _opens_without_sqlite_utils(db_path)  # the schema changed: a full check
-    assert _opens_without_sqlite_utils(db_path)  # ... which was recorded
+    assert _open_in_a_new_process(db_path) == (False, True)  # the schema changed: compared
+    assert _open_in_a_new_process(db_path) == (False, False)  # ... which was recorded
     conn = sqlite3.connect(db_path)
     conn.execute("DROP TRIGGER prompts_usage_update")
     conn.close()

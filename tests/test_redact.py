@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from backends import Target, dump, is_postgres, rows
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import DatabaseManager, redact, redact_text
@@ -150,3 +152,91 @@ async def test_every_free_text_column_is_redacted(db_target: Target) -> None:
     cloning = "SELECT message FROM agent_logs WHERE message LIKE 'cloning%'"
     expected = "cloning postgresql://adw:[REDACTED]@db.internal:5432/orchestrator"
     assert rows(db_target, cloning) == [(expected,)]
+
+
+# --- the cheap checks redact_text makes first never skip a secret ------------------------
+
+_redact = importlib.import_module("orchestrator.redact")
+
+
+def _every_pattern(text: str) -> str:
+    """Redaction the slow way: every pattern over the whole text, with no hint or pre-check
+    first. redact_text must give the same text."""
+    for _, pattern, replacement in _redact._TOKENS:
+        text = pattern.sub(replacement, text)
+    text = _redact._URL_PASSWORD.sub(lambda m: f"{m.group('key')}{_redact.REDACTED}@", text)
+    text = _redact._BEARER.sub(_redact._pair, text)
+    return _redact._PAIR.sub(_redact._pair, text)
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_redaction_equals_every_pattern_run_on_the_real_transcripts() -> None:
+    """Every line of the real transcripts, and every string in them, is redacted exactly as
+    running every pattern over it would (their own few secrets and secret-looking pairs
+    included)."""
+    data = Path(__file__).resolve().parent / "data"
+    texts = set()
+    for path in sorted(data.rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            texts.add(line)
+            with contextlib.suppress(ValueError):  # the fixtures' malformed lines
+                texts.update(_strings(json.loads(line)))
+    assert len(texts) > 5_000
+    changed = 0
+    for text in texts:
+        expected = _every_pattern(text)
+        assert redact_text(text) == expected, text[:200]
+        changed += expected != text
+    assert changed  # the comparison saw redactions, not only texts left alone
+
+
+_PAIR_SAMPLES = [
+    "password=hunter2",
+    "DB_PASSWORD: 'hunter2'",
+    '{"api_key": "hunter2"}',
+    "export SECRET_KEY=hunter2",
+    "Authorization: Bearer hunter2hunter2",
+    "postgresql://adw:hunter2hunter2@db.internal:5432/x",
+]
+
+
+@pytest.mark.parametrize("sample", [*SECRETS.values(), *_PAIR_SAMPLES])
+def test_each_secret_sample_is_redacted_as_every_pattern_would_in_any_case_and_context(
+    sample: str,
+) -> None:
+    for variant in (sample, sample.upper(), sample.lower(), sample.swapcase()):
+        for text in (variant, f"x {variant} y", json.dumps({"cmd": variant}), f"«{variant}»"):
+            assert redact_text(text) == _every_pattern(text), text
+
+
+#: Pieces of secrets, keys and separators, with the characters that match an ASCII letter
+#: case-insensitively but do not lower-case to it (dotless i, long s, dotted capital I).
+_PIECES = [
+    *SECRETS.values(),
+    *_PAIR_SAMPLES,
+    "password", "PASSWORD", "paſsword", "api_key", "apİ_key", "apı-key", "access-token",
+    "Token", "bearer", "Authorization:", "Bearer ", "secret", "pwd", "=", ":", " ", "\n",
+    '"', "'", "hunter2hunter2", "://", "@", "user:", "sk-ant-", "AKIA", "ghp_", "eyJ", ".",
+    "İ", "ı", "ſ", "\u212a", "\u0307", "é", "→",
+]  # fmt: skip
+
+
+@settings(max_examples=400)
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=12).map("".join))
+def test_redaction_equals_every_pattern_on_texts_made_of_secret_pieces(text: str) -> None:
+    assert redact_text(text) == _every_pattern(text)
+
+
+def test_a_key_written_with_letters_that_only_match_case_insensitively_is_redacted() -> None:
+    for text in ("paſsword=hunter2", "apİ_key: hunter2", "ApI_KEY=hunter2"):
+        assert "hunter2" not in redact_text(text), text

@@ -405,6 +405,58 @@ def test_a_rewritten_file_logs_no_tool_call_twice(tmp_path: Path, db_path: Path)
     assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == first.tool_events
 
 
+def _words(text: str | None) -> set[str]:
+    """The words FTS5's default tokenizer finds (letters and digits; ASCII fixtures)."""
+    return set(re.findall(r"[^\W_]+", (text or "").lower()))
+
+
+def test_imported_rows_are_searchable_and_the_schema_stays_checked(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search index is filled at each commit, not row by row: after imports committed
+    file by file, with a file rolled back, every row is found by its words, the index
+    equals its content, the triggers are back and the schema is still recorded checked."""
+    from orchestrator import sqlite as backend
+    from orchestrator.claude_code import transcripts
+
+    backend.connect(db_path).close()
+    monkeypatch.setattr(transcripts, "COMMIT_EVERY_S", 0.0)  # a transaction per file
+    config = fixture_config_dir(tmp_path)
+    broken = config / "projects" / "p" / "00000000-0000-4000-8000-000000000000.jsonl"
+    broken.parent.mkdir()
+    broken.write_text(f"{usage_line('m_1', tokens=11)}\n{usage_line('m_boom')}\n")
+    parse = transcripts.parse_line
+
+    def failing(raw: bytes) -> Any:
+        if b"m_boom" in raw:
+            raise RuntimeError("rolled back")
+        return parse(raw)
+
+    monkeypatch.setattr(transcripts, "parse_line", failing)
+    summary = import_transcripts([config], db_path=db_path)
+    assert len(summary.errors) == 1 and summary.prompts_added > 100
+    monkeypatch.undo()
+    import_transcripts([broken], db_path=db_path)  # now whole: indexed by a later import
+
+    conn = sqlite3.connect(db_path)
+    searched = {"prompts": ("content", "response"), "agent_logs": ("message",)}
+    for table, columns in searched.items():
+        conn.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('integrity-check')")
+        texts = conn.execute(f"SELECT rowid, {', '.join(columns)} FROM {table}").fetchall()
+        for word in ("the", "bash", "test", "file"):
+            expected = {row[0] for row in texts if any(word in _words(t) for t in row[1:])}
+            found = conn.execute(
+                f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ?", (f'"{word}"',)
+            ).fetchall()
+            assert {row[0] for row in found} == expected and expected, (table, word)
+    triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"prompts_ai", "agent_logs_ai", "system_logs_ai"} <= triggers
+    (user_version, schema_version) = conn.execute(
+        "SELECT * FROM pragma_user_version, pragma_schema_version"
+    ).fetchone()
+    assert user_version == schema_version  # opening it stays cheap
+
+
 HEAVY = ("pandas", "datasette", "sqlite_utils", "genai_prices", "orchestrator.rows")
 
 

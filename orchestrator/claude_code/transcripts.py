@@ -247,19 +247,11 @@ def usage_of(line: dict[str, Any]) -> dict[str, Any] | None:
     for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
         if key in usage and not _is_number(usage[key]):
             return None
-    checks: tuple[tuple[Any, str, Callable[[Any], bool]], ...] = (
-        (line, "cwd", lambda v: isinstance(v, str)),
-        (line, "sessionId", _nonempty),
-        (line, "version", lambda v: isinstance(v, str) and bool(_VERSION.match(v))),
-        (line, "costUSD", _is_number),
-        (line, "requestId", _nonempty),
-        (line, "isApiErrorMessage", lambda v: isinstance(v, bool)),
-        (message, "model", _nonempty),
-        (message, "id", _nonempty),
-        (message, "content", _content_ok),
-    )
-    for holder, key, check in checks:
-        if key in holder and not check(holder[key]):
+    for key, check in _LINE_FIELDS:
+        if key in line and not check(line[key]):
+            return None
+    for key, check in _MESSAGE_FIELDS:
+        if key in message and not check(message[key]):
             return None
     return usage
 
@@ -269,6 +261,34 @@ def _content_ok(value: Any) -> bool:
         isinstance(item, dict) and ("text" not in item or isinstance(item["text"], str))
         for item in value
     )
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, str) and bool(_VERSION.match(value))
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+# usage_of's checks of the optional fields of a line and of its message.
+_LINE_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("cwd", _is_str),
+    ("sessionId", _nonempty),
+    ("version", _is_version),
+    ("costUSD", _is_number),
+    ("requestId", _nonempty),
+    ("isApiErrorMessage", _is_bool),
+)
+_MESSAGE_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("model", _nonempty),
+    ("id", _nonempty),
+    ("content", _content_ok),
+)
 
 
 def _timestamp(value: Any) -> str | None:
@@ -315,6 +335,7 @@ class _Importer:
         self.progress = progress
         self.redact_secrets = redact_secrets
         self.began = 0.0  # when the open transaction began (time.monotonic)
+        self.deferred: tuple[dict[str, tuple[str, int]], bool] = ({}, False)  # search index
         # Every file's state in one query: an unchanged file costs a stat() and nothing more.
         self.state: dict[str, tuple[int, int]] = {
             path: (size, offset)
@@ -351,6 +372,9 @@ class _Importer:
                 if not self.conn.in_transaction:
                     self.conn.execute(sqlite_backend.BEGIN_WRITE)
                     self.began = time.monotonic()
+                    # Indexed for search in one statement at commit: ~4x less time
+                    # than a trigger call per row (inserting is most of an import).
+                    self.deferred = sqlite_backend.defer_search_index(self.conn)
                 self.conn.execute("SAVEPOINT claude_code_file")
                 try:
                     reading = _FileImport(self, path, counts)
@@ -380,8 +404,10 @@ class _Importer:
             self.progress(size)
 
     def commit(self) -> None:
-        """Commit the files imported so far (each one whole: a failed one was rolled back)."""
+        """Commit the files imported so far (each one whole: a failed one was rolled back),
+        their rows indexed for full-text search."""
         if self.conn.in_transaction:
+            sqlite_backend.catch_up_search_index(self.conn, self.deferred)
             self.conn.execute("COMMIT")
 
     def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
