@@ -39,7 +39,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,9 +241,11 @@ def _is_postgres(backend: Backend) -> bool:
 class _Copier:
     def __init__(self, src: Backend, dst: Backend, progress: Progress | None) -> None:
         self.src, self.dst, self.progress = src, dst, progress
+        self.fresh = False  # the target held none of the copied tables' rows
+        self.quiet_triggers = False
 
     async def run(self, recent: bool) -> CopyResult:
-        fresh = not any([await _any_row(self.dst, table) for table in TABLES])
+        fresh = self.fresh = not any([await _any_row(self.dst, table) for table in TABLES])
         # Into an empty PostgreSQL store, rows go in with the source's totals and without
         # the triggers (whose work the carried summaries replace): the copy's largest cost.
         self.quiet_triggers = fresh and await _owns_tables(self.dst)
@@ -299,7 +301,7 @@ class _Copier:
         parents_missing: list[tuple[Any, Any]] = []
         async for rows in _pages(self.src, table, copied, start):
             keys = [_key(table, row) for row in rows]
-            present = await self._present(table, keys)
+            present = set() if self.fresh else await self._present(table, keys)
             new = [row for row, key in zip(rows, keys, strict=True) if key not in present]
             if table.name == "agents":
                 parents_missing += await self._detach_parents(new)
@@ -471,18 +473,18 @@ class _Copier:
 
 
 class _Digest:
-    """An order-free digest of keys (the sides may sort text differently)."""
+    """A digest of keys, fed chunk by chunk (the same chunks on both sides): each chunk's
+    keys are sorted here, as the two databases may sort text differently."""
 
     def __init__(self) -> None:
-        self.value = 0
+        self._hash = hashlib.sha256()
 
-    def add(self, keys: Any) -> None:
-        for key in keys:
-            text = "\x1f".join(str(part) for part in key).encode()
-            self.value += int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+    def add(self, keys: Iterable[tuple[Any, ...]]) -> None:
+        text = "\n".join(sorted("\x1f".join(map(str, key)) for key in keys))
+        self._hash.update(hashlib.sha256(text.encode()).digest())
 
     def hex(self) -> str:
-        return f"{self.value % 2**64:016x}"
+        return self._hash.hexdigest()[:16]
 
 
 def _key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -572,13 +574,14 @@ async def _fetch_keys(
     columns: Sequence[str],
     *,
     where: str | None = None,
+    raw: bool = False,
 ) -> list[dict[str, Any]]:
-    """The rows of ``table`` with these keys (``columns`` of them, optionally only those
-    matching ``where``)."""
+    """The rows of ``table`` with these keys (``columns`` of them, or with ``raw`` these
+    expressions of ``t``; optionally only the rows matching ``where``)."""
     if not keys:
         return []
     extra = f" AND {where}" if where else ""
-    select = ", ".join(f"t.{column}" for column in columns)
+    select = ", ".join(columns if raw else [f"t.{column}" for column in columns])
     if _is_postgres(backend):
         if len(table.key) == 1:
             return await backend.fetchall(
@@ -612,10 +615,12 @@ def _pg_type(value: Any) -> str:
 async def _sums(
     backend: Backend, table: Table, keys: Sequence[tuple[Any, ...]], numeric: list[str]
 ) -> dict[str, float]:
+    """The sums of the ``numeric`` columns over the rows with these keys (in SQL)."""
     if not numeric:
         return {}
-    rows = await _fetch_keys(backend, table, keys, numeric)
-    return {column: float(sum(row[column] or 0 for row in rows)) for column in numeric}
+    sums = [f"sum(t.{column}) AS {column}" for column in numeric]
+    (row,) = await _fetch_keys(backend, table, keys, sums, raw=True)
+    return {column: float(row[column] or 0) for column in numeric}
 
 
 async def _insert(
