@@ -7,7 +7,8 @@ served file is an orchestrator database when its ``_sqlite_migrations`` ledger h
 it is looked at again every few seconds, in case ``orchestrator init`` runs meanwhile).
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
 name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
-(:mod:`.live`).
+(:mod:`.live`). Its tables' configured facets are served by the plugin so that pages
+stay fast at millions of rows (:mod:`.facets`).
 
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
@@ -26,6 +27,13 @@ from .metadata import has_orchestrator_schema, orchestrator_databases, plugin_me
 @hookimpl
 def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
     return state(datasette).metadata(datasette, key)
+
+
+@hookimpl
+def register_facet_classes() -> list[Any]:
+    from .facets import ConfiguredFacet
+
+    return [ConfiguredFacet]
 
 
 @hookimpl
@@ -54,6 +62,7 @@ __all__ = [
     "menu_links",
     "orchestrator_databases",
     "plugin_metadata",
+    "register_facet_classes",
     "register_routes",
     "state",
 ]
