@@ -338,6 +338,9 @@ def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, m
         assert status == 200
         assert [q["name"] for q in json.loads(body)["queries"]] == list(reports())
         assert _get(f"{url}/-/dashboards/overview")[0] == 200
+        status, body = _get(f"{url}/my/agent_logs?_search=ok")  # the plugin's search
+        assert status == 200 and b'id="_search"' in body
+        assert b"0 rows where search matches" in body
         status, body = _get(f"{url}/-/live")
         assert status == 200 and b"Runs in progress" in body
         script = re.search(rb'<script src="([^"]+/live\.js)"', body)

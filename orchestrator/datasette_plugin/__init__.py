@@ -7,8 +7,8 @@ served file is an orchestrator database when its ``_sqlite_migrations`` ledger h
 it is looked at again every few seconds, in case ``orchestrator init`` runs meanwhile).
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
 name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
-(:mod:`.live`). Its tables' configured facets are served by the plugin so that pages
-stay fast at millions of rows (:mod:`.facets`).
+(:mod:`.live`). Its tables' configured facets and full-text search are served by the
+plugin so that pages stay fast at millions of rows (:mod:`.facets`, :mod:`.search`).
 
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
@@ -36,6 +36,30 @@ def register_facet_classes() -> list[Any]:
     return [ConfiguredFacet]
 
 
+# Called after Datasette's own search filter, which finds no fts_table for these tables and
+# says the page has no search: this one's "supports_search" is the one the page gets.
+@hookimpl(trylast=True)
+def filters_from_request(request: Any, database: str, table: str, datasette: Any) -> Any:
+    from .search import filters_from_request as search
+
+    return search(request, database, table, datasette)
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Any:
+    def wrap(app: Any) -> Any:
+        async def counted_as_needed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope.get("type") == "http" and scope.get("method") == "GET":
+                from .search import with_count_choice
+
+                scope = await with_count_choice(datasette, scope)
+            await app(scope, receive, send)
+
+        return counted_as_needed
+
+    return wrap
+
+
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
     from .live import live_events, live_page
@@ -57,6 +81,8 @@ def menu_links(datasette: Any, actor: Any, request: Any) -> Any:
 
 
 __all__ = [
+    "asgi_wrapper",
+    "filters_from_request",
     "get_metadata",
     "has_orchestrator_schema",
     "menu_links",

@@ -2,9 +2,10 @@
 orchestrator schema, and the metadata (reports, dashboard, table docs) each one gets.
 Kept apart from the hooks so that :mod:`.live` can use it without importing them.
 
-A table option of metadata.yml is kept from Datasette and served by the plugin itself
-(:data:`OWN_TABLE_OPTIONS`): ``facets`` (:mod:`.facets`: not computed over millions of
-rows). :meth:`_State.table_options` gives it to that module."""
+Two table options of metadata.yml are kept from Datasette and served by the plugin
+itself (:data:`OWN_TABLE_OPTIONS`): ``facets`` (:mod:`.facets`: not computed over
+millions of rows) and ``fts_table`` (:mod:`.search`: a search that stops at the page's
+rows). :meth:`_State.table_options` gives them to those modules."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ RECHECK_S = 5.0
 _PERMISSION_KEYS = ("allow", "allow_sql")
 
 #: Table options of metadata.yml that the plugin serves instead of Datasette.
-OWN_TABLE_OPTIONS = ("facets",)
+OWN_TABLE_OPTIONS = ("facets", "fts_table")
 
 
 def has_orchestrator_schema(path: str | Path) -> bool:
