@@ -138,6 +138,19 @@ async def test_a_database_given_the_schema_later_is_found(
     assert await queries(ds, "later") == list(reports())
 
 
+async def test_a_database_added_while_serving_is_found_at_once(my_db: Path, tmp_path: Path) -> None:
+    from datasette.database import Database
+
+    ds = Datasette([str(my_db)])
+    assert await queries(ds, "my") == list(reports())  # the plugin has looked at "my"
+    added = tmp_path / "added.db"
+    backend.connect(added).close()
+    ds.add_database(Database(ds, path=str(added)), name="added")
+    assert await queries(ds, "added") == list(reports())
+    ds.remove_database("added")
+    assert set((await get(ds, "/-/metadata.json")).json()["databases"]) == {"my"}
+
+
 async def test_two_orchestrator_databases_get_a_dashboard_each(tmp_path: Path) -> None:
     paths = [tmp_path / "alpha.db", tmp_path / "beta.db"]
     for path in paths:

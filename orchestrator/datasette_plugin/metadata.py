@@ -144,6 +144,7 @@ class _State:
 
     def __init__(self) -> None:
         self.schema: dict[tuple[str, str], tuple[bool, float]] = {}  # (name, path) -> found, when
+        self.seen: tuple[Any, float, tuple[str, ...]] = (None, 0.0, ())  # databases, until, names
         self.source: tuple[str, int] | None = None  # metadata.yml's path and mtime
         self.source_checked = -1.0  # when (monotonic) it was last looked at
         self.built: tuple[Any, ...] | None = None  # what the metadata below was built from
@@ -152,9 +153,16 @@ class _State:
         self.options: dict[tuple[str, str], dict[str, Any]] = {}  # (database, table) -> own
 
     def orchestrator_databases(self, datasette: Any) -> tuple[str, ...]:
+        # Asked once per table cell (through get_metadata): the last answer stands for up
+        # to a second while Datasette's databases are the same (it replaces the dict when
+        # it adds or removes one) and no file is due to be looked at again.
         now = time.monotonic()
+        databases = datasette.databases
+        if databases is self.seen[0] and now < self.seen[1]:
+            return self.seen[2]
         found = []
-        for name, database in list(datasette.databases.items()):
+        recheck = now + 1.0
+        for name, database in list(databases.items()):
             if database.is_memory or not database.path:
                 continue
             key = (name, str(database.path))
@@ -164,7 +172,10 @@ class _State:
                 self.schema[key] = known
             if known[0]:
                 found.append(name)
-        return tuple(found)
+            else:
+                recheck = min(recheck, known[1] + RECHECK_S)
+        self.seen = (databases, recheck, tuple(found))
+        return self.seen[2]
 
     def _source(self) -> tuple[str, int]:
         """metadata.yml's path and mtime, looked up at most once a second (Datasette asks
@@ -213,18 +224,22 @@ def _spine(value: dict[str, Any], depth: int = 4) -> dict[str, Any]:
     """``value`` with its dicts copied ``depth`` levels deep and the rest shared: enough
     that Datasette merging ``-m`` metadata into it changes none of ``value`` (at most the
     plugin configs under ``plugins``, with what ``-m`` gives them on every merge anyway)."""
-    if depth == 0:
-        return value
-    return {k: _spine(v, depth - 1) if isinstance(v, dict) else v for k, v in value.items()}
+    copy = value.copy()
+    if depth > 1:
+        for key, item in copy.items():
+            if isinstance(item, dict):
+                copy[key] = _spine(item, depth - 1)
+    return copy
 
 
 _states: weakref.WeakKeyDictionary[Any, _State] = weakref.WeakKeyDictionary()
 
 
 def state(datasette: Any) -> _State:
-    if datasette not in _states:
-        _states[datasette] = _State()
-    return _states[datasette]
+    found = _states.get(datasette)
+    if found is None:
+        found = _states[datasette] = _State()
+    return found
 
 
 def orchestrator_databases(datasette: Any) -> tuple[str, ...]:
