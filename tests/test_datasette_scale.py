@@ -251,8 +251,12 @@ async def test_searches_by_column_raw_and_empty(demo_db: Path) -> None:
     assert response.status_code == 400
 
 
-async def test_an_fts_table_given_with_m_is_datasettes_to_search(demo_db: Path) -> None:
+async def test_facets_and_fts_table_given_with_m_are_datasettes(demo_db: Path) -> None:
+    mine = {"databases": {DB: {"tables": {"agent_logs": {"facets": ["step"]}}}}}
+    ds = Datasette([str(demo_db)], metadata=mine)
+    assert list(facet_counts((await page(ds, f"/{DB}/agent_logs")).text)) == ["step"]
     ds = Datasette([str(demo_db)], metadata=metadata_for(DB))
     data = (await page(ds, f"/{DB}/agent_logs.json?_search=ok&_nocount=1")).json()
     sql = data["query"]["sql"]
     assert sql.count("agent_logs_fts match") == 1 and "exists (" not in sql
+    assert sorted(data["facet_results"]) == ["log_type", "step"]  # Datasette's, once each

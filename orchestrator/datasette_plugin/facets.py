@@ -34,10 +34,9 @@ class ConfiguredFacet(ColumnFacet):
 
     def get_configs(self) -> list[dict[str, Any]]:
         columns = state(self.ds).table_options(self.ds, self.database, self.table).get("facets")
-        if not columns:
-            return []
-        # Facets Datasette computes itself (asked for with ?_facet=, or given in -m
-        # metadata) are not computed twice.
+        if not columns or "facets" in (self.metadata or {}):
+            return []  # none, or facets given with -m: those win, and Datasette shows them
+        # A facet asked for with ?_facet= is Datasette's: not computed twice.
         theirs = load_facet_configs(self.request, self.metadata).get("column", [])
         taken = {c["config"].get("column") or c["config"].get("simple") for c in theirs}
         return [
