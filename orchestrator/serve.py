@@ -32,6 +32,16 @@ DEMO_DIR = "orchestrator-demo"
 #: instance and arbitrary SQL on every interface.
 MIN_PASSWORD_LENGTH = 12
 
+#: The Datasette settings ``orchestrator serve`` runs with (scripts/bench_datasette.py
+#: times pages with them too).
+DATASETTE_SETTINGS: dict[str, int | bool] = {
+    "sql_time_limit_ms": 1000,
+    "facet_time_limit_ms": 300,
+    # Suggesting facets costs seconds on tables of millions of rows; the useful ones
+    # are configured in metadata.yml.
+    "suggest_facets": False,
+}
+
 
 def demo_path_for(db_path: Path) -> Path:
     """Where the demo database lives when ``db_path`` does not exist yet."""
@@ -196,23 +206,10 @@ def datasette_command(
         metadata_file = folder / "metadata.yml"
         metadata_file.write_text(yaml.safe_dump(share_metadata()), encoding="utf-8")
         command += ["--metadata", os.fspath(metadata_file)]
-    command += [
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--setting",
-        "sql_time_limit_ms",
-        "1000",
-        "--setting",
-        "facet_time_limit_ms",
-        "300",
-        # Suggesting facets costs seconds on tables of millions of rows; the useful ones
-        # are configured in metadata.yml.
-        "--setting",
-        "suggest_facets",
-        "off",
-    ]
+    command += ["--host", host, "--port", str(port)]
+    for name, value in DATASETTE_SETTINGS.items():
+        text = ("on" if value else "off") if isinstance(value, bool) else str(value)
+        command += ["--setting", name, text]
     return command, env
 
 

@@ -3,12 +3,13 @@
     python scripts/bench_datasette.py --db big.db [--repeat 10]
 
 Serves ``--db`` in-process with the project's plugin (the same metadata, reports and
-settings as ``orchestrator serve``: no facet suggestions, 1 s SQL time limit) and
+settings as ``orchestrator serve``: ``orchestrator.serve.DATASETTE_SETTINGS``) and
 fetches through Datasette's ASGI client, after one warm-up each:
 
 * every table page (first page, default sort) and the JSON of it;
 * every canned report page with its defaults;
-* a full-text search of the agent logs for their most common word.
+* full-text searches of the agent logs for their most common word, one in about 1% of
+  them and one in about 100, and of the prompts for their most common word.
 
 Prints the median and p95 in ms beside the baseline of the same run (Datasette's
 ``/-/versions.json``, a page that touches no table), and the ratio of each p95 to the
@@ -29,6 +30,7 @@ from datasette.plugins import pm
 
 from orchestrator import datasette_plugin
 from orchestrator.reports import reports
+from orchestrator.serve import DATASETTE_SETTINGS
 
 
 async def timed(ds: Datasette, path: str, repeat: int) -> tuple[float, float, int]:
@@ -43,14 +45,14 @@ async def timed(ds: Datasette, path: str, repeat: int) -> tuple[float, float, in
     return statistics.median(times), p95, response.status_code
 
 
-def common_word(db: Path) -> str:
-    """The most frequent token of the agent log index (FTS5 vocabulary)."""
+def word_in(db: Path, index: str, rows: float | None = None) -> str:
+    """The most frequent token of the full-text ``index``, or the one in the number of rows
+    nearest ``rows`` (FTS5 vocabulary)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        conn.execute(
-            "CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, 'agent_logs_fts', 'row')"
-        )
-        row = conn.execute("SELECT term FROM temp.vocab ORDER BY cnt DESC LIMIT 1").fetchone()
+        conn.execute(f"CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, '{index}', 'row')")
+        order = "cnt DESC" if rows is None else f"abs(doc - {rows}), term"
+        row = conn.execute(f"SELECT term FROM temp.vocab ORDER BY {order} LIMIT 1").fetchone()
         return str(row[0])
     finally:
         conn.close()
@@ -63,10 +65,7 @@ async def main() -> None:
     args = parser.parse_args()
     if not pm.is_registered(datasette_plugin):  # installed: its entry point did it
         pm.register(datasette_plugin, name="orchestrator")
-    ds = Datasette(
-        [str(args.db)],
-        settings={"suggest_facets": False, "sql_time_limit_ms": 1000},
-    )
+    ds = Datasette([str(args.db)], settings=dict(DATASETTE_SETTINGS))
     name = args.db.stem
     conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     tables = [
@@ -76,13 +75,19 @@ async def main() -> None:
             "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name"
         )
     ]
+    logs = conn.execute("SELECT count(*) FROM agent_logs").fetchone()[0]
     conn.close()
-    word = common_word(args.db)
+    searches = [
+        ("agent_logs", word_in(args.db, "agent_logs_fts")),
+        ("agent_logs", word_in(args.db, "agent_logs_fts", logs / 100)),
+        ("agent_logs", word_in(args.db, "agent_logs_fts", 100)),
+        ("prompts", word_in(args.db, "prompts_fts")),
+    ]
     pages = [("baseline /-/versions.json", "/-/versions.json", None)]
     pages += [(f"table {t}", f"/{name}/{t}", 300.0) for t in tables]
     pages += [(f"table {t}.json", f"/{name}/{t}.json?_shape=array", 300.0) for t in tables]
     pages += [(f"report {r}", f"/{name}/{r}", 300.0) for r in sorted(reports())]
-    pages += [(f"search agent_logs '{word}'", f"/{name}/agent_logs?_search={word}", 1000.0)]
+    pages += [(f"search {t} '{w}'", f"/{name}/{t}?_search={w}", 1000.0) for t, w in searches]
     print(f"{'page':<52} {'status':>6} {'median ms':>10} {'p95 ms':>8} {'p95/target':>10}")
     for label, path, target in pages:
         median, p95, status = await timed(ds, path, args.repeat)

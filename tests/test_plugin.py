@@ -138,6 +138,19 @@ async def test_a_database_given_the_schema_later_is_found(
     assert await queries(ds, "later") == list(reports())
 
 
+async def test_a_database_added_while_serving_is_found_at_once(my_db: Path, tmp_path: Path) -> None:
+    from datasette.database import Database
+
+    ds = Datasette([str(my_db)])
+    assert await queries(ds, "my") == list(reports())  # the plugin has looked at "my"
+    added = tmp_path / "added.db"
+    backend.connect(added).close()
+    ds.add_database(Database(ds, path=str(added)), name="added")
+    assert await queries(ds, "added") == list(reports())
+    ds.remove_database("added")
+    assert set((await get(ds, "/-/metadata.json")).json()["databases"]) == {"my"}
+
+
 async def test_two_orchestrator_databases_get_a_dashboard_each(tmp_path: Path) -> None:
     paths = [tmp_path / "alpha.db", tmp_path / "beta.db"]
     for path in paths:
@@ -338,6 +351,9 @@ def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, m
         assert status == 200
         assert [q["name"] for q in json.loads(body)["queries"]] == list(reports())
         assert _get(f"{url}/-/dashboards/overview")[0] == 200
+        status, body = _get(f"{url}/my/agent_logs?_search=ok")  # the plugin's search
+        assert status == 200 and b'id="_search"' in body
+        assert b"0 rows where search matches" in body
         status, body = _get(f"{url}/-/live")
         assert status == 200 and b"Runs in progress" in body
         script = re.search(rb'<script src="([^"]+/live\.js)"', body)

@@ -8,7 +8,9 @@ it is looked at again every few seconds, in case ``orchestrator init`` runs mean
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
 name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
 (:mod:`.live`). Started by ``orchestrator serve postgresql://...``, it keeps the snapshot
-of the store fresh and says on every page as of when it is (:mod:`.snapshot`).
+of the store fresh and says on every page as of when it is (:mod:`.snapshot`). Its tables'
+configured facets and full-text search are served by the
+plugin so that pages stay fast at millions of rows (:mod:`.facets`, :mod:`.search`).
 
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
@@ -28,6 +30,37 @@ from .snapshot import body_script, snapshot_for
 @hookimpl
 def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
     return state(datasette).metadata(datasette, key)
+
+
+@hookimpl
+def register_facet_classes() -> list[Any]:
+    from .facets import ConfiguredFacet
+
+    return [ConfiguredFacet]
+
+
+# Called after Datasette's own search filter, which finds no fts_table for these tables and
+# says the page has no search: this one's "supports_search" is the one the page gets.
+@hookimpl(trylast=True)
+def filters_from_request(request: Any, database: str, table: str, datasette: Any) -> Any:
+    from .search import filters_from_request as search
+
+    return search(request, database, table, datasette)
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Any:
+    def wrap(app: Any) -> Any:
+        async def counted_as_needed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope.get("type") == "http" and scope.get("method") == "GET":
+                from .search import with_count_choice
+
+                scope = await with_count_choice(datasette, scope)
+            await app(scope, receive, send)
+
+        return counted_as_needed
+
+    return wrap
 
 
 @hookimpl
@@ -78,12 +111,15 @@ def menu_links(datasette: Any, actor: Any, request: Any) -> Any:
 
 
 __all__ = [
+    "asgi_wrapper",
     "extra_body_script",
+    "filters_from_request",
     "get_metadata",
     "has_orchestrator_schema",
     "menu_links",
     "orchestrator_databases",
     "plugin_metadata",
+    "register_facet_classes",
     "register_routes",
     "startup",
     "state",

@@ -1,6 +1,11 @@
 """What the plugin knows of a Datasette instance: which of its databases have the
 orchestrator schema, and the metadata (reports, dashboard, table docs) each one gets.
-Kept apart from the hooks so that :mod:`.live` can use it without importing them."""
+Kept apart from the hooks so that :mod:`.live` can use it without importing them.
+
+Two table options of metadata.yml are kept from Datasette and served by the plugin
+itself (:data:`OWN_TABLE_OPTIONS`): ``facets`` (:mod:`.facets`: not computed over
+millions of rows) and ``fts_table`` (:mod:`.search`: a search that stops at the page's
+rows). :meth:`_State.table_options` gives them to those modules."""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from ..reports import DATABASE_NAME, metadata_for, metadata_path
 RECHECK_S = 5.0
 
 _PERMISSION_KEYS = ("allow", "allow_sql")
+
+#: Table options of metadata.yml that the plugin serves instead of Datasette.
+OWN_TABLE_OPTIONS = ("facets", "fts_table")
 
 
 def has_orchestrator_schema(path: str | Path) -> bool:
@@ -55,6 +63,18 @@ def _without_grants(value: Any) -> Any:
     return value
 
 
+def _own_options(metadata: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Take :data:`OWN_TABLE_OPTIONS` out of ``metadata``'s tables: by (database, table)."""
+    taken: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, database in (metadata.get("databases") or {}).items():
+        for table, spec in (database.get("tables") or {}).items():
+            if isinstance(spec, dict):
+                options = {key: spec.pop(key) for key in OWN_TABLE_OPTIONS if key in spec}
+                if options:
+                    taken[(name, table)] = options
+    return taken
+
+
 def plugin_metadata(
     names: list[str] | tuple[str, ...],
     database_url: Callable[[str], str] = lambda name: f"/{name}",
@@ -65,10 +85,20 @@ def plugin_metadata(
     metadata.yml (``path``, default :func:`~orchestrator.reports.metadata_path`) with its
     database section under each name. The dashboards and the home page's link are for
     the first; each further database gets its own copy of every dashboard, its slug
-    suffixed with ``-NAME``. Permission grants are left out (see the module docstring).
+    suffixed with ``-NAME``. Permission grants are left out (see the module docstring),
+    and so are the table options the plugin serves itself (:data:`OWN_TABLE_OPTIONS`).
     """
+    return _build(names, database_url, path)[0]
+
+
+def _build(
+    names: list[str] | tuple[str, ...],
+    database_url: Callable[[str], str] = lambda name: f"/{name}",
+    path: Path | None = None,
+) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """:func:`plugin_metadata` and the table options taken out of it (:func:`_own_options`)."""
     if not names:
-        return {}
+        return {}, {}
     first = names[0]
     metadata = metadata_for(first, path)
     if "description_html" in metadata:
@@ -82,7 +112,8 @@ def plugin_metadata(
         for slug, dashboard in more.get("plugins", {}).get("datasette-dashboards", {}).items():
             dashboard["title"] = f"{dashboard.get('title', slug)} ({name})"
             dashboards[f"{slug}-{name}"] = dashboard
-    return dict(_without_grants(metadata))
+    options = _own_options(metadata)
+    return dict(_without_grants(metadata)), options
 
 
 def _for_key(metadata: dict[str, Any], key: str | None) -> dict[str, Any]:
@@ -113,16 +144,25 @@ class _State:
 
     def __init__(self) -> None:
         self.schema: dict[tuple[str, str], tuple[bool, float]] = {}  # (name, path) -> found, when
+        self.seen: tuple[Any, float, tuple[str, ...]] = (None, 0.0, ())  # databases, until, names
         self.source: tuple[str, int] | None = None  # metadata.yml's path and mtime
         self.source_checked = -1.0  # when (monotonic) it was last looked at
         self.built: tuple[Any, ...] | None = None  # what the metadata below was built from
         self.full: dict[str, Any] = {}
         self.parts: dict[str | None, Any] = {}  # pickled (or shared) metadata for each key
+        self.options: dict[tuple[str, str], dict[str, Any]] = {}  # (database, table) -> own
 
     def orchestrator_databases(self, datasette: Any) -> tuple[str, ...]:
+        # Asked once per table cell (through get_metadata): the last answer stands for up
+        # to a second while Datasette's databases are the same (it replaces the dict when
+        # it adds or removes one) and no file is due to be looked at again.
         now = time.monotonic()
+        databases = datasette.databases
+        if databases is self.seen[0] and now < self.seen[1]:
+            return self.seen[2]
         found = []
-        for name, database in list(datasette.databases.items()):
+        recheck = now + 1.0
+        for name, database in list(databases.items()):
             if database.is_memory or not database.path:
                 continue
             key = (name, str(database.path))
@@ -132,7 +172,10 @@ class _State:
                 self.schema[key] = known
             if known[0]:
                 found.append(name)
-        return tuple(found)
+            else:
+                recheck = min(recheck, known[1] + RECHECK_S)
+        self.seen = (databases, recheck, tuple(found))
+        return self.seen[2]
 
     def _source(self) -> tuple[str, int]:
         """metadata.yml's path and mtime, looked up at most once a second (Datasette asks
@@ -143,14 +186,26 @@ class _State:
             self.source, self.source_checked = (str(path), path.stat().st_mtime_ns), now
         return self.source
 
-    def metadata(self, datasette: Any, key: str | None) -> dict[str, Any]:
+    def _update(self, datasette: Any) -> bool:
+        """Rebuild the metadata if the databases or metadata.yml changed; False: none."""
         names = self.orchestrator_databases(datasette)
         if not names:
-            return {}
+            return False
         source = self._source()
         if (names, source) != self.built:
             self.built, self.parts = (names, source), {}
-            self.full = plugin_metadata(names, datasette.urls.database, Path(source[0]))
+            self.full, self.options = _build(names, datasette.urls.database, Path(source[0]))
+        return True
+
+    def table_options(self, datasette: Any, database: str, table: str | None) -> dict[str, Any]:
+        """metadata.yml's :data:`OWN_TABLE_OPTIONS` of ``table`` ({} for none; do not change)."""
+        if table is None or not self._update(datasette):
+            return {}
+        return self.options.get((database, table), {})
+
+    def metadata(self, datasette: Any, key: str | None) -> dict[str, Any]:
+        if not self._update(datasette):
+            return {}
         if key not in self.parts:
             part = _for_key(self.full, key)
             self.parts[key] = (
@@ -169,18 +224,22 @@ def _spine(value: dict[str, Any], depth: int = 4) -> dict[str, Any]:
     """``value`` with its dicts copied ``depth`` levels deep and the rest shared: enough
     that Datasette merging ``-m`` metadata into it changes none of ``value`` (at most the
     plugin configs under ``plugins``, with what ``-m`` gives them on every merge anyway)."""
-    if depth == 0:
-        return value
-    return {k: _spine(v, depth - 1) if isinstance(v, dict) else v for k, v in value.items()}
+    copy = value.copy()
+    if depth > 1:
+        for key, item in copy.items():
+            if isinstance(item, dict):
+                copy[key] = _spine(item, depth - 1)
+    return copy
 
 
 _states: weakref.WeakKeyDictionary[Any, _State] = weakref.WeakKeyDictionary()
 
 
 def state(datasette: Any) -> _State:
-    if datasette not in _states:
-        _states[datasette] = _State()
-    return _states[datasette]
+    found = _states.get(datasette)
+    if found is None:
+        found = _states[datasette] = _State()
+    return found
 
 
 def orchestrator_databases(datasette: Any) -> tuple[str, ...]:
