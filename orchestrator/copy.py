@@ -27,8 +27,11 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
   first (an SQLite target through ``init --force``: backed up, refused while open).
 
 ``recent=True`` (a snapshot's refresh) pages only through keys from ten minutes before
-the target's newest one (ids are UUIDv7: time-ordered) and verifies counts alone; when
-the counts differ it falls back to the whole scan.
+the target's newest one (ids are UUIDv7: time-ordered), or, with ``since`` (the UNIX time
+the previous copy began), from ten minutes before that: a row committed since was given
+its id at most that long before (a transaction open longer, or a writer's clock behind by
+more, is caught by the counts). It verifies counts alone; when they differ it falls back
+to the whole scan.
 """
 
 from __future__ import annotations
@@ -158,10 +161,13 @@ def copy_database(
     *,
     replace: bool = False,
     recent: bool = False,
+    since: float | None = None,
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy every row of ``source`` into ``target`` and verify it (see the module)."""
-    return asyncio.run(copy(source, target, replace=replace, recent=recent, progress=progress))
+    return asyncio.run(
+        copy(source, target, replace=replace, recent=recent, since=since, progress=progress)
+    )
 
 
 async def copy(
@@ -170,6 +176,7 @@ async def copy(
     *,
     replace: bool = False,
     recent: bool = False,
+    since: float | None = None,
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails."""
@@ -188,7 +195,7 @@ async def copy(
         await src.execute(_READ_SNAPSHOT if _is_postgres(src) else "BEGIN DEFERRED")
         await dst.open()
         try:
-            result = await _Copier(src, dst, progress).run(recent)
+            result = await _Copier(src, dst, progress, since).run(recent or since is not None)
         finally:
             await dst.close()
     finally:
@@ -239,8 +246,10 @@ def _is_postgres(backend: Backend) -> bool:
 
 
 class _Copier:
-    def __init__(self, src: Backend, dst: Backend, progress: Progress | None) -> None:
-        self.src, self.dst, self.progress = src, dst, progress
+    def __init__(
+        self, src: Backend, dst: Backend, progress: Progress | None, since: float | None
+    ) -> None:
+        self.src, self.dst, self.progress, self.since = src, dst, progress, since
         self.fresh = False  # the target held none of the copied tables' rows
         self.quiet_triggers = False
 
@@ -337,13 +346,16 @@ class _Copier:
     async def _window_start(self, table: Table) -> tuple[Any, ...] | None:
         if not table.time_ordered:
             return None
-        (column,) = table.key
-        row = await self.dst.fetchone(f"SELECT max({column}) AS k FROM {table.name}")
-        newest = row["k"] if row else None
-        if not newest:
-            return None
-        ms = int(newest.replace("-", "")[:12], 16) - LOOKBACK_MS
-        head = f"{max(ms, 0):012x}"
+        if self.since is not None:
+            ms = int(self.since * 1000)
+        else:
+            (column,) = table.key
+            row = await self.dst.fetchone(f"SELECT max({column}) AS k FROM {table.name}")
+            newest = row["k"] if row else None
+            if not newest:
+                return None
+            ms = int(newest.replace("-", "")[:12], 16)
+        head = f"{max(ms - LOOKBACK_MS, 0):012x}"
         return (f"{head[:8]}-{head[8:]}",)  # sorts before every id of that millisecond
 
     async def _present(self, table: Table, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:

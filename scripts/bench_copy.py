@@ -12,7 +12,8 @@ Three figures, each beside its baseline of the same run:
    triggers off (the same indexes and constraints): what moving the rows costs at least.
 2. PostgreSQL -> SQLite: the snapshot ``serve`` makes (a whole process, the same way).
 3. A snapshot's refresh after ``--events`` new events written to the store by the
-   writer: ``copy --recent`` in-process (what ``serve`` runs every few seconds) and as a
+   writer: ``copy(since=...)`` in-process (what ``serve`` runs every few seconds: rows
+   from ten minutes before the previous copy began, then counts) and as a
    whole process of the full incremental pass (``orchestrator copy URL SNAPSHOT``),
    beside the baseline of selecting just those new rows from the server.
 """
@@ -146,6 +147,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.db.parent) as folder:
         snapshot = Path(folder) / "orchestrator.db"
+        began = time.time()
         wall, cpu, mb = timed([*ORCHESTRATOR, "copy", target, str(snapshot)])
         line("orchestrator copy PostgreSQL -> SQLite (snapshot)", wall, cpu, mb, rows)
 
@@ -154,7 +156,7 @@ def main() -> None:
         since = new_id()
         write_events(target, args.events)
         started = time.perf_counter()
-        result = copy_database(target, snapshot, recent=True)
+        result = copy_database(target, snapshot, since=began)  # as serve refreshes
         refresh = time.perf_counter() - started
         assert result.inserted >= args.events, result.inserted
         what = f"refresh (recent) after {args.events:,} events, in-process"

@@ -6,6 +6,7 @@ import asyncio
 import math
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,6 +149,9 @@ def test_copy_again_brings_only_what_is_new_and_runs_that_finished(
     asyncio.run(_log_more(source, run, 3))
     refresh = copy_database(source, target, recent=True)
     assert refresh.inserted == 3
+    began = time.time()
+    asyncio.run(_log_more(source, run, 2))
+    assert copy_database(source, target, since=began).inserted == 2
     _assert_same_rows(_table(source, "agent_logs"), _table(target, "agent_logs"), "agent_logs")
 
     # A refresh looks near the newest ids; a long-running run (an old id) still catches

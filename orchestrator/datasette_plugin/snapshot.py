@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import format_exception
-from ..ids import utc_now
+from ..ids import parse_timestamp, utc_now
 
 SOURCE_ENV = "ORCHESTRATOR_SNAPSHOT_OF"  # the store's URL
 PATH_ENV = "ORCHESTRATOR_SNAPSHOT_PATH"  # the SQLite file Datasette serves
@@ -33,6 +33,7 @@ class Snapshot:
     path: str
     interval: float
     as_of: str  # when the last refresh that succeeded began: everything committed before is in
+    since: float | None = None  # UNIX time the last copy began (None: not known)
     error: str | None = None
     refreshes: int = 0
     rows: int = 0  # rows the refreshes brought (new and caught up)
@@ -48,13 +49,13 @@ class Snapshot:
         """One refresh: the rows the store gained and runs that finished since the last."""
         from ..copy import copy_database
 
-        began = utc_now()
+        began, started = utc_now(), time.time()
         try:
-            result = copy_database(self.source, self.path, recent=True)
+            result = copy_database(self.source, self.path, since=self.since)
         except Exception as exc:  # a server away for a moment: keep serving, say so
             self.error = format_exception(exc)
             return
-        self.as_of, self.error = began, None
+        self.as_of, self.since, self.error = began, started, None
         self.refreshes += 1
         self.rows += result.inserted + result.updated
 
@@ -103,11 +104,13 @@ def snapshot_for(datasette: Any) -> Snapshot | None:
     served = {os.path.realpath(db.path) for db in datasette.databases.values() if db.path}
     if os.path.realpath(path) not in served:
         return None
+    as_of = os.environ.get(AS_OF_ENV) or ""
     snapshot = Snapshot(
         source,
         path,
         float(os.environ.get(INTERVAL_ENV) or 5),
-        os.environ.get(AS_OF_ENV) or "(not yet)",
+        as_of or "(not yet)",
+        parse_timestamp(as_of).timestamp() if as_of else None,
     )
     _snapshots[datasette] = snapshot
     return snapshot
