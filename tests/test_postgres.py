@@ -144,7 +144,7 @@ def test_init_and_demo_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) ->
         rows(pg, "SELECT sum(prompts), sum(cost_usd) FROM usage_daily")[0],
     )
     assert prompts == summed >= 60 and cost == pytest.approx(summed_cost)
-    for command in (["report", "spend_by_day", "--db", pg], ["serve", pg, "--no-demo"]):
+    for command in (["report", "spend_by_day", "--db", pg], ["tail", "--db", pg]):
         result = runner.invoke(cli, command)
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
 
