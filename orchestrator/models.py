@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from .columns import is_canonical_uuid
+
 
 class OrchestratorStatus(str, Enum):
     ACTIVE = "active"
@@ -74,6 +76,8 @@ class LogLevel(str, Enum):
 
 
 def _canonical_uuid(value: Any) -> str:
+    if is_canonical_uuid(value):
+        return value  # what str(UUID(value)) gives: no need to parse it
     if isinstance(value, UUID):
         return str(value)
     if not isinstance(value, str):

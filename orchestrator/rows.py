@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from .columns import is_canonical_uuid
 from .errors import InvalidInput
 from .ids import format_timestamp, new_id, parse_timestamp, utc_now
 from .models import (
@@ -74,7 +75,6 @@ TOKEN_FIELDS = frozenset(Usage.model_fields)
 #: How a prompt whose tokens are known only as a sum of requests begins (priced with
 #: ``base_tier``): the Claude Code importer writes it, ``reprice`` reads it.
 RECONCILIATION = "[reconciliation]"
-_HEX = frozenset("0123456789abcdef")
 
 
 class PromptFields(TypedDict, total=False):
@@ -116,13 +116,8 @@ _PROMPT_FIELDS = frozenset(PromptFields.__annotations__)
 def canonical_id(value: Any, field: str) -> str:
     """Validate a UUID given as text or ``uuid.UUID``; return its canonical text."""
     text = str(value) if value is not None and not isinstance(value, (bool, int, float)) else None
-    if (
-        text is not None
-        and len(text) == 36
-        and text[8] == text[13] == text[18] == text[23] == "-"
-        and set(text.replace("-", "")) <= _HEX
-    ):
-        return text  # the fast path: already canonical
+    if is_canonical_uuid(text):
+        return text  # type: ignore[return-value]  # the fast path: already canonical
     try:
         from uuid import UUID
 

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import DatabaseManager, InvalidInput
-from orchestrator.models import AgentLog, LogType
+from orchestrator.columns import is_canonical_uuid
+from orchestrator.models import AgentLog, LogType, _canonical_uuid
+from orchestrator.rows import canonical_id
 
 
 @pytest.fixture
@@ -291,3 +293,39 @@ def test_an_impossible_time_in_the_stored_format_is_refused(value: str) -> None:
 
     with pytest.raises(InvalidInput, match=r"agents\.created_at"):
         timestamp(value, "agents.created_at")
+
+
+def uuid_texts() -> st.SearchStrategy[str]:
+    """UUIDs written every way uuid.UUID reads them, and near misses."""
+    hexes = st.text(alphabet="0123456789abcdefABCDEF-{}:urn", min_size=30, max_size=45)
+    return (
+        st.uuids().map(str)
+        | st.uuids().map(lambda u: str(u).upper())
+        | st.uuids().map(lambda u: u.hex)
+        | st.uuids().map(lambda u: "{" + str(u) + "}")
+        | st.uuids().map(lambda u: f"urn:uuid:{u}")
+        | st.uuids().map(lambda u: str(u)[:35] + "-")  # the last digit a dash
+        | st.uuids().map(lambda u: str(u)[:23] + str(u)[24:] + "-")  # a dash out of place
+        | st.uuids().map(lambda u: str(u)[:34] + "-" + str(u)[35:])  # 36 long, 5 dashes
+        | st.uuids().map(lambda u: str(u).replace("-", "", 1) + "a")
+        | st.uuids().map(lambda u: str(u)[:-1] + "\u0661")  # a non-ASCII digit
+        | hexes
+    )
+
+
+@given(uuid_texts() | st.text(max_size=40))
+def test_a_canonical_uuid_is_recognised_without_parsing_it(text: str) -> None:
+    """The fast path takes exactly the texts uuid.UUID gives back unchanged; every other
+    text is parsed as before (the model and canonical_id agree with uuid.UUID)."""
+    try:
+        parsed: str | None = str(uuid.UUID(text))
+    except ValueError:
+        parsed = None
+    assert is_canonical_uuid(text) == (parsed == text)
+    if parsed is None:
+        with pytest.raises(InvalidInput, match=r"^agents\.id: "):
+            canonical_id(text, "agents.id")
+        with pytest.raises(ValueError, match="must be a UUID"):
+            _canonical_uuid(text)
+    else:
+        assert canonical_id(text, "agents.id") == parsed == _canonical_uuid(text)
