@@ -27,7 +27,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from .models import CostSource
+from .columns import CostSource
 
 
 def _installed_version(distribution: str = "genai_prices") -> str:
