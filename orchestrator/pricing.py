@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -230,21 +231,32 @@ def _prices(model: str, provider: str | None) -> _Prices | None:
         return _memory[key]
     except KeyError:
         pass
-    prices: _Prices | None
-    if key[2] != 0:
-        prices = _memory[key] = _ask_genai_prices(model, provider)
-        return prices
+    with _missing:
+        if key not in _memory:
+            _memory[key] = _look_up(model, provider, bundled=key[2] == 0)
+        return _memory[key]
+
+
+#: Held while a model missing from memory is looked up: asked and written once, and the
+#: disk cache's entries never change under a thread writing them.
+_missing = threading.Lock()
+
+
+def _look_up(model: str, provider: str | None, bundled: bool) -> _Prices | None:
+    """A model's prices from the disk cache, else asked of genai-prices and written there
+    (prices from a custom snapshot are neither read nor written)."""
     global _disk
+    if not bundled:
+        return _ask_genai_prices(model, provider)
     if _disk is None:
         _disk = _read_cache()
     entry = _disk.get((model, provider))
     if entry is not None:
         try:
-            prices = _memory[key] = _decoded(entry)
-            return prices
+            return _decoded(entry)
         except (ArithmeticError, AttributeError, KeyError, TypeError, ValueError):
             pass  # not what this code writes: asked again, below
-    prices = _memory[key] = _ask_genai_prices(model, provider)
+    prices = _ask_genai_prices(model, provider)
     _disk[(model, provider)] = _encoded(model, provider, prices)
     _write_cache(_disk)
     return prices

@@ -423,3 +423,24 @@ async def test_summary_tables_stay_true_after_updates_and_deletes(db_target: Tar
     steps = rows(db_target, "SELECT sum(steps), sum(sum_ms) FROM step_histogram_daily")
     assert steps[0][0] == 3  # the deleted run's steps are gone
     assert rows(db_target, "SELECT count(*) FROM agent_logs WHERE log_type = 'step_end'") == [(3,)]
+
+
+def test_threads_pricing_new_models_at_once_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o", "acme-llm-9000", *DATED]
+    calls = [
+        (m, datetime(2026, 3, d, tzinfo=timezone.utc), 300_000, 9, 0, 0)
+        for m in models
+        for d in (12, 13)
+    ]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    forget(monkeypatch)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: costs(calls), range(16)))
+    forget(monkeypatch)
+    assert answers == [costs(calls)] * 16
+    [written] = (tmp_path / "adw-orchestrator").glob("rates-*.json")
+    assert len(json.loads(written.read_text())["models"]) == len(models)
