@@ -1,15 +1,17 @@
-"""Pydantic models of the five tables, and the enums their text columns take.
+"""Pydantic models of the five tables (and the enums their text columns take).
 
 These are the shapes the writer validates before anything is stored and the
 shapes the read methods return. Validation errors name the field; the writer
-turns them into :class:`orchestrator.errors.InvalidInput`.
+turns them into :class:`orchestrator.errors.InvalidInput`. The enums and the
+checks that need no pydantic live in :mod:`orchestrator.columns` (imported here,
+so both modules name them), where ``columns.PLAIN`` mirrors each model's fields
+for rows built without pydantic (tests/test_bad_input.py checks that the two agree).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from enum import Enum
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,56 +26,23 @@ from pydantic import (
     model_validator,
 )
 
-
-class OrchestratorStatus(str, Enum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    ARCHIVED = "archived"
-
-
-class AgentStatus(str, Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class PromptStatus(str, Enum):
-    PENDING = "pending"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class CostSource(str, Enum):
-    REPORTED = "reported"  # the caller gave it (Claude Code's total_cost_usd)
-    COMPUTED = "computed"  # from model, usage and genai-prices
-    UNPRICED = "unpriced"  # model without a known price: cost_usd is NULL
-
-
-class LogType(str, Enum):
-    STEP_START = "step_start"
-    STEP_END = "step_end"
-    TOOL_USE = "tool_use"
-    TOOL_RESULT = "tool_result"
-    PROMPT = "prompt"
-    RESPONSE = "response"
-    EVENT = "event"
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-class LogLevel(str, Enum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-    CRITICAL = "CRITICAL"
+from .columns import (
+    MAX_INTEGER,
+    AgentStatus,
+    CostSource,
+    LogLevel,
+    LogType,
+    OrchestratorStatus,
+    PromptStatus,
+    anthropic_counts,
+    is_canonical_uuid,
+    storable_text,
+)
 
 
 def _canonical_uuid(value: Any) -> str:
+    if is_canonical_uuid(value):
+        return value  # what str(UUID(value)) gives: no need to parse it
     if isinstance(value, UUID):
         return str(value)
     if not isinstance(value, str):
@@ -94,23 +63,6 @@ def _json_object(value: Any) -> dict[str, Any] | None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"must be JSON-serialisable: {exc}") from None
-    return value
-
-
-#: The largest integer SQLite (and PostgreSQL's bigint) stores.
-MAX_INTEGER = 2**63 - 1
-
-
-def storable_text(value: str) -> str:
-    """Text that UTF-8 can encode: a lone surrogate (``"\\udcff"``) cannot be stored."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"holds a character UTF-8 cannot encode ({exc.object[exc.start]!r} at "
-                f"position {exc.start}, a lone surrogate)"
-            ) from None
     return value
 
 
@@ -185,15 +137,7 @@ class Usage(_Row):
     def from_anthropic(cls, usage: dict[str, Any]) -> Usage:
         """Read an Anthropic / Claude Code ``usage`` object (with its
         ``cache_creation.ephemeral_1h_input_tokens`` when present)."""
-        creation = usage.get("cache_creation")
-        one_hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, dict) else 0
-        return cls(
-            tokens_input=usage.get("input_tokens") or 0,
-            tokens_output=usage.get("output_tokens") or 0,
-            tokens_cache_read=usage.get("cache_read_input_tokens") or 0,
-            tokens_cache_write=usage.get("cache_creation_input_tokens") or 0,
-            tokens_cache_write_1h=one_hour or 0,
-        )
+        return cls(**anthropic_counts(usage))
 
 
 class Prompt(_Row):

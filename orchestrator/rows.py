@@ -7,6 +7,12 @@ each function takes values and returns a row (a pydantic model, or a tuple in
 column order for the hot log paths) or raises
 :class:`~orchestrator.errors.InvalidInput` naming the field.
 
+The importers build their rows as tuples (:func:`prompt_tuple`, :func:`agent_tuple`,
+:func:`orchestrator_agent_tuple`), whose plain values are checked without pydantic
+(:mod:`orchestrator.columns`) and any other value by the model, so that a row is
+accepted, refused and stored exactly as the model row would be: an import of
+well-formed transcripts never imports pydantic.
+
 A prompt is priced at its own time (``created_at``): an imported prompt of
 last month gets last month's rates, a live one today's.
 """
@@ -19,24 +25,22 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from .errors import InvalidInput
-from .ids import format_timestamp, new_id, parse_timestamp, utc_now
-from .models import (
-    Agent,
+from .columns import (
+    PLAIN,
     AgentStatus,
     LogLevel,
     LogType,
-    OrchestratorAgent,
     OrchestratorStatus,
-    Prompt,
     PromptStatus,
-    Usage,
+    anthropic_counts,
+    is_canonical_uuid,
+    plain_row,
     storable_text,
 )
+from .errors import InvalidInput
+from .ids import format_timestamp, new_id, parse_timestamp, utc_now
 from .pricing import resolve_cost
 from .redact import redact, redact_text
 
@@ -45,7 +49,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from typing_extensions import NotRequired, Required, TypedDict
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:  # imported where a model is built: pydantic costs a process ~0.15 s
+    from pydantic import BaseModel
+
+    from .models import Agent, OrchestratorAgent, Prompt, Usage
+
+M = TypeVar("M", bound="BaseModel")
 
 #: Column order of the tuples :func:`agent_log_row` and :func:`system_log_row` return.
 AGENT_LOG_COLUMNS = (
@@ -59,22 +68,22 @@ AGENT_LOG_COLUMNS = (
     "duration_ms",
 )
 SYSTEM_LOG_COLUMNS = ("id", "log_level", "message", "source", "metadata", "created_at")
-#: Column order of prompt rows as written (every column of the table).
-PROMPT_COLUMNS = tuple(Prompt.model_fields)
+#: Column order of prompt rows as written (every column of the table, the model's order).
+PROMPT_COLUMNS = tuple(PLAIN["prompts"])
 #: Column order of agent-run and orchestrator-agent rows as written (every column).
-AGENT_COLUMNS = tuple(Agent.model_fields)
-ORCHESTRATOR_AGENT_COLUMNS = tuple(OrchestratorAgent.model_fields)
+AGENT_COLUMNS = tuple(PLAIN["agents"])
+ORCHESTRATOR_AGENT_COLUMNS = tuple(PLAIN["orchestrator_agents"])
 
 LOG_TYPES = frozenset(item.value for item in LogType)
 LOG_LEVELS = frozenset(item.value for item in LogLevel)
 TERMINAL_STATUSES = frozenset(
     {AgentStatus.COMPLETED.value, AgentStatus.FAILED.value, AgentStatus.CANCELLED.value}
 )
-TOKEN_FIELDS = frozenset(Usage.model_fields)
+TOKEN_COLUMNS = tuple(PLAIN["usage"])
+TOKEN_FIELDS = frozenset(TOKEN_COLUMNS)
 #: How a prompt whose tokens are known only as a sum of requests begins (priced with
 #: ``base_tier``): the Claude Code importer writes it, ``reprice`` reads it.
 RECONCILIATION = "[reconciliation]"
-_HEX = frozenset("0123456789abcdef")
 
 
 class PromptFields(TypedDict, total=False):
@@ -116,13 +125,8 @@ _PROMPT_FIELDS = frozenset(PromptFields.__annotations__)
 def canonical_id(value: Any, field: str) -> str:
     """Validate a UUID given as text or ``uuid.UUID``; return its canonical text."""
     text = str(value) if value is not None and not isinstance(value, (bool, int, float)) else None
-    if (
-        text is not None
-        and len(text) == 36
-        and text[8] == text[13] == text[18] == text[23] == "-"
-        and set(text.replace("-", "")) <= _HEX
-    ):
-        return text  # the fast path: already canonical
+    if is_canonical_uuid(text):
+        return text  # type: ignore[return-value]  # the fast path: already canonical
     try:
         from uuid import UUID
 
@@ -206,14 +210,42 @@ def non_negative(value: Any, field: str) -> float | None:
 
 def validate(model_class: type[M], table: str, /, **values: Any) -> M:
     """``model_class(**values)``, with pydantic's error turned into InvalidInput."""
+    from pydantic import ValidationError
+
     try:
         return model_class(**values)
     except ValidationError as exc:
         raise InvalidInput.from_validation(table, exc) from None
 
 
+def checked(table: str, /, **values: Any) -> tuple[Any, ...]:
+    """What :func:`validate` with the model of ``table`` stores, as a tuple in its column
+    order (``PLAIN[table]``): checked without pydantic when every value is plain, else
+    by the model. Raises InvalidInput as validate does."""
+    row = plain_row(table, values)
+    if row is None:
+        model = validate(_model(table), table, **values)
+        row = tuple(getattr(model, column) for column in PLAIN[table])
+    return row
+
+
+def _model(table: str) -> type[BaseModel]:
+    from . import models
+
+    models_of: dict[str, type[BaseModel]] = {
+        "orchestrator_agents": models.OrchestratorAgent,
+        "agents": models.Agent,
+        "prompts": models.Prompt,
+    }
+    return models_of[table]
+
+
 def usage_of(usage: Usage | dict[str, Any] | None, **tokens: Any) -> Usage:
     """Usage from a ``Usage``, an Anthropic usage dict, or token keyword arguments."""
+    from pydantic import ValidationError
+
+    from .models import Usage
+
     try:
         if isinstance(usage, Usage):
             return usage
@@ -224,6 +256,21 @@ def usage_of(usage: Usage | dict[str, Any] | None, **tokens: Any) -> Usage:
         return Usage(**{key: value for key, value in tokens.items() if value is not None})
     except ValidationError as exc:
         raise InvalidInput.from_validation("prompts", exc) from None
+
+
+def usage_counts(usage: Usage | dict[str, Any] | None, **tokens: Any) -> dict[str, Any]:
+    """``usage_of(usage, **tokens).model_dump()``: the token columns' values, read
+    without pydantic when they are plain counts."""
+    if usage is None or isinstance(usage, dict):
+        given = (
+            {key: value for key, value in tokens.items() if value is not None}
+            if usage is None
+            else anthropic_counts(usage)
+        )
+        row = plain_row("usage", given)
+        if row is not None:
+            return dict(zip(TOKEN_COLUMNS, row, strict=True))
+    return usage_of(usage, **tokens).model_dump()
 
 
 def redacted(value: str | None, on: bool) -> str | None:
@@ -251,10 +298,30 @@ def orchestrator_agent_row(
     at: str | None = None,
 ) -> OrchestratorAgent:
     """A new orchestrator agent (workflow type)."""
+    from .models import OrchestratorAgent
+
+    values = _orchestrator_agent(name, description, status, redact_secrets, at)
+    return validate(OrchestratorAgent, "orchestrator_agents", **values)
+
+
+def orchestrator_agent_tuple(
+    name: Any,
+    description: Any = None,
+    status: Any = OrchestratorStatus.ACTIVE,
+    *,
+    redact_secrets: bool = True,
+    at: str | None = None,
+) -> tuple[Any, ...]:
+    """:func:`orchestrator_agent_row` as a tuple in :data:`ORCHESTRATOR_AGENT_COLUMNS` order."""
+    values = _orchestrator_agent(name, description, status, redact_secrets, at)
+    return checked("orchestrator_agents", **values)
+
+
+def _orchestrator_agent(
+    name: Any, description: Any, status: Any, redact_secrets: bool, at: str | None
+) -> dict[str, Any]:
     now = at or utc_now()
-    return validate(
-        OrchestratorAgent,
-        "orchestrator_agents",
+    return dict(
         id=new_id(),
         name=redacted(name, redact_secrets),
         description=redacted(description, redact_secrets),
@@ -279,6 +346,69 @@ def agent_row(
 ) -> Agent:
     """An agent run. A run created ``running`` gets ``started_at`` now unless given; one
     recorded after it ended (imports) may carry ``completed_at`` (its duration follows)."""
+    from .models import Agent
+
+    return validate(
+        Agent,
+        "agents",
+        **_agent(
+            orchestrator_agent_id,
+            session_id,
+            name,
+            status,
+            parent_agent_id,
+            started_at,
+            created_at,
+            completed_at,
+            error,
+            redact_secrets,
+        ),
+    )
+
+
+def agent_tuple(
+    orchestrator_agent_id: Any,
+    session_id: Any = None,
+    *,
+    name: Any = None,
+    status: Any = AgentStatus.PENDING,
+    parent_agent_id: Any = None,
+    started_at: Any = None,
+    created_at: Any = None,
+    completed_at: Any = None,
+    error: Any = None,
+    redact_secrets: bool = True,
+) -> tuple[Any, ...]:
+    """:func:`agent_row` as a tuple in :data:`AGENT_COLUMNS` order."""
+    return checked(
+        "agents",
+        **_agent(
+            orchestrator_agent_id,
+            session_id,
+            name,
+            status,
+            parent_agent_id,
+            started_at,
+            created_at,
+            completed_at,
+            error,
+            redact_secrets,
+        ),
+    )
+
+
+def _agent(
+    orchestrator_agent_id: Any,
+    session_id: Any,
+    name: Any,
+    status: Any,
+    parent_agent_id: Any,
+    started_at: Any,
+    created_at: Any,
+    completed_at: Any,
+    error: Any,
+    redact_secrets: bool,
+) -> dict[str, Any]:
     now = utc_now()
     started = (
         timestamp(started_at, "agents.started_at")
@@ -286,9 +416,7 @@ def agent_row(
         else (now if status in (AgentStatus.RUNNING, "running") else None)
     )
     completed = None if completed_at is None else timestamp(completed_at, "agents.completed_at")
-    return validate(
-        Agent,
-        "agents",
+    return dict(
         id=new_id(),
         orchestrator_agent_id=orchestrator_agent_id,
         session_id=redacted(session_id, redact_secrets),
@@ -317,6 +445,17 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
     Priced at the call's own ``created_at`` (default: now). ``cost_usd`` is kept
     as reported when given; the price-based figure is computed beside it.
     """
+    from .models import Prompt
+
+    return validate(Prompt, "prompts", **_prompt(fields, redact_secrets))
+
+
+def prompt_tuple(fields: PromptFields, *, redact_secrets: bool = True) -> tuple[Any, ...]:
+    """:func:`prompt_row` as a tuple in :data:`PROMPT_COLUMNS` order."""
+    return checked("prompts", **_prompt(fields, redact_secrets))
+
+
+def _prompt(fields: PromptFields, redact_secrets: bool) -> dict[str, Any]:
     unknown = fields.keys() - _PROMPT_FIELDS
     if unknown:
         raise InvalidInput(f"prompts.{sorted(unknown)[0]}", "is not a prompt field")
@@ -329,7 +468,7 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
         completed_at: str | None = timestamp(completed, "prompts.completed_at")
     else:
         completed_at = None if status in (PromptStatus.PENDING, "pending") else now
-    usage = usage_of(
+    usage = usage_counts(
         fields.get("usage"),
         tokens_input=fields.get("tokens_input"),
         tokens_output=fields.get("tokens_output"),
@@ -344,18 +483,16 @@ def prompt_row(fields: PromptFields, *, redact_secrets: bool = True) -> Prompt:
         reported_usd=reported,
         when=parse_timestamp(created_at),
         base_tier=fields.get("base_tier") is True,
-        **usage.model_dump(),
+        **usage,
     )
-    return validate(
-        Prompt,
-        "prompts",
+    return dict(
         id=fields.get("prompt_id") or new_id(),
         agent_id=fields["agent_id"],
         content=redacted(fields["content"], redact_secrets),
         response=redacted(fields.get("response"), redact_secrets),
         status=status,
         model=model,
-        **usage.model_dump(),
+        **usage,
         cost_usd=cost.cost_usd,
         cost_source=cost.source,
         cost_computed_usd=cost.computed_usd,
@@ -372,6 +509,8 @@ def pending_prompt_row(
     agent_id: Any, content: Any, model: Any = None, *, redact_secrets: bool = True
 ) -> Prompt:
     """A prompt about to be sent: no response, usage or cost yet."""
+    from .models import Prompt
+
     return validate(
         Prompt,
         "prompts",

@@ -12,11 +12,14 @@ alternating in the same run; figures are medians of ``--runs`` rounds.
   tokens of our report and of ``ccusage daily`` are checked equal first.
 * First: ``orchestrator import claude-code`` into a fresh database, then
   ``orchestrator report daily_tokens`` (the two processes' CPU summed), against
-  ``ccusage daily --offline -z UTC``.
+  ``ccusage daily --offline -z UTC``. The prices genai-prices gave for the corpus's models
+  are cached on disk (``orchestrator.pricing``), as after any earlier import on the
+  machine; "rates cache cold" runs the import with an empty ``$XDG_CACHE_HOME`` instead
+  (the very first import after installing, or after a genai-prices upgrade).
 * Repeated: the same import again on the unchanged files (wall ms; target < 100 ms), and
   with the report after it (what a daily ``import && report`` costs) beside ccusage, which
   reads every file every time.
-* ``orchestrator --help``: start-up alone.
+* ``orchestrator --help`` and ``python -c "import orchestrator"``: start-up alone.
 * Big: one generated ``--big-mb`` MB transcript (the fixture session's lines repeated
   under fresh message ids) imported into a fresh database, and into one created by an
   earlier ``orchestrator init`` (no migration in the importing process): peak RSS
@@ -184,7 +187,8 @@ def main() -> None:
         _, theirs_out = timed([*ccusage, "--json"], env)
         same = our_days(ours_out) == ccusage_days(theirs_out)
 
-        first, repeated, report, again, theirs, helps = [], [], [], [], [], []
+        first, cold, repeated, report, again, theirs, helps = [], [], [], [], [], [], []
+        imports = []
         for index in range(args.runs):
             theirs.append(timed(ccusage, env)[0])
             db = str(Path(tmp) / f"run-{index}.db")
@@ -195,6 +199,12 @@ def main() -> None:
             repeated.append(timed([*ours_import, "--db", db], env)[0])
             again.append(repeated[-1] + timed([*ours_report, "--db", db], env)[0])
             helps.append(timed([str(ORCHESTRATOR), "--help"], env)[0])
+            imports.append(timed([sys.executable, "-c", "import orchestrator"], env)[0])
+            Path(db).unlink()
+            with tempfile.TemporaryDirectory() as empty_cache:
+                cold_env = {**env, "XDG_CACHE_HOME": empty_cache}
+                imported = timed([*ours_import, "--db", db], cold_env)[0]
+            cold.append(imported + timed([*ours_report, "--db", db], env)[0])
             Path(db).unlink()
 
         def median(values: list[Timing], attribute: str) -> float:
@@ -207,6 +217,11 @@ def main() -> None:
         print(line("first import + report, CPU", median(first, "cpu"), median(theirs, "cpu"), "s"))
         print(
             line("first import + report, wall", median(first, "wall"), median(theirs, "wall"), "s")
+        )
+        print(
+            line(
+                "  the same, rates cache cold, CPU", median(cold, "cpu"), median(theirs, "cpu"), "s"
+            )
         )
         print(
             line(
@@ -230,6 +245,11 @@ def main() -> None:
             line("repeated import + report, CPU", median(again, "cpu"), median(theirs, "cpu"), "s")
         )
         print(line("orchestrator --help, CPU", median(helps, "cpu") * 1000, None, "ms", 0))
+        print(
+            line(
+                'python -c "import orchestrator", CPU', median(imports, "cpu") * 1000, None, "ms", 0
+            )
+        )
 
         if args.big_mb:
             big_config = Path(tmp) / "big"

@@ -13,7 +13,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import DatabaseManager, InvalidInput
-from orchestrator.models import AgentLog, LogType
+from orchestrator.columns import PLAIN, is_canonical_uuid, plain_row
+from orchestrator.models import (
+    Agent,
+    AgentLog,
+    AgentStatus,
+    CostSource,
+    LogType,
+    OrchestratorAgent,
+    OrchestratorStatus,
+    Prompt,
+    PromptStatus,
+    Usage,
+    _canonical_uuid,
+)
+from orchestrator.rows import PROMPT_COLUMNS, canonical_id, prompt_row, prompt_tuple
 
 
 @pytest.fixture
@@ -291,3 +305,198 @@ def test_an_impossible_time_in_the_stored_format_is_refused(value: str) -> None:
 
     with pytest.raises(InvalidInput, match=r"agents\.created_at"):
         timestamp(value, "agents.created_at")
+
+
+# -- rows built without pydantic: exactly as the models build them ------------------------
+
+MODELS = {
+    "orchestrator_agents": OrchestratorAgent,
+    "agents": Agent,
+    "prompts": Prompt,
+    "usage": Usage,
+}
+
+
+class Text(str):
+    """A str subclass: left to the model."""
+
+
+def uuid_texts() -> st.SearchStrategy[str]:
+    """UUIDs written every way uuid.UUID reads them, and near misses."""
+    hexes = st.text(alphabet="0123456789abcdefABCDEF-{}:urn", min_size=30, max_size=45)
+    return (
+        st.uuids().map(str)
+        | st.uuids().map(lambda u: str(u).upper())
+        | st.uuids().map(lambda u: u.hex)
+        | st.uuids().map(lambda u: "{" + str(u) + "}")
+        | st.uuids().map(lambda u: f"urn:uuid:{u}")
+        | st.uuids().map(lambda u: str(u)[:35] + "-")  # the last digit a dash
+        | st.uuids().map(lambda u: str(u)[:23] + str(u)[24:] + "-")  # a dash out of place
+        | st.uuids().map(lambda u: str(u)[:34] + "-" + str(u)[35:])  # 36 long, 5 dashes
+        | st.uuids().map(lambda u: str(u).replace("-", "", 1) + "a")
+        | st.uuids().map(lambda u: str(u)[:-1] + "\u0661")  # a non-ASCII digit
+        | hexes
+    )
+
+
+ENUMS = [*OrchestratorStatus, *AgentStatus, *PromptStatus, *CostSource]
+#: Values plain and not, of every kind the models' fields take or refuse.
+EDGES = [
+    None,
+    *ENUMS,
+    *(member.value for member in ENUMS),
+    "",
+    "x",
+    "x" * 200,
+    "x" * 201,
+    "a\ud800",
+    "\udcff",
+    "é",
+    "12",
+    "1.5",
+    Text("t"),
+    b"x",
+    "2026-01-01T00:00:00.000Z",
+    str(uuid.uuid4()),
+    str(uuid.uuid4()).upper(),
+    uuid.uuid4().hex,
+    uuid.uuid4(),
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**63 - 1,
+    2**63,
+    0.0,
+    -0.0,
+    1.5,
+    -1.0,
+    -1e-300,
+    1e308,
+    math.inf,
+    -math.inf,
+    math.nan,
+    [],
+    {},
+]
+#: A valid row of each table: its required values.
+REQUIRED = {
+    "orchestrator_agents": {"id": str(uuid.uuid4()), "name": "plan"},
+    "agents": {"id": str(uuid.uuid4()), "orchestrator_agent_id": str(uuid.uuid4())},
+    "prompts": {"id": str(uuid.uuid4()), "agent_id": str(uuid.uuid4()), "content": "hi"},
+    "usage": {},
+}
+
+
+def assert_built_as_the_model_builds(table: str, values: dict[str, Any]) -> None:
+    """plain_row accepts only what the model accepts, and stores exactly what it stores
+    (same values, same types); anything else it leaves to the model (None)."""
+    row = plain_row(table, values)
+    try:
+        model = MODELS[table](**values)
+    except ValueError:  # pydantic's ValidationError
+        assert row is None, values
+        return
+    if row is not None:
+        expected = tuple(getattr(model, column) for column in MODELS[table].model_fields)
+        assert [type(v) for v in row] == [type(v) for v in expected], values
+        assert repr(row) == repr(expected), values  # (repr: NaN is not equal to itself)
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [(table, column) for table in sorted(MODELS) for column in [*MODELS[table].model_fields, "x"]],
+)
+def test_a_row_built_without_pydantic_is_the_models_row(table: str, column: str) -> None:
+    for value in EDGES:
+        assert_built_as_the_model_builds(table, {**REQUIRED[table], column: value})
+    assert_built_as_the_model_builds(table, {})
+    assert_built_as_the_model_builds(table, REQUIRED[table])
+
+
+@settings(max_examples=500, deadline=None)
+@given(table=st.sampled_from(sorted(MODELS)), data=st.data())
+def test_a_row_of_any_values_built_without_pydantic_is_the_models_row(
+    table: str, data: st.DataObject
+) -> None:
+    anything = st.sampled_from(EDGES) | uuid_texts() | st.text() | st.integers() | st.floats()
+    columns = st.sampled_from([*MODELS[table].model_fields, "x"])
+    changed = data.draw(st.dictionaries(columns, anything, max_size=4))
+    assert_built_as_the_model_builds(table, {**REQUIRED[table], **changed})
+
+
+@pytest.mark.parametrize("table", sorted(MODELS))
+def test_plain_rows_have_the_models_columns_in_their_order(table: str) -> None:
+    assert list(PLAIN[table]) == list(MODELS[table].model_fields)
+
+
+AGENT = uuid.uuid4()
+PROMPT_FIELDS = {
+    "prompt_id": str(uuid.uuid4()),
+    "agent_id": str(AGENT),
+    "content": "hi",
+    "response": "ok",
+    "model": "claude-sonnet-4-5",
+    "usage": {
+        "input_tokens": 3,
+        "output_tokens": 5,
+        "cache_creation_input_tokens": 7,
+        "cache_creation": {"ephemeral_1h_input_tokens": 2},
+    },
+    "created_at": "2026-01-02T03:04:05.678Z",
+    "completed_at": "2026-01-02T03:04:06.000Z",
+}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"agent_id": AGENT},  # not plain: the model makes it text
+        {"agent_id": str(AGENT).upper()},
+        {"usage": None, "tokens_input": 4, "tokens_cache_write": 2, "tokens_cache_write_1h": 1},
+        {"usage": {"input_tokens": "12"}},
+        {
+            "usage": {
+                "cache_creation_input_tokens": 1,
+                "cache_creation": {"ephemeral_1h_input_tokens": 2},
+            }
+        },
+        {"tokens_output": True, "usage": None},
+        {"status": "failed", "error": "boom", "cost_usd": 0.5, "duration_ms": 12},
+        {"created_at": "2026-01-02T03:04:05+01:00", "status": PromptStatus.COMPLETED},
+        {"content": 5},
+        {"prompt_id": "nope"},
+    ],
+)
+def test_a_prompt_tuple_is_the_prompt_rows_values(changes: dict[str, Any]) -> None:
+    """What the importers store (prompt_tuple, pydantic only for values that are not
+    plain) is what the writer stores (prompt_row): the same values, or the same error."""
+    fields: Any = {**PROMPT_FIELDS, **changes}
+    try:
+        expected = tuple(getattr(prompt_row(fields), column) for column in PROMPT_COLUMNS)
+    except InvalidInput as error:
+        with pytest.raises(InvalidInput) as refused:
+            prompt_tuple(fields)
+        assert str(refused.value) == str(error)
+        return
+    assert repr(prompt_tuple(fields)) == repr(expected)
+
+
+@given(uuid_texts() | st.text(max_size=40))
+def test_a_canonical_uuid_is_recognised_without_parsing_it(text: str) -> None:
+    """The fast path takes exactly the texts uuid.UUID gives back unchanged; every other
+    text is parsed as before (the model and canonical_id agree with uuid.UUID)."""
+    try:
+        parsed: str | None = str(uuid.UUID(text))
+    except ValueError:
+        parsed = None
+    assert is_canonical_uuid(text) == (parsed == text)
+    if parsed is None:
+        with pytest.raises(InvalidInput, match=r"^agents\.id: "):
+            canonical_id(text, "agents.id")
+        with pytest.raises(ValueError, match="must be a UUID"):
+            _canonical_uuid(text)
+    else:
+        assert canonical_id(text, "agents.id") == parsed == _canonical_uuid(text)

@@ -460,8 +460,9 @@ def test_imported_rows_are_searchable_and_the_schema_stays_checked(
 HEAVY = ("pandas", "datasette", "sqlite_utils", "genai_prices", "orchestrator.rows")
 
 
-def modules_imported_by(tmp_path: Path, *argv: str) -> set[str]:
-    """The modules a fresh ``orchestrator ARGV`` process imports (run in a subprocess)."""
+def modules_imported_by(tmp_path: Path, *argv: str, **env_vars: str) -> set[str]:
+    """The modules a fresh ``orchestrator ARGV`` process imports (run in a subprocess,
+    with ``env_vars`` set)."""
     out = tmp_path / "modules.json"
     code = (
         "import json, sys\n"
@@ -470,7 +471,7 @@ def modules_imported_by(tmp_path: Path, *argv: str) -> set[str]:
         "try:\n    cli()\nexcept SystemExit:\n    pass\n"
         f"open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_vars}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
     return set(json.loads(out.read_text()))
 
@@ -485,3 +486,22 @@ def test_start_up_and_an_unchanged_import_load_nothing_heavy(tmp_path: Path, db_
         tmp_path, "import", "claude-code", "--db", str(db_path), str(config)
     )
     assert not again & set(HEAVY)
+
+
+def test_a_first_import_of_well_formed_transcripts_loads_neither_pydantic_nor_prices(
+    tmp_path: Path,
+) -> None:
+    """Rows are checked without pydantic, and once genai-prices has been asked about the
+    models (its answers cached), a new import does not import it either."""
+    config = fixture_config_dir(tmp_path)
+    cache = str(tmp_path / "cache")
+    runs = []
+    for name in ("cold.db", "warm.db"):
+        argv = ("import", "claude-code", "--db", str(tmp_path / name), str(config))
+        runs.append(modules_imported_by(tmp_path, *argv, XDG_CACHE_HOME=cache))
+        conn = sqlite3.connect(tmp_path / name)
+        assert conn.execute("SELECT count(*) FROM prompts").fetchone()[0] > 100
+        conn.close()
+    cold, warm = runs
+    assert "genai_prices" in cold and "orchestrator.models" not in cold  # (it imports pydantic)
+    assert not warm & {"pydantic", "genai_prices", "importlib.metadata", "orchestrator.models"}

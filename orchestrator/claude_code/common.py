@@ -16,6 +16,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..columns import anthropic_counts
+
 if TYPE_CHECKING:
     from ..models import Usage
     from ..rows import PromptFields
@@ -131,13 +133,28 @@ def usage_tokens(usage: dict[str, Any]) -> Usage:
     writes from its ``cache_creation`` breakdown)."""
     from ..models import Usage
 
+    return Usage.from_anthropic(_whole_counts(usage))
+
+
+def usage_fields(usage: dict[str, Any]) -> dict[str, int]:
+    """:func:`usage_tokens` as a prompt's token fields (``tokens_input``...), read without
+    pydantic. Raises pydantic's ValidationError as usage_tokens does when the 1-hour cache
+    writes exceed the cache writes (which fails a transcript file's import)."""
+    fields: dict[str, int] = anthropic_counts(_whole_counts(usage))
+    if fields["tokens_cache_write_1h"] > fields["tokens_cache_write"]:
+        usage_tokens(usage)  # the Usage model refuses it
+    return fields
+
+
+def _whole_counts(usage: dict[str, Any]) -> dict[str, Any]:
+    """``usage`` with every token count a whole number (:func:`token_count`)."""
     counts: dict[str, Any] = {key: token_count(value) for key, value in usage.items()}
     creation = usage.get("cache_creation")
     if isinstance(creation, dict):
         counts["cache_creation"] = {
             "ephemeral_1h_input_tokens": token_count(creation.get("ephemeral_1h_input_tokens"))
         }
-    return Usage.from_anthropic(counts)
+    return counts
 
 
 #: Where a result line's ``modelUsage`` entry keeps each token count.
@@ -185,7 +202,7 @@ class Response:
             "content": clip(self.prompt, TEXT_LIMIT),
             "response": clip("\n".join(self.texts), TEXT_LIMIT),
             "model": self.model,
-            "usage": usage_tokens(self.usage or {}),
+            **usage_fields(self.usage or {}),  # type: ignore[typeddict-item]
             "created_at": self.created_at,
             "completed_at": completed_at,
         }

@@ -313,8 +313,8 @@ class _Response(Response):
 
 
 def _rows() -> Any:
-    """:mod:`orchestrator.rows`, imported when a file has something new (pydantic and
-    genai-prices take longer to import than an unchanged import takes)."""
+    """:mod:`orchestrator.rows`, imported when a file has something new (it and price
+    data take longer to import than an unchanged import takes)."""
     from .. import rows
 
     return rows
@@ -431,33 +431,32 @@ class _Importer:
         parent = self.run_for_file(_parent_session_file(path), counts)[0] if subagent else None
         project = _project_of(path)
         name = f"claude-code:{project}"
-        orchestrator = rows.orchestrator_agent_row(
+        orchestrator = rows.orchestrator_agent_tuple(
             name,
             f"Claude Code sessions of project {project}",
             redact_secrets=self.redact_secrets,
         )
-        self.conn.execute(
-            _sql()["orchestrator"], rows.row_values(orchestrator, rows.ORCHESTRATOR_AGENT_COLUMNS)
-        )
+        self.conn.execute(_sql()["orchestrator"], orchestrator)
         orchestrator_id = self.conn.execute(
             "SELECT id FROM orchestrator_agents WHERE name = ?", (name,)
         ).fetchone()[0]
         # Completed: a transcript is what a session left behind. The line timestamps set
         # created_at / started_at / completed_at once the lines are read.
-        agent = rows.agent_row(
+        agent = rows.agent_tuple(
             orchestrator_id,
             path.parent.parent.name if subagent else path.stem,
             name=path.stem,
             status="completed",
             parent_agent_id=parent,
         )
-        self.conn.execute(_sql()["agent"], rows.row_values(agent, rows.AGENT_COLUMNS))
+        self.conn.execute(_sql()["agent"], agent)
+        agent_id = agent[rows.AGENT_COLUMNS.index("id")]
         self.conn.execute(
             "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
-            (str(path), agent.id, kind),
+            (str(path), agent_id, kind),
         )
         counts.runs_created += 1
-        return str(agent.id), False
+        return str(agent_id), False
 
     def _live_run(self, session_id: str) -> str | None:
         """The run recorded from a stream (``orchestrator record``, ``import stream-json``)
@@ -628,6 +627,7 @@ class _FileImport:
 
     def write_responses(self) -> None:
         rows = _rows()
+        at_id, at_output = (rows.PROMPT_COLUMNS.index(c) for c in ("id", "tokens_output"))
         prompts, keys = [], []
         for response in self.responses.values():
             if response.message_id is not None and response.request_id is not None:
@@ -643,17 +643,17 @@ class _FileImport:
                     )
                     continue
             try:
-                prompt = rows.prompt_row(
+                prompt = rows.prompt_tuple(
                     response.fields(self.agent_id, completed_at=response.created_at),
                     redact_secrets=self.redact_secrets,
                 )
             except InvalidInput:
                 self.counts.malformed += 1
                 continue
-            prompts.append(rows.prompt_values(prompt))
+            prompts.append(prompt)
             if response.message_id is not None:
-                final = max(response.output_final, prompt.tokens_output)
-                keys.append((prompt.id, response.message_id, response.request_id, final))
+                final = max(response.output_final, prompt[at_output])
+                keys.append((prompt[at_id], response.message_id, response.request_id, final))
         self.responses.clear()
         self.conn.executemany(_sql()["prompt"], prompts)
         self.conn.executemany(
