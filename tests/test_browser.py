@@ -297,6 +297,10 @@ def test_live_page_shows_what_is_written_after_it_loads(
             in_progress = tab.locator("#live-runs tbody tr", has_text="live-check")
             in_progress.wait_for(timeout=5_000)
             cells = in_progress.locator("td")
+            # The run may reach the page in the event before its prompt's: wait for it.
+            deadline = time.monotonic() + 5
+            while cells.nth(6).inner_text() != "1" and time.monotonic() < deadline:
+                tab.wait_for_timeout(100)
             assert cells.nth(6).inner_text() == "1"  # prompts so far
             cost = _query(server.db, "SELECT total_cost_usd FROM agents WHERE name = 'live-check'")
             assert cells.nth(7).inner_text() == f"${cost:.4f}" and cost > 0
