@@ -136,7 +136,7 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
 
 @cli.command()
 @click.argument("name", required=False)
-@db_option()
+@db_option(postgres=True)
 @click.option(
     "--param",
     "-p",
@@ -150,7 +150,7 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
 def report(
     ctx: click.Context,
     name: str | None,
-    db_path: Path | None,
+    db_path: Path | str,
     params: tuple[tuple[str, str], ...],
     fmt: str,
 ) -> None:
@@ -158,7 +158,7 @@ def report(
 
     Parameters may also be given as --name value after NAME: orchestrator report
     spend_by_day --start 2026-11-01. Every report takes --start and --end (UTC days,
-    both included); leave them out for all time.
+    both included); leave them out for all time. --db may be a postgresql:// URL.
     """
     from .reports import reports, run_report_args
 
@@ -169,7 +169,7 @@ def report(
         return
     try:
         result = run_report_args(name, ctx.args, params=params, db_path=db_path)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, ConnectionError) as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     click.echo(format_result(result.columns, result.rows, fmt), nl=False)
 

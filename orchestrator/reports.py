@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sqlite as backend
+from .targets import is_url
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
@@ -74,12 +75,17 @@ def _parse_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def cache_dir() -> Path:
+    """Where derived copies of project files are kept: ``$XDG_CACHE_HOME/adw-orchestrator``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "adw-orchestrator"
+
+
 def _cache_file(path: Path, mtime_ns: int, size: int) -> Path:
     """Where the parsed metadata.yml of this path, mtime and size is kept as JSON (any
     change to the file is a new name: a stale copy is never read)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     digest = hashlib.sha256(f"{path.resolve()}:{mtime_ns}:{size}".encode()).hexdigest()[:24]
-    return Path(base) / "adw-orchestrator" / f"metadata-{digest}.json"
+    return cache_dir() / f"metadata-{digest}.json"
 
 
 def _write_cache(cached: Path, data: dict[str, Any]) -> None:
@@ -175,8 +181,11 @@ def run_report(
 ) -> ReportResult:
     """Run the canned report ``name`` read-only; missing parameters (and None) are ``''``.
 
-    Raises KeyError for an unknown report and ValueError for a parameter the
-    report does not take, or a ``start`` or ``end`` that is not a ``YYYY-MM-DD`` day.
+    ``db_path`` is an SQLite file (default: :func:`orchestrator.sqlite.default_db_path`)
+    or a ``postgresql://`` URL, where the report's SQL runs translated
+    (:mod:`orchestrator.pg_reports`). Raises KeyError for an unknown report and ValueError
+    for a parameter the report does not take, or a ``start`` or ``end`` that is not a
+    ``YYYY-MM-DD`` day; on PostgreSQL, ConnectionError when the server cannot be reached.
     """
     report = get_report(name)
     given = {key: "" if value is None else str(value) for key, value in (params or {}).items()}
@@ -189,6 +198,11 @@ def run_report(
         if given.get(key) and not _is_day(given[key]):
             raise ValueError(f"{key} must be a UTC day (YYYY-MM-DD) or empty, not {given[key]!r}")
     values = {key: given.get(key, "") for key in report.parameters}
+    if conn is None and db_path is not None and is_url(db_path):
+        from . import pg_reports
+
+        columns, rows = pg_reports.run(str(db_path), report.sql, values)
+        return ReportResult(columns, rows)
     own = conn is None
     if conn is None:
         path = Path(db_path) if db_path is not None else backend.default_db_path()
