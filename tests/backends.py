@@ -126,3 +126,73 @@ def dump(target: Target) -> str:
     return "\n".join(
         str(row[0]) for (table,) in tables for row in rows(target, f"SELECT t::text FROM {table} t")
     )
+
+
+# -- one SQLite history, loaded into PostgreSQL (until orchestrator.copy lands) -------------
+
+#: Kept by PostgreSQL's triggers from the rows below: rebuilt by the load, not copied.
+SUMMARY_TABLES = ["usage_daily", "runs_daily", "step_histogram_daily", "sessions"]
+#: The run totals on ``agents`` that triggers keep (loaded as 0, then rebuilt).
+RUN_TOTALS = [
+    "prompt_count",
+    "total_tokens_input",
+    "total_tokens_output",
+    "total_tokens_cache_read",
+    "total_tokens_cache_write",
+    "total_cost_usd",
+    "unpriced_prompt_count",
+]
+#: Parents before children (foreign keys); the other tables after, in any order.
+_LOAD_FIRST = ["orchestrator_agents", "agents", "prompts"]
+
+
+def load_into_postgres(source: Path, url: str, *, batch: int = 20_000) -> dict[str, int]:
+    """Copy every row of the SQLite orchestrator database ``source`` into the migrated,
+    empty PostgreSQL database at ``url`` (``COPY``); return the rows copied per table.
+
+    Summaries and run totals are not copied: PostgreSQL's triggers compute them from the
+    rows, as they do for its own writers, so comparing them with SQLite's checks the
+    triggers too. The ledger, the full-text tables and the migrations' own rows
+    (``duration_buckets``) stay as the PostgreSQL migrations made them.
+    """
+    from orchestrator.postgres import connect
+
+    skip = {*SUMMARY_TABLES, "duration_buckets", "_sqlite_migrations"}
+
+    async def go() -> dict[str, int]:
+        lite = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        conn = await connect(url)
+        copied = {}
+        try:
+            present = {
+                row[0]
+                for row in await conn.fetch(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()"
+                )
+            }
+            tables = [
+                name
+                for (name,) in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if name in present and name not in skip
+            ]
+            tables.sort(key=lambda t: (_LOAD_FIRST.index(t) if t in _LOAD_FIRST else 9, t))
+            async with conn.transaction():
+                for table in tables:
+                    columns = [row[1] for row in lite.execute(f"PRAGMA table_info({table})")]
+                    selected = [
+                        f"0 AS {c}" if table == "agents" and c in RUN_TOTALS else c for c in columns
+                    ]
+                    select = f"SELECT {', '.join(selected)} FROM {table} ORDER BY rowid"
+                    cursor = lite.execute(select)
+                    copied[table] = 0
+                    while chunk := cursor.fetchmany(batch):
+                        await conn.copy_records_to_table(table, records=chunk, columns=columns)
+                        copied[table] += len(chunk)
+            await conn.execute("ANALYZE")
+        finally:
+            lite.close()
+            await conn.close()
+        return copied
+
+    return dict(_run(go()))
