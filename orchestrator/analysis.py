@@ -1,15 +1,16 @@
 """Run-history analysis as pandas DataFrames, for the notebooks and anyone with a REPL.
 
-Every function takes a database path (``None``: :func:`orchestrator.default_db_path`)
-and returns a small, aggregated DataFrame: it runs canned reports of ``metadata.yml``
-(the one home of their SQL) through :func:`orchestrator.reports.run_report` and
-reshapes them in pandas. Aggregation happens in the reports' SQL, except the per-run
-statistics (duration percentiles, cost anomalies): medians over every run are too slow
-in SQLite, so pandas computes them from the ``runs`` report, one row per run. Nothing
-here loads the ``prompts`` or ``agent_logs`` tables, so it stays fast on millions of
-rows.
+Every function takes a database, an SQLite path or a ``postgresql://`` URL (``None``:
+``$ORCHESTRATOR_DB``, else ``./orchestrator.db``), and returns a small, aggregated
+DataFrame: it runs canned reports of ``metadata.yml`` (the one home of their SQL)
+through :func:`orchestrator.reports.run_report` and reshapes them in pandas. Aggregation
+happens in the reports' SQL, except the per-run statistics (duration percentiles, cost
+anomalies): medians over every run are too slow in SQLite, so pandas computes them from
+the ``runs`` report, one row per run. Nothing here loads the ``prompts`` or
+``agent_logs`` tables, so it stays fast on millions of rows.
 
-Databases are opened read-only (after migrating, like every opener). Days are UTC
+Databases are read in read-only transactions (after migrating, like every opener); on
+PostgreSQL the reports run translated (:mod:`orchestrator.pg_reports`). Days are UTC
 ``YYYY-MM-DD`` text; ``start`` and ``end`` are both included and, as in every report,
 None (or empty) means no bound: by default the whole history.
 """

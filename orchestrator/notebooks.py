@@ -62,32 +62,55 @@ def setup_plotly() -> None:
     pio.templates.default = "plotly_white"
 
 
-def database_path() -> Path:
+def database_path() -> Path | str:
     """The database a notebook reads: ``$ORCHESTRATOR_DB`` (or ``$DATABASE_PATH``) when
-    set, else ``orchestrator.db`` in the working folder if there is one, else the
-    project's (beside ``notebooks/``: Jupyter runs a notebook in its own folder)."""
-    from .sqlite import DEFAULT_DB, default_db_path
+    set, a file or a ``postgresql://`` URL; else ``orchestrator.db`` in the working folder
+    if there is one, else the project's (beside ``notebooks/``: Jupyter runs a notebook
+    in its own folder)."""
+    from .sqlite import DEFAULT_DB
+    from .targets import default_target
 
     if os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH"):
-        return default_db_path()
+        return default_target()
     here = Path(DEFAULT_DB)
     return here if here.exists() else NOTEBOOKS_DIR.parent / DEFAULT_DB
 
 
-def has_data(db_path: str | os.PathLike[str]) -> bool:
-    """Whether ``db_path`` holds runs to analyse; if not, :func:`say` why, plainly."""
-    from .analysis import has_history
+def shown(db_path: str | os.PathLike[str]) -> str:
+    """A database for the page: a path, or a URL without its password."""
+    from .targets import is_url
 
-    path = Path(db_path)
-    if not path.exists():
+    if is_url(db_path):
+        from .postgres import redact_url
+
+        return redact_url(str(db_path))
+    return str(Path(db_path))
+
+
+def has_data(db_path: str | os.PathLike[str]) -> bool:
+    """Whether ``db_path`` (a file or a ``postgresql://`` URL) holds runs to analyse; if
+    not, :func:`say` why, plainly."""
+    from .analysis import has_history
+    from .targets import is_url
+
+    label = shown(db_path)
+    if is_url(db_path):
+        try:
+            found = has_history(db_path)
+        except ConnectionError as exc:
+            say(f"**Cannot read `{label}`:** {exc}. Check `ORCHESTRATOR_DB`, then run again.")
+            return False
+    else:
+        if not Path(db_path).exists():
+            say(
+                f"**No database at `{label}`.** Set `ORCHESTRATOR_DB` to your database, or "
+                "create a demo one with `orchestrator demo orchestrator.db`, then run again."
+            )
+            return False
+        found = has_history(db_path)
+    if not found:
         say(
-            f"**No database at `{path}`.** Set `ORCHESTRATOR_DB` to your database, or "
-            "create a demo one with `orchestrator demo orchestrator.db`, then run again."
-        )
-        return False
-    if not has_history(path):
-        say(
-            f"**No data yet: the database `{path}` is empty** (no runs recorded), so there "
+            f"**No data yet: the database `{label}` is empty** (no runs recorded), so there "
             "is nothing to chart. Record runs with the writer library (or fill a demo "
             "database with `orchestrator demo`), then run this notebook again."
         )
@@ -134,20 +157,22 @@ def execute_notebook(
     """Run the notebook at ``path`` top to bottom and return it with its outputs.
 
     The kernel runs in the notebook's folder with ``ORCHESTRATOR_DB`` set to
-    ``db_path`` (default: this process's :func:`orchestrator.default_db_path`).
+    ``db_path``, a file or a ``postgresql://`` URL (default: this process's
+    :func:`orchestrator.targets.default_target`).
     Raises ``nbclient.exceptions.CellExecutionError`` when a cell fails.
     """
     import nbformat
     from nbclient import NotebookClient
 
-    from .sqlite import default_db_path
+    from .targets import default_target, is_url
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     if parameters:
         _inject_parameters(nb, parameters)
-    database = Path(db_path) if db_path is not None else default_db_path()
-    env = {**os.environ, "ORCHESTRATOR_DB": os.fspath(database.resolve())}
+    database = db_path if db_path is not None else default_target()
+    target = str(database) if is_url(database) else os.fspath(Path(database).resolve())
+    env = {**os.environ, "ORCHESTRATOR_DB": target}
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -182,7 +207,8 @@ def render_notebook(
     parameters: dict[str, Any] | None = None,
     timeout: int = 600,
 ) -> Path:
-    """Execute the notebook at ``path`` against ``db_path`` and write it as static,
+    """Execute the notebook at ``path`` against ``db_path`` (a file or a ``postgresql://``
+    URL) and write it as static,
     offline HTML to ``output`` (default: beside the notebook, ``.html``). Returns
     the path written."""
     path = Path(path)
@@ -202,4 +228,5 @@ __all__ = [
     "render_notebook",
     "say",
     "setup_plotly",
+    "shown",
 ]

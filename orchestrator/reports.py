@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sqlite as backend
-from .targets import is_url
+from .targets import default_target, is_url
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
@@ -181,8 +181,9 @@ def run_report(
 ) -> ReportResult:
     """Run the canned report ``name`` read-only; missing parameters (and None) are ``''``.
 
-    ``db_path`` is an SQLite file (default: :func:`orchestrator.sqlite.default_db_path`)
-    or a ``postgresql://`` URL, where the report's SQL runs translated
+    ``db_path`` is an SQLite file or a ``postgresql://`` URL (default:
+    ``$ORCHESTRATOR_DB``, see :func:`orchestrator.targets.default_target`), where the
+    report's SQL runs translated
     (:mod:`orchestrator.pg_reports`). Raises KeyError for an unknown report and ValueError
     for a parameter the report does not take, or a ``start`` or ``end`` that is not a
     ``YYYY-MM-DD`` day; on PostgreSQL, ConnectionError when the server cannot be reached.
@@ -198,14 +199,15 @@ def run_report(
         if given.get(key) and not _is_day(given[key]):
             raise ValueError(f"{key} must be a UTC day (YYYY-MM-DD) or empty, not {given[key]!r}")
     values = {key: given.get(key, "") for key in report.parameters}
-    if conn is None and db_path is not None and is_url(db_path):
-        from . import pg_reports
-
-        columns, rows = pg_reports.run(str(db_path), report.sql, values)
-        return ReportResult(columns, rows)
     own = conn is None
     if conn is None:
-        path = Path(db_path) if db_path is not None else backend.default_db_path()
+        target = db_path if db_path is not None else default_target()
+        if is_url(target):
+            from . import pg_reports
+
+            columns, rows = pg_reports.run(str(target), report.sql, values)
+            return ReportResult(columns, rows)
+        path = Path(target)
         if not path.exists():
             raise FileNotFoundError(
                 f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"

@@ -3,10 +3,11 @@
     python scripts/render_notebook.py NOTEBOOK [--db DB] [--output OUT.html]
         [-p NAME VALUE ...]
 
-Executes NOTEBOOK top to bottom (nbclient) against DB (default: $ORCHESTRATOR_DB, else
-./orchestrator.db) and exports it with nbconvert; plotly.js is inlined and no script is
-loaded from the network. ``-p SESSION_ID adw-1234abcd`` overrides a value of the cell
-tagged ``parameters``. All the work is :func:`orchestrator.notebooks.render_notebook`.
+Executes NOTEBOOK top to bottom (nbclient) against DB, a file or a postgresql:// URL
+(default: $ORCHESTRATOR_DB, else ./orchestrator.db), and exports it with nbconvert;
+plotly.js is inlined and no script is loaded from the network. ``-p SESSION_ID
+adw-1234abcd`` overrides a value of the cell tagged ``parameters``. All the work is
+:func:`orchestrator.notebooks.render_notebook`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from orchestrator.notebooks import render_notebook  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
-    parser.add_argument("--db", type=Path, help="database (default: $ORCHESTRATOR_DB)")
+    parser.add_argument(
+        "--db", help="database file or postgresql:// URL (default: $ORCHESTRATOR_DB)"
+    )
     parser.add_argument("--output", "-o", type=Path, help="HTML file (default: beside it)")
     parser.add_argument(
         "-p",

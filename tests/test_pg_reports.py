@@ -72,7 +72,7 @@ async def _odd_history(path: Path) -> None:
                                 cost_usd=0.0125 * (number + 1),
                             )
                             run.log("tool_use", f"Bash: step {number}")
-                        if workflow == "b-2" and attempt:
+                        if workflow == "b_1" and attempt:
                             raise RuntimeError("boom: the build broke")
                 except RuntimeError:
                     pass
@@ -532,3 +532,63 @@ def test_translations_are_kept_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(pg_sql, "translate", fail)
     pg_reports.translated.cache_clear()
     assert pg_reports.translated(sql) == first  # read back, sqlglot not needed
+
+
+# --- notebooks ---------------------------------------------------------------------------
+
+#: Every analysis function of the notebooks, with arguments that make it return rows.
+ANALYSES: list[tuple[str, dict[str, Any]]] = [
+    ("has_history", {}),
+    ("history_span", {}),
+    ("daily_usage", {}),
+    ("spend_over_time", {"by": "model"}),
+    ("token_mix", {}),
+    ("runs_by_day", {"start": "2026-10-01"}),
+    ("failure_rates", {}),
+    ("failures_by_workflow", {}),
+    ("common_errors", {}),
+    ("run_durations", {}),
+    ("step_durations", {}),
+    ("cost_anomalies", {"threshold": 0, "limit": 20}),
+    ("expensive_sessions", {}),
+    ("week_over_week", {"end": "2026-10-25"}),
+    ("latest_session", {}),
+]
+
+
+def test_analysis_gives_the_same_frames_on_postgresql(parity_db: Path, parity_pg: str) -> None:
+    import pandas as pd
+
+    from orchestrator import analysis
+
+    def check(expected: Any, actual: Any, what: str) -> None:
+        if isinstance(expected, pd.DataFrame):
+            assert len(expected), what
+            pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-9)
+        else:
+            assert actual == expected, what
+
+    for name, kwargs in ANALYSES:
+        function = getattr(analysis, name)
+        check(function(parity_db, **kwargs), function(parity_pg, **kwargs), name)
+    expected = analysis.session_drilldown("S-Upper", parity_db)
+    actual = analysis.session_drilldown("S-Upper", parity_pg)
+    for part in ("runs", "timeline", "gantt", "prompts", "tools", "errors"):
+        check(getattr(expected, part), getattr(actual, part), f"session_drilldown.{part}")
+
+
+def test_run_history_notebook_runs_on_postgresql(parity_db: Path, parity_pg: str) -> None:
+    from orchestrator.notebooks import NOTEBOOKS_DIR, execute_notebook
+
+    nb = execute_notebook(NOTEBOOKS_DIR / "run_history.ipynb", parity_pg)  # raises on errors
+    first = "".join(
+        str(output.get("data", {}).get("text/plain", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    first_day = one(parity_db, "SELECT min(substr(created_at, 1, 10)) FROM prompts")
+    assert f"prompts from **{first_day}**" in first
+    assert "postgresql://" in first and "Traceback" not in first
+    charts = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in charts) >= 10
