@@ -111,9 +111,10 @@ def translate(sql: str) -> Translation:
 
 
 @functools.lru_cache(maxsize=1)
-def _schema() -> dict[str, object]:
-    """Every table's columns and their declared types (SQLite's migrations: PostgreSQL's
-    mirror them, INTEGER as bigint and REAL as double precision)."""
+def _catalog() -> dict[str, list[tuple[str, str, bool]]]:
+    """Every table's columns: name, declared type, and whether it holds no NULL (NOT NULL
+    or primary key), from the SQLite migrations; PostgreSQL's mirror them (INTEGER as
+    bigint, REAL as double precision) and forbid NULL in the same columns."""
     import sqlite3
 
     from .sqlite import schema_sql
@@ -128,14 +129,30 @@ def _schema() -> dict[str, object]:
             )
         ]
         return {
-            table: {
-                row[1]: {"INTEGER": "BIGINT", "REAL": "DOUBLE"}.get(row[2], row[2] or "TEXT")
+            table: [
+                (row[1], row[2], bool(row[3] or row[5]))
                 for row in conn.execute(f"PRAGMA table_info({table})")
-            }
+            ]
             for table in tables
         }
     finally:
         conn.close()
+
+
+def _schema() -> dict[str, object]:
+    """The catalog as sqlglot's schema: table -> column -> type."""
+    types = {"INTEGER": "BIGINT", "REAL": "DOUBLE"}
+    return {
+        table: {name: types.get(kind, kind or "TEXT") for name, kind, _ in columns}
+        for table, columns in _catalog().items()
+    }
+
+
+def _not_null() -> dict[str, set[str]]:
+    return {
+        table: {name for name, _, not_null in columns if not_null}
+        for table, columns in _catalog().items()
+    }
 
 
 def _numbered(tree: Any) -> Translation:
@@ -343,6 +360,14 @@ class _Rewriter:
             for item in list(node.expressions):
                 if self.needs_collation(item):
                     self.replace(item, self.collate_c(item.copy()))
+
+    def on_cte(self, node: Any) -> None:
+        # A FROM-less CTE is one row of values (the reports' defaulted parameters, as in
+        # ``WITH run AS (SELECT coalesce(nullif(:agent_id, ''), ...) AS id)``). Used twice,
+        # PostgreSQL would materialize it and then cannot look its value up in an index;
+        # inlined, it is a constant the planner uses, as SQLite does.
+        if isinstance(node.this, self.exp.Select) and not node.this.args.get("from_"):
+            node.set("materialized", False)
 
     def on_limit(self, node: Any) -> None:
         value = node.expression
@@ -658,20 +683,64 @@ class _Rewriter:
         elif isinstance(key, exp.Literal) and key.is_int and projections:
             target = list(projections.values())[int(key.this) - 1]
         if target is not None:
-            # Sorting by a result column: make the column itself compare in bytes, and
-            # sort by its name (for SELECT DISTINCT, the key must be the result column).
-            if self.needs_collation(target.this) and not isinstance(target.this, exp.Collate):
-                self.replace(target.this, self.collate_c(target.this.copy()))
-                if not (isinstance(key, exp.Literal) and key.is_int):
-                    self.replace(key, exp.column(exp.to_identifier(target.alias)))
+            self.nulls_where_indexes_have_them(ordered, target.this, query)
+            if not self.needs_collation(target.this) or isinstance(target.this, exp.Collate):
+                return
+            if isinstance(query, exp.Select) and not query.args.get("distinct"):
+                # Sort by the result column's expression in bytes; the column itself keeps
+                # its collation (an outer query comparing it with an indexed column
+                # would otherwise compare in "C" and lose the index).
+                self.replace(key, self.collate_c(target.this.copy()))
+                return
+            # SELECT DISTINCT and UNION sort by result columns only: make the column itself
+            # compare in bytes, and sort by its name.
+            self.replace(target.this, self.collate_c(target.this.copy()))
+            if not (isinstance(key, exp.Literal) and key.is_int):
+                self.replace(key, exp.column(exp.to_identifier(target.alias)))
             return
         if projections and not isinstance(key, exp.Column):
             for column in list(key.find_all(exp.Column)):
                 if not column.table and column.name in projections:
                     self.replace(column, exp.Paren(this=projections[column.name].this.copy()))
             key = ordered.this
+        self.nulls_where_indexes_have_them(ordered, key, query)
         if self.needs_collation(key) and not isinstance(key, exp.Collate):
             self.replace(key, self.collate_c(key.copy()))
+
+    def nulls_where_indexes_have_them(self, ordered: Any, key: Any, query: Any) -> None:
+        """SQLite sorts NULLs first ascending, PostgreSQL last, so sqlglot says NULLS FIRST
+        or LAST; but then a B-tree index (PostgreSQL's order) cannot serve the sort. A
+        column that holds no NULL here sorts the same either way: say nothing."""
+        exp = self.exp
+        while isinstance(key, (exp.Collate, exp.Paren)):
+            key = key.this
+        column = isinstance(key, exp.Column) and isinstance(query, exp.Select)
+        if column and self.never_null_in(key, query):
+            ordered.set("nulls_first", bool(ordered.args.get("desc")))
+
+    def never_null_in(self, column: Any, select: Any) -> bool:
+        """Whether ``column`` holds no NULL in ``select``'s rows: a NOT NULL column of a
+        table read in its FROM or an inner join, or one its WHERE says IS NOT NULL."""
+        exp = self.exp
+        where = select.args.get("where")
+        if where is not None:
+            for condition in (
+                where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+            ):
+                if (
+                    isinstance(condition, exp.Not)
+                    and isinstance(condition.this, exp.Is)
+                    and isinstance(condition.this.expression, exp.Null)
+                    and condition.this.this == column
+                ):
+                    return True
+        source = select.args.get("from_")
+        sources = [source.this] if source is not None else []
+        sources += [j.this for j in select.args.get("joins") or [] if not j.side]
+        for table in sources:
+            if isinstance(table, exp.Table) and table.alias_or_name == column.table:
+                return column.name in _not_null().get(table.name, ())
+        return False
 
     def projections(self, select: Any) -> dict[str, Any]:
         while not isinstance(select, self.exp.Select):
