@@ -1,6 +1,7 @@
 """Time every canned report and dashboard query on a large demo database.
 
     python scripts/bench_reports.py [--db PATH] [--repeat 20] [--prompts 1000000]
+        [--postgres URL]
 
 Builds (or reuses ``--db PATH``, building it there when missing) a demo history
 of ``--prompts`` prompts over 84 days ending on a fixed date (seed 1: about
@@ -25,6 +26,17 @@ p95 is over 100 ms (``!`` over the 1000 ms ``sql_time_limit_ms`` that
 (EXPLAIN QUERY PLAN) of each marked query. A reused database is only read, never
 migrated: a query on a table it lacks prints ERROR (run any ``orchestrator`` command
 on it first).
+
+With ``--postgres URL`` every query also runs on PostgreSQL, translated as
+``orchestrator report`` runs it (:mod:`orchestrator.pg_reports`), over the same rows: an
+empty database at URL is first migrated and loaded from the SQLite file (COPY; its
+triggers rebuild the summaries; the time is printed). Each timed run declares a cursor
+for the statement (parsed and planned each time, for its first rows) and fetches at most
+1,001 rows, in a read-only transaction, on one connection: the first page, as for SQLite
+(``orchestrator report`` and the notebooks fetch every row, on either engine). The
+connection itself (with the schema check every opener makes) is timed apart.
+PostgreSQL's medians and p95 print beside SQLite's, with the same marks, and ``EXPLAIN
+(ANALYZE, BUFFERS)`` of each query over 100 ms at p95.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from datasette_dashboards import replace_opts_in_query  # noqa: E402
 
 from orchestrator.demo import create_demo_database  # noqa: E402
+from orchestrator.pg_reports import translated  # noqa: E402
 from orchestrator.reports import Report, load_metadata, reports  # noqa: E402
 
 END = datetime(2026, 11, 26, tzinfo=timezone.utc)  # the data's last day is the 25th
@@ -95,9 +108,103 @@ def timed(conn: sqlite3.Connection, sql: str, params: dict[str, str], repeat: in
         started = time.perf_counter()
         rows = len(conn.execute(sql, params).fetchmany(FETCH_ROWS))
         times.append((time.perf_counter() - started) * 1000)
+    return (*summarise(times), rows)
+
+
+class Postgres:
+    """One asyncpg connection to the database at ``url``, driven from synchronous code."""
+
+    def __init__(self, url: str) -> None:
+        from orchestrator.postgres import connect
+
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self.conn: Any = self.loop.run_until_complete(connect(url))
+
+    def run(self, coroutine: Any) -> Any:
+        return self.loop.run_until_complete(coroutine)
+
+    def value(self, sql: str) -> Any:
+        return self.run(self.conn.fetchval(sql))
+
+    async def _once(self, sql: str, args: list[str]) -> int:
+        # A cursor is planned for its first rows, as SQLite streams them: the first page
+        # is what both engines are timed for. Parsed and planned every time.
+        # A cursor name per query: asyncpg caches FETCH with the columns it first saw.
+        name = f"report_{abs(hash(sql))}"
+        async with self.conn.transaction(readonly=True):
+            await self.conn.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", *args)
+            return len(await self.conn.fetch(f"FETCH {FETCH_ROWS} FROM {name}"))
+
+    def timed(self, sql: str, params: dict[str, str], repeat: int) -> Any:
+        """Median and p95 ms of report SQL (SQLite's, translated) and its rows."""
+        translation = translated(sql)
+        args = [params.get(name, "") for name in translation.parameters]
+        self.run(self._once(translation.sql, args))  # warm-up: shared buffers
+        times = []
+        rows = 0
+        for _ in range(repeat):
+            started = time.perf_counter()
+            rows = self.run(self._once(translation.sql, args))
+            times.append((time.perf_counter() - started) * 1000)
+        return (*summarise(times), rows)
+
+    def timed_connect(self, repeat: int) -> tuple[float, float]:
+        from orchestrator.postgres import connect
+
+        async def once() -> None:
+            conn = await connect(self.url)
+            await conn.close()
+
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            self.run(once())
+            times.append((time.perf_counter() - started) * 1000)
+        return summarise(times)
+
+    def explain(self, sql: str, params: dict[str, str]) -> list[str]:
+        translation = translated(sql)
+        args = [params.get(name, "") for name in translation.parameters]
+        plan = self.run(self.conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {translation.sql}", *args))
+        return [row[0] for row in plan]
+
+    def close(self) -> None:
+        self.run(self.conn.close())
+        self.loop.close()
+
+
+def summarise(times: list[float]) -> tuple[float, float]:
     times.sort()
     p95 = times[min(len(times) - 1, max(0, -(-len(times) * 95 // 100) - 1))]  # nearest rank
-    return statistics.median(times), p95, rows
+    return statistics.median(times), p95
+
+
+def load_postgres(path: Path, url: str) -> None:
+    """Migrate and fill an empty PostgreSQL database from the SQLite file (the tests'
+    loader, until ``orchestrator copy`` lands); a filled one is reused as it is."""
+    from orchestrator.postgres import init_database
+
+    init_database(url)
+    pg = Postgres(url)
+    try:
+        prompts = pg.value("SELECT count(*) FROM prompts")
+    finally:
+        pg.close()
+    if prompts:
+        print(f"reusing the PostgreSQL database ({prompts:,} prompts; load time not measured)")
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from backends import load_into_postgres
+
+    started = time.perf_counter()
+    copied = load_into_postgres(path, url)
+    elapsed = time.perf_counter() - started
+    total = sum(copied.values())
+    print(
+        f"loaded {total:,} rows into PostgreSQL in {elapsed:.0f} s ({total / elapsed:,.0f} "
+        "rows/s, triggers rebuilding the summaries; ANALYZE included)"
+    )
 
 
 def filter_values(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
@@ -175,6 +282,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="reuse this database (built there if missing)")
     parser.add_argument("--repeat", type=int, default=20, help="timed runs per query")
     parser.add_argument("--prompts", type=int, default=1_000_000, help="when building")
+    parser.add_argument("--postgres", metavar="URL", help="time PostgreSQL beside SQLite")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,14 +291,20 @@ def main() -> None:
             print(f"reusing {path} (built before: build time not measured here)")
         else:
             build(path, args.prompts)
+        pg = None
+        if args.postgres:
+            load_postgres(path, args.postgres)
+            pg = Postgres(args.postgres)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         try:
-            run(conn, args.repeat)
+            run(conn, args.repeat, pg)
         finally:
             conn.close()
+            if pg is not None:
+                pg.close()
 
 
-def run(conn: sqlite3.Connection, repeat: int) -> None:
+def run(conn: sqlite3.Connection, repeat: int, pg: Postgres | None = None) -> None:
     counts = {
         table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         for table in ("prompts", "agent_logs", "agents", "system_logs", "usage_daily")
@@ -204,26 +318,55 @@ def run(conn: sqlite3.Connection, repeat: int) -> None:
         f"| days {span[0]} .. {span[1]}",
         f"| today (date('now')): {conn.execute('SELECT date(?)', ('now',)).fetchone()[0]}",
     )
-    print(f"sqlite {sqlite3.sqlite_version}, {repeat} timed runs each after one warm-up\n")
+    print(f"sqlite {sqlite3.sqlite_version}, {repeat} timed runs each after one warm-up")
+    if pg is not None:
+        settings = ", ".join(
+            f"{name} {pg.value(f'SHOW {name}')}" for name in ("jit", "shared_buffers", "work_mem")
+        )
+        collation = pg.value(
+            "SELECT coalesce(daticulocale, datcollate) FROM pg_database "
+            "WHERE datname = current_database()"
+        )
+        print(f"{pg.value('SELECT version()').split(' on ')[0]}: {settings}, collation {collation}")
+        pg_rows = pg.value("SELECT count(*) FROM prompts")
+        if pg_rows != counts["prompts"]:
+            print(f"WARNING: PostgreSQL holds {pg_rows:,} prompts, SQLite {counts['prompts']:,}")
+        connect = pg.timed_connect(repeat)
+        print(f"PostgreSQL connection (with the schema check): {connect[0]:.2f} ms median")
+    print()
 
     report_values, dashboard_values = filter_values(conn)
     print(f"report parameters set: {report_values}")
     print(f"dashboard filters set: {dashboard_values}\n")
 
-    baselines = {"SELECT 1": "SELECT 1", "count(*) prompts": "SELECT count(*) FROM prompts"}
+    baselines = {
+        "SELECT 1": "SELECT 1 AS one",
+        "count(*) prompts": "SELECT count(*) AS n FROM prompts",
+    }
 
     def measure_baselines(when: str) -> dict[str, float]:
         medians = {}
         for label, sql in baselines.items():
             median, p95, _ = timed(conn, sql, {}, repeat)
             medians[label] = median
-            print(f"{'baseline ' + label + ' (' + when + ')':<60} {median:>9.2f} {p95:>9.2f}")
+            line = f"{'baseline ' + label + ' (' + when + ')':<60} {median:>9.2f} {p95:>9.2f}"
+            if pg is not None:
+                pg_median, pg_p95, _ = pg.timed(sql, {}, repeat)
+                line += f" {'':>8} {pg_median:>9.2f} {pg_p95:>9.2f}"
+            print(line)
         return medians
 
+    def mark(p95: float) -> str:
+        return " !" if p95 > TIME_LIMIT_MS else (" *" if p95 > SLOW_MS else "  ")
+
     header = f"{'query':<42} {'mode':<11} {'rows':>6} {'median ms':>9} {'p95 ms':>9} {'x base':>8}"
-    print(f"{'':<60} {'median ms':>9} {'p95 ms':>9}")
+    if pg is not None:
+        header += f" {'pg median':>9} {'pg p95':>9}"
+    columns = f"{'':<60} {'median ms':>9} {'p95 ms':>9}"
+    print(columns + (f" {'':>8} {'pg median':>9} {'pg p95':>9}" if pg is not None else ""))
     before = measure_baselines("before")
     results = []
+    pg_results = []
     errors = 0
     todo = queries(report_values, dashboard_values)
     print()
@@ -237,27 +380,40 @@ def run(conn: sqlite3.Connection, repeat: int) -> None:
             errors += 1
             continue
         results.append((name, mode, sql, params, median, p95))
-        mark = " !" if p95 > TIME_LIMIT_MS else (" *" if p95 > SLOW_MS else "")
         ratio = median / before["count(*) prompts"]
-        print(
-            f"{name:<42} {mode:<11} {rows:>6} {median:>9.2f} {p95:>9.2f} {ratio:>7.2f}x{mark}",
-            flush=True,
-        )
+        line = f"{name:<42} {mode:<11} {rows:>6} {median:>9.2f} {p95:>9.2f} {ratio:>7.2f}x"
+        line += mark(p95)
+        if pg is not None:
+            pg_median, pg_p95, pg_count = pg.timed(sql, params, repeat)
+            pg_results.append((name, mode, sql, params, pg_median, pg_p95))
+            line += f"{pg_median:>8.2f} {pg_p95:>9.2f}{mark(pg_p95)}"
+            if pg_count != rows:
+                line += f" ({pg_count} rows on PostgreSQL!)"
+        print(line.rstrip(), flush=True)
     print()
     measure_baselines("after")
 
-    slow = [r for r in results if r[5] > SLOW_MS]
-    print(
-        f"\n{len(slow)} of {len(results)} queries over {SLOW_MS:.0f} ms at p95"
-        f" ({sum(r[5] > TIME_LIMIT_MS for r in results)} over the {TIME_LIMIT_MS:.0f} ms"
-        " Datasette time limit)" + (f"; {errors} failed" if errors else "")
-    )
-    for name, mode, sql, params, _median, p95 in slow:
-        print(f"\n== {name} ({mode}), p95 {p95:.0f} ms: EXPLAIN QUERY PLAN")
+    for engine, found in (("SQLite", results), ("PostgreSQL", pg_results)):
+        if engine == "PostgreSQL" and pg is None:
+            continue
+        slow = [r for r in found if r[5] > SLOW_MS]
+        print(
+            f"\n{engine}: {len(slow)} of {len(found)} queries over {SLOW_MS:.0f} ms at p95"
+            f" ({sum(r[5] > TIME_LIMIT_MS for r in found)} over {TIME_LIMIT_MS:.0f} ms)"
+            + (f"; {errors} failed" if errors else "")
+        )
+    for name, mode, sql, params, _median, p95 in results:
+        if p95 <= SLOW_MS:
+            continue
+        print(f"\n== SQLite: {name} ({mode}), p95 {p95:.0f} ms: EXPLAIN QUERY PLAN")
         depth = {0: 0}
         for node, parent, _unused, detail in conn.execute("EXPLAIN QUERY PLAN " + sql, params):
             depth[node] = depth.get(parent, 0) + 1
             print("  " * depth[node] + detail)
+    for name, mode, sql, params, _median, p95 in pg_results:
+        if pg is not None and p95 > SLOW_MS:
+            print(f"\n== PostgreSQL: {name} ({mode}), p95 {p95:.0f} ms: EXPLAIN (ANALYZE, BUFFERS)")
+            print("\n".join("  " + line for line in pg.explain(sql, params)))
 
 
 if __name__ == "__main__":
