@@ -131,7 +131,7 @@ def test_docs_schema_postgresql_is_the_generated_one(postgres_database: str) -> 
     )
 
 
-def test_init_and_demo_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) -> None:
+def test_init_demo_and_report_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["init", "--db", pg], catch_exceptions=False)
     assert result.exit_code == 0 and migrations.names()[-1] in result.output
@@ -144,7 +144,10 @@ def test_init_and_demo_take_a_url_and_the_sqlite_commands_refuse_one(pg: str) ->
         rows(pg, "SELECT sum(prompts), sum(cost_usd) FROM usage_daily")[0],
     )
     assert prompts == summed >= 60 and cost == pytest.approx(summed_cost)
-    for command in (["report", "spend_by_day", "--db", pg], ["tail", "--db", pg]):
+    result = runner.invoke(cli, ["report", "spend_by_day", "--db", pg], catch_exceptions=False)
+    days = rows(pg, "SELECT count(DISTINCT day) FROM usage_daily")[0][0]
+    assert result.exit_code == 0 and result.output.endswith(f"({days} rows)\n")  # reports too
+    for command in (["tail", "--db", pg], ["budget", "list", "--db", pg]):
         result = runner.invoke(cli, command)
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
 
