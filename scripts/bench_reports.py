@@ -29,15 +29,14 @@ on it first).
 
 With ``--postgres URL`` every query also runs on PostgreSQL, translated as
 ``orchestrator report`` runs it (:mod:`orchestrator.pg_reports`), over the same rows: an
-empty database at URL is first migrated and loaded from the SQLite file (COPY; its
-triggers rebuild the summaries, and the tables they rewrote are compacted with VACUUM
-FULL, as autovacuum keeps a database written steadily; the times are printed). Each
-timed run declares a cursor for the statement (parsed and planned each time, for its
-first rows) and fetches at most 1,001 rows, in a read-only transaction, on one
-connection: the first page, as for SQLite (``orchestrator report`` and the notebooks
-fetch every row, on either engine). The connection itself (with the schema check every
-opener makes) is timed apart. PostgreSQL's medians and p95 print beside SQLite's, with
-the same marks, and ``EXPLAIN (ANALYZE, BUFFERS)`` of each query over 100 ms at p95.
+empty database at URL is first filled from the SQLite file with ``orchestrator copy``
+(the time is printed). Each timed run declares a cursor for the statement (parsed and
+planned each time, for its first rows) and fetches at most 1,001 rows, in a read-only
+transaction, on one connection: the first page, as for SQLite (``orchestrator report``
+and the notebooks fetch every row, on either engine). The connection itself (with the
+schema check every opener makes) is timed apart. PostgreSQL's medians and p95 print
+beside SQLite's, with the same marks, and ``EXPLAIN (ANALYZE, BUFFERS)`` of each query
+over 100 ms at p95.
 """
 
 from __future__ import annotations
@@ -181,13 +180,10 @@ def summarise(times: list[float]) -> tuple[float, float]:
     return statistics.median(times), p95
 
 
-#: The tables PostgreSQL's triggers update row by row while a history is loaded.
-REWRITTEN = ["agents", "sessions", "usage_daily", "runs_daily", "step_histogram_daily"]
-
-
 def load_postgres(path: Path, url: str) -> None:
-    """Migrate and fill an empty PostgreSQL database from the SQLite file (the tests'
-    loader, until ``orchestrator copy`` lands); a filled one is reused as it is."""
+    """Fill an empty PostgreSQL database from the SQLite file with ``orchestrator copy``
+    (verified); a filled one is reused as it is."""
+    from orchestrator.copy import copy_database
     from orchestrator.postgres import init_database
 
     init_database(url)
@@ -199,27 +195,18 @@ def load_postgres(path: Path, url: str) -> None:
     if prompts:
         print(f"reusing the PostgreSQL database ({prompts:,} prompts; load time not measured)")
         return
-    sys.path.insert(0, str(ROOT / "tests"))
-    from backends import load_into_postgres
-
     started = time.perf_counter()
-    copied = load_into_postgres(path, url)
-    elapsed = time.perf_counter() - started
-    total = sum(copied.values())
-    print(
-        f"loaded {total:,} rows into PostgreSQL in {elapsed:.0f} s ({total / elapsed:,.0f} "
-        "rows/s, triggers rebuilding the summaries; ANALYZE included)"
-    )
-    # The load is one transaction: every trigger update of a run's totals or a summary
-    # row left a dead row version that autovacuum, which keeps a database written
-    # steadily compact, could not remove. Compact what the triggers rewrote.
-    started = time.perf_counter()
+    result = copy_database(path, url)
     pg = Postgres(url)
     try:
-        pg.run(pg.conn.execute(f"VACUUM (FULL, ANALYZE) {', '.join(REWRITTEN)}"))
+        pg.run(pg.conn.execute("ANALYZE"))  # statistics, as autovacuum keeps them
     finally:
         pg.close()
-    print(f"VACUUM FULL of {', '.join(REWRITTEN)}: {time.perf_counter() - started:.0f} s")
+    elapsed = time.perf_counter() - started
+    print(
+        f"copied {result.inserted:,} rows into PostgreSQL in {elapsed:.0f} s "
+        f"({result.inserted / elapsed:,.0f} rows/s; orchestrator copy, verified; ANALYZE)"
+    )
 
 
 def filter_values(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:

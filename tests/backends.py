@@ -128,7 +128,7 @@ def dump(target: Target) -> str:
     )
 
 
-# -- one SQLite history, loaded into PostgreSQL (until orchestrator.copy lands) -------------
+# -- one SQLite history, loaded into PostgreSQL with its triggers on -------------------------
 
 #: Kept by PostgreSQL's triggers from the rows below: rebuilt by the load, not copied.
 SUMMARY_TABLES = ["usage_daily", "runs_daily", "step_histogram_daily", "sessions"]
@@ -150,10 +150,10 @@ def load_into_postgres(source: Path, url: str, *, batch: int = 20_000) -> dict[s
     """Copy every row of the SQLite orchestrator database ``source`` into the migrated,
     empty PostgreSQL database at ``url`` (``COPY``); return the rows copied per table.
 
-    Summaries and run totals are not copied: PostgreSQL's triggers compute them from the
-    rows, as they do for its own writers, so comparing them with SQLite's checks the
-    triggers too. The ledger, the full-text tables and the migrations' own rows
-    (``duration_buckets``) stay as the PostgreSQL migrations made them.
+    Summaries and run totals are not copied (``orchestrator copy`` carries them):
+    PostgreSQL's triggers compute them from the rows, as they do for its own writers, so
+    comparing them with SQLite's checks the triggers. The ledger, the full-text tables
+    and the migrations' own rows (``duration_buckets``) stay as the migrations made them.
     """
     from orchestrator.postgres import connect
 
