@@ -24,19 +24,20 @@ the median as a multiple of the count(*) baseline, a ``*`` on every query whose
 p95 is over 100 ms (``!`` over the 1000 ms ``sql_time_limit_ms`` that
 ``orchestrator serve`` sets: Datasette would cancel it), and the query plan
 (EXPLAIN QUERY PLAN) of each marked query. A reused database is only read, never
-migrated: a query on a table it lacks prints ERROR (run any ``orchestrator`` command
-on it first).
+migrated (unless ``--postgres`` copies it, below): a query on a table it lacks prints
+ERROR (run any ``orchestrator`` command on it first).
 
 With ``--postgres URL`` every query also runs on PostgreSQL, translated as
 ``orchestrator report`` runs it (:mod:`orchestrator.pg_reports`), over the same rows: an
 empty database at URL is first filled from the SQLite file with ``orchestrator copy``
-(the time is printed). Each timed run declares a cursor for the statement (parsed and
-planned each time, for its first rows) and fetches at most 1,001 rows, in a read-only
-transaction, on one connection: the first page, as for SQLite (``orchestrator report``
-and the notebooks fetch every row, on either engine). The connection itself (with the
-schema check every opener makes) is timed apart. PostgreSQL's medians and p95 print
-beside SQLite's, with the same marks, and ``EXPLAIN (ANALYZE, BUFFERS)`` of each query
-over 100 ms at p95.
+(the time is printed), which opens the file as every opener does: a file older than the
+migrations is upgraded first. Each timed run declares a cursor for the statement (parsed
+and planned each time, for its first rows) and fetches at most 1,001 rows, in a
+read-only transaction, on one connection: the first page, as for SQLite (``orchestrator
+report`` and the notebooks fetch every row, on either engine). The connection itself
+(with the schema check every opener makes) is timed apart. PostgreSQL's medians and p95
+print beside SQLite's, with the same marks, and ``EXPLAIN (ANALYZE, BUFFERS)`` of each
+query over 100 ms at p95.
 """
 
 from __future__ import annotations
