@@ -302,8 +302,9 @@ class _Copier:
     async def _copy_table(self, table: Table, result: TableResult, recent: bool) -> None:
         columns = await self._columns(table)
         copied = [c for c in columns if self.quiet_triggers or c not in table.derived]
-        total = await _count(self.src, table.name)
         start = await self._window_start(table) if recent else None
+        # The bar's length: a refresh does not count the source twice (its check does).
+        total = 0 if start is not None else await _count(self.src, table.name)
         if start is not None and table.unfinished:
             result.updated += await self._catch_up_unfinished(table, copied)
         done = 0
