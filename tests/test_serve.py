@@ -146,32 +146,44 @@ def serve_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait()
 
 
+def _start_serve(
+    args: list[str], log: Path, started: list[subprocess.Popen[bytes]], **environment: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``orchestrator serve ARGS`` in a process of its own (``--port`` among ARGS), once it
+    answers HTTP; its output goes to ``log``."""
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    env.pop("ORCHESTRATOR_PASSWORD_HASH", None)
+    env.update(environment)
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "serve", *args]
+    with log.open("wb") as output:
+        # Its own session, so that cleanup after a failure reaches any child it left.
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    started.append(process)
+    port = args[args.index("--port") + 1]
+    deadline = time.monotonic() + 60
+    while not _answers_http(f"http://127.0.0.1:{port}/-/versions.json"):
+        assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"serve did not answer in 60 s:\n{log.read_text()}"
+        time.sleep(0.2)
+    return process, log
+
+
 @pytest.mark.parametrize("share", [False, True], ids=["local", "share"])
 def test_serves_the_plugin_once_and_sigterm_frees_the_port(
     db_path: Path, share: bool, serve_process: list[subprocess.Popen[bytes]]
 ) -> None:
     backend.connect(db_path).close()
     port = _free_port()
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    process, _ = _start_serve(
+        [str(db_path), "--port", str(port)] + (["--share"] if share else []),
+        db_path.with_suffix(".log"),
+        serve_process,
+        ORCHESTRATOR_PASSWORD="correct horse",
     )
-    env["ORCHESTRATOR_PASSWORD"] = "correct horse"
-    env.pop("ORCHESTRATOR_PASSWORD_HASH", None)
-    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "serve"]
-    command += [str(db_path), "--port", str(port)] + (["--share"] if share else [])
-    log = db_path.with_suffix(".log")
-    with log.open("wb") as output:
-        # Its own session, so that cleanup after a failure reaches any child it left.
-        process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    serve_process.append(process)
-    deadline = time.monotonic() + 60
-    while not _answers_http(f"http://127.0.0.1:{port}/-/versions.json"):
-        assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"serve did not answer in 60 s:\n{log.read_text()}"
-        time.sleep(0.2)
-
     url = f"http://127.0.0.1:{port}"
     if share:  # everything behind the login, the live page too
         for path in ["/orchestrator.json", "/-/live", "/-/live/events", "/-/dashboards/overview"]:
@@ -209,23 +221,12 @@ def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
         db.flush()
         run_id = run.id
         port = _free_port()
-        env = dict(
-            os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-        )
         snapshot = tmp_path / "snap" / "orchestrator.db"
-        command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "serve"]
-        command += [db_target, "--port", str(port), "--refresh", "0.5", "--snapshot", str(snapshot)]
-        log = tmp_path / "serve.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        serve_process.append(process)
-        deadline = time.monotonic() + 60
-        while not _answers_http(f"http://127.0.0.1:{port}/-/versions.json"):
-            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"serve did not answer:\n{log.read_text()}"
-            time.sleep(0.2)
+        process, log = _start_serve(
+            [db_target, "--port", str(port), "--refresh", "0.5", "--snapshot", str(snapshot)],
+            tmp_path / "serve.log",
+            serve_process,
+        )
         url = f"http://127.0.0.1:{port}"
 
         def logs_served() -> list[str]:
