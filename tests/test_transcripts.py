@@ -300,6 +300,23 @@ BAD_LINES = {
     "an impossible day, no milliseconds": usage_line("m_bad", timestamp="2026-02-30T00:00:00Z"),
     "an hour that does not exist": usage_line("m_bad", timestamp="2026-01-31T25:00:00.000Z"),
     "a model that is no string": usage_line("m_bad", model=5),
+    "more 1-hour cache writes than cache writes": json.dumps(
+        {
+            **json.loads(usage_line("m_bad")),
+            "message": {
+                "id": "m_bad",
+                "model": "claude-sonnet-4-5-20250929",
+                "role": "assistant",
+                "content": [{"type": "text", "text": "ok"}],
+                "usage": {
+                    "input_tokens": 11,
+                    "output_tokens": 2,
+                    "cache_creation_input_tokens": 5,
+                    "cache_creation": {"ephemeral_1h_input_tokens": 9},
+                },
+            },
+        }
+    ),
 }
 
 

@@ -87,6 +87,15 @@ COMMIT_EVERY_S = 1.0
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+")
+def _one_hour_exceeds(usage: dict[str, Any]) -> bool:
+    """Whether ``usage`` says more tokens were cached for 1 hour than were cached at all."""
+    creation = usage.get("cache_creation")
+    one_hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, dict) else None
+    if not is_token_count(one_hour) or not one_hour:
+        return False
+    return bool(one_hour > (usage.get("cache_creation_input_tokens") or 0))
+
+
 _TOKEN_KEYS = (
     "input_tokens",
     "output_tokens",
@@ -581,6 +590,9 @@ class _FileImport:
             counts.malformed += 1  # usage of a shape ccusage does not count either
         if usage is not None and not all(is_token_count(usage.get(k, 0)) for k in _TOKEN_KEYS):
             counts.malformed += 1  # negative, fractional or absurd token counts
+            usage = None
+        if usage is not None and _one_hour_exceeds(usage):
+            counts.malformed += 1  # more 1-hour cache writes than cache writes in all
             usage = None
         if usage is not None:
             assert isinstance(message, dict) and created is not None
