@@ -87,6 +87,8 @@ COMMIT_EVERY_S = 1.0
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+")
+
+
 def _one_hour_exceeds(usage: dict[str, Any]) -> bool:
     """Whether ``usage`` says more tokens were cached for 1 hour than were cached at all."""
     creation = usage.get("cache_creation")
