@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import Backend, insert_sql
+from .backend import Backend
 from .errors import OrchestratorError
 from .targets import backend_for, is_url
 
@@ -185,7 +185,7 @@ async def copy(
     if not is_url(source) and not os.path.exists(source):
         raise FileNotFoundError(f"no database at {source}")
     if replace:
-        await asyncio.to_thread(_empty, target)
+        await _empty(target)
     started = time.perf_counter()
     src, dst = backend_for(source), backend_for(target)
     await src.open()
@@ -219,26 +219,22 @@ def _same(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> boo
     return os.path.abspath(source) == os.path.abspath(target)
 
 
-def _empty(target: str | os.PathLike[str]) -> None:
+async def _empty(target: str | os.PathLike[str]) -> None:
     """Empty the target (``replace``): a SQLite file through ``init --force``, a
     PostgreSQL store by truncating its tables (the migrations' fixed rows stay)."""
     if not is_url(target):
         if os.path.exists(target):
             from .maintenance import init_database
 
-            init_database(target, force=True)
+            await asyncio.to_thread(init_database, target, force=True)
         return
-
-    async def truncate() -> None:
-        backend = backend_for(target)
-        await backend.open()
-        try:
-            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES))
-            await backend.execute(f"TRUNCATE {names}")
-        finally:
-            await backend.close()
-
-    asyncio.run(truncate())
+    backend = backend_for(target)
+    await backend.open()
+    try:
+        names = ", ".join(table.name for table in (*TABLES, *SUMMARIES))
+        await backend.execute(f"TRUNCATE {names}")
+    finally:
+        await backend.close()
 
 
 def _is_postgres(backend: Backend) -> bool:
@@ -321,11 +317,11 @@ class _Copier:
                     # In the chunk's transaction: other writers wait for it, and meet
                     # the triggers enabled again.
                     await self.dst.execute(f"ALTER TABLE {table.name} DISABLE TRIGGER USER")
-                    await _insert(self.dst, table.name, copied, new)
+                    await self.dst.insert_many(table.name, copied, _values(copied, new))
                     await self.dst.execute(f"ALTER TABLE {table.name} ENABLE TRIGGER USER")
                     result.inserted += len(new)
                 elif new:
-                    await _insert(self.dst, table.name, copied, new)
+                    await self.dst.insert_many(table.name, copied, _values(copied, new))
                     result.inserted += len(new)
                 if present and (table.unfinished or table.newer):
                     result.updated += await self._catch_up(table, copied, rows, present)
@@ -438,7 +434,7 @@ class _Copier:
         try:
             await self.dst.execute(f"DELETE FROM {table.name}")
             async for rows in _pages(self.src, table, columns, None):
-                await _insert(self.dst, table.name, columns, rows)
+                await self.dst.insert_many(table.name, columns, _values(columns, rows))
             await self.dst.commit()
         except BaseException:
             await self.dst.rollback()
@@ -636,11 +632,5 @@ async def _sums(
     return {column: float(row[column] or 0) for column in numeric}
 
 
-async def _insert(
-    backend: Backend, table: str, columns: list[str], rows: list[dict[str, Any]]
-) -> None:
-    values = [[row[column] for column in columns] for row in rows]
-    if _is_postgres(backend):
-        await backend.insert_many(table, columns, values)  # COPY
-    else:
-        await backend.executemany(insert_sql(table, columns, ignore_conflicts=True), values)
+def _values(columns: list[str], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[row[column] for column in columns] for row in rows]

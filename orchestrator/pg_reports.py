@@ -16,7 +16,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,7 +50,7 @@ def translated(sql: str) -> Translation:
 
     A cache that cannot be read or written only costs the translation.
     """
-    from .reports import cache_dir
+    from .reports import cache_dir, write_cache_file
 
     digest = hashlib.sha256(f"{_version_key()}\n{sql}".encode()).hexdigest()[:32]
     cached = cache_dir() / f"pg-sql-{digest}.json"
@@ -66,13 +65,7 @@ def translated(sql: str) -> Translation:
     from . import pg_sql
 
     result = pg_sql.translate(sql)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"sql": result.sql, "parameters": result.parameters}))
-        os.replace(partial, cached)
-    except OSError:
-        pass
+    write_cache_file(cached, {"sql": result.sql, "parameters": result.parameters})
     return result
 
 

@@ -60,7 +60,7 @@ def _load(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         data = _parse_yaml(path)
-        _write_cache(cached, data)
+        write_cache_file(cached, data)
     return data
 
 
@@ -88,7 +88,7 @@ def _cache_file(path: Path, mtime_ns: int, size: int) -> Path:
     return cache_dir() / f"metadata-{digest}.json"
 
 
-def _write_cache(cached: Path, data: dict[str, Any]) -> None:
+def write_cache_file(cached: Path, data: dict[str, Any]) -> None:
     """Best effort: a cache that cannot be written (read-only home) only costs time."""
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)

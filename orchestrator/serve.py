@@ -101,10 +101,10 @@ def snapshot_path(url: str) -> Path:
     import hashlib
 
     from .postgres import redact_url
+    from .reports import cache_dir
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     digest = hashlib.sha256(redact_url(url).encode()).hexdigest()[:16]
-    return Path(base) / "adw-orchestrator" / "snapshots" / digest / "orchestrator.db"
+    return cache_dir() / "snapshots" / digest / "orchestrator.db"
 
 
 def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
