@@ -346,6 +346,57 @@ DELETE FROM sessions;
     _run(conn, script)
 
 
+@functools.cache
+def prompt_summary_triggers() -> dict[str, tuple[str, str]]:
+    """The prompts' insert triggers that keep summaries, which a bulk load inside one
+    write transaction may drop and replace by one statement over the rows it inserted:
+    ``name -> (its SQL as the migrations create it, the statement adding at once, for
+    the prompts past a rowid (its one parameter), what it adds row by row)``.
+
+    A database whose trigger differs from this SQL (a later migration changed it) keeps
+    its trigger: the statement here would no longer be the same sums.
+    """
+    unpriced = "CASE WHEN cost_source = 'unpriced' THEN 1 ELSE 0 END"
+    totals = f"""UPDATE agents SET
+    prompt_count = prompt_count + d.prompts,
+    {", ".join(f"total_{c} = total_{c} + d.{c}" for c in _USAGE_TOKENS)},
+    total_cost_usd = total_cost_usd + d.cost_usd,
+    unpriced_prompt_count = unpriced_prompt_count + d.unpriced
+FROM (
+    SELECT agent_id, count(*) AS prompts, {", ".join(f"sum({c}) AS {c}" for c in _USAGE_TOKENS)},
+        sum(coalesce(cost_usd, 0)) AS cost_usd, sum({unpriced}) AS unpriced
+    FROM prompts WHERE rowid > ? GROUP BY agent_id
+) AS d
+WHERE agents.id = d.agent_id"""
+    usage = f"""INSERT INTO usage_daily (day, orchestrator_agent_id, model, prompts, failed_prompts,
+    {", ".join(_USAGE_TOKENS_1H)}, cost_usd, unpriced_prompts, cache_savings_usd)
+SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, 'unknown'),
+    count(*), sum(CASE WHEN p.status = 'failed' THEN 1 ELSE 0 END),
+    {", ".join(f"sum(p.{c})" for c in _USAGE_TOKENS_1H)},
+    sum(coalesce(p.cost_usd, 0)), sum(CASE WHEN p.cost_source = 'unpriced' THEN 1 ELSE 0 END),
+    sum(coalesce(p.cache_savings_usd, 0))
+FROM prompts p JOIN agents a ON a.id = p.agent_id WHERE p.rowid > ? GROUP BY 1, 2, 3
+ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+    prompts = prompts + excluded.prompts,
+    failed_prompts = failed_prompts + excluded.failed_prompts,
+    {", ".join(f"{c} = {c} + excluded.{c}" for c in _USAGE_TOKENS_1H)},
+    cost_usd = cost_usd + excluded.cost_usd,
+    unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
+    cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd"""
+    return {
+        "prompts_totals_insert": (
+            "CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN\n    "
+            f"{_totals_delta('NEW', '+')}\nEND",
+            totals,
+        ),
+        "prompts_usage_insert": (
+            "CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts BEGIN\n    "
+            f"{_usage_daily_delta('NEW', '+', _USAGE_TOKENS_1H)}\nEND",
+            usage,
+        ),
+    }
+
+
 def _run(db: Database | sqlite3.Connection, script: str) -> None:
     """Execute a script statement by statement, inside the caller's transaction.
 
@@ -354,7 +405,9 @@ def _run(db: Database | sqlite3.Connection, script: str) -> None:
     statement = ""
     for line in script.splitlines(keepends=True):
         statement += line
-        if sqlite3.complete_statement(statement):
+        # A statement can only end on a line with a semicolon: asking only there keeps
+        # this linear in the script's length.
+        if ";" in line and sqlite3.complete_statement(statement):
             db.execute(statement)
             statement = ""
     if statement.strip():

@@ -486,25 +486,47 @@ class SQLiteBackend(Backend):
             await self._conn.execute(f"PRAGMA user_version = {int(versions[0][0])}")
 
 
-def defer_search_index(conn: sqlite3.Connection) -> tuple[dict[str, tuple[str, int]], bool]:
+def defer_search_index(
+    conn: sqlite3.Connection, *, summaries: bool = False
+) -> tuple[dict[str, tuple[str, int]], bool]:
     """:meth:`SQLiteBackend.defer_search_index` for a bulk load over one sqlite3 connection,
     inside its write transaction; returns what :func:`catch_up_search_index` needs, which
     must run in the same transaction (then no other connection ever sees the triggers
-    missing, and a rollback restores them with the index)."""
+    missing, and a rollback restores them with the index).
+
+    ``summaries=True`` defers the prompts' summary triggers too
+    (:func:`migrations.prompt_summary_triggers`: a run's totals, usage_daily): each new
+    prompt then costs one INSERT instead of four statements, and the catch-up adds them
+    up per run and per day. Only for a load that does not update or delete the prompts
+    it inserts (their update triggers would take out sums never added).
+    """
     deferred = {}
     checked = _fingerprint(conn)
     for name, table, sql in conn.execute(_SEARCH_INSERT_TRIGGERS).fetchall():
-        (watermark,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
-        deferred[name] = (sql, watermark or 0)
+        deferred[name] = (sql, _max_rowid(conn, table))
         conn.execute(f"DROP TRIGGER {name}")
+    if summaries:
+        for name, (expected, _) in migrations.prompt_summary_triggers().items():
+            row = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] == expected:
+                deferred[name] = (expected, _max_rowid(conn, "prompts"))
+                conn.execute(f"DROP TRIGGER {name}")
     return deferred, checked[0] == checked[1] != 0
+
+
+def _max_rowid(conn: sqlite3.Connection, table: str) -> int:
+    (rowid,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+    return int(rowid or 0)
 
 
 def catch_up_search_index(
     conn: sqlite3.Connection, deferred: tuple[dict[str, tuple[str, int]], bool]
 ) -> None:
     """Index the rows added since :func:`defer_search_index` (one statement per index),
-    restore its triggers, and keep a schema checked before recorded as checked."""
+    add the new prompts to the summaries it deferred, restore its triggers, and keep a
+    schema checked before recorded as checked."""
     triggers, checked = deferred
     for name, (sql, watermark) in triggers.items():
         conn.execute(_catch_up_sql(name, sql), (watermark,))
@@ -521,8 +543,11 @@ _SEARCH_INSERT_TRIGGERS = (
 
 
 def _catch_up_sql(name: str, sql: str) -> str:
-    """The statement indexing at once what the search trigger ``name`` (``sql``) would have
-    indexed row by row, for rows past a rowid (its one parameter)."""
+    """The statement doing at once what the search or summary trigger ``name`` (``sql``)
+    would have done row by row, for rows past a rowid (its one parameter)."""
+    summary = migrations.prompt_summary_triggers().get(name)
+    if summary is not None:
+        return summary[1]
     match = _FTS_INSERT.search(sql)
     if match is None:  # pragma: no cover - the migrations' trigger shape changed
         raise sqlite3.OperationalError(f"cannot read the search trigger {name}: {sql}")

@@ -522,3 +522,188 @@ def test_a_first_import_of_well_formed_transcripts_loads_neither_pydantic_nor_pr
     cold, warm = runs
     assert "genai_prices" in cold and "orchestrator.models" not in cold  # (it imports pydantic)
     assert not warm & {"pydantic", "genai_prices", "importlib.metadata", "orchestrator.models"}
+
+
+#: Every summary the triggers keep, read so that two databases compare without their ids.
+SUMMARIES = {
+    "agents": "SELECT name, status, created_at, prompt_count, total_tokens_input, "
+    "total_tokens_output, total_tokens_cache_read, total_tokens_cache_write, total_cost_usd, "
+    "unpriced_prompt_count FROM agents ORDER BY name, created_at",
+    "usage_daily": "SELECT u.day, o.name, u.model, u.prompts, u.failed_prompts, u.tokens_input, "
+    "u.tokens_output, u.tokens_cache_read, u.tokens_cache_write, u.tokens_cache_write_1h, "
+    "u.cost_usd, u.unpriced_prompts, u.cache_savings_usd FROM usage_daily u "
+    "JOIN orchestrator_agents o ON o.id = u.orchestrator_agent_id ORDER BY 1, 2, 3",
+    "runs_daily": "SELECT r.day, o.name, r.runs, r.completed, r.failed, r.cancelled "
+    "FROM runs_daily r JOIN orchestrator_agents o ON o.id = r.orchestrator_agent_id "
+    "ORDER BY 1, 2",
+    "sessions": "SELECT * FROM sessions ORDER BY session_id",
+}
+
+
+def summaries(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The summaries, without the all-zero rows triggers leave behind (a run moved from
+    the day it was created to its transcript's first day)."""
+    count = {"usage_daily": 3, "runs_daily": 2, "sessions": 1}  # prompts, runs, runs
+    return {
+        table: [tuple(row) for row in rows(db_path, sql) if table not in count or row[count[table]]]
+        for table, sql in SUMMARIES.items()
+    }
+
+
+def assert_same_summaries(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Equal table by table; sums of costs within 1e-9 relative (added in another order)."""
+    for table, expected_rows in expected.items():
+        assert len(got[table]) == len(expected_rows) and expected_rows, table
+        for row, expected_row in zip(got[table], expected_rows, strict=True):
+            for value, expected_value in zip(row, expected_row, strict=True):
+                if isinstance(expected_value, float):
+                    assert value == pytest.approx(expected_value, rel=1e-9, abs=1e-12), table
+                else:
+                    assert value == expected_value, (table, row, expected_row)
+
+
+def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import adds its prompts to the runs' totals and to usage_daily in one statement
+    each at commit, instead of the insert triggers' four statements per prompt. Into a
+    database that already holds prompts, committed file by file, with a file rolled back
+    and a grown file read again: every summary equals both a recomputation from the base
+    tables and the same imports made with the triggers firing row by row."""
+    from orchestrator import migrations
+    from orchestrator import sqlite as backend
+    from orchestrator.claude_code import transcripts
+
+    config = fixture_config_dir(tmp_path)
+    project = config / "projects" / "-home-marco-projects-spotter"
+    session = project / f"{SESSION}.jsonl"
+    whole = session.read_bytes()
+    broken = config / "projects" / "p" / "00000000-0000-4000-8000-000000000000.jsonl"
+    broken.parent.mkdir()
+    broken.write_text(f"{usage_line('m_1', tokens=11)}\n{usage_line('m_boom')}\n")
+    parse = transcripts.parse_line
+
+    def failing(raw: bytes) -> Any:
+        if b"m_boom" in raw:
+            raise RuntimeError("rolled back")
+        return parse(raw)
+
+    def imports(db: Path) -> None:
+        session.write_bytes(whole[: len(whole) // 2].rpartition(b"\n")[0] + b"\n")
+        import_transcripts([project / "tool_heavy.jsonl"], db_path=db)
+        with monkeypatch.context() as patch:
+            patch.setattr(transcripts, "parse_line", failing)
+            patch.setattr(transcripts, "COMMIT_EVERY_S", 0.0)  # a transaction per file
+            assert len(import_transcripts([config], db_path=db).errors) == 1
+        session.write_bytes(whole)  # grown: read on from where the last import stopped
+        assert import_transcripts([config], db_path=db).prompts_added > 0
+
+    deferred: list[set[str]] = []
+    catch_up = backend.catch_up_search_index
+
+    def recording(conn: sqlite3.Connection, triggers: Any) -> None:
+        deferred.append(set(triggers[0]))
+        catch_up(conn, triggers)
+
+    monkeypatch.setattr(backend, "catch_up_search_index", recording)
+    imports(db_path)
+    assert deferred and all(set(migrations.prompt_summary_triggers()) <= d for d in deferred)
+    added = summaries(db_path)
+
+    # The same sums from the base tables, recomputed in a copy.
+    shutil.copy(db_path, tmp_path / "rebuilt.db")
+    conn = sqlite3.connect(tmp_path / "rebuilt.db", isolation_level=None)
+    with migrations.write_transaction(conn):
+        migrations.rebuild_summaries(conn)
+    conn.close()
+    assert_same_summaries(added, summaries(tmp_path / "rebuilt.db"))
+
+    # The same imports with the triggers left in place (their SQL is not the one known).
+    monkeypatch.setattr(migrations, "prompt_summary_triggers", dict)
+    deferred.clear()
+    imports(tmp_path / "row_by_row.db")
+    assert deferred and not any(name.startswith("prompts_totals") for d in deferred for name in d)
+    by_row = summaries(tmp_path / "row_by_row.db")
+    for table in ("agents", "sessions"):  # times of a file without any ("now") differ
+        added[table] = [row for row in added[table] if "short" not in row]
+        by_row[table] = [row for row in by_row[table] if "short" not in row]
+    assert_same_summaries(added, by_row)
+    triggers = {row[0] for row in rows(db_path, "SELECT name FROM sqlite_master")}
+    assert set(migrations.prompt_summary_triggers()) <= triggers
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats()  # NaN and both infinities included
+        | st.text()  # lone surrogates included
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+
+
+def _as_javascript_reads_it(value: Any) -> Any:
+    """``value`` with each integer past 64 bits as the nearest float (parse_line's reading)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return float(value)
+    if isinstance(value, list):
+        return [_as_javascript_reads_it(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_javascript_reads_it(item) for key, item in value.items()}
+    return value
+
+
+def test_lines_read_as_the_standard_parser_reads_them() -> None:
+    """parse_line reads lines with orjson and gives what the standard parser (its reading
+    before) gives: the same object, or None for the same lines (not JSON, not an object,
+    NaN / Infinity, a lone surrogate, bytes that are not UTF-8), except that an integer
+    past 64 bits is the nearest float, as JavaScript reads it."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from orchestrator.claude_code.common import _parse_refused, parse_line
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        value=_json_values(),
+        ascii_only=st.booleans(),
+        cut=st.integers(min_value=0, max_value=8),
+        junk=st.binary(max_size=3),
+    )
+    def check(value: Any, ascii_only: bool, cut: int, junk: bytes) -> None:
+        text = json.dumps({"v": value} if cut % 2 else value, ensure_ascii=ascii_only)
+        lines = [text.encode("utf-8", "surrogatepass"), text.encode("utf-8", "surrogatepass")]
+        lines[1] = lines[1][: len(lines[1]) - cut] + junk  # cut short, garbage after
+        for raw in lines:
+            expected = _parse_refused(raw)
+            got = parse_line(raw)
+            if expected is None:
+                assert got is None, raw
+            else:
+                assert got == _as_javascript_reads_it(expected), raw
+
+    check()
+    # Read by the standard parser alone: what orjson refuses and it reads.
+    for raw, expected in [
+        (b'{"tokens": 1e400}', {"tokens": float("inf")}),
+        (b'\xef\xbb\xbf{"a": 1}', None),  # a byte order mark
+        ('\ufeff{"a": 1}', None),
+        (b'{"a": "\\ud800"}', None),
+        (b"[" * 600 + b"]" * 600, None),
+        (b'{"a": ' + b"[" * 1200 + b"]" * 1200 + b"}", None),  # too deep for both
+        (b'{"a": ' + b"[" * 900 + b"]" * 900 + b"}", "deep"),  # too deep for orjson alone
+    ]:
+        got = parse_line(raw)
+        if expected == "deep":
+            assert got is not None and got == _parse_refused(raw)
+        else:
+            assert got == expected == _parse_refused(raw), raw

@@ -383,9 +383,11 @@ class _Importer:
                 if not self.conn.in_transaction:
                     self.conn.execute(sqlite_backend.BEGIN_WRITE)
                     self.began = time.monotonic()
-                    # Indexed for search in one statement at commit: ~4x less time
-                    # than a trigger call per row (inserting is most of an import).
-                    self.deferred = sqlite_backend.defer_search_index(self.conn)
+                    # Indexed for search, and prompts added to the summaries, in one
+                    # statement each at commit: ~4x less time than trigger calls per
+                    # row (inserting is most of an import). The import never updates
+                    # or deletes a prompt, as deferring the summaries requires.
+                    self.deferred = sqlite_backend.defer_search_index(self.conn, summaries=True)
                 self.conn.execute("SAVEPOINT claude_code_file")
                 try:
                     reading = _FileImport(self, path, counts)
