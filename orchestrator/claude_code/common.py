@@ -271,7 +271,8 @@ def tool_log_rows(
                 "name": name,
                 "is_error": bool(block.get("is_error")),
             }
-            message = f"{name}: {text_of(block.get('content'))}"
+            # Clipped before joining (the same text): a result can be a whole file.
+            message = f"{name}: {clip(text_of(block.get('content')), LOG_LIMIT)}"
         else:
             continue
         if logged is not None and isinstance(tool_id, str):
