@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 # (kind, literal hints of which one must occur, pattern). The hints are
 # plain substring tests, far cheaper than running the regex over every message.
@@ -38,10 +38,9 @@ _PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
     ("google_api_key", ("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),
     ("jwt", ("eyJ",), r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),
 ]
-_TOKENS = [(hints, re.compile(pattern), f"[REDACTED:{kind}]") for kind, hints, pattern in _PATTERNS]
 
 # The password of a URL's user info: scheme://user:password@host keeps user and host.
-_URL_PASSWORD = re.compile(r"(?P<key>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<value>[^\s/@]+)@")
+_URL_PASSWORD = r"(?P<key>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<value>[^\s/@]+)@"
 
 # key=value / key: value / "key": "value" where the key names a secret.
 _SECRET_KEYS = (
@@ -62,24 +61,48 @@ _SECRET_KEYS = (
 )
 _SECRET_KEY = "(?:" + "|".join(_SECRET_KEYS) + ")"
 _SEPARATOR = r"[\"']?\s*[:=]"
-_PAIR = re.compile(
+_PAIR = (
     r"(?P<key>" + _SECRET_KEY + _SEPARATOR + r"\s*)"
-    r"(?P<value>\"[^\"\n]+\"|'[^'\n]+'|[^\s,;&\"'}]+)",
-    re.IGNORECASE,
+    r"(?P<value>\"[^\"\n]+\"|'[^'\n]+'|[^\s,;&\"'}]+)"
 )
-_BEARER = re.compile(
-    r"(?P<key>\bAuthorization:\s*Bearer\s+)(?P<value>[A-Za-z0-9._~+/\-]{8,}=*)", re.IGNORECASE
-)
-# Whether _PAIR can match at all, asked cheaply of the text lower-cased (_folded): each
-# key ends in one of these words, found with str.find, then the separator. Scanning for
-# _PAIR itself (alternatives tried at every character, ignoring case) costs ~30x more,
-# and most texts naming a key ("max_tokens", "keyword") have no pair to redact.
-_KEY_ENDINGS = sorted({re.search("[a-z]+$", key)[0] for key in _SECRET_KEYS})  # type: ignore[index]
-_AFTER_KEY = re.compile(_SEPARATOR)
+_BEARER = r"(?P<key>\bAuthorization:\s*Bearer\s+)(?P<value>[A-Za-z0-9._~+/\-]{8,}=*)"
 # The characters IGNORECASE matches to an ASCII letter that str.lower() does not turn
 # into it: dotless i, long s, and the combining dot lower() leaves after "i" for "İ".
 _FOLDS = (("\u0131", "i"), ("\u017f", "s"), ("\u0307", ""))
-_SECRET_KEY_NAME = re.compile(r"^[A-Za-z0-9_\-]*" + _SECRET_KEY + r"$", re.IGNORECASE)
+_SECRET_KEY_NAME = r"^[A-Za-z0-9_\-]*" + _SECRET_KEY + r"$"
+
+
+class _Compiled(NamedTuple):
+    tokens: list[tuple[tuple[str, ...], re.Pattern[str], str]]
+    url_password: re.Pattern[str]
+    pair: re.Pattern[str]
+    bearer: re.Pattern[str]
+    # Whether _PAIR can match at all, asked cheaply of the text lower-cased (_folded):
+    # each key ends in one of these words, found with str.find, then the separator
+    # (after_key). Scanning for _PAIR itself (alternatives tried at every character,
+    # ignoring case) costs ~30x more, and most texts naming a key ("max_tokens",
+    # "keyword") have no pair to redact.
+    key_endings: list[str]
+    after_key: re.Pattern[str]
+    secret_key_name: re.Pattern[str]
+
+
+@functools.cache
+def compiled() -> _Compiled:
+    """The patterns, compiled on first use: a process that redacts nothing (a report, an
+    import with nothing new) does not pay for compiling them."""
+    return _Compiled(
+        tokens=[
+            (hints, re.compile(pattern), f"[REDACTED:{kind}]") for kind, hints, pattern in _PATTERNS
+        ],
+        url_password=re.compile(_URL_PASSWORD),
+        pair=re.compile(_PAIR, re.IGNORECASE),
+        bearer=re.compile(_BEARER, re.IGNORECASE),
+        key_endings=sorted({re.findall("[a-z]+$", key)[0] for key in _SECRET_KEYS}),
+        after_key=re.compile(_SEPARATOR),
+        secret_key_name=re.compile(_SECRET_KEY_NAME, re.IGNORECASE),
+    )
+
 
 REDACTED = "[REDACTED]"
 
@@ -103,18 +126,19 @@ def redact_text(text: str) -> str:
 
 
 def _redact_text(text: str) -> str:
-    for hints, pattern, replacement in _TOKENS:
+    patterns = compiled()
+    for hints, pattern, replacement in patterns.tokens:
         for hint in hints:
             if hint in text:
                 text = pattern.sub(replacement, text)
                 break
     if "://" in text and "@" in text:
-        text = _URL_PASSWORD.sub(lambda m: f"{m.group('key')}{REDACTED}@", text)
+        text = patterns.url_password.sub(lambda m: f"{m.group('key')}{REDACTED}@", text)
     folded = _folded(text)
     if "authorization:" in folded and "bearer" in folded:
-        text = _BEARER.sub(_pair, text)
+        text = patterns.bearer.sub(_pair, text)
     if _may_hold_pair(folded):
-        text = _PAIR.sub(_pair, text)
+        text = patterns.pair.sub(_pair, text)
     return text
 
 
@@ -127,10 +151,11 @@ _redact_remembered = functools.lru_cache(maxsize=256)(_redact_text)
 def _may_hold_pair(folded: str) -> bool:
     """Whether a key's last word followed by a separator occurs in ``folded`` (as it must
     wherever _PAIR matches)."""
-    for ending in _KEY_ENDINGS:
+    patterns = compiled()
+    for ending in patterns.key_endings:
         at = folded.find(ending)
         while at >= 0:
-            if _AFTER_KEY.match(folded, at + len(ending)):
+            if patterns.after_key.match(folded, at + len(ending)):
                 return True
             at = folded.find(ending, at + 1)
     return False
@@ -161,7 +186,7 @@ def redact(value: Any) -> Any:
             key: (
                 REDACTED
                 if isinstance(key, str)
-                and _SECRET_KEY_NAME.match(key)
+                and compiled().secret_key_name.match(key)
                 and isinstance(item, (str, int, float))
                 and not isinstance(item, bool)
                 else redact(item)

@@ -162,11 +162,12 @@ _redact = importlib.import_module("orchestrator.redact")
 def _every_pattern(text: str) -> str:
     """Redaction the slow way: every pattern over the whole text, with no hint or pre-check
     first. redact_text must give the same text."""
-    for _, pattern, replacement in _redact._TOKENS:
+    patterns = _redact.compiled()
+    for _, pattern, replacement in patterns.tokens:
         text = pattern.sub(replacement, text)
-    text = _redact._URL_PASSWORD.sub(lambda m: f"{m.group('key')}{_redact.REDACTED}@", text)
-    text = _redact._BEARER.sub(_redact._pair, text)
-    return _redact._PAIR.sub(_redact._pair, text)
+    text = patterns.url_password.sub(lambda m: f"{m.group('key')}{_redact.REDACTED}@", text)
+    text = patterns.bearer.sub(_redact._pair, text)
+    return patterns.pair.sub(_redact._pair, text)
 
 
 def _strings(value: object) -> Iterator[str]:
