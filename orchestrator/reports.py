@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import os
 import re
 import sqlite3
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -52,15 +52,19 @@ def metadata_path() -> Path:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    cached = _cache_file(path, mtime_ns, size)
+    key = f"{path.resolve()}:{mtime_ns}:{size}"  # any change to the file: a new key
+    cached = cache_dir() / f"metadata-{zlib.crc32(key.encode()):08x}.json"
     try:
         with cached.open(encoding="utf-8") as handle:
-            data = json.load(handle)  # parsing JSON costs a command ~15 ms less than YAML
+            kept = json.load(handle)  # parsing JSON costs a command ~15 ms less than YAML
     except (OSError, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        data = _parse_yaml(path)
-        write_cache_file(cached, data)
+        kept = None
+    # The file names the key it was made for: a stale copy (or one whose key shares the
+    # 32-bit name) is never read.
+    if isinstance(kept, dict) and kept.get("key") == key and isinstance(kept.get("data"), dict):
+        return kept["data"]
+    data = _parse_yaml(path)
+    write_cache_file(cached, {"key": key, "data": data})
     return data
 
 
@@ -79,13 +83,6 @@ def cache_dir() -> Path:
     """Where derived copies of project files are kept: ``$XDG_CACHE_HOME/adw-orchestrator``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "adw-orchestrator"
-
-
-def _cache_file(path: Path, mtime_ns: int, size: int) -> Path:
-    """Where the parsed metadata.yml of this path, mtime and size is kept as JSON (any
-    change to the file is a new name: a stale copy is never read)."""
-    digest = hashlib.sha256(f"{path.resolve()}:{mtime_ns}:{size}".encode()).hexdigest()[:24]
-    return cache_dir() / f"metadata-{digest}.json"
 
 
 def write_cache_file(cached: Path, data: dict[str, Any]) -> None:

@@ -147,3 +147,19 @@ def test_a_read_only_database_is_checked_and_never_changed(
         assert type(refused.value).__name__ == error
         assert str(refused.value).startswith(str(view / "orchestrator.db"))
     assert path.read_bytes() == before
+
+
+def test_a_database_whose_path_holds_uri_characters_is_read(folder: Path) -> None:
+    """Reading opens a ``file:`` URI: a path with ``%``, ``?``, ``#``, spaces and non-ASCII
+    letters still names the file (and no other)."""
+    odd = folder.parent / "a %41 ?x=1 #top é"
+    odd.mkdir()
+    (folder / "orchestrator.db").rename(odd / "orchestrator.db")
+    decoded = odd.parent / "a A "  # where %41 decoded would point
+    decoded.mkdir()
+    conn = backend.open_for_reading(odd / "orchestrator.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM prompts").fetchone()[0] >= 60
+    finally:
+        conn.close()
+    assert not list(decoded.iterdir())
