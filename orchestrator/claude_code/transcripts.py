@@ -645,9 +645,10 @@ class _FileImport:
         rows = _rows()
         at_id, at_output = (rows.PROMPT_COLUMNS.index(c) for c in ("id", "tokens_output"))
         prompts, keys = [], []
+        stored = self.stored(self.responses.values())
         for response in self.responses.values():
             if response.message_id is not None and response.request_id is not None:
-                known = self.stored(response.message_id, response.request_id)
+                known = stored.get((response.message_id, response.request_id))
                 if known is not None:
                     # Already stored (an earlier import, another file, a stream): count
                     # nothing twice, keep the larger final output count.
@@ -679,24 +680,42 @@ class _FileImport:
         )
         self.counts.prompts_added += len(prompts)
 
-    def stored(self, message_id: str, request_id: str) -> str | None:
-        """The prompt already stored for a response: by its ``message.id`` and ``requestId``,
-        else by its ``message.id`` alone on a row without a request id (a response recorded
-        from a stream, whose lines carry none), which then takes the request id."""
-        # One query (the message_id index): a row with this request id wins over one without.
-        row = self.conn.execute(
-            "SELECT prompt_id, request_id FROM prompt_responses WHERE message_id = ? "
-            "AND (request_id = ? OR request_id IS NULL) ORDER BY request_id IS NULL LIMIT 1",
-            (message_id, request_id),
-        ).fetchone()
-        if row is None:
-            return None
-        if row[1] is None:
-            self.conn.execute(
-                "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?",
-                (request_id, row[0]),
-            )
-        return str(row[0])
+    def stored(self, responses: Iterable[_Response]) -> dict[tuple[str, str], str]:
+        """The prompts already stored for ``responses``, by ``(message.id, requestId)``: the
+        row with both ids, else a row with the ``message.id`` alone and no request id (a
+        response recorded from a stream, whose lines carry none), which then takes the
+        request id. One query per 500 responses (the message_id index)."""
+        keys = [
+            (r.message_id, r.request_id)
+            for r in responses
+            if r.message_id is not None and r.request_id is not None
+        ]
+        candidates: dict[str, list[list[Any]]] = {}
+        message_ids = list({message_id for message_id, _ in keys})
+        for at in range(0, len(message_ids), 500):
+            part = message_ids[at : at + 500]
+            for prompt_id, message_id, request_id in self.conn.execute(
+                "SELECT prompt_id, message_id, request_id FROM prompt_responses "
+                f"WHERE message_id IN ({', '.join('?' * len(part))}) "
+                "ORDER BY request_id IS NULL, rowid",
+                part,
+            ):
+                candidates.setdefault(message_id, []).append([str(prompt_id), request_id])
+        found: dict[tuple[str, str], str] = {}
+        for message_id, request_id in keys:
+            rows = candidates.get(message_id, [])
+            row = next((r for r in rows if r[1] == request_id), None)
+            row = row or next((r for r in rows if r[1] is None), None)
+            if row is None:
+                continue
+            if row[1] is None:  # claimed: a later response with another request id is new
+                self.conn.execute(
+                    "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?",
+                    (request_id, row[0]),
+                )
+                row[1] = request_id
+            found[(message_id, request_id)] = row[0]
+        return found
 
     def write_logs(self) -> None:
         if self.logs:
