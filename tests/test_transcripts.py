@@ -362,9 +362,10 @@ def test_a_file_that_fails_never_stops_the_others(
         return parse(raw)
 
     monkeypatch.setattr(transcripts, "parse_line", failing)
-    summary = import_transcripts([tmp_path], db_path=db_path)
-    assert summary.errors == [f"{first}: RuntimeError: something unforeseen"]
-    assert summary.prompts_added == 1 and summary.files == 2
+    result = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path), str(tmp_path)])
+    assert result.exit_code == 1  # like `import stream-json`: a script can tell
+    assert f"error: {first}: RuntimeError: something unforeseen" in result.output
+    assert "1 prompts added" in result.output and result.output.startswith("2 files")
     assert [day["input_tokens"] for day in daily_tokens(db_path)] == [13]
     monkeypatch.undo()
     again = import_transcripts([tmp_path], db_path=db_path)

@@ -147,7 +147,8 @@ def import_stream_json(
 def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     """Import Claude Code transcripts from PATHS, files or folders (default: the projects
     folders under $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing
-    adds only what is new."""
+    adds only what is new. A file that cannot be imported is rolled back and reported,
+    the others are imported (exit code 1)."""
     from .transcripts import import_transcripts, transcript_files
 
     roots = paths or None
@@ -162,3 +163,5 @@ def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(summary))
+    if summary.errors:
+        sys.exit(1)
