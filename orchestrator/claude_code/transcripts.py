@@ -567,19 +567,21 @@ class _FileImport:
                 return
         kind = line.get("type")
         message = line.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        try:
-            logs = tool_log_rows(
-                self.agent_id,
-                content,
-                self.tool_names,
-                created_at=created,
-                redact_secrets=self.redact_secrets,
-                logged=self.logged,
-            )
-        except InvalidInput:
-            counts.malformed += 1
-            return
+        content = logs = None
+        if isinstance(message, dict):
+            content = message.get("content")
+            try:
+                logs = tool_log_rows(
+                    self.agent_id,
+                    content,
+                    self.tool_names,
+                    created_at=created,
+                    redact_secrets=self.redact_secrets,
+                    logged=self.logged,
+                )
+            except InvalidInput:
+                counts.malformed += 1
+                return
         if kind not in KNOWN_TYPES:
             counts.unknown_types += 1
         if created is not None:
@@ -589,8 +591,10 @@ class _FileImport:
                 self.last_ts = created
         if self.session_id is None and _nonempty(line.get("sessionId")):
             self.session_id = line["sessionId"]
+        if not isinstance(message, dict):
+            return  # most lines (progress, snapshots): no usage, text or tool call
         usage = usage_of(line)
-        if usage is None and isinstance(message, dict) and isinstance(message.get("usage"), dict):
+        if usage is None and isinstance(message.get("usage"), dict):
             counts.malformed += 1  # usage of a shape ccusage does not count either
         if usage is not None and not all(is_token_count(usage.get(k, 0)) for k in _TOKEN_KEYS):
             counts.malformed += 1  # negative, fractional or absurd token counts
@@ -599,11 +603,11 @@ class _FileImport:
             counts.malformed += 1  # more 1-hour cache writes than cache writes in all
             usage = None
         if usage is not None:
-            assert isinstance(message, dict) and created is not None
+            assert created is not None
             self.gather(message, line.get("requestId"), usage, created, content)
-        elif kind == "user" and isinstance(message, dict):
-            text = text_of(content)
-            if text and not (isinstance(content, list) and _only_tool_results(content)):
+        elif kind == "user" and not (isinstance(content, list) and _only_tool_results(content)):
+            text = text_of(content)  # (tool results alone answer no prompt: not read)
+            if text:
                 self.last_user = text
         if logs:
             self.logs.extend(logs)
