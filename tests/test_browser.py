@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from servers import free_port
 
 from orchestrator.budgets import set_budget
 from orchestrator.maintenance import backup
@@ -58,12 +58,6 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve_command() -> list[str]:
     script = Path(sys.executable).parent / "orchestrator"
     if script.exists():
@@ -85,7 +79,7 @@ def server(
     # A copy of the shared demo (conftest.py): the live page's test writes an event.
     db = backup(demo_db, folder / "orchestrator.db")
     set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
-    port = _free_port()
+    port = free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:
         # Its own session: `serve` runs datasette as a child, and both must stop.

@@ -16,13 +16,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from typing import Any
 import pytest
 from datasette.app import Datasette
 from datasette.plugins import pm
+from servers import free_port, http_get, http_status
 
 from orchestrator import DatabaseManager
 from orchestrator import datasette_plugin as plugin
@@ -307,25 +305,11 @@ async def test_each_stream_ends_so_the_server_can_stop(
 # -- the real `datasette serve` command ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, my_db: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "orchestrator_shim.py").write_text(SHIM)
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
@@ -343,28 +327,21 @@ def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, m
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while _get_or_none(f"{url}/-/versions.json") is None:
+        while http_status(f"{url}/-/versions.json") is None:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        status, body = _get(f"{url}/my.json")
+        status, body = http_get(f"{url}/my.json")
         assert status == 200
         assert [q["name"] for q in json.loads(body)["queries"]] == list(reports())
-        assert _get(f"{url}/-/dashboards/overview")[0] == 200
-        status, body = _get(f"{url}/my/agent_logs?_search=ok")  # the plugin's search
+        assert http_get(f"{url}/-/dashboards/overview")[0] == 200
+        status, body = http_get(f"{url}/my/agent_logs?_search=ok")  # the plugin's search
         assert status == 200 and b'id="_search"' in body
         assert b"0 rows where search matches" in body
-        status, body = _get(f"{url}/-/live")
+        status, body = http_get(f"{url}/-/live")
         assert status == 200 and b"Runs in progress" in body
         script = re.search(rb'<script src="([^"]+/live\.js)"', body)
-        assert script and _get(url + script[1].decode())[0] == 200
+        assert script and http_get(url + script[1].decode())[0] == 200
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-
-
-def _get_or_none(url: str) -> int | None:
-    try:
-        return _get(url)[0]
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None

@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from servers import free_port, http_get, http_status, listening
 
 from orchestrator import sqlite as backend
 from orchestrator.cli import cli
@@ -104,36 +104,6 @@ def test_the_command_leaves_the_metadata_to_the_plugin(
     assert env["ORCHESTRATOR_PASSWORD_HASH"].startswith("pbkdf2_sha256$")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def _answers_http(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True  # 403 from a shared instance: Datasette is answering
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 @pytest.fixture
 def serve_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Processes started by the test; whatever is left is killed with its session."""
@@ -165,7 +135,7 @@ def _start_serve(
     started.append(process)
     port = args[args.index("--port") + 1]
     deadline = time.monotonic() + 60
-    while not _answers_http(f"http://127.0.0.1:{port}/-/versions.json"):
+    while http_status(f"http://127.0.0.1:{port}/-/versions.json", 2) is None:
         assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
         assert time.monotonic() < deadline, f"serve did not answer in 60 s:\n{log.read_text()}"
         time.sleep(0.2)
@@ -177,7 +147,7 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
     db_path: Path, share: bool, serve_process: list[subprocess.Popen[bytes]]
 ) -> None:
     backend.connect(db_path).close()
-    port = _free_port()
+    port = free_port()
     process, _ = _start_serve(
         [str(db_path), "--port", str(port)] + (["--share"] if share else []),
         db_path.with_suffix(".log"),
@@ -187,15 +157,15 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
     url = f"http://127.0.0.1:{port}"
     if share:  # everything behind the login, the live page too
         for path in ["/orchestrator.json", "/-/live", "/-/live/events", "/-/dashboards/overview"]:
-            assert _get(url + path)[0] == 403, path
+            assert http_get(url + path)[0] == 403, path
     else:
-        status, body = _get(f"{url}/orchestrator.json")
+        status, body = http_get(f"{url}/orchestrator.json")
         assert status == 200
         assert [query["name"] for query in json.loads(body)["queries"]] == list(reports())
-        names = [plugin["name"] for plugin in json.loads(_get(f"{url}/-/plugins.json")[1])]
+        names = [plugin["name"] for plugin in json.loads(http_get(f"{url}/-/plugins.json")[1])]
         ours = ("adw-orchestrator", "orchestrator.datasette_plugin")  # installed, or not
         assert len([name for name in names if name in ours]) == 1
-        assert _get(f"{url}/-/live")[0] == 200
+        assert http_get(f"{url}/-/live")[0] == 200
         # A live page left open: its event stream must not keep the server from stopping.
         stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         stream.request("GET", "/-/live/events")
@@ -204,7 +174,7 @@ def test_serves_the_plugin_once_and_sigterm_frees_the_port(
 
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
-    assert not _listening(port), "something still listens on the port after SIGTERM"
+    assert not listening(port), "something still listens on the port after SIGTERM"
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no process of its session is left
 
@@ -220,7 +190,7 @@ def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
             run.log("event", f"before {index}")
         db.flush()
         run_id = run.id
-        port = _free_port()
+        port = free_port()
         snapshot = tmp_path / "snap" / "orchestrator.db"
         process, log = _start_serve(
             [db_target, "--port", str(port), "--refresh", "0.5", "--snapshot", str(snapshot)],
@@ -231,15 +201,15 @@ def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
 
         def logs_served() -> list[str]:
             sql = urllib.parse.quote("SELECT message FROM agent_logs ORDER BY message")
-            status, body = _get(f"{url}/orchestrator.json?sql={sql}&_shape=arrayfirst")
+            status, body = http_get(f"{url}/orchestrator.json?sql={sql}&_shape=arrayfirst")
             assert status == 200, body
             return list(json.loads(body))
 
         assert logs_served() == ["before 0", "before 1", "before 2"]
-        status, page = _get(f"{url}/orchestrator/agents")
+        status, page = http_get(f"{url}/orchestrator/agents")
         assert status == 200 and b"Snapshot of postgresql://" in page and b" as of " in page
-        assert _get(f"{url}/orchestrator/spend_by_model")[0] == 200
-        first = json.loads(_get(f"{url}/-/snapshot.json")[1])
+        assert http_get(f"{url}/orchestrator/spend_by_model")[0] == 200
+        first = json.loads(http_get(f"{url}/-/snapshot.json")[1])
         for index in range(4):
             run.log("event", f"after {index}")
     # The run is finished and its logs are in the store: the snapshot follows.
@@ -249,14 +219,14 @@ def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
         time.sleep(0.3)
     sql = urllib.parse.quote(f"SELECT status FROM agents WHERE id = '{run_id}'")
     deadline = time.monotonic() + 30
-    while json.loads(_get(f"{url}/orchestrator.json?sql={sql}&_shape=arrayfirst")[1]) != [
+    while json.loads(http_get(f"{url}/orchestrator.json?sql={sql}&_shape=arrayfirst")[1]) != [
         "completed"
     ]:
         assert time.monotonic() < deadline, "the finished run did not reach the snapshot"
         time.sleep(0.3)
     # Rows show as soon as a refresh commits them; "as of" moves when it has finished.
     deadline = time.monotonic() + 30
-    while (now := json.loads(_get(f"{url}/-/snapshot.json")[1]))["as_of"] <= first["as_of"]:
+    while (now := json.loads(http_get(f"{url}/-/snapshot.json")[1]))["as_of"] <= first["as_of"]:
         assert time.monotonic() < deadline, now
         time.sleep(0.3)
     assert now["error"] is None and now["refreshes"] >= 1, now
