@@ -89,6 +89,39 @@ class Backend(ABC):
     ) -> None:
         """Index the rows added since :meth:`defer_search_index` and resume indexing."""
 
+    # -- what a copy from one store to another asks of each engine ---------------------
+
+    @abstractmethod
+    async def begin_snapshot(self) -> None:
+        """Start a read-only transaction in which every read sees one state of the store
+        (rows committed meanwhile are not seen)."""
+
+    @abstractmethod
+    async def table_columns(self, table: str) -> list[tuple[str, bool]]:
+        """The stored columns of ``table`` in order (generated ones left out), each with
+        whether it holds numbers."""
+
+    @abstractmethod
+    async def fetch_by_keys(
+        self,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[tuple[Any, ...]],
+        select: str,
+        where: str = "",
+    ) -> list[dict[str, Any]]:
+        """``SELECT select FROM table t`` for the rows whose ``key`` columns hold one of
+        ``keys`` (and match ``where``, an expression of ``t``), in one statement."""
+
+    async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
+        """Whether :meth:`pause_triggers` may be used on ``tables`` here (no, by default)."""
+        return False
+
+    async def pause_triggers(self, table: str, paused: bool) -> None:
+        """Turn the user triggers of ``table`` off or on again, inside the caller's write
+        transaction (other writers wait for it, and meet them on)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause triggers")
+
     def check(self) -> None:  # noqa: B027 - a hook: most stores cannot be swapped out
         """Raise ``database_error`` if the store is no longer the one opened (its file was
         deleted or replaced): writes would "succeed" into a file nobody will read."""

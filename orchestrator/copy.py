@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import os
 import time
@@ -149,8 +148,6 @@ class CopyResult:
         return [f"{t.name}: {problem}" for t in self.tables for problem in t.problems]
 
 
-_READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-
 #: Called with (table, rows done, rows in the table at the source).
 Progress = Callable[[str, int, int], None]
 
@@ -192,7 +189,7 @@ async def copy(
     try:
         # Every read of the source, verification included, sees one state of it: rows its
         # writers commit meanwhile are for the next copy, not differences.
-        await src.execute(_READ_SNAPSHOT if _is_postgres(src) else "BEGIN DEFERRED")
+        await src.begin_snapshot()
         await dst.open()
         try:
             result = await _Copier(src, dst, progress, since).run(recent or since is not None)
@@ -237,10 +234,6 @@ async def _empty(target: str | os.PathLike[str]) -> None:
         await backend.close()
 
 
-def _is_postgres(backend: Backend) -> bool:
-    return type(backend).__name__ == "PostgresBackend"
-
-
 class _Copier:
     def __init__(
         self, src: Backend, dst: Backend, progress: Progress | None, since: float | None
@@ -253,7 +246,9 @@ class _Copier:
         fresh = self.fresh = not any([await _any_row(self.dst, table) for table in TABLES])
         # Into an empty PostgreSQL store, rows go in with the source's totals and without
         # the triggers (whose work the carried summaries replace): the copy's largest cost.
-        self.quiet_triggers = fresh and await _owns_tables(self.dst)
+        self.quiet_triggers = fresh and await self.dst.may_pause_triggers(
+            [table.name for table in TABLES]
+        )
         results = {table.name: TableResult(table.name) for table in TABLES}
         deferred = await self.dst.defer_search_index() if fresh else {}
         try:
@@ -287,7 +282,8 @@ class _Copier:
         return result
 
     async def _columns(self, table: Table) -> list[str]:
-        source, target = await _columns(self.src, table.name), await _columns(self.dst, table.name)
+        source = [name for name, _ in await self.src.table_columns(table.name)]
+        target = [name for name, _ in await self.dst.table_columns(table.name)]
         if source != target:
             raise CopyMismatch(
                 f"{table.name} has columns {source} in {self.src.location} but {target} in "
@@ -316,9 +312,9 @@ class _Copier:
                 if new and self.quiet_triggers:
                     # In the chunk's transaction: other writers wait for it, and meet
                     # the triggers enabled again.
-                    await self.dst.execute(f"ALTER TABLE {table.name} DISABLE TRIGGER USER")
+                    await self.dst.pause_triggers(table.name, True)
                     await self.dst.insert_many(table.name, copied, _values(copied, new))
-                    await self.dst.execute(f"ALTER TABLE {table.name} ENABLE TRIGGER USER")
+                    await self.dst.pause_triggers(table.name, False)
                     result.inserted += len(new)
                 elif new:
                     await self.dst.insert_many(table.name, copied, _values(copied, new))
@@ -450,8 +446,8 @@ class _Copier:
 
     async def _verify(self, table: Table, result: TableResult) -> None:
         """Counts, numeric sums and a key digest of the source's rows, on both sides."""
-        columns = await self._columns(table)
-        numeric = await _numeric_columns(self.src, table.name, columns)
+        await self._columns(table)  # refuses tables whose columns differ
+        numeric = [c for c, number in await self.src.table_columns(table.name) if number]
         source_digest, target_digest = _Digest(), _Digest()
         source_sums = dict.fromkeys(numeric, 0.0)
         target_sums = dict.fromkeys(numeric, 0.0)
@@ -504,50 +500,9 @@ async def _any_row(backend: Backend, table: Table) -> bool:
     return await backend.fetchone(f"SELECT 1 AS x FROM {table.name} LIMIT 1") is not None
 
 
-async def _owns_tables(backend: Backend) -> bool:
-    """Whether ``backend`` is PostgreSQL and its user may turn the tables' triggers off."""
-    if not _is_postgres(backend):
-        return False
-    row = await backend.fetchone(
-        "SELECT bool_and(pg_has_role(tableowner, 'USAGE')) AS owns FROM pg_tables "
-        "WHERE schemaname = current_schema() AND tablename = ANY(?)",
-        ([table.name for table in TABLES],),
-    )
-    return bool(row and row["owns"])
-
-
 async def _count(backend: Backend, table: str) -> int:
     row = await backend.fetchone(f"SELECT count(*) AS n FROM {table}")
     return int(row["n"]) if row else 0
-
-
-async def _columns(backend: Backend, table: str) -> list[str]:
-    if _is_postgres(backend):
-        rows = await backend.fetchall(
-            "SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? "
-            "AND table_schema = current_schema() AND is_generated = 'NEVER' "  # not `search`
-            "ORDER BY ordinal_position",
-            (table,),
-        )
-    else:
-        rows = await backend.fetchall("SELECT name FROM pragma_table_info(?)", (table,))
-    return [row["name"] for row in rows]
-
-
-async def _numeric_columns(backend: Backend, table: str, columns: list[str]) -> list[str]:
-    """The columns whose sums are compared: SQLite's INTEGER and REAL ones."""
-    if _is_postgres(backend):
-        rows = await backend.fetchall(
-            "SELECT column_name AS name, data_type AS type FROM information_schema.columns "
-            "WHERE table_name = ? AND table_schema = current_schema()",
-            (table,),
-        )
-        kinds = {"bigint", "integer", "double precision", "real", "numeric", "smallint"}
-    else:
-        rows = await backend.fetchall("SELECT name, type FROM pragma_table_info(?)", (table,))
-        kinds = {"INTEGER", "REAL"}
-    numeric = {row["name"] for row in rows if row["type"] in kinds}
-    return [column for column in columns if column in numeric]
 
 
 async def _pages(
@@ -589,36 +544,8 @@ async def _fetch_keys(
     expressions of ``t``; optionally only the rows matching ``where``)."""
     if not keys:
         return []
-    extra = f" AND {where}" if where else ""
     select = ", ".join(columns if raw else [f"t.{column}" for column in columns])
-    if _is_postgres(backend):
-        if len(table.key) == 1:
-            return await backend.fetchall(
-                f"SELECT {select} FROM {table.name} t WHERE t.{table.key[0]} = ANY(?){extra}",
-                ([key[0] for key in keys],),
-            )
-        match = " AND ".join(f"t.{c} = k.{c}" for c in table.key)
-        unnest = ", ".join(f"?::{_pg_type(key)}[]" for key in keys[0])
-        return await backend.fetchall(
-            f"SELECT {select} FROM {table.name} t JOIN unnest({unnest}) AS "
-            f"k({', '.join(table.key)}) ON {match}{extra}",
-            [list(column) for column in zip(*keys, strict=True)],
-        )
-    match = " AND ".join(
-        f"t.{c} = json_extract(k.value, '$[{i}]')" for i, c in enumerate(table.key)
-    )
-    if len(table.key) == 1:
-        match = f"t.{table.key[0]} = k.value"
-        payload = json.dumps([key[0] for key in keys])
-    else:
-        payload = json.dumps([list(key) for key in keys])
-    return await backend.fetchall(
-        f"SELECT {select} FROM json_each(?) k JOIN {table.name} t ON {match}{extra}", (payload,)
-    )
-
-
-def _pg_type(value: Any) -> str:
-    return "double precision" if isinstance(value, float) else "text"
+    return await backend.fetch_by_keys(table.name, table.key, keys, select, where or "")
 
 
 async def _sums(

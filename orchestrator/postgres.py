@@ -223,6 +223,61 @@ class PostgresBackend(Backend):
             found = await self._conn.fetch(to_dollar(sql), *args)
         return [dict(row) for row in found]
 
+    async def begin_snapshot(self) -> None:
+        async with self._busy:
+            await self._reconnect_if_lost()
+            await self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    async def table_columns(self, table: str) -> list[tuple[str, bool]]:
+        rows = await self.fetchall(
+            "SELECT column_name AS name, data_type AS type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema() "
+            "AND is_generated = 'NEVER' ORDER BY ordinal_position",  # not `search`
+            (table,),
+        )
+        return [(row["name"], row["type"] in _NUMERIC_TYPES) for row in rows]
+
+    async def fetch_by_keys(
+        self,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[tuple[Any, ...]],
+        select: str,
+        where: str = "",
+    ) -> list[dict[str, Any]]:
+        extra = f" AND {where}" if where else ""
+        if len(key) == 1:
+            return await self.fetchall(
+                f"SELECT {select} FROM {table} t WHERE t.{key[0]} = ANY(?){extra}",
+                ([one[0] for one in keys],),
+            )
+        # Several key columns: one array per column, unnested side by side.
+        match = " AND ".join(f"t.{column} = k.{column}" for column in key)
+        arrays = ", ".join(
+            f"?::{'double precision' if isinstance(value, float) else 'text'}[]"
+            for value in keys[0]
+        )
+        return await self.fetchall(
+            f"SELECT {select} FROM {table} t JOIN unnest({arrays}) AS k({', '.join(key)}) "
+            f"ON {match}{extra}",
+            [list(column) for column in zip(*keys, strict=True)],
+        )
+
+    async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
+        """Whether this user owns ``tables`` (``ALTER TABLE ... DISABLE TRIGGER``)."""
+        row = await self.fetchone(
+            "SELECT bool_and(pg_has_role(tableowner, 'USAGE')) AS owns FROM pg_tables "
+            "WHERE schemaname = current_schema() AND tablename = ANY(?)",
+            (list(tables),),
+        )
+        return bool(row and row["owns"])
+
+    async def pause_triggers(self, table: str, paused: bool) -> None:
+        await self.execute(f"ALTER TABLE {table} {'DISABLE' if paused else 'ENABLE'} TRIGGER USER")
+
+
+_NUMERIC_TYPES = frozenset({"bigint", "integer", "double precision", "real", "numeric", "smallint"})
+
 
 def init_database(url: str) -> list[str]:
     """Create or upgrade the schema of the PostgreSQL database at ``url``; return every

@@ -20,6 +20,7 @@ comparison with a freshly migrated in-memory database.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -453,6 +454,35 @@ class SQLiteBackend(Backend):
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         async with self._conn.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
+
+    async def begin_snapshot(self) -> None:
+        await self._conn.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
+
+    async def table_columns(self, table: str) -> list[tuple[str, bool]]:
+        rows = await self.fetchall("SELECT name, type FROM pragma_table_info(?)", (table,))
+        return [(row["name"], row["type"] in ("INTEGER", "REAL")) for row in rows]
+
+    async def fetch_by_keys(
+        self,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[tuple[Any, ...]],
+        select: str,
+        where: str = "",
+    ) -> list[dict[str, Any]]:
+        # The keys as one JSON array parameter (json_each): no limit on their number.
+        if len(key) == 1:
+            match = f"t.{key[0]} = k.value"
+            payload = json.dumps([one[0] for one in keys])
+        else:
+            match = " AND ".join(
+                f"t.{column} = json_extract(k.value, '$[{i}]')" for i, column in enumerate(key)
+            )
+            payload = json.dumps([list(one) for one in keys])
+        extra = f" AND {where}" if where else ""
+        return await self.fetchall(
+            f"SELECT {select} FROM json_each(?) k JOIN {table} t ON {match}{extra}", (payload,)
+        )
 
     async def defer_search_index(self) -> dict[str, tuple[str, int]]:
         """Stop indexing new rows for full-text search row by row (for bulk loads); return
