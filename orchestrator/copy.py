@@ -69,7 +69,8 @@ class Table:
     time_ordered: bool = True
 
 
-_AGENT_TOTALS = (
+#: The run totals on ``agents`` that the prompts' triggers keep.
+RUN_TOTALS = (
     "prompt_count",
     "total_tokens_input",
     "total_tokens_output",
@@ -82,7 +83,7 @@ _AGENT_TOTALS = (
 #: The tables a copy moves, parents before children.
 TABLES = (
     Table("orchestrator_agents", ("id",), newer="updated_at", time_ordered=False),
-    Table("agents", ("id",), derived=_AGENT_TOTALS, unfinished="status IN ('pending', 'running')"),
+    Table("agents", ("id",), derived=RUN_TOTALS, unfinished="status IN ('pending', 'running')"),
     Table("prompts", ("id",), unfinished="status = 'pending'"),
     Table("prompt_responses", ("prompt_id",)),
     Table("claude_code_runs", ("agent_id",)),

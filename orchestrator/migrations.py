@@ -376,13 +376,7 @@ SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, '
     sum(coalesce(p.cost_usd, 0)), sum(CASE WHEN p.cost_source = 'unpriced' THEN 1 ELSE 0 END),
     sum(coalesce(p.cache_savings_usd, 0))
 FROM prompts p JOIN agents a ON a.id = p.agent_id WHERE p.rowid > ? GROUP BY 1, 2, 3
-ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
-    prompts = prompts + excluded.prompts,
-    failed_prompts = failed_prompts + excluded.failed_prompts,
-    {", ".join(f"{c} = {c} + excluded.{c}" for c in _USAGE_TOKENS_1H)},
-    cost_usd = cost_usd + excluded.cost_usd,
-    unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
-    cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd"""
+{_usage_daily_adds(_USAGE_TOKENS_1H)}"""
     return {
         "prompts_totals_insert": (
             "CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN\n    "
@@ -615,13 +609,18 @@ def _usage_daily_delta(row: str, sign: str, tokens: tuple[str, ...] = _USAGE_TOK
         {sign}(CASE WHEN {row}.cost_source = 'unpriced' THEN 1 ELSE 0 END),
         {sign}coalesce({row}.cache_savings_usd, 0)
     FROM agents a WHERE a.id = {row}.agent_id
-    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+    {_usage_daily_adds(tokens)};"""
+
+
+def _usage_daily_adds(tokens: tuple[str, ...]) -> str:
+    """The ON CONFLICT clause by which an upsert into usage_daily adds to a day's row."""
+    return f"""ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
         prompts = prompts + excluded.prompts,
         failed_prompts = failed_prompts + excluded.failed_prompts,
         {", ".join(f"{column} = {column} + excluded.{column}" for column in tokens)},
         cost_usd = cost_usd + excluded.cost_usd,
         unpriced_prompts = unpriced_prompts + excluded.unpriced_prompts,
-        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd;"""
+        cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd"""
 
 
 def _runs_daily_delta(row: str, sign: str) -> str:

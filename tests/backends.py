@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from orchestrator.copy import RUN_TOTALS  # loaded as 0, then rebuilt by the triggers
 from orchestrator.postgres import to_dollar
 from orchestrator.targets import is_url
 
@@ -132,16 +133,6 @@ def dump(target: Target) -> str:
 
 #: Kept by PostgreSQL's triggers from the rows below: rebuilt by the load, not copied.
 SUMMARY_TABLES = ["usage_daily", "runs_daily", "step_histogram_daily", "sessions"]
-#: The run totals on ``agents`` that triggers keep (loaded as 0, then rebuilt).
-RUN_TOTALS = [
-    "prompt_count",
-    "total_tokens_input",
-    "total_tokens_output",
-    "total_tokens_cache_read",
-    "total_tokens_cache_write",
-    "total_cost_usd",
-    "unpriced_prompt_count",
-]
 #: Parents before children (foreign keys); the other tables after, in any order.
 _LOAD_FIRST = ["orchestrator_agents", "agents", "prompts"]
 

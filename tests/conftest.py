@@ -133,3 +133,19 @@ def backend(request: pytest.FixtureRequest) -> str:
 def db_target(new_db_target: Callable[[], Target]) -> Target:
     """A fresh database on ``backend``: an SQLite path, or a PostgreSQL URL."""
     return new_db_target()
+
+
+@pytest.fixture
+def registered_plugin() -> Iterator[None]:
+    """The orchestrator Datasette plugin registered with Datasette's plugin manager, as its
+    entry point does once the package is installed (and unregistered after, if it was not)."""
+    from datasette.plugins import pm
+
+    from orchestrator import datasette_plugin as plugin
+
+    added = not pm.is_registered(plugin)
+    if added:
+        pm.register(plugin, name="orchestrator")
+    yield
+    if added:
+        pm.unregister(plugin)

@@ -13,29 +13,19 @@ import html
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from datasette.app import Datasette
-from datasette.plugins import pm
 
-from orchestrator import datasette_plugin as plugin
 from orchestrator.datasette_plugin import facets, search
 from orchestrator.reports import metadata_for
 
 DB = "orchestrator"  # the demo file's name
 
 
-@pytest.fixture(autouse=True)
-def registered() -> Iterator[None]:
-    added = not pm.is_registered(plugin)
-    if added:
-        pm.register(plugin, name="orchestrator")
-    yield
-    if added:
-        pm.unregister(plugin)
+pytestmark = pytest.mark.usefixtures("registered_plugin")
 
 
 def rows_of(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

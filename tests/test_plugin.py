@@ -20,13 +20,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from datasette.app import Datasette
-from datasette.plugins import pm
 from servers import free_port, http_get, http_status
 
 from orchestrator import DatabaseManager
@@ -49,14 +47,7 @@ if not pm.is_registered(plugin):
 """
 
 
-@pytest.fixture(autouse=True)
-def registered() -> Iterator[None]:
-    added = not pm.is_registered(plugin)
-    if added:
-        pm.register(plugin, name="orchestrator")
-    yield
-    if added:
-        pm.unregister(plugin)
+pytestmark = pytest.mark.usefixtures("registered_plugin")
 
 
 @pytest.fixture

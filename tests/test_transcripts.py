@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,21 @@ def usage_line(
     )
 
 
+def failing_on(marker: bytes, message: str) -> Callable[[bytes], Any]:
+    """The importer's line parser, failing with RuntimeError(message) on a line holding
+    ``marker``: something unforeseen inside one file."""
+    from orchestrator.claude_code import transcripts
+
+    parse = transcripts.parse_line
+
+    def failing(raw: bytes) -> Any:
+        if marker in raw:
+            raise RuntimeError(message)
+        return parse(raw)
+
+    return failing
+
+
 #: Lines that stopped an import with a traceback; each must be one malformed line.
 BAD_LINES = {
     "lone surrogate in a response": usage_line(
@@ -354,13 +370,7 @@ def test_a_file_that_fails_never_stops_the_others(
     (project / "ffffffff-0000-4000-8000-000000000000.jsonl").write_text(
         usage_line("m_2", tokens=13) + "\n"
     )
-    parse = transcripts.parse_line
-
-    def failing(raw: bytes) -> Any:
-        if b"m_boom" in raw:
-            raise RuntimeError("something unforeseen")
-        return parse(raw)
-
+    failing = failing_on(b"m_boom", "something unforeseen")
     monkeypatch.setattr(transcripts, "parse_line", failing)
     result = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path), str(tmp_path)])
     assert result.exit_code == 1  # like `import stream-json`: a script can tell
@@ -443,13 +453,7 @@ def test_imported_rows_are_searchable_and_the_schema_stays_checked(
     broken = config / "projects" / "p" / "00000000-0000-4000-8000-000000000000.jsonl"
     broken.parent.mkdir()
     broken.write_text(f"{usage_line('m_1', tokens=11)}\n{usage_line('m_boom')}\n")
-    parse = transcripts.parse_line
-
-    def failing(raw: bytes) -> Any:
-        if b"m_boom" in raw:
-            raise RuntimeError("rolled back")
-        return parse(raw)
-
+    failing = failing_on(b"m_boom", "rolled back")
     monkeypatch.setattr(transcripts, "parse_line", failing)
     summary = import_transcripts([config], db_path=db_path)
     assert len(summary.errors) == 1 and summary.prompts_added > 100
@@ -582,12 +586,7 @@ def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
     broken = config / "projects" / "p" / "00000000-0000-4000-8000-000000000000.jsonl"
     broken.parent.mkdir()
     broken.write_text(f"{usage_line('m_1', tokens=11)}\n{usage_line('m_boom')}\n")
-    parse = transcripts.parse_line
-
-    def failing(raw: bytes) -> Any:
-        if b"m_boom" in raw:
-            raise RuntimeError("rolled back")
-        return parse(raw)
+    failing = failing_on(b"m_boom", "rolled back")
 
     def imports(db: Path) -> None:
         session.write_bytes(whole[: len(whole) // 2].rpartition(b"\n")[0] + b"\n")
