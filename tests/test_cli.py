@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,6 +178,32 @@ def test_report_errors_are_clear(tmp_path: Path, args: list[str], message: str) 
     CliRunner().invoke(cli, ["init", str(db)], catch_exceptions=False)
     result = CliRunner().invoke(cli, [*args, "--db", str(db)])
     assert result.exit_code != 0 and message in result.output
+
+
+def test_the_console_script_is_main_and_keeps_exit_codes_and_output(tmp_path: Path) -> None:
+    """``orchestrator`` runs :func:`orchestrator.cli.main` (the command group, then an exit
+    that freezes what is alive): whole processes keep their exit codes, print everything
+    and leave their writes committed."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="orchestrator")
+    assert script.value == "orchestrator.cli:main"
+    db = tmp_path / "orchestrator.db"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from orchestrator.cli import main; main()", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert run("demo", str(db), *ARGS).returncode == 0
+    rows = run("report", "spend_by_model", "--db", str(db), "--format", "json")
+    assert rows.returncode == 0
+    assert json.loads(rows.stdout) == run_report("spend_by_model", db).as_dicts()
+    assert run("report", "no_such_report", "--db", str(db)).returncode == 1
+    assert run("init", "--no-such-option").returncode == 2
+    budget = run("budget", "set", "plan-build", "--db", str(db), "--daily", "0.5")
+    assert budget.returncode == 0 and "$0.50 a day" in budget.stdout
+    with sqlite3.connect(db) as conn:  # committed by its own process
+        assert conn.execute("SELECT count(*) FROM budgets").fetchone() == (1,)
 
 
 def test_serve_runs_datasette_on_localhost_on_the_live_file(tmp_path: Path) -> None:
