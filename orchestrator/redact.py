@@ -177,13 +177,13 @@ def redact(value: Any) -> Any:
     """Redact strings anywhere inside ``value`` (dicts, lists, tuples, strings).
 
     A dict entry whose key names a secret (``password``, ``api_key``...) loses its
-    value whatever the value looks like.
+    value whatever the value looks like; a key that is itself a secret is redacted.
     """
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
         return {
-            key: (
+            (redact_text(key) if isinstance(key, str) else key): (
                 REDACTED
                 if isinstance(key, str)
                 and compiled().secret_key_name.match(key)

@@ -126,6 +126,28 @@ async def test_stored_rows_carry_no_secret_and_redaction_can_be_turned_off(
     assert key in dump(plain)
 
 
+async def test_metadata_is_redacted_value_by_value_before_it_is_encoded(
+    db_target: Target,
+) -> None:
+    """A secret's pair inside a string of the metadata (a tool's arguments as JSON) loses
+    its value: in the encoded text the string's quotes are escaped (``\\"password\\": ...``)
+    and the pair could not be seen there. A key that is itself a secret is redacted."""
+    key = SECRETS["github"]
+    metadata = {"input": json.dumps({"password": "hunter2hunter2"}), key: "its value"}
+    async with DatabaseManager(db_target) as db:
+        async with db.agent_run("x") as run:
+            run.log("tool_use", "Bash", metadata)
+        await db.log_system_event("INFO", "started", "adw", metadata)
+    stored = dump(db_target)
+    assert "hunter2hunter2" not in stored and key not in stored
+    for table in ("agent_logs", "system_logs"):
+        ((text,),) = rows(db_target, f"SELECT metadata FROM {table} WHERE metadata IS NOT NULL")
+        assert json.loads(text) == {
+            "input": json.dumps({"password": "[REDACTED]"}),
+            "[REDACTED:github]": "its value",
+        }
+
+
 async def test_every_free_text_column_is_redacted(db_target: Target) -> None:
     """Secrets in run names, session ids, steps, sources, workflow names and URLs with a
     password never reach the store (an SQLite file's pages, indexes and FTS tables; every

@@ -226,6 +226,48 @@ def test_grown_file_adds_only_new_prompts(tmp_path: Path, db_path: Path) -> None
     assert stored_daily(db_path) == stored_daily(fresh)
 
 
+def test_secrets_in_tool_arguments_and_results_are_stored_nowhere(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """A tool call's arguments are JSON: a secret's pair in them (``"password": "..."``)
+    is redacted in the log message and in the metadata, where the arguments are a JSON
+    string whose quotes are escaped; a result's secrets too. Nothing of them reaches the
+    file, its write-ahead log or its search index."""
+    password, key = "hunter2hunter2", "sk-ant-api03-" + "Q" * 40
+    arguments = {"command": "deploy", "env": {"password": password, "DEPLOY": key}}
+    transcript = tmp_path / "projects" / "p" / "s.jsonl"
+    transcript.parent.mkdir(parents=True)
+    call = [{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": arguments}]
+    result = {
+        "type": "user",
+        "timestamp": "2026-01-31T10:00:01.000Z",
+        "message": {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": f"token={password}"}
+            ],
+        },
+    }
+    transcript.write_text(f"{usage_line('m_1', content=call)}\n{json.dumps(result)}\n")
+    assert import_transcripts([tmp_path], db_path=db_path).tool_events == 2
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob(f"{db_path.name}*"))
+    assert password.encode() not in raw and key.encode() not in raw
+    logs = rows(db_path, "SELECT log_type, message, metadata FROM agent_logs ORDER BY log_type")
+    assert [(log["log_type"], log["message"]) for log in logs] == [
+        ("tool_result", "Bash: token=[REDACTED]"),
+        (
+            "tool_use",
+            'Bash: {"command": "deploy", "env": {"password": "[REDACTED]", '
+            '"DEPLOY": "[REDACTED:anthropic]"}}',
+        ),
+    ]
+    stored = json.loads(logs[1]["metadata"])["input"]
+    assert json.loads(stored) == {
+        "command": "deploy",
+        "env": {"password": "[REDACTED]", "DEPLOY": "[REDACTED:anthropic]"},
+    }
+
+
 def test_malformed_file_is_not_fatal(tmp_path: Path, db_path: Path) -> None:
     bad = tmp_path / "projects" / "x" / "bad.jsonl"
     bad.parent.mkdir(parents=True)

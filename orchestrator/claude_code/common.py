@@ -245,6 +245,16 @@ def tool_log_rows(
     if not isinstance(content, list):
         return []
     from .. import rows
+    from ..redact import redact, redact_text
+
+    # Each piece is redacted once, before it is clipped and joined, and the row stored as
+    # built: the arguments once (not again inside the message and the metadata's JSON,
+    # where quotes are escaped and a secret's pair can no longer be seen), a secret cut by
+    # a clip whole.
+    def shown(value: Any) -> Any:
+        if not redact_secrets:
+            return value
+        return redact_text(value) if isinstance(value, str) else redact(value)
 
     logs = []
     for block in content:
@@ -256,23 +266,25 @@ def tool_log_rows(
             tool_id = block.get("id")
             if isinstance(tool_id, str):
                 tool_names[tool_id] = name
-            arguments = json.dumps(block.get("input"), ensure_ascii=False)
+            arguments = shown(
+                clip(json.dumps(block.get("input"), ensure_ascii=False), TOOL_INPUT_LIMIT)
+            )
             metadata: dict[str, Any] = {
-                "tool_use_id": tool_id,
-                "name": name,
-                "input": clip(arguments, TOOL_INPUT_LIMIT),
+                "tool_use_id": shown(tool_id),
+                "name": shown(name),
+                "input": arguments,
             }
-            message = f"{name}: {arguments}"
+            message = f"{metadata['name']}: {arguments}"
         elif kind == "tool_result":
             tool_id = block.get("tool_use_id")
             name = tool_names.get(tool_id, "tool") if isinstance(tool_id, str) else "tool"
             metadata = {
-                "tool_use_id": tool_id,
-                "name": name,
+                "tool_use_id": shown(tool_id),
+                "name": shown(name),
                 "is_error": bool(block.get("is_error")),
             }
             # Clipped before joining (the same text): a result can be a whole file.
-            message = f"{name}: {clip(text_of(block.get('content')), LOG_LIMIT)}"
+            message = f"{metadata['name']}: {shown(clip(text_of(block.get('content')), LOG_LIMIT))}"
         else:
             continue
         if logged is not None and isinstance(tool_id, str):
@@ -286,7 +298,7 @@ def tool_log_rows(
                 clip(message, LOG_LIMIT),
                 metadata,
                 created_at=created_at,
-                redact_secrets=redact_secrets,
+                redact_secrets=False,  # redacted above
             )
         )
     return logs
