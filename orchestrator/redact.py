@@ -182,11 +182,12 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
+        secret_key = compiled().secret_key_name.match
         return {
             (redact_text(key) if isinstance(key, str) else key): (
                 REDACTED
                 if isinstance(key, str)
-                and compiled().secret_key_name.match(key)
+                and secret_key(key)
                 and isinstance(item, (str, int, float))
                 and not isinstance(item, bool)
                 else redact(item)

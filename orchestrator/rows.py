@@ -143,20 +143,32 @@ _JSON = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # made once: chea
 def json_text(value: Any, field: str, redacting: bool) -> str | None:
     """Serialise metadata (a JSON object) for storage, redacted when asked.
 
-    Redacted value by value before it is encoded (:func:`redact`): inside the encoded
-    text a string's quotes are escaped, and a secret's pair held in a string (a tool's
-    arguments as JSON, ``{"password": "..."}``) could no longer be seen.
+    The encoded text is redacted at once when no string in it needed an escape. One that
+    did is redacted value by value before it is encoded (:func:`redact`): in the text a
+    string's quotes and newlines are escaped, and a secret's pair held in a string (a
+    tool's arguments as JSON, ``{"password": "..."}``) could no longer be seen.
     """
     if value is None:
         return None
     if not isinstance(value, dict):
         raise InvalidInput(field, f"must be a JSON object (a dict), not {type(value).__name__}")
     try:
-        return storable_text(_JSON.encode(redact(value) if redacting else value))
+        text = storable_text(_JSON.encode(value))
+        if not redacting:
+            return text
+        if "\\" in text:
+            return _JSON.encode(redact(value))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"must be JSON-serialisable: {exc}") from None
     except RecursionError:
         raise InvalidInput(field, "is nested too deeply to store as JSON") from None
+    redacted = redact_text(text)
+    if redacted is not text and redacted != text:
+        try:
+            json.loads(redacted)
+        except ValueError:  # a pattern cut through JSON syntax: redact value by value
+            redacted = _JSON.encode(redact(value))
+    return redacted
 
 
 def text(value: Any, field: str, *, required: bool = True) -> str | None:
