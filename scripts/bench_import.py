@@ -218,6 +218,18 @@ def main() -> None:
         )
         print(f"medians of {args.runs} alternating runs (ours, then ccusage beside it):")
         print(line("first import + report, CPU", median(first, "cpu"), median(theirs, "cpu"), "s"))
+        # The machine's speed drifts (the median ratio moves by 15% between runs of this
+        # script): each side's fastest round is its cost with the least interference.
+        print(
+            line(
+                "  the same, fastest of the runs",
+                min(t.cpu for t in first),
+                min(t.cpu for t in theirs),
+                "s",
+            )
+        )
+        ratios = [t.cpu / o.cpu for o, t in zip(first, theirs, strict=True)]
+        print(f"{'  the same, median of round ratios':<69}ratio {statistics.median(ratios):5.2f}x")
         print(
             line("first import + report, wall", median(first, "wall"), median(theirs, "wall"), "s")
         )
