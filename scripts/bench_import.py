@@ -158,8 +158,12 @@ def our_days(stdout: bytes) -> dict[str, list[int]]:
 def line(label: str, ours: float, theirs: float | None, unit: str, digits: int = 2) -> str:
     text = f"{label:<34}{ours:>10.{digits}f} {unit:<3}"
     if theirs is not None:
-        text += f"  ccusage {theirs:>8.{digits}f} {unit:<3}  ratio {theirs / ours:5.2f}x"
+        text += f"  ccusage {theirs:>8.{digits}f} {unit:<3}  {ratio(theirs / ours)}"
     return text
+
+
+def ratio(value: float) -> str:
+    return f"ratio {value:5.2f}x"
 
 
 def main() -> None:
@@ -229,7 +233,9 @@ def main() -> None:
             )
         )
         ratios = [t.cpu / o.cpu for o, t in zip(first, theirs, strict=True)]
-        print(f"{'  the same, median of round ratios':<69}ratio {statistics.median(ratios):5.2f}x")
+        at = len(line("", 1, 1, "s")) - len(ratio(1))  # where the ratios above start
+        label = "  the same, median of round ratios"
+        print(f"{label:<{at}}{ratio(statistics.median(ratios))}")
         print(
             line("first import + report, wall", median(first, "wall"), median(theirs, "wall"), "s")
         )

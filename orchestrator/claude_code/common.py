@@ -245,16 +245,14 @@ def tool_log_rows(
     if not isinstance(content, list):
         return []
     from .. import rows
-    from ..redact import redact, redact_text
+    from ..redact import redact
 
     # Each piece is redacted once, before it is clipped and joined, and the row stored as
     # built: the arguments once (not again inside the message and the metadata's JSON,
     # where quotes are escaped and a secret's pair can no longer be seen), a secret cut by
     # a clip whole.
     def shown(value: Any) -> Any:
-        if not redact_secrets:
-            return value
-        return redact_text(value) if isinstance(value, str) else redact(value)
+        return redact(value) if redact_secrets else value
 
     logs = []
     for block in content:
