@@ -11,8 +11,10 @@ whose start-up must stay cheap.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +227,16 @@ class Response:
         }
 
 
+@functools.cache
+def _log_builders() -> tuple[Callable[..., tuple[Any, ...]], Callable[[Any], Any]]:
+    """:func:`orchestrator.rows.agent_log_row` and :func:`orchestrator.redact.redact`,
+    imported on first use (an import statement run per message costs ~2 us)."""
+    from ..redact import redact
+    from ..rows import agent_log_row
+
+    return agent_log_row, redact
+
+
 def tool_log_rows(
     agent_id: str,
     content: Any,
@@ -244,8 +256,7 @@ def tool_log_rows(
     """
     if not isinstance(content, list):
         return []
-    from .. import rows
-    from ..redact import redact
+    agent_log_row, redact = _log_builders()
 
     # Each piece is redacted once, before it is clipped and joined, and the row stored as
     # built: the arguments once (not again inside the message and the metadata's JSON,
@@ -290,7 +301,7 @@ def tool_log_rows(
                 continue
             logged.add((kind, tool_id))
         logs.append(
-            rows.agent_log_row(
+            agent_log_row(
                 agent_id,
                 kind,
                 clip(message, LOG_LIMIT),
