@@ -408,6 +408,37 @@ def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) 
 
 @cli.command()
 @db_option()
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
+def redact(db_path: Path, dry_run: bool) -> None:
+    """Redact secrets already stored, with today's patterns.
+
+    Rows are redacted as they are written; a database keeps what the redaction of its
+    day let through (before 2026-11: secrets inside a tool call's arguments, in
+    agent_logs.metadata). Rewrites only what changes, then merges the search indexes and
+    checkpoints the file so the old text is gone from it too. Safe to run while ADWs
+    write, and again.
+    """
+    from .redact_stored import redact_stored
+
+    try:
+        result = redact_stored(db_path, dry_run=dry_run)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [(table, column, count) for (table, column), count in result.changed.items()]
+    if rows:
+        click.echo(format_result(["table", "column", "values"], rows, "table"), nl=False)
+    verb = "Would redact" if dry_run else "Redacted"
+    click.echo(f"{verb} {result.values_changed} values in {result.rows_read} rows read.")
+    if result.checkpointed is False:
+        click.echo(
+            "A reader kept the write-ahead log from being checkpointed whole: old text "
+            "stays in the file until it is. Run this again once readers are gone.",
+            err=True,
+        )
+
+
+@cli.command()
+@db_option()
 @click.option("--workflow", help="Only this workflow (orchestrator agent name).")
 @click.option("--session", help="Only runs of this session (ADW id).")
 @click.option("--run", "run_", metavar="RUN", help="Only this run (its id or its name).")

@@ -1,0 +1,175 @@
+"""Redacting what is already stored: ``orchestrator redact``.
+
+Rows are redacted as they are written (:mod:`orchestrator.redact`), so a database keeps
+whatever the redaction of its day let through: rows written before a pattern was added,
+or before a leak was fixed (until 2026-11, a secret inside a tool call's arguments was
+stored in clear in ``agent_logs.metadata``). :func:`redact_stored` applies today's
+redaction to every column the row builders redact (:mod:`orchestrator.rows`), metadata
+value by value as :func:`orchestrator.rows.json_text` does, and rewrites only the values
+that change.
+
+Then it makes sure the old text is gone from the file, not only from the tables: the
+connection overwrites what it deletes with zeros (``secure_delete``), the full-text
+search indexes of the tables it changed are merged (``optimize``: a deleted row's words
+stay in the index's older segments until they are merged), and the write-ahead log is
+checkpointed and truncated (the pages' old versions). A reader holding an old snapshot
+can keep a checkpoint from finishing: the result says so, and running the command again
+once readers are gone finishes it.
+
+Rows are changed in batches, each its own transaction, so ADWs writing meanwhile wait at
+most a batch, and a run that is stopped leaves whole batches behind (running it again
+redacts the rest: redacting twice changes nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sqlite as backend
+from .migrations import write_transaction
+from .redact import redact, redact_text
+
+#: The columns the row builders redact, by table (``orchestrator.rows``).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "orchestrator_agents": ("name", "description"),
+    "agents": ("session_id", "name", "error"),
+    "prompts": ("model", "content", "response", "error"),
+    "agent_logs": ("message", "step", "metadata"),
+    "system_logs": ("message", "source", "metadata"),
+}
+#: Columns holding a JSON object, redacted value by value.
+JSON_COLUMNS = frozenset({"metadata"})
+#: The tables' full-text search indexes.
+SEARCH_INDEXES = {
+    "prompts": "prompts_fts",
+    "agent_logs": "agent_logs_fts",
+    "system_logs": "system_logs_fts",
+}
+BATCH = 2_000
+
+#: Metadata is stored as rows.json_text encodes it.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+@dataclass
+class RedactResult:
+    """What :func:`redact_stored` changed (or would change, with ``dry_run``)."""
+
+    dry_run: bool
+    rows_read: int = 0
+    changed: dict[tuple[str, str], int] = field(default_factory=dict)  # values, by column
+    search_indexes_merged: list[str] = field(default_factory=list)
+    #: Whether the write-ahead log was checkpointed whole and truncated (None: nothing
+    #: to do, a dry run or nothing changed).
+    checkpointed: bool | None = None
+
+    @property
+    def values_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+def redact_stored(db_path: str | os.PathLike[str], *, dry_run: bool = False) -> RedactResult:
+    """Redact the secrets stored in the SQLite database at ``db_path`` with today's
+    patterns; with ``dry_run``, count what would change and write nothing. Raises
+    FileNotFoundError when there is no database at ``db_path``."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no database at {path}")
+    result = RedactResult(dry_run)
+    conn = backend.connect(path)
+    try:
+        # On whatever SQLite the interpreter links (Debian's has it on by default; others
+        # leave a row's old bytes in the page's free space).
+        conn.execute("PRAGMA secure_delete = ON")
+        for table, columns in COLUMNS.items():
+            if _redact_table(conn, table, columns, result) and not dry_run:
+                index = SEARCH_INDEXES.get(table)
+                if index is not None:
+                    with write_transaction(conn):
+                        conn.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
+                    result.search_indexes_merged.append(index)
+        if result.values_changed and not dry_run:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            result.checkpointed = busy == 0
+    finally:
+        conn.close()
+    return result
+
+
+def _redact_table(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], result: RedactResult
+) -> bool:
+    """Redact ``columns`` of ``table`` batch by batch; whether any value changed."""
+    changed_any = False
+    after = 0
+    select = (
+        f"SELECT rowid, {', '.join(columns)} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+    )
+    while True:
+        # Read and written in one transaction: a row another process changes meanwhile (a
+        # run's error as it ends) is not written back as it was.
+        with contextlib.nullcontext() if result.dry_run else write_transaction(conn):
+            batch = conn.execute(select, (after, BATCH)).fetchall()
+            if not batch:
+                return changed_any
+            after = batch[-1][0]
+            result.rows_read += len(batch)
+            updates = _updates(table, columns, batch, result)
+            changed_any = changed_any or bool(updates)
+            if result.dry_run:
+                continue
+            # Only the changed columns are set: a trigger of another column (a run's
+            # totals by model) does not fire for nothing.
+            for changed_columns, rows in updates.items():
+                assignments = ", ".join(f"{column} = ?" for column in changed_columns)
+                try:
+                    conn.executemany(f"UPDATE {table} SET {assignments} WHERE rowid = ?", rows)
+                except sqlite3.IntegrityError as exc:
+                    raise ValueError(
+                        f"{table}: two rows' {', '.join(changed_columns)} would be the same "
+                        f"once redacted ({exc}); rename one and run this again"
+                    ) from None
+
+
+def _updates(
+    table: str, columns: tuple[str, ...], batch: list[tuple[Any, ...]], result: RedactResult
+) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The batch's changed values, grouped by the columns that change (values, then rowid),
+    counted into ``result``."""
+    updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for rowid, *values in batch:
+        changes = {
+            column: new
+            for column, value in zip(columns, values, strict=True)
+            if (new := _redacted(column, value)) is not value
+        }
+        for column in changes:
+            result.changed[(table, column)] = result.changed.get((table, column), 0) + 1
+        if changes:
+            updates.setdefault(tuple(changes), []).append((*changes.values(), rowid))
+    return updates
+
+
+def _redacted(column: str, value: Any) -> Any:
+    """``value`` redacted, or ``value`` itself (the same object) when nothing changes."""
+    if not isinstance(value, str):
+        return value
+    if column in JSON_COLUMNS:
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            new = redact_text(value)  # not JSON (stored by hand?): redacted as text
+        else:
+            cleaned = redact(decoded)
+            if cleaned == decoded:
+                return value  # kept as stored, however it was encoded
+            return _JSON.encode(cleaned)
+    else:
+        new = redact_text(value)
+    return value if new == value else new

@@ -1,0 +1,265 @@
+"""``orchestrator redact``: secrets a database already holds are redacted after the fact,
+to what redacting on write would have stored, and are gone from the file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from conftest import FIXTURES
+
+from orchestrator.claude_code import import_transcripts
+from orchestrator.cli import cli
+from orchestrator.db import DatabaseManager
+from orchestrator.redact_stored import COLUMNS, redact_stored
+
+PASSWORD = "hunter2hunter2"
+KEY = "sk-ant-api03-" + "Q" * 40
+
+
+def transcripts(tmp_path: Path) -> Path:
+    """A real session (no secrets), and one whose prompt, tool call and tool result
+    carry secrets."""
+    folder = tmp_path / "claude" / "projects" / "p"
+    folder.mkdir(parents=True)
+    shutil.copy(FIXTURES / "tool_heavy.jsonl", folder)
+    session = "22222222-2222-4333-8444-555555555555"
+
+    def line(kind: str, second: int, message: dict[str, Any], **extra: Any) -> str:
+        return json.dumps(
+            {
+                "type": kind,
+                "sessionId": session,
+                "timestamp": f"2026-01-31T10:00:0{second}.000Z",
+                "message": message,
+                **extra,
+            }
+        )
+
+    arguments = {"command": "deploy", "env": {"password": PASSWORD, "DEPLOY": KEY}}
+    lines = [
+        line("user", 0, {"role": "user", "content": f"deploy with {KEY} please"}),
+        line(
+            "assistant",
+            1,
+            {
+                "id": "msg_1",
+                "model": "claude-sonnet-4-5-20250929",
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": arguments}
+                ],
+                "usage": {"input_tokens": 100, "output_tokens": 20},
+            },
+            requestId="req_1",
+        ),
+        line(
+            "user",
+            2,
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": f"token={PASSWORD}",
+                    }
+                ],
+            },
+        ),
+    ]
+    (folder / "secret.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path / "claude"
+
+
+async def write(db_path: Path, source: Path, *, redact_secrets: bool) -> None:
+    import_transcripts([source], db_path=db_path, redact_secrets=redact_secrets)
+    async with DatabaseManager(db_path, redact_secrets=redact_secrets) as db:
+        await db.create_orchestrator_agent("deploy", f"deploys with {KEY}")
+        await db.log_system_event(
+            "WARNING",
+            f"login failed: password={PASSWORD}",
+            source="deploy",
+            metadata={"env": json.dumps({"password": PASSWORD}), "attempt": 2},
+        )
+        await db.log_system_event("INFO", "started", metadata={"plain": [1, 2]})
+
+
+def dump(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every redacted column of every table, rows sorted (ids differ between files)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return {
+            table: sorted(
+                conn.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall(), key=repr
+            )
+            for table, columns in COLUMNS.items()
+        }
+    finally:
+        conn.close()
+
+
+def cells(db_path: Path) -> dict[tuple[str, str, int], Any]:
+    """Every redacted value, by table, column and rowid."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return {
+            (table, column, rowid): value
+            for table, columns in COLUMNS.items()
+            for rowid, *values in conn.execute(f"SELECT rowid, {', '.join(columns)} FROM {table}")
+            for column, value in zip(columns, values, strict=True)
+        }
+    finally:
+        conn.close()
+
+
+def query(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def file_bytes(db_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in db_path.parent.glob(f"{db_path.name}*"))
+
+
+SUMMARIES = (
+    "SELECT id, prompt_count, total_tokens_input, total_tokens_output, total_cost_usd "
+    "FROM agents ORDER BY id"
+)
+
+
+async def test_redacting_a_database_written_in_clear_stores_what_redacting_on_write_does(
+    tmp_path: Path,
+) -> None:
+    source = transcripts(tmp_path)
+    old, fresh = tmp_path / "old.db", tmp_path / "fresh.db"
+    await write(old, source, redact_secrets=False)  # a database from before the fix
+    await write(fresh, source, redact_secrets=True)  # today's redaction, on write
+    # A metadata encoded another way (by hand, another tool) and holding no secret.
+    conn = sqlite3.connect(old)
+    with conn:
+        conn.execute(
+            "UPDATE system_logs SET metadata = '{\"plain\":[1,2]}' WHERE message = 'started'"
+        )
+    conn.close()
+    assert PASSWORD.encode() in file_bytes(old) and KEY.encode() in file_bytes(old)
+    before, cells_before, totals = dump(old), cells(old), query(old, SUMMARIES)
+    daily = query(old, "SELECT * FROM usage_daily ORDER BY 1, 2, 3")
+
+    dry = redact_stored(old, dry_run=True)
+    assert dry.values_changed > 0 and dump(old) == before  # counted, nothing written
+
+    done = redact_stored(old)
+    assert done.changed == dry.changed and done.rows_read == dry.rows_read
+    assert ("agent_logs", "metadata") in done.changed  # the leak of stop 18
+    after = dump(old)
+    # Every table as redacting on write stores it, byte for byte, but the metadata that
+    # held no secret, kept as it was stored.
+    expected = dump(fresh)
+    expected["system_logs"] = sorted(
+        [
+            row if row[0] != "started" else ("started", None, '{"plain":[1,2]}')
+            for row in expected["system_logs"]
+        ],
+        key=repr,
+    )
+    assert after == expected
+    moved = [key for key, value in cells(old).items() if cells_before[key] != value]
+    assert done.changed == {
+        (table, column): sum(1 for key in moved if key[:2] == (table, column))
+        for table, column in {key[:2] for key in moved}
+    }
+    # Gone from the file, its write-ahead log and its search indexes; the indexes whole.
+    raw = file_bytes(old)
+    assert PASSWORD.encode() not in raw and KEY.encode() not in raw
+    assert done.checkpointed is True
+    assert set(done.search_indexes_merged) == {"prompts_fts", "agent_logs_fts", "system_logs_fts"}
+    for index in done.search_indexes_merged:
+        conn = sqlite3.connect(old)
+        with conn:
+            conn.execute(f"INSERT INTO {index} ({index}) VALUES ('integrity-check')")
+        conn.close()
+    assert query(old, "SELECT count(*) FROM agent_logs_fts WHERE agent_logs_fts MATCH 'deploy'")
+    assert (
+        query(old, "SELECT rowid FROM agent_logs_fts WHERE agent_logs_fts MATCH 'hunter2hunter2'")
+        == []
+    )
+    # Counts and costs untouched; a second run finds nothing left.
+    assert query(old, SUMMARIES) == totals
+    assert query(old, "SELECT * FROM usage_daily ORDER BY 1, 2, 3") == daily
+    assert redact_stored(old).values_changed == 0
+
+
+def test_cli_redacts_and_reports(tmp_path: Path) -> None:
+    db_path = tmp_path / "orchestrator.db"
+    import_transcripts([transcripts(tmp_path)], db_path=db_path, redact_secrets=False)
+    dry = CliRunner().invoke(cli, ["redact", "--db", str(db_path), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "agent_logs" in dry.output and "Would redact" in dry.output
+    assert PASSWORD.encode() in file_bytes(db_path)
+    result = CliRunner().invoke(cli, ["redact", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "Redacted" in result.output and PASSWORD.encode() not in file_bytes(db_path)
+    again = CliRunner().invoke(cli, ["redact", "--db", str(db_path)])
+    assert "Redacted 0 values" in again.output
+    missing = CliRunner().invoke(cli, ["redact", "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 1 and "no database at" in missing.output
+    assert not (tmp_path / "none.db").exists()
+    url = CliRunner().invoke(cli, ["redact", "--db", "postgresql://localhost/x"])
+    assert url.exit_code == 2 and "reads an SQLite file" in url.output
+
+
+def test_names_that_redacting_would_make_equal_are_refused_and_nothing_changes(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "orchestrator.db"
+
+    async def two_workflows() -> None:
+        async with DatabaseManager(db_path, redact_secrets=False) as db:
+            await db.create_orchestrator_agent(f"deploy {KEY}")
+            await db.create_orchestrator_agent(f"deploy {KEY}X")
+
+    asyncio.run(two_workflows())
+    before = cells(db_path)
+    result = CliRunner().invoke(cli, ["redact", "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert "orchestrator_agents: two rows' name would be the same" in result.output
+    assert cells(db_path) == before
+
+
+async def test_writers_meanwhile_lose_nothing(tmp_path: Path) -> None:
+    """Redacting in batches, each its own transaction, while an ADW logs: every event the
+    writer acknowledged is stored, those written in clear redacted or left for the next
+    run, none written back stale."""
+    db_path = tmp_path / "orchestrator.db"
+    async with DatabaseManager(db_path, redact_secrets=False) as db:
+        workflow = await db.create_orchestrator_agent("deploy")
+        run = await db.create_agent(workflow, "build")
+        for i in range(5_000):
+            await db.log_agent_event(run, "info", f"old {i} password={PASSWORD}")
+        await db.flush()
+        redacting = asyncio.create_task(asyncio.to_thread(redact_stored, db_path))
+        logged = 0
+        while not redacting.done():
+            await db.log_agent_event(run, "info", f"new {logged}")
+            logged += 1
+            if logged % 100 == 0:
+                await db.flush()
+                await asyncio.sleep(0)
+        done = await redacting
+        await db.flush()
+    assert done.changed[("agent_logs", "message")] == 5_000 and logged > 0, logged
+    stored = query(db_path, "SELECT message FROM agent_logs")
+    assert len(stored) == 5_000 + logged
+    assert sorted(m for (m,) in stored if m.startswith("new ")) == sorted(
+        f"new {i}" for i in range(logged)
+    )
+    assert all(m.endswith("password=[REDACTED]") for (m,) in stored if m.startswith("old "))
