@@ -846,3 +846,23 @@ async def test_tokens_known_only_from_model_usage_are_priced_at_the_base_tier(
     assert sum(quarter.values()) - quarter["output_tokens"] < 200_000
     assert cost == pytest.approx(4 * request_cost(SONNET, quarter), rel=1e-4)
     assert cost < request_cost(SONNET, extra)  # the long-context rate would be higher
+
+
+async def test_a_streams_prompt_is_what_the_person_wrote(db_path: Path) -> None:
+    """As in transcripts: text Claude Code writes in the user's name (a skill's body,
+    ``isMeta``) is not the prompt of what follows; the recording's own prompt is."""
+
+    def user(text: str, **flags: bool) -> dict[str, Any]:
+        return {"type": "user", "message": {"role": "user", "content": text}, **flags}
+
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, prompt="/review 123")
+        await recorder.feed(user("Review the pull request: read its diff ...", isMeta=True))
+        await recorder.feed(assistant("msg_p1"))
+        await recorder.feed(user("and the tests too"))
+        await recorder.feed(assistant("msg_p2"))
+        summary = await recorder.finish()
+        assert summary.agent_id is not None
+        prompts = await db.list_prompts(summary.agent_id)
+    contents = [p.content for p in prompts if not p.content.startswith("[reconciliation]")]
+    assert sorted(contents) == ["/review 123", "and the tests too"]

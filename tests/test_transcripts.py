@@ -268,6 +268,100 @@ def test_secrets_in_tool_arguments_and_results_are_stored_nowhere(
     }
 
 
+def test_a_prompt_is_what_the_person_wrote_not_what_claude_code_wrote_for_them(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """After a conversation is compacted the agent goes on with the task the person gave,
+    and a skill's expanded instructions answer the command the person typed: neither the
+    summary (``isCompactSummary``) nor the instructions (``isMeta``) is the prompt, unless
+    the file holds nothing the person wrote."""
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+
+    def user(second: int, text: str, **flags: bool) -> str:
+        stamp = f"2026-01-31T10:00:{second:02d}.000Z"
+        return json.dumps(
+            {"type": "user", "timestamp": stamp, "message": {"content": text}, **flags}
+        )
+
+    def answer(n: int) -> str:
+        return usage_line(f"m_{n}", timestamp=f"2026-01-31T10:00:{n:02d}.000Z")
+
+    command = "<command-name>/review</command-name>\n<command-args>123</command-args>"
+    (folder / "s.jsonl").write_text(
+        "\n".join(
+            [
+                user(0, "fix the parser"),
+                answer(1),
+                user(2, "This session is being continued ...", isCompactSummary=True),
+                answer(3),
+                user(4, command),
+                user(5, "Review the pull request: read its diff ...", isMeta=True),
+                answer(6),
+            ]
+        )
+        + "\n"
+    )
+    (folder / "continued.jsonl").write_text(
+        "\n".join(
+            [
+                user(10, "Summary of the earlier conversation", isCompactSummary=True),
+                answer(11),
+                user(12, "now run the tests"),
+                answer(13),
+            ]
+        )
+        + "\n"
+    )
+    assert import_transcripts([tmp_path], db_path=db_path).prompts_added == 5
+    stored = rows(db_path, "SELECT content FROM prompts ORDER BY created_at")
+    assert [row["content"] for row in stored] == [
+        "fix the parser",
+        "fix the parser",
+        command,
+        "Summary of the earlier conversation",
+        "now run the tests",
+    ]
+
+
+def test_fixture_prompts_hold_no_compaction_summary_or_skill_body(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """On the real sessions: every response's prompt begins as the last user text before
+    it that Claude Code did not write (read here straight from the JSON lines)."""
+    config = fixture_config_dir(tmp_path)
+    import_transcripts([config], db_path=db_path)
+    expected: dict[str, str] = {}
+    for path in sorted(config.rglob("*.jsonl")):
+        typed = ""
+        for raw in path.read_text().splitlines():
+            line = json.loads(raw)
+            message = line.get("message")
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            injected = line.get("isMeta") or line.get("isCompactSummary")
+            if line.get("type") == "user" and not injected:
+                if isinstance(content, str) and content.strip():
+                    typed = content
+                elif isinstance(content, list):
+                    texts = [b["text"] for b in content if b.get("type") == "text"]
+                    typed = "\n".join(texts) if texts else typed
+            if isinstance(message.get("usage"), dict) and message.get("id"):
+                expected.setdefault(message["id"], typed)
+    found = {
+        row["message_id"]: row["content"]
+        for row in rows(
+            db_path,
+            "SELECT message_id, content FROM prompts JOIN prompt_responses ON prompt_id = id",
+        )
+    }
+    assert found.keys() == expected.keys() and len(found) > 100
+    compacted = [k for k, v in found.items() if "session is being continued" in v]
+    assert compacted == []
+    assert all(found[k][:100] == expected[k][:100] for k in found)
+
+
 def test_malformed_file_is_not_fatal(tmp_path: Path, db_path: Path) -> None:
     bad = tmp_path / "projects" / "x" / "bad.jsonl"
     bad.parent.mkdir(parents=True)

@@ -95,6 +95,13 @@ def _parse_refused(raw: bytes | str) -> dict[str, Any] | None:
     return value
 
 
+def written_by_claude_code(line: dict[str, Any]) -> bool:
+    """Whether a user line holds text Claude Code wrote in the user's name, not the
+    person: a skill's expanded instructions or a notice (``isMeta``), the summary of a
+    compacted conversation (``isCompactSummary``). Claude Code shows neither as a prompt."""
+    return line.get("isMeta") is True or line.get("isCompactSummary") is True
+
+
 def storable(text: str) -> bool:
     """Whether UTF-8 can encode ``text`` (no lone surrogate)."""
     try:

@@ -64,6 +64,7 @@ from .common import (
     text_of,
     tool_log_rows,
     usage_tokens,
+    written_by_claude_code,
 )
 
 
@@ -162,6 +163,7 @@ class StreamRecorder:
         self.parent_agent_id = parent_agent_id
         self.summary = StreamSummary(session_id=session_id)
         self._last_user = prompt or ""
+        self._last_injected = ""  # text Claude Code wrote in the user's name (transcripts)
         self._pending: Response | None = None  # the response being gathered
         self._seen: set[str] = set()  # message ids already recorded
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
@@ -233,7 +235,10 @@ class StreamRecorder:
             if self._pending is None:
                 when = utc_now() if self.started_at is None else format_timestamp(self.started_at)
                 self._pending = Response(
-                    message_id=message_id, model=None, prompt=self._last_user, created_at=when
+                    message_id=message_id,
+                    model=None,
+                    prompt=self._last_user or self._last_injected,
+                    created_at=when,
                 )
             pending = self._pending
             pending.model = body.get("model") or pending.model
@@ -250,7 +255,9 @@ class StreamRecorder:
             content = body.get("content") if isinstance(body, dict) else None
             self._log_tools(agent_id, content)
             text = text_of(content)
-            if text:
+            if text and written_by_claude_code(message):
+                self._last_injected = text  # the prompt only while nothing written is known
+            elif text:
                 self._last_user = text
         elif kind == "result":
             self._result = message

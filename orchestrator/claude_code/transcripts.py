@@ -29,6 +29,13 @@ and a grown file is read from where the last import stopped. Files are read line
 (memory does not grow with a file's size); each file is imported whole or not at all (a
 savepoint), so a file that fails is rolled back and reported while the others are imported.
 
+A prompt's text is the last text the person wrote before the response (in this file).
+Text Claude Code writes in the user's name is not: a skill's expanded instructions and
+notices (``isMeta``), and the summary that replaces a conversation compacted when its
+context ran out (``isCompactSummary``), after which the agent goes on with the task the
+person gave; such text is a response's prompt only while the file holds nothing the
+person wrote (a continued session's new file).
+
 Bad lines are counted as malformed, never fatal. A line is skipped whole when it is not a
 JSON object, holds ``NaN`` / ``Infinity`` or a lone surrogate (``\\ud800``), has a
 ``timestamp`` that is no real time (``2026-02-30T00:00:00.000Z``) or is longer than
@@ -53,7 +60,15 @@ from typing import IO, Any
 from .. import sqlite as sqlite_backend
 from ..errors import InvalidInput, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
-from .common import LineCounts, Response, is_token_count, parse_line, text_of, tool_log_rows
+from .common import (
+    LineCounts,
+    Response,
+    is_token_count,
+    parse_line,
+    text_of,
+    tool_log_rows,
+    written_by_claude_code,
+)
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
 KNOWN_TYPES = frozenset(
@@ -529,7 +544,8 @@ class _FileImport:
                 )
                 if isinstance(tool_id, str)
             }
-        self.last_user = ""
+        self.last_user = ""  # the last text the person wrote: the prompt of what follows
+        self.last_injected = ""  # the last Claude Code wrote in their name: the fallback
         self.first_ts: str | None = None
         self.last_ts: str | None = None
         self.session_id: str | None = None
@@ -607,7 +623,9 @@ class _FileImport:
             self.gather(message, line.get("requestId"), usage, created, content)
         elif kind == "user" and not (isinstance(content, list) and _only_tool_results(content)):
             text = text_of(content)  # (tool results alone answer no prompt: not read)
-            if text:
+            if text and written_by_claude_code(line):
+                self.last_injected = text
+            elif text:
                 self.last_user = text
         if logs:
             self.logs.extend(logs)
@@ -634,7 +652,7 @@ class _FileImport:
             response = self.responses[key] = _Response(
                 message_id=message_id,
                 model=message.get("model"),
-                prompt=self.last_user,
+                prompt=self.last_user or self.last_injected,
                 created_at=created,
                 usage=usage,
                 request_id=request_id,
