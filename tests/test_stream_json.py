@@ -623,6 +623,18 @@ async def test_a_transcript_imported_while_its_session_is_recorded_live(
     assert done is not None and done.status == "completed" and done.completed_at is not None
     assert summary.duplicates_skipped == 2 and summary.prompts == 0
     assert totals(db_path)[:2] == (1, 3)
+    # The tool call and its result, logged by the import from the transcript, are not
+    # logged again as the stream brings them.
+    conn = sqlite3.connect(db_path)
+    logs = conn.execute(
+        "SELECT log_type, message FROM agent_logs WHERE log_type LIKE 'tool%' ORDER BY rowid"
+    ).fetchall()
+    conn.close()
+    assert logs == [
+        ("tool_use", 'Bash: {"command": "pytest -q"}'),
+        ("tool_result", "Bash: 3 passed"),
+    ]
+    assert summary.tool_events == 0
 
 
 TRANSCRIPT = (

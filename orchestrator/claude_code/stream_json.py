@@ -12,6 +12,10 @@ response becomes one prompt: its lines (one per content block) repeat ``message.
 and are gathered into one row when the next message starts; its usage is that of its
 last line and its cost is computed from prices (the stream reports no per-response
 cost). ``tool_use`` blocks and ``tool_result`` blocks become agent logs as they arrive.
+When the session's transcript is imported into the run while it is recorded (a cron
+``orchestrator import claude-code``), a response or tool call the import stored already
+is not stored again (a tool call the recorder has queued but not yet written, up to a
+second, can still reach the import first and be logged twice).
 
 The ``result`` line holds what Claude Code itself reports: ``total_cost_usd`` and, in
 ``modelUsage``, the tokens and cost of every model the run used, subagents and
@@ -169,6 +173,7 @@ class StreamRecorder:
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
         self._computed: dict[str, float | None] = {}  # per model: their computed cost, summed
         self._tools: dict[str, str] = {}
+        self._transcript_imported = False  # into this run, found once: see _logged_already
         self._result: dict[str, Any] | None = None
         self._finished = False
 
@@ -231,7 +236,7 @@ class StreamRecorder:
                 await self._flush_response()
             if isinstance(message_id, str) and message_id in self._seen:
                 return  # a late repeat of a response already written
-            self._log_tools(agent_id, body.get("content"))  # first: it may refuse the line
+            await self._log_tools(agent_id, body.get("content"))  # first: it may refuse it
             if self._pending is None:
                 when = utc_now() if self.started_at is None else format_timestamp(self.started_at)
                 self._pending = Response(
@@ -253,7 +258,7 @@ class StreamRecorder:
                 self.summary.malformed += 1
                 return
             content = body.get("content") if isinstance(body, dict) else None
-            self._log_tools(agent_id, content)
+            await self._log_tools(agent_id, content)
             text = text_of(content)
             if text and written_by_claude_code(message):
                 self._last_injected = text  # the prompt only while nothing written is known
@@ -273,11 +278,47 @@ class StreamRecorder:
     ) -> None:
         self.db.enqueue_agent_log(self.db.agent_log_row(agent_id, log_type, text, metadata))
 
-    def _log_tools(self, agent_id: str, content: Any) -> None:
-        logs = tool_log_rows(agent_id, content, self._tools, redact_secrets=self.db.redact_secrets)
+    async def _log_tools(self, agent_id: str, content: Any) -> None:
+        logs = tool_log_rows(
+            agent_id,
+            content,
+            self._tools,
+            redact_secrets=self.db.redact_secrets,
+            logged=await self._logged_already(agent_id, content),
+        )
         for row in logs:
             self.db.enqueue_agent_log(row)
         self.summary.tool_events += len(logs)
+
+    async def _logged_already(self, agent_id: str, content: Any) -> set[tuple[str, str]] | None:
+        """The ``(log_type, tool_use_id)`` pairs of ``content``'s tool blocks that the run
+        already holds, when the session's transcript was imported into it (an import, a
+        cron job say, during the recording logs the session's tool calls from the
+        transcript, often before the stream brings them); None when none was."""
+        ids = [
+            tool_id
+            for block in (content if isinstance(content, list) else ())
+            if isinstance(block, dict)
+            and isinstance(tool_id := block.get("id") or block.get("tool_use_id"), str)
+        ]
+        if not ids:
+            return None
+        if not self._transcript_imported:
+            self._transcript_imported = (
+                await self.db.fetchone(
+                    "SELECT 1 FROM claude_code_files WHERE agent_id = ? LIMIT 1", (agent_id,)
+                )
+                is not None
+            )
+            if not self._transcript_imported:
+                return None
+        rows = await self.db.fetchall(
+            "SELECT log_type, json_extract(metadata, '$.tool_use_id') AS tool_id "
+            "FROM agent_logs WHERE agent_id = ? AND log_type IN ('tool_use', 'tool_result') "
+            f"AND json_extract(metadata, '$.tool_use_id') IN ({', '.join('?' * len(ids))})",
+            (agent_id, *ids),
+        )
+        return {(row["log_type"], row["tool_id"]) for row in rows}
 
     async def _flush_response(self) -> None:
         pending, self._pending = self._pending, None
