@@ -528,8 +528,12 @@ def test_a_transcript_imported_before_its_stream_counts_once(tmp_path: Path, db_
     models = conn.execute(
         "SELECT model, count(*) FROM prompts GROUP BY model ORDER BY model"
     ).fetchall()
+    tools = conn.execute(
+        "SELECT log_type, count(*) FROM agent_logs WHERE log_type LIKE 'tool%' GROUP BY 1"
+    ).fetchall()
     conn.close()
     assert sorted(per_message) == [("msg_1", 1), ("msg_2", 1)]
+    assert sorted(tools) == [("tool_result", 1), ("tool_use", 1)]  # the transcript's
     # The sonnet responses once (the transcript's), haiku's background calls reconciled.
     assert models == [("claude-haiku-4-5-20251001", 1), ("claude-sonnet-4-5-20250929", 2)]
 
@@ -599,11 +603,15 @@ def test_import_stream_json_reports_a_failing_file_and_imports_the_others(
 
 
 async def test_a_transcript_imported_while_its_session_is_recorded_live(
-    tmp_path: Path, db_path: Path
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An import (a cron job, say) during a live recording: the transcript goes into the
-    running run without ending it, and the stream then adds what the transcript had not."""
-    from orchestrator.claude_code import import_transcripts
+    running run without ending it, and the stream then adds what the transcript had not.
+    (The recorder looks for what an import logged once a second: here, as if a second
+    passed between lines.)"""
+    from orchestrator.claude_code import import_transcripts, stream_json
+
+    monkeypatch.setattr(stream_json, "LOGGED_CHECK_S", 0.0)
 
     transcript = transcript_of_stream(tmp_path)
     lines = STREAM.read_text().splitlines()

@@ -14,8 +14,10 @@ last line and its cost is computed from prices (the stream reports no per-respon
 cost). ``tool_use`` blocks and ``tool_result`` blocks become agent logs as they arrive.
 When the session's transcript is imported into the run while it is recorded (a cron
 ``orchestrator import claude-code``), a response or tool call the import stored already
-is not stored again (a tool call the recorder has queued but not yet written, up to a
-second, can still reach the import first and be logged twice).
+is not stored again, nor is one an earlier import stored in a run of its own (the same
+``session_id``). (The recorder looks for what an import logged when it meets a
+response stored already, else once a second, and writes what it queued within a second:
+a tool call within a second of an import can still be logged twice.)
 
 The ``result`` line holds what Claude Code itself reports: ``total_cost_usd`` and, in
 ``modelUsage``, the tokens and cost of every model the run used, subagents and
@@ -47,6 +49,7 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -70,6 +73,9 @@ from .common import (
     usage_tokens,
     written_by_claude_code,
 )
+
+#: How often a recording looks for tool calls an import logged into its run (seconds).
+LOGGED_CHECK_S = 1.0
 
 
 @dataclass
@@ -173,7 +179,9 @@ class StreamRecorder:
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
         self._computed: dict[str, float | None] = {}  # per model: their computed cost, summed
         self._tools: dict[str, str] = {}
-        self._transcript_imported = False  # into this run, found once: see _logged_already
+        # The run's tool calls logged already, once a transcript was imported into it.
+        self._logged: set[tuple[str, str]] | None = None
+        self._check_logged_at = 0.0  # time.monotonic() of the next _refresh_logged
         self._result: dict[str, Any] | None = None
         self._finished = False
 
@@ -279,46 +287,45 @@ class StreamRecorder:
         self.db.enqueue_agent_log(self.db.agent_log_row(agent_id, log_type, text, metadata))
 
     async def _log_tools(self, agent_id: str, content: Any) -> None:
+        if isinstance(content, list) and time.monotonic() >= self._check_logged_at:
+            await self._refresh_logged(agent_id)
         logs = tool_log_rows(
             agent_id,
             content,
             self._tools,
             redact_secrets=self.db.redact_secrets,
-            logged=await self._logged_already(agent_id, content),
+            logged=self._logged,
         )
         for row in logs:
             self.db.enqueue_agent_log(row)
         self.summary.tool_events += len(logs)
 
-    async def _logged_already(self, agent_id: str, content: Any) -> set[tuple[str, str]] | None:
-        """The ``(log_type, tool_use_id)`` pairs of ``content``'s tool blocks that the run
-        already holds, when the session's transcript was imported into it (an import, a
-        cron job say, during the recording logs the session's tool calls from the
-        transcript, often before the stream brings them); None when none was."""
-        ids = [
-            tool_id
-            for block in (content if isinstance(content, list) else ())
-            if isinstance(block, dict)
-            and isinstance(tool_id := block.get("id") or block.get("tool_use_id"), str)
-        ]
-        if not ids:
-            return None
-        if not self._transcript_imported:
-            self._transcript_imported = (
-                await self.db.fetchone(
-                    "SELECT 1 FROM claude_code_files WHERE agent_id = ? LIMIT 1", (agent_id,)
-                )
-                is not None
-            )
-            if not self._transcript_imported:
-                return None
-        rows = await self.db.fetchall(
-            "SELECT log_type, json_extract(metadata, '$.tool_use_id') AS tool_id "
-            "FROM agent_logs WHERE agent_id = ? AND log_type IN ('tool_use', 'tool_result') "
-            f"AND json_extract(metadata, '$.tool_use_id') IN ({', '.join('?' * len(ids))})",
-            (agent_id, *ids),
+    async def _refresh_logged(self, agent_id: str) -> None:
+        """Read the ``(log_type, tool_use_id)`` pairs already logged for this session when
+        its transcript was imported: into this run (an import, a cron job say, during the
+        recording logs the tool calls from the transcript, often before the stream brings
+        them) or, before the recording, into a run of its own (with the same
+        ``session_id``). Those are not logged again. Asked at most once a second (one
+        indexed query while no transcript was imported, one pass over those runs' logs
+        once one was), and at once when a response turns out to be stored already."""
+        self._check_logged_at = time.monotonic() + LOGGED_CHECK_S
+        runs = await self.db.fetchall(
+            "SELECT DISTINCT f.agent_id FROM claude_code_files f "
+            "JOIN agents a ON a.id = f.agent_id WHERE a.id = ? OR a.session_id = ?",
+            (agent_id, self.summary.session_id),
         )
-        return {(row["log_type"], row["tool_id"]) for row in rows}
+        if not runs:
+            return
+        ids = {agent_id, *(str(row["agent_id"]) for row in runs)}
+        rows = await self.db.fetchall(
+            "SELECT log_type, json_extract(metadata, '$.tool_use_id') AS tool_id FROM agent_logs "
+            f"WHERE agent_id IN ({', '.join('?' * len(ids))}) "
+            "AND log_type IN ('tool_use', 'tool_result')",
+            tuple(ids),
+        )
+        logged = self._logged if self._logged is not None else set()
+        logged.update((row["log_type"], row["tool_id"]) for row in rows)
+        self._logged = logged
 
     async def _flush_response(self) -> None:
         pending, self._pending = self._pending, None
@@ -333,6 +340,7 @@ class StreamRecorder:
                 # Stored already (its transcript was imported, or this stream was): count
                 # it once, and as covered, so that no reconciling prompt holds it again.
                 self.summary.duplicates_skipped += 1
+                self._check_logged_at = 0.0  # and its tool calls were logged: look now
                 tokens = usage_tokens(pending.usage or {})
                 computed = compute_cost(
                     pending.model,
