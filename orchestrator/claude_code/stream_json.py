@@ -340,7 +340,8 @@ class StreamRecorder:
                 # Stored already (its transcript was imported, or this stream was): count
                 # it once, and as covered, so that no reconciling prompt holds it again.
                 self.summary.duplicates_skipped += 1
-                self._check_logged_at = 0.0  # and its tool calls were logged: look now
+                if self._logged is None:  # its tool calls were logged too: look now
+                    self._check_logged_at = 0.0
                 tokens = usage_tokens(pending.usage or {})
                 computed = compute_cost(
                     pending.model,
