@@ -407,22 +407,23 @@ def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) 
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
-def redact(db_path: Path, dry_run: bool) -> None:
+def redact(db_path: Path | str, dry_run: bool) -> None:
     """Redact secrets already stored, with today's patterns.
 
     Rows are redacted as they are written; a database keeps what the redaction of its
     day let through (before 2026-11: secrets inside a tool call's arguments, in
-    agent_logs.metadata). Rewrites only what changes, then merges the search indexes and
-    checkpoints the file so the old text is gone from it too. Safe to run while ADWs
-    write, and again.
+    metadata). Rewrites only what changes; on SQLite it then merges the search indexes
+    and checkpoints the file so the old text is gone from it too (on PostgreSQL, VACUUM
+    reclaims the old row versions). Safe to run while ADWs write, and again. --db may be
+    a postgresql:// URL.
     """
     from .redact_stored import redact_stored
 
     try:
         result = redact_stored(db_path, dry_run=dry_run)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, ConnectionError) as exc:
         raise click.ClickException(str(exc)) from None
     rows = [(table, column, count) for (table, column), count in result.changed.items()]
     if rows:

@@ -58,8 +58,8 @@ def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[
             if isinstance(target, str) and not postgres:
                 raise click.UsageError(
                     f"{click.get_current_context().info_name} reads an SQLite file; "
-                    "a postgresql:// URL is for the writer library, init, demo, report, serve "
-                    "and copy (`orchestrator copy URL FILE` makes a file of a store)"
+                    "a postgresql:// URL is for the writer library, init, demo, report, serve, "
+                    "redact and copy (`orchestrator copy URL FILE` makes a file of a store)"
                 )
             return function(*args, db_path=target, **kwargs)
 

@@ -2,38 +2,43 @@
 
 Rows are redacted as they are written (:mod:`orchestrator.redact`), so a database keeps
 whatever the redaction of its day let through: rows written before a pattern was added,
-or before a leak was fixed (until 2026-11, a secret inside a tool call's arguments was
-stored in clear in ``agent_logs.metadata``). :func:`redact_stored` applies today's
-redaction to every column the row builders redact (:mod:`orchestrator.rows`), metadata
-value by value as :func:`orchestrator.rows.json_text` does, and rewrites only the values
-that change.
+or before a leak was fixed (until 2026-11, a secret inside a tool call's arguments, or
+in a writer's metadata holding JSON text, was stored in clear in the ``metadata``
+column). :func:`redact_stored` applies today's redaction to every column the row
+builders redact (:mod:`orchestrator.rows`), metadata value by value as
+:func:`orchestrator.rows.json_text` does, and rewrites only the values that change, on
+an SQLite file or a PostgreSQL store alike.
 
-Then it makes sure the old text is gone from the file, not only from the tables: the
-connection overwrites what it deletes with zeros (``secure_delete``), the full-text
-search indexes of the tables it changed are merged (``optimize``: a deleted row's words
-stay in the index's older segments until they are merged), and the write-ahead log is
-checkpointed and truncated (the pages' old versions). A reader holding an old snapshot
-can keep a checkpoint from finishing: the result says so, and running the command again
-once readers are gone finishes it.
+Then, on SQLite, it makes sure the old text is gone from the file, not only from the
+tables: the connection overwrites what it deletes with zeros (``secure_delete``), the
+full-text search indexes of the tables it changed are merged (``optimize``: a deleted
+row's words stay in the index's older segments until they are merged), and the
+write-ahead log is checkpointed and truncated (the pages' old versions). A reader
+holding an old snapshot can keep a checkpoint from finishing: the result says so, and
+running the command again once readers are gone finishes it. On PostgreSQL the search
+column follows the row, and the replaced row versions stay in the table's files until
+VACUUM reclaims their space (``VACUUM FULL`` rewrites the table), and in WAL archives
+and backups taken before.
 
-Rows are changed in batches, each its own transaction, so ADWs writing meanwhile wait at
-most a batch, and a run that is stopped leaves whole batches behind (running it again
-redacts the rest: redacting twice changes nothing).
+Rows are changed in batches (by id), each its own transaction, so ADWs writing
+meanwhile wait at most a batch, and a run that is stopped leaves whole batches behind
+(running it again redacts the rest: redacting twice changes nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
-import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sqlite as backend
-from .migrations import write_transaction
+from .backend import Backend
 from .redact import redact, redact_text
+from .targets import backend_for, is_url
 
 #: The columns the row builders redact, by table (``orchestrator.rows``).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -45,7 +50,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: Columns holding a JSON object, redacted value by value.
 JSON_COLUMNS = frozenset({"metadata"})
-#: The tables' full-text search indexes.
+#: The tables' full-text search indexes (SQLite).
 SEARCH_INDEXES = {
     "prompts": "prompts_fts",
     "agent_logs": "agent_logs_fts",
@@ -65,8 +70,8 @@ class RedactResult:
     rows_read: int = 0
     changed: dict[tuple[str, str], int] = field(default_factory=dict)  # values, by column
     search_indexes_merged: list[str] = field(default_factory=list)
-    #: Whether the write-ahead log was checkpointed whole and truncated (None: nothing
-    #: to do, a dry run or nothing changed).
+    #: Whether the SQLite write-ahead log was checkpointed whole and truncated (None:
+    #: nothing to do: PostgreSQL, a dry run or nothing changed).
     checkpointed: bool | None = None
 
     @property
@@ -74,48 +79,68 @@ class RedactResult:
         return sum(self.changed.values())
 
 
-def redact_stored(db_path: str | os.PathLike[str], *, dry_run: bool = False) -> RedactResult:
-    """Redact the secrets stored in the SQLite database at ``db_path`` with today's
-    patterns; with ``dry_run``, count what would change and write nothing. Raises
-    FileNotFoundError when there is no database at ``db_path``."""
-    path = Path(db_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no database at {path}")
+def redact_stored(target: str | os.PathLike[str], *, dry_run: bool = False) -> RedactResult:
+    """Redact the secrets stored in ``target`` (an SQLite file or a ``postgresql://``
+    URL) with today's patterns; with ``dry_run``, count what would change and write
+    nothing. Raises FileNotFoundError when there is no SQLite file at ``target``, and
+    ValueError when two rows' unique names would become the same (that batch is rolled
+    back, earlier ones stay redacted)."""
+    return asyncio.run(redact_stored_async(target, dry_run=dry_run))
+
+
+async def redact_stored_async(
+    target: str | os.PathLike[str], *, dry_run: bool = False
+) -> RedactResult:
+    """:func:`redact_stored`, from a running event loop (an ADW, a notebook)."""
+    if not is_url(target) and not Path(target).is_file():
+        raise FileNotFoundError(f"no database at {target}")
+    sqlite = not is_url(target)
+    backend = backend_for(target)
     result = RedactResult(dry_run)
-    conn = backend.connect(path)
+    await backend.open()
     try:
-        # On whatever SQLite the interpreter links (Debian's has it on by default; others
-        # leave a row's old bytes in the page's free space).
-        conn.execute("PRAGMA secure_delete = ON")
+        if sqlite:
+            # On whatever SQLite the interpreter links (Debian's has it on by default;
+            # others leave a row's old bytes in the page's free space).
+            await backend.execute("PRAGMA secure_delete = ON")
         for table, columns in COLUMNS.items():
-            if _redact_table(conn, table, columns, result) and not dry_run:
-                index = SEARCH_INDEXES.get(table)
-                if index is not None:
-                    with write_transaction(conn):
-                        conn.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
-                    result.search_indexes_merged.append(index)
-        if result.values_changed and not dry_run:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            result.checkpointed = busy == 0
+            changed = await _redact_table(backend, table, columns, result)
+            index = SEARCH_INDEXES.get(table)
+            if changed and sqlite and not dry_run and index is not None:
+                async with _transaction(backend):
+                    await backend.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
+                result.search_indexes_merged.append(index)
+        if sqlite and result.values_changed and not dry_run:
+            row = await backend.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
+            result.checkpointed = row is not None and row["busy"] == 0
     finally:
-        conn.close()
+        await backend.close()
     return result
 
 
-def _redact_table(
-    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], result: RedactResult
+@contextlib.asynccontextmanager
+async def _transaction(backend: Backend) -> AsyncIterator[None]:
+    await backend.begin()
+    try:
+        yield
+    except BaseException:
+        await backend.rollback()
+        raise
+    await backend.commit()
+
+
+async def _redact_table(
+    backend: Backend, table: str, columns: tuple[str, ...], result: RedactResult
 ) -> bool:
     """Redact ``columns`` of ``table`` batch by batch; whether any value changed."""
     changed_any = False
-    after = 0
-    select = (
-        f"SELECT rowid, {', '.join(columns)} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
-    )
+    after = ""
+    select = f"SELECT id, {', '.join(columns)} FROM {table} WHERE id > ? ORDER BY id LIMIT ?"
     while True:
         # Read and written in one transaction: a row another process changes meanwhile (a
         # run's error as it ends) is not written back as it was.
-        with contextlib.nullcontext() if result.dry_run else write_transaction(conn):
-            batch = conn.execute(select, (after, BATCH)).fetchall()
+        async with contextlib.nullcontext() if result.dry_run else _transaction(backend):
+            batch = [tuple(row.values()) for row in await backend.fetchall(select, (after, BATCH))]
             if not batch:
                 return changed_any
             after = batch[-1][0]
@@ -129,8 +154,10 @@ def _redact_table(
             for changed_columns, rows in updates.items():
                 assignments = ", ".join(f"{column} = ?" for column in changed_columns)
                 try:
-                    conn.executemany(f"UPDATE {table} SET {assignments} WHERE rowid = ?", rows)
-                except sqlite3.IntegrityError as exc:
+                    await backend.executemany(
+                        f"UPDATE {table} SET {assignments} WHERE id = ?", rows
+                    )
+                except backend.integrity_error as exc:
                     raise ValueError(
                         f"{table}: two rows' {', '.join(changed_columns)} would be the same "
                         f"once redacted ({exc}); rename one and run this again"
@@ -140,10 +167,10 @@ def _redact_table(
 def _updates(
     table: str, columns: tuple[str, ...], batch: list[tuple[Any, ...]], result: RedactResult
 ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
-    """The batch's changed values, grouped by the columns that change (values, then rowid),
+    """The batch's changed values, grouped by the columns that change (values, then id),
     counted into ``result``."""
     updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-    for rowid, *values in batch:
+    for row_id, *values in batch:
         changes = {
             column: new
             for column, value in zip(columns, values, strict=True)
@@ -152,7 +179,7 @@ def _updates(
         for column in changes:
             result.changed[(table, column)] = result.changed.get((table, column), 0) + 1
         if changes:
-            updates.setdefault(tuple(changes), []).append((*changes.values(), rowid))
+            updates.setdefault(tuple(changes), []).append((*changes.values(), row_id))
     return updates
 
 

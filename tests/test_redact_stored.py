@@ -7,16 +7,18 @@ import asyncio
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from backends import Target, is_postgres, rows
 from click.testing import CliRunner
 from conftest import FIXTURES
 
 from orchestrator.claude_code import import_transcripts
 from orchestrator.cli import cli
 from orchestrator.db import DatabaseManager
-from orchestrator.redact_stored import COLUMNS, redact_stored
+from orchestrator.redact_stored import COLUMNS, redact_stored, redact_stored_async
 
 PASSWORD = "hunter2hunter2"
 KEY = "sk-ant-api03-" + "Q" * 40
@@ -154,10 +156,10 @@ async def test_redacting_a_database_written_in_clear_stores_what_redacting_on_wr
     before, cells_before, totals = dump(old), cells(old), query(old, SUMMARIES)
     daily = query(old, "SELECT * FROM usage_daily ORDER BY 1, 2, 3")
 
-    dry = redact_stored(old, dry_run=True)
+    dry = await redact_stored_async(old, dry_run=True)
     assert dry.values_changed > 0 and dump(old) == before  # counted, nothing written
 
-    done = redact_stored(old)
+    done = await redact_stored_async(old)
     assert done.changed == dry.changed and done.rows_read == dry.rows_read
     assert ("agent_logs", "metadata") in done.changed  # the leak of stop 18
     after = dump(old)
@@ -195,7 +197,7 @@ async def test_redacting_a_database_written_in_clear_stores_what_redacting_on_wr
     # Counts and costs untouched; a second run finds nothing left.
     assert query(old, SUMMARIES) == totals
     assert query(old, "SELECT * FROM usage_daily ORDER BY 1, 2, 3") == daily
-    assert redact_stored(old).values_changed == 0
+    assert (await redact_stored_async(old)).values_changed == 0
 
 
 def test_cli_redacts_and_reports(tmp_path: Path) -> None:
@@ -213,8 +215,8 @@ def test_cli_redacts_and_reports(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["redact", "--db", str(tmp_path / "none.db")])
     assert missing.exit_code == 1 and "no database at" in missing.output
     assert not (tmp_path / "none.db").exists()
-    url = CliRunner().invoke(cli, ["redact", "--db", "postgresql://localhost/x"])
-    assert url.exit_code == 2 and "reads an SQLite file" in url.output
+    unreachable = CliRunner().invoke(cli, ["redact", "--db", "postgresql://127.0.0.1:1/x"])
+    assert unreachable.exit_code == 1 and "cannot connect to" in unreachable.output
 
 
 def test_names_that_redacting_would_make_equal_are_refused_and_nothing_changes(
@@ -263,3 +265,67 @@ async def test_writers_meanwhile_lose_nothing(tmp_path: Path) -> None:
         f"new {i}" for i in range(logged)
     )
     assert all(m.endswith("password=[REDACTED]") for (m,) in stored if m.startswith("old "))
+
+
+async def write_writer_rows(target: Target, *, redact_secrets: bool) -> None:
+    """What an ADW writes through the writer, secrets included (the metadata as it leaked
+    before stop 18: JSON text holding a secret's pair)."""
+    arguments = json.dumps({"command": "deploy", "env": {"password": PASSWORD, "KEY": KEY}})
+    async with DatabaseManager(target, redact_secrets=redact_secrets) as db:
+        async with db.agent_run("deploy", description=f"deploys with {KEY}") as run:
+            await run.prompt(
+                f"deploy with {KEY}", f"done, token={PASSWORD}", model="claude-haiku-4-5"
+            )
+            run.log("tool_use", f"Bash: {arguments}", {"input": arguments, "tool_use_id": "t1"})
+            run.log("info", "nothing secret here", {"plain": [1, 2]})
+        await db.log_system_event(
+            "WARNING", f"login failed: password={PASSWORD}", "deploy", {"env": arguments}
+        )
+
+
+WRITER_COLUMNS = (
+    "SELECT description FROM orchestrator_agents",
+    "SELECT content, response FROM prompts",
+    "SELECT message, metadata FROM agent_logs",
+    "SELECT message, source, metadata FROM system_logs",
+)
+
+
+def writer_rows(target: Target) -> list[list[tuple[Any, ...]]]:
+    return [sorted(rows(target, sql), key=repr) for sql in WRITER_COLUMNS]
+
+
+async def test_redacting_either_store_stores_what_redacting_on_write_does(
+    db_target: Target, new_db_target: Callable[[], Target]
+) -> None:
+    """On SQLite and PostgreSQL: what the writer stored in clear, redacted after the fact,
+    is what it stores with redaction on, and no row (nor the search index) holds it."""
+    await write_writer_rows(db_target, redact_secrets=False)
+    fresh = new_db_target()
+    await write_writer_rows(fresh, redact_secrets=True)
+    assert writer_rows(db_target) != writer_rows(fresh)
+
+    dry = await redact_stored_async(db_target, dry_run=True)
+    assert dry.values_changed == 7  # description, content, response, 2 log and 2 system log values
+    done = await redact_stored_async(db_target)
+    assert done.changed == dry.changed
+    assert writer_rows(db_target) == writer_rows(fresh)
+    for table, column in [
+        ("agent_logs", "message"),
+        ("agent_logs", "metadata"),
+        ("system_logs", "metadata"),
+        ("prompts", "response"),
+    ]:
+        assert rows(
+            db_target, f"SELECT count(*) FROM {table} WHERE {column} LIKE ?", (f"%{PASSWORD}%",)
+        ) == [(0,)]
+    search = (
+        "SELECT count(*) FROM agent_logs WHERE search @@ to_tsquery('simple', ?)"
+        if is_postgres(db_target)
+        else "SELECT count(*) FROM agent_logs_fts WHERE agent_logs_fts MATCH ?"
+    )
+    assert rows(db_target, search, ("deploy",)) == [(1,)]
+    assert rows(db_target, search, (PASSWORD,)) == [(0,)]
+    assert (done.checkpointed is None) == is_postgres(db_target)
+    again = await asyncio.to_thread(CliRunner().invoke, cli, ["redact", "--db", str(db_target)])
+    assert again.exit_code == 0 and "Redacted 0 values" in again.output, again.output
