@@ -15,8 +15,9 @@ SQLite (:class:`orchestrator.sqlite.SQLiteBackend`) for a path, PostgreSQL
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 Params = Sequence[Any] | dict[str, Any]
@@ -59,6 +60,18 @@ class Backend(ABC):
 
     @abstractmethod
     async def rollback(self) -> None: ...
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """``async with backend.transaction():`` one write transaction (:meth:`begin`),
+        committed at the end of the block, rolled back on any exception."""
+        await self.begin()
+        try:
+            yield
+        except BaseException:
+            await self.rollback()
+            raise
+        await self.commit()
 
     @abstractmethod
     async def execute(self, sql: str, params: Params = ()) -> int:

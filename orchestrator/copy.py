@@ -427,15 +427,10 @@ class _Copier:
     async def _carry(self, table: Table) -> None:
         """Put the source's summary rows in place of what the target's triggers made."""
         columns = await self._columns(table)
-        await self.dst.begin()
-        try:
+        async with self.dst.transaction():
             await self.dst.execute(f"DELETE FROM {table.name}")
             async for rows in _pages(self.src, table, columns, None):
                 await self.dst.insert_many(table.name, columns, _values(columns, rows))
-            await self.dst.commit()
-        except BaseException:
-            await self.dst.rollback()
-            raise
 
     async def _counts_match(self, results: dict[str, TableResult]) -> bool:
         matched = True

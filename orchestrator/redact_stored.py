@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,7 @@ async def redact_stored_async(
             changed = await _redact_table(backend, table, columns, result)
             index = SEARCH_INDEXES.get(table)
             if changed and sqlite and not dry_run and index is not None:
-                async with _transaction(backend):
+                async with backend.transaction():
                     await backend.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
                 result.search_indexes_merged.append(index)
         if sqlite and result.values_changed and not dry_run:
@@ -116,17 +115,6 @@ async def redact_stored_async(
     finally:
         await backend.close()
     return result
-
-
-@contextlib.asynccontextmanager
-async def _transaction(backend: Backend) -> AsyncIterator[None]:
-    await backend.begin()
-    try:
-        yield
-    except BaseException:
-        await backend.rollback()
-        raise
-    await backend.commit()
 
 
 async def _redact_table(
@@ -139,7 +127,7 @@ async def _redact_table(
     while True:
         # Read and written in one transaction: a row another process changes meanwhile (a
         # run's error as it ends) is not written back as it was.
-        async with contextlib.nullcontext() if result.dry_run else _transaction(backend):
+        async with contextlib.nullcontext() if result.dry_run else backend.transaction():
             batch = [tuple(row.values()) for row in await backend.fetchall(select, (after, BATCH))]
             if not batch:
                 return changed_any
