@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend
+from .errors import InvalidInput
 from .redact import redact, redact_text
+from .rows import json_text
 from .targets import backend_for, is_url
 
 #: The columns the row builders redact, by table (``orchestrator.rows``).
@@ -49,16 +51,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: Columns holding a JSON object, redacted value by value.
 JSON_COLUMNS = frozenset({"metadata"})
-#: The tables' full-text search indexes (SQLite).
-SEARCH_INDEXES = {
-    "prompts": "prompts_fts",
-    "agent_logs": "agent_logs_fts",
-    "system_logs": "system_logs_fts",
-}
 BATCH = 2_000
-
-#: Metadata is stored as rows.json_text encodes it.
-_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 @dataclass
@@ -104,17 +97,23 @@ async def redact_stored_async(
             await backend.execute("PRAGMA secure_delete = ON")
         for table, columns in COLUMNS.items():
             changed = await _redact_table(backend, table, columns, result)
-            index = SEARCH_INDEXES.get(table)
-            if changed and sqlite and not dry_run and index is not None:
-                async with backend.transaction():
-                    await backend.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
-                result.search_indexes_merged.append(index)
+            if changed and sqlite and not dry_run:
+                await _merge_search_index(backend, f"{table}_fts", result)
         if sqlite and result.values_changed and not dry_run:
             row = await backend.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
             result.checkpointed = row is not None and row["busy"] == 0
     finally:
         await backend.close()
     return result
+
+
+async def _merge_search_index(backend: Backend, index: str, result: RedactResult) -> None:
+    """Merge the SQLite full-text search index ``index`` (the migrations name a table's
+    ``<table>_fts``) whole, when the table has one."""
+    if await backend.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
+        async with backend.transaction():
+            await backend.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
+        result.search_indexes_merged.append(index)
 
 
 async def _redact_table(
@@ -179,12 +178,12 @@ def _redacted(column: str, value: Any) -> Any:
         try:
             decoded = json.loads(value)
         except ValueError:
-            new = redact_text(value)  # not JSON (stored by hand?): redacted as text
-        else:
+            decoded = None  # not JSON (stored by hand?): redacted as text
+        if isinstance(decoded, dict):
             cleaned = redact(decoded)
             if cleaned == decoded:
                 return value  # kept as stored, however it was encoded
-            return _JSON.encode(cleaned)
-    else:
-        new = redact_text(value)
+            with contextlib.suppress(InvalidInput):  # (NaN, by hand): redacted as text
+                return json_text(cleaned, column, False)  # encoded as on write
+    new = redact_text(value)
     return value if new == value else new

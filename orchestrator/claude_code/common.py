@@ -95,11 +95,31 @@ def _parse_refused(raw: bytes | str) -> dict[str, Any] | None:
     return value
 
 
-def written_by_claude_code(line: dict[str, Any]) -> bool:
-    """Whether a user line holds text Claude Code wrote in the user's name, not the
-    person: a skill's expanded instructions or a notice (``isMeta``), the summary of a
-    compacted conversation (``isCompactSummary``). Claude Code shows neither as a prompt."""
-    return line.get("isMeta") is True or line.get("isCompactSummary") is True
+class PromptText:
+    """The prompt of the responses that follow, from the user lines read so far: the last
+    text the person wrote. Text Claude Code writes in the user's name (marked on its
+    line: a skill's expanded instructions or a notice, ``isMeta``; the summary of a
+    compacted conversation, ``isCompactSummary``; Claude Code shows neither as a prompt)
+    is the prompt only while the person has written nothing."""
+
+    __slots__ = ("injected", "written")
+
+    def __init__(self, written: str = "") -> None:
+        self.written = written
+        self.injected = ""
+
+    def read(self, line: dict[str, Any], text: str) -> None:
+        """Take a user line's ``text`` (empty: nothing to take)."""
+        if not text:
+            return
+        if line.get("isMeta") is True or line.get("isCompactSummary") is True:
+            self.injected = text
+        else:
+            self.written = text
+
+    @property
+    def text(self) -> str:
+        return self.written or self.injected
 
 
 def storable(text: str) -> bool:

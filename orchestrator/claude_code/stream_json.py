@@ -63,6 +63,7 @@ from ..pricing import compute_cost
 from ..rows import RECONCILIATION
 from .common import (
     LineCounts,
+    PromptText,
     Response,
     clip,
     model_usage_of,
@@ -71,7 +72,6 @@ from .common import (
     text_of,
     tool_log_rows,
     usage_tokens,
-    written_by_claude_code,
 )
 
 #: How often a recording looks for tool calls an import logged into its run (seconds).
@@ -172,8 +172,7 @@ class StreamRecorder:
         self.name = name
         self.parent_agent_id = parent_agent_id
         self.summary = StreamSummary(session_id=session_id)
-        self._last_user = prompt or ""
-        self._last_injected = ""  # text Claude Code wrote in the user's name (transcripts)
+        self._prompt = PromptText(prompt or "")
         self._pending: Response | None = None  # the response being gathered
         self._seen: set[str] = set()  # message ids already recorded
         self._covered: dict[str, dict[str, int]] = {}  # per model: tokens in per-response rows
@@ -250,7 +249,7 @@ class StreamRecorder:
                 self._pending = Response(
                     message_id=message_id,
                     model=None,
-                    prompt=self._last_user or self._last_injected,
+                    prompt=self._prompt.text,
                     created_at=when,
                 )
             pending = self._pending
@@ -268,10 +267,7 @@ class StreamRecorder:
             content = body.get("content") if isinstance(body, dict) else None
             await self._log_tools(agent_id, content)
             text = text_of(content)
-            if text and written_by_claude_code(message):
-                self._last_injected = text  # the prompt only while nothing written is known
-            elif text:
-                self._last_user = text
+            self._prompt.read(message, text)
         elif kind == "result":
             self._result = message
         elif kind == "system":

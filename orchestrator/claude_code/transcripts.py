@@ -62,12 +62,12 @@ from ..errors import InvalidInput, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
 from .common import (
     LineCounts,
+    PromptText,
     Response,
     is_token_count,
     parse_line,
     text_of,
     tool_log_rows,
-    written_by_claude_code,
 )
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
@@ -544,8 +544,7 @@ class _FileImport:
                 )
                 if isinstance(tool_id, str)
             }
-        self.last_user = ""  # the last text the person wrote: the prompt of what follows
-        self.last_injected = ""  # the last Claude Code wrote in their name: the fallback
+        self.prompt = PromptText()
         self.first_ts: str | None = None
         self.last_ts: str | None = None
         self.session_id: str | None = None
@@ -623,10 +622,7 @@ class _FileImport:
             self.gather(message, line.get("requestId"), usage, created, content)
         elif kind == "user" and not (isinstance(content, list) and _only_tool_results(content)):
             text = text_of(content)  # (tool results alone answer no prompt: not read)
-            if text and written_by_claude_code(line):
-                self.last_injected = text
-            elif text:
-                self.last_user = text
+            self.prompt.read(line, text)
         if logs:
             self.logs.extend(logs)
             if len(self.logs) >= LOGS_HELD:
@@ -652,7 +648,7 @@ class _FileImport:
             response = self.responses[key] = _Response(
                 message_id=message_id,
                 model=message.get("model"),
-                prompt=self.last_user or self.last_injected,
+                prompt=self.prompt.text,
                 created_at=created,
                 usage=usage,
                 request_id=request_id,
