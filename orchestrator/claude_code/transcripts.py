@@ -531,9 +531,11 @@ class _FileImport:
         self.responses: dict[Any, _Response] = {}
         self.logs: list[tuple[Any, ...]] = []
         self.tool_names: dict[str, str] = {}
-        # A run that may hold these tool calls already (recorded live from a stream, or
-        # this file read again from its start): what it has logged, not to log it twice.
-        self.logged: set[tuple[str, str]] | None = None
+        # Each tool call and result is logged once per run: Claude Code repeats the blocks
+        # it sent in ``api-request-blob`` lines, and a run may hold these tool calls
+        # already (recorded live from a stream or by hooks, or this file read again from
+        # its start): what it has logged is not logged twice.
+        self.logged: set[tuple[str, str]] = set()
         if existed:
             self.logged = {
                 (kind, tool_id)
