@@ -73,6 +73,12 @@ from .common import (
     tool_log_rows,
     usage_tokens,
 )
+from .hook import EVENTS, TOOL_LOG_KINDS
+
+#: The log types of logged tool calls and results, the hook's included (the same call).
+_TOOL_LOG_TYPES = ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS)
+#: The log types only hooks write.
+_HOOK_TYPES = ", ".join(f"'{event}'" for event in EVENTS)
 
 #: How often a recording looks for tool calls an import logged into its run (seconds).
 LOGGED_CHECK_S = 1.0
@@ -183,6 +189,7 @@ class StreamRecorder:
         self._check_logged_at = 0.0  # time.monotonic() of the next _refresh_logged
         self._result: dict[str, Any] | None = None
         self._finished = False
+        self._hooked = False  # the run is one hooks recorded (they log tool calls too)
 
     @property
     def agent_id(self) -> str | None:
@@ -193,6 +200,15 @@ class StreamRecorder:
             session = message.get("session_id")
             if self.summary.session_id is None and isinstance(session, str):
                 self.summary.session_id = session
+            adopted = await self._hooked_run()
+            if adopted is not None:
+                self.summary.agent_id = adopted
+                self._hooked = True
+                await self.db.execute(
+                    "UPDATE agents SET status = ? WHERE id = ?",
+                    (AgentStatus.RUNNING.value, adopted),
+                )
+                return adopted
             orchestrator_id = await self.db.ensure_orchestrator_agent(self.orchestrator)
             self.summary.agent_id = await self.db.create_agent(
                 orchestrator_id,
@@ -204,6 +220,22 @@ class StreamRecorder:
                 created_at=self.started_at,
             )
         return self.summary.agent_id
+
+    async def _hooked_run(self) -> str | None:
+        """The run of this session that hooks (``orchestrator hook``) recorded, the
+        session's transcript imported into it or not, and no stream yet: this stream's
+        run (one session, one run)."""
+        if self.summary.session_id is None or self.parent_agent_id is not None:
+            return None
+        row = await self.db.fetchone(
+            "SELECT a.id FROM agents a WHERE a.session_id = ? AND a.parent_agent_id IS NULL "
+            "AND EXISTS (SELECT 1 FROM agent_logs l WHERE l.agent_id = a.id "
+            f"AND l.log_type IN ({_HOOK_TYPES})) "
+            "AND NOT EXISTS (SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) "
+            "ORDER BY a.created_at LIMIT 1",
+            (self.summary.session_id,),
+        )
+        return None if row is None else str(row["id"])
 
     async def feed_line(self, line: str | bytes) -> None:
         """Record one line of the stream; a blank or malformed line is skipped and counted."""
@@ -310,17 +342,17 @@ class StreamRecorder:
             "JOIN agents a ON a.id = f.agent_id WHERE a.id = ? OR a.session_id = ?",
             (agent_id, self.summary.session_id),
         )
-        if not runs:
+        if not runs and not self._hooked:
             return
         ids = {agent_id, *(str(row["agent_id"]) for row in runs)}
         rows = await self.db.fetchall(
             "SELECT log_type, json_extract(metadata, '$.tool_use_id') AS tool_id FROM agent_logs "
             f"WHERE agent_id IN ({', '.join('?' * len(ids))}) "
-            "AND log_type IN ('tool_use', 'tool_result')",
+            f"AND log_type IN ({_TOOL_LOG_TYPES})",
             tuple(ids),
         )
         logged = self._logged if self._logged is not None else set()
-        logged.update((row["log_type"], row["tool_id"]) for row in rows)
+        logged.update((TOOL_LOG_KINDS[row["log_type"]], row["tool_id"]) for row in rows)
         self._logged = logged
 
     async def _flush_response(self) -> None:
