@@ -197,14 +197,11 @@ def _settings_file(user: bool, project: Path | None) -> Path:
 
 _scope_options = [
     click.option(
-        "--user", "user", flag_value=True, help="~/.claude/settings.json (every project)."
-    ),
-    click.option(
-        "--project",
+        "--user/--project",
         "user",
-        flag_value=False,
-        default=True,
-        help="./.claude/settings.json (this project; the default).",
+        default=False,
+        help="~/.claude/settings.json (every project of the user), or ./.claude/settings.json "
+        "(this project; the default).",
     ),
     click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing."),
 ]

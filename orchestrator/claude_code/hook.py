@@ -130,7 +130,7 @@ def log_of(event: dict[str, Any]) -> tuple[str, str, dict[str, Any], float | Non
                 else value
             )
     given = event.get("duration_ms")
-    duration = float(given) if type(given) in (int, float) and given >= 0 else None
+    duration = float(given) if isinstance(given, (int, float)) and given >= 0 else None
     tool = event.get("tool_name")
     if isinstance(tool, str):
         tool = redact(tool)
@@ -208,7 +208,7 @@ class _SQLite:
             else:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.OperationalError as exc:
+        except Exception as exc:  # locked, unreadable, a schema to migrate first...
             raise Unavailable(str(exc)) from None
         self.conn = conn
 
@@ -244,14 +244,19 @@ class _Postgres:
 
         from .. import postgres
 
-        self.errors = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError)
+        self.errors = (
+            OSError,
+            asyncio.TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        )
         self.loop = asyncio.new_event_loop()
         self.to_dollar = postgres.to_dollar
         try:
             self.conn = self.loop.run_until_complete(
                 asyncio.wait_for(postgres.connect(url), PG_CONNECT_TIMEOUT_S * 5)
             )
-        except (*self.errors, asyncpg.CannotConnectNowError) as exc:
+        except Exception as exc:  # away, refusing connections, a migration failing...
             self.loop.close()
             raise Unavailable(str(exc)) from None
 

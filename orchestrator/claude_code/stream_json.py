@@ -361,16 +361,26 @@ class StreamRecorder:
             return
         if isinstance(pending.message_id, str):
             self._seen.add(pending.message_id)
-            if await self.db.fetchone(
-                "SELECT 1 FROM prompt_responses WHERE message_id = ? LIMIT 1",
+            stored = await self.db.fetchone(
+                "SELECT p.tokens_input, p.tokens_output, p.tokens_cache_read, "
+                "p.tokens_cache_write, p.tokens_cache_write_1h "
+                "FROM prompt_responses r JOIN prompts p ON p.id = r.prompt_id "
+                "WHERE r.message_id = ? LIMIT 1",
                 (pending.message_id,),
-            ):
+            )
+            if stored is not None:
                 # Stored already (its transcript was imported, or this stream was): count
-                # it once, and as covered, so that no reconciling prompt holds it again.
+                # it once, and as covered, so that no reconciling prompt holds it again:
+                # with the larger of the counts stored and streamed (Claude Code's stream
+                # lines can carry the first output token where its transcript holds the
+                # final count, or the other way round).
                 self.summary.duplicates_skipped += 1
                 if self._logged is None:  # its tool calls were logged too: look now
                     self._check_logged_at = 0.0
-                tokens = usage_tokens(pending.usage or {})
+                streamed = usage_tokens(pending.usage or {})
+                tokens = Usage(
+                    **{c: max(stored[c] or 0, getattr(streamed, c)) for c in Usage.model_fields}
+                )
                 computed = compute_cost(
                     pending.model,
                     **tokens.model_dump(),
