@@ -110,12 +110,39 @@ def test_hook_events_become_logs_of_the_sessions_run(tmp_path: Path) -> None:
     prompt = logs[1][1]
     assert prompt.startswith("fix it, api_key=") and "sk-ant" not in prompt
     assert len(logs[3][1]) == 500 and logs[3][2] == 12  # clipped as the importers' tool logs
+    report = CliRunner().invoke(cli, ["report", "hook_events", "--db", str(db), "--format", "json"])
+    assert report.exit_code == 0, report.output
+    [session] = json.loads(report.output)
+    assert session["session_id"] == "sess-1" and session["events"] == len(calls)
+    assert (session["prompts"], session["tool_calls"], session["tool_failures"]) == (1, 1, 0)
+    assert session["tool_ms"] == 12 and session["slowest_tool_ms"] == 12
 
 
 def spooled(target: str | Path, spool: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The spool file the hook keeps for ``target``'s events."""
     monkeypatch.setenv("ORCHESTRATOR_HOOK_SPOOL", str(spool))
     return Path(spool_path(str(target)))
+
+
+def test_tail_shows_hook_events_as_they_arrive(tmp_path: Path) -> None:
+    from orchestrator.tail import EventSource
+
+    db = tmp_path / "o.db"
+    init_db(db)
+    with EventSource.open(db) as source:
+        source.poll()
+        spool = tmp_path / "spool"
+        hook(db, pre("toolu_1"), spool)
+        failure = event(
+            "PostToolUseFailure", tool_name="Bash", tool_use_id="toolu_1", error="exit 2"
+        )
+        hook(db, failure, spool)
+        logs = [e for e in source.poll() if e.kind == "log"]
+    assert [(e.level, e.text) for e in logs] == [
+        ("INFO", 'PreToolUse: Bash: {"command": "ls"}'),
+        ("WARNING", "PostToolUseFailure: Bash: exit 2"),
+    ]
+    assert {e.workflow for e in logs} == {"claude-code:-home-dev-app"}
 
 
 def test_bad_input_never_gets_in_claude_codes_way(
