@@ -635,10 +635,12 @@ def budget_check(db_path: Path) -> None:
         sys.exit(1)
 
 
-from .claude_code.cli import import_group, record  # noqa: E402
+from .claude_code.cli import hook, hooks, import_group, record  # noqa: E402
 
 cli.add_command(record)
 cli.add_command(import_group, name="import")
+cli.add_command(hook)
+cli.add_command(hooks)
 
 
 def main() -> None:

@@ -47,7 +47,15 @@ TEXT_CHARS = 300  # longest event text; messages are clipped in SQL, never read 
 
 _TERMINAL = ("completed", "failed", "cancelled")
 _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
-_LOG_TYPE_LEVELS = {"debug": "DEBUG", "warning": "WARNING", "error": "ERROR"}
+_LOG_TYPE_LEVELS = {
+    "debug": "DEBUG",
+    "warning": "WARNING",
+    "error": "ERROR",
+    # Claude Code's hook events (orchestrator hook): a failed tool call, a turn ended by
+    # an API error.
+    "PostToolUseFailure": "WARNING",
+    "StopFailure": "ERROR",
+}
 
 
 @dataclass(frozen=True)

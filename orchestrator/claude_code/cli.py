@@ -165,3 +165,101 @@ def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
     click.echo(str(summary))
     if summary.errors:
         sys.exit(1)
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def hook(ctx: click.Context) -> None:
+    """The command Claude Code runs as a hook: records the event on stdin (always exit 0).
+
+    Takes --db PATH or URL (default: $ORCHESTRATOR_DB). `orchestrator hooks install`
+    registers `python -m orchestrator.claude_code.hook --db ...`, the same without the
+    console script's start-up.
+    """
+    from .hook import main
+
+    sys.exit(main(ctx.args))
+
+
+@click.group()
+def hooks() -> None:
+    """Install or remove `orchestrator hook` in Claude Code's settings."""
+
+
+def _settings_file(user: bool, project: Path | None) -> Path:
+    from .hook_settings import settings_path
+
+    return settings_path("user" if user else "project", project)
+
+
+_scope_options = [
+    click.option(
+        "--user/--project",
+        "user",
+        default=False,
+        help="~/.claude/settings.json (every project of the user), or ./.claude/settings.json "
+        "(this project; the default).",
+    ),
+    click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing."),
+]
+
+
+def _scoped(function: Any) -> Any:
+    for option in reversed(_scope_options):
+        function = option(function)
+    return function
+
+
+def _report(path: Path, diff: str, dry_run: bool, done: str) -> None:
+    if not diff:
+        click.echo(f"{path}: unchanged")
+    elif dry_run:
+        click.echo(diff, nl=False)
+    else:
+        click.echo(f"{path}: {done}")
+
+
+@hooks.command(name="install")
+@_scoped
+@click.option(
+    "--db",
+    "db",
+    metavar="PATH",
+    default=None,
+    help="Database the hooks write (a file, made absolute, or a postgresql:// URL; "
+    "default: $ORCHESTRATOR_DB, else $DATABASE_PATH, else ./orchestrator.db).",
+)
+def hooks_install(user: bool, dry_run: bool, db: str | None) -> None:
+    """Add `orchestrator hook` for every Claude Code hook event to Claude Code's settings,
+    keeping every hook and setting there; installing twice changes nothing."""
+    from ..errors import InvalidInput
+    from .hook import default_target, is_url
+    from .hook_settings import install
+
+    target = db or default_target()
+    if not is_url(target):
+        target = str(Path(target).expanduser().resolve())
+    path = _settings_file(user, None)
+    try:
+        diff = install(path, target, dry_run=dry_run)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    _report(path, diff, dry_run, f"hooks installed (database {target})")
+
+
+@hooks.command(name="uninstall")
+@_scoped
+def hooks_uninstall(user: bool, dry_run: bool) -> None:
+    """Remove the hooks `hooks install` added; every other hook and setting is kept."""
+    from ..errors import InvalidInput
+    from .hook_settings import uninstall
+
+    path = _settings_file(user, None)
+    try:
+        diff = uninstall(path, dry_run=dry_run)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    _report(path, diff, dry_run, "hooks removed")

@@ -73,6 +73,12 @@ from .common import (
     tool_log_rows,
     usage_tokens,
 )
+from .hook import EVENTS, TOOL_LOG_KINDS
+
+#: The log types of logged tool calls and results, the hook's included (the same call).
+_TOOL_LOG_TYPES = ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS)
+#: The log types only hooks write.
+_HOOK_TYPES = ", ".join(f"'{event}'" for event in EVENTS)
 
 #: How often a recording looks for tool calls an import logged into its run (seconds).
 LOGGED_CHECK_S = 1.0
@@ -183,6 +189,7 @@ class StreamRecorder:
         self._check_logged_at = 0.0  # time.monotonic() of the next _refresh_logged
         self._result: dict[str, Any] | None = None
         self._finished = False
+        self._hooked = False  # the run is one hooks recorded (they log tool calls too)
 
     @property
     def agent_id(self) -> str | None:
@@ -193,6 +200,15 @@ class StreamRecorder:
             session = message.get("session_id")
             if self.summary.session_id is None and isinstance(session, str):
                 self.summary.session_id = session
+            adopted = await self._hooked_run()
+            if adopted is not None:
+                self.summary.agent_id = adopted
+                self._hooked = True
+                await self.db.execute(
+                    "UPDATE agents SET status = ? WHERE id = ?",
+                    (AgentStatus.RUNNING.value, adopted),
+                )
+                return adopted
             orchestrator_id = await self.db.ensure_orchestrator_agent(self.orchestrator)
             self.summary.agent_id = await self.db.create_agent(
                 orchestrator_id,
@@ -204,6 +220,22 @@ class StreamRecorder:
                 created_at=self.started_at,
             )
         return self.summary.agent_id
+
+    async def _hooked_run(self) -> str | None:
+        """The run of this session that hooks (``orchestrator hook``) recorded, the
+        session's transcript imported into it or not, and no stream yet: this stream's
+        run (one session, one run)."""
+        if self.summary.session_id is None or self.parent_agent_id is not None:
+            return None
+        row = await self.db.fetchone(
+            "SELECT a.id FROM agents a WHERE a.session_id = ? AND a.parent_agent_id IS NULL "
+            "AND EXISTS (SELECT 1 FROM agent_logs l WHERE l.agent_id = a.id "
+            f"AND l.log_type IN ({_HOOK_TYPES})) "
+            "AND NOT EXISTS (SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) "
+            "ORDER BY a.created_at LIMIT 1",
+            (self.summary.session_id,),
+        )
+        return None if row is None else str(row["id"])
 
     async def feed_line(self, line: str | bytes) -> None:
         """Record one line of the stream; a blank or malformed line is skipped and counted."""
@@ -310,17 +342,17 @@ class StreamRecorder:
             "JOIN agents a ON a.id = f.agent_id WHERE a.id = ? OR a.session_id = ?",
             (agent_id, self.summary.session_id),
         )
-        if not runs:
+        if not runs and not self._hooked:
             return
         ids = {agent_id, *(str(row["agent_id"]) for row in runs)}
         rows = await self.db.fetchall(
             "SELECT log_type, json_extract(metadata, '$.tool_use_id') AS tool_id FROM agent_logs "
             f"WHERE agent_id IN ({', '.join('?' * len(ids))}) "
-            "AND log_type IN ('tool_use', 'tool_result')",
+            f"AND log_type IN ({_TOOL_LOG_TYPES})",
             tuple(ids),
         )
         logged = self._logged if self._logged is not None else set()
-        logged.update((row["log_type"], row["tool_id"]) for row in rows)
+        logged.update((TOOL_LOG_KINDS[row["log_type"]], row["tool_id"]) for row in rows)
         self._logged = logged
 
     async def _flush_response(self) -> None:
@@ -329,16 +361,26 @@ class StreamRecorder:
             return
         if isinstance(pending.message_id, str):
             self._seen.add(pending.message_id)
-            if await self.db.fetchone(
-                "SELECT 1 FROM prompt_responses WHERE message_id = ? LIMIT 1",
+            stored = await self.db.fetchone(
+                "SELECT p.tokens_input, p.tokens_output, p.tokens_cache_read, "
+                "p.tokens_cache_write, p.tokens_cache_write_1h "
+                "FROM prompt_responses r JOIN prompts p ON p.id = r.prompt_id "
+                "WHERE r.message_id = ? LIMIT 1",
                 (pending.message_id,),
-            ):
+            )
+            if stored is not None:
                 # Stored already (its transcript was imported, or this stream was): count
-                # it once, and as covered, so that no reconciling prompt holds it again.
+                # it once, and as covered, so that no reconciling prompt holds it again:
+                # with the larger of the counts stored and streamed (Claude Code's stream
+                # lines can carry the first output token where its transcript holds the
+                # final count, or the other way round).
                 self.summary.duplicates_skipped += 1
                 if self._logged is None:  # its tool calls were logged too: look now
                     self._check_logged_at = 0.0
-                tokens = usage_tokens(pending.usage or {})
+                streamed = usage_tokens(pending.usage or {})
+                tokens = Usage(
+                    **{c: max(stored[c] or 0, getattr(streamed, c)) for c in Usage.model_fields}
+                )
                 computed = compute_cost(
                     pending.model,
                     **tokens.model_dump(),

@@ -69,6 +69,7 @@ from .common import (
     text_of,
     tool_log_rows,
 )
+from .hook import TOOL_LOG_KINDS
 
 #: Line types Claude Code writes that the importer knows (others are counted as unknown).
 KNOWN_TYPES = frozenset(
@@ -102,6 +103,11 @@ COMMIT_EVERY_S = 1.0
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+")
+
+
+#: The log types of a logged tool call or result: the importers' and the hook's
+#: (PreToolUse, PostToolUse...), which log the same call (the same ``tool_use_id``).
+_TOOL_LOG_TYPES = ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS)
 
 
 def _one_hour_exceeds(usage: dict[str, Any]) -> bool:
@@ -457,6 +463,14 @@ class _Importer:
             return live, True
         rows = _rows()
         parent = self.run_for_file(_parent_session_file(path), counts)[0] if subagent else None
+        if parent is not None:
+            hooked = self._hooked_subagent(parent, path.stem)
+            if hooked is not None:
+                self.conn.execute(
+                    "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
+                    (str(path), hooked, kind),
+                )
+                return hooked, True
         project = _project_of(path)
         name = f"claude-code:{project}"
         orchestrator = rows.orchestrator_agent_tuple(
@@ -486,9 +500,20 @@ class _Importer:
         counts.runs_created += 1
         return str(agent_id), False
 
+    def _hooked_subagent(self, parent: str, name: str) -> str | None:
+        """The subagent run ``name`` (``agent-<id>``) of run ``parent`` that hooks recorded
+        (``orchestrator hook``) and no transcript was imported into, if any."""
+        row = self.conn.execute(
+            "SELECT id FROM agents WHERE parent_agent_id = ? AND name = ? AND NOT EXISTS "
+            "(SELECT 1 FROM claude_code_files f WHERE f.agent_id = agents.id) LIMIT 1",
+            (parent, name),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def _live_run(self, session_id: str) -> str | None:
         """The run recorded from a stream (``orchestrator record``, ``import stream-json``)
-        of session ``session_id``, if any: one that no transcript was imported into."""
+        or by hooks (``orchestrator hook``) of session ``session_id``, if any: one that no
+        transcript was imported into."""
         row = self.conn.execute(
             "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM claude_code_files f WHERE f.agent_id = agents.id) "
@@ -531,15 +556,17 @@ class _FileImport:
         self.responses: dict[Any, _Response] = {}
         self.logs: list[tuple[Any, ...]] = []
         self.tool_names: dict[str, str] = {}
-        # A run that may hold these tool calls already (recorded live from a stream, or
-        # this file read again from its start): what it has logged, not to log it twice.
-        self.logged: set[tuple[str, str]] | None = None
+        # Each tool call and result is logged once per run: Claude Code repeats the blocks
+        # it sent in ``api-request-blob`` lines, and a run may hold these tool calls
+        # already (recorded live from a stream or by hooks, or this file read again from
+        # its start): what it has logged is not logged twice.
+        self.logged: set[tuple[str, str]] = set()
         if existed:
             self.logged = {
-                (kind, tool_id)
+                (TOOL_LOG_KINDS[kind], tool_id)
                 for kind, tool_id in self.conn.execute(
                     "SELECT log_type, json_extract(metadata, '$.tool_use_id') FROM agent_logs "
-                    "WHERE agent_id = ? AND log_type IN ('tool_use', 'tool_result')",
+                    f"WHERE agent_id = ? AND log_type IN ({_TOOL_LOG_TYPES})",
                     (self.agent_id,),
                 )
                 if isinstance(tool_id, str)
