@@ -39,10 +39,10 @@ import functools
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from . import pg_migrations
 from .backend import Backend, Params
+from .targets import redact_url
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -71,16 +71,6 @@ def to_dollar(sql: str) -> str:
         return f"${count}"
 
     return _TOKENS.sub(number, sql)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _storable(value: Any) -> Any:

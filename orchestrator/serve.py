@@ -100,8 +100,8 @@ def snapshot_path(url: str) -> Path:
     ``orchestrator.db`` so that Datasette's pages are ``/orchestrator/...`` as for a file."""
     import hashlib
 
-    from .postgres import redact_url
     from .reports import cache_dir
+    from .targets import redact_url
 
     digest = hashlib.sha256(redact_url(url).encode()).hexdigest()[:16]
     return cache_dir() / "snapshots" / digest / "orchestrator.db"

@@ -152,6 +152,25 @@ def test_init_demo_and_report_take_a_url_and_the_sqlite_commands_refuse_one(pg: 
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["report", "runs", "--db", "{url}"], ["copy", "{url}", "{file}"]],
+    ids=["report", "copy"],
+)
+def test_a_password_in_the_url_query_is_not_in_the_error(
+    postgres_database: str, tmp_path: Path, command: list[str]
+) -> None:
+    """A store that cannot be opened (no such database) is named in one line, with the
+    password given as ``?password=`` (or ``?sslpassword=``) masked like ``user:pw@``'s."""
+    secret = "hunter2-in-the-query"
+    url = f"{postgres_database}_missing?sslmode=disable&password={secret}&sslpassword={secret}"
+    args = [part.format(url=url, file=tmp_path / "copy.db") for part in command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "cannot connect to" in result.output and "password=***" in result.output
+    assert secret not in result.output and "Traceback" not in result.output
+
+
 async def test_a_writer_reconnects_after_the_server_drops_its_connection(pg: str) -> None:
     """A restarted server (here: the writer's backend terminated) costs the writes in
     flight at most: the next ones reconnect, and queued log rows are kept and written."""

@@ -232,3 +232,37 @@ def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
     assert now["error"] is None and now["refreshes"] >= 1, now
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_password_in_the_url_query_is_shown_nowhere(
+    db_target: str, tmp_path: Path, serve_process: list[subprocess.Popen[bytes]]
+) -> None:
+    """libpq and asyncpg take ``?password=`` as well as ``user:password@``: no served
+    page, ``/-/snapshot.json`` nor the command's output shows either."""
+    from orchestrator import SyncDatabaseManager
+
+    secret = f"hunter2-{os.getpid()}-{time.time_ns()}"
+    url = f"{db_target}&password={secret}&sslpassword={secret}x"
+    with SyncDatabaseManager(url) as db, db.agent_run("masked") as run:
+        run.log("event", "shown")
+    port = free_port()
+    snapshot = tmp_path / "snap" / "orchestrator.db"
+    process, log = _start_serve(
+        [url, "--port", str(port), "--snapshot", str(snapshot)],
+        tmp_path / "serve.log",
+        serve_process,
+    )
+    base = f"http://127.0.0.1:{port}"
+    shown = json.loads(http_get(f"{base}/-/snapshot.json")[1])["source"]
+    assert shown.endswith("&password=***&sslpassword=***"), shown
+    pages = ["/", "/orchestrator", "/orchestrator/agents", "/orchestrator/spend_by_model"]
+    pages += ["/-/dashboards/overview", "/-/live", "/-/snapshot.json"]
+    for page in pages:
+        status, body = http_get(base + page)
+        assert status == 200 and secret.encode() not in body, page
+    assert b"password=***" in http_get(f"{base}/orchestrator/agents")[1]  # the banner
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    output = log.read_text()
+    assert "password=***" in output and secret not in output, output
