@@ -99,7 +99,11 @@ def _changed(status: str) -> int:
 
 
 async def connect(url: str, *, migrate: bool = True) -> Any:
-    """An asyncpg connection to ``url``, its schema created or upgraded first."""
+    """An asyncpg connection to ``url``, its schema created or upgraded first.
+
+    Raises ConnectionError when the server cannot be reached, and
+    :class:`~orchestrator.pg_migrations.SchemaTooNew` when a newer orchestrator migrated
+    the database."""
     import asyncpg
 
     try:
@@ -111,8 +115,12 @@ async def connect(url: str, *, migrate: bool = True) -> Any:
         # its WAL flush (a stronger setting, such as remote_apply, is kept).
         if await conn.fetchval("SHOW synchronous_commit") == "off":
             await conn.execute("SET synchronous_commit = on")
-        if migrate and not await pg_migrations.is_current(conn):
-            await pg_migrations.apply(conn)
+        # A newer orchestrator's schema is refused, as on SQLite: its writes could break
+        # what that version keeps (triggers, summaries) in ways this one cannot see.
+        if migrate and pg_migrations.pending(
+            await pg_migrations.applied_names(conn), redact_url(url)
+        ):
+            await pg_migrations.apply(conn, redact_url(url))
     except BaseException:
         await conn.close()
         raise

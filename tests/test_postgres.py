@@ -152,6 +152,29 @@ def test_init_demo_and_report_take_a_url_and_the_sqlite_commands_refuse_one(pg: 
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
 
 
+def test_a_store_migrated_by_a_newer_orchestrator_is_refused(pg: str) -> None:
+    """As an SQLite file is: a ledger naming a migration this code does not know means a
+    newer orchestrator keeps the schema; opening it fails in one line, writing nothing."""
+    init_database(pg)
+    rows(
+        pg,
+        "INSERT INTO _sqlite_migrations (migration_set, name) VALUES ('orchestrator', ?)",
+        ("m999_from_a_newer_version",),
+    )
+    before = rows(pg, "SELECT count(*) FROM orchestrator_agents")
+    db = DatabaseManager(pg)
+    with pytest.raises(pg_migrations.SchemaTooNew, match="m999_from_a_newer_version") as error:
+        asyncio.run(db.connect())
+    assert "schema is newer than this version of orchestrator" in str(error.value)
+    with pytest.raises(RuntimeError, match="not connected"):
+        asyncio.run(db.create_orchestrator_agent("never"))
+    result = CliRunner().invoke(cli, ["report", "runs", "--db", pg])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "postgresql://" in lines[0] and "m999_from_a_newer_version" in lines[0]
+    assert rows(pg, "SELECT count(*) FROM orchestrator_agents") == before
+
+
 @pytest.mark.parametrize(
     "command",
     [["report", "runs", "--db", "{url}"], ["copy", "{url}", "{file}"]],
