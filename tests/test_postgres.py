@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import rows
@@ -238,3 +239,55 @@ async def test_commits_wait_for_the_wal_even_where_the_server_says_not_to(pg: st
 )
 def test_placeholders_outside_literals_and_comments_are_numbered(sql: str, expected: str) -> None:
     assert to_dollar(sql) == expected
+
+
+def test_a_frozen_server_fails_awaited_calls_in_time_and_loses_nothing() -> None:
+    """A server that stops answering (SIGSTOP: a hung host, a cut network) never blocks a
+    log call; an awaited call raises DatabaseTimeout after ``timeout`` seconds, whether it
+    was waiting for the server's answer or for the connection; once the server answers
+    again every row acknowledged or queued is stored, once."""
+    import signal
+    import time
+
+    from servers import postgres_cluster
+
+    from orchestrator import DatabaseTimeout
+
+    timeout = 2.0
+
+    async def frozen(cluster: Any) -> tuple[str, list[str]]:
+        db = DatabaseManager(cluster.url, timeout=timeout, flush_interval=0.2)
+        await db.connect()
+        orchestrator = await db.create_orchestrator_agent("frozen")
+        agent = await db.create_agent(orchestrator)
+        ids = [await db.log_agent_event(agent, "event", "before")]
+        await db.flush()
+        cluster.signal(signal.SIGSTOP)
+        try:
+            calls = [
+                lambda: db.create_agent(orchestrator),  # cut off waiting for the answer
+                db.flush,  # waiting for the connection the log writer holds
+                lambda: db.fetchone("SELECT 1"),
+            ]
+            for index, call in enumerate(calls):
+                if index == 1:  # log calls meanwhile only enqueue, at once
+                    started = time.monotonic()
+                    for number in range(500):
+                        ids.append(await db.log_agent_event(agent, "event", f"frozen {number}"))
+                    assert time.monotonic() - started < timeout / 2
+                    await asyncio.sleep(0.5)  # the log writer takes the connection, and waits
+                started = time.monotonic()
+                with pytest.raises(DatabaseTimeout, match="did not answer within 2 s"):
+                    await asyncio.wait_for(call(), timeout + 30)  # today: never returns
+                assert timeout <= time.monotonic() - started < timeout + 2, index
+            assert db.pending == 500
+        finally:
+            cluster.signal(signal.SIGCONT)
+        ids.append(await db.log_agent_event(agent, "event", "after"))
+        await db.close()
+        return agent, ids
+
+    with postgres_cluster() as cluster:
+        agent, ids = asyncio.run(frozen(cluster))
+        stored = rows(cluster.url, "SELECT id FROM agent_logs WHERE agent_id = ?", (agent,))
+        assert sorted(row[0] for row in stored) == sorted(ids) and len(ids) == 502
