@@ -19,6 +19,7 @@ _PUBLIC = {
     "AgentRun": "runs",
     "AgentStatus": "models",
     "CostSource": "models",
+    "DatabaseTimeout": "errors",
     "DatabaseManager": "db",
     "InvalidInput": "errors",
     "LogLevel": "models",
@@ -44,7 +45,7 @@ _PUBLIC = {
 
 if TYPE_CHECKING:
     from .db import DatabaseManager, WriterStats
-    from .errors import InvalidInput, OrchestratorError, WriteError
+    from .errors import DatabaseTimeout, InvalidInput, OrchestratorError, WriteError
     from .logging_handler import SystemLogHandler
     from .models import (
         Agent,
@@ -77,6 +78,7 @@ __all__ = [
     "AgentStatus",
     "CostSource",
     "DatabaseManager",
+    "DatabaseTimeout",
     "InvalidInput",
     "LogLevel",
     "LogType",

@@ -34,6 +34,9 @@ class Backend(ABC):
     database_error: Errors = Exception
     #: The driver's errors that a row's values cause (constraint, binding, range).
     row_errors: tuple[type[Exception], ...] = ()
+    #: Seconds a writer's awaited call waits for this store by default (None: no bound of
+    #: the writer's own; ``DatabaseManager(timeout=...)`` overrides it).
+    timeout: float | None = None
 
     @property
     @abstractmethod

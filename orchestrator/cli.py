@@ -242,7 +242,7 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
 def shown(target: Path | str) -> str:
     """A database for messages: a URL without its password."""
     if isinstance(target, str):
-        from .postgres import redact_url
+        from .targets import redact_url
 
         return redact_url(target)
     return str(target)

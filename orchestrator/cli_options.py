@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from .targets import default_target, is_url
+from .targets import default_target, is_url, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,7 @@ def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[
         ) -> Any:
             if db_argument is not None and db_path is not None and db_argument != db_path:
                 raise click.UsageError(
-                    f"two databases given: {db_argument} and --db {db_path}; give one"
+                    f"two databases given: {shown(db_argument)} and --db {shown(db_path)}; give one"
                 )
             chosen = db_argument if db_argument is not None else db_path
             target = chosen or default_target()

@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -35,7 +36,7 @@ from pydantic import BaseModel
 
 from . import budgets, rows
 from .backend import Backend, Params, insert_sql
-from .errors import InvalidInput
+from .errors import DatabaseTimeout, InvalidInput
 from .ids import new_id, utc_now
 from .models import (
     Agent,
@@ -59,6 +60,55 @@ logger = logging.getLogger("orchestrator")
 
 BUDGETS_REFRESH_S = 5.0  # how stale the writer's copy of the budgets may be
 
+#: Seconds an awaited call waits for the database before DatabaseTimeout, when not given
+#: as ``DatabaseManager(timeout=...)`` (else the store's own default, ``Backend.timeout``).
+TIMEOUT_ENV = "ORCHESTRATOR_TIMEOUT"
+
+
+def _timeout(value: float | None) -> float | None:
+    """``value``, else ``$ORCHESTRATOR_TIMEOUT``, else None (the store's default)."""
+    field = "timeout"
+    if value is None:
+        text = os.environ.get(TIMEOUT_ENV)
+        if not text:
+            return None
+        try:
+            value, field = float(text), TIMEOUT_ENV
+        except ValueError:
+            raise InvalidInput(TIMEOUT_ENV, f"must be a number of seconds, got {text!r}") from None
+    if not value > 0:  # NaN too
+        raise InvalidInput(field, f"must be more than 0 seconds, got {value!r}")
+    return float(value)
+
+
+if sys.version_info >= (3, 11):
+    _deadline = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _deadline(seconds: float | None) -> AsyncIterator[None]:
+        if seconds is None:
+            yield
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if expired:
+                raise TimeoutError from None
+            raise
+        finally:
+            handle.cancel()
+
 
 def _select(table: str, columns: Sequence[str]) -> str:
     # Named columns, not *: a PostgreSQL table also has its full-text ``search`` column.
@@ -78,6 +128,11 @@ class DatabaseManager:
     ``db_path`` (a file, or a ``postgresql://`` URL) defaults to ``$ORCHESTRATOR_DB``
     (or the seed's ``$DATABASE_PATH``), else ``./orchestrator.db``. The schema is
     created or upgraded on :meth:`connect`. ``redact_secrets=False`` stores text as given.
+
+    ``timeout`` (default ``$ORCHESTRATOR_TIMEOUT``, else 30 s on PostgreSQL and none on
+    SQLite, whose waits for other writers end with its busy timeout) bounds each awaited
+    call's wait for the database (a server stopped or unreachable): past it the call raises
+    :class:`~orchestrator.errors.DatabaseTimeout`. Log calls never wait for the database.
     """
 
     def __init__(
@@ -87,6 +142,7 @@ class DatabaseManager:
         redact_secrets: bool = True,
         flush_interval: float = 1.0,
         batch_size: int = 5000,
+        timeout: float | None = None,
     ) -> None:
         if flush_interval <= 0 or flush_interval > 1.0:
             raise InvalidInput("flush_interval", "must be > 0 and at most 1 second")
@@ -95,6 +151,7 @@ class DatabaseManager:
         self.redact_secrets = redact_secrets
         self.flush_interval = flush_interval
         self.batch_size = batch_size
+        self.timeout = _timeout(timeout)
         self.stats = WriterStats()
         self._backend: Backend | None = None
         self._writer: LogWriter | None = None
@@ -114,6 +171,8 @@ class DatabaseManager:
         if self._backend is not None:
             return
         backend = backend_for(self.db_path)
+        if self.timeout is None:
+            self.timeout = backend.timeout
         await backend.open()
         self._backend = backend
         self._lock = asyncio.Lock()
@@ -133,7 +192,8 @@ class DatabaseManager:
             return
         try:
             assert self._writer is not None
-            await self._writer.stop()
+            async with self._bounded():
+                await self._writer.stop()
         finally:
             backend, self._backend = self._backend, None
             await backend.close()
@@ -158,6 +218,25 @@ class DatabaseManager:
         transaction open across awaits of the manager."""
         return getattr(self.backend, "connection", None)
 
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """Raise DatabaseTimeout when the block waits for the database longer than
+        ``timeout`` (the wait for the connection included)."""
+        try:
+            async with _deadline(self.timeout):
+                yield
+        except TimeoutError as exc:
+            if self.timeout is None:
+                raise  # not ours
+            location = self._backend.location if self._backend else self.db_path
+            pending = self.pending
+            raise DatabaseTimeout(
+                f"{location} did not answer within {self.timeout:g} s (DatabaseManager "
+                f"timeout, ${TIMEOUT_ENV}); {pending} log rows wait, kept and retried while the "
+                "manager is open, and a write cut off may or may not have been committed",
+                pending,
+            ) from exc
+
     # -- the batched log writer --------------------------------------------------
 
     @property
@@ -172,8 +251,11 @@ class DatabaseManager:
         return self._writer
 
     async def flush(self) -> None:
-        """Commit every log row enqueued so far. Raises WriteError if the disk refuses."""
-        await self._log_writer.flush()
+        """Commit every log row enqueued so far. Raises WriteError if the disk refuses,
+        DatabaseTimeout (rows kept) past ``timeout``."""
+        writer = self._log_writer
+        async with self._bounded():
+            await writer.flush()
 
     # -- direct writes --------------------------------------------------------------
 
@@ -182,7 +264,7 @@ class DatabaseManager:
         committed on return, or with the enclosing :meth:`bulk`. Returns the rows changed."""
         assert self._lock is not None
         backend = self.backend
-        async with self._lock:
+        async with self._bounded(), self._lock:
             backend.check()
             changed = await backend.execute(sql, params)
             await self._bulk_progress(1)
@@ -204,7 +286,7 @@ class DatabaseManager:
         :meth:`bulk`'s). A refused row raises InvalidInput and none is written."""
         assert self._lock is not None
         backend = self.backend
-        async with self._lock:
+        async with self._bounded(), self._lock:
             backend.check()
             own = not backend.in_transaction
             if own:
@@ -265,11 +347,15 @@ class DatabaseManager:
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         """One row of a query of the caller's, as a dict (``None`` when there is none)."""
-        return await self.backend.fetchone(sql, params)
+        backend = self.backend
+        async with self._bounded():
+            return await backend.fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """Every row of a query of the caller's, as dicts."""
-        return await self.backend.fetchall(sql, params)
+        backend = self.backend
+        async with self._bounded():
+            return await backend.fetchall(sql, params)
 
     async def _require(self, table: str, row_id: str, field: str) -> None:
         if await self.fetchone(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)) is None:

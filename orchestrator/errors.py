@@ -48,6 +48,12 @@ class WriteError(OrchestratorError):
         super().__init__(message)
 
 
+class DatabaseTimeout(WriteError, TimeoutError):
+    """The database did not answer an awaited call within the manager's ``timeout``
+    (a server stopped or cut off). Queued log rows are kept and retried; a direct write
+    that was cut off may or may not have been committed."""
+
+
 def format_exception(exc: BaseException) -> str:
     """``Type: message`` for an agent's ``error`` column."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -81,7 +81,7 @@ def shown(db_path: str | os.PathLike[str]) -> str:
     from .targets import is_url
 
     if is_url(db_path):
-        from .postgres import redact_url
+        from .targets import redact_url
 
         return redact_url(str(db_path))
     return str(Path(db_path))

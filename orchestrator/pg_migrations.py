@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from .migrations import LEDGER, SET_NAME, duration_buckets
+from .errors import OrchestratorError
+from .migrations import LEDGER, SET_NAME, duration_buckets, pending_and_unknown
 
 #: Any key will do, as long as it is this project's: the advisory lock migrations hold.
 LOCK_KEY = 0x6F72636865737472  # "orchestr"
@@ -76,22 +77,46 @@ async def applied_names(conn: Any) -> list[str] | None:
     return [row[0] for row in rows]
 
 
+class SchemaTooNew(OrchestratorError, ValueError):
+    """A newer orchestrator migrated the database: its ledger names migrations
+    (``unknown``) this version does not have, so nothing is read or written."""
+
+    def __init__(self, where: str, unknown: list[str]) -> None:
+        super().__init__(
+            f"{where}: its schema is newer than this version of orchestrator (unknown "
+            f"migration {', '.join(unknown)}); upgrade adw-orchestrator"
+        )
+        self.unknown = unknown
+
+
+def pending(applied: list[str] | None, where: str) -> list[str]:
+    """The migrations the ledger ``applied`` lacks; raises SchemaTooNew (naming ``where``,
+    the URL without its password) when it holds one this code does not know."""
+    missing, unknown = pending_and_unknown(applied)
+    if unknown:
+        raise SchemaTooNew(where, unknown)
+    return missing
+
+
 async def is_current(conn: Any) -> bool:
     """Whether every migration is applied (one read, no lock)."""
     applied = await applied_names(conn)
     return applied is not None and set(names()) <= set(applied)
 
 
-async def apply(conn: Any) -> list[str]:
+async def apply(conn: Any, where: str = "the database") -> list[str]:
     """Bring the database up to date in one transaction; return the migrations applied.
 
     Holds a transaction-level advisory lock, so concurrent callers wait for the first,
-    then find nothing pending.
+    then find nothing pending. Raises SchemaTooNew (nothing changed) when a newer
+    orchestrator migrated the database.
     """
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
         await conn.execute(LEDGER_DDL)
-        done = set(await applied_names(conn) or [])
+        ledger = await applied_names(conn) or []
+        pending(ledger, where)
+        done = set(ledger)
         applied = []
         for step in _STEPS:
             if step.__name__ in done:

@@ -37,14 +37,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Sequence
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from . import pg_migrations
 from .backend import Backend, Params
+from .targets import redact_url
 
 SCHEMES = ("postgresql", "postgres")
+
+T = TypeVar("T")
 
 _TOKENS = re.compile(
     r"""'(?:[^']|'')*'            # a string literal
@@ -73,16 +75,6 @@ def to_dollar(sql: str) -> str:
     return _TOKENS.sub(number, sql)
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-
-
 def _storable(value: Any) -> Any:
     if type(value) is str and "\x00" in value:
         return value.replace("\x00", "\ufffd")  # PostgreSQL's text cannot hold NUL
@@ -109,7 +101,11 @@ def _changed(status: str) -> int:
 
 
 async def connect(url: str, *, migrate: bool = True) -> Any:
-    """An asyncpg connection to ``url``, its schema created or upgraded first."""
+    """An asyncpg connection to ``url``, its schema created or upgraded first.
+
+    Raises ConnectionError when the server cannot be reached, and
+    :class:`~orchestrator.pg_migrations.SchemaTooNew` when a newer orchestrator migrated
+    the database."""
     import asyncpg
 
     try:
@@ -121,8 +117,12 @@ async def connect(url: str, *, migrate: bool = True) -> Any:
         # its WAL flush (a stronger setting, such as remote_apply, is kept).
         if await conn.fetchval("SHOW synchronous_commit") == "off":
             await conn.execute("SET synchronous_commit = on")
-        if migrate and not await pg_migrations.is_current(conn):
-            await pg_migrations.apply(conn)
+        # A newer orchestrator's schema is refused, as on SQLite: its writes could break
+        # what that version keeps (triggers, summaries) in ways this one cannot see.
+        if migrate and pg_migrations.pending(
+            await pg_migrations.applied_names(conn), redact_url(url)
+        ):
+            await pg_migrations.apply(conn, redact_url(url))
     except BaseException:
         await conn.close()
         raise
@@ -131,6 +131,9 @@ async def connect(url: str, *, migrate: bool = True) -> Any:
 
 class PostgresBackend(Backend):
     """The writer's connection to a PostgreSQL database (asyncpg)."""
+
+    #: A server stopped or cut off must not hang an ADW (DatabaseManager's timeout).
+    timeout = 30.0
 
     def __init__(self, url: str) -> None:
         import asyncpg
@@ -166,42 +169,57 @@ class PostgresBackend(Backend):
             await conn.close()
 
     async def _reconnect_if_lost(self) -> None:
-        """Outside a transaction, a connection the server closed (restart, failover) is
-        opened again; inside one, the failure reaches the caller."""
+        """Outside a transaction, a connection the server closed (restart, failover) or
+        that was cut off (:meth:`_answer`) is opened again; inside one, the failure reaches
+        the caller."""
         if self._conn.is_closed():
             self._conn = await connect(self.url, migrate=False)
 
+    async def _answer(self, call: Awaitable[T]) -> T:
+        """The driver's answer to ``call``. A call cancelled while it waits (a caller's
+        timeout: the server stopped) drops the connection at once: asyncpg would otherwise
+        wait for the server to cancel the statement, and a transaction cut off this way
+        is rolled back by the server; the next use reconnects."""
+        try:
+            return await call
+        except asyncio.CancelledError:
+            self._conn.terminate()
+            raise
+
     @property
     def in_transaction(self) -> bool:
-        return bool(self._conn is not None and self._conn.is_in_transaction())
+        # A connection cut off has no transaction left: the server rolls it back.
+        conn = self._conn
+        return bool(conn is not None and not conn.is_closed() and conn.is_in_transaction())
 
     async def begin(self) -> None:
         async with self._busy:
             await self._reconnect_if_lost()
-            await self._conn.execute("BEGIN")
+            await self._answer(self._conn.execute("BEGIN"))
 
     async def commit(self) -> None:
         async with self._busy:
-            await self._conn.execute("COMMIT")
+            await self._answer(self._conn.execute("COMMIT"))
 
     async def rollback(self) -> None:
         async with self._busy:
-            if self._conn.is_in_transaction():
-                await self._conn.execute("ROLLBACK")
+            if self.in_transaction:
+                await self._answer(self._conn.execute("ROLLBACK"))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         args = _positional(params)
         async with self._busy:
-            if not self._conn.is_in_transaction():
+            if not self._conn.is_in_transaction():  # a transaction lost is the caller's error
                 await self._reconnect_if_lost()
             if not args:
-                return _changed(await self._conn.execute(sql))
-            return _changed(await self._conn.execute(to_dollar(sql), *_storable_row(args)))
+                return _changed(await self._answer(self._conn.execute(sql)))
+            call = self._conn.execute(to_dollar(sql), *_storable_row(args))
+            return _changed(await self._answer(call))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         records = [_storable_row(row) for row in rows]
         async with self._busy:
-            await self._conn.executemany(to_dollar(sql), records)
+            await self._answer(self._conn.executemany(to_dollar(sql), records))
 
     async def insert_many(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -209,24 +227,30 @@ class PostgresBackend(Backend):
         """``COPY`` the rows in (triggers and constraints apply as for INSERT)."""
         records = [_storable_row(row) for row in rows]
         async with self._busy:
-            await self._conn.copy_records_to_table(table, records=records, columns=list(columns))
+            call = self._conn.copy_records_to_table(table, records=records, columns=list(columns))
+            await self._answer(call)
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         args = _positional(params)
         async with self._busy:
-            row = await self._conn.fetchrow(to_dollar(sql), *args)
+            if not self._conn.is_in_transaction():  # a transaction lost is the caller's error
+                await self._reconnect_if_lost()
+            row = await self._answer(self._conn.fetchrow(to_dollar(sql), *args))
         return None if row is None else dict(row)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         args = _positional(params)
         async with self._busy:
-            found = await self._conn.fetch(to_dollar(sql), *args)
+            if not self._conn.is_in_transaction():  # a transaction lost is the caller's error
+                await self._reconnect_if_lost()
+            found = await self._answer(self._conn.fetch(to_dollar(sql), *args))
         return [dict(row) for row in found]
 
     async def begin_snapshot(self) -> None:
         async with self._busy:
             await self._reconnect_if_lost()
-            await self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            call = self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await self._answer(call)
 
     async def table_columns(self, table: str) -> list[tuple[str, bool]]:
         rows = await self.fetchall(

@@ -13,6 +13,7 @@ only for the logged-in (datasette-auth-passwords).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -100,8 +101,8 @@ def snapshot_path(url: str) -> Path:
     ``orchestrator.db`` so that Datasette's pages are ``/orchestrator/...`` as for a file."""
     import hashlib
 
-    from .postgres import redact_url
     from .reports import cache_dir
+    from .targets import redact_url
 
     digest = hashlib.sha256(redact_url(url).encode()).hexdigest()[:16]
     return cache_dir() / "snapshots" / digest / "orchestrator.db"
@@ -109,22 +110,64 @@ def snapshot_path(url: str) -> Path:
 
 def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
     """Bring the snapshot at ``path`` up to date with the store at ``url`` (a whole,
-    verified copy pass; the first one copies everything). A snapshot that no longer
-    matches the store (rows were changed or deleted there, not only added) is made anew:
-    it is a cache, never a place where data is kept. Returns the copy's
-    :class:`~orchestrator.copy.CopyResult`."""
+    verified copy pass; the first one copies everything). Returns the copy's
+    :class:`~orchestrator.copy.CopyResult`.
+
+    A snapshot is a cache, never a place where data is kept: a new one is built beside
+    ``path`` and renamed onto it only once complete and verified, so a serve stopped
+    during its first copy (SIGKILL, SIGTERM, a server gone) leaves no snapshot rather than
+    half of one; one that no longer matches the store (rows changed or deleted there, not
+    only added) or that is broken (not SQLite, objects missing: a refresh cut short) is
+    built anew the same way."""
+    import sqlite3
+
     from .copy import CopyMismatch, copy_database
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(path)
+    if path.exists():
+        try:
+            result = copy_database(url, path, progress=progress)
+            if not result.holds_more:
+                return result
+        except (CopyMismatch, sqlite3.DatabaseError):
+            pass
+    building = path.with_name(f"{path.name}{_BUILDING}{os.getpid()}")
+    _remove_database(building)
     try:
-        result = copy_database(url, path, progress=progress)
-        if not result.holds_more:
-            return result
-    except CopyMismatch:
-        pass
-    for suffix in ("", "-wal", "-shm"):
+        result = copy_database(url, building, progress=progress)
+        # Everything into the main file, so that renaming it moves the whole snapshot.
+        with contextlib.closing(sqlite3.connect(building)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _remove_database(path)  # the old file and its -wal/-shm, which must not meet the new
+        os.replace(building, path)
+    finally:
+        _remove_database(building)
+    return result
+
+
+#: A snapshot being built is ``<name>.building-<pid>`` beside the snapshot.
+_BUILDING = ".building-"
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("-wal", "-shm", "-journal", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return copy_database(url, path, progress=progress)
+
+
+def _remove_abandoned_builds(path: Path) -> None:
+    """Remove snapshots whose build was cut short (their process is gone)."""
+    for found in path.parent.glob(f"{path.name}{_BUILDING}*"):
+        pid = found.name[len(path.name) + len(_BUILDING) :]
+        if not pid.isdigit():
+            continue  # a -wal/-shm beside one: removed with it
+        try:
+            os.kill(int(pid), 0)
+            continue  # still building (another serve of the same store)
+        except ProcessLookupError:
+            _remove_database(found)
+        except PermissionError:
+            continue  # another user's process
 
 
 def share_metadata(metadata: dict[str, Any] | None = None) -> dict[str, Any]:

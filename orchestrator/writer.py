@@ -80,11 +80,12 @@ class LogWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._failing_since: str | None = None
+        self._in_flight = 0  # rows taken from the queues by the batch being written
 
     @property
     def pending(self) -> int:
-        """Rows enqueued and not yet committed."""
-        return len(self.agent_logs) + len(self.system_logs)
+        """Rows enqueued and not yet committed (the batch being written included)."""
+        return len(self.agent_logs) + len(self.system_logs) + self._in_flight
 
     def start(self) -> None:
         """Start the background task on the running loop."""
@@ -133,12 +134,15 @@ class LogWriter:
             while self.agent_logs or self.system_logs:
                 agent_rows = _take(self.agent_logs, self.batch_size)
                 system_rows = _take(self.system_logs, self.batch_size)
+                self._in_flight = len(agent_rows) + len(system_rows)
                 try:
                     await self._write_batch(agent_rows, system_rows)
+                    self._in_flight = 0
                 except BaseException as exc:
                     # Keep the rows, in order, for the next attempt.
                     self.agent_logs.extendleft(reversed(agent_rows))
                     self.system_logs.extendleft(reversed(system_rows))
+                    self._in_flight = 0
                     if not isinstance(exc, self.backend.database_error):
                         raise
                     self.stats.failures += 1

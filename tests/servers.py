@@ -1,12 +1,22 @@
-"""What the tests that start a real server (Datasette, `orchestrator serve`) share: a free
-port, a GET that gives the status and body whatever the status, and whether a server
-answers yet."""
+"""What the tests that start a real server (Datasette, `orchestrator serve`, a PostgreSQL
+cluster of their own) share: a free port, a GET that gives the status and body whatever the
+status, whether a server answers yet, and a cluster to stop or freeze."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -36,3 +46,86 @@ def http_status(url: str, timeout: float = 5) -> int | None:
         return http_get(url, timeout)[0]
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of the test's own (never the shared test server), for tests
+    that stop or freeze the server."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        found = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # The fields after the command's closing parenthesis: state, then ppid.
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    found.append(int(stat.parent.name))
+        return found
+
+    def signal(self, number: int) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A new cluster (initdb, pg_ctl) on a free port of 127.0.0.1, trusting local users;
+    stopped and removed after. Runs as user postgres when the tests run as root. Skips
+    without PostgreSQL's binaries, unless ``$ORCHESTRATOR_REQUIRE_POSTGRES=1``."""
+    import pytest
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        message = "no PostgreSQL binaries (apt-get install postgresql)"
+        if os.environ.get("ORCHESTRATOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    bin_dir = Path(found[-1]).parent
+    as_user: dict[str, Any] = {}
+    folder = Path(tempfile.mkdtemp(prefix="orchestrator-cluster-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        as_user = {"user": "postgres", "group": "postgres", "env": {"PATH": os.environ["PATH"]}}
+        shutil.chown(folder, "postgres", "postgres")
+    cluster = PostgresCluster(folder, free_port())
+    port = cluster.url.rsplit(":", 1)[1].split("/")[0]
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    try:
+        subprocess.run(
+            [bin_dir / "initdb", "-D", cluster.data, "-U", "postgres", "--auth=trust", "-N"],
+            check=True,
+            capture_output=True,
+            **as_user,
+        )
+        subprocess.run(
+            [
+                bin_dir / "pg_ctl",
+                "-D",
+                cluster.data,
+                "-l",
+                folder / "log",
+                "-w",
+                "-o",
+                options,
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            **as_user,
+        )
+        yield cluster
+    finally:
+        if (cluster.data / "postmaster.pid").exists():
+            cluster.signal(signal.SIGCONT)  # a test that froze it and failed
+            subprocess.run(
+                [bin_dir / "pg_ctl", "-D", cluster.data, "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                **as_user,
+            )
+        shutil.rmtree(folder, ignore_errors=True)

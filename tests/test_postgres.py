@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import rows
@@ -152,6 +153,48 @@ def test_init_demo_and_report_take_a_url_and_the_sqlite_commands_refuse_one(pg: 
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
 
 
+def test_a_store_migrated_by_a_newer_orchestrator_is_refused(pg: str) -> None:
+    """As an SQLite file is: a ledger naming a migration this code does not know means a
+    newer orchestrator keeps the schema; opening it fails in one line, writing nothing."""
+    init_database(pg)
+    rows(
+        pg,
+        "INSERT INTO _sqlite_migrations (migration_set, name) VALUES ('orchestrator', ?)",
+        ("m999_from_a_newer_version",),
+    )
+    before = rows(pg, "SELECT count(*) FROM orchestrator_agents")
+    db = DatabaseManager(pg)
+    with pytest.raises(pg_migrations.SchemaTooNew, match="m999_from_a_newer_version") as error:
+        asyncio.run(db.connect())
+    assert "schema is newer than this version of orchestrator" in str(error.value)
+    with pytest.raises(RuntimeError, match="not connected"):
+        asyncio.run(db.create_orchestrator_agent("never"))
+    result = CliRunner().invoke(cli, ["report", "runs", "--db", pg])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "postgresql://" in lines[0] and "m999_from_a_newer_version" in lines[0]
+    assert rows(pg, "SELECT count(*) FROM orchestrator_agents") == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["report", "runs", "--db", "{url}"], ["copy", "{url}", "{file}"]],
+    ids=["report", "copy"],
+)
+def test_a_password_in_the_url_query_is_not_in_the_error(
+    postgres_database: str, tmp_path: Path, command: list[str]
+) -> None:
+    """A store that cannot be opened (no such database) is named in one line, with the
+    password given as ``?password=`` (or ``?sslpassword=``) masked like ``user:pw@``'s."""
+    secret = "hunter2-in-the-query"
+    url = f"{postgres_database}_missing?sslmode=disable&password={secret}&sslpassword={secret}"
+    args = [part.format(url=url, file=tmp_path / "copy.db") for part in command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "cannot connect to" in result.output and "password=***" in result.output
+    assert secret not in result.output and "Traceback" not in result.output
+
+
 async def test_a_writer_reconnects_after_the_server_drops_its_connection(pg: str) -> None:
     """A restarted server (here: the writer's backend terminated) costs the writes in
     flight at most: the next ones reconnect, and queued log rows are kept and written."""
@@ -196,3 +239,55 @@ async def test_commits_wait_for_the_wal_even_where_the_server_says_not_to(pg: st
 )
 def test_placeholders_outside_literals_and_comments_are_numbered(sql: str, expected: str) -> None:
     assert to_dollar(sql) == expected
+
+
+def test_a_frozen_server_fails_awaited_calls_in_time_and_loses_nothing() -> None:
+    """A server that stops answering (SIGSTOP: a hung host, a cut network) never blocks a
+    log call; an awaited call raises DatabaseTimeout after ``timeout`` seconds, whether it
+    was waiting for the server's answer or for the connection; once the server answers
+    again every row acknowledged or queued is stored, once."""
+    import signal
+    import time
+
+    from servers import postgres_cluster
+
+    from orchestrator import DatabaseTimeout
+
+    timeout = 2.0
+
+    async def frozen(cluster: Any) -> tuple[str, list[str]]:
+        db = DatabaseManager(cluster.url, timeout=timeout, flush_interval=0.2)
+        await db.connect()
+        orchestrator = await db.create_orchestrator_agent("frozen")
+        agent = await db.create_agent(orchestrator)
+        ids = [await db.log_agent_event(agent, "event", "before")]
+        await db.flush()
+        cluster.signal(signal.SIGSTOP)
+        try:
+            calls = [
+                lambda: db.create_agent(orchestrator),  # cut off waiting for the answer
+                db.flush,  # waiting for the connection the log writer holds
+                lambda: db.fetchone("SELECT 1"),
+            ]
+            for index, call in enumerate(calls):
+                if index == 1:  # log calls meanwhile only enqueue, at once
+                    started = time.monotonic()
+                    for number in range(500):
+                        ids.append(await db.log_agent_event(agent, "event", f"frozen {number}"))
+                    assert time.monotonic() - started < timeout / 2
+                    await asyncio.sleep(0.5)  # the log writer takes the connection, and waits
+                started = time.monotonic()
+                with pytest.raises(DatabaseTimeout, match="did not answer within 2 s"):
+                    await asyncio.wait_for(call(), timeout + 30)  # today: never returns
+                assert timeout <= time.monotonic() - started < timeout + 2, index
+            assert db.pending == 500
+        finally:
+            cluster.signal(signal.SIGCONT)
+        ids.append(await db.log_agent_event(agent, "event", "after"))
+        await db.close()
+        return agent, ids
+
+    with postgres_cluster() as cluster:
+        agent, ids = asyncio.run(frozen(cluster))
+        stored = rows(cluster.url, "SELECT id FROM agent_logs WHERE agent_id = ?", (agent,))
+        assert sorted(row[0] for row in stored) == sorted(ids) and len(ids) == 502

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -232,3 +233,147 @@ def test_a_postgresql_store_is_served_from_a_snapshot_that_follows_it(
     assert now["error"] is None and now["refreshes"] >= 1, now
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_password_in_the_url_query_is_shown_nowhere(
+    db_target: str, tmp_path: Path, serve_process: list[subprocess.Popen[bytes]]
+) -> None:
+    """libpq and asyncpg take ``?password=`` as well as ``user:password@``: no served
+    page, ``/-/snapshot.json`` nor the command's output shows either."""
+    from orchestrator import SyncDatabaseManager
+
+    secret = f"hunter2-{os.getpid()}-{time.time_ns()}"
+    url = f"{db_target}&password={secret}&sslpassword={secret}x"
+    with SyncDatabaseManager(url) as db, db.agent_run("masked") as run:
+        run.log("event", "shown")
+    port = free_port()
+    snapshot = tmp_path / "snap" / "orchestrator.db"
+    process, log = _start_serve(
+        [url, "--port", str(port), "--snapshot", str(snapshot)],
+        tmp_path / "serve.log",
+        serve_process,
+    )
+    base = f"http://127.0.0.1:{port}"
+    shown = json.loads(http_get(f"{base}/-/snapshot.json")[1])["source"]
+    assert shown.endswith("&password=***&sslpassword=***"), shown
+    pages = ["/", "/orchestrator", "/orchestrator/agents", "/orchestrator/spend_by_model"]
+    pages += ["/-/dashboards/overview", "/-/live", "/-/snapshot.json"]
+    for page in pages:
+        status, body = http_get(base + page)
+        assert status == 200 and secret.encode() not in body, page
+    assert b"password=***" in http_get(f"{base}/orchestrator/agents")[1]  # the banner
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    output = log.read_text()
+    assert "password=***" in output and secret not in output, output
+
+
+def _store_with_history(url: str, logs: int) -> None:
+    """A store with one run of 300 priced prompts and ``logs`` agent logs (written in SQL:
+    the writer would take minutes), for copies that take a while."""
+    from backends import execute
+
+    from orchestrator import SyncDatabaseManager
+
+    with SyncDatabaseManager(url) as db, db.agent_run("snapshotted") as run:
+        for index in range(300):
+            run.prompt(
+                f"prompt {index}",
+                f"answer {index}",
+                model="claude-sonnet-4-5",
+                tokens_input=1000 + index,
+                tokens_output=100 + index,
+            )
+        run_id = run.id
+    execute(
+        url,
+        (
+            "INSERT INTO agent_logs (id, agent_id, log_type, message, created_at) "
+            "SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), ?, 'event', "
+            "'needle number ' || i, '2026-11-01T00:00:00.000Z' FROM generate_series(1, ?) i",
+            (run_id, logs),
+        ),
+    )
+
+
+def _served_numbers(base: str) -> list[Any]:
+    sql = (
+        "SELECT (SELECT count(*) FROM agent_logs), (SELECT count(*) FROM prompts), "
+        "(SELECT total(cost_usd) FROM prompts), (SELECT total(total_cost_usd) FROM agents), "
+        "(SELECT count(*) FROM agent_logs_fts WHERE agent_logs_fts MATCH 'needle')"
+    )
+    status, body = http_get(f"{base}/orchestrator.json?sql={urllib.parse.quote(sql)}&_shape=array")
+    assert status == 200, body
+    return list(json.loads(body)[0].values())
+
+
+def _store_numbers(url: str) -> list[Any]:
+    from backends import rows
+
+    ((logs, prompts, cost),) = rows(
+        url,
+        "SELECT (SELECT count(*) FROM agent_logs), count(*), sum(cost_usd) FROM prompts",
+    )
+    return [logs, prompts, cost, cost, logs]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_serve_killed_during_its_first_snapshot_starts_again(
+    db_target: str, tmp_path: Path, serve_process: list[subprocess.Popen[bytes]]
+) -> None:
+    """A snapshot is a cache: one cut short (SIGKILL as agent_logs are being copied) is
+    never served, and the next serve builds it whole."""
+    _store_with_history(db_target, 60_000)
+    expected = _store_numbers(db_target)
+    assert expected[0] == 60_000 and expected[1] == 300 and expected[2] > 0
+    snapshot = tmp_path / "snap" / "orchestrator.db"
+    port = free_port()
+    args = [db_target, "--port", str(port), "--snapshot", str(snapshot)]
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    log = tmp_path / "killed.log"
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "serve", *args]
+    with log.open("wb") as output:
+        killed = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    serve_process.append(killed)
+    deadline = time.monotonic() + 60
+    while "agent_logs" not in log.read_text():
+        assert killed.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.02)
+    time.sleep(0.3)  # some agent_logs chunks committed, the search triggers still deferred
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert "Reports and dashboards" not in log.read_text()  # killed before serving
+
+    process, log = _start_serve(args, tmp_path / "again.log", serve_process)
+    assert _served_numbers(f"http://127.0.0.1:{port}") == pytest.approx(expected)
+    assert not list(snapshot.parent.glob("*.building-*")), "the cut-short build is left"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_broken_snapshot_is_built_anew(db_target: str, tmp_path: Path) -> None:
+    """A snapshot missing what its migrations create (a refresh cut short before the
+    search triggers came back), or not SQLite at all, is made again, not refused."""
+    from backends import rows
+
+    from orchestrator.serve import make_snapshot
+
+    _store_with_history(db_target, 50)
+    snapshot = tmp_path / "orchestrator.db"
+    make_snapshot(db_target, snapshot)
+    with contextlib.closing(sqlite3.connect(snapshot)) as conn:
+        conn.execute("DROP TRIGGER agent_logs_ai")
+    make_snapshot(db_target, snapshot)
+    assert rows(snapshot, "SELECT count(*) FROM sqlite_master WHERE name = 'agent_logs_ai'") == [
+        (1,)
+    ]
+    snapshot.write_bytes(b"not a database" * 100)
+    result = make_snapshot(db_target, snapshot)
+    assert result.fresh and rows(snapshot, "SELECT count(*) FROM agent_logs") == [(50,)]

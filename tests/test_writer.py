@@ -452,3 +452,25 @@ async def test_one_hour_cache_writes_are_stored_and_summed_into_usage_daily(
     assert sums() == (12_000, 12_000)
     execute(db_target, ("DELETE FROM agents WHERE id = ?", (run.id,)))
     assert sums() == (6_000, 6_000)
+
+
+def test_the_timeout_is_checked_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``timeout``: given, else ``$ORCHESTRATOR_TIMEOUT``, else the store's default (30 s on
+    PostgreSQL, none on SQLite); nothing but a positive number of seconds is taken."""
+    from orchestrator.postgres import PostgresBackend
+    from orchestrator.sqlite import SQLiteBackend
+
+    assert (PostgresBackend.timeout, SQLiteBackend.timeout) == (30.0, None)
+    assert DatabaseManager(timeout=4).timeout == 4.0
+    monkeypatch.setenv("ORCHESTRATOR_TIMEOUT", "7.5")
+    assert DatabaseManager().timeout == 7.5 and DatabaseManager(timeout=2).timeout == 2.0
+    for value in ("abc", "0", "-1", "nan"):
+        monkeypatch.setenv("ORCHESTRATOR_TIMEOUT", value)
+        with pytest.raises(InvalidInput, match="ORCHESTRATOR_TIMEOUT"):
+            DatabaseManager()
+    monkeypatch.delenv("ORCHESTRATOR_TIMEOUT")
+    for bad in (0, -3, float("nan")):
+        with pytest.raises(InvalidInput, match="timeout: must be more than 0"):
+            DatabaseManager(timeout=bad)

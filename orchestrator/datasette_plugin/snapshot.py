@@ -41,7 +41,7 @@ class Snapshot:
 
     @property
     def shown_source(self) -> str:
-        from ..postgres import redact_url
+        from ..targets import redact_url
 
         return redact_url(self.source)
 
