@@ -416,8 +416,8 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
     day let through (before 2026-11: secrets inside a tool call's arguments, in
     metadata). Rewrites only what changes; on SQLite it then merges the search indexes
     and checkpoints the file so the old text is gone from it too (on PostgreSQL, VACUUM
-    reclaims the old row versions). Safe to run while ADWs write, and again. --db may be
-    a postgresql:// URL.
+    reclaims the old row versions). Safe to run while ADWs write, and again: a run that
+    was stopped is finished by the next. --db may be a postgresql:// URL.
     """
     from .redact_stored import redact_stored
 
