@@ -138,7 +138,7 @@ class Backend(ABC):
         transaction (other writers wait for it, and meet them on)."""
         raise NotImplementedError(f"{type(self).__name__} cannot pause triggers")
 
-    def check(self) -> None:  # noqa: B027 - a hook: most stores cannot be swapped out
+    async def check(self) -> None:  # noqa: B027 - a hook: most stores cannot be swapped out
         """Raise ``database_error`` if the store is no longer the one opened (its file was
         deleted or replaced): writes would "succeed" into a file nobody will read."""
 

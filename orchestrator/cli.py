@@ -416,8 +416,8 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
     day let through (before 2026-11: secrets inside a tool call's arguments, in
     metadata). Rewrites only what changes; on SQLite it then merges the search indexes
     and checkpoints the file so the old text is gone from it too (on PostgreSQL, VACUUM
-    reclaims the old row versions). Safe to run while ADWs write, and again. --db may be
-    a postgresql:// URL.
+    reclaims the old row versions). Safe to run while ADWs write, and again: a run that
+    was stopped is finished by the next. --db may be a postgresql:// URL.
     """
     from .redact_stored import redact_stored
 
@@ -462,15 +462,18 @@ def tail(
     """Follow new runs, prompts and logs as they land, like tail -f (Ctrl-C stops).
 
     One line per event: time (UTC), workflow, run, kind (start, end, prompt, log,
-    system) and cost in USD, then what happened. Coloured on a terminal.
+    system) and cost in USD, then what happened. Coloured on a terminal. A database
+    file replaced or deleted meanwhile is said on stderr and followed, like tail -F.
     """
     from .tail import EventFilter, follow
 
     filters = EventFilter(workflow=workflow, session=session, run=run_, level=level)
     try:
-        for event in follow(db_path, filters, backlog=lines):
+        for event in follow(
+            db_path, filters, backlog=lines, notice=lambda line: click.echo(line, err=True)
+        ):
             click.echo(json.dumps(event.as_dict()) if as_json else format_event(event))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, sqlite3.Error) as exc:  # sqlite3.Error: a new file is not one
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass

@@ -265,7 +265,7 @@ class DatabaseManager:
         assert self._lock is not None
         backend = self.backend
         async with self._bounded(), self._lock:
-            backend.check()
+            await backend.check()
             changed = await backend.execute(sql, params)
             await self._bulk_progress(1)
             return changed
@@ -287,7 +287,7 @@ class DatabaseManager:
         assert self._lock is not None
         backend = self.backend
         async with self._bounded(), self._lock:
-            backend.check()
+            await backend.check()
             own = not backend.in_transaction
             if own:
                 await backend.begin()

@@ -11,11 +11,13 @@ an SQLite file or a PostgreSQL store alike.
 
 Then, on SQLite, it makes sure the old text is gone from the file, not only from the
 tables: the connection overwrites what it deletes with zeros (``secure_delete``), the
-full-text search indexes of the tables it changed are merged (``optimize``: a deleted
-row's words stay in the index's older segments until they are merged), and the
-write-ahead log is checkpointed and truncated (the pages' old versions). A reader
-holding an old snapshot can keep a checkpoint from finishing: the result says so, and
-running the command again once readers are gone finishes it. On PostgreSQL the search
+full-text search indexes are merged (``optimize``: a deleted row's words stay in the
+index's older segments until they are merged), and the write-ahead log is checkpointed
+and truncated (the pages' old versions). Both are decided by the file, not by what this
+run changed: an index of more than one segment is merged (one of a run stopped before
+its merge, or of rows written since), and the log is checkpointed on every run. So a
+run killed before it finished, or a checkpoint a reader held back (the result says so),
+is finished by running the command again. On PostgreSQL the search
 column follows the row, and the replaced row versions stay in the table's files until
 VACUUM reclaims their space (``VACUUM FULL`` rewrites the table), and in WAL archives
 and backups taken before.
@@ -63,7 +65,7 @@ class RedactResult:
     changed: dict[tuple[str, str], int] = field(default_factory=dict)  # values, by column
     search_indexes_merged: list[str] = field(default_factory=list)
     #: Whether the SQLite write-ahead log was checkpointed whole and truncated (None:
-    #: nothing to do: PostgreSQL, a dry run or nothing changed).
+    #: PostgreSQL, or a dry run).
     checkpointed: bool | None = None
 
     @property
@@ -97,9 +99,9 @@ async def redact_stored_async(
             await backend.execute("PRAGMA secure_delete = ON")
         for table, columns in COLUMNS.items():
             changed = await _redact_table(backend, table, columns, result)
-            if changed and sqlite and not dry_run:
-                await _merge_search_index(backend, f"{table}_fts", result)
-        if sqlite and result.values_changed and not dry_run:
+            if sqlite and not dry_run:
+                await _merge_search_index(backend, f"{table}_fts", result, changed=changed)
+        if sqlite and not dry_run:
             row = await backend.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
             result.checkpointed = row is not None and row["busy"] == 0
     finally:
@@ -107,13 +109,36 @@ async def redact_stored_async(
     return result
 
 
-async def _merge_search_index(backend: Backend, index: str, result: RedactResult) -> None:
+async def _merge_search_index(
+    backend: Backend, index: str, result: RedactResult, *, changed: bool
+) -> None:
     """Merge the SQLite full-text search index ``index`` (the migrations name a table's
-    ``<table>_fts``) whole, when the table has one."""
-    if await backend.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
-        async with backend.transaction():
+    ``<table>_fts``) whole, when the table has one and this run ``changed`` its rows or
+    it has more than one segment (a deleted row's words may be in an older one)."""
+    if not await backend.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
+        return
+    async with backend.transaction():
+        if changed or not await _merged(backend, index):
             await backend.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
-        result.search_indexes_merged.append(index)
+            result.search_indexes_merged.append(index)
+
+
+#: An FTS5 index's blocks are rows of ``<index>_data`` keyed by their segment's id
+#: shifted left 37 bits (fts5_index.c, FTS5_SEGMENT_ROWID; smaller keys hold the
+#: index's structure and averages): one key lookup each gives its first and last segment.
+_SEGMENT_BITS = 37
+
+
+async def _merged(backend: Backend, index: str) -> bool:
+    """Whether the search index ``index`` is one segment (or none)."""
+    row = await backend.fetchone(
+        f"SELECT (SELECT min(id) FROM {index}_data WHERE id >= ?) AS first, "
+        f"(SELECT max(id) FROM {index}_data) AS last",
+        (1 << _SEGMENT_BITS,),
+    )
+    if row is None or row["first"] is None:
+        return True
+    return bool(row["first"] >> _SEGMENT_BITS == row["last"] >> _SEGMENT_BITS)
 
 
 async def _redact_table(

@@ -16,16 +16,23 @@ check stays cheap: once a file's objects have been checked, ``PRAGMA user_versio
 holds its ``PRAGMA schema_version`` (which SQLite bumps on every schema change), so
 opening it again compares two header fields; only a changed schema costs the full
 comparison with a freshly migrated in-memory database.
+
+A file deleted or replaced under an open connection (:class:`OpenedFiles`): the old
+file's write-ahead log, named after the path, is let go of (checkpointed into the old
+file, then deleted) before anything opens the new file, or left alone when something
+already has: it is never read, checkpointed or deleted as the new file's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -351,12 +358,108 @@ def schema_sql() -> str:
 
 
 class DatabaseReplaced(sqlite3.OperationalError, OrchestratorError):
-    """The database file was deleted or replaced under an open writer."""
+    """The database file was deleted or replaced under an open writer or follower."""
 
 
-def _identity(path: Path) -> tuple[int, int]:
-    stat = os.stat(path)
+def file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
     return (stat.st_dev, stat.st_ino)
+
+
+class OpenedFiles:
+    """Which files a connection opened: the database at ``path`` and the ``-wal`` and
+    ``-shm`` beside it (taken after its first read), to tell when they were swapped out.
+
+    SQLite names a database's write-ahead log and its index by the database's path. When
+    the file there is replaced or deleted while a connection has it open, those two
+    still hold the old file's pages: the next connection to the new file would read (or
+    recover) them as its own, and an SQLite closing a moved database leaves them there
+    (it checkpoints and deletes them only while its file is unmoved). :meth:`release`
+    closes a connection so that neither happens.
+    """
+
+    __slots__ = ("db", "path", "shm", "wal")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.db = file_id(self.path)
+        self.wal = file_id(f"{self.path}-wal")
+        self.shm = file_id(f"{self.path}-shm")
+
+    def moved(self) -> bool:
+        """Whether the file at ``path`` is no longer the one opened (one ``stat``)."""
+        return file_id(self.path) != self.db
+
+    def replaced(self) -> DatabaseReplaced:
+        """The error to raise, saying what happened to the file."""
+        what = "deleted" if not self.path.exists() else "replaced by another file"
+        return DatabaseReplaced(
+            f"{self.path} was {what} while it was open here; nothing more is written to or "
+            "read from the old file (open the database again to use the new one)"
+        )
+
+    @contextlib.contextmanager
+    def release(self) -> Iterator[bool]:
+        """Around closing a connection whose file was moved: yields whether no connection
+        has the new file at ``path`` open (then the caller may checkpoint its log into
+        the old file, which only it can still reach), and then deletes the old ``-wal``
+        and ``-shm`` if they are still the ones opened, so the new file starts clean.
+
+        Meanwhile SQLite connections are kept out of the new file: a write lock on the
+        bytes where each holds its shared lock (one it keeps for as long as it has a WAL
+        database open), so one opening it waits until the old log is gone. When one has
+        it open already, it reads the old log's shared index with it: nothing is
+        touched, since checkpointing or deleting would now change its view.
+        """
+        with _kept_out(self.path) as alone:
+            yield alone
+            if alone:
+                for suffix, opened in (("-wal", self.wal), ("-shm", self.shm)):
+                    name = f"{self.path}{suffix}"
+                    if opened is not None and file_id(name) == opened:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(name)
+
+
+#: Where SQLite's unix and Windows VFSes place their locks in a database file: a shared
+#: lock is a read lock on one byte of SHARED_SIZE starting at SHARED_FIRST (os_unix.c).
+_PENDING_BYTE = 0x40000000
+_SHARED_FIRST = _PENDING_BYTE + 2
+_SHARED_SIZE = 510
+
+
+@contextlib.contextmanager
+def _kept_out(path: Path) -> Iterator[bool]:
+    """Hold SQLite connections out of the file at ``path`` (none is there: nothing to
+    hold); yields False when one has it open already, or it cannot be locked."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: leave everything as it is
+        yield False
+        return
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        yield True
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _SHARED_SIZE, _SHARED_FIRST)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        # Closing drops this process's locks on that file: it had none (it never opened
+        # the new file) unless it opened it again before closing the old connection.
+        os.close(fd)
 
 
 class SQLiteBackend(Backend):
@@ -374,7 +477,8 @@ class SQLiteBackend(Backend):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._conn: Any = None  # aiosqlite.Connection
-        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._opened: OpenedFiles | None = None  # the files it opened, to see them swapped
+        self._finalizer: weakref.finalize | None = None
         self._checked_before_defer = False
 
     @property
@@ -403,60 +507,92 @@ class SQLiteBackend(Backend):
             await conn.close()
             raise
         conn.row_factory = sqlite3.Row
-        self._conn = conn
-        self._identity = _identity(self.path)
-
-    def check(self) -> None:
-        if self._identity is None:
-            return
         try:
-            now: tuple[int, int] | None = _identity(self.path)
-        except FileNotFoundError:
-            now = None
-        if now != self._identity:
-            what = "deleted" if now is None else "replaced by another file"
-            raise DatabaseReplaced(
-                f"{self.path} was {what} while this writer had it open; nothing more is "
-                "written to it (restart the writer to use the new file)"
-            )
+            await conn.execute_fetchall("PRAGMA schema_version")  # opens the -wal and -shm
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self._opened = opened = OpenedFiles(self.path)
+        # A writer never closed (garbage, or the interpreter exiting) must not leave its
+        # log beside a file that replaced its own either.
+        self._finalizer = weakref.finalize(self, _forget_moved, opened)
+
+    async def check(self) -> None:
+        """Raise DatabaseReplaced once the file at ``path`` is not the one opened, having
+        closed the connection first (:meth:`OpenedFiles.release`): the old file's log is
+        checkpointed into it and removed unless a connection to the new file uses it."""
+        opened = self._opened
+        if opened is None or not opened.moved():
+            return
+        if self._conn is not None:
+            await self._release(opened)
+        raise opened.replaced()
+
+    async def _release(self, opened: OpenedFiles) -> None:
+        conn, self._conn = self._conn, None
+        with opened.release() as alone:
+            if alone:  # the log's pages belong to the old file: put them there
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute_fetchall("PRAGMA busy_timeout = 100")  # its readers
+                    if conn.in_transaction:
+                        await conn.execute_fetchall("ROLLBACK")
+                    await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            await conn.close()
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        opened = self._opened
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._conn is None:
+            return
+        if opened is not None and opened.moved():
+            await self._release(opened)
+        else:
+            conn, self._conn = self._conn, None
             await conn.close()
+
+    @property
+    def _live(self) -> Any:
+        """The open connection; DatabaseReplaced once :meth:`check` let go of it."""
+        if self._conn is None:
+            if self._opened is not None:
+                raise self._opened.replaced()
+            raise sqlite3.ProgrammingError(f"{self.path} is not open")
+        return self._conn
 
     @property
     def in_transaction(self) -> bool:
         return bool(self._conn is not None and self._conn.in_transaction)
 
     async def begin(self) -> None:
-        await self._conn.execute(BEGIN_WRITE)
+        await self._live.execute(BEGIN_WRITE)
 
     async def commit(self) -> None:
-        await self._conn.execute("COMMIT")
+        await self._live.execute("COMMIT")
 
     async def rollback(self) -> None:
-        if self._conn.in_transaction:
-            await self._conn.execute("ROLLBACK")
+        if self._conn is not None and self._conn.in_transaction:
+            await self._live.execute("ROLLBACK")
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
+        cursor = await self._live.execute(sql, params)
         return int(cursor.rowcount)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, rows)
+        await self._live.executemany(sql, rows)
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._live.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         return None if row is None else dict(row)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._live.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
     async def begin_snapshot(self) -> None:
-        await self._conn.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
+        await self._live.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
 
     async def table_columns(self, table: str) -> list[tuple[str, bool]]:
         rows = await self.fetchall("SELECT name, type FROM pragma_table_info(?)", (table,))
@@ -489,31 +625,40 @@ class SQLiteBackend(Backend):
         what :meth:`catch_up_search_index` needs. FTS5 indexes a batch of rows ~15x faster
         than one row per trigger call; rows other writers add meanwhile are caught up too."""
         deferred: dict[str, tuple[str, int]] = {}
-        versions = await self._conn.execute_fetchall(
+        versions = await self._live.execute_fetchall(
             "SELECT * FROM pragma_user_version, pragma_schema_version"
         )
         # Dropping and re-creating the triggers changes the schema's version, not its
         # objects: a schema checked before stays checked (catch_up_search_index records it).
         self._checked_before_defer = versions[0][0] == versions[0][1] != 0
-        for name, table, sql in await self._conn.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
-            (watermark,) = await self._conn.execute_fetchall(f"SELECT max(rowid) FROM {table}")
+        for name, table, sql in await self._live.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
+            (watermark,) = await self._live.execute_fetchall(f"SELECT max(rowid) FROM {table}")
             deferred[name] = (sql, watermark[0] or 0)
-            await self._conn.execute(f"DROP TRIGGER {name}")
+            await self._live.execute(f"DROP TRIGGER {name}")
         return deferred
 
     async def catch_up_search_index(self, deferred: dict[str, tuple[str, int]]) -> None:
         """Index every row added since :meth:`defer_search_index`, then restore its triggers."""
         for name, (sql, watermark) in deferred.items():
-            exists = await self._conn.execute_fetchall(
+            exists = await self._live.execute_fetchall(
                 "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
             )
             if exists:  # rolled back before any commit: the trigger and its index are whole
                 continue
-            await self._conn.execute(_catch_up_sql(name, sql), (watermark,))
-            await self._conn.execute(sql)
+            await self._live.execute(_catch_up_sql(name, sql), (watermark,))
+            await self._live.execute(sql)
         if deferred and self._checked_before_defer:
-            versions = await self._conn.execute_fetchall("SELECT * FROM pragma_schema_version")
-            await self._conn.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+            versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
+            await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+
+
+def _forget_moved(opened: OpenedFiles) -> None:
+    """At garbage collection or exit of an SQLite backend never closed: if its file was
+    moved meanwhile, delete the old ``-wal`` and ``-shm`` it leaves (when no connection
+    to the new file uses them), as :meth:`SQLiteBackend.close` would."""
+    if opened.moved():
+        with opened.release():
+            pass
 
 
 def defer_search_index(

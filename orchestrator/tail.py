@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sqlite import OpenedFiles
 
 #: Seconds between two looks at the database: an event shows within this of its commit.
 POLL_INTERVAL_S = 0.25
@@ -227,6 +230,7 @@ class EventSource:
         self._runs: dict[str, _Run] = {}  # runs in progress, by id
         self._pending: dict[str, None] = {}  # pending prompt ids, oldest first
         self._version: int | None = None
+        self._opened: OpenedFiles | None = None  # the file followed, when opened by path
         self.backlog: list[Event] = []
         self._read(lambda: self._start(backlog))
 
@@ -237,8 +241,12 @@ class EventSource:
         """Watch the database file at ``path`` through a read-only connection of its own.
 
         Raises FileNotFoundError when there is no file, sqlite3.Error when it is not
-        a database with the orchestrator schema.
+        a database with the orchestrator schema. :meth:`poll` raises
+        :class:`~orchestrator.sqlite.DatabaseReplaced` once the file at ``path`` is
+        deleted or replaced, having closed the connection to the old one.
         """
+        from .sqlite import OpenedFiles
+
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no database at {path}")
@@ -249,10 +257,12 @@ class EventSource:
             check_same_thread=False,  # the live page polls from worker threads, one at a time
         )
         try:
-            return cls(conn, filters, backlog=backlog)
+            source = cls(conn, filters, backlog=backlog)
         except BaseException:
             conn.close()
             raise
+        source._opened = OpenedFiles(path)  # after a first read: the -wal and -shm exist
+        return source
 
     def close(self) -> None:
         self._conn.close()
@@ -275,6 +285,12 @@ class EventSource:
 
     def poll(self) -> list[Event]:
         """The events committed since the last call, oldest first ([] at once when none)."""
+        opened = self._opened
+        if opened is not None and opened.moved():
+            # The old file's log must not stay beside the new one (OpenedFiles.release).
+            with opened.release():
+                self._conn.close()
+            raise opened.replaced()
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
             return []
@@ -536,12 +552,16 @@ def follow(
     backlog: int = 10,
     interval: float = POLL_INTERVAL_S,
     duration: float | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
     """The last ``backlog`` events of the database at ``path``, then each new one as it
     is committed (within ``interval`` seconds), for ``duration`` seconds or forever.
 
-    The database is brought up to date first, like every opener. Raises
-    FileNotFoundError when there is no file at ``path``.
+    Like ``tail -F``, it follows the path: when the file there is replaced (a backup
+    restored, ``mv`` of another file) it goes on with the new file's events from its
+    end, and when it is deleted, with the next file created there; ``notice`` is
+    called with one line saying so. The database is brought up to date first, like
+    every opener. Raises FileNotFoundError when there is no file at ``path``.
     """
     from . import sqlite as backend
 
@@ -550,12 +570,32 @@ def follow(
         raise FileNotFoundError(
             f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
         )
-    backend.connect(path).close()
     deadline = None if duration is None else time.monotonic() + duration
-    with EventSource.open(path, filters, backlog=backlog) as source:
-        yield from source.backlog
-        while True:
-            yield from source.poll()
-            if deadline is not None and time.monotonic() >= deadline:
+
+    def waiting() -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+        return True
+
+    while True:
+        backend.connect(path).close()
+        with EventSource.open(path, filters, backlog=backlog) as source:
+            yield from source.backlog
+            try:
+                while True:
+                    yield from source.poll()
+                    if not waiting():
+                        return
+            except backend.DatabaseReplaced:
+                deleted = not path.exists()
+        if notice is not None:
+            notice(
+                f"{path} was deleted; following the next file created there"
+                if deleted
+                else f"{path} was replaced by another file; following the new one"
+            )
+        while not path.exists():
+            if not waiting():
                 return
-            time.sleep(interval)
+        backlog = 0  # the new file's history is not news

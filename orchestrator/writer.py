@@ -123,8 +123,13 @@ class LogWriter:
                 return  # stop() writes what is left
             try:
                 await self.flush()
+                await self._look()
             except WriteError:
                 pass  # reported in flush(); rows stay queued for the next round
+            except self.backend.database_error as exc:  # the store was swapped out
+                if self._failing_since is None:
+                    self._failing_since = utc_now()
+                    logger.warning("orchestrator: %s", exc)
             except Exception:  # never let the writer task die
                 logger.exception("orchestrator: unexpected error in the log writer")
 
@@ -167,10 +172,18 @@ class LogWriter:
                     )
                     self._failing_since = None
 
+    async def _look(self) -> None:
+        """With nothing to write, make sure the store is still the one opened: an SQLite
+        file deleted or replaced is let go of within ``flush_interval``, not at the next
+        write (its write-ahead log must not linger beside the new file)."""
+        async with self.lock:
+            if not self.pending and not self.backend.in_transaction:
+                await self.backend.check()
+
     async def _write_batch(self, agent_rows: list[Row], system_rows: list[Row]) -> None:
         backend = self.backend
         dropped: list[str] = []
-        backend.check()
+        await backend.check()
         own = not backend.in_transaction  # inside bulk() the batch joins its transaction
         if own:
             await backend.begin()

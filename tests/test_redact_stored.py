@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -329,3 +333,63 @@ async def test_redacting_either_store_stores_what_redacting_on_write_does(
     assert (done.checkpointed is None) == is_postgres(db_target)
     again = await asyncio.to_thread(CliRunner().invoke, cli, ["redact", "--db", str(db_target)])
     assert again.exit_code == 0 and "Redacted 0 values" in again.output, again.output
+
+
+#: ``orchestrator redact`` up to its first search-index merge (prompts_fts: the tables
+#: before it redacted, as redact_stored_async does them), then killed with SIGKILL, as
+#: the merge starts: the rows are clean, the index and the write-ahead log are not.
+KILLED_AT_MERGE = textwrap.dedent("""
+    import asyncio, os, signal, sys
+    from orchestrator.redact_stored import COLUMNS, RedactResult, _redact_table
+    from orchestrator.targets import backend_for
+
+    async def main():
+        backend = backend_for(sys.argv[1])
+        await backend.open()
+        await backend.execute("PRAGMA secure_delete = ON")
+        result = RedactResult(False)
+        for table in ("orchestrator_agents", "agents", "prompts"):
+            await _redact_table(backend, table, COLUMNS[table], result)
+        print(result.values_changed, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+""")
+
+
+def test_a_redact_killed_at_its_index_merge_is_finished_by_the_next_run(db_path: Path) -> None:
+    """The next run finds no value left to redact, yet merges the index the killed run
+    left unmerged and checkpoints: the secret's bytes are gone from the file and its log."""
+    asyncio.run(write_writer_rows(db_path, redact_secrets=False))
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_MERGE, str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert killed.stdout == "3\n"  # a description, a prompt's content and its response
+    in_index = "SELECT count(*) FROM prompts_fts_data WHERE instr(block, ?)"
+    clear = "SELECT count(*) FROM prompts WHERE content || response LIKE ?"
+    assert rows(db_path, clear, (f"%{PASSWORD}%",)) == [(0,)]
+    assert rows(db_path, in_index, (PASSWORD.encode(),)) != [(0,)]  # the words the row had
+
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "redact"]
+    rerun = subprocess.run(
+        [*command, "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0 and rerun.stderr == "", rerun.stderr
+    assert rows(db_path, in_index, (PASSWORD.encode(),)) == [(0,)]
+    raw = file_bytes(db_path)  # the file, its -wal and -shm
+    assert PASSWORD.encode() not in raw and KEY.encode() not in raw
+    assert KEY.split("-")[-1].lower().encode() not in raw  # the key's last word, as indexed
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO prompts_fts (prompts_fts) VALUES ('integrity-check')")
+    search = "SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH ?"
+    assert conn.execute(search, ("deploy",)).fetchone() == (1,)
+    assert conn.execute(search, (PASSWORD,)).fetchone() == (0,)
+    conn.close()

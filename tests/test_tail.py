@@ -296,3 +296,67 @@ def test_an_idle_follower_costs_next_to_no_cpu(db_path: Path) -> None:
     assert measured["events"] == 0
     # 12 looks at the database; 1% of one core would be 30 ms.
     assert measured["cpu_s"] < 0.03 * idle, measured
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+def test_orchestrator_tail_says_the_file_was_swapped_and_follows_the_new_one(
+    db_path: Path, tmp_path: Path, how: str
+) -> None:
+    """Like ``tail -F``: one line on stderr, then the new file's events. The old file's
+    log (its last runs, which tail alone still holds open) is let go of first: the new
+    file is read and written as itself, never with the old one's pages."""
+    backend.connect(db_path).close()
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "tail"]
+    command += ["--db", str(db_path), "-n", "0"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env()
+    )
+    try:
+        lines, notices = _lines(child.stdout), _lines(child.stderr)
+        with SyncDatabaseManager(db_path) as db:
+            deadline = time.monotonic() + 30
+            while lines.empty():  # ready once a line shows
+                assert child.poll() is None and time.monotonic() < deadline
+                db.log_system_event("INFO", "old file")
+                db.flush()
+                time.sleep(0.5)
+            for i in range(20):
+                with db.agent_run("old", name=f"old-{i}"):
+                    pass
+        assert Path(f"{db_path}-wal").stat().st_size > 0  # the old runs, in its log only
+        fresh = tmp_path / "fresh.db"
+        with SyncDatabaseManager(fresh) as db:
+            with db.agent_run("new", name="new-0"):
+                pass
+        if how == "deleted":
+            db_path.unlink()
+        else:
+            os.replace(fresh, db_path)
+        _, notice = notices.get(timeout=5)
+        expected = {
+            "deleted": f"{db_path} was deleted; following the next file created there\n",
+            "replaced": f"{db_path} was replaced by another file; following the new one\n",
+        }
+        assert notice == expected[how]
+        if how == "deleted":
+            os.replace(fresh, db_path)  # restored from a backup
+        while not lines.empty():
+            lines.get()
+        with SyncDatabaseManager(db_path) as db:
+            deadline = time.monotonic() + 10
+            while lines.empty():  # until tail has the new file open
+                assert child.poll() is None and time.monotonic() < deadline
+                db.log_system_event("INFO", "new file")
+                db.flush()
+                time.sleep(0.5)
+        _, line = lines.get()
+        assert line.rstrip().endswith("new file"), line
+        assert child.poll() is None and notices.empty()
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert conn.execute("SELECT name FROM agents").fetchall() == [("new-0",)]
+    assert conn.execute("SELECT DISTINCT message FROM system_logs").fetchall() == [("new file",)]
+    conn.close()

@@ -9,6 +9,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -357,6 +362,115 @@ async def test_a_writer_whose_file_is_deleted_or_replaced_fails_loudly(
                 await db.update_agent_status(run.id, "completed")
     with pytest.raises(WriteError, match=how):
         await db.close()  # the unwritten rows are reported, not dropped in silence
+
+
+#: A writer in a process of its own: 40 runs (their pages still in the write-ahead log),
+#: then on each line of stdin: "write" tries one more run and prints what happened,
+#: "exit" closes the manager, "leave" returns without closing it (garbage at exit).
+SWAPPED_WRITER = textwrap.dedent("""
+    import asyncio, gc, sys
+    from orchestrator import DatabaseManager
+
+    async def main():
+        db = DatabaseManager(sys.argv[1], flush_interval=0.2)
+        await db.connect()
+        workflow = await db.ensure_orchestrator_agent("old")
+        for i in range(40):
+            await db.create_agent(workflow, name=f"old-{i}")
+        print("ready", flush=True)
+        while line := await asyncio.to_thread(sys.stdin.readline):  # the loop runs meanwhile
+            if line.strip() == "write":
+                try:
+                    await db.create_agent(workflow, name="old-after")
+                    print("written", flush=True)
+                except Exception as exc:
+                    print(type(exc).__name__, flush=True)
+            elif line.strip() == "leave":
+                return
+            else:
+                break
+        await db.close()
+
+    asyncio.run(main())
+    gc.collect()  # "leave": the manager is garbage; its connection's thread ends
+""")
+
+
+def _runs_in(path: Path) -> list[str]:
+    """The run names in the SQLite file at ``path``, after it passes integrity_check."""
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return [name for (name,) in conn.execute("SELECT name FROM agents ORDER BY name")]
+    finally:
+        conn.close()
+
+
+async def _new_store(path: Path, names: list[str]) -> None:
+    async with DatabaseManager(path) as db:
+        workflow = await db.ensure_orchestrator_agent("new")
+        for name in names:
+            await db.create_agent(workflow, name=name)
+
+
+@pytest.mark.parametrize(
+    ("how", "when"),
+    [
+        ("replaced", "idle"),  # os.replace of a fresh file; the writer notices by itself
+        ("replaced", "exit"),  # ... and closes before it looked
+        ("renamed", "idle"),  # moved aside (the old file keeps all its runs), a new one put
+        ("deleted", "exit"),  # rm of the file alone, then a backup restored there
+        ("replaced", "leave"),  # the writer never closes its manager
+    ],
+)
+def test_a_file_swapped_under_a_writer_process_is_never_corrupted_by_it(
+    db_path: Path, tmp_path: Path, how: str, when: str
+) -> None:
+    """The old file's write-ahead log (named after the path) must never be read as the
+    new file's: the writer lets go of it (checkpointed into the old file, then deleted)
+    as soon as it sees the swap, at its next write, idle look, close or exit."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SWAPPED_WRITER, str(db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    try:
+        assert writer.stdout.readline() == "ready\n"
+        wal = Path(f"{db_path}-wal")
+        assert wal.stat().st_size > 0  # the old file's latest pages are only in its log
+        fresh = tmp_path / "fresh.db"
+        asyncio.run(_new_store(fresh, ["new-0", "new-1"]))
+        if how == "renamed":
+            os.rename(db_path, tmp_path / "aside.db")
+        if how == "deleted":
+            db_path.unlink()
+        else:
+            os.replace(fresh, db_path)
+        if when == "idle":  # the writer lets go of the old log within its flush interval
+            deadline = time.monotonic() + 10
+            while wal.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not wal.exists() and not Path(f"{db_path}-shm").exists()
+            assert _runs_in(db_path) == ["new-0", "new-1"]
+            asyncio.run(_new_store(db_path, ["new-2"]))  # the new file in use meanwhile
+            writer.stdin.write("write\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline() == "DatabaseReplaced\n"
+        writer.stdin.write("leave\n" if when == "leave" else "exit\n")
+        writer.stdin.close()
+        assert writer.wait(30) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    if how == "deleted":
+        os.replace(fresh, db_path)  # restored from a backup
+    expected = ["new-0", "new-1", "new-2"] if when == "idle" else ["new-0", "new-1"]
+    assert _runs_in(db_path) == expected
+    assert not Path(f"{db_path}-wal").exists() and not Path(f"{db_path}-shm").exists()
+    if how == "renamed":  # the old file got the pages its log held
+        assert _runs_in(tmp_path / "aside.db") == sorted(f"old-{i}" for i in range(40))
 
 
 @pytest.mark.parametrize("fails", [False, True])

@@ -26,6 +26,7 @@ from typing import Any
 
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
+from ..sqlite import DatabaseReplaced
 from ..tail import POLL_INTERVAL_S, EventSource
 from .metadata import orchestrator_databases
 
@@ -151,7 +152,10 @@ async def live_events(request: Any, datasette: Any, send: Any, receive: Any) -> 
                 break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(gone.wait(), POLL_INTERVAL_S)
-            events = await asyncio.to_thread(source.poll)
+            try:
+                events = await asyncio.to_thread(source.poll)
+            except DatabaseReplaced:  # the browser reconnects, to the new file
+                break
             chunks = [_message("event", event.as_dict()) for event in events]
             now = _runs(source)
             if now["runs"] != runs["runs"]:
