@@ -105,6 +105,13 @@ class Backend(ABC):
     # -- what a copy from one store to another asks of each engine ---------------------
 
     @abstractmethod
+    async def identity(self) -> str | None:
+        """What the store resolves to, however it was spelled (a path through a symlink or
+        a hard link, a server's host name or address): two backends with the same identity
+        are the same store. None when there is no store there yet. Needs no :meth:`open`
+        and changes nothing."""
+
+    @abstractmethod
     async def begin_snapshot(self) -> None:
         """Start a read-only transaction in which every read sees one state of the store
         (rows committed meanwhile are not seen)."""

@@ -178,14 +178,16 @@ async def copy(
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails."""
-    if _same(source, target):
-        raise ValueError("source and target are the same database")
     if not is_url(source) and not os.path.exists(source):
         raise FileNotFoundError(f"no database at {source}")
+    src, dst = backend_for(source), backend_for(target)
+    if await _same_store(src, dst):
+        raise ValueError(
+            f"{src.location} and {dst.location} are the same database: nothing was copied"
+        )
     if replace:
         await _empty(target)
     started = time.perf_counter()
-    src, dst = backend_for(source), backend_for(target)
     await src.open()
     try:
         # Every read of the source, verification included, sees one state of it: rows its
@@ -211,10 +213,13 @@ async def copy(
     return result
 
 
-def _same(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> bool:
-    if is_url(source) or is_url(target):
-        return str(source) == str(target)
-    return os.path.abspath(source) == os.path.abspath(target)
+async def _same_store(src: Backend, dst: Backend) -> bool:
+    """Whether both name one store, however spelled: asked of what each resolves to (a
+    file's inode, a server's identifier, its database and schema), never of the text."""
+    if type(src) is not type(dst):
+        return False
+    source = await src.identity()
+    return source is not None and source == await dst.identity()
 
 
 async def _empty(target: str | os.PathLike[str]) -> None:

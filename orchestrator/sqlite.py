@@ -455,6 +455,14 @@ class SQLiteBackend(Backend):
         async with self._conn.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
+    async def identity(self) -> str | None:
+        """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
+        try:
+            device, inode = _identity(self.path)
+        except FileNotFoundError:
+            return None
+        return f"sqlite:{device}:{inode}"
+
     async def begin_snapshot(self) -> None:
         await self._conn.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
 

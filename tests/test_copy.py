@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import shutil
 import sqlite3
 import time
@@ -259,6 +260,55 @@ def test_bad_sources_and_targets_are_refused_and_nothing_is_written(
     assert not_sqlite.read_bytes() == b"these are my notes, not a database" * 100
     url = runner.invoke(cli, ["copy", str(source), "mysql://x/y"])
     assert url.exit_code != 0 and "unsupported database URL scheme" in url.output
+
+
+def _spelled_otherwise(target: Target, tmp_path: Path) -> list[str]:
+    """Other names of the same store: a symlink, a hard link and a path through ``..``;
+    for a URL, the same server by address instead of name (and the other way)."""
+    if is_postgres(target):
+        url = str(target)
+        host = "127.0.0.1" if "@localhost" in url else "localhost"
+        return [url.replace("@127.0.0.1", f"@{host}").replace("@localhost", f"@{host}")]
+    path = Path(target)
+    (tmp_path / "link.db").symlink_to(path)
+    os.link(path, tmp_path / "hard.db")
+    (tmp_path / "a").mkdir()
+    return [str(tmp_path / "link.db"), str(tmp_path / "hard.db"), f"{tmp_path}/a/../{path.name}"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_one_store_spelled_two_ways_is_refused_even_with_replace_and_left_as_it_was(
+    source: Path, new_db_target: Callable[[], Target], tmp_path: Path
+) -> None:
+    store = new_db_target()
+    copy_database(source, store)
+    before = {t.name: _table(store, t.name) for t in (*TABLES, *SUMMARIES)}
+    assert sum(len(found) for found in before.values()) > 1000
+    runner = CliRunner()
+    for other in _spelled_otherwise(store, tmp_path):
+        assert other != str(store)
+        for arguments in ([str(store), other, "--replace"], [other, str(store), "--replace"]):
+            result = runner.invoke(cli, ["copy", *arguments])
+            assert result.exit_code == 1, result.output
+            (line,) = result.output.splitlines()
+            assert line == (
+                f"Error: {arguments[0]} and {arguments[1]} are the same database: "
+                "nothing was copied"
+            )
+    for table, found in before.items():
+        _assert_same_rows(found, _table(store, table), f"{table} after the refused copies")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_another_schema_of_the_same_database_is_another_store(
+    source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    first, second = new_db_target(), new_db_target()
+    copy_database(source, first)
+    result = copy_database(first, second)
+    assert result.fresh and result.inserted > 1000
+    for table in ("prompts", "usage_daily"):
+        _assert_same_rows(_table(first, table), _table(second, table), table)
 
 
 WRITER = """
