@@ -92,9 +92,13 @@ class Backend(ABC):
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
 
-    async def defer_search_index(self) -> dict[str, tuple[str, int]]:
-        """Stop indexing new rows for full-text search one by one, inside a bulk load;
-        return what :meth:`catch_up_search_index` needs (nothing, by default)."""
+    async def defer_search_index(
+        self, tables: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """Stop indexing new rows (of ``tables``, default all) for full-text search one by
+        one, inside a bulk load; return what :meth:`catch_up_search_index` needs (nothing,
+        by default). Inside a write transaction, both belong to it (a rollback or a killed
+        process leaves indexing as it was)."""
         return {}
 
     async def catch_up_search_index(  # noqa: B027 - a hook with nothing to do by default

@@ -236,6 +236,7 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     click.echo(
         f"Copied {result.inserted} rows and caught up {result.updated} from {shown(source)} "
         f"to {shown(target)} in {result.seconds:.1f} s; verified: counts, sums and ids match"
+        + ("; finished the copy interrupted before" if result.resumed else "")
     )
 
 

@@ -492,7 +492,9 @@ class SQLiteBackend(Backend):
             f"SELECT {select} FROM json_each(?) k JOIN {table} t ON {match}{extra}", (payload,)
         )
 
-    async def defer_search_index(self) -> dict[str, tuple[str, int]]:
+    async def defer_search_index(
+        self, tables: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
         """Stop indexing new rows for full-text search row by row (for bulk loads); return
         what :meth:`catch_up_search_index` needs. FTS5 indexes a batch of rows ~15x faster
         than one row per trigger call; rows other writers add meanwhile are caught up too."""
@@ -504,6 +506,8 @@ class SQLiteBackend(Backend):
         # objects: a schema checked before stays checked (catch_up_search_index records it).
         self._checked_before_defer = versions[0][0] == versions[0][1] != 0
         for name, table, sql in await self._conn.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
+            if tables is not None and table not in tables:
+                continue
             (watermark,) = await self._conn.execute_fetchall(f"SELECT max(rowid) FROM {table}")
             deferred[name] = (sql, watermark[0] or 0)
             await self._conn.execute(f"DROP TRIGGER {name}")

@@ -352,3 +352,79 @@ def test_a_source_being_written_to_copies_and_verifies_one_state_of_it(
     assert after > before, "the writer wrote nothing during the copies"
     assert second.inserted > 0 and logs.source_rows > before
     assert not first.problems and not second.problems
+
+
+COPY = "from orchestrator.cli import cli; cli()"
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store whose copy takes several chunks of agent_logs (time to kill it half way)."""
+    path = tmp_path_factory.mktemp("big") / "big.db"
+    end = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    asyncio.run(create_demo_database(path, prompts=6000, days=30, seed=11, end=end))
+    return path
+
+
+def _logs_in(target: Target) -> int:
+    try:
+        return int(rows(target, "SELECT count(*) FROM agent_logs")[0][0])
+    except Exception:  # no table yet: the copy is still migrating the target
+        return 0
+
+
+def _kill_half_way(source: Path, target: Target) -> None:
+    """Run `orchestrator copy` in a process of its own and SIGKILL it once some of the
+    agent_logs are in (mid-table: they take several chunks)."""
+    import signal
+    import subprocess
+    import sys
+
+    copying = subprocess.Popen(
+        [sys.executable, "-c", COPY, "copy", str(source), str(target)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _logs_in(target) == 0:
+            assert copying.poll() is None, "the copy ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        copying.send_signal(signal.SIGKILL)
+        assert copying.wait() == -signal.SIGKILL
+    finally:
+        copying.kill()
+        copying.wait()
+
+
+def _assert_same_store(expected: Target, found: Target) -> None:
+    for table in (t.name for t in (*TABLES, *SUMMARIES)):
+        _assert_same_rows(_table(expected, table), _table(found, table), table)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_first_copy_killed_half_way_is_finished_by_the_next_as_if_never_killed(
+    big_source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    reference, target = new_db_target(), new_db_target()
+    assert copy_database(big_source, reference).fresh
+    _kill_half_way(big_source, target)
+    total = rows(big_source, "SELECT count(*) FROM agent_logs")[0][0]
+    assert 0 < _logs_in(target) < total, "killed before or after the agent_logs"
+    assert rows(target, "SELECT count(*) FROM copy_progress") == [(1,)]
+    result = CliRunner().invoke(cli, ["copy", str(big_source), str(target)])
+    assert result.exit_code == 0, result.output
+    assert "finished the copy interrupted before" in result.output
+    _assert_same_store(reference, target)
+    # the run totals and the daily summaries against the raw rows, independently
+    assert rows(target, "SELECT count(*) FROM copy_progress") == [(0,)]
+    ((prompts, cost),) = rows(big_source, "SELECT count(*), sum(cost_usd) FROM prompts")
+    for sql in (
+        "SELECT sum(prompt_count), sum(total_cost_usd) FROM agents",
+        "SELECT sum(prompts), sum(cost_usd) FROM usage_daily",
+    ):
+        ((count, total),) = rows(target, sql)
+        assert count == prompts and math.isclose(total, cost, rel_tol=1e-9), sql
+    again = copy_database(big_source, target)
+    assert (again.inserted, again.updated, again.resumed) == (0, 0, False)
