@@ -227,6 +227,14 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(f"{shown(source)} -> {shown(target)}: {exc}") from None
+    except Exception as exc:
+        # A server lost half way (stopped, restarted, network): asyncpg's errors.
+        if not (isinstance(exc, OSError) or type(exc).__module__.startswith("asyncpg")):
+            raise
+        raise click.ClickException(
+            f"{shown(source)} -> {shown(target)}: {str(exc) or type(exc).__name__}; "
+            "run the same copy again to finish it"
+        ) from None
     rows = [
         (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
         for t in result.tables

@@ -8,7 +8,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from backends import Target, execute, is_postgres, rows
 from click.testing import CliRunner
+from servers import PostgresCluster
 
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
@@ -428,3 +429,83 @@ def test_a_first_copy_killed_half_way_is_finished_by_the_next_as_if_never_killed
         assert count == prompts and math.isclose(total, cost, rel_tol=1e-9), sql
     again = copy_database(big_source, target)
     assert (again.inserted, again.updated, again.resumed) == (0, 0, False)
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+async def _adw_run(url: str) -> tuple[str, float]:
+    """What an ADW writes into the target between the two copies: one run, 3 prompts."""
+    async with DatabaseManager(url) as db:
+        workflow = await db.create_orchestrator_agent("written-meanwhile")
+        run = await db.create_agent(workflow, session_id="meanwhile-session")
+        for index in range(3):
+            prompt = await db.create_prompt(run, f"meanwhile {index}")
+            await db.complete_prompt(
+                prompt, "ok", tokens_input=100, tokens_output=10, model="claude-haiku-4-5"
+            )
+        await db.log_agent_event(run, "event", "written meanwhile")
+        await db.update_agent_status(run, "completed")
+    ((cost,),) = rows(url, "SELECT sum(cost_usd) FROM prompts WHERE agent_id = ?", (run,))
+    return run, cost
+
+
+def test_a_first_copy_whose_server_stops_half_way_is_finished_once_it_is_back(
+    big_source: Path, own_server: PostgresCluster
+) -> None:
+    import subprocess
+    import sys
+
+    target = own_server.url
+    copying = subprocess.Popen(
+        [sys.executable, "-c", COPY, "copy", str(big_source), target],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _logs_in(target) == 0:
+            assert copying.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        own_server.stop()
+        _, errors = copying.communicate(timeout=60)
+    finally:
+        copying.kill()
+        copying.wait()
+    assert copying.returncode == 1
+    (line,) = errors.splitlines()[-1:]
+    assert line.startswith(f"Error: {big_source} -> {target}: ") and "run the same copy" in line
+    assert "Traceback" not in errors
+    own_server.start()
+    total = rows(big_source, "SELECT count(*) FROM agent_logs")[0][0]
+    assert 0 < _logs_in(target) < total, "stopped before or after the agent_logs"
+    run, cost = asyncio.run(_adw_run(target))
+
+    result = CliRunner().invoke(cli, ["copy", str(big_source), target])
+    assert result.exit_code == 0, result.output
+    assert "finished the copy interrupted before" in result.output
+    # Every row of the source as the source has it (an uninterrupted copy of it gives the
+    # source's rows: test_round_trip_...), and the ADW's run kept, with its own totals.
+    for table in TABLES:
+        spec = next(t for t in TABLES if t.name == table.name)
+        found = _table(target, table.name)
+        key = [[c[1] for c in _sqlite_columns(table.name)].index(k) for k in spec.key]
+        source_keys = {tuple(str(r[i]) for i in key) for r in _table(big_source, table.name)}
+        mine = [r for r in found if tuple(str(r[i]) for i in key) in source_keys]
+        _assert_same_rows(_table(big_source, table.name), mine, table.name)
+    assert rows(target, "SELECT prompt_count, total_cost_usd FROM agents WHERE id = ?", (run,)) == [
+        (3, pytest.approx(cost))
+    ]
+    assert rows(target, "SELECT count(*) FROM agent_logs WHERE agent_id = ?", (run,)) == [(1,)]
+    ((prompts, spent),) = rows(big_source, "SELECT count(*), sum(cost_usd) FROM prompts")
+    ((count, total),) = rows(target, "SELECT sum(prompt_count), sum(total_cost_usd) FROM agents")
+    assert count == prompts + 3 and math.isclose(total, spent + cost, rel_tol=1e-9)
+    assert rows(target, "SELECT count(*) FROM copy_progress") == [(0,)]
