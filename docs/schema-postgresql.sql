@@ -221,6 +221,14 @@ CREATE TABLE budget_alerts (
     CONSTRAINT budget_alerts_pkey PRIMARY KEY (scope, name, period)
 );
 
+CREATE TABLE copy_progress (
+    source text NOT NULL,
+    location text NOT NULL,
+    quiet bigint NOT NULL,
+    started_at text NOT NULL,
+    CONSTRAINT copy_progress_pkey PRIMARY KEY (source)
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents USING btree (orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents USING btree (session_id);

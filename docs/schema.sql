@@ -202,6 +202,13 @@ CREATE TABLE budget_alerts (
     PRIMARY KEY (scope, name, period)   -- one warning per budget and window, across writers
 );
 
+CREATE TABLE copy_progress (
+    source TEXT PRIMARY KEY,            -- the store copied from, as it resolves (Backend.identity)
+    location TEXT NOT NULL,             -- how it was named, for messages (no password)
+    quiet INTEGER NOT NULL,             -- 1: its rows go in with the triggers paused
+    started_at TEXT NOT NULL            -- when the first copy began (UTC)
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents(orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents(session_id);

@@ -95,9 +95,13 @@ class Backend(ABC):
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
 
-    async def defer_search_index(self) -> dict[str, tuple[str, int]]:
-        """Stop indexing new rows for full-text search one by one, inside a bulk load;
-        return what :meth:`catch_up_search_index` needs (nothing, by default)."""
+    async def defer_search_index(
+        self, tables: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """Stop indexing new rows (of ``tables``, default all) for full-text search one by
+        one, inside a bulk load; return what :meth:`catch_up_search_index` needs (nothing,
+        by default). Inside a write transaction, both belong to it (a rollback or a killed
+        process leaves indexing as it was)."""
         return {}
 
     async def catch_up_search_index(  # noqa: B027 - a hook with nothing to do by default
@@ -106,6 +110,13 @@ class Backend(ABC):
         """Index the rows added since :meth:`defer_search_index` and resume indexing."""
 
     # -- what a copy from one store to another asks of each engine ---------------------
+
+    @abstractmethod
+    async def identity(self) -> str | None:
+        """What the store resolves to, however it was spelled (a path through a symlink or
+        a hard link, a server's host name or address): two backends with the same identity
+        are the same store. None when there is no store there yet. Needs no :meth:`open`
+        and changes nothing."""
 
     @abstractmethod
     async def begin_snapshot(self) -> None:

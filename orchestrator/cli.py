@@ -227,6 +227,14 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(f"{shown(source)} -> {shown(target)}: {exc}") from None
+    except Exception as exc:
+        # A server lost half way (stopped, restarted, network): asyncpg's errors.
+        if not (isinstance(exc, OSError) or type(exc).__module__.startswith("asyncpg")):
+            raise
+        raise click.ClickException(
+            f"{shown(source)} -> {shown(target)}: {str(exc) or type(exc).__name__}; "
+            "run the same copy again to finish it"
+        ) from None
     rows = [
         (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
         for t in result.tables
@@ -236,6 +244,7 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     click.echo(
         f"Copied {result.inserted} rows and caught up {result.updated} from {shown(source)} "
         f"to {shown(target)} in {result.seconds:.1f} s; verified: counts, sums and ids match"
+        + ("; finished the copy interrupted before" if result.resumed else "")
     )
 
 

@@ -107,6 +107,10 @@ SUMMARIES = (
 )
 
 
+#: A first copy begun and not finished (one row per source): see :class:`_Copier`.
+PROGRESS = Table("copy_progress", ("source",), time_ordered=False)
+
+
 class CopyMismatch(OrchestratorError):
     """The target does not hold what the source holds after a copy."""
 
@@ -132,6 +136,8 @@ class CopyResult:
     tables: list[TableResult]
     fresh: bool  # the target held nothing before
     recent: bool
+    #: This copy finished a first copy from the same source that was interrupted.
+    resumed: bool = False
     seconds: float = 0.0
     #: The target holds rows the source does not (its own, or ones the source deleted).
     holds_more: bool = False
@@ -178,14 +184,19 @@ async def copy(
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails."""
-    if _same(source, target):
-        raise ValueError("source and target are the same database")
     if not is_url(source) and not os.path.exists(source):
         raise FileNotFoundError(f"no database at {source}")
+    src, dst = backend_for(source), backend_for(target)
+    identity = await src.identity()
+    if type(src) is type(dst) and identity is not None and identity == await dst.identity():
+        # Asked of what each side resolves to (a file's inode; a server's identifier, its
+        # database and schema), never of the spelling.
+        raise ValueError(
+            f"{src.location} and {dst.location} are the same database: nothing was copied"
+        )
     if replace:
         await _empty(target)
     started = time.perf_counter()
-    src, dst = backend_for(source), backend_for(target)
     await src.open()
     try:
         # Every read of the source, verification included, sees one state of it: rows its
@@ -193,7 +204,8 @@ async def copy(
         await src.begin_snapshot()
         await dst.open()
         try:
-            result = await _Copier(src, dst, progress, since).run(recent or since is not None)
+            copier = _Copier(src, dst, progress, since, identity or src.location)
+            result = await copier.run(recent or since is not None)
         finally:
             await dst.close()
     finally:
@@ -211,12 +223,6 @@ async def copy(
     return result
 
 
-def _same(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> bool:
-    if is_url(source) or is_url(target):
-        return str(source) == str(target)
-    return os.path.abspath(source) == os.path.abspath(target)
-
-
 async def _empty(target: str | os.PathLike[str]) -> None:
     """Empty the target (``replace``): a SQLite file through ``init --force``, a
     PostgreSQL store by truncating its tables (the migrations' fixed rows stay)."""
@@ -229,41 +235,53 @@ async def _empty(target: str | os.PathLike[str]) -> None:
     backend = backend_for(target)
     await backend.open()
     try:
-        names = ", ".join(table.name for table in (*TABLES, *SUMMARIES))
+        names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS))
         await backend.execute(f"TRUNCATE {names}")
     finally:
         await backend.close()
 
 
 class _Copier:
+    """One copy. A first copy (into a store holding none of the copied tables' rows) is
+    recorded in ``copy_progress`` before its first row, and the record is deleted in the
+    transaction that carries the source's summaries: a copy killed or cut off in between
+    leaves it, and the next copy from the same source finishes that first copy the same
+    way (the same trigger mode, rows already there skipped, summaries carried), whatever
+    ADWs wrote into the target meanwhile. A copy from another source is refused until
+    then."""
+
     def __init__(
-        self, src: Backend, dst: Backend, progress: Progress | None, since: float | None
+        self,
+        src: Backend,
+        dst: Backend,
+        progress: Progress | None,
+        since: float | None,
+        source: str,
     ) -> None:
         self.src, self.dst, self.progress, self.since = src, dst, progress, since
+        self.source = source  # what the source resolves to (Backend.identity)
         self.fresh = False  # the target held none of the copied tables' rows
+        self.first = False  # a first copy: begun now (fresh) or resumed
         self.quiet_triggers = False
 
     async def run(self, recent: bool) -> CopyResult:
         fresh = self.fresh = not any([await _any_row(self.dst, table) for table in TABLES])
-        # Into an empty PostgreSQL store, rows go in with the source's totals and without
-        # the triggers (whose work the carried summaries replace): the copy's largest cost.
-        self.quiet_triggers = fresh and await self.dst.may_pause_triggers(
-            [table.name for table in TABLES]
-        )
-        results = {table.name: TableResult(table.name) for table in TABLES}
-        deferred = await self.dst.defer_search_index() if fresh else {}
-        try:
-            for table in TABLES:
-                await self._copy_table(table, results[table.name], recent and not fresh)
-        finally:
-            if deferred:
-                await self.dst.begin()
-                await self.dst.catch_up_search_index(deferred)
-                await self.dst.commit()
+        resumed = not fresh and await self._resume()
+        first = self.first = fresh or resumed
         if fresh:
-            for table in SUMMARIES:
-                await self._carry(table)
-        if recent and not fresh:
+            # Into an empty PostgreSQL store, rows go in with the source's totals and
+            # without the triggers (whose work the carried summaries replace): the copy's
+            # largest cost.
+            self.quiet_triggers = await self.dst.may_pause_triggers(
+                [table.name for table in TABLES]
+            )
+            await self._begin_first()
+        results = {table.name: TableResult(table.name) for table in TABLES}
+        for table in TABLES:
+            await self._copy_table(table, results[table.name], recent and not first)
+        if first:
+            await self._carry_summaries()
+        if recent and not first:
             if await self._counts_match(results):
                 tables = list(results.values())
                 return CopyResult(self.src.location, self.dst.location, tables, fresh, True)
@@ -278,9 +296,50 @@ class _Copier:
                 summary = TableResult(table.name)
                 await self._verify(table, summary)
                 tables.append(summary)
-        result = CopyResult(self.src.location, self.dst.location, tables, fresh, recent)
+        result = CopyResult(
+            self.src.location, self.dst.location, tables, fresh, recent, resumed=resumed
+        )
         result.holds_more = not all(holds_only_source)
         return result
+
+    async def _begin_first(self) -> None:
+        """Record the first copy from this source before its first row goes in."""
+        async with self.dst.transaction():
+            await self.dst.execute(f"DELETE FROM {PROGRESS.name}")  # one that never began
+            await self.dst.execute(
+                f"INSERT INTO {PROGRESS.name} (source, location, quiet, started_at) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    self.source,
+                    self.src.location,
+                    int(self.quiet_triggers),
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                ),
+            )
+
+    async def _resume(self) -> bool:
+        """Whether a first copy from this source was interrupted (then continue it in its
+        trigger mode); raises ValueError when one from another source was."""
+        rows = await self.dst.fetchall(f"SELECT source, location, quiet FROM {PROGRESS.name}")
+        mine = [row for row in rows if row["source"] == self.source]
+        if not mine:
+            if rows:
+                other = rows[0]["location"]
+                raise ValueError(
+                    f"{self.dst.location} holds part of a copy of {other} that was "
+                    f"interrupted: finish it first (orchestrator copy {other} TARGET), or "
+                    "give --replace; nothing was copied"
+                )
+            return False
+        if mine[0]["quiet"] and not await self.dst.may_pause_triggers(
+            [table.name for table in TABLES]
+        ):
+            raise ValueError(
+                f"the interrupted copy into {self.dst.location} paused its tables' triggers, "
+                "which this user may not: finish it as the tables' owner; nothing was copied"
+            )
+        self.quiet_triggers = bool(mine[0]["quiet"])
+        return True
 
     async def _columns(self, table: Table) -> list[str]:
         source = [name for name, _ in await self.src.table_columns(table.name)]
@@ -308,24 +367,26 @@ class _Copier:
             new = [row for row, key in zip(rows, keys, strict=True) if key not in present]
             if table.name == "agents":
                 parents_missing += await self._detach_parents(new)
-            await self.dst.begin()
-            try:
-                if new and self.quiet_triggers:
-                    # In the chunk's transaction: other writers wait for it, and meet
-                    # the triggers enabled again.
+                if present and self.first:  # an interrupted copy may not have linked them
+                    parents_missing += await self._unlinked(rows, present)
+            stale = bool(present) and bool(table.unfinished or table.newer)
+            async with self.dst.transaction():
+                # All in the chunk's transaction, so a copy killed between chunks leaves
+                # the target as between two chunks: other writers wait for it, and meet
+                # the triggers and the search index as they were.
+                quiet = self.quiet_triggers and bool(new or stale)
+                if quiet:
                     await self.dst.pause_triggers(table.name, True)
-                    await self.dst.insert_many(table.name, copied, _values(copied, new))
-                    await self.dst.pause_triggers(table.name, False)
-                    result.inserted += len(new)
-                elif new:
+                deferred = await self.dst.defer_search_index([table.name]) if new else {}
+                if new:
                     await self.dst.insert_many(table.name, copied, _values(copied, new))
                     result.inserted += len(new)
-                if present and (table.unfinished or table.newer):
+                if stale:
                     result.updated += await self._catch_up(table, copied, rows, present)
-                await self.dst.commit()
-            except BaseException:
-                await self.dst.rollback()
-                raise
+                if deferred:
+                    await self.dst.catch_up_search_index(deferred)
+                if quiet:
+                    await self.dst.pause_triggers(table.name, False)
             done += len(rows)
             if self.progress is not None:
                 self.progress(table.name, done, max(total, done))
@@ -371,6 +432,19 @@ class _Copier:
                 row["parent_agent_id"] = None
             there.add(row["id"])
         return detached
+
+    async def _unlinked(
+        self, rows: list[dict[str, Any]], present: set[tuple[Any, ...]]
+    ) -> list[tuple[Any, Any]]:
+        """Runs in the target still without the parent run they have at the source."""
+        keys = [
+            (row["id"],) for row in rows if row.get("parent_agent_id") and (row["id"],) in present
+        ]
+        found = await _fetch_keys(
+            self.dst, TABLES[1], keys, ("id",), where="t.parent_agent_id IS NULL"
+        )
+        parents = {row["id"]: row["parent_agent_id"] for row in rows}
+        return [(row["id"], parents[row["id"]]) for row in found]
 
     async def _catch_up(
         self,
@@ -424,13 +498,17 @@ class _Copier:
                 raise
         return updated
 
-    async def _carry(self, table: Table) -> None:
-        """Put the source's summary rows in place of what the target's triggers made."""
-        columns = await self._columns(table)
+    async def _carry_summaries(self) -> None:
+        """Put the source's summary rows in place of what the target's triggers made, and
+        end the first copy's record, in one transaction."""
+        columns = {table.name: await self._columns(table) for table in SUMMARIES}
         async with self.dst.transaction():
-            await self.dst.execute(f"DELETE FROM {table.name}")
-            async for rows in _pages(self.src, table, columns, None):
-                await self.dst.insert_many(table.name, columns, _values(columns, rows))
+            for table in SUMMARIES:
+                await self.dst.execute(f"DELETE FROM {table.name}")
+                async for rows in _pages(self.src, table, columns[table.name], None):
+                    names = columns[table.name]
+                    await self.dst.insert_many(table.name, names, _values(names, rows))
+            await self.dst.execute(f"DELETE FROM {PROGRESS.name} WHERE source = ?", (self.source,))
 
     async def _counts_match(self, results: dict[str, TableResult]) -> bool:
         matched = True

@@ -17,7 +17,8 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm006_failed_run_indexes', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm100_claude_code', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm007_cache_write_1h', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
-('orchestrator', 'm008_budgets', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
+('orchestrator', 'm008_budgets', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm009_copy_progress', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -870,4 +871,11 @@ CREATE TABLE budget_alerts (
     budget_usd REAL NOT NULL,
     alerted_at TEXT NOT NULL,
     PRIMARY KEY (scope, name, period)   -- one warning per budget and window, across writers
+);
+
+CREATE TABLE copy_progress (
+    source TEXT PRIMARY KEY,            -- the store copied from, as it resolves (Backend.identity)
+    location TEXT NOT NULL,             -- how it was named, for messages (no password)
+    quiet INTEGER NOT NULL,             -- 1: its rows go in with the triggers paused
+    started_at TEXT NOT NULL            -- when the first copy began (UTC)
 );

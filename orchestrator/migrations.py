@@ -1142,5 +1142,24 @@ def m008_budgets(db: Database) -> None:
     _run(db, BUDGETS_DDL)
 
 
+#: Copies into this store not finished yet, the same in SQLite and PostgreSQL.
+COPY_PROGRESS_DDL = """
+CREATE TABLE copy_progress (
+    source TEXT PRIMARY KEY,            -- the store copied from, as it resolves (Backend.identity)
+    location TEXT NOT NULL,             -- how it was named, for messages (no password)
+    quiet INTEGER NOT NULL,             -- 1: its rows go in with the triggers paused
+    started_at TEXT NOT NULL            -- when the first copy began (UTC)
+);
+"""
+
+
+@migration
+def m009_copy_progress(db: Database) -> None:
+    """A first copy into an empty store, begun and not finished: a row from its start
+    until the transaction that carries the source's summaries, so a copy killed half way
+    is finished the same way by the next one (``orchestrator.copy``)."""
+    _run(db, COPY_PROGRESS_DDL)
+
+
 if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration
     FRESH_SCRIPT.write_text(fresh_script(), encoding="utf-8")

@@ -862,3 +862,11 @@ async def m008_budgets(conn: Any) -> None:
 
     # The same tables; SQLite's REAL is PostgreSQL's double precision (its real is 4 bytes).
     await conn.execute(BUDGETS_DDL.replace(" REAL", " double precision"))
+
+
+@migration
+async def m009_copy_progress(conn: Any) -> None:
+    """A first copy into an empty store, begun and not finished (``orchestrator.copy``)."""
+    from .migrations import COPY_PROGRESS_DDL
+
+    await conn.execute(COPY_PROGRESS_DDL.replace(" INTEGER", " bigint"))  # as every integer

@@ -246,6 +246,34 @@ class PostgresBackend(Backend):
             found = await self._answer(self._conn.fetch(to_dollar(sql), *args))
         return [dict(row) for row in found]
 
+    async def identity(self) -> str | None:
+        """The server's system identifier (set by ``initdb``, the same whatever host name,
+        address or port reaches it), the database and the schema the tables resolve to
+        (a ``search_path`` naming another schema is another store)."""
+        import asyncpg
+
+        conn = self._conn
+        if conn is None:
+            conn = await connect(self.url, migrate=False)
+        try:
+            try:
+                server = await conn.fetchval(
+                    "SELECT system_identifier::text FROM pg_control_system()"
+                )
+            except asyncpg.InsufficientPrivilegeError:  # revoked from PUBLIC on some hosts
+                server = await conn.fetchval(
+                    "SELECT pg_postmaster_start_time()::text || ' ' || "
+                    "coalesce(inet_server_port(), 0)::text"
+                )
+            where = await conn.fetchrow(
+                "SELECT current_database() AS db, "
+                "coalesce(current_schema(), current_setting('search_path')) AS schema"
+            )
+        finally:
+            if conn is not self._conn:
+                await conn.close()
+        return f"postgresql:{server}/{where['db']}/{where['schema']}"
+
     async def begin_snapshot(self) -> None:
         async with self._busy:
             await self._reconnect_if_lost()

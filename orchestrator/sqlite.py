@@ -591,6 +591,14 @@ class SQLiteBackend(Backend):
         async with self._live.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
+    async def identity(self) -> str | None:
+        """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
+        try:
+            device, inode = _identity(self.path)
+        except FileNotFoundError:
+            return None
+        return f"sqlite:{device}:{inode}"
+
     async def begin_snapshot(self) -> None:
         await self._live.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
 
@@ -620,7 +628,9 @@ class SQLiteBackend(Backend):
             f"SELECT {select} FROM json_each(?) k JOIN {table} t ON {match}{extra}", (payload,)
         )
 
-    async def defer_search_index(self) -> dict[str, tuple[str, int]]:
+    async def defer_search_index(
+        self, tables: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
         """Stop indexing new rows for full-text search row by row (for bulk loads); return
         what :meth:`catch_up_search_index` needs. FTS5 indexes a batch of rows ~15x faster
         than one row per trigger call; rows other writers add meanwhile are caught up too."""
@@ -632,6 +642,8 @@ class SQLiteBackend(Backend):
         # objects: a schema checked before stays checked (catch_up_search_index records it).
         self._checked_before_defer = versions[0][0] == versions[0][1] != 0
         for name, table, sql in await self._live.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
+            if tables is not None and table not in tables:
+                continue
             (watermark,) = await self._live.execute_fetchall(f"SELECT max(rowid) FROM {table}")
             deferred[name] = (sql, watermark[0] or 0)
             await self._live.execute(f"DROP TRIGGER {name}")

@@ -1,6 +1,6 @@
 """What the tests that start a real server (Datasette, `orchestrator serve`, a PostgreSQL
 cluster of their own) share: a free port, a GET that gives the status and body whatever the
-status, whether a server answers yet, and a cluster to stop or freeze."""
+status, whether a server answers yet, and a cluster to stop, start again or freeze."""
 
 from __future__ import annotations
 
@@ -52,10 +52,29 @@ class PostgresCluster:
     """A PostgreSQL cluster of the test's own (never the shared test server), for tests
     that stop or freeze the server."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, bin_dir: Path, as_user: dict[str, Any]) -> None:
         self.folder = folder
         self.data = folder / "data"
+        self.port = port
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self._bin = bin_dir
+        self._as_user = as_user
+
+    def _pg_ctl(self, *args: Any, check: bool = True) -> None:
+        subprocess.run(
+            [self._bin / "pg_ctl", "-D", self.data, *args],
+            check=check,
+            capture_output=True,
+            **self._as_user,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-l", self.folder / "log", "-w", "-o", options, "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop it (``immediate``: as a crash, every connection cut at once)."""
+        self._pg_ctl("-m", mode, "-w", "stop", check=False)
 
     def processes(self) -> list[int]:
         """The postmaster and every process it started."""
@@ -93,9 +112,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         as_user = {"user": "postgres", "group": "postgres", "env": {"PATH": os.environ["PATH"]}}
         shutil.chown(folder, "postgres", "postgres")
-    cluster = PostgresCluster(folder, free_port())
-    port = cluster.url.rsplit(":", 1)[1].split("/")[0]
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    cluster = PostgresCluster(folder, free_port(), bin_dir, as_user)
     try:
         subprocess.run(
             [bin_dir / "initdb", "-D", cluster.data, "-U", "postgres", "--auth=trust", "-N"],
@@ -103,29 +120,10 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
             capture_output=True,
             **as_user,
         )
-        subprocess.run(
-            [
-                bin_dir / "pg_ctl",
-                "-D",
-                cluster.data,
-                "-l",
-                folder / "log",
-                "-w",
-                "-o",
-                options,
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            **as_user,
-        )
+        cluster.start()
         yield cluster
     finally:
         if (cluster.data / "postmaster.pid").exists():
             cluster.signal(signal.SIGCONT)  # a test that froze it and failed
-            subprocess.run(
-                [bin_dir / "pg_ctl", "-D", cluster.data, "-m", "immediate", "-w", "stop"],
-                capture_output=True,
-                **as_user,
-            )
+            cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)

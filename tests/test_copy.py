@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from backends import Target, execute, is_postgres, rows
 from click.testing import CliRunner
+from servers import PostgresCluster, postgres_cluster
 
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
@@ -261,6 +263,55 @@ def test_bad_sources_and_targets_are_refused_and_nothing_is_written(
     assert url.exit_code != 0 and "unsupported database URL scheme" in url.output
 
 
+def _spelled_otherwise(target: Target, tmp_path: Path) -> list[str]:
+    """Other names of the same store: a symlink, a hard link and a path through ``..``;
+    for a URL, the same server by address instead of name (and the other way)."""
+    if is_postgres(target):
+        url = str(target)
+        host = "127.0.0.1" if "@localhost" in url else "localhost"
+        return [url.replace("@127.0.0.1", f"@{host}").replace("@localhost", f"@{host}")]
+    path = Path(target)
+    (tmp_path / "link.db").symlink_to(path)
+    os.link(path, tmp_path / "hard.db")
+    (tmp_path / "a").mkdir()
+    return [str(tmp_path / "link.db"), str(tmp_path / "hard.db"), f"{tmp_path}/a/../{path.name}"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_one_store_spelled_two_ways_is_refused_even_with_replace_and_left_as_it_was(
+    source: Path, new_db_target: Callable[[], Target], tmp_path: Path
+) -> None:
+    store = new_db_target()
+    copy_database(source, store)
+    before = {t.name: _table(store, t.name) for t in (*TABLES, *SUMMARIES)}
+    assert sum(len(found) for found in before.values()) > 1000
+    runner = CliRunner()
+    for other in _spelled_otherwise(store, tmp_path):
+        assert other != str(store)
+        for arguments in ([str(store), other, "--replace"], [other, str(store), "--replace"]):
+            result = runner.invoke(cli, ["copy", *arguments])
+            assert result.exit_code == 1, result.output
+            (line,) = result.output.splitlines()
+            assert line == (
+                f"Error: {arguments[0]} and {arguments[1]} are the same database: "
+                "nothing was copied"
+            )
+    for table, found in before.items():
+        _assert_same_rows(found, _table(store, table), f"{table} after the refused copies")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_another_schema_of_the_same_database_is_another_store(
+    source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    first, second = new_db_target(), new_db_target()
+    copy_database(source, first)
+    result = copy_database(first, second)
+    assert result.fresh and result.inserted > 1000
+    for table in ("prompts", "usage_daily"):
+        _assert_same_rows(_table(first, table), _table(second, table), table)
+
+
 WRITER = """
 import sys, time
 from orchestrator import SyncDatabaseManager
@@ -302,3 +353,155 @@ def test_a_source_being_written_to_copies_and_verifies_one_state_of_it(
     assert after > before, "the writer wrote nothing during the copies"
     assert second.inserted > 0 and logs.source_rows > before
     assert not first.problems and not second.problems
+
+
+COPY = "from orchestrator.cli import cli; cli()"
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store whose copy takes several chunks of agent_logs (time to kill it half way)."""
+    path = tmp_path_factory.mktemp("big") / "big.db"
+    end = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    asyncio.run(create_demo_database(path, prompts=6000, days=30, seed=11, end=end))
+    return path
+
+
+def _logs_in(target: Target) -> int:
+    try:
+        return int(rows(target, "SELECT count(*) FROM agent_logs")[0][0])
+    except Exception:  # no table yet: the copy is still migrating the target
+        return 0
+
+
+def _kill_half_way(source: Path, target: Target) -> None:
+    """Run `orchestrator copy` in a process of its own and SIGKILL it once some of the
+    agent_logs are in (mid-table: they take several chunks)."""
+    import signal
+    import subprocess
+    import sys
+
+    copying = subprocess.Popen(
+        [sys.executable, "-c", COPY, "copy", str(source), str(target)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _logs_in(target) == 0:
+            assert copying.poll() is None, "the copy ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        copying.send_signal(signal.SIGKILL)
+        assert copying.wait() == -signal.SIGKILL
+    finally:
+        copying.kill()
+        copying.wait()
+
+
+def _assert_same_store(expected: Target, found: Target) -> None:
+    for table in (t.name for t in (*TABLES, *SUMMARIES)):
+        _assert_same_rows(_table(expected, table), _table(found, table), table)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_first_copy_killed_half_way_is_finished_by_the_next_as_if_never_killed(
+    big_source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    reference, target = new_db_target(), new_db_target()
+    assert copy_database(big_source, reference).fresh
+    _kill_half_way(big_source, target)
+    total = rows(big_source, "SELECT count(*) FROM agent_logs")[0][0]
+    assert 0 < _logs_in(target) < total, "killed before or after the agent_logs"
+    assert rows(target, "SELECT count(*) FROM copy_progress") == [(1,)]
+    result = CliRunner().invoke(cli, ["copy", str(big_source), str(target)])
+    assert result.exit_code == 0, result.output
+    assert "finished the copy interrupted before" in result.output
+    _assert_same_store(reference, target)
+    # the run totals and the daily summaries against the raw rows, independently
+    assert rows(target, "SELECT count(*) FROM copy_progress") == [(0,)]
+    ((prompts, cost),) = rows(big_source, "SELECT count(*), sum(cost_usd) FROM prompts")
+    for sql in (
+        "SELECT sum(prompt_count), sum(total_cost_usd) FROM agents",
+        "SELECT sum(prompts), sum(cost_usd) FROM usage_daily",
+    ):
+        ((count, total),) = rows(target, sql)
+        assert count == prompts and math.isclose(total, cost, rel_tol=1e-9), sql
+    again = copy_database(big_source, target)
+    assert (again.inserted, again.updated, again.resumed) == (0, 0, False)
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresCluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+async def _adw_run(url: str) -> tuple[str, float]:
+    """What an ADW writes into the target between the two copies: one run, 3 prompts."""
+    async with DatabaseManager(url) as db:
+        workflow = await db.create_orchestrator_agent("written-meanwhile")
+        run = await db.create_agent(workflow, session_id="meanwhile-session")
+        for index in range(3):
+            prompt = await db.create_prompt(run, f"meanwhile {index}")
+            await db.complete_prompt(
+                prompt, "ok", tokens_input=100, tokens_output=10, model="claude-haiku-4-5"
+            )
+        await db.log_agent_event(run, "event", "written meanwhile")
+        await db.update_agent_status(run, "completed")
+    ((cost,),) = rows(url, "SELECT sum(cost_usd) FROM prompts WHERE agent_id = ?", (run,))
+    return run, cost
+
+
+def test_a_first_copy_whose_server_stops_half_way_is_finished_once_it_is_back(
+    big_source: Path, own_server: PostgresCluster
+) -> None:
+    import subprocess
+    import sys
+
+    target = own_server.url
+    copying = subprocess.Popen(
+        [sys.executable, "-c", COPY, "copy", str(big_source), target],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _logs_in(target) == 0:
+            assert copying.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        own_server.stop()
+        _, errors = copying.communicate(timeout=60)
+    finally:
+        copying.kill()
+        copying.wait()
+    assert copying.returncode == 1
+    (line,) = errors.splitlines()[-1:]
+    assert line.startswith(f"Error: {big_source} -> {target}: ") and "run the same copy" in line
+    assert "Traceback" not in errors
+    own_server.start()
+    total = rows(big_source, "SELECT count(*) FROM agent_logs")[0][0]
+    assert 0 < _logs_in(target) < total, "stopped before or after the agent_logs"
+    run, cost = asyncio.run(_adw_run(target))
+
+    result = CliRunner().invoke(cli, ["copy", str(big_source), target])
+    assert result.exit_code == 0, result.output
+    assert "finished the copy interrupted before" in result.output
+    # Every row of the source as the source has it (an uninterrupted copy of it gives the
+    # source's rows: test_round_trip_...), and the ADW's run kept, with its own totals.
+    for table in TABLES:
+        spec = next(t for t in TABLES if t.name == table.name)
+        found = _table(target, table.name)
+        key = [[c[1] for c in _sqlite_columns(table.name)].index(k) for k in spec.key]
+        source_keys = {tuple(str(r[i]) for i in key) for r in _table(big_source, table.name)}
+        mine = [r for r in found if tuple(str(r[i]) for i in key) in source_keys]
+        _assert_same_rows(_table(big_source, table.name), mine, table.name)
+    assert rows(target, "SELECT prompt_count, total_cost_usd FROM agents WHERE id = ?", (run,)) == [
+        (3, pytest.approx(cost))
+    ]
+    assert rows(target, "SELECT count(*) FROM agent_logs WHERE agent_id = ?", (run,)) == [(1,)]
+    ((prompts, spent),) = rows(big_source, "SELECT count(*), sum(cost_usd) FROM prompts")
+    ((count, total),) = rows(target, "SELECT sum(prompt_count), sum(total_cost_usd) FROM agents")
+    assert count == prompts + 3 and math.isclose(total, spent + cost, rel_tol=1e-9)
+    assert rows(target, "SELECT count(*) FROM copy_progress") == [(0,)]

@@ -195,6 +195,12 @@ SCHEMA: dict[str, dict[str, str]] = {
         "budget_usd": "REAL",
         "alerted_at": "TEXT",
     },
+    "copy_progress": {
+        "source": "TEXT",
+        "location": "TEXT",
+        "quiet": "INTEGER",
+        "started_at": "TEXT",
+    },
 }
 #: Full-text indexes (FTS5, no declared types) and the columns they index.
 FTS = {
@@ -462,7 +468,7 @@ def test_a_new_file_gets_what_running_every_migration_gives(tmp_path: Path) -> N
         db.execute("CREATE TABLE later (id INTEGER)")
 
     later.apply(db)
-    assert [m.name for m in later.applied(db)][-2:] == ["m008_budgets", "m999_later"]
+    assert [m.name for m in later.applied(db)][-2:] == ["m009_copy_progress", "m999_later"]
     assert (
         scripted.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
         == len(migrations._migrations) + 1
@@ -476,13 +482,13 @@ def test_a_stale_fresh_database_script_is_not_used(
 
     stale = tmp_path / "stale.sql"  # a migration added and the script not regenerated
     script = module.FRESH_SCRIPT.read_text()
-    stale.write_text(re.sub(r",\n\('orchestrator', 'm008_budgets'.*\);", ";", script))
+    stale.write_text(re.sub(r",\n\('orchestrator', 'm009_copy_progress'.*\);", ";", script))
     assert stale.read_text() != script
     monkeypatch.setattr(module, "FRESH_SCRIPT", stale)
     conn = backend.connect(tmp_path / "from-migrations.db")
     names = [row[0] for row in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
     assert names == [m.name for m in migrations._migrations]
-    assert conn.execute("SELECT count(*) FROM budgets").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM copy_progress").fetchone()[0] == 0
 
 
 # --- the schema is checked on open; init repairs it --------------------------------------
