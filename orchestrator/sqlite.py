@@ -593,11 +593,8 @@ class SQLiteBackend(Backend):
 
     async def identity(self) -> str | None:
         """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
-        try:
-            device, inode = _identity(self.path)
-        except FileNotFoundError:
-            return None
-        return f"sqlite:{device}:{inode}"
+        found = file_id(self.path)
+        return None if found is None else f"sqlite:{found[0]}:{found[1]}"
 
     async def begin_snapshot(self) -> None:
         await self._live.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
