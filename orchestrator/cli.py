@@ -17,10 +17,18 @@ from typing import Any
 import click
 
 from . import sqlite as backend
-from .cli_options import DatabaseTarget, db_option, format_option
+from .cli_options import (
+    FAILURE_EXIT_KEY,
+    TARGET_KEY,
+    CommandGroup,
+    DatabaseTarget,
+    db_option,
+    format_option,
+    shown,
+)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="adw-orchestrator")
 def cli() -> None:
     """Record what AI developer workflows do and cost; read it in Datasette.
@@ -28,6 +36,8 @@ def cli() -> None:
     Every command that opens a database takes --db PATH (default: $ORCHESTRATOR_DB,
     else $DATABASE_PATH, else ./orchestrator.db); init, demo and serve also take it
     as their DB argument.
+
+    A command that fails prints one line on stderr (Error: ...) and exits 1.
     """
 
 
@@ -58,10 +68,7 @@ def init(db_path: Path | str, force: bool) -> None:
         )
         return
 
-    try:
-        result = init_database(db_path, force=force)
-    except sqlite3.DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = init_database(db_path, force=force)
     if result.backup is not None:
         click.echo(f"Backed up {result.path} to {result.backup}")
     if result.repaired:
@@ -114,7 +121,7 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     from .demo import create_demo_database
 
     end_at = end.replace(tzinfo=timezone.utc) if end else None
-    with click.progressbar(length=prompts, label="Writing demo history", file=sys.stderr) as bar:
+    with stderr_progressbar(length=prompts, label="Writing demo history") as bar:
         done = [0]
 
         def progress(count: int) -> None:
@@ -188,8 +195,8 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         if bar is None:
             for other in bars.values():
                 other.render_finish()
-            bar = bars[table] = click.progressbar(
-                length=total, label=f"{table:<20}", file=sys.stderr, show_pos=True
+            bar = bars[table] = stderr_progressbar(
+                length=total, label=f"{table:<20}", show_pos=True
             )
         bar.update(done - bar.pos)
 
@@ -220,6 +227,7 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     """
     from .copy import CopyMismatch, copy_database
 
+    click.get_current_context().meta[TARGET_KEY] = f"{shown(source)} -> {shown(target)}"
     try:
         with progress_bars() as progress:
             result = copy_database(source, target, replace=replace, progress=progress)
@@ -239,13 +247,10 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     )
 
 
-def shown(target: Path | str) -> str:
-    """A database for messages: a URL without its password."""
-    if isinstance(target, str):
-        from .postgres import redact_url
-
-        return redact_url(target)
-    return str(target)
+def stderr_progressbar(**options: Any) -> Any:
+    """A click progress bar on stderr, drawn only on a terminal (a log or a pipe gets no
+    label line before the command's own output or its one-line error)."""
+    return click.progressbar(file=sys.stderr, hidden=not sys.stderr.isatty(), **options)
 
 
 def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
@@ -326,10 +331,17 @@ def serve(
     snapshot_of, as_of = None, None
     if isinstance(db_path, str):
         snapshot_of, served = db_path, snapshot or snapshot_path(db_path)
-        click.echo(f"Copying {shown(db_path)} into the snapshot {served}", err=True)
         as_of = utc_now()
         try:
-            with progress_bars() as progress:
+            with progress_bars() as bars:
+                said: list[bool] = []
+
+                def progress(table: str, done: int, total: int) -> None:
+                    if not said:  # once connected: a server that cannot be reached fails alone
+                        said.append(True)
+                        click.echo(f"Copying {shown(db_path)} into the snapshot {served}", err=True)
+                    bars(table, done, total)
+
                 make_snapshot(db_path, served, progress)
         except (OSError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -512,10 +524,7 @@ def backup(db_path: Path, dest: Path) -> None:
     """
     from .maintenance import backup as copy_database
 
-    try:
-        target = copy_database(db_path, dest)
-    except (OSError, sqlite3.DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from None
+    target = copy_database(db_path, dest)
     size = target.stat().st_size
     click.echo(f"Backed up {db_path} to {target} ({size / 1e6:.1f} MB, integrity check ok)")
 
@@ -567,20 +576,43 @@ SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a sessio
 def budget_set(
     db_path: Path, name: str, scope: str, daily: float | None, monthly: float | None
 ) -> None:
-    """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise."""
+    """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise.
+
+    A limit is a finite amount of USD above 0; `budget remove` removes a budget.
+    """
     from .budgets import set_budget
     from .errors import InvalidInput
 
     try:
         set_budget(db_path, scope, name, daily_usd=daily, monthly_usd=monthly)
     except InvalidInput as exc:
-        raise click.ClickException(str(exc)) from None
+        option = {"budgets.daily_usd": "--daily", "budgets.monthly_usd": "--monthly"}
+        raise click.ClickException(f"{option.get(exc.field, exc.field)}: {exc.problem}") from None
     limits = ", ".join(
         f"${value:.2f} {label}"
         for value, label in ((daily, "a day"), (monthly, "a month"))
         if value is not None
     )
     click.echo(f"Budget of {scope} {name}: {limits}")
+
+
+@budget.command("remove")
+@db_option()
+@click.argument("name")
+@click.option(
+    "--scope",
+    type=click.Choice(["workflow", "model", "session"]),
+    default="workflow",
+    show_default=True,
+    help=SCOPE_HELP,
+)
+def budget_remove(db_path: Path, name: str, scope: str) -> None:
+    """Remove the budget of NAME (its past alerts stay in the logs); exit 1 if it has none."""
+    from .budgets import remove_budget
+
+    if not remove_budget(db_path, scope, name):
+        raise click.ClickException(f"no budget of {scope} {name} in {db_path}")
+    click.echo(f"Removed the budget of {scope} {name}")
 
 
 def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
@@ -627,7 +659,9 @@ def budget_list(db_path: Path, fmt: str) -> None:
 @budget.command("check")
 @db_option()
 def budget_check(db_path: Path) -> None:
-    """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise."""
+    """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise, and 2
+    when the check itself failed (no database, not readable)."""
+    click.get_current_context().meta[FAILURE_EXIT_KEY] = 2
     columns, rows, over = _budget_rows(db_path)
     click.echo(format_result(columns, rows, "table"), nl=False)
     if over:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from .errors import SchemaConflict
 from .migrations import LEDGER, SET_NAME, duration_buckets
 
 #: Any key will do, as long as it is this project's: the advisory lock migrations hold.
@@ -86,8 +87,11 @@ async def apply(conn: Any) -> list[str]:
     """Bring the database up to date in one transaction; return the migrations applied.
 
     Holds a transaction-level advisory lock, so concurrent callers wait for the first,
-    then find nothing pending.
+    then find nothing pending. Raises SchemaConflict, nothing changed, when a migration
+    fails (the database holds another application's ``agents`` table).
     """
+    import asyncpg
+
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
         await conn.execute(LEDGER_DDL)
@@ -96,7 +100,10 @@ async def apply(conn: Any) -> list[str]:
         for step in _STEPS:
             if step.__name__ in done:
                 continue
-            await step(conn)
+            try:
+                await step(conn)
+            except asyncpg.PostgresError as exc:
+                raise SchemaConflict(step.__name__, exc) from exc
             await conn.execute(
                 f"INSERT INTO {LEDGER} (migration_set, name, applied_at) VALUES ($1, $2, $3)",
                 SET_NAME,

@@ -62,11 +62,12 @@ async def test_the_writer_warns_once_per_window_and_reports_what_is_left(
 def test_budget_cli_set_list_check(db_path: Path) -> None:
     runner = CliRunner()
     db = ["--db", str(db_path)]
+    assert runner.invoke(cli, ["init", *db]).exit_code == 0
     assert runner.invoke(cli, ["budget", "set", "review", *db]).exit_code == 1  # no amount
     ok = runner.invoke(cli, ["budget", "set", "review", "--daily", "5", "--monthly", "80", *db])
     assert ok.exit_code == 0 and "$5.00 a day, $80.00 a month" in ok.output
     assert runner.invoke(cli, ["budget", "check", *db]).exit_code == 0
-    set_budget(db_path, "session", "adw-9", daily_usd=0.0)
+    set_budget(db_path, "session", "adw-9", daily_usd=0.01)
     import asyncio
 
     async def spend() -> float:
@@ -85,7 +86,7 @@ def test_budget_cli_set_list_check(db_path: Path) -> None:
     checked = runner.invoke(cli, ["budget", "check", *db])
     assert checked.exit_code == 1
     [over] = [state for state in statuses(db_path) if state.over]
-    assert over.budget.name == "adw-9" and over.remaining_usd == pytest.approx(-cost)
+    assert over.budget.name == "adw-9" and over.remaining_usd == pytest.approx(0.01 - cost)
 
 
 def test_budgets_report_against_the_raw_prompts(db_path: Path) -> None:
