@@ -179,7 +179,7 @@ def report(
         result = run_report_args(name, ctx.args, params=params, db_path=db_path)
     except (KeyError, ValueError, FileNotFoundError, ConnectionError) as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
-    click.echo(format_result(result.columns, result.rows, fmt), nl=False)
+    echo_result(result.columns, result.rows, fmt)
 
 
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -253,24 +253,42 @@ def stderr_progressbar(**options: Any) -> Any:
     return click.progressbar(file=sys.stderr, hidden=not sys.stderr.isatty(), **options)
 
 
+def echo_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    """Print :func:`format_result`; CSV as it is (click.echo would drop what looks like a
+    colour code from stored text when stdout is no terminal)."""
+    click.echo(format_result(columns, rows, fmt), nl=False, color=True if fmt == "csv" else None)
+
+
 def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
-    """Rows as an aligned text table, CSV or JSON (a list of objects)."""
+    """Rows as an aligned text table, CSV or JSON (a list of objects). CSV and JSON hold
+    the values as they are; the table shows them for reading (:func:`display.cell`:
+    floats rounded, control characters escaped, long text cut with a marker)."""
+    from .display import CELL_WIDTH, cell
+
     if fmt == "json":
         return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
+        # Lines end in \n, so the csv module would leave a \r inside a value unquoted,
+        # where readers take it for the end of a line: a row holding one is quoted whole.
+        quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(columns)
-        writer.writerows(rows)
+        for row in rows:
+            carriage = any(isinstance(value, str) and "\r" in value for value in row)
+            (quoted if carriage else writer).writerow(row)
         return buffer.getvalue()
-    cells = [[("" if value is None else str(value)) for value in row] for row in rows]
-    widths = [min(60, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(columns)]
+    names = [cell(column) for column in columns]
+    cells = [[cell(value) for value in row] for row in rows]
+    widths = [
+        min(CELL_WIDTH, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(names)
+    ]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+        "  ".join(c.ljust(w) for c, w in zip(names, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
     for row in cells:
-        lines.append("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines) + "\n"
 
@@ -496,8 +514,11 @@ _LEVEL_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
 
 def format_event(event: Any) -> str:
     """One line for an :class:`orchestrator.tail.Event`, with colours that click drops
-    when the output is not a terminal."""
-    run = event.run or ""
+    when the output is not a terminal; stored text shown printable (control characters
+    escaped: :func:`display.printable`)."""
+    from .display import printable
+
+    run = printable(event.run or "")
     if event.run_id:
         run = f"{run}·{event.run_id[-8:]}" if run else event.run_id[-8:]
     cost = "" if event.cost_usd is None else f"${event.cost_usd:.4f}"
@@ -505,11 +526,11 @@ def format_event(event: Any) -> str:
     return "  ".join(
         [
             click.style(event.time[:19].replace("T", " "), dim=True),
-            f"{event.workflow or '-':<14}",
+            f"{printable(event.workflow or '-'):<14}",
             f"{run or '-':<22}",
             click.style(f"{event.kind:<6}", fg=colour, bold=event.kind == "end"),
             click.style(f"{cost:>9}", bold=bool(cost)),
-            click.style(event.text, fg=_LEVEL_COLOURS.get(event.level)),
+            click.style(printable(event.text), fg=_LEVEL_COLOURS.get(event.level)),
         ]
     )
 
@@ -653,7 +674,7 @@ def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
 def budget_list(db_path: Path, fmt: str) -> None:
     """Every budget with today's and this month's spend and the burn rate."""
     columns, rows, _ = _budget_rows(db_path)
-    click.echo(format_result(columns, rows, fmt), nl=False)
+    echo_result(columns, rows, fmt)
 
 
 @budget.command("check")
