@@ -339,12 +339,16 @@ def serve(
     """
     from .ids import utc_now
     from .serve import (
+        check_port,
         database_to_serve,
         datasette_command,
         exec_datasette,
         make_snapshot,
         snapshot_path,
     )
+
+    host = host or ("0.0.0.0" if share else "127.0.0.1")
+    check_port(host, port)  # before a snapshot or a demo is made, and Datasette started
 
     snapshot_of, as_of = None, None
     if isinstance(db_path, str):
@@ -384,7 +388,7 @@ def serve(
     try:
         command, env = datasette_command(
             served,
-            host=host or ("0.0.0.0" if share else "127.0.0.1"),
+            host=host,
             port=port,
             share=share,
             snapshot_of=snapshot_of,
@@ -394,7 +398,7 @@ def serve(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"Reports and dashboards: http://{host or '127.0.0.1'}:{port}/  "
+        f"Reports and dashboards: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/  "
         f"(dashboard: /-/dashboards/overview, live runs and events: /-/live)",
         err=True,
     )
