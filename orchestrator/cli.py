@@ -10,7 +10,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ def schema(url: str | None) -> None:
     "--end",
     type=click.DateTime(["%Y-%m-%d"]),
     default=None,
-    help="Last day of the history (default: today, UTC).",
+    help="Last day of the history, included (default: yesterday, UTC).",
 )
 def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime | None) -> None:
     """Write a realistic demo run history into DB (through the writer library).
@@ -120,7 +120,8 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     """
     from .demo import create_demo_database
 
-    end_at = end.replace(tzinfo=timezone.utc) if end else None
+    # The library's end is an instant, the first one left out: the day after the last day.
+    end_at = (end + timedelta(days=1)).replace(tzinfo=timezone.utc) if end else None
     with stderr_progressbar(length=prompts, label="Writing demo history") as bar:
         done = [0]
 
