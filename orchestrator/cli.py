@@ -288,8 +288,8 @@ def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> 
         "  ".join(c.ljust(w) for c, w in zip(names, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
-    for row in cells:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for shown_row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(shown_row, widths, strict=True)).rstrip())
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines) + "\n"
 
