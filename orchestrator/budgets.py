@@ -12,6 +12,7 @@ backend.
 from __future__ import annotations
 
 import calendar
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -110,16 +111,30 @@ def status(
     return result
 
 
-def validate(scope: str, name: str, daily: float | None, monthly: float | None) -> Budget:
+def _check_key(scope: str, name: str) -> None:
     from .errors import InvalidInput
 
     if scope not in SCOPES:
         raise InvalidInput("budgets.scope", f"must be one of {list(SCOPES)}, got {scope!r}")
     if not isinstance(name, str) or not name:
         raise InvalidInput("budgets.name", "must be a non-empty string")
+
+
+def validate(scope: str, name: str, daily: float | None, monthly: float | None) -> Budget:
+    """The budget, or InvalidInput naming the field: a limit is a finite amount of USD
+    above 0 (an infinite one is no budget: leave it out, or remove the budget)."""
+    from .errors import InvalidInput
+
+    _check_key(scope, name)
     for field_name, value in (("daily_usd", daily), ("monthly_usd", monthly)):
-        if value is not None and (not isinstance(value, (int, float)) or not value >= 0):
-            raise InvalidInput(f"budgets.{field_name}", f"must be a number >= 0, got {value!r}")
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < math.inf
+        ):
+            raise InvalidInput(
+                f"budgets.{field_name}", f"must be a finite number of USD above 0, got {value!r}"
+            )
     if daily is None and monthly is None:
         raise InvalidInput("budgets.daily_usd", "give a daily or a monthly budget (or both)")
     return Budget(scope, name, daily, monthly)
@@ -133,12 +148,13 @@ def set_budget(
     daily_usd: float | None = None,
     monthly_usd: float | None = None,
 ) -> Budget:
-    """Create or replace the budget of ``scope`` ``name``. Raises InvalidInput."""
+    """Create or replace the budget of ``scope`` ``name``. Raises InvalidInput (nothing
+    written), FileNotFoundError when there is no database (``orchestrator init``)."""
     from . import sqlite as backend
     from .ids import utc_now
 
     budget = validate(scope, name, daily_usd, monthly_usd)
-    conn = backend.connect(Path(path))
+    conn = backend.connect_existing(Path(path))
     try:
         conn.execute(
             "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
@@ -150,6 +166,22 @@ def set_budget(
     finally:
         conn.close()
     return budget
+
+
+def remove_budget(path: str | os.PathLike[str], scope: str, name: str) -> bool:
+    """Delete the budget of ``scope`` ``name``; False when there was none (nothing
+    changed). Its alerts stay in ``budget_alerts`` and ``system_logs``, as history.
+    Raises InvalidInput for an unknown scope, FileNotFoundError when there is no
+    database."""
+    from . import sqlite as backend
+
+    _check_key(scope, name)
+    conn = backend.connect_existing(Path(path))
+    try:
+        cursor = conn.execute("DELETE FROM budgets WHERE scope = ? AND name = ?", (scope, name))
+        return cursor.rowcount > 0
+    finally:
+        conn.close()
 
 
 def statuses(path: str | os.PathLike[str], now: datetime | None = None) -> list[BudgetStatus]:

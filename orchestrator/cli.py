@@ -10,17 +10,25 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import sqlite as backend
-from .cli_options import DatabaseTarget, db_option, format_option
+from .cli_options import (
+    FAILURE_EXIT_KEY,
+    TARGET_KEY,
+    CommandGroup,
+    DatabaseTarget,
+    db_option,
+    format_option,
+    shown,
+)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="adw-orchestrator")
 def cli() -> None:
     """Record what AI developer workflows do and cost; read it in Datasette.
@@ -28,6 +36,8 @@ def cli() -> None:
     Every command that opens a database takes --db PATH (default: $ORCHESTRATOR_DB,
     else $DATABASE_PATH, else ./orchestrator.db); init, demo and serve also take it
     as their DB argument.
+
+    A command that fails prints one line on stderr (Error: ...) and exits 1.
     """
 
 
@@ -58,10 +68,7 @@ def init(db_path: Path | str, force: bool) -> None:
         )
         return
 
-    try:
-        result = init_database(db_path, force=force)
-    except sqlite3.DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = init_database(db_path, force=force)
     if result.backup is not None:
         click.echo(f"Backed up {result.path} to {result.backup}")
     if result.repaired:
@@ -103,7 +110,7 @@ def schema(url: str | None) -> None:
     "--end",
     type=click.DateTime(["%Y-%m-%d"]),
     default=None,
-    help="Last day of the history (default: today, UTC).",
+    help="Last day of the history, included (default: yesterday, UTC).",
 )
 def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime | None) -> None:
     """Write a realistic demo run history into DB (through the writer library).
@@ -113,8 +120,9 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     """
     from .demo import create_demo_database
 
-    end_at = end.replace(tzinfo=timezone.utc) if end else None
-    with click.progressbar(length=prompts, label="Writing demo history", file=sys.stderr) as bar:
+    # The library's end is an instant, the first one left out: the day after the last day.
+    end_at = (end + timedelta(days=1)).replace(tzinfo=timezone.utc) if end else None
+    with stderr_progressbar(length=prompts, label="Writing demo history") as bar:
         done = [0]
 
         def progress(count: int) -> None:
@@ -172,7 +180,7 @@ def report(
         result = run_report_args(name, ctx.args, params=params, db_path=db_path)
     except (KeyError, ValueError, FileNotFoundError, ConnectionError) as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
-    click.echo(format_result(result.columns, result.rows, fmt), nl=False)
+    echo_result(result.columns, result.rows, fmt)
 
 
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -188,8 +196,8 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         if bar is None:
             for other in bars.values():
                 other.render_finish()
-            bar = bars[table] = click.progressbar(
-                length=total, label=f"{table:<20}", file=sys.stderr, show_pos=True
+            bar = bars[table] = stderr_progressbar(
+                length=total, label=f"{table:<20}", show_pos=True
             )
         bar.update(done - bar.pos)
 
@@ -220,6 +228,7 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     """
     from .copy import CopyMismatch, copy_database
 
+    click.get_current_context().meta[TARGET_KEY] = f"{shown(source)} -> {shown(target)}"
     try:
         with progress_bars() as progress:
             result = copy_database(source, target, replace=replace, progress=progress)
@@ -248,33 +257,48 @@ def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
     )
 
 
-def shown(target: Path | str) -> str:
-    """A database for messages: a URL without its password."""
-    if isinstance(target, str):
-        from .targets import redact_url
+def stderr_progressbar(**options: Any) -> Any:
+    """A click progress bar on stderr, drawn only on a terminal (a log or a pipe gets no
+    label line before the command's own output or its one-line error)."""
+    return click.progressbar(file=sys.stderr, hidden=not sys.stderr.isatty(), **options)
 
-        return redact_url(target)
-    return str(target)
+
+def echo_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    """Print :func:`format_result`; CSV as it is (click.echo would drop what looks like a
+    colour code from stored text when stdout is no terminal)."""
+    click.echo(format_result(columns, rows, fmt), nl=False, color=True if fmt == "csv" else None)
 
 
 def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
-    """Rows as an aligned text table, CSV or JSON (a list of objects)."""
+    """Rows as an aligned text table, CSV or JSON (a list of objects). CSV and JSON hold
+    the values as they are; the table shows them for reading (:func:`display.cell`:
+    floats rounded, control characters escaped, long text cut with a marker)."""
+    from .display import CELL_WIDTH, cell
+
     if fmt == "json":
         return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
+        # Lines end in \n, so the csv module would leave a \r inside a value unquoted,
+        # where readers take it for the end of a line: a row holding one is quoted whole.
+        quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(columns)
-        writer.writerows(rows)
+        for row in rows:
+            carriage = any(isinstance(value, str) and "\r" in value for value in row)
+            (quoted if carriage else writer).writerow(row)
         return buffer.getvalue()
-    cells = [[("" if value is None else str(value)) for value in row] for row in rows]
-    widths = [min(60, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(columns)]
+    names = [cell(column) for column in columns]
+    cells = [[cell(value) for value in row] for row in rows]
+    widths = [
+        min(CELL_WIDTH, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(names)
+    ]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+        "  ".join(c.ljust(w) for c, w in zip(names, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
-    for row in cells:
-        lines.append("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for shown_row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(shown_row, widths, strict=True)).rstrip())
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines) + "\n"
 
@@ -325,6 +349,7 @@ def serve(
     """
     from .ids import utc_now
     from .serve import (
+        check_port,
         database_to_serve,
         datasette_command,
         exec_datasette,
@@ -332,13 +357,23 @@ def serve(
         snapshot_path,
     )
 
+    host = host or ("0.0.0.0" if share else "127.0.0.1")
+    check_port(host, port)  # before a snapshot or a demo is made, and Datasette started
+
     snapshot_of, as_of = None, None
     if isinstance(db_path, str):
         snapshot_of, served = db_path, snapshot or snapshot_path(db_path)
-        click.echo(f"Copying {shown(db_path)} into the snapshot {served}", err=True)
         as_of = utc_now()
         try:
-            with progress_bars() as progress:
+            with progress_bars() as bars:
+                said: list[bool] = []
+
+                def progress(table: str, done: int, total: int) -> None:
+                    if not said:  # once connected: a server that cannot be reached fails alone
+                        said.append(True)
+                        click.echo(f"Copying {shown(db_path)} into the snapshot {served}", err=True)
+                    bars(table, done, total)
+
                 make_snapshot(db_path, served, progress)
         except (OSError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -363,7 +398,7 @@ def serve(
     try:
         command, env = datasette_command(
             served,
-            host=host or ("0.0.0.0" if share else "127.0.0.1"),
+            host=host,
             port=port,
             share=share,
             snapshot_of=snapshot_of,
@@ -373,7 +408,7 @@ def serve(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"Reports and dashboards: http://{host or '127.0.0.1'}:{port}/  "
+        f"Reports and dashboards: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/  "
         f"(dashboard: /-/dashboards/overview, live runs and events: /-/live)",
         err=True,
     )
@@ -496,8 +531,11 @@ _LEVEL_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
 
 def format_event(event: Any) -> str:
     """One line for an :class:`orchestrator.tail.Event`, with colours that click drops
-    when the output is not a terminal."""
-    run = event.run or ""
+    when the output is not a terminal; stored text shown printable (control characters
+    escaped: :func:`display.printable`)."""
+    from .display import printable
+
+    run = printable(event.run or "")
     if event.run_id:
         run = f"{run}·{event.run_id[-8:]}" if run else event.run_id[-8:]
     cost = "" if event.cost_usd is None else f"${event.cost_usd:.4f}"
@@ -505,11 +543,11 @@ def format_event(event: Any) -> str:
     return "  ".join(
         [
             click.style(event.time[:19].replace("T", " "), dim=True),
-            f"{event.workflow or '-':<14}",
+            f"{printable(event.workflow or '-'):<14}",
             f"{run or '-':<22}",
             click.style(f"{event.kind:<6}", fg=colour, bold=event.kind == "end"),
             click.style(f"{cost:>9}", bold=bool(cost)),
-            click.style(event.text, fg=_LEVEL_COLOURS.get(event.level)),
+            click.style(printable(event.text), fg=_LEVEL_COLOURS.get(event.level)),
         ]
     )
 
@@ -524,10 +562,7 @@ def backup(db_path: Path, dest: Path) -> None:
     """
     from .maintenance import backup as copy_database
 
-    try:
-        target = copy_database(db_path, dest)
-    except (OSError, sqlite3.DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from None
+    target = copy_database(db_path, dest)
     size = target.stat().st_size
     click.echo(f"Backed up {db_path} to {target} ({size / 1e6:.1f} MB, integrity check ok)")
 
@@ -579,20 +614,43 @@ SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a sessio
 def budget_set(
     db_path: Path, name: str, scope: str, daily: float | None, monthly: float | None
 ) -> None:
-    """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise."""
+    """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise.
+
+    A limit is a finite amount of USD above 0; `budget remove` removes a budget.
+    """
     from .budgets import set_budget
     from .errors import InvalidInput
 
     try:
         set_budget(db_path, scope, name, daily_usd=daily, monthly_usd=monthly)
     except InvalidInput as exc:
-        raise click.ClickException(str(exc)) from None
+        option = {"budgets.daily_usd": "--daily", "budgets.monthly_usd": "--monthly"}
+        raise click.ClickException(f"{option.get(exc.field, exc.field)}: {exc.problem}") from None
     limits = ", ".join(
         f"${value:.2f} {label}"
         for value, label in ((daily, "a day"), (monthly, "a month"))
         if value is not None
     )
     click.echo(f"Budget of {scope} {name}: {limits}")
+
+
+@budget.command("remove")
+@db_option()
+@click.argument("name")
+@click.option(
+    "--scope",
+    type=click.Choice(["workflow", "model", "session"]),
+    default="workflow",
+    show_default=True,
+    help=SCOPE_HELP,
+)
+def budget_remove(db_path: Path, name: str, scope: str) -> None:
+    """Remove the budget of NAME (its past alerts stay in the logs); exit 1 if it has none."""
+    from .budgets import remove_budget
+
+    if not remove_budget(db_path, scope, name):
+        raise click.ClickException(f"no budget of {scope} {name} in {db_path}")
+    click.echo(f"Removed the budget of {scope} {name}")
 
 
 def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
@@ -633,13 +691,15 @@ def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
 def budget_list(db_path: Path, fmt: str) -> None:
     """Every budget with today's and this month's spend and the burn rate."""
     columns, rows, _ = _budget_rows(db_path)
-    click.echo(format_result(columns, rows, fmt), nl=False)
+    echo_result(columns, rows, fmt)
 
 
 @budget.command("check")
 @db_option()
 def budget_check(db_path: Path) -> None:
-    """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise."""
+    """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise, and 2
+    when the check itself failed (no database, not readable)."""
+    click.get_current_context().meta[FAILURE_EXIT_KEY] = 2
     columns, rows, over = _budget_rows(db_path)
     click.echo(format_result(columns, rows, "table"), nl=False)
     if over:

@@ -54,6 +54,25 @@ class DatabaseTimeout(WriteError, TimeoutError):
     that was cut off may or may not have been committed."""
 
 
+class SchemaConflict(OrchestratorError):
+    """A migration could not be applied to a PostgreSQL database (``migration`` names it):
+    most often the database holds tables of another application by the same names.
+    Migrations run in one transaction: nothing was changed."""
+
+    #: SQLSTATEs of "already exists": duplicate table, object, function, schema.
+    DUPLICATE = ("42P07", "42710", "42723", "42P06")
+
+    def __init__(self, migration: str, error: Exception) -> None:
+        self.migration = migration
+        problem = " ".join(str(error).split())
+        if getattr(error, "sqlstate", None) in self.DUPLICATE:
+            problem += (
+                " (another application's? orchestrator needs a database or a schema of "
+                "its own: a new one, or ?search_path=SCHEMA in the URL)"
+            )
+        super().__init__(f"cannot apply migration {migration}: {problem}; nothing was changed")
+
+
 def format_exception(exc: BaseException) -> str:
     """``Type: message`` for an agent's ``error`` column."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -191,7 +191,7 @@ def prune(path: str | os.PathLike[str], before: str, *, dry_run: bool = False) -
         date.fromisoformat(before)
     except ValueError:
         raise ValueError(f"before must be a UTC day (YYYY-MM-DD), not {before!r}") from None
-    conn = backend.connect(Path(path))
+    conn = backend.connect_existing(Path(path))
     finished = "status IN ('completed', 'failed', 'cancelled') AND created_at < ?"
     try:
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import OrchestratorError
+from .errors import OrchestratorError, SchemaConflict
 from .migrations import LEDGER, SET_NAME, duration_buckets, pending_and_unknown
 
 #: Any key will do, as long as it is this project's: the advisory lock migrations hold.
@@ -109,8 +109,11 @@ async def apply(conn: Any, where: str = "the database") -> list[str]:
 
     Holds a transaction-level advisory lock, so concurrent callers wait for the first,
     then find nothing pending. Raises SchemaTooNew (nothing changed) when a newer
-    orchestrator migrated the database.
+    orchestrator migrated the database, and SchemaConflict, nothing changed, when a
+    migration fails (the database holds another application's ``agents`` table).
     """
+    import asyncpg
+
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
         await conn.execute(LEDGER_DDL)
@@ -121,7 +124,10 @@ async def apply(conn: Any, where: str = "the database") -> list[str]:
         for step in _STEPS:
             if step.__name__ in done:
                 continue
-            await step(conn)
+            try:
+                await step(conn)
+            except asyncpg.PostgresError as exc:
+                raise SchemaConflict(step.__name__, exc) from exc
             await conn.execute(
                 f"INSERT INTO {LEDGER} (migration_set, name, applied_at) VALUES ($1, $2, $3)",
                 SET_NAME,

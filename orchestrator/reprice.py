@@ -82,7 +82,7 @@ def reprice(
         where.append("coalesce(model, 'unknown') = ?")
         params.append(model)
     result = RepriceResult(PRICED_WITH, dry_run)
-    conn = backend.connect(Path(db_path))
+    conn = backend.connect_existing(Path(db_path))
     try:
         with write_transaction(conn, keep=not dry_run):
             rows = conn.execute(

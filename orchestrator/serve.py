@@ -256,6 +256,25 @@ def datasette_command(
     return command, env
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise OSError naming ``host``:``port`` when the server could not listen there (another
+    server has it, or it is not an address of this machine), before anything is started.
+    Bound as uvicorn binds (SO_REUSEADDR: a port in TIME_WAIT is free), then released."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OSError(
+            f"cannot listen on {host}:{port}: {reason}; choose another with --port"
+        ) from None
+
+
 def exec_datasette(command: list[str], env: dict[str, str]) -> NoReturn:
     """Replace this process with ``command`` (from :func:`datasette_command`).
 

@@ -252,3 +252,17 @@ async def test_shared_instance_refuses_anonymous_visitors(
     assert (
         await ds.client.get("/orchestrator.json?sql=select+1", cookies=cookies)
     ).status_code == 200
+
+
+def test_demo_end_is_the_last_day_of_the_history_included(tmp_path: Path) -> None:
+    db = tmp_path / "orchestrator.db"
+    args = ["--prompts", "2000", "--days", "14", "--end", "2026-11-25"]
+    result = CliRunner().invoke(cli, ["demo", str(db), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as conn:
+        first, last = conn.execute(
+            "SELECT min(substr(created_at, 1, 10)), max(substr(created_at, 1, 10)) FROM agents"
+        ).fetchone()
+    conn.close()
+    assert last == "2026-11-25"  # the last day has runs (a Wednesday: about 40)
+    assert first >= "2026-11-12"  # 14 days: 12th to 25th

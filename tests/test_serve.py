@@ -377,3 +377,51 @@ def test_a_broken_snapshot_is_built_anew(db_target: str, tmp_path: Path) -> None
     snapshot.write_bytes(b"not a database" * 100)
     result = make_snapshot(db_target, snapshot)
     assert result.fresh and rows(snapshot, "SELECT count(*) FROM agent_logs") == [(50,)]
+
+
+@pytest.mark.parametrize("share", [False, True], ids=["local", "share"])
+def test_a_busy_port_is_one_line_before_anything_starts(
+    tmp_path: Path, share: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port is checked first: one line naming it, no "startup complete" before it, no
+    demo database made, no Datasette started."""
+    import socket
+
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse battery")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0" if share else "127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        missing = tmp_path / "orchestrator.db"  # would be stood in for by a demo
+        command = [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve"]
+        args = [str(missing), "--port", str(port), *(["--share"] if share else [])]
+        result = subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+    host = "0.0.0.0" if share else "127.0.0.1"
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: cannot listen on {host}:{port}: Address already in use; "
+        "choose another with --port\n"
+    )
+    assert not demo_path_for(missing).exists()
+
+
+async def test_the_403_page_leads_to_the_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registered_plugin: None
+) -> None:
+    from datasette.app import Datasette
+
+    from orchestrator.reports import metadata_for
+
+    db = tmp_path / "orchestrator.db"
+    backend.connect(db).close()
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD", "correct horse battery")
+    monkeypatch.setenv("ORCHESTRATOR_PASSWORD_HASH", password_hash_from_env())
+    ds = Datasette([str(db)], metadata=share_metadata(metadata_for("orchestrator")))
+    for path in ["/", "/orchestrator/prompts", "/-/dashboards/overview"]:
+        page = await ds.client.get(path)
+        assert page.status_code == 403, path
+        assert '<a href="/-/login">Log in</a>' in page.text, path
+    login = await ds.client.get("/-/login")
+    assert login.status_code == 200 and 'name="password"' in login.text

@@ -157,6 +157,58 @@ def test_import_stream_json_cli(db_path: Path) -> None:
     check_run_matches_result(db_path, agent_id, result_line(STREAM))
 
 
+def _stored(db_path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("orchestrator_agents", "agents", "prompts", "agent_logs")
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# adw-orchestrator\n\nKnow what your AI developer workflows did.\n",
+        '{"name": "adw-orchestrator", "version": "1.0"}\n{"type": "commit", "id": 3}\n',
+        "",
+    ],
+    ids=["markdown", "other-json", "empty"],
+)
+def test_import_of_a_file_without_stream_json_is_an_error_and_stores_nothing(
+    tmp_path: Path, db_path: Path, text: str
+) -> None:
+    CliRunner().invoke(cli, ["init", str(db_path)], catch_exceptions=False)
+    other = tmp_path / "README.md"
+    other.write_text(text)
+    before = _stored(db_path)
+    result = CliRunner().invoke(
+        cli, ["import", "stream-json", "--db", str(db_path), str(other), str(STREAM)]
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {other}: no stream-json message")
+    assert "None" not in result.output and f"{STREAM}: run " in result.stdout
+    after = _stored(db_path)
+    assert after["agents"] == before["agents"] + 1  # the stream's run, nothing for the other
+
+
+@pytest.mark.parametrize(("code", "expected"), [(0, 1), (3, 3)])
+def test_record_of_a_command_without_stream_json_is_an_error_and_stores_nothing(
+    db_path: Path, code: int, expected: int
+) -> None:
+    command = [sys.executable, "-c", f"import sys; print('hello'); sys.exit({code})"]
+    result = CliRunner().invoke(cli, ["record", "--db", str(db_path), "--", *command])
+    assert result.exit_code == expected  # the command's, 1 when it succeeded
+    assert result.stdout == "hello\n"  # passed through
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {sys.executable}: no stream-json")
+    assert "None" not in result.stderr
+    assert _stored(db_path) == dict.fromkeys(_stored(db_path), 0)
+
+
 async def test_reported_vs_computed_report(db_path: Path) -> None:
     """The canned report shows the run's reported cost beside genai-prices' figure for the
     same modelUsage tokens (computed here independently, model by model)."""
@@ -598,7 +650,7 @@ def test_import_stream_json_reports_a_failing_file_and_imports_the_others(
         catch_exceptions=False,
     )
     assert result.exit_code == 1
-    assert f"{broken}: error: OSError: [Errno 5] Input/output error" in result.output
+    assert result.stderr == f"Error: {broken}: OSError: [Errno 5] Input/output error\n"
     assert f"{STREAM}: run " in result.output and "(completed)" in result.output
 
 

@@ -38,7 +38,8 @@ def record(
     """Run COMMAND (e.g. `claude -p ... --output-format stream-json --verbose`) and record it.
 
     Its stdout is passed through unchanged; the exit code is the command's, whatever
-    happens to the recording (a failed recording is reported on stderr).
+    happens to the recording (a failed recording is reported on stderr). A command that
+    succeeds without writing stream-json is an error (exit 1): nothing is recorded.
 
         orchestrator record -- claude -p "fix the tests" --output-format stream-json --verbose
     """
@@ -46,7 +47,7 @@ def record(
 
     from ..db import DatabaseManager
     from ..errors import format_exception
-    from .stream_json import StreamRecorder, record_command
+    from .stream_json import NoStreamJson, StreamRecorder, record_command
 
     recorders: list[StreamRecorder] = []
 
@@ -62,6 +63,9 @@ def record(
                 await db.close()
             except Exception as exc:
                 click.echo(f"orchestrator: recording failed: {format_exception(exc)}", err=True)
+        if summary.agent_id is None and summary.error is None:
+            click.echo(f"Error: {command[0]}: {NoStreamJson(summary)}", err=True)
+            return code or 1
         click.echo(f"orchestrator: {summary}", err=True)
         return code
 
@@ -99,13 +103,14 @@ def import_stream_json(
 
     Stream lines carry no time: each run is dated as --started-at says, else by its file's
     modification time minus its duration; the summary says which. A file that cannot be
-    imported is reported and the others are imported (exit code 1).
+    imported (one that holds no stream-json) is reported on stderr and the others are
+    imported (exit code 1).
     """
     import asyncio
     import sqlite3
 
     from ..db import DatabaseManager
-    from ..errors import WriteError, format_exception
+    from ..errors import OrchestratorError, WriteError, format_exception
     from ..ids import parse_timestamp
     from .stream_json import record_stream
 
@@ -127,16 +132,21 @@ def import_stream_json(
                         )
                 except (sqlite3.Error, WriteError):
                     raise  # the database's failure, not the file's
+                except OrchestratorError as exc:
+                    done.append((path, str(exc)))
                 except Exception as exc:
-                    done.append((path, f"error: {format_exception(exc)}"))
+                    done.append((path, format_exception(exc)))
                 else:
                     done.append((path, summary))
         return done
 
     failed = False
     for path, outcome in asyncio.run(run()):
-        click.echo(f"{path}: {outcome}")
-        failed = failed or isinstance(outcome, str)
+        if isinstance(outcome, str):
+            click.echo(f"Error: {path}: {outcome}", err=True)
+            failed = True
+        else:
+            click.echo(f"{path}: {outcome}")
     if failed:
         sys.exit(1)
 

@@ -56,7 +56,7 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from ..db import DatabaseManager
-from ..errors import InvalidInput, format_exception
+from ..errors import InvalidInput, OrchestratorError, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
 from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
 from ..pricing import compute_cost
@@ -82,6 +82,10 @@ _HOOK_TYPES = ", ".join(f"'{event}'" for event in EVENTS)
 
 #: How often a recording looks for tool calls an import logged into its run (seconds).
 LOGGED_CHECK_S = 1.0
+
+#: The message types of a stream: the run starts at the first of them (other JSON is no
+#: Claude Code run).
+STREAM_TYPES = ("system", "assistant", "user", "result")
 
 
 @dataclass
@@ -151,6 +155,17 @@ def _cost(value: Any) -> float | None:
     """A reported cost in USD: a finite number >= 0, else None."""
     value = _scalar(value)
     return float(value) if isinstance(value, (int, float)) and value >= 0 else None
+
+
+class NoStreamJson(OrchestratorError, ValueError):
+    """A file (or a command's output) held no stream-json message: nothing was recorded."""
+
+    def __init__(self, summary: StreamSummary) -> None:
+        self.summary = summary
+        super().__init__(
+            f"no stream-json message in {summary.lines} lines: not the output of "
+            "`claude -p ... --output-format stream-json --verbose`; nothing recorded"
+        )
 
 
 class StreamRecorder:
@@ -264,6 +279,9 @@ class StreamRecorder:
 
     async def _feed(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if self.summary.agent_id is None and kind not in STREAM_TYPES:
+            self.summary.unknown_types += 1  # JSON, but no Claude Code message: no run yet
+            return
         agent_id = await self._ensure_run(message)
         if kind == "assistant":
             body = message.get("message")
@@ -561,7 +579,8 @@ async def record_stream(
     which. Idempotent: a seekable file whose run is stored already (the same session id
     and result line, or without a result line the same first response) adds nothing; the
     summary says ``already_imported``. If reading the file fails, the run is ended
-    ``failed`` with the reason and the error is raised.
+    ``failed`` with the reason and the error is raised. Raises NoStreamJson (nothing
+    stored) when the file holds no stream-json message.
     """
     scanned = _scan(stream)
     known = None if scanned is None else await _recorded_run(db, *scanned)
@@ -578,7 +597,10 @@ async def record_stream(
     except BaseException as exc:
         await recorder.finish(error=f"import interrupted: {format_exception(exc)}")
         raise
-    return await recorder.finish()
+    summary = await recorder.finish()
+    if summary.agent_id is None:
+        raise NoStreamJson(summary)
+    return summary
 
 
 def _file_start(
