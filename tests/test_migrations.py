@@ -475,7 +475,10 @@ def test_a_new_file_gets_what_running_every_migration_gives(tmp_path: Path) -> N
         db.execute("CREATE TABLE later (id INTEGER)")
 
     later.apply(db)
-    assert [m.name for m in later.applied(db)][-2:] == [migrations._migrations[-1].name, "m999_later"]
+    assert [m.name for m in later.applied(db)][-2:] == [
+        migrations._migrations[-1].name,
+        "m999_later",
+    ]
     assert (
         scripted.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
         == len(migrations._migrations) + 1

@@ -388,7 +388,7 @@ def test_cli_defaults_to_claude_config_dir(
     )
     assert result.exit_code == 0, result.output
     assert re.search(r"2 files \(0 unchanged\), 17 lines: 6 prompts added", result.output)
-    assert "3 malformed, 1 unknown types" in result.output
+    assert "3 malformed, 1 unknown types (brand-new-line-type: 1)," in result.output
     again = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path)])
     assert "2 files (2 unchanged), 0 lines: 0 prompts added" in again.output
 
@@ -994,3 +994,174 @@ def test_real_claude_code_transcripts_import_with_their_cost_environment_and_req
 
 
 TOKEN_COLUMNS_4 = ("tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write")
+
+
+def _cost_state(session: str, cost: float, duration: float, **extra: Any) -> dict[str, Any]:
+    """A cost-state line of the shape Claude Code 2.1.337 writes (its schema in the CLI)."""
+    return {
+        "type": "cost-state",
+        "sessionId": session,
+        "totalCostUSD": cost,
+        "totalAPIDuration": 10,
+        "totalAPIDurationWithoutRetries": 9,
+        "totalToolDuration": 5,
+        "totalLinesAdded": 7,
+        "totalLinesRemoved": 2,
+        "totalDuration": duration,
+        "startTime": 1796661775401,
+        "modelUsage": {
+            "claude-sonnet-4-5-20250929": {
+                "inputTokens": 1000,
+                "outputTokens": 100,
+                "cacheReadInputTokens": 0,
+                "cacheCreationInputTokens": 0,
+                "webSearchRequests": 0,
+                "costUSD": cost,
+            }
+        },
+        "hasUnknownModelCost": False,
+        **extra,
+    }
+
+
+def _write_lines(path: Path, lines: list[dict[str, Any]], mode: str = "w") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open(mode) as out:
+        for line in lines:
+            out.write(json.dumps(line) + "\n")
+
+
+def test_the_latest_cost_state_wins_whatever_the_order_of_reading(
+    tmp_path: Path, db_path: Path
+) -> None:
+    session = "5e55a1e0-0000-4000-8000-000000000001"
+    path = tmp_path / "projects" / "p" / f"{session}.jsonl"
+    _write_lines(path, [_cost_state(session, 0.5, 1000)])
+    runs = "SELECT reported_cost_usd, total_duration_ms, lines_added FROM claude_code_runs"
+    import_transcripts([path], db_path=db_path)
+    assert _table(db_path, runs) == [(0.5, 1000.0, 7)]
+    _write_lines(path, [_cost_state(session, 0.75, 1500)], "a")  # the session went on
+    import_transcripts([path], db_path=db_path)
+    assert _table(db_path, runs) == [(0.75, 1500.0, 7)]
+    # The file rewritten to an older state (read again from its start): the later stays.
+    _write_lines(path, [_cost_state(session, 0.25, 200)])
+    summary = import_transcripts([path], db_path=db_path)
+    assert summary.lines == 1 and summary.malformed == 0
+    assert _table(db_path, runs) == [(0.75, 1500.0, 7)]
+    # Computed from genai-prices for tokens no response shows: Sonnet 4.5 at $3 / $15 per
+    # million input / output tokens.
+    assert _table(db_path, "SELECT cost_usd, cost_computed_usd FROM agent_model_usage") == [
+        (0.75, pytest.approx(1000 * 3e-6 + 100 * 15e-6))
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"totalCostUSD": -1},
+        {"totalCostUSD": "0.5"},
+        {"totalDuration": None},
+        {"modelUsage": []},
+        {"totalLinesAdded": -3},
+        {"hasUnknownModelCost": "yes"},
+        {"modelUsage": {"m": {"inputTokens": 1.5, "outputTokens": 0}}},
+        {"modelUsage": {"m": {**dict.fromkeys(("inputTokens", "outputTokens"), 1)}}},
+    ],
+)
+def test_a_cost_state_of_another_shape_is_malformed_and_stores_nothing(
+    tmp_path: Path, db_path: Path, change: dict[str, Any]
+) -> None:
+    session = "5e55a1e0-0000-4000-8000-000000000002"
+    path = tmp_path / f"{session}.jsonl"
+    _write_lines(path, [{**_cost_state(session, 0.5, 1000), **change}])
+    summary = import_transcripts([path], db_path=db_path)
+    assert summary.malformed == 1 and summary.unknown_types == 0 and summary.errors == []
+    assert _table(db_path, "SELECT count(*) FROM claude_code_runs") == [(0,)]
+    assert _table(db_path, "SELECT count(*) FROM agent_model_usage") == [(0,)]
+
+
+def test_the_environment_and_a_worktree_entered_are_the_runs(tmp_path: Path, db_path: Path) -> None:
+    """The environment snapshot as 2.1.337 writes it, then a worktree-state line of the
+    shape its code writes (EnterWorktree; not produced by the tests' -p runs)."""
+    session = "5e55a1e0-0000-4000-8000-000000000003"
+    path = tmp_path / f"{session}.jsonl"
+    environment = {
+        "type": "attachment",
+        "attachment": {
+            "type": "environment",
+            "snapshot": {
+                "workingDirectory": "/src/app",
+                "isWorktree": False,
+                "isGitRepo": True,
+                "additionalWorkingDirectories": [],
+                "platform": "linux",
+            },
+        },
+        "timestamp": "2026-05-01T10:00:00.000Z",
+        "sessionId": session,
+        "gitBranch": "main",
+    }
+    _write_lines(path, [environment])
+    env = (
+        "SELECT cwd, git_branch, is_git_repo, is_worktree, reported_cost_usd FROM claude_code_runs"
+    )
+    import_transcripts([path], db_path=db_path)
+    assert _table(db_path, env) == [("/src/app", "main", 1, 0, None)]
+    worktree = {
+        "type": "worktree-state",
+        "worktreeSession": {
+            "originalCwd": "/src/app",
+            "worktreePath": "/src/app/.claude/worktrees/fix-1",
+            "worktreeName": "fix-1",
+            "worktreeBranch": "worktree-fix-1",
+            "sessionId": session,
+        },
+        "sessionId": session,
+    }
+    _write_lines(path, [worktree, {"type": "worktree-state", "worktreeSession": None}], "a")
+    summary = import_transcripts([path], db_path=db_path)
+    assert summary.unknown_types == 0 and summary.malformed == 0
+    assert _table(db_path, env) == [
+        ("/src/app/.claude/worktrees/fix-1", "worktree-fix-1", 1, 1, None)
+    ]
+
+
+def test_old_transcripts_import_the_same_rows(tmp_path: Path, db_path: Path) -> None:
+    """The Claude Code 2.1.38/2.1.39 transcripts of tests/data: one run per file, one prompt
+    per response (message.id + requestId once), every tool call logged once, nothing of
+    today's lines: counted from the JSON lines, not from the importer."""
+    config = fixture_config_dir(tmp_path)
+    files = sorted((config / "projects").rglob("*.jsonl"))
+    responses: set[tuple[str, str]] = set()
+    tool_ids: set[tuple[str, str]] = set()
+    for path in files:
+        for raw in path.read_text().splitlines():
+            line = json.loads(raw)
+            message = line.get("message")
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("usage"), dict):
+                responses.add((message["id"], line["requestId"]))
+            for block in message.get("content") if isinstance(message.get("content"), list) else []:
+                if block.get("type") == "tool_use":
+                    tool_ids.add(("tool_use", block["id"]))
+                elif block.get("type") == "tool_result":
+                    tool_ids.add(("tool_result", block["tool_use_id"]))
+    summary = import_transcripts([config], db_path=db_path)
+    assert summary.unknown_types == 0 and summary.errors == []
+    assert _table(db_path, "SELECT count(*) FROM agents") == [(len(files),)]
+    assert set(_table(db_path, "SELECT message_id, request_id FROM prompt_responses")) == responses
+    assert _table(db_path, "SELECT count(*) FROM prompts") == [(len(responses),)]
+    logged = _table(
+        db_path,
+        "SELECT log_type, json_extract(metadata, '$.tool_use_id') FROM agent_logs "
+        "WHERE log_type LIKE 'tool%'",
+    )
+    assert sorted(logged) == sorted(tool_ids)
+    for table in ("claude_code_runs", "agent_model_usage"):
+        assert _table(db_path, f"SELECT count(*) FROM {table}") == [(0,)]
+    assert _table(
+        db_path,
+        "SELECT count(*) FROM prompt_responses WHERE coalesce(effort, thinking, "
+        "thinking_budget_tokens, max_tokens) IS NOT NULL",
+    ) == [(0,)]
