@@ -36,13 +36,26 @@ context ran out (``isCompactSummary``), after which the agent goes on with the t
 person gave; such text is a response's prompt only while the file holds nothing the
 person wrote (a continued session's new file).
 
+Today's transcripts (Claude Code 2.1.337) hold more than responses. The last
+``cost-state`` line of a file (Claude Code's cost of the whole session so far: per model
+tokens and ``costUSD``, durations, lines changed, ``hasUnknownModelCost``) is stored on the
+run as a stream's ``result`` line is (``claude_code_runs``, ``agent_model_usage``, the
+computed cost beside the reported one), unless the run holds a later one (a longer
+``totalDuration``); no reconciling prompt is added, so token totals stay ccusage's. The
+``environment`` attachment and ``worktree-state`` lines give the run's working directory,
+git branch and worktree; an ``api-request`` line gives the effort, thinking and
+``max_tokens`` of the response whose ``requestRef`` names it. The other types 2.1.337
+writes (SKIPPED_TYPES) hold nothing stored and are counted as skipped.
+
 Bad lines are counted as malformed, never fatal. A line is skipped whole when it is not a
 JSON object, holds ``NaN`` / ``Infinity`` or a lone surrogate (``\\ud800``), has a
 ``timestamp`` that is no real time (``2026-02-30T00:00:00.000Z``) or is longer than
 LINE_LIMIT; its usage alone is skipped when it is of a shape ccusage does not count or a
 token count is not a whole number from 0 to ``common.MAX_TOKENS``. Unknown line types are
-counted and read like the others. (ccusage counts a few of these differently: an
-impossible date rolls over into the next month, ``1e300`` tokens add up.)
+counted (and listed by name in the summary) and read like the others; a ``cost-state``
+of another shape than Claude Code's own is malformed (Claude Code ignores it too).
+(ccusage counts a few of these differently: an impossible date rolls over into the next
+month, ``1e300`` tokens add up.)
 """
 
 from __future__ import annotations
