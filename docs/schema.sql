@@ -147,7 +147,7 @@ CREATE TABLE prompt_responses (
     tokens_output_final INTEGER         -- output tokens on the response's LAST line: Claude
         -- Code writes one line per content block and the first can carry a partial count;
         -- prompts.tokens_output keeps the first line's (what ccusage counts), this the last
-);
+, effort TEXT, thinking TEXT, thinking_budget_tokens INTEGER, max_tokens INTEGER);
 
 CREATE TABLE claude_code_runs (
     agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,  -- the run
@@ -157,7 +157,7 @@ CREATE TABLE claude_code_runs (
     num_turns INTEGER,                  -- result.num_turns
     duration_ms REAL,                   -- result.duration_ms
     duration_api_ms REAL                -- result.duration_api_ms
-);
+, total_duration_ms REAL, tool_duration_ms REAL, lines_added INTEGER, lines_removed INTEGER, has_unknown_model_cost INTEGER, cwd TEXT, git_branch TEXT, is_git_repo INTEGER, is_worktree INTEGER);
 
 CREATE TABLE agent_model_usage (
     agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run

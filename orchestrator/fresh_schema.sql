@@ -18,7 +18,8 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm100_claude_code', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm007_cache_write_1h', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm008_budgets', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
-('orchestrator', 'm009_copy_progress', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
+('orchestrator', 'm009_copy_progress', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm010_claude_code_session_state', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -687,7 +688,7 @@ CREATE TABLE prompt_responses (
     tokens_output_final INTEGER         -- output tokens on the response's LAST line: Claude
         -- Code writes one line per content block and the first can carry a partial count;
         -- prompts.tokens_output keeps the first line's (what ccusage counts), this the last
-);
+, effort TEXT, thinking TEXT, thinking_budget_tokens INTEGER, max_tokens INTEGER);
 
 CREATE UNIQUE INDEX idx_prompt_responses_key ON prompt_responses(message_id, request_id)
     WHERE request_id IS NOT NULL;
@@ -702,7 +703,7 @@ CREATE TABLE claude_code_runs (
     num_turns INTEGER,                  -- result.num_turns
     duration_ms REAL,                   -- result.duration_ms
     duration_api_ms REAL                -- result.duration_api_ms
-);
+, total_duration_ms REAL, tool_duration_ms REAL, lines_added INTEGER, lines_removed INTEGER, has_unknown_model_cost INTEGER, cwd TEXT, git_branch TEXT, is_git_repo INTEGER, is_worktree INTEGER);
 
 CREATE TABLE agent_model_usage (
     agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run

@@ -1159,6 +1159,47 @@ def m009_copy_progress(db: Database) -> None:
     until the transaction that carries the source's summaries, so a copy killed half way
     is finished the same way by the next one (``orchestrator.copy``)."""
     _run(db, COPY_PROGRESS_DDL)
+@migration
+def m010_claude_code_session_state(db: Database) -> None:
+    """What today's Claude Code transcripts say beside the responses: the session's own cost
+    (``cost-state``: durations, lines changed, models it could not price), the working
+    directory and git worktree of the run, and each request's effort and thinking
+    (``api-request``)."""
+    _run(
+        db,
+        """
+-- cost-state.totalDuration: the session's time as Claude Code
+-- counts it, over all its invocations (a resumed session's included)
+ALTER TABLE claude_code_runs ADD COLUMN total_duration_ms REAL;
+-- cost-state.totalToolDuration: time spent running tools
+ALTER TABLE claude_code_runs ADD COLUMN tool_duration_ms REAL;
+-- cost-state.totalLinesAdded: lines of code the session added
+ALTER TABLE claude_code_runs ADD COLUMN lines_added INTEGER;
+-- cost-state.totalLinesRemoved
+ALTER TABLE claude_code_runs ADD COLUMN lines_removed INTEGER;
+-- cost-state.hasUnknownModelCost: 1 when Claude Code met a
+-- model it has no price for (its reported cost then leaves that model out)
+ALTER TABLE claude_code_runs ADD COLUMN has_unknown_model_cost INTEGER;
+-- the working directory (the transcript's environment snapshot)
+ALTER TABLE claude_code_runs ADD COLUMN cwd TEXT;
+-- the git branch checked out there (the lines' gitBranch)
+ALTER TABLE claude_code_runs ADD COLUMN git_branch TEXT;
+-- 1 when cwd is in a git repository
+ALTER TABLE claude_code_runs ADD COLUMN is_git_repo INTEGER;
+-- 1 when cwd is a git worktree (not the main checkout)
+ALTER TABLE claude_code_runs ADD COLUMN is_worktree INTEGER;
+-- the request's effort (api-request params.output_config.effort):
+-- low | medium | high | ...; NULL when not sent
+ALTER TABLE prompt_responses ADD COLUMN effort TEXT;
+-- the request's extended thinking (params.thinking.type): enabled |
+-- adaptive | disabled; NULL when not sent
+ALTER TABLE prompt_responses ADD COLUMN thinking TEXT;
+-- params.thinking.budget_tokens
+ALTER TABLE prompt_responses ADD COLUMN thinking_budget_tokens INTEGER;
+-- params.max_tokens: the output cap asked for
+ALTER TABLE prompt_responses ADD COLUMN max_tokens INTEGER;
+""",
+    )
 
 
 if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration

@@ -876,3 +876,40 @@ async def m009_copy_progress(conn: Any) -> None:
     from .migrations import COPY_PROGRESS_DDL
 
     await conn.execute(COPY_PROGRESS_DDL.replace(" INTEGER", " bigint"))  # as every integer
+async def m010_claude_code_session_state(conn: Any) -> None:
+    """What today's Claude Code transcripts say beside the responses: the session's own cost
+    (``cost-state``: durations, lines changed, models it could not price), the working
+    directory and git worktree of the run, and each request's effort and thinking
+    (``api-request``)."""
+    await conn.execute("""
+-- cost-state.totalDuration: the session's time as Claude Code
+-- counts it, over all its invocations (a resumed session's included)
+ALTER TABLE claude_code_runs ADD COLUMN total_duration_ms double precision;
+-- cost-state.totalToolDuration: time spent running tools
+ALTER TABLE claude_code_runs ADD COLUMN tool_duration_ms double precision;
+-- cost-state.totalLinesAdded: lines of code the session added
+ALTER TABLE claude_code_runs ADD COLUMN lines_added bigint;
+-- cost-state.totalLinesRemoved
+ALTER TABLE claude_code_runs ADD COLUMN lines_removed bigint;
+-- cost-state.hasUnknownModelCost: 1 when Claude Code met a
+-- model it has no price for (its reported cost then leaves that model out)
+ALTER TABLE claude_code_runs ADD COLUMN has_unknown_model_cost bigint;
+-- the working directory (the transcript's environment snapshot)
+ALTER TABLE claude_code_runs ADD COLUMN cwd text;
+-- the git branch checked out there (the lines' gitBranch)
+ALTER TABLE claude_code_runs ADD COLUMN git_branch text;
+-- 1 when cwd is in a git repository
+ALTER TABLE claude_code_runs ADD COLUMN is_git_repo bigint;
+-- 1 when cwd is a git worktree (not the main checkout)
+ALTER TABLE claude_code_runs ADD COLUMN is_worktree bigint;
+-- the request's effort (api-request params.output_config.effort):
+-- low | medium | high | ...; NULL when not sent
+ALTER TABLE prompt_responses ADD COLUMN effort text;
+-- the request's extended thinking (params.thinking.type): enabled |
+-- adaptive | disabled; NULL when not sent
+ALTER TABLE prompt_responses ADD COLUMN thinking text;
+-- params.thinking.budget_tokens
+ALTER TABLE prompt_responses ADD COLUMN thinking_budget_tokens bigint;
+-- params.max_tokens: the output cap asked for
+ALTER TABLE prompt_responses ADD COLUMN max_tokens bigint;
+""")

@@ -938,3 +938,38 @@ async def test_a_streams_prompt_is_what_the_person_wrote(db_path: Path) -> None:
         prompts = await db.list_prompts(summary.agent_id)
     contents = [p.content for p in prompts if not p.content.startswith("[reconciliation]")]
     assert sorted(contents) == ["/review 123", "and the tests too"]
+
+
+async def test_a_transcript_imported_during_a_recording_keeps_its_environment(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """The result line, written when the recording ends, keeps what a transcript import
+    (a cron job during the run) stored on the run: its working directory."""
+    from orchestrator.claude_code import import_transcripts
+
+    transcript = transcript_of_stream(tmp_path)
+    environment = {
+        "type": "attachment",
+        "attachment": {
+            "type": "environment",
+            "snapshot": {"workingDirectory": "/src/app", "isWorktree": False, "isGitRepo": False},
+        },
+        "timestamp": "2026-02-01T00:00:00.000Z",
+    }
+    with transcript.open("a") as handle:
+        handle.write(json.dumps(environment) + "\n")
+    lines = STREAM.read_text().splitlines()
+    async with DatabaseManager(db_path) as db:
+        recorder = StreamRecorder(db, orchestrator="adw_test")
+        for line in lines[:-1]:
+            await recorder.feed_line(line)
+        await db.flush()
+        import_transcripts([transcript], db_path=db_path)
+        await recorder.feed_line(lines[-1])  # the result line
+        summary = await recorder.finish()
+    assert summary.agent_id is not None
+    check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
+    conn = sqlite3.connect(db_path)
+    runs = conn.execute("SELECT agent_id, cwd FROM claude_code_runs").fetchall()
+    conn.close()
+    assert runs == [(summary.agent_id, "/src/app")]

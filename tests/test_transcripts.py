@@ -388,7 +388,7 @@ def test_cli_defaults_to_claude_config_dir(
     )
     assert result.exit_code == 0, result.output
     assert re.search(r"2 files \(0 unchanged\), 17 lines: 6 prompts added", result.output)
-    assert "3 malformed, 1 unknown types" in result.output
+    assert "3 malformed, 1 unknown types (brand-new-line-type: 1)," in result.output
     again = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path)])
     assert "2 files (2 unchanged), 0 lines: 0 prompts added" in again.output
 
@@ -843,3 +843,325 @@ def test_lines_read_as_the_standard_parser_reads_them() -> None:
             assert got is not None and got == _parse_refused(raw)
         else:
             assert got == expected == _parse_refused(raw), raw
+
+
+# --- today's transcripts (Claude Code 2.1.337): cost-state, environment, requests --------
+
+
+def _table(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [tuple(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def _git_worktree(tmp_path: Path, branch: str) -> Path:
+    """A git repository with a worktree of branch ``branch`` at ``tmp_path/project``."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    (repo / "README").write_text("x")
+    git("add", "README")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
+    git("worktree", "add", "-q", "-b", branch, str(tmp_path / "project"))
+    return tmp_path / "project"
+
+
+def _result(run: Any) -> dict[str, Any]:
+    return next(m for m in run.messages if m["type"] == "result")
+
+
+def test_real_claude_code_transcripts_import_with_their_cost_environment_and_requests(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """The real CLI's transcripts: no unknown line type; Claude Code's reported cost (the
+    stream's total_cost_usd) kept beside the computed one, which equals it for a model
+    genai-prices knows; the latest cost-state after a resume; the worktree; each request's
+    effort, thinking and max_tokens as the fake API received them."""
+    from fake_anthropic import FakeAnthropic, run_claude, token_totals
+
+    model = "claude-opus-4-5-20251101"  # takes an effort; genai-prices knows it
+    project = _git_worktree(tmp_path, "feature-x")
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    with FakeAnthropic() as api:
+        first = run_claude(tmp_path, "say hi", api=api, model=model, args=["--effort", "high"])
+        assert first.returncode == 0, first.stderr
+        projects = first.home / ".claude" / "projects"
+        summary = import_transcripts([projects], db_path=db_path)
+        assert summary.unknown_types == 0 and summary.malformed == 0, str(summary)
+        assert summary.skipped > 0  # api-request-shape, last-prompt, queue-operation...
+        runs = "SELECT reported_cost_usd, total_duration_ms FROM claude_code_runs"
+        assert _table(db_path, runs)[0][0] == _result(first)["total_cost_usd"]
+        resumed = run_claude(
+            tmp_path, "again", api=api, model=model, args=["--resume", str(first.session_id)]
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert resumed.transcript == first.transcript  # resumed in the same file
+        # A model Claude Code has no price for, in a project of its own.
+        odd = run_claude(unknown, "say hi", api=api, model="claude-nonesuch-9-20300101")
+        assert odd.returncode == 0, odd.stderr
+    summary = import_transcripts([projects, odd.home / ".claude" / "projects"], db_path=db_path)
+    assert summary.unknown_types == 0 and summary.malformed == 0, str(summary)
+    assert "0 unknown types," in str(summary)
+
+    session = _table(
+        db_path,
+        "SELECT r.reported_cost_usd, r.duration_api_ms, r.total_duration_ms, "
+        "r.tool_duration_ms, r.lines_added, r.lines_removed, r.has_unknown_model_cost, r.cwd, "
+        "r.git_branch, r.is_git_repo, r.is_worktree FROM claude_code_runs r "
+        "JOIN agents a ON a.id = r.agent_id WHERE a.session_id = ?",
+        first.session_id,
+    )
+    result = _result(resumed)  # Claude Code's figures for the whole session
+    assert session[0][0] == result["total_cost_usd"] > _result(first)["total_cost_usd"]
+    assert session[0][1] == result["duration_api_ms"]
+    assert session[0][2] > 0 and session[0][3] > 0  # wall time, the Bash tool's time
+    assert session[0][4:] == (0, 0, 0, str(project.resolve()), "feature-x", 1, 1)
+    # Per model: Claude Code's tokens and cost, and the same tokens priced by genai-prices.
+    main_sent = [s for s in api.main if s.model == model]
+    expected = token_totals(main_sent)
+    usage = _table(
+        db_path,
+        "SELECT m.model, m.tokens_input, m.tokens_output, m.tokens_cache_read, "
+        "m.tokens_cache_write, m.cost_usd, m.cost_computed_usd FROM agent_model_usage m "
+        "JOIN agents a ON a.id = m.agent_id WHERE a.session_id = ?",
+        first.session_id,
+    )
+    assert len(usage) == 1 and usage[0][0] == model
+    assert list(usage[0][1:5]) == [expected[c] for c in TOKEN_COLUMNS_4]
+    assert usage[0][5] == result["modelUsage"][model]["costUSD"]
+    assert usage[0][6] == pytest.approx(result["total_cost_usd"], rel=1e-9)
+    # The model without a price: flagged by Claude Code, no computed cost.
+    odd_usage = _table(
+        db_path,
+        "SELECT r.has_unknown_model_cost, r.reported_cost_usd, m.cost_computed_usd, "
+        "r.is_git_repo FROM claude_code_runs r JOIN agents a ON a.id = r.agent_id "
+        "JOIN agent_model_usage m ON m.agent_id = r.agent_id WHERE a.session_id = ?",
+        odd.session_id,
+    )
+    assert odd_usage == [(1, _result(odd)["total_cost_usd"], None, 0)]
+    # reported_vs_computed covers the session: the unpriced model's run is listed.
+    from orchestrator.reports import run_report
+
+    params = {"min_diff_usd": "0.0000001"}
+    report = run_report("reported_vs_computed", db_path, params).as_dicts()
+    listed = {(r["level"], r["session_id"]) for r in report}
+    assert ("run", odd.session_id) in listed and ("run", first.session_id) not in listed
+
+    # Each response's request, as the fake API received it.
+    asked = [
+        (
+            r["body"].get("output_config", {}).get("effort"),
+            r["body"]["thinking"]["type"],
+            r["body"]["thinking"].get("budget_tokens"),
+            r["body"]["max_tokens"],
+        )
+        for r in api.requests
+        if r["path"].startswith("/v1/messages")
+        and r["body"].get("model") == model
+        and r["body"].get("tools")
+    ]
+    stored = _table(
+        db_path,
+        "SELECT pr.effort, pr.thinking, pr.thinking_budget_tokens, pr.max_tokens "
+        "FROM prompt_responses pr JOIN prompts p ON p.id = pr.prompt_id "
+        "JOIN agents a ON a.id = p.agent_id WHERE a.session_id = ? ORDER BY p.created_at",
+        first.session_id,
+    )
+    assert len(stored) == len(main_sent) == len(asked) == 3
+    assert stored == asked and asked[0][0] == "high"
+
+    # Importing again changes nothing.
+    before = [
+        _table(db_path, f"SELECT * FROM {t} ORDER BY 1, 2")
+        for t in ("claude_code_runs", "agent_model_usage", "prompt_responses")
+    ]
+    again = import_transcripts([projects], db_path=db_path)
+    assert again.files_unchanged == again.files
+    db = tmp_path / "again.db"  # and from scratch, the same figures
+    import_transcripts([projects], db_path=db)
+    assert _table(db, runs) == _table(db_path, runs + " WHERE has_unknown_model_cost = 0")
+    assert before == [
+        _table(db_path, f"SELECT * FROM {t} ORDER BY 1, 2")
+        for t in ("claude_code_runs", "agent_model_usage", "prompt_responses")
+    ]
+
+
+TOKEN_COLUMNS_4 = ("tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write")
+
+
+def _cost_state(session: str, cost: float, duration: float, **extra: Any) -> dict[str, Any]:
+    """A cost-state line of the shape Claude Code 2.1.337 writes (its schema in the CLI)."""
+    return {
+        "type": "cost-state",
+        "sessionId": session,
+        "totalCostUSD": cost,
+        "totalAPIDuration": 10,
+        "totalAPIDurationWithoutRetries": 9,
+        "totalToolDuration": 5,
+        "totalLinesAdded": 7,
+        "totalLinesRemoved": 2,
+        "totalDuration": duration,
+        "startTime": 1796661775401,
+        "modelUsage": {
+            "claude-sonnet-4-5-20250929": {
+                "inputTokens": 1000,
+                "outputTokens": 100,
+                "cacheReadInputTokens": 0,
+                "cacheCreationInputTokens": 0,
+                "webSearchRequests": 0,
+                "costUSD": cost,
+            }
+        },
+        "hasUnknownModelCost": False,
+        **extra,
+    }
+
+
+def _write_lines(path: Path, lines: list[dict[str, Any]], mode: str = "w") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open(mode) as out:
+        for line in lines:
+            out.write(json.dumps(line) + "\n")
+
+
+def test_the_latest_cost_state_wins_whatever_the_order_of_reading(
+    tmp_path: Path, db_path: Path
+) -> None:
+    session = "5e55a1e0-0000-4000-8000-000000000001"
+    path = tmp_path / "projects" / "p" / f"{session}.jsonl"
+    _write_lines(path, [_cost_state(session, 0.5, 1000)])
+    runs = "SELECT reported_cost_usd, total_duration_ms, lines_added FROM claude_code_runs"
+    import_transcripts([path], db_path=db_path)
+    assert _table(db_path, runs) == [(0.5, 1000.0, 7)]
+    _write_lines(path, [_cost_state(session, 0.75, 1500)], "a")  # the session went on
+    import_transcripts([path], db_path=db_path)
+    assert _table(db_path, runs) == [(0.75, 1500.0, 7)]
+    # The file rewritten to an older state (read again from its start): the later stays.
+    _write_lines(path, [_cost_state(session, 0.25, 200)])
+    summary = import_transcripts([path], db_path=db_path)
+    assert summary.lines == 1 and summary.malformed == 0
+    assert _table(db_path, runs) == [(0.75, 1500.0, 7)]
+    # Computed from genai-prices for tokens no response shows: Sonnet 4.5 at $3 / $15 per
+    # million input / output tokens.
+    assert _table(db_path, "SELECT cost_usd, cost_computed_usd FROM agent_model_usage") == [
+        (0.75, pytest.approx(1000 * 3e-6 + 100 * 15e-6))
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"totalCostUSD": -1},
+        {"totalCostUSD": "0.5"},
+        {"totalDuration": None},
+        {"modelUsage": []},
+        {"totalLinesAdded": -3},
+        {"hasUnknownModelCost": "yes"},
+        {"modelUsage": {"m": {"inputTokens": 1.5, "outputTokens": 0}}},
+        {"modelUsage": {"m": {**dict.fromkeys(("inputTokens", "outputTokens"), 1)}}},
+    ],
+)
+def test_a_cost_state_of_another_shape_is_malformed_and_stores_nothing(
+    tmp_path: Path, db_path: Path, change: dict[str, Any]
+) -> None:
+    session = "5e55a1e0-0000-4000-8000-000000000002"
+    path = tmp_path / f"{session}.jsonl"
+    _write_lines(path, [{**_cost_state(session, 0.5, 1000), **change}])
+    summary = import_transcripts([path], db_path=db_path)
+    assert summary.malformed == 1 and summary.unknown_types == 0 and summary.errors == []
+    assert _table(db_path, "SELECT count(*) FROM claude_code_runs") == [(0,)]
+    assert _table(db_path, "SELECT count(*) FROM agent_model_usage") == [(0,)]
+
+
+def test_the_environment_and_a_worktree_entered_are_the_runs(tmp_path: Path, db_path: Path) -> None:
+    """The environment snapshot as 2.1.337 writes it, then a worktree-state line of the
+    shape its code writes (EnterWorktree; not produced by the tests' -p runs)."""
+    session = "5e55a1e0-0000-4000-8000-000000000003"
+    path = tmp_path / f"{session}.jsonl"
+    environment = {
+        "type": "attachment",
+        "attachment": {
+            "type": "environment",
+            "snapshot": {
+                "workingDirectory": "/src/app",
+                "isWorktree": False,
+                "isGitRepo": True,
+                "additionalWorkingDirectories": [],
+                "platform": "linux",
+            },
+        },
+        "timestamp": "2026-05-01T10:00:00.000Z",
+        "sessionId": session,
+        "gitBranch": "main",
+    }
+    _write_lines(path, [environment])
+    env = (
+        "SELECT cwd, git_branch, is_git_repo, is_worktree, reported_cost_usd FROM claude_code_runs"
+    )
+    import_transcripts([path], db_path=db_path)
+    assert _table(db_path, env) == [("/src/app", "main", 1, 0, None)]
+    worktree = {
+        "type": "worktree-state",
+        "worktreeSession": {
+            "originalCwd": "/src/app",
+            "worktreePath": "/src/app/.claude/worktrees/fix-1",
+            "worktreeName": "fix-1",
+            "worktreeBranch": "worktree-fix-1",
+            "sessionId": session,
+        },
+        "sessionId": session,
+    }
+    _write_lines(path, [worktree, {"type": "worktree-state", "worktreeSession": None}], "a")
+    summary = import_transcripts([path], db_path=db_path)
+    assert summary.unknown_types == 0 and summary.malformed == 0
+    assert _table(db_path, env) == [
+        ("/src/app/.claude/worktrees/fix-1", "worktree-fix-1", 1, 1, None)
+    ]
+
+
+def test_old_transcripts_import_the_same_rows(tmp_path: Path, db_path: Path) -> None:
+    """The Claude Code 2.1.38/2.1.39 transcripts of tests/data: one run per file, one prompt
+    per response (message.id + requestId once), every tool call logged once, nothing of
+    today's lines: counted from the JSON lines, not from the importer."""
+    config = fixture_config_dir(tmp_path)
+    files = sorted((config / "projects").rglob("*.jsonl"))
+    responses: set[tuple[str, str]] = set()
+    tool_ids: set[tuple[str, str]] = set()
+    for path in files:
+        for raw in path.read_text().splitlines():
+            line = json.loads(raw)
+            message = line.get("message")
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("usage"), dict):
+                responses.add((message["id"], line["requestId"]))
+            for block in message.get("content") if isinstance(message.get("content"), list) else []:
+                if block.get("type") == "tool_use":
+                    tool_ids.add(("tool_use", block["id"]))
+                elif block.get("type") == "tool_result":
+                    tool_ids.add(("tool_result", block["tool_use_id"]))
+    summary = import_transcripts([config], db_path=db_path)
+    assert summary.unknown_types == 0 and summary.errors == []
+    assert _table(db_path, "SELECT count(*) FROM agents") == [(len(files),)]
+    assert set(_table(db_path, "SELECT message_id, request_id FROM prompt_responses")) == responses
+    assert _table(db_path, "SELECT count(*) FROM prompts") == [(len(responses),)]
+    logged = _table(
+        db_path,
+        "SELECT log_type, json_extract(metadata, '$.tool_use_id') FROM agent_logs "
+        "WHERE log_type LIKE 'tool%'",
+    )
+    assert sorted(logged) == sorted(tool_ids)
+    for table in ("claude_code_runs", "agent_model_usage"):
+        assert _table(db_path, f"SELECT count(*) FROM {table}") == [(0,)]
+    assert _table(
+        db_path,
+        "SELECT count(*) FROM prompt_responses WHERE coalesce(effort, thinking, "
+        "thinking_budget_tokens, max_tokens) IS NOT NULL",
+    ) == [(0,)]

@@ -484,9 +484,15 @@ class StreamRecorder:
         reported = _cost(result.get("total_cost_usd"))
         self.summary.reported_cost_usd = reported
         await self.db.execute(
-            "INSERT OR REPLACE INTO claude_code_runs (agent_id, reported_cost_usd, "
+            # An upsert: what a transcript import stored on the run (its environment, the
+            # cost-state's figures) stays.
+            "INSERT INTO claude_code_runs (agent_id, reported_cost_usd, "
             "result_subtype, is_error, num_turns, duration_ms, duration_api_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+            "reported_cost_usd = excluded.reported_cost_usd, "
+            "result_subtype = excluded.result_subtype, is_error = excluded.is_error, "
+            "num_turns = excluded.num_turns, duration_ms = excluded.duration_ms, "
+            "duration_api_ms = excluded.duration_api_ms",
             (
                 agent_id,
                 reported,

@@ -36,13 +36,26 @@ context ran out (``isCompactSummary``), after which the agent goes on with the t
 person gave; such text is a response's prompt only while the file holds nothing the
 person wrote (a continued session's new file).
 
+Today's transcripts (Claude Code 2.1.337) hold more than responses. The last
+``cost-state`` line of a file (Claude Code's cost of the whole session so far: per model
+tokens and ``costUSD``, durations, lines changed, ``hasUnknownModelCost``) is stored on the
+run as a stream's ``result`` line is (``claude_code_runs``, ``agent_model_usage``, the
+computed cost beside the reported one), unless the run holds a later one (a longer
+``totalDuration``); no reconciling prompt is added, so token totals stay ccusage's. The
+``environment`` attachment and ``worktree-state`` lines give the run's working directory,
+git branch and worktree; an ``api-request`` line gives the effort, thinking and
+``max_tokens`` of the response whose ``requestRef`` names it. The other types 2.1.337
+writes (SKIPPED_TYPES) hold nothing stored and are counted as skipped.
+
 Bad lines are counted as malformed, never fatal. A line is skipped whole when it is not a
 JSON object, holds ``NaN`` / ``Infinity`` or a lone surrogate (``\\ud800``), has a
 ``timestamp`` that is no real time (``2026-02-30T00:00:00.000Z``) or is longer than
 LINE_LIMIT; its usage alone is skipped when it is of a shape ccusage does not count or a
 token count is not a whole number from 0 to ``common.MAX_TOKENS``. Unknown line types are
-counted and read like the others. (ccusage counts a few of these differently: an
-impossible date rolls over into the next month, ``1e300`` tokens add up.)
+counted (and listed by name in the summary) and read like the others; a ``cost-state``
+of another shape than Claude Code's own is malformed (Claude Code ignores it too).
+(ccusage counts a few of these differently: an impossible date rolls over into the next
+month, ``1e300`` tokens add up.)
 """
 
 from __future__ import annotations
@@ -61,30 +74,88 @@ from .. import sqlite as sqlite_backend
 from ..errors import InvalidInput, format_exception
 from ..ids import format_timestamp, parse_timestamp, utc_now
 from .common import (
+    MODEL_USAGE_KEYS,
     LineCounts,
     PromptText,
     Response,
+    clip,
     is_token_count,
     parse_line,
+    storable,
     text_of,
     tool_log_rows,
 )
 from .hook import TOOL_LOG_KINDS
 
-#: Line types Claude Code writes that the importer knows (others are counted as unknown).
-KNOWN_TYPES = frozenset(
+#: Line types the importer reads something from (every line is also read for usage and
+#: tool calls, whatever its type, as ccusage reads it).
+READ_TYPES = frozenset(
     {
         "user",
         "assistant",
         "progress",
-        "file-history-snapshot",
         "system",
-        "queue-operation",
-        "summary",
-        "custom-title",
         "result",
+        "api-request-blob",  # the blocks sent: their tool calls are logged once
+        "cost-state",  # Claude Code's own cost of the session
+        "attachment",  # the environment snapshot: working directory, git repo, worktree
+        "worktree-state",  # a worktree entered during the session
+        "api-request",  # each request's effort, thinking and max_tokens
     }
 )
+#: Line types Claude Code writes (up to 2.1.337, from its transcript writer's own list)
+#: that hold nothing this importer stores: counted as skipped, not as unknown.
+SKIPPED_TYPES = frozenset(
+    {
+        "agent-color",
+        "agent-name",
+        "agent-setting",
+        "ai-title",
+        "api-request-resumed",
+        "api-request-route",
+        "api-request-shape",
+        "artifact-autoreact-ledger",
+        "artifact-comment-monitor",
+        "atis-latch",
+        "attribution-snapshot",
+        "bridge-session",
+        "content-replacement",
+        "continued-in",
+        "custom-title",
+        "data-flow-incomplete",
+        "data-flow-records",
+        "denial-counts",
+        "derived-from",
+        "dev-mods",
+        "ended-by-model",
+        "file-history-delta",
+        "file-history-snapshot",
+        "fork-context-ref",
+        "frame-link",
+        "history-suppression",
+        "host-row",
+        "hybrid-organization",
+        "isolation-latch",
+        "last-prompt",
+        "memory-mode",
+        "mode",
+        "observer-ref",
+        "permission-mode",
+        "pr-link",
+        "queue-operation",
+        "relocated",
+        "repl-mode",
+        "resume-head-vouch",
+        "session-owner",
+        "summary",
+        "tag",
+        "tools-used",
+    }
+)
+#: Line types Claude Code writes that the importer knows (others are counted as unknown).
+KNOWN_TYPES = READ_TYPES | SKIPPED_TYPES
+#: Distinct unknown type names an import summary lists (their lines are all counted).
+UNKNOWN_NAMES_LISTED = 20
 
 #: A line longer than this (bytes) is skipped as malformed without being held in memory.
 #: Claude Code's longest lines are tool results (an image, a file): a few MB.
@@ -130,6 +201,7 @@ _SUMMED = (
     "tool_events",
     "malformed",
     "unknown_types",
+    "skipped",
     "runs_created",
     "prompts_added",
     "duplicates_skipped",
@@ -148,6 +220,9 @@ class ImportSummary(LineCounts):
     prompts_added: int = 0
     duplicates_skipped: int = 0  # lines of a response already counted (message.id+requestId)
     bytes_read: int = 0
+    skipped: int = 0  # lines of a known type holding nothing to store (SKIPPED_TYPES)
+    #: The unknown line types met and how many lines each (at most UNKNOWN_NAMES_LISTED).
+    unknown_type_names: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # files that could not be imported
 
     def __str__(self) -> str:
@@ -157,6 +232,12 @@ class ImportSummary(LineCounts):
             f"{self.tool_events} tool events, {self.runs_created} runs created, "
             f"{self.malformed} malformed, {self.unknown_types} unknown types"
         )
+        if self.unknown_type_names:
+            text += " (" + ", ".join(
+                f"{name}: {count}" for name, count in sorted(self.unknown_type_names.items())
+            )
+            text += ", ...)" if len(self.unknown_type_names) >= UNKNOWN_NAMES_LISTED else ")"
+        text += f", {self.skipped} lines of known types with nothing to store"
         for error in self.errors:
             text += f"\nerror: {error}"
         return text
@@ -165,6 +246,15 @@ class ImportSummary(LineCounts):
         """Add the counts of ``other`` (one file's import) to these."""
         for name in _SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, count in other.unknown_type_names.items():
+            self.count_unknown(name, count)
+
+    def count_unknown(self, name: str, lines: int = 1) -> None:
+        """Note ``lines`` lines of the unknown type ``name`` (listed up to a limit)."""
+        if name in self.unknown_type_names:
+            self.unknown_type_names[name] += lines
+        elif len(self.unknown_type_names) < UNKNOWN_NAMES_LISTED:
+            self.unknown_type_names[name] = lines
 
 
 def claude_config_dirs() -> list[Path]:
@@ -338,10 +428,160 @@ def _timestamp(value: Any) -> str | None:
 
 @dataclass
 class _Response(Response):
-    """A transcript's response: its ``requestId`` and the largest output count of its lines."""
+    """A transcript's response: its ``requestId``, the largest output count of its lines and
+    what its request asked for (:func:`_request_fields`)."""
 
     request_id: str | None = None
     output_final: int = 0
+    request: tuple[Any, ...] = (None, None, None, None)
+
+
+#: api-request lines held until their responses come (a response follows its request).
+REQUESTS_HELD = 64
+#: The largest figure (USD, ms, lines) a ``cost-state`` may hold: Claude Code's own bound.
+MAX_FIGURE = 1e15
+
+
+def _type_name(kind: Any) -> str:
+    """An unknown line type as the import summary lists it."""
+    if isinstance(kind, str) and storable(kind):
+        return clip(kind, 60)
+    return "(no type)" if kind is None else clip(repr(kind), 60)
+
+
+def _figure(value: Any, limit: float = MAX_FIGURE) -> float | int | None:
+    """A cost-state figure: a finite number from 0 to ``limit``, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if 0 <= value <= limit else None  # NaN fails both comparisons
+
+
+def _whole(value: Any) -> int | None:
+    """A whole-number figure (token count, lines, max_tokens) as an int, else None."""
+    return int(value) if is_token_count(value) else None
+
+
+def _request_fields(line: dict[str, Any]) -> tuple[Any, ...]:
+    """What an ``api-request`` line says its request asked for: (effort, thinking type,
+    thinking budget, max_tokens), each None when absent or of another shape."""
+    params = line.get("params")
+    if not isinstance(params, dict):
+        return (None, None, None, None)
+    output_config = params.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    thinking = params.get("thinking")
+    kind = budget = None
+    if isinstance(thinking, dict):
+        kind, budget = thinking.get("type"), _whole(thinking.get("budget_tokens"))
+    return (
+        effort if isinstance(effort, str) and storable(effort) else None,
+        kind if isinstance(kind, str) and storable(kind) else None,
+        budget,
+        _whole(params.get("max_tokens")),
+    )
+
+
+@dataclass
+class _CostState:
+    """A ``cost-state`` line, checked as Claude Code checks it when it reads one back."""
+
+    cost_usd: float | int
+    total_duration_ms: float | int
+    api_duration_ms: float | int | None
+    tool_duration_ms: float | int | None
+    lines_added: int | None
+    lines_removed: int | None
+    has_unknown_model_cost: int | None
+    #: Per model: the token columns (MODEL_USAGE_KEYS), its 1-hour cache writes, the
+    #: reported cost and the web searches.
+    models: dict[str, tuple[dict[str, int], int, Any, Any]]
+
+
+def _cost_state(line: dict[str, Any]) -> _CostState | None:
+    """The figures of a ``cost-state`` line, or None when it is not of the shape Claude Code
+    writes (then Claude Code ignores it too): a total cost, a total duration and a
+    ``modelUsage`` object of per-model token counts and costs; other figures, when
+    present, must be numbers from 0 up."""
+    cost = _figure(line.get("totalCostUSD"), 1e9)
+    duration = _figure(line.get("totalDuration"))
+    usage = line.get("modelUsage")
+    if cost is None or duration is None or not isinstance(usage, dict):
+        return None
+    optional = {}
+    for key in ("totalAPIDuration", "totalToolDuration", "totalLinesAdded", "totalLinesRemoved"):
+        value = line.get(key)
+        optional[key] = _figure(value)
+        if value is not None and optional[key] is None:
+            return None
+    unknown = line.get("hasUnknownModelCost")
+    if unknown is not None and not isinstance(unknown, bool):
+        return None
+    models: dict[str, tuple[dict[str, int], int, Any, Any]] = {}
+    for model, figures in usage.items():
+        if not model or not storable(model) or not isinstance(figures, dict):
+            return None
+        if not all(is_token_count(figures.get(key)) for key in MODEL_USAGE_KEYS.values()):
+            return None
+        one_hour = figures.get("cacheCreationEphemeral1hInputTokens", 0)
+        model_cost = _figure(figures.get("costUSD"), 1e9)
+        if not is_token_count(one_hour) or model_cost is None:
+            return None
+        tokens = {column: int(figures[key]) for column, key in MODEL_USAGE_KEYS.items()}
+        searches = _whole(figures.get("webSearchRequests"))
+        models[model] = (tokens, int(one_hour), model_cost, searches)
+    added, removed = optional["totalLinesAdded"], optional["totalLinesRemoved"]
+    return _CostState(
+        cost_usd=cost,
+        total_duration_ms=duration,
+        api_duration_ms=optional["totalAPIDuration"],
+        tool_duration_ms=optional["totalToolDuration"],
+        lines_added=None if added is None else int(added),
+        lines_removed=None if removed is None else int(removed),
+        has_unknown_model_cost=None if unknown is None else int(unknown),
+        models=models,
+    )
+
+
+def _environment(line: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's environment an ``attachment`` (its ``environment`` snapshot) or a
+    ``worktree-state`` line (a worktree entered) gives: cwd, git_branch, is_git_repo,
+    is_worktree (None: not said)."""
+    if line.get("type") == "worktree-state":
+        session = line.get("worktreeSession")
+        if not isinstance(session, dict):
+            return None  # null: the worktree was left; the next snapshot says where to
+        path, branch = session.get("worktreePath"), session.get("worktreeBranch")
+        if not (isinstance(path, str) and storable(path)):
+            return None
+        return {
+            "cwd": path,
+            "git_branch": branch if isinstance(branch, str) and storable(branch) else None,
+            "is_git_repo": 1,
+            "is_worktree": 1,
+        }
+    attachment = line.get("attachment")
+    if not isinstance(attachment, dict) or attachment.get("type") != "environment":
+        return None
+    snapshot = attachment.get("snapshot")
+    if not isinstance(snapshot, dict):
+        return None
+    cwd = snapshot.get("workingDirectory")
+    is_git_repo = snapshot.get("isGitRepo")
+    is_worktree = snapshot.get("isWorktree")
+    # The branch: the snapshot's own when it names one, else the line's (Claude Code
+    # writes gitBranch "HEAD" outside a repository too: kept only in one).
+    branch = snapshot.get("vcsBranch")
+    if not isinstance(branch, str):
+        branch = line.get("gitBranch")
+    in_repo = is_git_repo if isinstance(is_git_repo, bool) else None
+    return {
+        "cwd": cwd if isinstance(cwd, str) and storable(cwd) else None,
+        "git_branch": branch
+        if in_repo and isinstance(branch, str) and branch and storable(branch)
+        else None,
+        "is_git_repo": None if in_repo is None else int(in_repo),
+        "is_worktree": int(is_worktree) if isinstance(is_worktree, bool) else None,
+    }
 
 
 def _rows() -> Any:
@@ -572,6 +812,9 @@ class _FileImport:
                 if isinstance(tool_id, str)
             }
         self.prompt = PromptText()
+        self.requests: dict[str, tuple[Any, ...]] = {}  # api-request id -> _request_fields
+        self.cost_state: _CostState | None = None  # the file's last cost-state
+        self.environment: dict[str, Any] | None = None  # the file's last environment
         self.first_ts: str | None = None
         self.last_ts: str | None = None
         self.session_id: str | None = None
@@ -592,6 +835,7 @@ class _FileImport:
         self.write_responses()
         self.write_logs()
         self.update_run()
+        self.write_run_state()
         return end, position
 
     def line(self, raw: bytes) -> None:
@@ -626,6 +870,11 @@ class _FileImport:
                 return
         if kind not in KNOWN_TYPES:
             counts.unknown_types += 1
+            counts.count_unknown(_type_name(kind))
+        elif kind in SKIPPED_TYPES:
+            counts.skipped += 1
+        elif kind in _STATE_TYPES:
+            self.read_state(kind, line)
         if created is not None:
             if self.first_ts is None or created < self.first_ts:
                 self.first_ts = created
@@ -646,7 +895,7 @@ class _FileImport:
             usage = None
         if usage is not None:
             assert created is not None
-            self.gather(message, line.get("requestId"), usage, created, content)
+            self.gather(message, line, usage, created, content)
         elif kind == "user" and not (isinstance(content, list) and _only_tool_results(content)):
             text = text_of(content)  # (tool results alone answer no prompt: not read)
             self.prompt.read(line, text)
@@ -655,14 +904,35 @@ class _FileImport:
             if len(self.logs) >= LOGS_HELD:
                 self.write_logs()
 
+    def read_state(self, kind: str, line: dict[str, Any]) -> None:
+        """Read a cost-state, environment or api-request line (kept until the file ends or
+        its response comes); one of a shape Claude Code does not write is malformed."""
+        if kind == "cost-state":
+            state = _cost_state(line)
+            if state is None:
+                self.counts.malformed += 1
+            else:
+                self.cost_state = state  # the latest wins: each one sums the whole session
+        elif kind == "api-request":
+            request_ref = line.get("id")
+            if isinstance(request_ref, str):
+                if len(self.requests) >= REQUESTS_HELD:
+                    del self.requests[next(iter(self.requests))]
+                self.requests[request_ref] = _request_fields(line)
+        else:
+            environment = _environment(line)
+            if environment is not None:
+                self.environment = environment
+
     def gather(
         self,
         message: dict[str, Any],
-        request_id: str | None,
+        line: dict[str, Any],
         usage: dict[str, Any],
         created: str,
         content: Any,
     ) -> None:
+        request_id = line.get("requestId")
         message_id = message.get("id")
         key: Any = (message_id, request_id)
         if message_id is None or request_id is None:
@@ -680,6 +950,9 @@ class _FileImport:
                 usage=usage,
                 request_id=request_id,
             )
+            request_ref = line.get("requestRef")  # the id of the api-request line it answers
+            if isinstance(request_ref, str) and request_ref in self.requests:
+                response.request = self.requests[request_ref]
         else:
             self.counts.duplicates_skipped += 1
         output = int(usage["output_tokens"])
@@ -700,8 +973,11 @@ class _FileImport:
                     self.counts.duplicates_skipped += 1
                     self.conn.execute(
                         "UPDATE prompt_responses SET tokens_output_final = "
-                        "max(coalesce(tokens_output_final, 0), ?) WHERE prompt_id = ?",
-                        (response.output_final, known),
+                        "max(coalesce(tokens_output_final, 0), ?), "
+                        "effort = coalesce(effort, ?), thinking = coalesce(thinking, ?), "
+                        "thinking_budget_tokens = coalesce(thinking_budget_tokens, ?), "
+                        "max_tokens = coalesce(max_tokens, ?) WHERE prompt_id = ?",
+                        (response.output_final, *response.request, known),
                     )
                     continue
             try:
@@ -715,12 +991,21 @@ class _FileImport:
             prompts.append(prompt)
             if response.message_id is not None:
                 final = max(response.output_final, prompt[at_output])
-                keys.append((prompt[at_id], response.message_id, response.request_id, final))
+                keys.append(
+                    (
+                        prompt[at_id],
+                        response.message_id,
+                        response.request_id,
+                        final,
+                        *response.request,
+                    )
+                )
         self.responses.clear()
         self.conn.executemany(_sql()["prompt"], prompts)
         self.conn.executemany(
             "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
-            "tokens_output_final) VALUES (?, ?, ?, ?)",
+            "tokens_output_final, effort, thinking, thinking_budget_tokens, max_tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             keys,
         )
         self.counts.prompts_added += len(prompts)
@@ -794,6 +1079,114 @@ class _FileImport:
             " * 86400000.0 WHERE id = ? AND completed_at IS NOT NULL",
             (self.agent_id,),
         )
+
+    def write_run_state(self) -> None:
+        """Store the file's last environment and cost-state on its run (claude_code_runs,
+        agent_model_usage). A cost-state replaces the run's figures unless the run holds
+        a later one already (a longer ``totalDuration``: each sums the session so far,
+        resumed invocations included), so importing again, or an older file after a
+        newer one, changes nothing."""
+        if self.cost_state is None and self.environment is None:
+            return
+        conn, agent_id = self.conn, self.agent_id
+        conn.execute(
+            "INSERT INTO claude_code_runs (agent_id) VALUES (?) ON CONFLICT (agent_id) DO NOTHING",
+            (agent_id,),
+        )
+        if self.environment is not None:
+            env = self.environment
+            conn.execute(
+                "UPDATE claude_code_runs SET cwd = coalesce(?, cwd), "
+                "git_branch = CASE WHEN ? THEN ? ELSE git_branch END, "
+                "is_git_repo = coalesce(?, is_git_repo), is_worktree = coalesce(?, is_worktree) "
+                "WHERE agent_id = ?",
+                (
+                    env["cwd"],
+                    env["is_git_repo"] is not None,
+                    env["git_branch"],
+                    env["is_git_repo"],
+                    env["is_worktree"],
+                    agent_id,
+                ),
+            )
+        state = self.cost_state
+        if state is None:
+            return
+        (stored,) = conn.execute(
+            "SELECT total_duration_ms FROM claude_code_runs WHERE agent_id = ?", (agent_id,)
+        ).fetchone()
+        if stored is not None and stored > state.total_duration_ms:
+            return
+        conn.execute(
+            "UPDATE claude_code_runs SET reported_cost_usd = ?, duration_api_ms = ?, "
+            "total_duration_ms = ?, tool_duration_ms = ?, lines_added = ?, lines_removed = ?, "
+            "has_unknown_model_cost = ? WHERE agent_id = ?",
+            (
+                state.cost_usd,
+                state.api_duration_ms,
+                state.total_duration_ms,
+                state.tool_duration_ms,
+                state.lines_added,
+                state.lines_removed,
+                state.has_unknown_model_cost,
+                agent_id,
+            ),
+        )
+        conn.execute("DELETE FROM agent_model_usage WHERE agent_id = ?", (agent_id,))
+        computed = self.computed_costs(state)
+        conn.executemany(
+            "INSERT INTO agent_model_usage (agent_id, model, tokens_input, tokens_output, "
+            "tokens_cache_read, tokens_cache_write, cost_usd, cost_computed_usd, "
+            "web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (agent_id, model, *tokens.values(), cost, computed[model], searches)
+                for model, (tokens, _, cost, searches) in state.models.items()
+            ],
+        )
+
+    def computed_costs(self, state: _CostState) -> dict[str, float | None]:
+        """Per model of ``state``: its tokens priced by genai-prices, as the stream importer
+        prices a result's ``modelUsage``: the run's responses of that model, each priced
+        alone, plus the tokens no response of the run shows (subagents' and background
+        calls', or counted before a partial output count) priced at the base tier. None
+        when a price is unknown."""
+        from ..pricing import compute_cost
+
+        covered = {
+            row[0]: row[1:]
+            for row in self.conn.execute(
+                "SELECT model, sum(tokens_input), sum(tokens_output), sum(tokens_cache_read), "
+                "sum(tokens_cache_write), sum(tokens_cache_write_1h), sum(cost_computed_usd), "
+                "count(*) - count(cost_computed_usd) FROM prompts WHERE agent_id = ? "
+                "GROUP BY model",
+                (self.agent_id,),
+            )
+        }
+        when = None if self.last_ts is None else parse_timestamp(self.last_ts)
+        costs: dict[str, float | None] = {}
+        for model, (tokens, one_hour, _, _) in state.models.items():
+            seen = covered.get(model)
+            if seen is not None and seen[6]:
+                costs[model] = None  # a response of the model has no price
+                continue
+            seen_tokens = seen[:5] if seen is not None else (0, 0, 0, 0, 0)
+            rest = {
+                column: max(0, count - seen_count)
+                for (column, count), seen_count in zip(tokens.items(), seen_tokens, strict=False)
+            }
+            rest_1h = min(max(0, one_hour - seen_tokens[4]), rest["tokens_cache_write"])
+            cost: float | None = (seen[5] or 0.0) if seen is not None else 0.0
+            if seen is None or any(rest.values()):
+                extra = compute_cost(
+                    model, **rest, tokens_cache_write_1h=rest_1h, when=when, base_tier=True
+                )
+                cost = None if extra is None else (cost or 0.0) + extra
+            costs[model] = cost
+        return costs
+
+
+#: Line types read by :meth:`_FileImport.read_state`.
+_STATE_TYPES = frozenset({"cost-state", "attachment", "worktree-state", "api-request"})
 
 
 def _lines(handle: IO[bytes], start: int) -> Iterator[tuple[bytes | None, int, bool]]:
