@@ -159,6 +159,10 @@ CREATE TABLE prompt_responses (
     message_id text NOT NULL,
     request_id text,
     tokens_output_final bigint,
+    effort text,
+    thinking text,
+    thinking_budget_tokens bigint,
+    max_tokens bigint,
     CONSTRAINT prompt_responses_pkey PRIMARY KEY (prompt_id),
     CONSTRAINT prompt_responses_prompt_id_fkey FOREIGN KEY (prompt_id) REFERENCES prompts(id) ON DELETE CASCADE
 );
@@ -171,6 +175,15 @@ CREATE TABLE claude_code_runs (
     num_turns bigint,
     duration_ms double precision,
     duration_api_ms double precision,
+    total_duration_ms double precision,
+    tool_duration_ms double precision,
+    lines_added bigint,
+    lines_removed bigint,
+    has_unknown_model_cost bigint,
+    cwd text,
+    git_branch text,
+    is_git_repo bigint,
+    is_worktree bigint,
     CONSTRAINT claude_code_runs_pkey PRIMARY KEY (agent_id),
     CONSTRAINT claude_code_runs_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );

@@ -1159,6 +1159,8 @@ def m009_copy_progress(db: Database) -> None:
     until the transaction that carries the source's summaries, so a copy killed half way
     is finished the same way by the next one (``orchestrator.copy``)."""
     _run(db, COPY_PROGRESS_DDL)
+
+
 @migration
 def m010_claude_code_session_state(db: Database) -> None:
     """What today's Claude Code transcripts say beside the responses: the session's own cost

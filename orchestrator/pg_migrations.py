@@ -876,6 +876,9 @@ async def m009_copy_progress(conn: Any) -> None:
     from .migrations import COPY_PROGRESS_DDL
 
     await conn.execute(COPY_PROGRESS_DDL.replace(" INTEGER", " bigint"))  # as every integer
+
+
+@migration
 async def m010_claude_code_session_state(conn: Any) -> None:
     """What today's Claude Code transcripts say beside the responses: the session's own cost
     (``cost-state``: durations, lines changed, models it could not price), the working
