@@ -146,6 +146,11 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     type=(str, str),
     help="A report parameter: -p start 2026-11-01 (repeatable).",
 )
+@click.option(
+    "--tz",
+    help="Time zone of the days, weeks and months (an IANA name such as Europe/Madrid; "
+    "default UTC), for the reports that take tz.",
+)
 @format_option()
 @click.pass_context
 def report(
@@ -153,6 +158,7 @@ def report(
     name: str | None,
     db_path: Path | str,
     params: tuple[tuple[str, str], ...],
+    tz: str | None,
     fmt: str,
 ) -> None:
     """Run canned report NAME (the SQL in metadata.yml); list reports without NAME.
@@ -169,7 +175,8 @@ def report(
             click.echo(f"{item.name:<24}{item.title}  {parameters}".rstrip())
         return
     try:
-        result = run_report_args(name, ctx.args, params=params, db_path=db_path)
+        given = (*params, ("tz", tz)) if tz is not None else params
+        result = run_report_args(name, ctx.args, params=given, db_path=db_path)
     except (KeyError, ValueError, FileNotFoundError, ConnectionError) as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     click.echo(format_result(result.columns, result.rows, fmt), nl=False)
