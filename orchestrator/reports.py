@@ -197,7 +197,8 @@ def run_report(
         )
     for key in DATE_PARAMETERS:
         if given.get(key) and not _is_day(given[key]):
-            raise ValueError(f"{key} must be a day (YYYY-MM-DD) or empty, not {given[key]!r}")
+            kind = f"day in {given['tz']}" if given.get("tz") else "UTC day"
+            raise ValueError(f"{key} must be a {kind} (YYYY-MM-DD) or empty, not {given[key]!r}")
     _check_calendar(given)
     values = {key: given.get(key, "") for key in report.parameters}
     own = conn is None
@@ -226,15 +227,15 @@ def run_report(
 
 def _check_calendar(given: dict[str, str]) -> None:
     """ValueError naming the parameter for an unknown time zone (``tz``) or week day
-    (``start_of_week``), or a ``now`` that is not a UTC time."""
+    (``week_starts_on``), or a ``now`` that is not a UTC time."""
     try:
         sql_functions.zone(given.get("tz"))
     except ValueError as exc:
         raise ValueError(f"tz: {exc}") from None
     try:
-        sql_functions.weekday_number(given.get("start_of_week"))
+        sql_functions.weekday_number(given.get("week_starts_on"))
     except ValueError as exc:
-        raise ValueError(f"start_of_week: {exc}") from None
+        raise ValueError(f"week_starts_on: {exc}") from None
     if given.get("now") and not _NOW.fullmatch(given["now"]):
         raise ValueError(
             f"now must be a UTC time (YYYY-MM-DDTHH:MM:SS.SSSZ) or empty, not {given['now']!r}"

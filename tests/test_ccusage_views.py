@@ -90,8 +90,8 @@ def models(row: dict[str, Any]) -> set[str]:
         ("daily", "daily_tokens", "date", {}),
         ("monthly", "monthly_tokens", "month", {}),
         ("weekly", "weekly_tokens", "week", {}),
-        ("weekly", "weekly_tokens", "week", {"start_of_week": "monday"}),
-        ("weekly", "weekly_tokens", "week", {"start_of_week": "thursday"}),
+        ("weekly", "weekly_tokens", "week", {"week_starts_on": "monday"}),
+        ("weekly", "weekly_tokens", "week", {"week_starts_on": "thursday"}),
     ],
 )
 def test_periods_match_ccusage(
@@ -276,7 +276,7 @@ def test_active_block_burn_rate_and_projection_match_ccusage(tmp_path: Path) -> 
 def test_bad_calendar_parameters_are_refused_by_name(db: Path) -> None:
     with pytest.raises(ValueError, match="tz: unknown time zone 'Mars/Base'"):
         run_report("daily_tokens", db, {"tz": "Mars/Base"})
-    with pytest.raises(ValueError, match="start_of_week: unknown week day 'someday'"):
-        run_report("weekly_tokens", db, {"start_of_week": "someday"})
+    with pytest.raises(ValueError, match="week_starts_on: unknown week day 'someday'"):
+        run_report("weekly_tokens", db, {"week_starts_on": "someday"})
     with pytest.raises(ValueError, match="now must be a UTC time"):
         run_report("usage_blocks", db, {"now": "yesterday"})

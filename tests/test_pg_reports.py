@@ -228,7 +228,7 @@ def parameter_sets(db: Path) -> dict[str, dict[str, str]]:
         "defaults": {"now": now},
         "window inside the history": {
             "tz": "Europe/Madrid",
-            "start_of_week": "monday",
+            "week_starts_on": "monday",
             "period": "week",
             "now": now,
             "start": start,
@@ -242,7 +242,7 @@ def parameter_sets(db: Path) -> dict[str, dict[str, str]]:
         },
         "up to today": {
             "tz": "America/Los_Angeles",
-            "start_of_week": "saturday",
+            "week_starts_on": "saturday",
             "period": "month",
             "now": now,
             "start": recent,
