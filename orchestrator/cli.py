@@ -185,6 +185,22 @@ def report(
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--db", "db_path", help="The SQLite file (default: $ORCHESTRATOR_DB or ./orchestrator.db)."
+)
+def statusline(db_path: str | None) -> None:
+    """One line for Claude Code's status bar: its statusLine command.
+
+    Reads Claude Code's status JSON on stdin; prints this session's cost, today's, the
+    active 5-hour block's cost, time left and burn rate, and the budget left. Never
+    fails: a problem prints a short line. (The console script runs it without click.)
+    """
+    from .statusline import main as statusline_main
+
+    sys.exit(statusline_main(["--db", db_path] if db_path else []))
+
+
 @contextlib.contextmanager
 def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
     """A copy's progress on stderr: one bar per table, with its rate and time left."""

@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from . import sql_functions
-from . import sqlite as backend
-from .targets import default_target, is_url
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
@@ -203,6 +201,10 @@ def run_report(
     values = {key: given.get(key, "") for key in report.parameters}
     own = conn is None
     if conn is None:
+        # Imported here: the status line reads report SQL without the schema's modules.
+        from . import sqlite as backend
+        from .targets import default_target, is_url
+
         target = db_path if db_path is not None else default_target()
         if is_url(target):
             from . import pg_reports

@@ -52,9 +52,7 @@ def weekday_number(name: str | None) -> int:
     try:
         return WEEKDAYS.index(name.lower())
     except ValueError:
-        raise ValueError(
-            f"unknown week day {name!r}: one of {', '.join(WEEKDAYS)}"
-        ) from None
+        raise ValueError(f"unknown week day {name!r}: one of {', '.join(WEEKDAYS)}") from None
 
 
 def _utc(timestamp: str) -> datetime:

@@ -115,9 +115,11 @@ def test_periods_match_ccusage(
 
 @pytest.mark.parametrize("period", ["day", "week", "month"])
 def test_per_model_breakdown_matches_ccusage(transcripts: Path, db: Path, period: str) -> None:
-    view, key = {"day": ("daily", "date"), "week": ("weekly", "week"), "month": ("monthly", "month")}[
-        period
-    ]
+    view, key = {
+        "day": ("daily", "date"),
+        "week": ("weekly", "week"),
+        "month": ("monthly", "month"),
+    }[period]
     theirs = ccusage(transcripts, view, "-z", "Europe/Madrid", "--breakdown")[view]
     ours = run_report("tokens_by_model", db, {"period": period, "tz": "Europe/Madrid"}).as_dicts()
     expected = {
@@ -261,7 +263,7 @@ def test_active_block_burn_rate_and_projection_match_ccusage(tmp_path: Path) -> 
     )
     # Judged at a fixed time: the projection is exactly the rate times the minutes left.
     now = (last + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    fixed = [row for row in block_rows(db, now=now) if row["is_active"]][0]
+    fixed = next(row for row in block_rows(db, now=now) if row["is_active"])
     left = (datetime.fromisoformat(fixed["end_at"].replace("Z", "+00:00")) - last).total_seconds()
     left = left / 60 - 5
     assert fixed["minutes_left"] == round(left, 1)
