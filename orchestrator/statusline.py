@@ -159,7 +159,7 @@ def _block(conn: sqlite3.Connection, sql: str, now: datetime) -> str:
     )
     columns = [column[0] for column in cursor.description]
     for values in cursor.fetchall():
-        row = dict(zip(columns, values))
+        row = dict(zip(columns, values, strict=True))
         if row["is_active"]:
             text = f"block {_usd(row['cost_usd'])}, {_duration(row['minutes_left'])} left"
             if row["usd_per_minute"] is not None:
@@ -185,7 +185,7 @@ def _budget_left(conn: sqlite3.Connection, sql: str, session: str | None) -> flo
     columns = [column[0] for column in cursor.description]
     left = []
     for values in cursor.fetchall():
-        row = dict(zip(columns, values))
+        row = dict(zip(columns, values, strict=True))
         if (row["scope"], row["name"]) in names:
             if row["daily_usd"] is not None:
                 left.append(row["daily_usd"] - row["spent_today"])
