@@ -185,11 +185,9 @@ def report(
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--db", "db_path", help="The SQLite file (default: $ORCHESTRATOR_DB or ./orchestrator.db)."
-)
-def statusline(db_path: str | None) -> None:
+@cli.command()
+@db_option(postgres=True)
+def statusline(db_path: Path | str) -> None:
     """One line for Claude Code's status bar: its statusLine command.
 
     Reads Claude Code's status JSON on stdin; prints this session's cost, today's, the
@@ -198,7 +196,7 @@ def statusline(db_path: str | None) -> None:
     """
     from .statusline import main as statusline_main
 
-    sys.exit(statusline_main(["--db", db_path] if db_path else []))
+    sys.exit(statusline_main(["--db", str(db_path)]))
 
 
 @contextlib.contextmanager
