@@ -154,6 +154,11 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     type=(str, str),
     help="A report parameter: -p start 2026-11-01 (repeatable).",
 )
+@click.option(
+    "--tz",
+    help="Time zone of the days, weeks and months (an IANA name such as Europe/Madrid; "
+    "default UTC), for the reports that take tz.",
+)
 @format_option()
 @click.pass_context
 def report(
@@ -161,6 +166,7 @@ def report(
     name: str | None,
     db_path: Path | str,
     params: tuple[tuple[str, str], ...],
+    tz: str | None,
     fmt: str,
 ) -> None:
     """Run canned report NAME (the SQL in metadata.yml); list reports without NAME.
@@ -177,13 +183,28 @@ def report(
             click.echo(f"{item.name:<24}{item.title}  {parameters}".rstrip())
         return
     try:
-        result = run_report_args(name, ctx.args, params=params, db_path=db_path)
+        given = (*params, ("tz", tz)) if tz is not None else params
+        result = run_report_args(name, ctx.args, params=given, db_path=db_path)
     except (KeyError, ValueError, FileNotFoundError, ConnectionError) as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     echo_result(result.columns, result.rows, fmt)
 
 
 report.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@cli.command()
+@db_option(postgres=True)
+def statusline(db_path: Path | str) -> None:
+    """One line for Claude Code's status bar: its statusLine command.
+
+    Reads Claude Code's status JSON on stdin; prints this session's cost, today's, the
+    active 5-hour block's cost, time left and burn rate, and the budget left. Never
+    fails: a problem prints a short line. (The console script runs it without click.)
+    """
+    from .statusline import main as statusline_main
+
+    sys.exit(statusline_main(["--db", str(db_path)]))
 
 
 @contextlib.contextmanager

@@ -45,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .sql_functions import POSTGRES as POSTGRES_FUNCTIONS
+
 
 class UnsupportedSQL(ValueError):
     """The SQL uses something that has no exact PostgreSQL translation here."""
@@ -174,7 +176,7 @@ def _numbered(tree: Any) -> Translation:
 _SUPPORTED_NAMES = (
     "Abs Add Alias And Anonymous Avg Between Boolean Case Cast Coalesce Column Count CTE "
     "DataType Date Distinct Div DPipe EQ Escape Exists From Greatest Group GroupConcat "
-    "GT GTE Having Identifier If Ifs In Is Join Least Length Like Limit Literal Lower LT "
+    "GT GTE Having Identifier If Ifs In Is Join Lead Least Length Like Limit Literal Lower LT "
     "LTE Max Min Mul Neg NEQ Not Null Nullif NullSafeEQ NullSafeNEQ Or Order Ordered "
     "Paren Placeholder Round Select Star Sub Subquery Substring Sum Table TableAlias "
     "TimeToStr TsOrDsToTimestamp Tuple Union Upper When Where Window WindowSpec With"
@@ -461,7 +463,8 @@ class _Rewriter:
         start, length = node.args.get("start"), node.args.get("length")
         positive = isinstance(start, exp.Literal) and start.is_int and int(start.this) >= 1
         counted = length is None or (isinstance(length, exp.Literal) and length.is_int)
-        if not (positive and counted and _is_text(node.this)):
+        text = _is_text(node.this) or _type_name(node.this) == "UNKNOWN"  # a CTE's column
+        if not (positive and counted and text):
             raise UnsupportedSQL(
                 f"substr() translates with text, a literal start >= 1 and a literal "
                 f"length only: {node.sql('sqlite')}"
@@ -572,7 +575,11 @@ class _Rewriter:
 
     def on_anonymous(self, node: Any) -> None:
         name = str(node.this).upper()
-        if name in _DATE_FORMATS:
+        if name in POSTGRES_FUNCTIONS:
+            self.replace(node, self.project_function(name, node.expressions))
+        elif name == "JULIANDAY":
+            self.replace(node, self.julianday(node.expressions))
+        elif name in _DATE_FORMATS:
             self.replace(node, self.sqlite_time(_DATE_FORMATS[name], node.expressions))
         elif name == "STRFTIME":
             format_, *rest = node.expressions
@@ -594,8 +601,49 @@ class _Rewriter:
             raise UnsupportedSQL(f"expected a literal string, got {node.sql('sqlite')}")
         return str(node.this)
 
+    def project_function(self, name: str, args: Sequence[Any]) -> Any:
+        """One of :mod:`orchestrator.sql_functions`' functions in PostgreSQL."""
+        import sqlglot
+
+        template = POSTGRES_FUNCTIONS[name]
+        arity = 1 + max(int(number) for number in re.findall(r"\{(\d)\}", template))
+        if len(args) != arity:
+            raise UnsupportedSQL(f"{name.lower()}() takes {arity} arguments")
+        markers = [f"__argument_{number}__" for number in range(len(args))]
+        tree = sqlglot.parse_one(template.format(*markers), read="postgres")
+        for column in list(tree.find_all(self.exp.Column)):
+            if column.name in markers:
+                argument = args[markers.index(column.name)]
+                if self.from_parameter(argument) or _is_text(argument):
+                    column.replace(argument.copy())
+                else:
+                    column.replace(self.cast(argument.copy(), "TEXT"))
+        tree.type = self.exp.DataType.build("TEXT")
+        return tree
+
+    def julianday(self, args: Sequence[Any]) -> Any:
+        """SQLite's julianday(value, modifiers...): days since noon UTC, 4714 BC."""
+        exp = self.exp
+        epoch = exp.Extract(this=exp.var("EPOCH"), expression=self.sqlite_stamp(args))
+        days = exp.Div(
+            this=self.cast(epoch, "DOUBLE PRECISION"), expression=exp.Literal.number(86400)
+        )
+        result = exp.Paren(this=exp.Add(this=days, expression=exp.Literal.number("2440587.5")))
+        result.type = exp.DataType.build("DOUBLE PRECISION", dialect="postgres")
+        return result
+
     def sqlite_time(self, format_: str, args: Sequence[Any]) -> Any:
         """SQLite's strftime(format_, value, modifiers...) as to_char of a timestamp."""
+        exp = self.exp
+        text = exp.Anonymous(
+            this="TO_CHAR",
+            expressions=[self.sqlite_stamp(args), exp.Literal.string(_to_char_format(format_))],
+        )
+        text.type = exp.DataType.build("TEXT")
+        return text
+
+    def sqlite_stamp(self, args: Sequence[Any]) -> Any:
+        """SQLite's time value and modifiers as a PostgreSQL ``timestamp`` (UTC)."""
         exp = self.exp
         if not args:
             raise UnsupportedSQL("a date function without a time value")
@@ -606,6 +654,7 @@ class _Rewriter:
             )
         elif (
             _is_text(value)
+            or _type_name(value) == "UNKNOWN"  # a CTE's column sqlglot could not type
             or self.from_parameter(value)
             or isinstance(value, exp.Null)
             or (isinstance(value, exp.Literal) and value.is_string)
@@ -617,11 +666,7 @@ class _Rewriter:
             raise UnsupportedSQL(f"a date function of a non-text value: {value.sql('sqlite')}")
         for modifier in modifiers:
             stamp = self.modified(exp.Paren(this=stamp), self.literal(modifier))
-        text = exp.Anonymous(
-            this="TO_CHAR", expressions=[stamp, exp.Literal.string(_to_char_format(format_))]
-        )
-        text.type = exp.DataType.build("TEXT")
-        return text
+        return stamp
 
     def modified(self, stamp: Any, modifier: str) -> Any:
         exp = self.exp

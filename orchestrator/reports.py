@@ -5,9 +5,10 @@ Datasette serves them from the same file; the ``orchestrator report`` command
 :func:`run_report`. A parameter left out is passed as an empty string, exactly
 as Datasette does, so the defaults written into each query's SQL apply everywhere.
 
-Every report takes the same date window: ``start`` and ``end``, UTC days
-(``YYYY-MM-DD``) that are both included. An empty or missing one is no bound,
-so leaving both out means all time.
+Every report takes the same date window: ``start`` and ``end``, days
+(``YYYY-MM-DD``) that are both included: UTC days, or days in time zone ``tz`` for the
+reports that take one. An empty or missing one is no bound, so leaving both out means
+all time. SQLite connections get :mod:`orchestrator.sql_functions`' functions first.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from . import sqlite as backend
-from .targets import default_target, is_url
+from . import sql_functions
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
@@ -34,6 +34,7 @@ DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
 DATE_PARAMETERS = ("start", "end")
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NOW = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def project_file(name: str) -> Path:
@@ -194,10 +195,16 @@ def run_report(
         )
     for key in DATE_PARAMETERS:
         if given.get(key) and not _is_day(given[key]):
-            raise ValueError(f"{key} must be a UTC day (YYYY-MM-DD) or empty, not {given[key]!r}")
+            kind = f"day in {given['tz']}" if given.get("tz") else "UTC day"
+            raise ValueError(f"{key} must be a {kind} (YYYY-MM-DD) or empty, not {given[key]!r}")
+    _check_calendar(given)
     values = {key: given.get(key, "") for key in report.parameters}
     own = conn is None
     if conn is None:
+        # Imported here: the status line reads report SQL without the schema's modules.
+        from . import sqlite as backend
+        from .targets import default_target, is_url
+
         target = db_path if db_path is not None else default_target()
         if is_url(target):
             from . import pg_reports
@@ -210,6 +217,7 @@ def run_report(
                 f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
             )
         conn = backend.open_for_reading(path)  # upgraded first, or checked if read-only
+    sql_functions.register(conn)
     try:
         cursor = conn.execute(report.sql, values)
         columns = [description[0] for description in cursor.description or []]
@@ -217,6 +225,23 @@ def run_report(
     finally:
         if own:
             conn.close()
+
+
+def _check_calendar(given: dict[str, str]) -> None:
+    """ValueError naming the parameter for an unknown time zone (``tz``) or week day
+    (``week_starts_on``), or a ``now`` that is not a UTC time."""
+    try:
+        sql_functions.zone(given.get("tz"))
+    except ValueError as exc:
+        raise ValueError(f"tz: {exc}") from None
+    try:
+        sql_functions.weekday_number(given.get("week_starts_on"))
+    except ValueError as exc:
+        raise ValueError(f"week_starts_on: {exc}") from None
+    if given.get("now") and not _NOW.fullmatch(given["now"]):
+        raise ValueError(
+            f"now must be a UTC time (YYYY-MM-DDTHH:MM:SS.SSSZ) or empty, not {given['now']!r}"
+        )
 
 
 def _is_day(value: str) -> bool:

@@ -221,9 +221,16 @@ def parameter_sets(db: Path) -> dict[str, dict[str, str]]:
     )
     recent = (datetime.now(timezone.utc) - timedelta(days=45)).date().isoformat()
     today = datetime.now(timezone.utc).date().isoformat()
+    # usage_blocks judges the active block at :now; the engines run a moment apart, so
+    # every set fixes it (the imported stream ended an hour ago: its block is active).
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return {
-        "defaults": {},
+        "defaults": {"now": now},
         "window inside the history": {
+            "tz": "Europe/Madrid",
+            "week_starts_on": "monday",
+            "period": "week",
+            "now": now,
             "start": start,
             "end": end,
             "session_id": busiest("session_id", start, end),
@@ -234,6 +241,10 @@ def parameter_sets(db: Path) -> dict[str, dict[str, str]]:
             "min_diff_usd": "0.001",
         },
         "up to today": {
+            "tz": "America/Los_Angeles",
+            "week_starts_on": "saturday",
+            "period": "month",
+            "now": now,
             "start": recent,
             "end": today,
             "session_id": "S-Upper",
@@ -243,7 +254,12 @@ def parameter_sets(db: Path) -> dict[str, dict[str, str]]:
             "budget_usd": "0.01",
             "min_diff_usd": "0",
         },
-        "case-folded pattern, no window": {"orchestrator": "PLAN_%", "limit": "3"},
+        "case-folded pattern, no window": {
+            "orchestrator": "PLAN_%",
+            "limit": "3",
+            "tz": "Asia/Kolkata",  # a half-hour offset
+            "now": now,
+        },
     }
 
 

@@ -33,6 +33,14 @@ def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
 
 
 @hookimpl
+def prepare_connection(conn: Any) -> None:
+    """The SQL functions the reports call (days in a time zone, weeks): SQLite has none."""
+    from ..sql_functions import register
+
+    register(conn)
+
+
+@hookimpl
 def register_facet_classes() -> list[Any]:
     from .facets import ConfiguredFacet
 
@@ -119,6 +127,7 @@ __all__ = [
     "menu_links",
     "orchestrator_databases",
     "plugin_metadata",
+    "prepare_connection",
     "register_facet_classes",
     "register_routes",
     "startup",
