@@ -837,3 +837,14 @@ async def m008_budgets(conn: Any) -> None:
 
     # The same tables; SQLite's REAL is PostgreSQL's double precision (its real is 4 bytes).
     await conn.execute(BUDGETS_DDL.replace(" REAL", " double precision"))
+
+
+@migration
+async def m009_otel_collect(conn: Any) -> None:
+    """Request ids, user prompts, resource attributes and daily metric sums of
+    ``orchestrator collect`` (:data:`orchestrator.migrations.COLLECT_DDL`)."""
+    from .migrations import COLLECT_DDL
+
+    await conn.execute(
+        COLLECT_DDL.replace(" REAL", " double precision").replace(" INTEGER", " bigint")
+    )

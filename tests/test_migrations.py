@@ -195,6 +195,31 @@ SCHEMA: dict[str, dict[str, str]] = {
         "budget_usd": "REAL",
         "alerted_at": "TEXT",
     },
+    # orchestrator collect (Claude Code's OpenTelemetry export):
+    "otel_requests": {
+        "request_id": "TEXT",
+        "prompt_id": "TEXT",
+        "otel_prompt_id": "TEXT",
+        "reported_cost_usd": "REAL",
+        "ttft_ms": "REAL",
+        "query_source": "TEXT",
+    },
+    "otel_user_prompts": {
+        "otel_prompt_id": "TEXT",
+        "agent_id": "TEXT",
+        "text": "TEXT",
+        "created_at": "TEXT",
+    },
+    "agent_attributes": {"agent_id": "TEXT", "key": "TEXT", "value": "TEXT"},
+    "otel_metrics_daily": {
+        "day": "TEXT",
+        "name": "TEXT",
+        "attributes": "TEXT",
+        "unit": "TEXT",
+        "value": "REAL",
+        "points": "INTEGER",
+        "updated_at": "TEXT",
+    },
 }
 #: Full-text indexes (FTS5, no declared types) and the columns they index.
 FTS = {
@@ -462,7 +487,7 @@ def test_a_new_file_gets_what_running_every_migration_gives(tmp_path: Path) -> N
         db.execute("CREATE TABLE later (id INTEGER)")
 
     later.apply(db)
-    assert [m.name for m in later.applied(db)][-2:] == ["m008_budgets", "m999_later"]
+    assert [m.name for m in later.applied(db)][-2:] == [migrations._migrations[-1].name, "m999_later"]
     assert (
         scripted.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
         == len(migrations._migrations) + 1
@@ -476,7 +501,8 @@ def test_a_stale_fresh_database_script_is_not_used(
 
     stale = tmp_path / "stale.sql"  # a migration added and the script not regenerated
     script = module.FRESH_SCRIPT.read_text()
-    stale.write_text(re.sub(r",\n\('orchestrator', 'm008_budgets'.*\);", ";", script))
+    last = re.escape(migrations._migrations[-1].name)
+    stale.write_text(re.sub(rf",\n\('orchestrator', '{last}'.*\);", ";", script))
     assert stale.read_text() != script
     monkeypatch.setattr(module, "FRESH_SCRIPT", stale)
     conn = backend.connect(tmp_path / "from-migrations.db")
