@@ -208,9 +208,7 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
                 if prompt_id is not None:
                     kept = None if text is None else shown(clip(text, TEXT_LIMIT))
                     session.user_prompts.append((prompt_id, kept, event.at))
-            elif event.name == "assistant_response" and isinstance(
-                attrs.get("request_id"), str
-            ):
+            elif event.name == "assistant_response" and isinstance(attrs.get("request_id"), str):
                 text = _string(attrs, "response", where)
                 if text is not None:
                     session.responses[attrs["request_id"]] = shown(clip(text, TEXT_LIMIT))
@@ -229,12 +227,12 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
     for session in batch.sessions.values():
         texts = {p: t for p, t, _ in session.user_prompts if t is not None}
         for prompt in session.prompts:
-            row = list(prompt.row)
+            cells = list(prompt.row)
             if prompt.request_id in session.responses:
-                row[at_response] = session.responses.pop(prompt.request_id)
-            if not row[at_content] and prompt.otel_prompt_id in texts:
-                row[at_content] = texts[prompt.otel_prompt_id]
-            prompt.row = tuple(row)
+                cells[at_response] = session.responses.pop(prompt.request_id)
+            if not cells[at_content] and prompt.otel_prompt_id in texts:
+                cells[at_content] = texts[prompt.otel_prompt_id]
+            prompt.row = tuple(cells)
     for point in parsed.points:
         attrs = dict(sorted(point.attributes.items()))
         try:
@@ -314,15 +312,16 @@ def _log(
             "is_error": failed,
             "input": clip(_text(shown_input), TOOL_INPUT_LIMIT) if shown_input else None,
         }
-        outcome = clip(_text(error), LOG_LIMIT) if failed and error else (
-            "failed" if failed else "succeeded"
+        outcome = (
+            clip(_text(error), LOG_LIMIT)
+            if failed and error
+            else ("failed" if failed else "succeeded")
         )
         message = f"{tool or 'tool'}: {outcome}"
         log_type = "tool_result"
     elif event.name == "api_error":
-        message = (
-            f"API error {attrs.get('status_code', '')}: {clip(_text(attrs.get('error')), LOG_LIMIT)}"
-        )
+        error = clip(_text(attrs.get("error")), LOG_LIMIT)
+        message = f"API error {attrs.get('status_code', '')}: {error}"
         duration = _number(attrs, "duration_ms", where)
         log_type = "error"
         tool_use_id = None
@@ -452,7 +451,8 @@ class Collector:
         found = await backend.fetchone("SELECT id FROM orchestrator_agents WHERE name = ?", (name,))
         if found is None:
             row = orchestrator_agent_tuple(
-                name, "Claude Code sessions received by orchestrator collect",
+                name,
+                "Claude Code sessions received by orchestrator collect",
                 redact_secrets=self.redact_secrets,
             )
             await backend.execute(
@@ -490,8 +490,7 @@ class Collector:
             redact_secrets=self.redact_secrets,
         )
         await backend.execute(
-            f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(row))})",
+            f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) VALUES ({', '.join('?' * len(row))})",
             row,
         )
         return str(row[0]), True
@@ -704,9 +703,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"Content-Length {length_text!r:.40} is not a number")
             return None
         if length < 0 or length > self.server.max_body:
-            self.close_connection = True  # the body is not read: the connection cannot go on
-            self._error(413 if length > 0 else 400,
-                        f"body: {length} bytes, more than the limit of {self.server.max_body}")
+            self.close_connection = True
+            left = length if 0 < length <= 4 * self.server.max_body else 0
+            while left > 0:  # read (not kept): the client then gets the answer
+                left -= len(self.rfile.read(min(left, 1 << 16)) or b"\0" * left)
+            self._error(
+                413 if length > 0 else 400,
+                f"body: {length} bytes, more than the limit of {self.server.max_body}",
+            )
             return None
         return self.rfile.read(length)
 
@@ -797,14 +801,13 @@ def serve(
     ``Authorization: Bearer TOKEN``)."""
     if not is_loopback(host) and not token:
         raise InvalidInput(
-            "--host", f"{host} is not a loopback address: give a --token (or $ORCHESTRATOR_COLLECT_TOKEN)"
+            "--host",
+            f"{host} is not a loopback address: give a --token (or $ORCHESTRATOR_COLLECT_TOKEN)",
         )
     collector = Collector(target, redact_secrets=redact_secrets)
     collector.start()
     try:
-        server = CollectServer(
-            (host, port), collector, token=token, max_body=max_body, log=log
-        )
+        server = CollectServer((host, port), collector, token=token, max_body=max_body, log=log)
     except BaseException:
         collector.stop()
         raise

@@ -108,18 +108,19 @@ def is_protobuf(content_type: str | None) -> bool:
     )
 
 
+_MODULES = {
+    "logs": "opentelemetry.proto.collector.logs.v1.logs_service_pb2",
+    "metrics": "opentelemetry.proto.collector.metrics.v1.metrics_service_pb2",
+    "traces": "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+}
+
+
 def _message(kind: str) -> Any:
-    if kind == "logs":
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as module
+    """An empty Export*ServiceRequest of the official ``opentelemetry-proto`` package."""
+    import importlib
 
-        return module.ExportLogsServiceRequest()
-    if kind == "metrics":
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as m
-
-        return m.ExportMetricsServiceRequest()
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as t
-
-    return t.ExportTraceServiceRequest()
+    name = {"logs": "Logs", "metrics": "Metrics", "traces": "Trace"}[kind]
+    return getattr(importlib.import_module(_MODULES[kind]), f"Export{name}ServiceRequest")()
 
 
 def load(kind: str, data: bytes, protobuf: bool) -> dict[str, Any]:
@@ -158,14 +159,11 @@ def response_body(kind: str, protobuf: bool, parsed: Parsed) -> bytes:
         return json.dumps(answer).encode()
     if not answer:
         return b""
+    import importlib
+
     from google.protobuf import json_format
 
-    if kind == "logs":
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as module
-    elif kind == "metrics":
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as module
-    else:
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as module
+    module = importlib.import_module(_MODULES[kind])
     name = {"logs": "Logs", "metrics": "Metrics", "traces": "Trace"}[kind]
     message = getattr(module, f"Export{name}ServiceResponse")()
     json_format.ParseDict(answer, message)
@@ -344,9 +342,7 @@ def parse_metrics(payload: dict[str, Any], now: datetime | None = None) -> Parse
     """The data points of an ExportMetricsServiceRequest (sums and gauges; a histogram's
     sum), each with its resource's attributes and its own."""
     parsed = Parsed()
-    for r, resource_metrics in enumerate(
-        _list(payload.get("resourceMetrics"), "resourceMetrics")
-    ):
+    for r, resource_metrics in enumerate(_list(payload.get("resourceMetrics"), "resourceMetrics")):
         where = f"resourceMetrics[{r}]"
         resource_metrics = _object(resource_metrics, where)
         resource = attributes(
@@ -413,8 +409,14 @@ def parse_traces(payload: dict[str, Any]) -> Parsed:
     return parsed
 
 
-def parse(kind: str, body: bytes, content_type: str | None, encoding: str | None,
-          limit: int = MAX_BODY, now: datetime | None = None) -> tuple[Parsed, bool]:
+def parse(
+    kind: str,
+    body: bytes,
+    content_type: str | None,
+    encoding: str | None,
+    limit: int = MAX_BODY,
+    now: datetime | None = None,
+) -> tuple[Parsed, bool]:
     """A request's body read whole: (what it holds, whether it was protobuf)."""
     if kind not in KINDS:
         raise BadRequest(f"no OTLP signal {kind!r}")
