@@ -339,3 +339,101 @@ def test_a_sigkill_after_the_answer_loses_nothing(tmp_path: Path) -> None:
     assert conn.execute(
         "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'"
     ).fetchone() == (1,)
+
+
+# -- the real client -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_the_real_claude_code_exports_into_collect_once_with_its_transcript_and_stream(
+    tmp_path: Path, protocol: str
+) -> None:
+    from click.testing import CliRunner
+    from fake_anthropic import TOKEN_COLUMNS, FakeAnthropic, run_claude, token_totals
+
+    from orchestrator.cli import cli
+
+    db = tmp_path / "collected.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    collector = subprocess.Popen(
+        [sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"]
+        + ["--db", str(db), "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert collector.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        telemetry = {
+            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_LOGS_EXPORT_INTERVAL": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            "OTEL_LOG_USER_PROMPTS": "1",
+            "OTEL_RESOURCE_ATTRIBUTES": "adw.workflow=plan_build,team=core",
+            # The harness's DISABLE_TELEMETRY=1 and CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+            # stay: Claude Code 2.1.337 exports OpenTelemetry with them set.
+        }
+        with FakeAnthropic() as api:
+            run = run_claude(tmp_path, "say hi", api=api, extra_env=telemetry)
+        assert run.returncode == 0, run.stderr
+        # Claude Code flushes its exporters before it exits, and collect answers after the
+        # commit: everything is stored now.
+        conn = sqlite3.connect(db)
+        [(run_id, session, workflow)] = conn.execute(
+            "SELECT a.id, a.session_id, o.name FROM agents a "
+            "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id"
+        ).fetchall()
+        assert (session, workflow) == (run.session_id, "plan_build")
+        assert dict(conn.execute("SELECT key, value FROM agent_attributes"))["team"] == "core"
+        columns = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_COLUMNS)
+        totals = conn.execute(f"SELECT {columns} FROM prompts").fetchone()
+        assert dict(zip(TOKEN_COLUMNS, totals, strict=True)) == token_totals(api.sent)
+        result = run.messages[-1]
+        [(cost, reported)] = conn.execute(
+            "SELECT sum(cost_usd), count(*) FILTER (WHERE cost_source = 'reported') FROM prompts"
+        ).fetchall()
+        assert cost == pytest.approx(result["total_cost_usd"], abs=1e-12)
+        assert reported == len(api.sent)
+        assert conn.execute("SELECT DISTINCT content FROM prompts").fetchall() == [("say hi",)]
+        transcript = [json.loads(line) for line in run.transcript.read_text().splitlines()]
+        tool_ids = {
+            block["id"]
+            for line in transcript
+            if line.get("type") == "assistant"
+            for block in line["message"]["content"]
+            if block.get("type") == "tool_use"
+        }
+        logged = conn.execute(
+            "SELECT json_extract(metadata, '$.tool_use_id'), json_extract(metadata, "
+            "'$.is_error') FROM agent_logs WHERE log_type = 'tool_result'"
+        ).fetchall()
+        assert logged == [(tool_id, 0) for tool_id in sorted(tool_ids)]
+        request_ids = {line["requestId"] for line in transcript if line.get("requestId")}
+        stored_ids = {r for (r,) in conn.execute("SELECT request_id FROM otel_requests")}
+        assert stored_ids == request_ids
+        conn.close()
+    finally:
+        os.kill(collector.pid, signal.SIGKILL)
+        collector.wait()
+
+    # The same session imported from its transcript and its stream: one run, each call once.
+    for command in (["claude-code", str(run.transcript)], ["stream-json", str(run.stream)]):
+        outcome = CliRunner().invoke(cli, ["import", command[0], "--db", str(db), command[1]])
+        assert outcome.exit_code == 0, outcome.output
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT id FROM agents WHERE parent_agent_id IS NULL").fetchall() == [
+        (run_id,)
+    ]
+    assert conn.execute(f"SELECT {columns} FROM prompts").fetchone() == totals
+    assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (len(api.sent),)
+    assert conn.execute(
+        "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'"
+    ).fetchone() == (len(tool_ids),)
