@@ -356,9 +356,9 @@ def test_the_real_claude_code_exports_into_collect_once_with_its_transcript_and_
     db = tmp_path / "collected.db"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    command = [sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"]
     collector = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"]
-        + ["--db", str(db), "--port", str(port)],
+        [*command, "--db", str(db), "--port", str(port)],
         env=env,
         stderr=subprocess.PIPE,
         start_new_session=True,
