@@ -242,6 +242,45 @@ CREATE TABLE copy_progress (
     CONSTRAINT copy_progress_pkey PRIMARY KEY (source)
 );
 
+CREATE TABLE otel_requests (
+    request_id text NOT NULL,
+    prompt_id text NOT NULL,
+    otel_prompt_id text,
+    reported_cost_usd double precision,
+    ttft_ms double precision,
+    query_source text,
+    CONSTRAINT otel_requests_pkey PRIMARY KEY (request_id),
+    CONSTRAINT otel_requests_prompt_id_fkey FOREIGN KEY (prompt_id) REFERENCES prompts(id) ON DELETE CASCADE
+);
+
+CREATE TABLE otel_user_prompts (
+    otel_prompt_id text NOT NULL,
+    agent_id text NOT NULL,
+    text text,
+    created_at text NOT NULL,
+    CONSTRAINT otel_user_prompts_pkey PRIMARY KEY (otel_prompt_id),
+    CONSTRAINT otel_user_prompts_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
+);
+
+CREATE TABLE agent_attributes (
+    agent_id text NOT NULL,
+    key text NOT NULL,
+    value text,
+    CONSTRAINT agent_attributes_pkey PRIMARY KEY (agent_id, key),
+    CONSTRAINT agent_attributes_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
+);
+
+CREATE TABLE otel_metrics_daily (
+    day text NOT NULL,
+    name text NOT NULL,
+    attributes text NOT NULL,
+    unit text,
+    value double precision DEFAULT 0 NOT NULL,
+    points bigint DEFAULT 0 NOT NULL,
+    updated_at text NOT NULL,
+    CONSTRAINT otel_metrics_daily_pkey PRIMARY KEY (day, name, attributes)
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents USING btree (orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents USING btree (session_id);
@@ -297,6 +336,14 @@ CREATE UNIQUE INDEX idx_prompt_responses_key ON prompt_responses USING btree (me
 CREATE INDEX idx_prompt_responses_message ON prompt_responses USING btree (message_id);
 
 CREATE INDEX idx_claude_code_files_agent ON claude_code_files USING btree (agent_id);
+
+CREATE INDEX idx_otel_requests_prompt ON otel_requests USING btree (prompt_id);
+
+CREATE INDEX idx_prompt_responses_request ON prompt_responses USING btree (request_id);
+
+CREATE INDEX idx_agent_attributes_key ON agent_attributes USING btree (key, value);
+
+CREATE INDEX idx_otel_metrics_daily_name ON otel_metrics_daily USING btree (name, day);
 
 CREATE OR REPLACE FUNCTION prompts_totals()
  RETURNS trigger

@@ -728,6 +728,47 @@ def budget_check(db_path: Path) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@db_option(positional=True, postgres=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=4318, show_default=True, help="Port (OTLP/HTTP's is 4318).")
+@click.option(
+    "--token",
+    envvar="ORCHESTRATOR_COLLECT_TOKEN",
+    default=None,
+    help="Bearer token clients must send (required beyond 127.0.0.1; "
+    "default $ORCHESTRATOR_COLLECT_TOKEN).",
+)
+def collect(db_path: Path | str, host: str, port: int, token: str | None) -> None:
+    """Receive Claude Code's OpenTelemetry (OTLP/HTTP) and http hooks into DB.
+
+    POST /v1/logs, /v1/metrics, /v1/traces (JSON or protobuf, gzip) and /hooks. Point
+    Claude Code at it: CLAUDE_CODE_ENABLE_TELEMETRY=1 OTEL_LOGS_EXPORTER=otlp
+    OTEL_METRICS_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318.
+    """
+    from .collect import serve
+    from .errors import InvalidInput
+
+    def ready(server: Any) -> None:
+        click.echo(f"Collecting into {shown(str(db_path))} on http://{host}:{port}", err=True)
+
+    try:
+        serve(
+            str(db_path),
+            host,
+            port,
+            token=token,
+            ready=ready,
+            log=lambda line: click.echo(line, err=True),
+        )
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{host}:{port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
 from .claude_code.cli import hook, hooks, import_group, record  # noqa: E402
 
 cli.add_command(record)

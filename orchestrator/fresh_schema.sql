@@ -19,7 +19,8 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm007_cache_write_1h', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm008_budgets', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm009_copy_progress', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
-('orchestrator', 'm010_claude_code_session_state', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
+('orchestrator', 'm010_claude_code_session_state', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm011_otel_collect', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -880,3 +881,45 @@ CREATE TABLE copy_progress (
     quiet INTEGER NOT NULL,             -- 1: its rows go in with the triggers paused
     started_at TEXT NOT NULL            -- when the first copy began (UTC)
 );
+
+CREATE TABLE otel_requests (
+    request_id TEXT PRIMARY KEY,        -- claude_code.api_request's request_id (Anthropic's)
+    prompt_id TEXT NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,  -- the prompt row
+    otel_prompt_id TEXT,                -- its prompt.id: the user prompt it answers
+    reported_cost_usd REAL,             -- cost_usd as Claude Code reported it
+    ttft_ms REAL,                       -- time to first token
+    query_source TEXT                   -- sdk | repl_main_thread | a background call's name
+);
+
+CREATE INDEX idx_otel_requests_prompt ON otel_requests(prompt_id);
+
+CREATE INDEX idx_prompt_responses_request ON prompt_responses(request_id);
+
+CREATE TABLE otel_user_prompts (
+    otel_prompt_id TEXT PRIMARY KEY,    -- claude_code.user_prompt's prompt.id
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the session's run
+    text TEXT,                          -- the prompt (with OTEL_LOG_USER_PROMPTS=1), redacted
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE agent_attributes (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run
+    key TEXT NOT NULL,                  -- an OpenTelemetry resource attribute (team, user.id...)
+    value TEXT,                         -- its value as text (JSON for arrays and maps)
+    PRIMARY KEY (agent_id, key)
+);
+
+CREATE INDEX idx_agent_attributes_key ON agent_attributes(key, value);
+
+CREATE TABLE otel_metrics_daily (
+    day TEXT NOT NULL,                  -- UTC day of the data point's end time, YYYY-MM-DD
+    name TEXT NOT NULL,                 -- claude_code.cost.usage, claude_code.commit.count...
+    attributes TEXT NOT NULL,           -- the point's and resource's attributes, JSON, keys sorted
+    unit TEXT,
+    value REAL NOT NULL DEFAULT 0,      -- delta sums added up; cumulative sums and gauges: last
+    points INTEGER NOT NULL DEFAULT 0,  -- data points received
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (day, name, attributes)
+);
+
+CREATE INDEX idx_otel_metrics_daily_name ON otel_metrics_daily(name, day);

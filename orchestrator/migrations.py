@@ -1153,6 +1153,50 @@ CREATE TABLE copy_progress (
 """
 
 
+#: The tables of ``orchestrator collect`` (Claude Code's OpenTelemetry export), the same
+#: in SQLite and PostgreSQL (pg_migrations maps REAL and INTEGER).
+COLLECT_DDL = """
+CREATE TABLE otel_requests (
+    request_id TEXT PRIMARY KEY,        -- claude_code.api_request's request_id (Anthropic's)
+    prompt_id TEXT NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,  -- the prompt row
+    otel_prompt_id TEXT,                -- its prompt.id: the user prompt it answers
+    reported_cost_usd REAL,             -- cost_usd as Claude Code reported it
+    ttft_ms REAL,                       -- time to first token
+    query_source TEXT                   -- sdk | repl_main_thread | a background call's name
+);
+CREATE INDEX idx_otel_requests_prompt ON otel_requests(prompt_id);
+-- A transcript's or stream's response meets the request collect stored by its request id.
+CREATE INDEX idx_prompt_responses_request ON prompt_responses(request_id);
+
+CREATE TABLE otel_user_prompts (
+    otel_prompt_id TEXT PRIMARY KEY,    -- claude_code.user_prompt's prompt.id
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the session's run
+    text TEXT,                          -- the prompt (with OTEL_LOG_USER_PROMPTS=1), redacted
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE agent_attributes (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run
+    key TEXT NOT NULL,                  -- an OpenTelemetry resource attribute (team, user.id...)
+    value TEXT,                         -- its value as text (JSON for arrays and maps)
+    PRIMARY KEY (agent_id, key)
+);
+CREATE INDEX idx_agent_attributes_key ON agent_attributes(key, value);
+
+CREATE TABLE otel_metrics_daily (
+    day TEXT NOT NULL,                  -- UTC day of the data point's end time, YYYY-MM-DD
+    name TEXT NOT NULL,                 -- claude_code.cost.usage, claude_code.commit.count...
+    attributes TEXT NOT NULL,           -- the point's and resource's attributes, JSON, keys sorted
+    unit TEXT,
+    value REAL NOT NULL DEFAULT 0,      -- delta sums added up; cumulative sums and gauges: last
+    points INTEGER NOT NULL DEFAULT 0,  -- data points received
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (day, name, attributes)
+);
+CREATE INDEX idx_otel_metrics_daily_name ON otel_metrics_daily(name, day);
+"""
+
+
 @migration
 def m009_copy_progress(db: Database) -> None:
     """A first copy into an empty store, begun and not finished: a row from its start
@@ -1202,6 +1246,14 @@ ALTER TABLE prompt_responses ADD COLUMN thinking_budget_tokens INTEGER;
 ALTER TABLE prompt_responses ADD COLUMN max_tokens INTEGER;
 """,
     )
+
+
+@migration
+def m011_otel_collect(db: Database) -> None:
+    """What ``orchestrator collect`` stores beside prompts and logs: the request ids
+    Claude Code's OpenTelemetry events carry (so a call is counted once whichever way it
+    arrived), user prompts, a run's resource attributes and daily metric sums."""
+    _run(db, COLLECT_DDL)
 
 
 if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration

@@ -916,3 +916,14 @@ ALTER TABLE prompt_responses ADD COLUMN thinking_budget_tokens bigint;
 -- params.max_tokens: the output cap asked for
 ALTER TABLE prompt_responses ADD COLUMN max_tokens bigint;
 """)
+
+
+@migration
+async def m011_otel_collect(conn: Any) -> None:
+    """Request ids, user prompts, resource attributes and daily metric sums of
+    ``orchestrator collect`` (:data:`orchestrator.migrations.COLLECT_DDL`)."""
+    from .migrations import COLLECT_DDL
+
+    await conn.execute(
+        COLLECT_DDL.replace(" REAL", " double precision").replace(" INTEGER", " bigint")
+    )

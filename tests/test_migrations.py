@@ -214,6 +214,31 @@ SCHEMA: dict[str, dict[str, str]] = {
         "quiet": "INTEGER",
         "started_at": "TEXT",
     },
+    # orchestrator collect (Claude Code's OpenTelemetry export):
+    "otel_requests": {
+        "request_id": "TEXT",
+        "prompt_id": "TEXT",
+        "otel_prompt_id": "TEXT",
+        "reported_cost_usd": "REAL",
+        "ttft_ms": "REAL",
+        "query_source": "TEXT",
+    },
+    "otel_user_prompts": {
+        "otel_prompt_id": "TEXT",
+        "agent_id": "TEXT",
+        "text": "TEXT",
+        "created_at": "TEXT",
+    },
+    "agent_attributes": {"agent_id": "TEXT", "key": "TEXT", "value": "TEXT"},
+    "otel_metrics_daily": {
+        "day": "TEXT",
+        "name": "TEXT",
+        "attributes": "TEXT",
+        "unit": "TEXT",
+        "value": "REAL",
+        "points": "INTEGER",
+        "updated_at": "TEXT",
+    },
 }
 #: Full-text indexes (FTS5, no declared types) and the columns they index.
 FTS = {

@@ -361,14 +361,18 @@ class _Writer:
         return run_id
 
     def logged_already(self, run_id: str, kind: str, tool_use_id: str) -> bool:
-        """Whether an import of the run's transcript (or stream) logged this tool call or
-        result already: only asked once a transcript was imported into the run."""
+        """Whether an import of the run's transcript (or stream), or ``orchestrator
+        collect``, logged this tool call or result already: only asked once one did."""
         store = self.store
         if (
             store.fetchone("SELECT 1 FROM claude_code_files WHERE agent_id = ? LIMIT 1", (run_id,))
             is None
             and store.fetchone(
                 "SELECT 1 FROM claude_code_runs WHERE agent_id = ? LIMIT 1", (run_id,)
+            )
+            is None
+            and store.fetchone(  # a run `orchestrator collect` received telemetry of
+                "SELECT 1 FROM agent_attributes WHERE agent_id = ? LIMIT 1", (run_id,)
             )
             is None
         ):

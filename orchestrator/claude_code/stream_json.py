@@ -205,6 +205,7 @@ class StreamRecorder:
         self._result: dict[str, Any] | None = None
         self._finished = False
         self._hooked = False  # the run is one hooks recorded (they log tool calls too)
+        self._request_id: str | None = None  # the API request id of the pending response
 
     @property
     def agent_id(self) -> str | None:
@@ -237,15 +238,17 @@ class StreamRecorder:
         return self.summary.agent_id
 
     async def _hooked_run(self) -> str | None:
-        """The run of this session that hooks (``orchestrator hook``) recorded, the
+        """The run of this session that hooks (``orchestrator hook``) or ``orchestrator
+        collect`` (its resource attributes) recorded, the
         session's transcript imported into it or not, and no stream yet: this stream's
         run (one session, one run)."""
         if self.summary.session_id is None or self.parent_agent_id is not None:
             return None
         row = await self.db.fetchone(
             "SELECT a.id FROM agents a WHERE a.session_id = ? AND a.parent_agent_id IS NULL "
-            "AND EXISTS (SELECT 1 FROM agent_logs l WHERE l.agent_id = a.id "
+            "AND (EXISTS (SELECT 1 FROM agent_logs l WHERE l.agent_id = a.id "
             f"AND l.log_type IN ({_HOOK_TYPES})) "
+            "OR EXISTS (SELECT 1 FROM agent_attributes t WHERE t.agent_id = a.id)) "
             "AND NOT EXISTS (SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) "
             "ORDER BY a.created_at LIMIT 1",
             (self.summary.session_id,),
@@ -304,6 +307,8 @@ class StreamRecorder:
                 )
             pending = self._pending
             pending.model = body.get("model") or pending.model
+            if isinstance(message.get("request_id"), str):
+                self._request_id = message["request_id"]
             if isinstance(body.get("usage"), dict):
                 pending.usage = body["usage"]  # the last line's usage is the final one
             pending.add_text(body.get("content"))
@@ -375,6 +380,7 @@ class StreamRecorder:
 
     async def _flush_response(self) -> None:
         pending, self._pending = self._pending, None
+        request_id, self._request_id = self._request_id, None
         if pending is None or self.summary.agent_id is None:
             return
         if isinstance(pending.message_id, str):
@@ -386,6 +392,21 @@ class StreamRecorder:
                 "WHERE r.message_id = ? LIMIT 1",
                 (pending.message_id,),
             )
+            if stored is None and request_id is not None:
+                # Received by `orchestrator collect` (Claude Code's telemetry): the same call.
+                stored = await self.db.fetchone(
+                    "SELECT p.id, p.tokens_input, p.tokens_output, p.tokens_cache_read, "
+                    "p.tokens_cache_write, p.tokens_cache_write_1h "
+                    "FROM otel_requests o JOIN prompts p ON p.id = o.prompt_id "
+                    "WHERE o.request_id = ?",
+                    (request_id,),
+                )
+                if stored is not None:
+                    await self.db.execute(
+                        "INSERT INTO prompt_responses (prompt_id, message_id, request_id) "
+                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        (stored["id"], pending.message_id, request_id),
+                    )
             if stored is not None:
                 # Stored already (its transcript was imported, or this stream was): count
                 # it once, and as covered, so that no reconciling prompt holds it again:
@@ -413,9 +434,9 @@ class StreamRecorder:
             return
         if isinstance(pending.message_id, str):
             await self.db.execute(
-                "INSERT INTO prompt_responses (prompt_id, message_id, tokens_output_final) "
-                "VALUES (?, ?, ?)",
-                (prompt.id, pending.message_id, prompt.tokens_output),
+                "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
+                "tokens_output_final) VALUES (?, ?, ?, ?)",
+                (prompt.id, pending.message_id, request_id, prompt.tokens_output),
             )
         self._cover(pending.model, prompt, prompt.cost_computed_usd)
         self.summary.prompts += 1

@@ -1045,7 +1045,33 @@ class _FileImport:
                 )
                 row[1] = request_id
             found[(message_id, request_id)] = row[0]
+        self.collected([key for key in keys if key not in found], found)
         return found
+
+    def collected(self, keys: list[tuple[str, str]], found: dict[tuple[str, str], str]) -> None:
+        """Add to ``found`` the responses ``orchestrator collect`` stored (its request ids in
+        ``otel_requests``), and give those prompts their message id."""
+        request_ids = list({request_id for _, request_id in keys})
+        collected: dict[str, str] = {}
+        for at in range(0, len(request_ids), 500):
+            part = request_ids[at : at + 500]
+            collected.update(
+                self.conn.execute(
+                    "SELECT request_id, prompt_id FROM otel_requests "
+                    f"WHERE request_id IN ({', '.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
+        for message_id, request_id in keys:
+            prompt_id = collected.get(request_id)
+            if prompt_id is None:
+                continue
+            self.conn.execute(
+                "INSERT OR IGNORE INTO prompt_responses (prompt_id, message_id, request_id) "
+                "VALUES (?, ?, ?)",
+                (prompt_id, message_id, request_id),
+            )
+            found[(message_id, request_id)] = str(prompt_id)
 
     def write_logs(self) -> None:
         if self.logs:

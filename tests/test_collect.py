@@ -1,0 +1,439 @@
+"""orchestrator collect: Claude Code's OTLP export (recorded real payloads under
+tests/data/otlp/, and the real CLI against the fake API) received into the store."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Target, rows
+from servers import free_port, listening
+
+from orchestrator import otlp
+from orchestrator.collect import Collector, CollectServer, build
+
+DATA = Path(__file__).parent / "data" / "otlp"
+SESSION = "a219a55c-1a53-406a-a098-0922a0c9652f"  # the recorded JSON payloads' session
+JSON_LOGS = ["logs-user-prompt.json", "logs-api-request.json", "logs-tool-result.json"]
+
+
+def records(name: str) -> list[dict[str, Any]]:
+    """The log records of a recorded JSON payload, attributes as a dict (read here by
+    hand, independently of orchestrator.otlp)."""
+    found = []
+    for resource in json.loads((DATA / name).read_text())["resourceLogs"]:
+        for scope in resource["scopeLogs"]:
+            for record in scope["logRecords"]:
+                attrs = {a["key"]: next(iter(a["value"].values())) for a in record["attributes"]}
+                found.append({"body": record["body"]["stringValue"], **attrs})
+    return found
+
+
+def post(
+    port: int,
+    path: str,
+    body: bytes,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Content-Type": content_type, **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def server(db_target: Target) -> Iterator[tuple[int, Target]]:
+    """A collect server in this process, on a free port, writing ``db_target``."""
+    collector = Collector(str(db_target))
+    collector.start()
+    httpd = CollectServer(("127.0.0.1", free_port()), collector, max_body=1 << 20)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield httpd.server_address[1], db_target
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+        collector.stop()
+
+
+# -- the parse layer -------------------------------------------------------------------
+
+
+def test_recorded_json_and_protobuf_payloads_parse_to_claude_code_events() -> None:
+    parsed, protobuf = otlp.parse(
+        "logs", (DATA / "logs-api-request.json").read_bytes(), "application/json", None
+    )
+    assert not protobuf and parsed.rejected == 0
+    expected = [r["body"].removeprefix("claude_code.") for r in records("logs-api-request.json")]
+    assert [e.name for e in parsed.events] == expected
+    request = next(e for e in parsed.events if e.name == "api_request")
+    raw = next(r for r in records("logs-api-request.json") if r["body"].endswith("api_request"))
+    assert request.session_id == SESSION and request.resource["adw.workflow"] == "plan_build"
+    assert request.attributes["cost_usd"] == raw["cost_usd"]
+    assert request.attributes["cache_creation_1h_tokens"] == raw["cache_creation_1h_tokens"]
+    gzipped = gzip.compress((DATA / "logs-1.pb").read_bytes())
+    parsed, protobuf = otlp.parse("logs", gzipped, "application/x-protobuf", "gzip")
+    assert protobuf
+    names = [e.name for e in parsed.events]
+    assert "user_prompt" in names and "api_request" in names
+    pb_request = next(e for e in parsed.events if e.name == "api_request")
+    assert pb_request.attributes["input_tokens"] == 11  # int64 read from protobuf's text
+    points, _ = otlp.parse(
+        "metrics", (DATA / "metrics.pb").read_bytes(), "application/x-protobuf", None
+    )
+    assert {p.name for p in points.points} >= {"claude_code.cost.usage", "claude_code.token.usage"}
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "content_type", "problem"),
+    [
+        (b"{not json", None, "application/json", "body: not JSON"),
+        (b"[1]", None, "application/json", "is a JSON object"),
+        (
+            json.dumps(
+                {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": [{"key": 3}]}]}]}]}
+            ).encode(),
+            None,
+            "application/json",
+            "resourceLogs[0].scopeLogs[0].logRecords[0].attributes[0].key: must be a string",
+        ),
+        (gzip.compress(b"{" + b" " * (2 << 20) + b"}"), "gzip", "application/json", "more than"),
+        (b"\x1f\x8b\x08garbage", "gzip", "application/json", "not valid gzip"),
+        (b"\xff\xff\xff", None, "application/x-protobuf", "not an OTLP logs protobuf"),
+        (b"{}", None, "text/plain", "Content-Type"),
+        (b"{}", "br", "application/json", "Content-Encoding"),
+    ],
+)
+def test_bad_bodies_are_refused_naming_the_problem(
+    body: bytes, encoding: str | None, content_type: str, problem: str
+) -> None:
+    with pytest.raises(otlp.BadRequest) as error:
+        otlp.parse("logs", body, content_type, encoding, limit=1 << 20)
+    assert problem in str(error.value)
+
+
+def test_an_api_request_of_wrong_types_is_refused_naming_event_and_field() -> None:
+    payload = json.loads((DATA / "logs-api-request.json").read_text())
+    for record in payload["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
+        for attribute in record["attributes"]:
+            if attribute["key"] == "input_tokens":
+                attribute["value"] = {"stringValue": "many"}
+    parsed = otlp.parse_logs(payload)
+    with pytest.raises(otlp.BadRequest, match=r"claude_code.api_request\).input_tokens"):
+        build(parsed)
+
+
+# -- the server ------------------------------------------------------------------------
+
+
+def test_recorded_payloads_become_one_run_with_prompts_costs_and_tool_results(
+    server: tuple[int, Target],
+) -> None:
+    port, target = server
+    for name in [
+        *JSON_LOGS,
+        "metrics-usage.json",
+        "metrics-usage-2.json",
+        "metrics-active-time.json",
+    ]:
+        path = "/v1/metrics" if name.startswith("metrics") else "/v1/logs"
+        status, body = post(port, path, (DATA / name).read_bytes())
+        assert (status, json.loads(body)) == (200, {}), body
+    events = [r for name in JSON_LOGS for r in records(name)]
+    calls = [r for r in events if r["body"] == "claude_code.api_request"]
+    [(workflow, session, status)] = rows(
+        target,
+        "SELECT o.name, a.session_id, a.status FROM agents a "
+        "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id",
+    )
+    assert (workflow, session, status) == ("plan_build", SESSION, "completed")
+    stored = rows(
+        target,
+        "SELECT p.content, p.tokens_input, p.tokens_output, p.tokens_cache_read, "
+        "p.tokens_cache_write, p.tokens_cache_write_1h, p.cost_usd, p.cost_source, "
+        "p.cost_computed_usd, p.duration_ms, o.request_id FROM prompts p "
+        "JOIN otel_requests o ON o.prompt_id = p.id ORDER BY p.created_at",
+    )
+    assert [
+        (
+            "say hi",
+            c["input_tokens"],
+            c["output_tokens"],
+            c["cache_read_tokens"],
+            c["cache_creation_tokens"],
+            c["cache_creation_1h_tokens"],
+            pytest.approx(c["cost_usd"]),
+            "reported",
+            pytest.approx(c["cost_usd"], rel=0.01),  # genai-prices agrees with Claude Code
+            float(c["duration_ms"]),
+            c["request_id"],
+        )
+        for c in calls
+    ] == stored
+    tools = [r for r in events if r["body"] == "claude_code.tool_result"]
+    logged = rows(
+        target,
+        "SELECT message, duration_ms FROM agent_logs WHERE log_type = 'tool_result'",
+    )
+    assert logged == [(f"{t['tool_name']}: succeeded", float(t["duration_ms"])) for t in tools]
+    attributes = dict(rows(target, "SELECT key, value FROM agent_attributes"))
+    assert attributes["team"] == "core" and attributes["service.version"] == "2.1.337"
+    # Delta sums: the day's cost is the sum of the calls' reported costs.
+    [(cost,)] = rows(
+        target, "SELECT sum(value) FROM otel_metrics_daily WHERE name = 'claude_code.cost.usage'"
+    )
+    assert cost == pytest.approx(sum(c["cost_usd"] for c in calls))
+    # The same batches again (an exporter retrying): nothing stored twice.
+    before = rows(target, "SELECT count(*) FROM prompts UNION ALL SELECT count(*) FROM agent_logs")
+    for name in JSON_LOGS:
+        assert post(port, "/v1/logs", (DATA / name).read_bytes())[0] == 200
+    assert (
+        rows(target, "SELECT count(*) FROM prompts UNION ALL SELECT count(*) FROM agent_logs")
+        == before
+    )
+
+
+def test_a_bad_request_stores_nothing_and_the_server_keeps_serving(
+    server: tuple[int, Target],
+) -> None:
+    port, target = server
+    good = (DATA / "logs-api-request.json").read_text()
+    # A valid first event and a broken second one: the request is refused whole.
+    broken = good.replace(
+        '{"key":"output_tokens","value":{"intValue":23}}',
+        '{"key":"output_tokens","value":{"intValue":-23}}',
+    )
+    assert broken != good
+    status, body = post(port, "/v1/logs", broken.encode())
+    assert status == 400 and b"output_tokens" in body
+    status, body = post(
+        port,
+        "/v1/logs",
+        gzip.compress(b"[" * 10 + b" " * (3 << 20)),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert status == 400 and b"more than" in body
+    status, body = post(port, "/v1/logs", b"x" * ((1 << 20) + 1))
+    assert status == 413
+    assert rows(target, "SELECT count(*) FROM prompts UNION ALL SELECT count(*) FROM agents") == [
+        (0,),
+        (0,),
+    ]
+    status, _ = post(port, "/v1/logs", good.encode())
+    assert status == 200
+    assert rows(target, "SELECT count(*) FROM prompts") == [(1,)]
+
+
+def test_records_that_are_no_claude_code_event_are_a_partial_success(
+    server: tuple[int, Target],
+) -> None:
+    port, target = server
+    payload = json.loads((DATA / "logs-tool-result.json").read_text())
+    scope = payload["resourceLogs"][0]["scopeLogs"][0]
+    scope["logRecords"].append({"body": {"stringValue": "GET /health"}, "attributes": []})
+    status, body = post(port, "/v1/logs", json.dumps(payload).encode())
+    answer = json.loads(body)
+    assert status == 200 and answer["partialSuccess"]["rejectedLogRecords"] == 1
+    assert "not a Claude Code event" in answer["partialSuccess"]["errorMessage"]
+    assert rows(target, "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'") == [(1,)]
+
+
+def test_protobuf_is_answered_in_protobuf_and_hooks_land_in_the_sessions_run(
+    server: tuple[int, Target],
+) -> None:
+    port, target = server
+    for name in ("logs-1.pb", "logs-2.pb"):
+        status, body = post(port, "/v1/logs", (DATA / name).read_bytes(), "application/x-protobuf")
+        assert (status, body) == (200, b"")
+    [(run, session)] = rows(target, "SELECT id, session_id FROM agents")
+    hook = {
+        "hook_event_name": "Stop",
+        "session_id": session,
+        "cwd": "/tmp/project",
+    }
+    status, _ = post(port, "/hooks", json.dumps(hook).encode())
+    assert status == 200
+    assert rows(target, "SELECT agent_id FROM agent_logs WHERE log_type = 'Stop'") == [(run,)]
+    assert post(port, "/hooks", b"[]")[0] == 400
+
+
+def test_other_interfaces_need_a_token(tmp_path: Path) -> None:
+    from orchestrator.collect import serve
+    from orchestrator.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="--token"):
+        serve(str(tmp_path / "o.db"), "0.0.0.0", free_port())
+    collector = Collector(str(tmp_path / "o.db"))
+    collector.start()
+    httpd = CollectServer(("127.0.0.1", free_port()), collector, token="s3cret-token")
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        body = (DATA / "logs-api-request.json").read_bytes()
+        assert post(port, "/v1/logs", body)[0] == 401
+        assert post(port, "/v1/logs", body, headers={"Authorization": "Bearer nope"})[0] == 401
+        ok = post(port, "/v1/logs", body, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok[0] == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+        collector.stop()
+
+
+def test_a_sigkill_after_the_answer_loses_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "killed.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from orchestrator.cli import main; main()",
+            "collect",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        for name in JSON_LOGS:
+            assert post(port, "/v1/logs", (DATA / name).read_bytes())[0] == 200
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (2,)
+    assert conn.execute(
+        "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'"
+    ).fetchone() == (1,)
+
+
+# -- the real client -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_the_real_claude_code_exports_into_collect_once_with_its_transcript_and_stream(
+    tmp_path: Path, protocol: str
+) -> None:
+    from click.testing import CliRunner
+    from fake_anthropic import TOKEN_COLUMNS, FakeAnthropic, run_claude, token_totals
+
+    from orchestrator.cli import cli
+
+    db = tmp_path / "collected.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    command = [sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"]
+    collector = subprocess.Popen(
+        [*command, "--db", str(db), "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert collector.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        telemetry = {
+            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_LOGS_EXPORT_INTERVAL": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            "OTEL_LOG_USER_PROMPTS": "1",
+            "OTEL_RESOURCE_ATTRIBUTES": "adw.workflow=plan_build,team=core",
+            # The harness's DISABLE_TELEMETRY=1 and CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+            # stay: Claude Code 2.1.337 exports OpenTelemetry with them set.
+        }
+        with FakeAnthropic() as api:
+            run = run_claude(tmp_path, "say hi", api=api, extra_env=telemetry)
+        assert run.returncode == 0, run.stderr
+        # Claude Code flushes its exporters before it exits, and collect answers after the
+        # commit: everything is stored now.
+        conn = sqlite3.connect(db)
+        [(run_id, session, workflow)] = conn.execute(
+            "SELECT a.id, a.session_id, o.name FROM agents a "
+            "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id"
+        ).fetchall()
+        assert (session, workflow) == (run.session_id, "plan_build")
+        assert dict(conn.execute("SELECT key, value FROM agent_attributes"))["team"] == "core"
+        columns = ", ".join(f"coalesce(sum({c}), 0)" for c in TOKEN_COLUMNS)
+        totals = conn.execute(f"SELECT {columns} FROM prompts").fetchone()
+        assert dict(zip(TOKEN_COLUMNS, totals, strict=True)) == token_totals(api.sent)
+        result = run.messages[-1]
+        [(cost, reported)] = conn.execute(
+            "SELECT sum(cost_usd), count(*) FILTER (WHERE cost_source = 'reported') FROM prompts"
+        ).fetchall()
+        assert cost == pytest.approx(result["total_cost_usd"], abs=1e-12)
+        assert reported == len(api.sent)
+        assert conn.execute("SELECT DISTINCT content FROM prompts").fetchall() == [("say hi",)]
+        transcript = [json.loads(line) for line in run.transcript.read_text().splitlines()]
+        tool_ids = {
+            block["id"]
+            for line in transcript
+            if line.get("type") == "assistant"
+            for block in line["message"]["content"]
+            if block.get("type") == "tool_use"
+        }
+        logged = conn.execute(
+            "SELECT json_extract(metadata, '$.tool_use_id'), json_extract(metadata, "
+            "'$.is_error') FROM agent_logs WHERE log_type = 'tool_result'"
+        ).fetchall()
+        assert logged == [(tool_id, 0) for tool_id in sorted(tool_ids)]
+        request_ids = {line["requestId"] for line in transcript if line.get("requestId")}
+        stored_ids = {r for (r,) in conn.execute("SELECT request_id FROM otel_requests")}
+        assert stored_ids == request_ids
+        conn.close()
+    finally:
+        os.kill(collector.pid, signal.SIGKILL)
+        collector.wait()
+
+    # The same session imported from its transcript and its stream: one run, each call once.
+    for command in (["claude-code", str(run.transcript)], ["stream-json", str(run.stream)]):
+        outcome = CliRunner().invoke(cli, ["import", command[0], "--db", str(db), command[1]])
+        assert outcome.exit_code == 0, outcome.output
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT id FROM agents WHERE parent_agent_id IS NULL").fetchall() == [
+        (run_id,)
+    ]
+    assert conn.execute(f"SELECT {columns} FROM prompts").fetchone() == totals
+    assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (len(api.sent),)
+    assert conn.execute(
+        "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'"
+    ).fetchone() == (len(tool_ids),)
