@@ -249,7 +249,7 @@ class StreamRecorder:
             "AND (EXISTS (SELECT 1 FROM agent_logs l WHERE l.agent_id = a.id "
             f"AND l.log_type IN ({_HOOK_TYPES})) "
             "OR EXISTS (SELECT 1 FROM agent_attributes t WHERE t.agent_id = a.id)) "
-            "AND NOT EXISTS (SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) "
+            f"AND NOT EXISTS (SELECT 1 FROM claude_code_runs r WHERE {_RESULT_STORED}) "
             "ORDER BY a.created_at LIMIT 1",
             (self.summary.session_id,),
         )
@@ -683,6 +683,11 @@ def _scan(stream: IO[str] | IO[bytes]) -> tuple[Any, Any, dict[str, Any] | None]
     return session_id, first_id, result
 
 
+#: A run whose stream's ``result`` line was stored (a transcript's ``cost-state`` also
+#: makes a ``claude_code_runs`` row, with neither of these).
+_RESULT_STORED = "r.agent_id = a.id AND (r.result_subtype IS NOT NULL OR r.num_turns IS NOT NULL)"
+
+
 async def _recorded_run(
     db: DatabaseManager, session_id: Any, first_id: Any, result: dict[str, Any] | None
 ) -> StreamSummary | None:
@@ -710,7 +715,7 @@ async def _recorded_run(
             "SELECT a.id, a.status FROM prompt_responses pr "
             "JOIN prompts p ON p.id = pr.prompt_id JOIN agents a ON a.id = p.agent_id "
             "WHERE pr.message_id = ? AND a.session_id = ? AND NOT EXISTS "
-            "(SELECT 1 FROM claude_code_runs r WHERE r.agent_id = a.id) LIMIT 1",
+            f"(SELECT 1 FROM claude_code_runs r WHERE {_RESULT_STORED}) LIMIT 1",
             (first_id, session_id),
         )
     else:
