@@ -93,6 +93,14 @@ TABLES = (
     Table("system_logs", ("id",)),
     Table("budgets", ("scope", "name"), newer="updated_at", time_ordered=False),
     Table("budget_alerts", ("scope", "name", "period"), time_ordered=False),
+    # orchestrator collect: a request's id and cost, user prompts, resource attributes, and
+    # daily metric sums (added to as telemetry arrives: the newer day's sums win).
+    Table("otel_requests", ("request_id",), time_ordered=False),
+    Table("otel_user_prompts", ("otel_prompt_id",), time_ordered=False),
+    Table("agent_attributes", ("agent_id", "key"), time_ordered=False),
+    Table(
+        "otel_metrics_daily", ("day", "name", "attributes"), newer="updated_at", time_ordered=False
+    ),
 )
 #: Kept by the triggers; carried as they are into an empty target.
 SUMMARIES = (

@@ -505,3 +505,30 @@ def test_a_first_copy_whose_server_stops_half_way_is_finished_once_it_is_back(
     ((count, total),) = rows(target, "SELECT sum(prompt_count), sum(total_cost_usd) FROM agents")
     assert count == prompts + 3 and math.isclose(total, spent + cost, rel_tol=1e-9)
     assert rows(target, "SELECT count(*) FROM copy_progress") == [(0,)]
+
+
+def test_every_table_of_the_schema_is_copied(empty_db: Path) -> None:
+    """A table added by a migration and left out of copy's lists would be lost by every
+    copy, backup and served snapshot of the store."""
+    from orchestrator.copy import PROGRESS
+
+    conn = sqlite3.connect(empty_db)
+    try:
+        names = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        search = {
+            n
+            for (n,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%'"
+            )
+        }
+    finally:
+        conn.close()
+    shadows = {n for n in names if any(n.startswith(f"{s}_") for s in search)}
+    copied = {t.name for t in (*TABLES, *SUMMARIES, PROGRESS)}
+    fixed = {"_sqlite_migrations", "duration_buckets"}  # written by the migrations alone
+    assert names - search - shadows - fixed == copied
