@@ -16,8 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PREFIX = "$ .venv/bin/orchestrator "
 
-#: Commands whose output depends on the clock, the machine or a server: not compared.
-UNCOMPARED = ("tail", "budget list", "budget check", "backup")
+#: Commands whose output depends on the clock, the machine or a server, or on the
+#: reader's own Claude Code transcripts (the ccusage views' example): not compared.
+UNCOMPARED = (
+    "tail",
+    "budget list",
+    "budget check",
+    "backup",
+    "import claude-code",
+    "report monthly_tokens --tz",
+    "report usage_blocks",
+)
 
 
 def console_examples() -> list[tuple[str, list[str]]]:
