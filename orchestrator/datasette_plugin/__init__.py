@@ -6,7 +6,8 @@ served file is an orchestrator database when its ``_sqlite_migrations`` ledger h
 ``orchestrator`` migration set: one read of a small table, once per file (a file without
 it is looked at again every few seconds, in case ``orchestrator init`` runs meanwhile).
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
-name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
+name, and the overview dashboard (:func:`plugin_metadata`), whose panels it draws with
+values as text (:mod:`.dashboards`); ``/-/live`` streams its events
 (:mod:`.live`). Started by ``orchestrator serve postgresql://...``, it keeps the snapshot
 of the store fresh and says on every page as of when it is (:mod:`.snapshot`). Its tables'
 configured facets and full-text search are served by the
@@ -65,9 +66,11 @@ def asgi_wrapper(datasette: Any) -> Any:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
+    from .dashboards import SCRIPT_ROUTE, dashboards_script
     from .live import live_events, live_page
 
     return [
+        (SCRIPT_ROUTE, dashboards_script),
         (r"^/-/live$", live_page),
         (r"^/-/live/events$", live_events),
         (r"^/-/snapshot\.json$", snapshot_status),
