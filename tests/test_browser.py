@@ -11,6 +11,7 @@ A screenshot of the dashboard goes to ``tmp_path`` and, when set, to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from servers import free_port
@@ -71,14 +72,9 @@ class Server:
     db: Path
 
 
-@pytest.fixture(scope="module")
-def server(
-    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("browser")
-    # A copy of the shared demo (conftest.py): the live page's test writes an event.
-    db = backup(demo_db, folder / "orchestrator.db")
-    set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
+@contextlib.contextmanager
+def serving(db: Path, folder: Path) -> Iterator[Server]:
+    """The real ``orchestrator serve`` on ``db``, stopped (its whole session) at the end."""
     port = free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:
@@ -113,6 +109,18 @@ def server(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(
+    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("browser")
+    # A copy of the shared demo (conftest.py): the live page's test writes an event.
+    db = backup(demo_db, folder / "orchestrator.db")
+    set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
+    with serving(db, folder) as running:
+        yield running
 
 
 @dataclass
@@ -317,4 +325,173 @@ def test_live_page_shows_what_is_written_after_it_loads(
     tab.screenshot(path=str(shot))
     if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"]) / shot.name)
+    problems.assert_none()
+
+
+# -- hostile text: stored by an ADW, shown as text on every page ------------------------------
+
+#: Every field a page shows that an ADW (or an import) writes, by the tag its payload carries.
+HOSTILE_TAGS = [
+    "workflow",
+    "workflow.description",
+    "run.name",
+    "run.session",
+    "run.error",
+    "prompt.content",
+    "prompt.response",
+    "model",
+    "log.message",
+    "log.step",
+    "log.metadata",
+    "system.message",
+    "system.source",
+    "system.metadata",
+    "budget.name",
+]
+
+
+def hostile(tag: str) -> str:
+    """Text that runs ``__xss(tag)`` wherever it is put into a page as HTML: in an element,
+    in an attribute (the quotes close it) or in a script."""
+    return (
+        f"{tag} <img src=x onerror=\"__xss('{tag}')\"><script>__xss('{tag}')</script>"
+        f"'\"><svg onload=__xss('{tag}')>"
+    )
+
+
+def write_hostile_history(db: Path) -> dict[str, str]:
+    """One failed run whose every field is hostile (through the writer library, as an ADW
+    writes), a system log and two budgets; returns the page of each hostile row."""
+    from orchestrator import SyncDatabaseManager
+
+    workflow, model = hostile("workflow"), hostile("model")
+    with SyncDatabaseManager(db) as manager:
+        with contextlib.suppress(RuntimeError):
+            with manager.agent_run(
+                workflow,
+                description=hostile("workflow.description"),
+                session_id=hostile("run.session"),
+                name=hostile("run.name"),
+            ) as run:
+                usage = {"input_tokens": 10, "output_tokens": 20}
+                run.prompt(hostile("prompt.content"), hostile("prompt.response"), model=model)
+                run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=usage)
+                run.log(
+                    "tool_use",
+                    hostile("log.message"),
+                    {"detail": hostile("log.metadata")},
+                    step=hostile("log.step"),
+                )
+                raise RuntimeError(hostile("run.error"))
+        manager.log_system_event(
+            "ERROR",
+            hostile("system.message"),
+            source=hostile("system.source"),
+            metadata={"detail": hostile("system.metadata")},
+        )
+    set_budget(db, "workflow", workflow, daily_usd=1.0, monthly_usd=2.0)
+    set_budget(db, "model", model, daily_usd=1.0, monthly_usd=2.0)
+    set_budget(db, "session", hostile("budget.name"), daily_usd=1.0, monthly_usd=2.0)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        like = "%<img src=x onerror=%"
+        return {
+            table: f"/orchestrator/{table}/{row[0]}"
+            for table, column in [
+                ("orchestrator_agents", "name"),
+                ("agents", "name"),
+                ("prompts", "content"),
+                ("agent_logs", "message"),
+                ("system_logs", "message"),
+            ]
+            for row in conn.execute(f"SELECT id FROM {table} WHERE {column} LIKE ?", [like])
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_server(
+    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, dict[str, str]]]:
+    folder = tmp_path_factory.mktemp("hostile")
+    db = backup(demo_db, folder / "orchestrator.db")
+    rows = write_hostile_history(db)
+    with serving(db, folder) as running:
+        yield running, rows
+
+
+#: Pages of one kind (see _kind) visited at most: rows of a table, a table sorted, ...
+PER_KIND = 1
+#: Pages the crawl may visit: more fails the test (a new kind of page, or a crawl gone wrong).
+MAX_PAGES = 200
+
+
+def _kind(url: str) -> str:
+    """What a page is, for the crawl: its path with a row's key left out, and whether its
+    arguments choose rows (a filter, a facet, a query: ``?filter``). Arguments that only
+    sort, page or show a page otherwise (``_sort``, ``_next``, ``_hide_sql``) make no new
+    kind: the same template shows other rows of the same table."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if len(segments) == 4 and not segments[1].startswith("-"):  # /database/table/row
+        segments[3] = "*"
+    names = [pair.split("=")[0] for pair in parts.query.split("&") if pair]
+    chooses = any(not name.startswith("_") for name in names)
+    return "/".join(segments) + ("?filter" if chooses else "")
+
+
+def test_stored_text_runs_no_script_on_any_page(
+    hostile_server: tuple[Server, dict[str, str]], browser_context: Any, page: Any
+) -> None:
+    server, rows = hostile_server
+    tab, problems = page
+    fired: list[tuple[str, str]] = []
+    browser_context.expose_binding(
+        "__xss", lambda source, tag: fired.append((source["frame"].url, tag))
+    )
+    tab.on("dialog", lambda dialog: (fired.append((tab.url, dialog.message)), dialog.dismiss()))
+    filtered = urlencode({"orchestrator": hostile("workflow"), "model": hostile("model")})
+    queue = [
+        f"{server.url}/",
+        f"{server.url}/-/dashboards/overview",
+        f"{server.url}/-/dashboards/overview?{filtered}",
+        f"{server.url}/-/live",
+        *(f"{server.url}{path}" for path in rows.values()),
+    ]
+    kinds: dict[str, int] = {}
+    shown: dict[str, str] = {}  # url -> the page's text
+    while queue and len(shown) < MAX_PAGES:
+        url = queue.pop(0).split("#")[0]
+        kind = _kind(url)
+        if url in shown or kinds.get(kind, 0) >= PER_KIND:
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+        tab.goto(url, wait_until="load")  # images loaded or failed: onerror has run
+        path = urlsplit(url).path
+        if path.startswith("/-/dashboards"):
+            tab.wait_for_load_state("networkidle")  # every panel drawn
+        elif path == "/-/live":
+            tab.locator("#live-events tbody tr", has_text="run.name <img").first.wait_for()
+        shown[url] = tab.locator("body").inner_text()
+        for href in tab.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
+            target = urlsplit(href)
+            if (
+                f"{target.scheme}://{target.netloc}" == server.url
+                and not target.path.endswith((".json", ".csv", ".db"))
+                and target.path not in ("/-/logout",)
+            ):
+                queue.append(href)
+    assert fired == [], f"stored text ran script: {fired}"
+    left = [url for url in queue if kinds.get(_kind(url), 0) < PER_KIND]
+    assert left == [], f"more than {MAX_PAGES} pages to visit: raise MAX_PAGES"
+
+    everything = "\n".join(shown.values())
+    missing = [tag for tag in HOSTILE_TAGS if f"{tag} <img src=x onerror=" not in everything]
+    assert missing == [], f"never shown as text on {len(shown)} pages: {missing}"
+    dashboard = shown[f"{server.url}/-/dashboards/overview"]
+    for tag in ["run.name", "run.error", "workflow", "budget.name", "model"]:
+        assert hostile(tag) in dashboard, tag  # the table panels, whole, as text
+    for kind in ["/orchestrator", "/orchestrator/agents", "/-/dashboards/overview/budgets"]:
+        assert kind in kinds, f"the crawl never reached {kind}"
     problems.assert_none()

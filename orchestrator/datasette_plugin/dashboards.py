@@ -40,6 +40,4 @@ def script() -> bytes:
 async def dashboards_script(datasette: Any, request: Any) -> Any:
     from datasette.utils.asgi import Response
 
-    return Response(
-        script().decode("utf-8"), content_type="application/javascript; charset=utf-8"
-    )
+    return Response(script().decode("utf-8"), content_type="application/javascript; charset=utf-8")
