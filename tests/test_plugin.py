@@ -20,10 +20,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from datasette import hookimpl
 from datasette.app import Datasette
 from servers import free_port, http_get, http_status
 
@@ -199,6 +201,58 @@ async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) 
         [str(my_db)], metadata={"databases": {"my": {"tables": {"prompts": {"allow": False}}}}}
     )
     assert (await hidden.client.get("/-/live")).status_code == 403
+
+
+class SqlTrace:
+    """Every statement run on the connections Datasette opens (a ``prepare_connection``
+    plugin setting SQLite's trace callback on each), while registered."""
+
+    __name__ = "sql_trace"  # what Datasette lists a plugin by
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @hookimpl
+    def prepare_connection(self, conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(self.statements.append)
+
+    def matching(self, word: str) -> list[str]:
+        return [sql for sql in self.statements if word in sql.lower()]
+
+
+@pytest.fixture
+def sql_trace() -> Iterator[SqlTrace]:
+    from datasette.plugins import pm
+
+    trace = SqlTrace()
+    pm.register(trace, name="sql-trace")
+    try:
+        yield trace
+    finally:
+        pm.unregister(trace)
+
+
+async def test_an_anonymous_search_runs_no_sql_when_shared(
+    my_db: Path, sql_trace: SqlTrace
+) -> None:
+    async with DatabaseManager(my_db) as db:
+        async with db.agent_run("plan_build", name="plan") as run:
+            for i in range(30):
+                run.log("tool_use", f"Bash: pytest -k step{i}")
+    ds = Datasette([str(my_db)], metadata=share_metadata())
+    await ds.invoke_startup()
+    for path in ["/my/agent_logs?_search=pytest", "/my/prompts?_search=plan"]:
+        sql_trace.statements.clear()
+        response = await ds.client.get(path)
+        assert response.status_code == 403, (path, response.status_code)
+        # Datasette itself looks the table up in the catalog; nothing reads the index.
+        assert sql_trace.matching("_fts match") == [], path
+    # The same page, logged in: its search is counted (what the test would catch).
+    sql_trace.statements.clear()
+    cookies = {"ds_actor": ds.sign({"a": {"id": "admin"}}, "actor")}
+    page = await get(ds, "/my/agent_logs?_search=pytest", cookies=cookies)
+    assert "30 rows" in page.text
+    assert sql_trace.matching("_fts match") != []
 
 
 async def stream(ds: Datasette, query: str, until: Any) -> list[tuple[str, Any]]:

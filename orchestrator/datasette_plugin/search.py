@@ -357,7 +357,7 @@ async def _count_is_capped(datasette: Any, scope: dict[str, Any], pairs: list[An
     if args.get("_nocount") or (fts := fts_table(datasette, db.name, table)) is None:
         return False
     found = terms(datasette, db.name, table, args)
-    if len(found) != 1:
+    if len(found) != 1 or not await _can_view(datasette, scope, db.name, table):
         return False
     sql = (
         f"select count(*) from (select rowid from {escape_sqlite(fts)} "
@@ -368,6 +368,31 @@ async def _count_is_capped(datasette: Any, scope: dict[str, Any], pairs: list[An
     except Exception:  # a bad raw query, a missing column: the page itself will say
         return False
     return bool(matches > COUNT_CAP)
+
+
+async def _can_view(datasette: Any, scope: dict[str, Any], database: str, table: str) -> bool:
+    """Whether the visitor may see the table page: checked here, before this wrapper runs
+    any SQL, as Datasette checks it later (``--share``: an anonymous visitor runs none).
+    The actor is found as Datasette's router finds it, from the same hooks."""
+    from datasette.plugins import pm
+    from datasette.utils import await_me_maybe
+    from datasette.utils.asgi import Request
+
+    request = Request(scope, None)
+    actor = None
+    for candidate in pm.hook.actor_from_request(datasette=datasette, request=request):
+        actor = await await_me_maybe(candidate)
+        if actor:
+            break
+    visible, _ = await datasette.check_visibility(
+        actor or scope.get("actor") or None,
+        permissions=[
+            ("view-table", (database, table)),
+            ("view-database", database),
+            "view-instance",
+        ],
+    )
+    return bool(visible)
 
 
 class _Args(dict[str, str]):
