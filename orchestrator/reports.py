@@ -19,7 +19,7 @@ import os
 import re
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -192,9 +192,7 @@ def run_report(
         raise ValueError(
             f"report {name!r} takes {report.parameters or 'no parameters'}, not {sorted(unknown)}"
         )
-    for key in DATE_PARAMETERS:
-        if given.get(key) and not _is_day(given[key]):
-            raise ValueError(f"{key} must be a UTC day (YYYY-MM-DD) or empty, not {given[key]!r}")
+    check_date_window(given)
     values = {key: given.get(key, "") for key in report.parameters}
     own = conn is None
     if conn is None:
@@ -217,6 +215,19 @@ def run_report(
     finally:
         if own:
             conn.close()
+
+
+def check_date_window(params: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``params``' ``start`` and ``end`` (when given and not
+    empty) are UTC days, ``YYYY-MM-DD``: ``2026-13-01`` would select nothing, silently.
+
+    The one check of a report's window: :func:`run_report` (the CLI, the notebooks) and
+    the Datasette plugin's report and dashboard pages call it.
+    """
+    for key in DATE_PARAMETERS:
+        value = params.get(key)
+        if value and not _is_day(str(value)):
+            raise ValueError(f"{key} must be a UTC day (YYYY-MM-DD) or empty, not {value!r}")
 
 
 def _is_day(value: str) -> bool:

@@ -11,6 +11,7 @@ test_browser.py.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from datasette import hookimpl
@@ -201,6 +203,53 @@ async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) 
         [str(my_db)], metadata={"databases": {"my": {"tables": {"prompts": {"allow": False}}}}}
     )
     assert (await hidden.client.get("/-/live")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/my/failed_runs?start=2026-13-01",
+        "/my/spend_by_day.json?start=2026-11-01&end=2026-11-31",
+        "/my/spend_by_day.csv?end=yesterday",
+        "/-/dashboards/overview?start=2026-13-01&orchestrator=plan_build",
+        "/-/dashboards/overview/budgets?start=26-11-01",
+    ],
+)
+async def test_a_report_or_dashboard_refuses_a_window_the_command_line_refuses(
+    my_db: Path, path: str
+) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    query = dict(pair.split("=") for pair in path.split("?")[1].split("&"))
+    window = ["--start", query.get("start", ""), "--end", query.get("end", "")]
+    command = CliRunner().invoke(cli, ["report", "spend_by_day", "--db", str(my_db), *window])
+    assert command.exit_code == 1
+    said = command.output.strip().removeprefix("Error: ")
+    assert "must be a UTC day (YYYY-MM-DD)" in said
+
+    ds = Datasette([str(my_db)])
+    response = await ds.client.get(path)
+    assert response.status_code == 400, (path, response.status_code)
+    if ".json" in path:
+        assert response.json()["error"] == said and response.json()["ok"] is False
+    elif ".csv" in path:
+        assert response.text.strip() == said
+    else:  # the page says it, and gives the window back to correct
+        shown = re.search(
+            r'<p class="message-error orchestrator-bad-window">(.*?)</p>', response.text
+        )
+        assert shown and html.unescape(shown[1]) == said
+        given = re.search(r'name="start" value="([^"]*)"', response.text)
+        assert given and html.unescape(given[1]) == query.get("start", "")
+    # A good window still runs; under --share the login comes first.
+    days = {"start": "2026-11-01", "end": "2026-11-30"}
+    good = path.split("?")[0] + "?" + urlencode({k: days.get(k, v) for k, v in query.items()})
+    assert (await ds.client.get(good)).status_code == 200, good
+    shared = Datasette([str(my_db)], metadata=share_metadata())
+    assert (await shared.client.get(path)).status_code == 403
+    assert (await ds.client.get("/-/orchestrator/invalid-window")).status_code == 404
 
 
 class SqlTrace:

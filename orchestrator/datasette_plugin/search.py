@@ -36,6 +36,7 @@ from datasette.utils import escape_sqlite, tilde_decode
 from datasette.utils.asgi import BadRequest
 
 from .metadata import orchestrator_databases, state
+from .visitor import can_see
 
 #: A search that is a page's only filter is counted up to this many rows.
 COUNT_CAP = 10_000
@@ -357,7 +358,12 @@ async def _count_is_capped(datasette: Any, scope: dict[str, Any], pairs: list[An
     if args.get("_nocount") or (fts := fts_table(datasette, db.name, table)) is None:
         return False
     found = terms(datasette, db.name, table, args)
-    if len(found) != 1 or not await _can_view(datasette, scope, db.name, table):
+    if len(found) != 1:
+        return False
+    # Before any SQL: Datasette checks the visitor only later, in the view (--share: an
+    # anonymous visitor runs none).
+    permissions = [("view-table", (db.name, table)), ("view-database", db.name), "view-instance"]
+    if not await can_see(datasette, scope, permissions):
         return False
     sql = (
         f"select count(*) from (select rowid from {escape_sqlite(fts)} "
@@ -368,31 +374,6 @@ async def _count_is_capped(datasette: Any, scope: dict[str, Any], pairs: list[An
     except Exception:  # a bad raw query, a missing column: the page itself will say
         return False
     return bool(matches > COUNT_CAP)
-
-
-async def _can_view(datasette: Any, scope: dict[str, Any], database: str, table: str) -> bool:
-    """Whether the visitor may see the table page: checked here, before this wrapper runs
-    any SQL, as Datasette checks it later (``--share``: an anonymous visitor runs none).
-    The actor is found as Datasette's router finds it, from the same hooks."""
-    from datasette.plugins import pm
-    from datasette.utils import await_me_maybe
-    from datasette.utils.asgi import Request
-
-    request = Request(scope, None)
-    actor = None
-    for candidate in pm.hook.actor_from_request(datasette=datasette, request=request):
-        actor = await await_me_maybe(candidate)
-        if actor:
-            break
-    visible, _ = await datasette.check_visibility(
-        actor or scope.get("actor") or None,
-        permissions=[
-            ("view-table", (database, table)),
-            ("view-database", database),
-            "view-instance",
-        ],
-    )
-    return bool(visible)
 
 
 class _Args(dict[str, str]):
