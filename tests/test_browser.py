@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -130,11 +131,14 @@ class Problems:
     console: list[str] = field(default_factory=list)
     page: list[str] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # console warnings (Vega-Lite's)
 
-    def assert_none(self) -> None:
+    def assert_none(self, *, warnings: bool = False) -> None:
         assert self.external == [], f"requests left localhost: {self.external}"
         assert self.page == [], f"page errors: {self.page}"
         assert self.console == [], f"console errors: {self.console}"
+        if warnings:
+            assert self.warnings == [], f"console warnings: {self.warnings}"
 
 
 @pytest.fixture(scope="module")
@@ -171,14 +175,15 @@ def page(browser_context: Any) -> Iterator[tuple[Any, Problems]]:
     page = browser_context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.route("**/*", route)
-    page.on(
-        "console",
-        lambda message: (
-            problems.console.append(f"{message.text} at {message.location}")
-            if message.type == "error"
-            else None
-        ),
-    )
+
+    def console(message: Any) -> None:
+        text = f"{message.text} at {message.location}"
+        if message.type == "error":
+            problems.console.append(text)
+        elif message.type == "warning":
+            problems.warnings.append(text)
+
+    page.on("console", console)
     page.on("pageerror", lambda error: problems.page.append(str(error)))
     try:
         yield page, problems
@@ -244,6 +249,7 @@ def test_dashboard_renders_every_chart_offline(
     assert tab.locator("#chart-latest-failures table tbody tr").count() == min(10, failed)
 
     tab.wait_for_load_state("networkidle")
+    problems.assert_none(warnings=True)  # Vega-Lite warned of v5 specs and fit-y
     shot = tmp_path / "dashboard-overview.png"
     tab.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
@@ -494,4 +500,100 @@ def test_stored_text_runs_no_script_on_any_page(
         assert hostile(tag) in dashboard, tag  # the table panels, whole, as text
     for kind in ["/orchestrator", "/orchestrator/agents", "/-/dashboards/overview/budgets"]:
         assert kind in kinds, f"the crawl never reached {kind}"
+    problems.assert_none()
+
+
+# -- a new database: one day of data, no budgets ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_day_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("one-day")
+    db = folder / "orchestrator.db"
+    # The command, not asyncio.run: Playwright's sync API holds this thread's event loop.
+    demo = ["demo", "--db", str(db), "--prompts", "50", "--days", "1", "--seed", "7"]
+    subprocess.run([*_serve_command(), *demo, "--end", "2026-11-02"], check=True)
+    with serving(db, folder) as running:
+        yield running
+
+
+def _x_axis(tab: Any, slug: str) -> tuple[list[str], float, list[float]]:
+    """The x-axis labels of chart ``slug`` (SVG), its drawing's width and its bars' widths."""
+    chart = tab.locator(f"#chart-{slug} svg.marks")
+    chart.wait_for(state="visible")
+    axis = chart.locator('g.role-axis[aria-label^="X-axis"]').first
+    labels = axis.locator("g.role-axis-label text").all_text_contents()
+    bars = [box["width"] for box in _boxes(chart.locator("g.mark-rect.role-mark path"))]
+    return labels, chart.bounding_box()["width"], bars
+
+
+def _boxes(locator: Any) -> list[dict[str, float]]:
+    return [box for box in (item.bounding_box() for item in locator.all()) if box]
+
+
+def test_one_day_and_empty_panels_say_what_they_show(
+    one_day_server: Server, page: tuple[Any, Problems]
+) -> None:
+    tab, problems = page
+    days = _query(one_day_server.db, "SELECT count(DISTINCT day) FROM usage_daily")
+    assert days == 1 and _query(one_day_server.db, "SELECT count(*) FROM budgets") == 0
+    day = _query(one_day_server.db, "SELECT min(day) FROM usage_daily")
+    tab.goto(f"{one_day_server.url}/-/dashboards/overview", wait_until="load")
+    tab.wait_for_load_state("networkidle")
+    assert tab.locator("#chart-budgets").inner_text().strip() == "no budgets set"
+    shown_day = datetime.strptime(day, "%Y-%m-%d").strftime("%b %d")  # the axis' format
+    for slug in ["spend-by-day", "failures-by-day"]:
+        labels, width, bars = _x_axis(tab, slug)
+        # One date a label (no hour ticks repeating the date); the day's bars, not a plot
+        # filled by one bar.
+        assert len(labels) == len(set(labels)) and shown_day in labels, (slug, labels)
+        assert bars and max(bars) < width / 5, (slug, bars, width)
+    problems.assert_none(warnings=True)
+
+    assert tab.locator("#chart-latest-failures table tbody tr").count() == _query(
+        one_day_server.db, "SELECT count(*) FROM agents WHERE status = 'failed'"
+    )
+    # A workflow with runs and no failure: its latest failures are "none".
+    calm = _query(
+        one_day_server.db,
+        "SELECT o.name FROM orchestrator_agents o JOIN agents a ON a.orchestrator_agent_id = o.id"
+        " GROUP BY o.name HAVING sum(a.status = 'failed') = 0 ORDER BY o.name LIMIT 1",
+    )
+    assert calm
+    tab.goto(f"{one_day_server.url}/-/dashboards/overview?{urlencode({'orchestrator': calm})}")
+    tab.wait_for_load_state("networkidle")
+    assert tab.locator("#chart-latest-failures").inner_text().strip() == "none"
+    assert tab.locator("#chart-spend-by-day svg.marks").count() == 1  # its spend is drawn
+    # A window with nothing in it: every chart says so, the figures are 0.
+    tab.goto(f"{one_day_server.url}/-/dashboards/overview?start=2020-01-01&end=2020-01-31")
+    tab.wait_for_load_state("networkidle")
+    for slug in ["spend-by-day", "tokens-by-type", "spend-by-model", "latest-failures"]:
+        assert tab.locator(f"#chart-{slug}").inner_text().strip() == "none", slug
+    assert tab.locator("#chart-total-prompts p").inner_text() == "0"
+    problems.assert_none(warnings=True)
+
+
+def test_a_report_given_a_day_that_is_not_one_says_so(
+    one_day_server: Server, page: tuple[Any, Problems]
+) -> None:
+    from orchestrator.reports import check_date_window
+
+    tab, problems = page
+    with pytest.raises(ValueError) as refused:
+        check_date_window({"start": "2026-13-01"})
+    for path in ["/orchestrator/spend_by_day", "/-/dashboards/overview"]:
+        response = tab.goto(f"{one_day_server.url}{path}?start=2026-13-01", wait_until="load")
+        assert response.status == 400
+        error = tab.locator("p.message-error")
+        assert error.is_visible() and error.inner_text() == str(refused.value)
+        start = tab.locator('input[name="start"]')
+        assert start.input_value() == "2026-13-01"
+        start.fill("2026-11-01")
+        tab.locator('input[type="submit"]').click()
+        tab.wait_for_load_state("load")
+        assert urlsplit(tab.url).path == path and "start=2026-11-01" in tab.url
+        assert tab.locator("p.message-error").count() == 0
+    # The refused page's own 400 is the one console error.
+    assert all("400" in line for line in problems.console), problems.console
+    problems.console.clear()
     problems.assert_none()
