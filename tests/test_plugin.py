@@ -188,6 +188,28 @@ async def test_what_the_plugin_hands_out_is_a_copy(my_db: Path) -> None:
     assert list(ds.plugin_config("datasette-dashboards")) == ["overview"]
 
 
+async def test_a_table_denied_in_metadata_yml_stays_denied(
+    my_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    metadata = load_metadata()
+    metadata["databases"]["orchestrator"]["tables"]["prompts"]["allow"] = False
+    path = tmp_path / "metadata.yml"
+    path.write_text(yaml.safe_dump(metadata), encoding="utf-8")
+    monkeypatch.setenv("ORCHESTRATOR_METADATA", str(path))
+    ds = Datasette([str(my_db)])
+    assert (await ds.client.get("/my/prompts")).status_code == 403
+    assert (await ds.client.get("/my/agents")).status_code == 200
+    page = await get(ds, "/my")
+    assert 'href="/my/agents"' in page.text and 'href="/my/prompts"' not in page.text
+    # Datasette deep-copies metadata("tables") per table it checks: it holds the options
+    # Datasette reads that way, not every table's documentation.
+    tables = plugin.get_metadata(ds, "tables")["databases"]["my"]["tables"]
+    assert tables == {"prompts": {"allow": False}}
+    assert "description" in ds.table_metadata("my", "agents")
+
+
 async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) -> None:
     ds = Datasette([str(my_db)], metadata=share_metadata())
     for path in ["/-/live", "/-/live/events", "/my/spend_by_day"]:
