@@ -19,6 +19,7 @@ from typing import Any
 
 from ..migrations import LEDGER, SET_NAME
 from ..reports import DATABASE_NAME, metadata_for, metadata_path
+from . import counts
 
 #: Seconds before a file found without the orchestrator schema is looked at again.
 RECHECK_S = 5.0
@@ -194,6 +195,7 @@ class _State:
                 self.schema[key] = known
             if known[0]:
                 found.append(name)
+                counts.install(database)  # its database page's counts stop at their limit
             else:
                 recheck = min(recheck, known[1] + RECHECK_S)
         self.seen = (databases, recheck, tuple(found))
