@@ -74,14 +74,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(db: Path, folder: Path) -> Iterator[Server]:
-    """The real ``orchestrator serve`` on ``db``, stopped (its whole session) at the end."""
+def serving(db: Path, folder: Path, *options: str) -> Iterator[Server]:
+    """The real ``orchestrator serve`` on ``db`` (a file, or a PostgreSQL URL with
+    ``--snapshot`` in ``options``), stopped (its whole session) at the end."""
     port = free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:
         # Its own session: `serve` runs datasette as a child, and both must stop.
         process = subprocess.Popen(
-            [*_serve_command(), "serve", str(db), "--port", str(port)],
+            [*_serve_command(), "serve", str(db), "--port", str(port), *options],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -365,13 +366,17 @@ def hostile(tag: str) -> str:
     )
 
 
-def write_hostile_history(db: Path) -> dict[str, str]:
+def write_hostile_history(target: Path | str) -> dict[str, str]:
     """One failed run whose every field is hostile (through the writer library, as an ADW
-    writes), a system log and two budgets; returns the page of each hostile row."""
+    writes), a system log and three budgets, in an SQLite file or a PostgreSQL store;
+    returns the page of each hostile row."""
+    from backends import execute, is_postgres, rows
+
     from orchestrator import SyncDatabaseManager
+    from orchestrator.ids import utc_now
 
     workflow, model = hostile("workflow"), hostile("model")
-    with SyncDatabaseManager(db) as manager:
+    with SyncDatabaseManager(target) as manager:
         with contextlib.suppress(RuntimeError):
             with manager.agent_run(
                 workflow,
@@ -395,25 +400,24 @@ def write_hostile_history(db: Path) -> dict[str, str]:
             source=hostile("system.source"),
             metadata={"detail": hostile("system.metadata")},
         )
-    set_budget(db, "workflow", workflow, daily_usd=1.0, monthly_usd=2.0)
-    set_budget(db, "model", model, daily_usd=1.0, monthly_usd=2.0)
-    set_budget(db, "session", hostile("budget.name"), daily_usd=1.0, monthly_usd=2.0)
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        like = "%<img src=x onerror=%"
-        return {
-            table: f"/orchestrator/{table}/{row[0]}"
-            for table, column in [
-                ("orchestrator_agents", "name"),
-                ("agents", "name"),
-                ("prompts", "content"),
-                ("agent_logs", "message"),
-                ("system_logs", "message"),
-            ]
-            for row in conn.execute(f"SELECT id FROM {table} WHERE {column} LIKE ?", [like])
-        }
-    finally:
-        conn.close()
+    budgets = [("workflow", workflow), ("model", model), ("session", hostile("budget.name"))]
+    for scope, name in budgets:
+        if is_postgres(target):  # budgets.set_budget writes SQLite files only
+            sql = "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
+            execute(target, (sql + "VALUES (?, ?, 1.0, 2.0, ?)", (scope, name, utc_now())))
+        else:
+            set_budget(target, scope, name, daily_usd=1.0, monthly_usd=2.0)
+    return {
+        table: f"/orchestrator/{table}/{row[0]}"
+        for table, column, tag in [
+            ("orchestrator_agents", "name", "workflow"),
+            ("agents", "name", "run.name"),
+            ("prompts", "content", "prompt.content"),
+            ("agent_logs", "message", "log.message"),
+            ("system_logs", "message", "system.message"),
+        ]
+        for row in rows(target, f"SELECT id FROM {table} WHERE {column} = ?", (hostile(tag),))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -425,6 +429,17 @@ def hostile_server(
     rows = write_hostile_history(db)
     with serving(db, folder) as running:
         yield running, rows
+
+
+@pytest.fixture(scope="module")
+def script_calls(browser_context: Any) -> list[tuple[str, str]]:
+    """The calls of ``__xss`` (the hostile text's payload), by any page of the context:
+    (the page's URL, the payload's tag). A test clears it first."""
+    calls: list[tuple[str, str]] = []
+    browser_context.expose_binding(
+        "__xss", lambda source, tag: calls.append((source["frame"].url, tag))
+    )
+    return calls
 
 
 #: Pages of one kind (see _kind) visited at most: rows of a table, a table sorted, ...
@@ -448,14 +463,14 @@ def _kind(url: str) -> str:
 
 
 def test_stored_text_runs_no_script_on_any_page(
-    hostile_server: tuple[Server, dict[str, str]], browser_context: Any, page: Any
+    hostile_server: tuple[Server, dict[str, str]],
+    script_calls: list[tuple[str, str]],
+    page: Any,
 ) -> None:
     server, rows = hostile_server
     tab, problems = page
-    fired: list[tuple[str, str]] = []
-    browser_context.expose_binding(
-        "__xss", lambda source, tag: fired.append((source["frame"].url, tag))
-    )
+    fired = script_calls
+    fired.clear()
     tab.on("dialog", lambda dialog: (fired.append((tab.url, dialog.message)), dialog.dismiss()))
     filtered = urlencode({"orchestrator": hostile("workflow"), "model": hostile("model")})
     queue = [
@@ -596,4 +611,34 @@ def test_a_report_given_a_day_that_is_not_one_says_so(
     # The refused page's own 400 is the one console error.
     assert all("400" in line for line in problems.console), problems.console
     problems.console.clear()
+    problems.assert_none()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_stored_text_runs_no_script_on_a_served_postgresql_snapshot(
+    db_target: str,
+    tmp_path: Path,
+    script_calls: list[tuple[str, str]],
+    page: tuple[Any, Problems],
+) -> None:
+    tab, problems = page
+    fired = script_calls
+    fired.clear()
+    rows = write_hostile_history(db_target)
+    snapshot = tmp_path / "snapshot" / "orchestrator.db"
+    with serving(db_target, tmp_path, "--snapshot", str(snapshot)) as server:
+        paths = ["/-/dashboards/overview", "/orchestrator/agents", *rows.values()]
+        shown = ""
+        for path in paths:
+            tab.goto(f"{server.url}{path}", wait_until="load")
+            tab.wait_for_load_state("networkidle")
+            assert "Snapshot of postgresql://" in tab.locator("body").inner_text()
+            shown += tab.locator("body").inner_text()
+        assert fired == [], f"stored text ran script: {fired}"
+        dashboard = tab
+        dashboard.goto(f"{server.url}/-/dashboards/overview", wait_until="networkidle")
+        for tag in ["run.name", "run.error", "workflow", "budget.name", "model"]:
+            assert hostile(tag) in dashboard.locator("body").inner_text(), tag
+    missing = [tag for tag in HOSTILE_TAGS if f"{tag} <img src=x onerror=" not in shown]
+    assert missing == [], missing
     problems.assert_none()
