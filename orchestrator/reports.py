@@ -20,7 +20,7 @@ import os
 import re
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -193,11 +193,7 @@ def run_report(
         raise ValueError(
             f"report {name!r} takes {report.parameters or 'no parameters'}, not {sorted(unknown)}"
         )
-    for key in DATE_PARAMETERS:
-        if given.get(key) and not _is_day(given[key]):
-            kind = f"day in {given['tz']}" if given.get("tz") else "UTC day"
-            raise ValueError(f"{key} must be a {kind} (YYYY-MM-DD) or empty, not {given[key]!r}")
-    _check_calendar(given)
+    check_date_window(given)
     values = {key: given.get(key, "") for key in report.parameters}
     own = conn is None
     if conn is None:
@@ -227,7 +223,23 @@ def run_report(
             conn.close()
 
 
-def _check_calendar(given: dict[str, str]) -> None:
+def check_date_window(params: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the parameter unless ``params``' ``start`` and ``end`` (when
+    given and not empty) are days, ``YYYY-MM-DD`` (``2026-13-01`` would select nothing,
+    silently), ``tz`` a time zone, ``week_starts_on`` a week day and ``now`` a UTC time.
+
+    The one check of a report's window: :func:`run_report` (the CLI, the notebooks) and
+    the Datasette plugin's report and dashboard pages call it.
+    """
+    for key in DATE_PARAMETERS:
+        value = params.get(key)
+        if value and not _is_day(str(value)):
+            kind = f"day in {params['tz']}" if params.get("tz") else "UTC day"
+            raise ValueError(f"{key} must be a {kind} (YYYY-MM-DD) or empty, not {value!r}")
+    _check_calendar(params)
+
+
+def _check_calendar(given: Mapping[str, Any]) -> None:
     """ValueError naming the parameter for an unknown time zone (``tz``) or week day
     (``week_starts_on``), or a ``now`` that is not a UTC time."""
     try:

@@ -11,6 +11,7 @@ A screenshot of the dashboard goes to ``tmp_path`` and, when set, to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,9 +23,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from servers import free_port
@@ -71,20 +73,16 @@ class Server:
     db: Path
 
 
-@pytest.fixture(scope="module")
-def server(
-    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("browser")
-    # A copy of the shared demo (conftest.py): the live page's test writes an event.
-    db = backup(demo_db, folder / "orchestrator.db")
-    set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
+@contextlib.contextmanager
+def serving(db: Path, folder: Path, *options: str) -> Iterator[Server]:
+    """The real ``orchestrator serve`` on ``db`` (a file, or a PostgreSQL URL with
+    ``--snapshot`` in ``options``), stopped (its whole session) at the end."""
     port = free_port()
     log = folder / "serve.log"
     with log.open("wb") as output:
         # Its own session: `serve` runs datasette as a child, and both must stop.
         process = subprocess.Popen(
-            [*_serve_command(), "serve", str(db), "--port", str(port)],
+            [*_serve_command(), "serve", str(db), "--port", str(port), *options],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -115,6 +113,18 @@ def server(
                 process.wait()
 
 
+@pytest.fixture(scope="module")
+def server(
+    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("browser")
+    # A copy of the shared demo (conftest.py): the live page's test writes an event.
+    db = backup(demo_db, folder / "orchestrator.db")
+    set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
+    with serving(db, folder) as running:
+        yield running
+
+
 @dataclass
 class Problems:
     """What the page did wrong: console errors, uncaught errors, requests off localhost."""
@@ -122,11 +132,14 @@ class Problems:
     console: list[str] = field(default_factory=list)
     page: list[str] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # console warnings (Vega-Lite's)
 
-    def assert_none(self) -> None:
+    def assert_none(self, *, warnings: bool = False) -> None:
         assert self.external == [], f"requests left localhost: {self.external}"
         assert self.page == [], f"page errors: {self.page}"
         assert self.console == [], f"console errors: {self.console}"
+        if warnings:
+            assert self.warnings == [], f"console warnings: {self.warnings}"
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +176,15 @@ def page(browser_context: Any) -> Iterator[tuple[Any, Problems]]:
     page = browser_context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.route("**/*", route)
-    page.on(
-        "console",
-        lambda message: (
-            problems.console.append(f"{message.text} at {message.location}")
-            if message.type == "error"
-            else None
-        ),
-    )
+
+    def console(message: Any) -> None:
+        text = f"{message.text} at {message.location}"
+        if message.type == "error":
+            problems.console.append(text)
+        elif message.type == "warning":
+            problems.warnings.append(text)
+
+    page.on("console", console)
     page.on("pageerror", lambda error: problems.page.append(str(error)))
     try:
         yield page, problems
@@ -236,6 +250,7 @@ def test_dashboard_renders_every_chart_offline(
     assert tab.locator("#chart-latest-failures table tbody tr").count() == min(10, failed)
 
     tab.wait_for_load_state("networkidle")
+    problems.assert_none(warnings=True)  # Vega-Lite warned of v5 specs and fit-y
     shot = tmp_path / "dashboard-overview.png"
     tab.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
@@ -317,4 +332,313 @@ def test_live_page_shows_what_is_written_after_it_loads(
     tab.screenshot(path=str(shot))
     if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"]) / shot.name)
+    problems.assert_none()
+
+
+# -- hostile text: stored by an ADW, shown as text on every page ------------------------------
+
+#: Every field a page shows that an ADW (or an import) writes, by the tag its payload carries.
+HOSTILE_TAGS = [
+    "workflow",
+    "workflow.description",
+    "run.name",
+    "run.session",
+    "run.error",
+    "prompt.content",
+    "prompt.response",
+    "model",
+    "log.message",
+    "log.step",
+    "log.metadata",
+    "system.message",
+    "system.source",
+    "system.metadata",
+    "budget.name",
+]
+
+
+def hostile(tag: str) -> str:
+    """Text that runs ``__xss(tag)`` wherever it is put into a page as HTML: in an element,
+    in an attribute (the quotes close it) or in a script."""
+    return (
+        f"{tag} <img src=x onerror=\"__xss('{tag}')\"><script>__xss('{tag}')</script>"
+        f"'\"><svg onload=__xss('{tag}')>"
+    )
+
+
+def write_hostile_history(target: Path | str) -> dict[str, str]:
+    """One failed run whose every field is hostile (through the writer library, as an ADW
+    writes), a system log and three budgets, in an SQLite file or a PostgreSQL store;
+    returns the page of each hostile row."""
+    from backends import execute, is_postgres, rows
+
+    from orchestrator import SyncDatabaseManager
+    from orchestrator.ids import utc_now
+
+    workflow, model = hostile("workflow"), hostile("model")
+    with SyncDatabaseManager(target) as manager:
+        with contextlib.suppress(RuntimeError):
+            with manager.agent_run(
+                workflow,
+                description=hostile("workflow.description"),
+                session_id=hostile("run.session"),
+                name=hostile("run.name"),
+            ) as run:
+                usage = {"input_tokens": 10, "output_tokens": 20}
+                run.prompt(hostile("prompt.content"), hostile("prompt.response"), model=model)
+                run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=usage)
+                run.log(
+                    "tool_use",
+                    hostile("log.message"),
+                    {"detail": hostile("log.metadata")},
+                    step=hostile("log.step"),
+                )
+                raise RuntimeError(hostile("run.error"))
+        manager.log_system_event(
+            "ERROR",
+            hostile("system.message"),
+            source=hostile("system.source"),
+            metadata={"detail": hostile("system.metadata")},
+        )
+    budgets = [("workflow", workflow), ("model", model), ("session", hostile("budget.name"))]
+    for scope, name in budgets:
+        if is_postgres(target):  # budgets.set_budget writes SQLite files only
+            sql = "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
+            execute(target, (sql + "VALUES (?, ?, 1.0, 2.0, ?)", (scope, name, utc_now())))
+        else:
+            set_budget(target, scope, name, daily_usd=1.0, monthly_usd=2.0)
+    return {
+        table: f"/orchestrator/{table}/{row[0]}"
+        for table, column, tag in [
+            ("orchestrator_agents", "name", "workflow"),
+            ("agents", "name", "run.name"),
+            ("prompts", "content", "prompt.content"),
+            ("agent_logs", "message", "log.message"),
+            ("system_logs", "message", "system.message"),
+        ]
+        for row in rows(target, f"SELECT id FROM {table} WHERE {column} = ?", (hostile(tag),))
+    }
+
+
+@pytest.fixture(scope="module")
+def hostile_server(
+    chromium: Path, demo_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, dict[str, str]]]:
+    folder = tmp_path_factory.mktemp("hostile")
+    db = backup(demo_db, folder / "orchestrator.db")
+    rows = write_hostile_history(db)
+    with serving(db, folder) as running:
+        yield running, rows
+
+
+@pytest.fixture(scope="module")
+def script_calls(browser_context: Any) -> list[tuple[str, str]]:
+    """The calls of ``__xss`` (the hostile text's payload), by any page of the context:
+    (the page's URL, the payload's tag). A test clears it first."""
+    calls: list[tuple[str, str]] = []
+    browser_context.expose_binding(
+        "__xss", lambda source, tag: calls.append((source["frame"].url, tag))
+    )
+    return calls
+
+
+#: Pages of one kind (see _kind) visited at most: rows of a table, a table sorted, ...
+PER_KIND = 1
+#: Pages the crawl may visit: more fails the test (a new kind of page, or a crawl gone wrong).
+MAX_PAGES = 200
+
+
+def _kind(url: str) -> str:
+    """What a page is, for the crawl: its path with a row's key left out, and whether its
+    arguments choose rows (a filter, a facet, a query: ``?filter``). Arguments that only
+    sort, page or show a page otherwise (``_sort``, ``_next``, ``_hide_sql``) make no new
+    kind: the same template shows other rows of the same table."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if len(segments) == 4 and not segments[1].startswith("-"):  # /database/table/row
+        segments[3] = "*"
+    names = [pair.split("=")[0] for pair in parts.query.split("&") if pair]
+    chooses = any(not name.startswith("_") for name in names)
+    return "/".join(segments) + ("?filter" if chooses else "")
+
+
+def test_stored_text_runs_no_script_on_any_page(
+    hostile_server: tuple[Server, dict[str, str]],
+    script_calls: list[tuple[str, str]],
+    page: Any,
+) -> None:
+    server, rows = hostile_server
+    tab, problems = page
+    fired = script_calls
+    fired.clear()
+    tab.on("dialog", lambda dialog: (fired.append((tab.url, dialog.message)), dialog.dismiss()))
+    filtered = urlencode({"orchestrator": hostile("workflow"), "model": hostile("model")})
+    queue = [
+        f"{server.url}/",
+        f"{server.url}/-/dashboards/overview",
+        f"{server.url}/-/dashboards/overview?{filtered}",
+        f"{server.url}/-/live",
+        *(f"{server.url}{path}" for path in rows.values()),
+    ]
+    kinds: dict[str, int] = {}
+    shown: dict[str, str] = {}  # url -> the page's text
+    while queue and len(shown) < MAX_PAGES:
+        url = queue.pop(0).split("#")[0]
+        kind = _kind(url)
+        if url in shown or kinds.get(kind, 0) >= PER_KIND:
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+        tab.goto(url, wait_until="load")  # images loaded or failed: onerror has run
+        path = urlsplit(url).path
+        if path.startswith("/-/dashboards"):
+            tab.wait_for_load_state("networkidle")  # every panel drawn
+        elif path == "/-/live":
+            tab.locator("#live-events tbody tr", has_text="run.name <img").first.wait_for()
+        shown[url] = tab.locator("body").inner_text()
+        for href in tab.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
+            target = urlsplit(href)
+            if (
+                f"{target.scheme}://{target.netloc}" == server.url
+                and not target.path.endswith((".json", ".csv", ".db"))
+                and target.path not in ("/-/logout",)
+            ):
+                queue.append(href)
+    assert fired == [], f"stored text ran script: {fired}"
+    left = [url for url in queue if kinds.get(_kind(url), 0) < PER_KIND]
+    assert left == [], f"more than {MAX_PAGES} pages to visit: raise MAX_PAGES"
+
+    everything = "\n".join(shown.values())
+    missing = [tag for tag in HOSTILE_TAGS if f"{tag} <img src=x onerror=" not in everything]
+    assert missing == [], f"never shown as text on {len(shown)} pages: {missing}"
+    dashboard = shown[f"{server.url}/-/dashboards/overview"]
+    for tag in ["run.name", "run.error", "workflow", "budget.name", "model"]:
+        assert hostile(tag) in dashboard, tag  # the table panels, whole, as text
+    for kind in ["/orchestrator", "/orchestrator/agents", "/-/dashboards/overview/budgets"]:
+        assert kind in kinds, f"the crawl never reached {kind}"
+    problems.assert_none()
+
+
+# -- a new database: one day of data, no budgets ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_day_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("one-day")
+    db = folder / "orchestrator.db"
+    # The command, not asyncio.run: Playwright's sync API holds this thread's event loop.
+    demo = ["demo", "--db", str(db), "--prompts", "50", "--days", "1", "--seed", "7"]
+    subprocess.run([*_serve_command(), *demo, "--end", "2026-11-02"], check=True)
+    with serving(db, folder) as running:
+        yield running
+
+
+def _x_axis(tab: Any, slug: str) -> tuple[list[str], float, list[float]]:
+    """The x-axis labels of chart ``slug`` (SVG), its drawing's width and its bars' widths."""
+    chart = tab.locator(f"#chart-{slug} svg.marks")
+    chart.wait_for(state="visible")
+    axis = chart.locator('g.role-axis[aria-label^="X-axis"]').first
+    labels = axis.locator("g.role-axis-label text").all_text_contents()
+    bars = [box["width"] for box in _boxes(chart.locator("g.mark-rect.role-mark path"))]
+    return labels, chart.bounding_box()["width"], bars
+
+
+def _boxes(locator: Any) -> list[dict[str, float]]:
+    return [box for box in (item.bounding_box() for item in locator.all()) if box]
+
+
+def test_one_day_and_empty_panels_say_what_they_show(
+    one_day_server: Server, page: tuple[Any, Problems]
+) -> None:
+    tab, problems = page
+    days = _query(one_day_server.db, "SELECT count(DISTINCT day) FROM usage_daily")
+    assert days == 1 and _query(one_day_server.db, "SELECT count(*) FROM budgets") == 0
+    day = _query(one_day_server.db, "SELECT min(day) FROM usage_daily")
+    tab.goto(f"{one_day_server.url}/-/dashboards/overview", wait_until="load")
+    tab.wait_for_load_state("networkidle")
+    assert tab.locator("#chart-budgets").inner_text().strip() == "no budgets set"
+    shown_day = datetime.strptime(day, "%Y-%m-%d").strftime("%b %d")  # the axis' format
+    for slug in ["spend-by-day", "failures-by-day"]:
+        labels, width, bars = _x_axis(tab, slug)
+        # One date a label (no hour ticks repeating the date); the day's bars, not a plot
+        # filled by one bar.
+        assert len(labels) == len(set(labels)) and shown_day in labels, (slug, labels)
+        assert bars and max(bars) < width / 5, (slug, bars, width)
+    problems.assert_none(warnings=True)
+
+    assert tab.locator("#chart-latest-failures table tbody tr").count() == _query(
+        one_day_server.db, "SELECT count(*) FROM agents WHERE status = 'failed'"
+    )
+    # A workflow with runs and no failure: its latest failures are "none".
+    calm = _query(
+        one_day_server.db,
+        "SELECT o.name FROM orchestrator_agents o JOIN agents a ON a.orchestrator_agent_id = o.id"
+        " GROUP BY o.name HAVING sum(a.status = 'failed') = 0 ORDER BY o.name LIMIT 1",
+    )
+    assert calm
+    tab.goto(f"{one_day_server.url}/-/dashboards/overview?{urlencode({'orchestrator': calm})}")
+    tab.wait_for_load_state("networkidle")
+    assert tab.locator("#chart-latest-failures").inner_text().strip() == "none"
+    assert tab.locator("#chart-spend-by-day svg.marks").count() == 1  # its spend is drawn
+    # A window with nothing in it: every chart says so, the figures are 0.
+    tab.goto(f"{one_day_server.url}/-/dashboards/overview?start=2020-01-01&end=2020-01-31")
+    tab.wait_for_load_state("networkidle")
+    for slug in ["spend-by-day", "tokens-by-type", "spend-by-model", "latest-failures"]:
+        assert tab.locator(f"#chart-{slug}").inner_text().strip() == "none", slug
+    assert tab.locator("#chart-total-prompts p").inner_text() == "0"
+    problems.assert_none(warnings=True)
+
+
+def test_a_report_given_a_day_that_is_not_one_says_so(
+    one_day_server: Server, page: tuple[Any, Problems]
+) -> None:
+    from orchestrator.reports import check_date_window
+
+    tab, problems = page
+    with pytest.raises(ValueError) as refused:
+        check_date_window({"start": "2026-13-01"})
+    for path in ["/orchestrator/spend_by_day", "/-/dashboards/overview"]:
+        response = tab.goto(f"{one_day_server.url}{path}?start=2026-13-01", wait_until="load")
+        assert response.status == 400
+        error = tab.locator("p.message-error")
+        assert error.is_visible() and error.inner_text() == str(refused.value)
+        start = tab.locator('input[name="start"]')
+        assert start.input_value() == "2026-13-01"
+        start.fill("2026-11-01")
+        tab.locator('input[type="submit"]').click()
+        tab.wait_for_load_state("load")
+        assert urlsplit(tab.url).path == path and "start=2026-11-01" in tab.url
+        assert tab.locator("p.message-error").count() == 0
+    # The refused page's own 400 is the one console error.
+    assert all("400" in line for line in problems.console), problems.console
+    problems.console.clear()
+    problems.assert_none()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_stored_text_runs_no_script_on_a_served_postgresql_snapshot(
+    db_target: str,
+    tmp_path: Path,
+    script_calls: list[tuple[str, str]],
+    page: tuple[Any, Problems],
+) -> None:
+    tab, problems = page
+    fired = script_calls
+    fired.clear()
+    rows = write_hostile_history(db_target)
+    snapshot = tmp_path / "snapshot" / "orchestrator.db"
+    with serving(db_target, tmp_path, "--snapshot", str(snapshot)) as server:
+        paths = ["/-/dashboards/overview", "/orchestrator/agents", *rows.values()]
+        shown = ""
+        for path in paths:
+            tab.goto(f"{server.url}{path}", wait_until="load")
+            tab.wait_for_load_state("networkidle")
+            assert "Snapshot of postgresql://" in tab.locator("body").inner_text()
+            shown += tab.locator("body").inner_text()
+        assert fired == [], f"stored text ran script: {fired}"
+        dashboard = tab
+        dashboard.goto(f"{server.url}/-/dashboards/overview", wait_until="networkidle")
+        for tag in ["run.name", "run.error", "workflow", "budget.name", "model"]:
+            assert hostile(tag) in dashboard.locator("body").inner_text(), tag
+    missing = [tag for tag in HOSTILE_TAGS if f"{tag} <img src=x onerror=" not in shown]
+    assert missing == [], missing
     problems.assert_none()

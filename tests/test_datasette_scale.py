@@ -250,3 +250,38 @@ async def test_facets_and_fts_table_given_with_m_are_datasettes(demo_db: Path) -
     sql = data["query"]["sql"]
     assert sql.count("agent_logs_fts match") == 1 and "exists (" not in sql
     assert sorted(data["facet_results"]) == ["log_type", "step"]  # Datasette's, once each
+
+
+async def test_the_database_pages_counts_are_sqlites_and_stop_at_their_limit(
+    tmp_path: Path,
+) -> None:
+    from orchestrator import sqlite as backend
+    from orchestrator.datasette_plugin.metadata import orchestrator_databases
+
+    path = tmp_path / "orchestrator.db"
+    backend.connect(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE zz_big (x)")  # 40,000 pages: counted in tens of ms here
+    conn.execute(
+        "INSERT INTO zz_big WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+        " WHERE i < 400000) SELECT zeroblob(400) FROM n"
+    )
+    conn.execute("CREATE TABLE zz_small (x)")  # counted right after the big one
+    conn.executemany("INSERT INTO zz_small VALUES (?)", [(1,), (2,), (3,)])
+    conn.commit()
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    truth = {name: conn.execute(f"SELECT count(*) FROM [{name}]").fetchone()[0] for name in names}
+    conn.close()
+
+    ds = Datasette([str(path)])
+    assert orchestrator_databases(ds) == (DB,)
+    database = ds.get_database(DB)
+    assert await database.table_counts(60_000) == truth
+    stopped = await database.table_counts(1)
+    assert stopped["zz_big"] is None  # stopped at 1 ms
+    # The stop never reaches the counts after it.
+    assert {name: count for name, count in stopped.items() if name != "zz_big"} == {
+        name: count for name, count in truth.items() if name != "zz_big"
+    }
+    page = await ds.client.get(f"/{DB}")
+    assert page.status_code == 200 and "zz_small</a></h3>" in page.text.replace("\n", "")

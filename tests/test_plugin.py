@@ -11,6 +11,7 @@ test_browser.py.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import re
@@ -20,10 +21,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from datasette import hookimpl
 from datasette.app import Datasette
 from servers import free_port, http_get, http_status
 
@@ -184,6 +188,28 @@ async def test_what_the_plugin_hands_out_is_a_copy(my_db: Path) -> None:
     assert list(ds.plugin_config("datasette-dashboards")) == ["overview"]
 
 
+async def test_a_table_denied_in_metadata_yml_stays_denied(
+    my_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    metadata = load_metadata()
+    metadata["databases"]["orchestrator"]["tables"]["prompts"]["allow"] = False
+    path = tmp_path / "metadata.yml"
+    path.write_text(yaml.safe_dump(metadata), encoding="utf-8")
+    monkeypatch.setenv("ORCHESTRATOR_METADATA", str(path))
+    ds = Datasette([str(my_db)])
+    assert (await ds.client.get("/my/prompts")).status_code == 403
+    assert (await ds.client.get("/my/agents")).status_code == 200
+    page = await get(ds, "/my")
+    assert 'href="/my/agents"' in page.text and 'href="/my/prompts"' not in page.text
+    # Datasette deep-copies metadata("tables") per table it checks: it holds the options
+    # Datasette reads that way, not every table's documentation.
+    tables = plugin.get_metadata(ds, "tables")["databases"]["my"]["tables"]
+    assert tables == {"prompts": {"allow": False}}
+    assert "description" in ds.table_metadata("my", "agents")
+
+
 async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) -> None:
     ds = Datasette([str(my_db)], metadata=share_metadata())
     for path in ["/-/live", "/-/live/events", "/my/spend_by_day"]:
@@ -199,6 +225,105 @@ async def test_the_live_page_and_stream_need_the_login_when_shared(my_db: Path) 
         [str(my_db)], metadata={"databases": {"my": {"tables": {"prompts": {"allow": False}}}}}
     )
     assert (await hidden.client.get("/-/live")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/my/failed_runs?start=2026-13-01",
+        "/my/spend_by_day.json?start=2026-11-01&end=2026-11-31",
+        "/my/spend_by_day.csv?end=yesterday",
+        "/-/dashboards/overview?start=2026-13-01&orchestrator=plan_build",
+        "/-/dashboards/overview/budgets?start=26-11-01",
+    ],
+)
+async def test_a_report_or_dashboard_refuses_a_window_the_command_line_refuses(
+    my_db: Path, path: str
+) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    query = dict(pair.split("=") for pair in path.split("?")[1].split("&"))
+    window = ["--start", query.get("start", ""), "--end", query.get("end", "")]
+    command = CliRunner().invoke(cli, ["report", "spend_by_day", "--db", str(my_db), *window])
+    assert command.exit_code == 1
+    said = command.output.strip().removeprefix("Error: ")
+    assert "must be a UTC day (YYYY-MM-DD)" in said
+
+    ds = Datasette([str(my_db)])
+    response = await ds.client.get(path)
+    assert response.status_code == 400, (path, response.status_code)
+    if ".json" in path:
+        assert response.json()["error"] == said and response.json()["ok"] is False
+    elif ".csv" in path:
+        assert response.text.strip() == said
+    else:  # the page says it, and gives the window back to correct
+        shown = re.search(
+            r'<p class="message-error orchestrator-bad-window">(.*?)</p>', response.text
+        )
+        assert shown and html.unescape(shown[1]) == said
+        given = re.search(r'name="start" value="([^"]*)"', response.text)
+        assert given and html.unescape(given[1]) == query.get("start", "")
+    # A good window still runs; under --share the login comes first.
+    days = {"start": "2026-11-01", "end": "2026-11-30"}
+    good = path.split("?")[0] + "?" + urlencode({k: days.get(k, v) for k, v in query.items()})
+    assert (await ds.client.get(good)).status_code == 200, good
+    shared = Datasette([str(my_db)], metadata=share_metadata())
+    assert (await shared.client.get(path)).status_code == 403
+    assert (await ds.client.get("/-/orchestrator/invalid-window")).status_code == 404
+
+
+class SqlTrace:
+    """Every statement run on the connections Datasette opens (a ``prepare_connection``
+    plugin setting SQLite's trace callback on each), while registered."""
+
+    __name__ = "sql_trace"  # what Datasette lists a plugin by
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @hookimpl
+    def prepare_connection(self, conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(self.statements.append)
+
+    def matching(self, word: str) -> list[str]:
+        return [sql for sql in self.statements if word in sql.lower()]
+
+
+@pytest.fixture
+def sql_trace() -> Iterator[SqlTrace]:
+    from datasette.plugins import pm
+
+    trace = SqlTrace()
+    pm.register(trace, name="sql-trace")
+    try:
+        yield trace
+    finally:
+        pm.unregister(trace)
+
+
+async def test_an_anonymous_search_runs_no_sql_when_shared(
+    my_db: Path, sql_trace: SqlTrace
+) -> None:
+    async with DatabaseManager(my_db) as db:
+        async with db.agent_run("plan_build", name="plan") as run:
+            for i in range(30):
+                run.log("tool_use", f"Bash: pytest -k step{i}")
+    ds = Datasette([str(my_db)], metadata=share_metadata())
+    await ds.invoke_startup()
+    for path in ["/my/agent_logs?_search=pytest", "/my/prompts?_search=plan"]:
+        sql_trace.statements.clear()
+        response = await ds.client.get(path)
+        assert response.status_code == 403, (path, response.status_code)
+        # Datasette itself looks the table up in the catalog; nothing reads the index.
+        assert sql_trace.matching("_fts match") == [], path
+    # The same page, logged in: its search is counted (what the test would catch).
+    sql_trace.statements.clear()
+    cookies = {"ds_actor": ds.sign({"a": {"id": "admin"}}, "actor")}
+    page = await get(ds, "/my/agent_logs?_search=pytest", cookies=cookies)
+    assert "30 rows" in page.text
+    assert sql_trace.matching("_fts match") != []
 
 
 async def stream(ds: Datasette, query: str, until: Any) -> list[tuple[str, Any]]:

@@ -6,11 +6,14 @@ served file is an orchestrator database when its ``_sqlite_migrations`` ledger h
 ``orchestrator`` migration set: one read of a small table, once per file (a file without
 it is looked at again every few seconds, in case ``orchestrator init`` runs meanwhile).
 Each one gets metadata.yml's database section (table docs, canned reports) under its own
-name, and the overview dashboard (:func:`plugin_metadata`); ``/-/live`` streams its events
+name, and the overview dashboard (:func:`plugin_metadata`), whose panels it draws with
+values as text (:mod:`.dashboards`); ``/-/live`` streams its events
 (:mod:`.live`). Started by ``orchestrator serve postgresql://...``, it keeps the snapshot
 of the store fresh and says on every page as of when it is (:mod:`.snapshot`). Its tables'
 configured facets and full-text search are served by the
-plugin so that pages stay fast at millions of rows (:mod:`.facets`, :mod:`.search`).
+plugin so that pages stay fast at millions of rows (:mod:`.facets`, :mod:`.search`). A
+report or dashboard page given a ``start`` or ``end`` that is not a UTC day says so
+(:mod:`.windows`), as ``orchestrator report`` does.
 
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
@@ -62,7 +65,9 @@ def asgi_wrapper(datasette: Any) -> Any:
         async def counted_as_needed(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope.get("type") == "http" and scope.get("method") == "GET":
                 from .search import with_count_choice
+                from .windows import with_window_checked
 
+                scope = with_window_checked(datasette, scope)
                 scope = await with_count_choice(datasette, scope)
             await app(scope, receive, send)
 
@@ -73,9 +78,13 @@ def asgi_wrapper(datasette: Any) -> Any:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
+    from .dashboards import SCRIPT_ROUTE, dashboards_script
     from .live import live_events, live_page
+    from .windows import ROUTE, invalid_window
 
     return [
+        (SCRIPT_ROUTE, dashboards_script),
+        (ROUTE, invalid_window),
         (r"^/-/live$", live_page),
         (r"^/-/live/events$", live_events),
         (r"^/-/snapshot\.json$", snapshot_status),

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..migrations import LEDGER, SET_NAME
 from ..reports import DATABASE_NAME, metadata_for, metadata_path
+from . import counts
 
 #: Seconds before a file found without the orchestrator schema is looked at again.
 RECHECK_S = 5.0
@@ -27,6 +28,13 @@ _PERMISSION_KEYS = ("allow", "allow_sql")
 
 #: Table options of metadata.yml that the plugin serves instead of Datasette.
 OWN_TABLE_OPTIONS = ("facets", "fts_table")
+
+#: The table options Datasette 0.65 reads through ``metadata("tables")``: permissions
+#: (``_table_permission_allows``, which deep-copies what it is given for every table it
+#: checks: a database's page checks each table twice) and facets. Everything else of a
+#: table (descriptions, columns, sort order, label column) is read through ``databases``,
+#: so ``metadata("tables")`` gets only these.
+READ_AS_TABLES = ("allow", "facets", "facet_size")
 
 
 def has_orchestrator_schema(path: str | Path) -> bool:
@@ -118,13 +126,16 @@ def _build(
 
 def _for_key(metadata: dict[str, Any], key: str | None) -> dict[str, Any]:
     """The part of ``metadata`` that Datasette's ``metadata(key)`` reads: ``key`` at the
-    instance, database and table levels (all of it when ``key`` is None)."""
+    instance, database and table levels (all of it when ``key`` is None); for ``tables``,
+    only the options Datasette reads that way (:data:`READ_AS_TABLES`)."""
     if key is None:
         return metadata
     part: dict[str, Any] = {key: metadata[key]} if key in metadata else {}
     databases = {}
     for name, database in (metadata.get("databases") or {}).items():
         entry = {key: database[key]} if key in database else {}
+        if key == "tables" and entry:
+            entry = {key: _read_as_tables(database[key])}
         tables = {
             table: {key: spec[key]}
             for table, spec in (database.get("tables") or {}).items()
@@ -137,6 +148,18 @@ def _for_key(metadata: dict[str, Any], key: str | None) -> dict[str, Any]:
     if databases:
         part["databases"] = databases
     return part
+
+
+def _read_as_tables(tables: dict[str, Any]) -> dict[str, Any]:
+    """``tables`` with only the options of each that Datasette reads through
+    ``metadata("tables")`` (:data:`READ_AS_TABLES`)."""
+    kept = {}
+    for table, spec in tables.items():
+        if isinstance(spec, dict):
+            options = {key: spec[key] for key in READ_AS_TABLES if key in spec}
+            if options:
+                kept[table] = options
+    return kept
 
 
 class _State:
@@ -172,6 +195,7 @@ class _State:
                 self.schema[key] = known
             if known[0]:
                 found.append(name)
+                counts.install(database)  # its database page's counts stop at their limit
             else:
                 recheck = min(recheck, known[1] + RECHECK_S)
         self.seen = (databases, recheck, tuple(found))

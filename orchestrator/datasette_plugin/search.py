@@ -36,6 +36,7 @@ from datasette.utils import escape_sqlite, tilde_decode
 from datasette.utils.asgi import BadRequest
 
 from .metadata import orchestrator_databases, state
+from .visitor import can_see
 
 #: A search that is a page's only filter is counted up to this many rows.
 COUNT_CAP = 10_000
@@ -358,6 +359,11 @@ async def _count_is_capped(datasette: Any, scope: dict[str, Any], pairs: list[An
         return False
     found = terms(datasette, db.name, table, args)
     if len(found) != 1:
+        return False
+    # Before any SQL: Datasette checks the visitor only later, in the view (--share: an
+    # anonymous visitor runs none).
+    permissions = [("view-table", (db.name, table)), ("view-database", db.name), "view-instance"]
+    if not await can_see(datasette, scope, permissions):
         return False
     sql = (
         f"select count(*) from (select rowid from {escape_sqlite(fts)} "
