@@ -186,17 +186,18 @@ def test_report_errors_are_clear(tmp_path: Path, args: list[str], message: str) 
 
 
 def test_the_console_script_is_main_and_keeps_exit_codes_and_output(tmp_path: Path) -> None:
-    """``orchestrator`` runs :func:`orchestrator.cli.main` (the command group, then an exit
+    """``orchestrator`` runs :func:`orchestrator.entry.main` (``statusline`` at once, any
+    other command through :func:`orchestrator.cli.main`: the command group, then an exit
     that freezes what is alive): whole processes keep their exit codes, print everything
     and leave their writes committed."""
     from importlib.metadata import entry_points
 
     (script,) = entry_points(group="console_scripts", name="orchestrator")
-    assert script.value == "orchestrator.cli:main"
+    assert script.value == "orchestrator.entry:main"
     db = tmp_path / "orchestrator.db"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-c", "from orchestrator.cli import main; main()", *args]
+        command = [sys.executable, "-c", "from orchestrator.entry import main; main()", *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     assert run("demo", str(db), *ARGS).returncode == 0
