@@ -230,52 +230,61 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
 
 
 @cli.command("copy")
-@click.argument("source", type=DatabaseTarget())
+@click.argument("sources", metavar="SOURCE...", nargs=-1, required=True, type=DatabaseTarget())
 @click.argument("target", type=DatabaseTarget())
 @click.option(
     "--replace",
     is_flag=True,
     help="Empty TARGET first (an SQLite file is backed up; refused while it is open).",
 )
-def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
-    """Copy every run, prompt and log of SOURCE into TARGET, then verify it.
+def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: bool) -> None:
+    """Copy every run, prompt and log of each SOURCE into TARGET, then verify it.
 
     Each is an SQLite file or a postgresql:// URL: `orchestrator copy orchestrator.db
-    postgresql://host/db` moves a store to a server; the other way makes a snapshot. Ids
-    are kept; running it again copies only what is new (and runs that have finished
-    since); nothing TARGET holds is deleted or overwritten unless --replace. The end
-    compares row counts, token and cost sums and a digest of the ids on both sides, and
-    fails on any difference.
+    postgresql://host/db` moves a store to a server; the other way makes a snapshot;
+    several sources (`copy laptop.db ci.db team.db`) are merged into TARGET one after
+    the other. Ids are kept; running it again copies only what is new (and runs that
+    have finished since); nothing TARGET holds is deleted or overwritten unless
+    --replace. Workflows are matched by name, and a response TARGET holds already (the
+    same message and request id, imported on another machine) is not copied again. The
+    end compares row counts, token and cost sums and a digest of the ids on both sides,
+    and fails on any difference.
     """
-    from .copy import CopyMismatch, copy_database
+    from .copy import CopyMismatch, merge_databases
 
-    click.get_current_context().meta[TARGET_KEY] = f"{shown(source)} -> {shown(target)}"
+    source = " + ".join(shown(one) for one in sources)
+    click.get_current_context().meta[TARGET_KEY] = f"{source} -> {shown(target)}"
+
+    def done(result: Any) -> None:
+        rows = [
+            (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
+            for t in result.tables
+        ]
+        columns = ["table", "source_rows", "target_rows", "copied", "caught_up", "id_digest"]
+        click.echo(format_result(columns, rows, "table"), nl=False)
+        click.echo(
+            f"Copied {result.inserted} rows and caught up {result.updated} from "
+            f"{result.source} to {result.target} in {result.seconds:.1f} s; verified: counts, "
+            "sums and ids match"
+            + (f" ({result.merged} rows merged into the target's own)" if result.merged else "")
+            + ("; finished the copy interrupted before" if result.resumed else "")
+        )
+
     try:
         with progress_bars() as progress:
-            result = copy_database(source, target, replace=replace, progress=progress)
+            merge_databases(sources, target, replace=replace, progress=progress, done=done)
     except (CopyMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
-        raise click.ClickException(f"{shown(source)} -> {shown(target)}: {exc}") from None
+        raise click.ClickException(f"{source} -> {shown(target)}: {exc}") from None
     except Exception as exc:
         # A server lost half way (stopped, restarted, network): asyncpg's errors.
         if not (isinstance(exc, OSError) or type(exc).__module__.startswith("asyncpg")):
             raise
         raise click.ClickException(
-            f"{shown(source)} -> {shown(target)}: {str(exc) or type(exc).__name__}; "
+            f"{source} -> {shown(target)}: {str(exc) or type(exc).__name__}; "
             "run the same copy again to finish it"
         ) from None
-    rows = [
-        (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
-        for t in result.tables
-    ]
-    columns = ["table", "source_rows", "target_rows", "copied", "caught_up", "id_digest"]
-    click.echo(format_result(columns, rows, "table"), nl=False)
-    click.echo(
-        f"Copied {result.inserted} rows and caught up {result.updated} from {shown(source)} "
-        f"to {shown(target)} in {result.seconds:.1f} s; verified: counts, sums and ids match"
-        + ("; finished the copy interrupted before" if result.resumed else "")
-    )
 
 
 def stderr_progressbar(**options: Any) -> Any:
