@@ -630,7 +630,7 @@ SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a sessio
 
 
 @budget.command("set")
-@db_option()
+@db_option(postgres=True)
 @click.argument("name")
 @click.option(
     "--scope",
@@ -642,7 +642,7 @@ SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a sessio
 @click.option("--daily", type=float, metavar="USD", help="Spend allowed per UTC day.")
 @click.option("--monthly", type=float, metavar="USD", help="Spend allowed per UTC month.")
 def budget_set(
-    db_path: Path, name: str, scope: str, daily: float | None, monthly: float | None
+    db_path: Path | str, name: str, scope: str, daily: float | None, monthly: float | None
 ) -> None:
     """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise.
 
@@ -665,7 +665,7 @@ def budget_set(
 
 
 @budget.command("remove")
-@db_option()
+@db_option(postgres=True)
 @click.argument("name")
 @click.option(
     "--scope",
@@ -674,16 +674,16 @@ def budget_set(
     show_default=True,
     help=SCOPE_HELP,
 )
-def budget_remove(db_path: Path, name: str, scope: str) -> None:
+def budget_remove(db_path: Path | str, name: str, scope: str) -> None:
     """Remove the budget of NAME (its past alerts stay in the logs); exit 1 if it has none."""
     from .budgets import remove_budget
 
     if not remove_budget(db_path, scope, name):
-        raise click.ClickException(f"no budget of {scope} {name} in {db_path}")
+        raise click.ClickException(f"no budget of {scope} {name} in {shown(db_path)}")
     click.echo(f"Removed the budget of {scope} {name}")
 
 
-def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
+def _budget_rows(db_path: Path | str) -> tuple[list[str], list[tuple[Any, ...]], int]:
     from .budgets import statuses
 
     found = statuses(db_path)
@@ -716,17 +716,17 @@ def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
 
 
 @budget.command("list")
-@db_option()
+@db_option(postgres=True)
 @format_option()
-def budget_list(db_path: Path, fmt: str) -> None:
+def budget_list(db_path: Path | str, fmt: str) -> None:
     """Every budget with today's and this month's spend and the burn rate."""
     columns, rows, _ = _budget_rows(db_path)
     echo_result(columns, rows, fmt)
 
 
 @budget.command("check")
-@db_option()
-def budget_check(db_path: Path) -> None:
+@db_option(postgres=True)
+def budget_check(db_path: Path | str) -> None:
     """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise, and 2
     when the check itself failed (no database, not readable)."""
     click.get_current_context().meta[FAILURE_EXIT_KEY] = 2
