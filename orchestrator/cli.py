@@ -60,9 +60,13 @@ def init(db_path: Path | str, force: bool) -> None:
     if isinstance(db_path, str):
         from .postgres import init_database as init_postgres
 
-        if force:
-            raise click.UsageError("--force is for SQLite files (back up a server with pg_dump)")
         names = init_postgres(db_path)
+        if force:
+            from .copy import reset_store
+
+            saved, _ = reset_store(db_path)
+            click.echo(f"Backed up {shown(db_path)} to {saved} (verified: counts, sums and ids)")
+            click.echo(f"Emptied {shown(db_path)}")
         click.echo(
             f"Up to date: {shown(db_path)} (schema: {len(names)} migrations, latest {names[-1]})"
         )
@@ -583,18 +587,25 @@ def format_event(event: Any) -> str:
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
-def backup(db_path: Path, dest: Path) -> None:
+def backup(db_path: Path | str, dest: Path) -> None:
     """Copy the database to DEST consistently while ADWs keep writing, and verify the copy.
 
-    DEST is the new file (never overwritten).
+    DEST is the new SQLite file (never overwritten). A postgresql:// store is copied into
+    it as `orchestrator copy` does, and verified the same way.
     """
-    from .maintenance import backup as copy_database
+    if isinstance(db_path, str):
+        from .copy import backup_store
 
-    target = copy_database(db_path, dest)
+        target, _ = backup_store(db_path, dest)
+        check = "verified: counts, sums and ids match; integrity check ok"
+    else:
+        from .maintenance import backup as copy_database
+
+        target, check = copy_database(db_path, dest), "integrity check ok"
     size = target.stat().st_size
-    click.echo(f"Backed up {db_path} to {target} ({size / 1e6:.1f} MB, integrity check ok)")
+    click.echo(f"Backed up {shown(db_path)} to {target} ({size / 1e6:.1f} MB, {check})")
 
 
 @cli.command()

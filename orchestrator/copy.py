@@ -40,13 +40,17 @@ import asyncio
 import hashlib
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .backend import Backend
 from .errors import OrchestratorError
+from .ids import utc_now
 from .targets import backend_for, is_url
 
 #: Rows read and written at a time.
@@ -253,6 +257,66 @@ async def copy(
             + " (run again with --replace to copy it anew)"
         )
     return result
+
+
+def backup_store(
+    source: str, dest: str | os.PathLike[str] | None = None
+) -> tuple[Path, CopyResult]:
+    """Copy the store at ``source`` (a URL) into a new SQLite file ``dest`` (default
+    ``<database>.<UTC timestamp>.bak.db`` here), verified as every copy is, then checked
+    with ``PRAGMA integrity_check``. Raises FileExistsError when ``dest`` exists; on any
+    failure the partial file is deleted."""
+    return asyncio.run(_backup_store(source, dest))
+
+
+def reset_store(url: str, dest: str | os.PathLike[str] | None = None) -> tuple[Path, CopyResult]:
+    """``init --force`` of a server's store: back it up (:func:`backup_store`), then empty
+    it. Its tables are locked against writes from before the backup's first read to the
+    end (readers go on): nothing written in between is lost."""
+
+    async def run() -> tuple[Path, CopyResult]:
+        store = backend_for(url)
+        await store.open()
+        try:
+            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS))
+            async with store.transaction():
+                await store.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+                saved = await _backup_store(url, dest)
+                await store.execute(f"TRUNCATE {names}")
+            return saved
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _backup_store(
+    source: str, dest: str | os.PathLike[str] | None
+) -> tuple[Path, CopyResult]:
+    from .maintenance import _integrity_problems, _remove
+
+    if dest is None:
+        name = urlsplit(source).path.strip("/") or "orchestrator"
+        stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
+        dest = f"{name}.{stamp}.bak.db"
+    target = Path(dest)
+    if target.exists():
+        raise FileExistsError(f"{target} exists: not overwriting it with a backup")
+    try:
+        result = await copy(source, target)
+        conn = sqlite3.connect(target)
+        try:
+            problems = _integrity_problems(conn)
+        finally:
+            conn.close()
+        if problems:
+            raise sqlite3.DatabaseError(
+                f"the backup of {result.source} failed its integrity check: {'; '.join(problems)}"
+            )
+    except BaseException:
+        _remove(target)
+        raise
+    return target, result
 
 
 async def _empty(target: str | os.PathLike[str]) -> None:
