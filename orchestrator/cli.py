@@ -609,10 +609,10 @@ def backup(db_path: Path | str, dest: Path) -> None:
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--before", metavar="DAY", required=True, help="Delete raw rows older than DAY.")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
-def prune(db_path: Path, before: str, dry_run: bool) -> None:
+def prune(db_path: Path | str, before: str, dry_run: bool) -> None:
     """Delete finished runs (with their prompts and logs) and system logs older than DAY.
 
     The daily summaries stay as they were: spend and token reports by day do not change.
@@ -624,11 +624,15 @@ def prune(db_path: Path, before: str, dry_run: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     verb = "Would delete" if dry_run else "Deleted"
+    space = (
+        "VACUUM makes their space reusable"
+        if isinstance(db_path, str)
+        else f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for "
+        "reuse (VACUUM returns it to the disk)"
+    )
     click.echo(
         f"{verb} {result.runs} runs, {result.prompts} prompts, {result.agent_logs} agent logs "
-        f"and {result.system_logs} system logs from before {before}; "
-        f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for reuse "
-        "(VACUUM returns it to the disk)"
+        f"and {result.system_logs} system logs from before {before}; {space}"
     )
 
 
