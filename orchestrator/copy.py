@@ -1,4 +1,4 @@
-"""``orchestrator copy SOURCE TARGET``: move a store between SQLite and PostgreSQL.
+"""``orchestrator copy SOURCE... TARGET``: move or merge stores between SQLite and PostgreSQL.
 
 Each side is an SQLite path or a ``postgresql://`` URL. SQLite -> PostgreSQL is how a
 team moves an existing ``orchestrator.db`` to a shared server; PostgreSQL -> SQLite
@@ -23,6 +23,15 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
   relative) and a digest of the keys. Any difference raises :class:`CopyMismatch`,
   naming the table and what differs. Summary tables are compared too when the target
   holds exactly the source's rows.
+* **Merging** (:func:`merge_databases`: several sources, one after the other): a
+  workflow is one per name, so a source's workflow whose name the target holds under
+  another id is that one (its runs and summaries point at the target's id; budgets are
+  keyed by name already). A source prompt whose response the target holds under another
+  prompt (the same message id and request id: one transcript imported on two machines)
+  is not copied, nor its response row; rows pointing at it point at the target's. The
+  verification leaves those merged rows out, and the runs' totals the responses left out.
+  Into a target holding other rows, the summaries are the triggers' sums over the rows
+  copied (days a source pruned add nothing there).
 * Nothing in the target is deleted, except with ``replace=True``, which empties it
   first (an SQLite target through ``init --force``: backed up, refused while open).
 
