@@ -109,6 +109,19 @@ class Backend(ABC):
     ) -> None:
         """Index the rows added since :meth:`defer_search_index` and resume indexing."""
 
+    # -- SQL that differs between engines, by name ---------------------------------------
+    # Callers write one statement and ask for the parts that differ (no engine branches).
+
+    def json_text(self, expression: str, key: str) -> str:
+        """SQL for the text of ``key`` in the JSON object ``expression`` holds (NULL when
+        absent); ``key`` is a literal name (letters, digits, ``_``)."""
+        assert key.replace("_", "").isalnum(), key
+        return f"json_extract({expression}, '$.{key}')"
+
+    def same(self, expression: str) -> str:
+        """SQL comparing ``expression`` with the next ``?``, a NULL equal to a NULL."""
+        return f"{expression} IS ?"
+
     # -- what a copy from one store to another asks of each engine ---------------------
 
     @abstractmethod

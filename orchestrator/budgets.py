@@ -3,7 +3,7 @@
 A budget is a row of ``budgets`` (``scope``, ``name``, ``daily_usd``, ``monthly_usd``).
 Spend is read from what the schema already keeps: ``usage_daily`` for workflows and
 models, the session's prompts for a session. The SQL here is written once for both
-backends; :func:`statuses` reads an SQLite file for the CLI, and the writer
+backends; :func:`statuses` reads an SQLite file or a server for the CLI, and the writer
 (:meth:`DatabaseManager.budget_remaining`, and its warning in ``system_logs`` the first
 time a window is crossed, recorded in ``budget_alerts``) runs the same SQL through its
 backend.
@@ -14,10 +14,18 @@ from __future__ import annotations
 import calendar
 import math
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .targets import is_url
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+T = TypeVar("T")
 
 SCOPES = ("workflow", "model", "session")
 
@@ -154,15 +162,19 @@ def set_budget(
     from .ids import utc_now
 
     budget = validate(scope, name, daily_usd, monthly_usd)
+    sql = (
+        "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET "
+        "daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, "
+        "updated_at = excluded.updated_at"
+    )
+    params = (scope, name, daily_usd, monthly_usd, utc_now())
+    if is_url(path):
+        _on_server(str(path), lambda store: store.execute(sql, params))
+        return budget
     conn = backend.connect_existing(Path(path))
     try:
-        conn.execute(
-            "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET "
-            "daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, "
-            "updated_at = excluded.updated_at",
-            (scope, name, daily_usd, monthly_usd, utc_now()),
-        )
+        conn.execute(sql, params)
     finally:
         conn.close()
     return budget
@@ -176,18 +188,37 @@ def remove_budget(path: str | os.PathLike[str], scope: str, name: str) -> bool:
     from . import sqlite as backend
 
     _check_key(scope, name)
+    sql = "DELETE FROM budgets WHERE scope = ? AND name = ?"
+    if is_url(path):
+        return bool(_on_server(str(path), lambda store: store.execute(sql, (scope, name))))
     conn = backend.connect_existing(Path(path))
     try:
-        cursor = conn.execute("DELETE FROM budgets WHERE scope = ? AND name = ?", (scope, name))
+        cursor = conn.execute(sql, (scope, name))
         return cursor.rowcount > 0
     finally:
         conn.close()
 
 
 def statuses(path: str | os.PathLike[str], now: datetime | None = None) -> list[BudgetStatus]:
-    """Every budget of the SQLite database at ``path`` with its spend today and this month."""
+    """Every budget of the store at ``path`` (an SQLite file or a URL) with its spend
+    today and this month."""
     from . import sqlite as backend
 
+    if is_url(path):
+
+        async def read(store: Backend) -> list[BudgetStatus]:
+            found = []
+            listed = [Budget(*row.values()) for row in await store.fetchall(BUDGETS_SQL)]
+            for budget in sorted(listed, key=lambda one: (one.scope, one.name)):  # as SQLite
+                today, month = [
+                    float(next(iter(row.values())) if row else 0)
+                    for sql, params in spend_queries(budget, now)
+                    for row in [await store.fetchone(sql, params)]
+                ]
+                found.append(status(budget, today, month, now))
+            return found
+
+        return _on_server(str(path), read)
     conn = backend.open_for_reading(Path(path))
     try:
         found = []
@@ -200,3 +231,20 @@ def statuses(path: str | os.PathLike[str], now: datetime | None = None) -> list[
         return found
     finally:
         conn.close()
+
+
+def _on_server(url: str, work: Callable[[Backend], Awaitable[T]]) -> T:
+    """``work`` done on the store at ``url`` (a PostgreSQL server), connected for it."""
+    import asyncio
+
+    from .targets import backend_for
+
+    async def run() -> T:
+        store = backend_for(url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

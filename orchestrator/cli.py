@@ -60,9 +60,13 @@ def init(db_path: Path | str, force: bool) -> None:
     if isinstance(db_path, str):
         from .postgres import init_database as init_postgres
 
-        if force:
-            raise click.UsageError("--force is for SQLite files (back up a server with pg_dump)")
         names = init_postgres(db_path)
+        if force:
+            from .copy import reset_store
+
+            saved, _ = reset_store(db_path)
+            click.echo(f"Backed up {shown(db_path)} to {saved} (verified: counts, sums and ids)")
+            click.echo(f"Emptied {shown(db_path)}")
         click.echo(
             f"Up to date: {shown(db_path)} (schema: {len(names)} migrations, latest {names[-1]})"
         )
@@ -230,52 +234,61 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
 
 
 @cli.command("copy")
-@click.argument("source", type=DatabaseTarget())
+@click.argument("sources", metavar="SOURCE...", nargs=-1, required=True, type=DatabaseTarget())
 @click.argument("target", type=DatabaseTarget())
 @click.option(
     "--replace",
     is_flag=True,
     help="Empty TARGET first (an SQLite file is backed up; refused while it is open).",
 )
-def copy_command(source: Path | str, target: Path | str, replace: bool) -> None:
-    """Copy every run, prompt and log of SOURCE into TARGET, then verify it.
+def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: bool) -> None:
+    """Copy every run, prompt and log of each SOURCE into TARGET, then verify it.
 
     Each is an SQLite file or a postgresql:// URL: `orchestrator copy orchestrator.db
-    postgresql://host/db` moves a store to a server; the other way makes a snapshot. Ids
-    are kept; running it again copies only what is new (and runs that have finished
-    since); nothing TARGET holds is deleted or overwritten unless --replace. The end
-    compares row counts, token and cost sums and a digest of the ids on both sides, and
-    fails on any difference.
+    postgresql://host/db` moves a store to a server; the other way makes a snapshot;
+    several sources (`copy laptop.db ci.db team.db`) are merged into TARGET one after
+    the other. Ids are kept; running it again copies only what is new (and runs that
+    have finished since); nothing TARGET holds is deleted or overwritten unless
+    --replace. Workflows are matched by name, and a response TARGET holds already (the
+    same message and request id, imported on another machine) is not copied again. The
+    end compares row counts, token and cost sums and a digest of the ids on both sides,
+    and fails on any difference.
     """
-    from .copy import CopyMismatch, copy_database
+    from .copy import CopyMismatch, merge_databases
 
-    click.get_current_context().meta[TARGET_KEY] = f"{shown(source)} -> {shown(target)}"
+    source = " + ".join(shown(one) for one in sources)
+    click.get_current_context().meta[TARGET_KEY] = f"{source} -> {shown(target)}"
+
+    def done(result: Any) -> None:
+        rows = [
+            (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
+            for t in result.tables
+        ]
+        columns = ["table", "source_rows", "target_rows", "copied", "caught_up", "id_digest"]
+        click.echo(format_result(columns, rows, "table"), nl=False)
+        click.echo(
+            f"Copied {result.inserted} rows and caught up {result.updated} from "
+            f"{result.source} to {result.target} in {result.seconds:.1f} s; verified: counts, "
+            "sums and ids match"
+            + (f" ({result.merged} rows merged into the target's own)" if result.merged else "")
+            + ("; finished the copy interrupted before" if result.resumed else "")
+        )
+
     try:
         with progress_bars() as progress:
-            result = copy_database(source, target, replace=replace, progress=progress)
+            merge_databases(sources, target, replace=replace, progress=progress, done=done)
     except (CopyMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
-        raise click.ClickException(f"{shown(source)} -> {shown(target)}: {exc}") from None
+        raise click.ClickException(f"{source} -> {shown(target)}: {exc}") from None
     except Exception as exc:
         # A server lost half way (stopped, restarted, network): asyncpg's errors.
         if not (isinstance(exc, OSError) or type(exc).__module__.startswith("asyncpg")):
             raise
         raise click.ClickException(
-            f"{shown(source)} -> {shown(target)}: {str(exc) or type(exc).__name__}; "
+            f"{source} -> {shown(target)}: {str(exc) or type(exc).__name__}; "
             "run the same copy again to finish it"
         ) from None
-    rows = [
-        (t.name, t.source_rows, t.target_rows, t.inserted, t.updated, t.source_digest)
-        for t in result.tables
-    ]
-    columns = ["table", "source_rows", "target_rows", "copied", "caught_up", "id_digest"]
-    click.echo(format_result(columns, rows, "table"), nl=False)
-    click.echo(
-        f"Copied {result.inserted} rows and caught up {result.updated} from {shown(source)} "
-        f"to {shown(target)} in {result.seconds:.1f} s; verified: counts, sums and ids match"
-        + ("; finished the copy interrupted before" if result.resumed else "")
-    )
 
 
 def stderr_progressbar(**options: Any) -> Any:
@@ -574,25 +587,32 @@ def format_event(event: Any) -> str:
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
-def backup(db_path: Path, dest: Path) -> None:
+def backup(db_path: Path | str, dest: Path) -> None:
     """Copy the database to DEST consistently while ADWs keep writing, and verify the copy.
 
-    DEST is the new file (never overwritten).
+    DEST is the new SQLite file (never overwritten). A postgresql:// store is copied into
+    it as `orchestrator copy` does, and verified the same way.
     """
-    from .maintenance import backup as copy_database
+    if isinstance(db_path, str):
+        from .copy import backup_store
 
-    target = copy_database(db_path, dest)
+        target, _ = backup_store(db_path, dest)
+        check = "verified: counts, sums and ids match; integrity check ok"
+    else:
+        from .maintenance import backup as copy_database
+
+        target, check = copy_database(db_path, dest), "integrity check ok"
     size = target.stat().st_size
-    click.echo(f"Backed up {db_path} to {target} ({size / 1e6:.1f} MB, integrity check ok)")
+    click.echo(f"Backed up {shown(db_path)} to {target} ({size / 1e6:.1f} MB, {check})")
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--before", metavar="DAY", required=True, help="Delete raw rows older than DAY.")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
-def prune(db_path: Path, before: str, dry_run: bool) -> None:
+def prune(db_path: Path | str, before: str, dry_run: bool) -> None:
     """Delete finished runs (with their prompts and logs) and system logs older than DAY.
 
     The daily summaries stay as they were: spend and token reports by day do not change.
@@ -604,11 +624,15 @@ def prune(db_path: Path, before: str, dry_run: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     verb = "Would delete" if dry_run else "Deleted"
+    space = (
+        "VACUUM makes their space reusable"
+        if isinstance(db_path, str)
+        else f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for "
+        "reuse (VACUUM returns it to the disk)"
+    )
     click.echo(
         f"{verb} {result.runs} runs, {result.prompts} prompts, {result.agent_logs} agent logs "
-        f"and {result.system_logs} system logs from before {before}; "
-        f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for reuse "
-        "(VACUUM returns it to the disk)"
+        f"and {result.system_logs} system logs from before {before}; {space}"
     )
 
 
@@ -621,7 +645,7 @@ SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a sessio
 
 
 @budget.command("set")
-@db_option()
+@db_option(postgres=True)
 @click.argument("name")
 @click.option(
     "--scope",
@@ -633,7 +657,7 @@ SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a sessio
 @click.option("--daily", type=float, metavar="USD", help="Spend allowed per UTC day.")
 @click.option("--monthly", type=float, metavar="USD", help="Spend allowed per UTC month.")
 def budget_set(
-    db_path: Path, name: str, scope: str, daily: float | None, monthly: float | None
+    db_path: Path | str, name: str, scope: str, daily: float | None, monthly: float | None
 ) -> None:
     """Set (or replace) the budget of NAME, a workflow unless --scope says otherwise.
 
@@ -656,7 +680,7 @@ def budget_set(
 
 
 @budget.command("remove")
-@db_option()
+@db_option(postgres=True)
 @click.argument("name")
 @click.option(
     "--scope",
@@ -665,16 +689,16 @@ def budget_set(
     show_default=True,
     help=SCOPE_HELP,
 )
-def budget_remove(db_path: Path, name: str, scope: str) -> None:
+def budget_remove(db_path: Path | str, name: str, scope: str) -> None:
     """Remove the budget of NAME (its past alerts stay in the logs); exit 1 if it has none."""
     from .budgets import remove_budget
 
     if not remove_budget(db_path, scope, name):
-        raise click.ClickException(f"no budget of {scope} {name} in {db_path}")
+        raise click.ClickException(f"no budget of {scope} {name} in {shown(db_path)}")
     click.echo(f"Removed the budget of {scope} {name}")
 
 
-def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
+def _budget_rows(db_path: Path | str) -> tuple[list[str], list[tuple[Any, ...]], int]:
     from .budgets import statuses
 
     found = statuses(db_path)
@@ -707,17 +731,17 @@ def _budget_rows(db_path: Path) -> tuple[list[str], list[tuple[Any, ...]], int]:
 
 
 @budget.command("list")
-@db_option()
+@db_option(postgres=True)
 @format_option()
-def budget_list(db_path: Path, fmt: str) -> None:
+def budget_list(db_path: Path | str, fmt: str) -> None:
     """Every budget with today's and this month's spend and the burn rate."""
     columns, rows, _ = _budget_rows(db_path)
     echo_result(columns, rows, fmt)
 
 
 @budget.command("check")
-@db_option()
-def budget_check(db_path: Path) -> None:
+@db_option(postgres=True)
+def budget_check(db_path: Path | str) -> None:
     """Exit 1 when any budget is exceeded (for CI gates and cron), 0 otherwise, and 2
     when the check itself failed (no database, not readable)."""
     click.get_current_context().meta[FAILURE_EXIT_KEY] = 2

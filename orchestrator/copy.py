@@ -1,4 +1,4 @@
-"""``orchestrator copy SOURCE TARGET``: move a store between SQLite and PostgreSQL.
+"""``orchestrator copy SOURCE... TARGET``: move or merge stores between SQLite and PostgreSQL.
 
 Each side is an SQLite path or a ``postgresql://`` URL. SQLite -> PostgreSQL is how a
 team moves an existing ``orchestrator.db`` to a shared server; PostgreSQL -> SQLite
@@ -23,6 +23,15 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
   relative) and a digest of the keys. Any difference raises :class:`CopyMismatch`,
   naming the table and what differs. Summary tables are compared too when the target
   holds exactly the source's rows.
+* **Merging** (:func:`merge_databases`: several sources, one after the other): a
+  workflow is one per name, so a source's workflow whose name the target holds under
+  another id is that one (its runs and summaries point at the target's id; budgets are
+  keyed by name already). A source prompt whose response the target holds under another
+  prompt (the same message id and request id: one transcript imported on two machines)
+  is not copied, nor its response row; rows pointing at it point at the target's. The
+  verification leaves those merged rows out, and the runs' totals the responses left out.
+  Into a target holding other rows, the summaries are the triggers' sums over the rows
+  copied (days a source pruned add nothing there).
 * Nothing in the target is deleted, except with ``replace=True``, which empties it
   first (an SQLite target through ``init --force``: backed up, refused while open).
 
@@ -40,13 +49,17 @@ import asyncio
 import hashlib
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .backend import Backend
 from .errors import OrchestratorError
+from .ids import utc_now
 from .targets import backend_for, is_url
 
 #: Rows read and written at a time.
@@ -149,6 +162,9 @@ class CopyResult:
     seconds: float = 0.0
     #: The target holds rows the source does not (its own, or ones the source deleted).
     holds_more: bool = False
+    #: Source rows kept as the target's own: workflows of the same name, and prompts (with
+    #: their responses) whose response the target held under another prompt.
+    merged: int = 0
 
     @property
     def inserted(self) -> int:
@@ -180,6 +196,27 @@ def copy_database(
     return asyncio.run(
         copy(source, target, replace=replace, recent=recent, since=since, progress=progress)
     )
+
+
+def merge_databases(
+    sources: Sequence[str | os.PathLike[str]],
+    target: str | os.PathLike[str],
+    *,
+    replace: bool = False,
+    progress: Progress | None = None,
+    done: Callable[[CopyResult], None] | None = None,
+) -> list[CopyResult]:
+    """Copy each of ``sources`` in turn into ``target`` (see :func:`copy`): the stores of
+    several machines merged into one. ``replace`` empties the target before the first;
+    ``done`` is called with each source's result as it is verified."""
+    results = []
+    for index, source in enumerate(sources):
+        results.append(
+            copy_database(source, target, replace=replace and index == 0, progress=progress)
+        )
+        if done is not None:
+            done(results[-1])
+    return results
 
 
 async def copy(
@@ -231,6 +268,66 @@ async def copy(
     return result
 
 
+def backup_store(
+    source: str, dest: str | os.PathLike[str] | None = None
+) -> tuple[Path, CopyResult]:
+    """Copy the store at ``source`` (a URL) into a new SQLite file ``dest`` (default
+    ``<database>.<UTC timestamp>.bak.db`` here), verified as every copy is, then checked
+    with ``PRAGMA integrity_check``. Raises FileExistsError when ``dest`` exists; on any
+    failure the partial file is deleted."""
+    return asyncio.run(_backup_store(source, dest))
+
+
+def reset_store(url: str, dest: str | os.PathLike[str] | None = None) -> tuple[Path, CopyResult]:
+    """``init --force`` of a server's store: back it up (:func:`backup_store`), then empty
+    it. Its tables are locked against writes from before the backup's first read to the
+    end (readers go on): nothing written in between is lost."""
+
+    async def run() -> tuple[Path, CopyResult]:
+        store = backend_for(url)
+        await store.open()
+        try:
+            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS))
+            async with store.transaction():
+                await store.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+                saved = await _backup_store(url, dest)
+                await store.execute(f"TRUNCATE {names}")
+            return saved
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _backup_store(
+    source: str, dest: str | os.PathLike[str] | None
+) -> tuple[Path, CopyResult]:
+    from .maintenance import _integrity_problems, _remove
+
+    if dest is None:
+        name = urlsplit(source).path.strip("/") or "orchestrator"
+        stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
+        dest = f"{name}.{stamp}.bak.db"
+    target = Path(dest)
+    if target.exists():
+        raise FileExistsError(f"{target} exists: not overwriting it with a backup")
+    try:
+        result = await copy(source, target)
+        conn = sqlite3.connect(target)
+        try:
+            problems = _integrity_problems(conn)
+        finally:
+            conn.close()
+        if problems:
+            raise sqlite3.DatabaseError(
+                f"the backup of {result.source} failed its integrity check: {'; '.join(problems)}"
+            )
+    except BaseException:
+        _remove(target)
+        raise
+    return target, result
+
+
 async def _empty(target: str | os.PathLike[str]) -> None:
     """Empty the target (``replace``): a SQLite file through ``init --force``, a
     PostgreSQL store by truncating its tables (the migrations' fixed rows stay)."""
@@ -271,6 +368,13 @@ class _Copier:
         self.fresh = False  # the target held none of the copied tables' rows
         self.first = False  # a first copy: begun now (fresh) or resumed
         self.quiet_triggers = False
+        #: Merging: a source's workflow id -> the target's workflow of the same name.
+        self.workflows: dict[Any, Any] = {}
+        #: A source prompt whose response the target holds already (the same message and
+        #: request id, imported on another machine) -> the target's prompt of it.
+        self.responses: dict[Any, Any] = {}
+        #: What those prompts added to their runs' totals at the source (not added here).
+        self.response_totals = dict.fromkeys(RUN_TOTALS, 0.0)
 
     async def run(self, recent: bool) -> CopyResult:
         fresh = self.fresh = not any([await _any_row(self.dst, table) for table in TABLES])
@@ -292,7 +396,9 @@ class _Copier:
         if recent and not first:
             if await self._counts_match(results):
                 tables = list(results.values())
-                return CopyResult(self.src.location, self.dst.location, tables, fresh, True)
+                result = CopyResult(self.src.location, self.dst.location, tables, fresh, True)
+                result.merged = self._merged_rows()
+                return result
             for table in TABLES:  # something older than the window is missing: scan all
                 await self._copy_table(table, results[table.name], False)
         for table in TABLES:
@@ -308,7 +414,11 @@ class _Copier:
             self.src.location, self.dst.location, tables, fresh, recent, resumed=resumed
         )
         result.holds_more = not all(holds_only_source)
+        result.merged = self._merged_rows()
         return result
+
+    def _merged_rows(self) -> int:
+        return len(self.workflows) + 2 * len(self.responses)
 
     async def _begin_first(self) -> None:
         """Record the first copy from this source before its first row goes in."""
@@ -369,10 +479,19 @@ class _Copier:
             result.updated += await self._catch_up_unfinished(table, copied)
         done = 0
         parents_missing: list[tuple[Any, Any]] = []
+        if table.name == "orchestrator_agents":
+            await self._match_workflows()
+        merged = self._merged(table)
         async for rows in _pages(self.src, table, copied, start):
+            self._translate(table, rows)
             keys = [_key(table, row) for row in rows]
             present = set() if self.fresh else await self._present(table, keys)
             new = [row for row, key in zip(rows, keys, strict=True) if key not in present]
+            if table.name == "prompts" and new and not self.fresh:
+                await self._match_responses(new)
+                new = [row for row in new if row["id"] not in self.responses]
+            if merged:
+                new = [row for row in new if _key(table, row) not in merged]
             if table.name == "agents":
                 parents_missing += await self._detach_parents(new)
                 if present and self.first:  # an interrupted copy may not have linked them
@@ -405,6 +524,70 @@ class _Copier:
                 [(parent, child) for child, parent in parents_missing],
             )
             await self.dst.commit()
+
+    def _merged(self, table: Table) -> set[tuple[Any, ...]]:
+        """The source's keys of ``table`` merged into other rows of the target."""
+        if table.name == "orchestrator_agents":
+            return {(key,) for key in self.workflows}
+        if table.name in ("prompts", "prompt_responses"):
+            return {(key,) for key in self.responses}
+        return set()
+
+    def _translate(self, table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Point the source's rows at the target's workflows and responses."""
+        column, mapping = {
+            "otel_requests": ("prompt_id", self.responses),
+        }.get(table.name, ("orchestrator_agent_id", self.workflows))
+        if mapping:
+            for row in rows:
+                if column in row and row[column] in mapping:
+                    row[column] = mapping[row[column]]
+        return rows
+
+    async def _match_workflows(self) -> None:
+        """Workflows are one per name: a source's workflow whose name the target gives
+        another id is that one (its runs, summaries and budgets join it)."""
+        source = await self.src.fetchall("SELECT id, name FROM orchestrator_agents")
+        target = {
+            row["name"]: row["id"]
+            for row in await self.dst.fetchall("SELECT id, name FROM orchestrator_agents")
+        }
+        self.workflows = {
+            row["id"]: target[row["name"]]
+            for row in source
+            if row["name"] in target and target[row["name"]] != row["id"]
+        }
+
+    async def _match_responses(self, rows: list[dict[str, Any]]) -> None:
+        """Prompts (new here by id) whose response the target holds already under another
+        prompt, the same transcript imported on two machines: the same message id and
+        request id. They are not copied; their rows of other tables point at the
+        target's."""
+        keys = [(row["id"],) for row in rows]
+        responses = await _fetch_keys(
+            self.src, TABLES[3], keys, ("prompt_id", "message_id", "request_id")
+        )
+        if not responses:
+            return
+        found: dict[tuple[Any, Any], Any] = {}
+        messages = [(row["message_id"],) for row in responses]
+        for row in await self.dst.fetch_by_keys(
+            "prompt_responses", ("message_id",), messages, "t.prompt_id, t.message_id, t.request_id"
+        ):
+            found.setdefault((row["message_id"], row["request_id"]), row["prompt_id"])
+        by_id = {row["id"]: row for row in rows}
+        for response in responses:
+            there = found.get((response["message_id"], response["request_id"]))
+            if there is None or there == response["prompt_id"]:
+                continue
+            self.responses[response["prompt_id"]] = there
+            prompt = by_id[response["prompt_id"]]
+            totals = self.response_totals
+            totals["prompt_count"] += 1
+            for column in ("input", "output", "cache_read", "cache_write"):
+                totals[f"total_tokens_{column}"] += prompt.get(f"tokens_{column}") or 0
+            totals["total_cost_usd"] += prompt.get("cost_usd") or 0
+            totals["unpriced_prompt_count"] += prompt.get("cost_source") == "unpriced"
 
     async def _window_start(self, table: Table) -> tuple[Any, ...] | None:
         if not table.time_ordered:
@@ -496,7 +679,7 @@ class _Copier:
         updated = 0
         for at in range(0, len(keys), CHUNK):
             chunk = keys[at : at + CHUNK]
-            rows = await _fetch_keys(self.src, table, chunk, columns)
+            rows = self._translate(table, await _fetch_keys(self.src, table, chunk, columns))
             await self.dst.begin()
             try:
                 updated += await self._catch_up(table, columns, rows, set(chunk))
@@ -514,6 +697,7 @@ class _Copier:
             for table in SUMMARIES:
                 await self.dst.execute(f"DELETE FROM {table.name}")
                 async for rows in _pages(self.src, table, columns[table.name], None):
+                    self._translate(table, rows)
                     names = columns[table.name]
                     await self.dst.insert_many(table.name, names, _values(names, rows))
             await self.dst.execute(f"DELETE FROM {PROGRESS.name} WHERE source = ?", (self.source,))
@@ -534,8 +718,13 @@ class _Copier:
         source_sums = dict.fromkeys(numeric, 0.0)
         target_sums = dict.fromkeys(numeric, 0.0)
         result.source_rows = result.target_rows = 0
+        merged = self._merged(table)
         async for rows in _pages(self.src, table, list(table.key), None):
             keys = [_key(table, row) for row in rows]
+            if merged:  # kept in the target as its own row of the same workflow or response
+                keys = [key for key in keys if key not in merged]
+                if not keys:
+                    continue
             found = await _fetch_keys(self.dst, table, keys, table.key)
             result.source_rows += len(keys)
             result.target_rows += len(found)
@@ -545,6 +734,10 @@ class _Copier:
                 totals = await _sums(backend, table, keys, numeric)
                 for column in numeric:
                     sums[column] += totals[column]
+        if table.name == "agents" and not self.quiet_triggers:
+            # The runs' totals here leave out the responses the target held already.
+            for column in table.derived:
+                source_sums[column] -= self.response_totals[column]
         result.source_digest, result.target_digest = source_digest.hex(), target_digest.hex()
         result.source_sums, result.target_sums = source_sums, target_sums
         if result.target_rows != result.source_rows:

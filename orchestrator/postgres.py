@@ -315,6 +315,13 @@ class PostgresBackend(Backend):
             [list(column) for column in zip(*keys, strict=True)],
         )
 
+    def json_text(self, expression: str, key: str) -> str:
+        assert key.replace("_", "").isalnum(), key
+        return f"({expression}::jsonb ->> '{key}')"
+
+    def same(self, expression: str) -> str:
+        return f"{expression} IS NOT DISTINCT FROM ?"
+
     async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
         """Whether this user owns ``tables`` (``ALTER TABLE ... DISABLE TRIGGER``)."""
         row = await self.fetchone(

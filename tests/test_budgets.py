@@ -59,20 +59,20 @@ async def test_the_writer_warns_once_per_window_and_reports_what_is_left(
     ]
 
 
-def test_budget_cli_set_list_check(db_path: Path) -> None:
+def test_budget_cli_set_list_check(db_target: Target) -> None:
     runner = CliRunner()
-    db = ["--db", str(db_path)]
+    db = ["--db", str(db_target)]
     assert runner.invoke(cli, ["init", *db]).exit_code == 0
     assert runner.invoke(cli, ["budget", "set", "review", *db]).exit_code == 1  # no amount
     ok = runner.invoke(cli, ["budget", "set", "review", "--daily", "5", "--monthly", "80", *db])
     assert ok.exit_code == 0 and "$5.00 a day, $80.00 a month" in ok.output
     assert runner.invoke(cli, ["budget", "check", *db]).exit_code == 0
-    set_budget(db_path, "session", "adw-9", daily_usd=0.01)
+    set_budget(db_target, "session", "adw-9", daily_usd=0.01)
     import asyncio
 
     async def spend() -> float:
         async with (
-            DatabaseManager(db_path) as db,
+            DatabaseManager(db_target) as db,
             db.agent_run("review", session_id="adw-9") as run,
         ):
             prompt = await run.prompt("p", "r", model="claude-haiku-4-5", **USAGE)
@@ -85,7 +85,7 @@ def test_budget_cli_set_list_check(db_path: Path) -> None:
     assert by_name["adw-9"]["over"] == utc_now()[:10]
     checked = runner.invoke(cli, ["budget", "check", *db])
     assert checked.exit_code == 1
-    [over] = [state for state in statuses(db_path) if state.over]
+    [over] = [state for state in statuses(db_target) if state.over]
     assert over.budget.name == "adw-9" and over.remaining_usd == pytest.approx(0.01 - cost)
 
 
@@ -156,35 +156,36 @@ def test_budgets_report_against_the_raw_prompts(db_path: Path) -> None:
     ],
 )
 def test_a_limit_that_is_no_amount_is_refused_naming_the_option(
-    db_path: Path, option: str, value: str
+    db_target: Target, option: str, value: str
 ) -> None:
     runner = CliRunner()
-    db = ["--db", str(db_path)]
+    db = ["--db", str(db_target)]
     assert runner.invoke(cli, ["init", *db]).exit_code == 0
     refused = runner.invoke(cli, ["budget", "set", "plan", option, value, *db])
     assert refused.exit_code == 1
     assert refused.stderr.startswith(f"Error: {option}: must be a finite number of USD above 0")
     assert len(refused.stderr.splitlines()) == 1
-    assert rows(db_path, "SELECT count(*) FROM budgets") == [(0,)]
+    assert rows(db_target, "SELECT count(*) FROM budgets") == [(0,)]
 
 
-def test_a_budget_is_removed(db_path: Path) -> None:
+def test_a_budget_is_removed(db_target: Target) -> None:
     from orchestrator.budgets import remove_budget
 
     runner = CliRunner()
-    db = ["--db", str(db_path)]
+    db = ["--db", str(db_target)]
     assert runner.invoke(cli, ["init", *db]).exit_code == 0
-    set_budget(db_path, "workflow", "plan", daily_usd=2)
-    set_budget(db_path, "model", "plan", monthly_usd=30)  # same name, another scope: kept
+    set_budget(db_target, "workflow", "plan", daily_usd=2)
+    set_budget(db_target, "model", "plan", monthly_usd=30)  # same name, another scope: kept
     removed = runner.invoke(cli, ["budget", "remove", "plan", *db])
     assert removed.exit_code == 0 and removed.stdout == "Removed the budget of workflow plan\n"
-    assert rows(db_path, "SELECT scope, name, daily_usd, monthly_usd FROM budgets") == [
+    assert rows(db_target, "SELECT scope, name, daily_usd, monthly_usd FROM budgets") == [
         ("model", "plan", None, 30.0)
     ]
     again = runner.invoke(cli, ["budget", "remove", "plan", *db])
     assert (
-        again.exit_code == 1 and again.stderr == f"Error: no budget of workflow plan in {db_path}\n"
+        again.exit_code == 1
+        and again.stderr == f"Error: no budget of workflow plan in {db_target}\n"
     )
-    assert remove_budget(db_path, "model", "plan") is True
-    assert remove_budget(db_path, "model", "plan") is False
-    assert rows(db_path, "SELECT count(*) FROM budgets") == [(0,)]
+    assert remove_budget(db_target, "model", "plan") is True
+    assert remove_budget(db_target, "model", "plan") is False
+    assert rows(db_target, "SELECT count(*) FROM budgets") == [(0,)]

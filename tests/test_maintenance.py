@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import Target, rows
 from click.testing import CliRunner
 
 from orchestrator import sqlite as backend
@@ -176,3 +177,28 @@ def test_force_is_refused_while_a_writer_has_the_file_open(db_path: Path, tmp_pa
     fresh = init_database(db_path, force=True)  # the writer has gone: allowed
     assert fresh.created and fresh.backup is not None
     assert _prompts(fresh.backup) == 50 and _prompts(db_path) == 0
+
+
+def test_backup_and_init_force_keep_a_verified_file_on_either_backend(
+    db_target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    made = runner.invoke(cli_group, ["demo", "--prompts", "150", "--days", "3", str(db_target)])
+    assert made.exit_code == 0, made.output
+    tables = ("orchestrator_agents", "agents", "prompts", "agent_logs", "usage_daily")
+    before = {table: rows(db_target, f"SELECT count(*) FROM {table}")[0][0] for table in tables}
+    assert before["prompts"] > 100
+    dest = tmp_path / "copy.db"
+    saved = runner.invoke(cli_group, ["backup", "--db", str(db_target), str(dest)])
+    assert saved.exit_code == 0, saved.output
+    assert {table: rows(dest, f"SELECT count(*) FROM {table}")[0][0] for table in tables} == before
+    again = runner.invoke(cli_group, ["backup", "--db", str(db_target), str(dest)])
+    assert again.exit_code == 1 and "exists" in again.stderr
+    monkeypatch.chdir(tmp_path)  # where a server's store is backed up by init --force
+    fresh = runner.invoke(cli_group, ["init", "--force", str(db_target)])
+    assert fresh.exit_code == 0, fresh.output
+    backup_file = Path(re.findall(r"Backed up \S+ to (\S+)", fresh.output)[0])
+    assert {
+        table: rows(backup_file, f"SELECT count(*) FROM {table}")[0][0] for table in tables
+    } == (before)
+    assert all(rows(db_target, f"SELECT count(*) FROM {table}") == [(0,)] for table in tables)

@@ -148,7 +148,7 @@ def test_init_demo_and_report_take_a_url_and_the_sqlite_commands_refuse_one(pg: 
     result = runner.invoke(cli, ["report", "spend_by_day", "--db", pg], catch_exceptions=False)
     days = rows(pg, "SELECT count(DISTINCT day) FROM usage_daily")[0][0]
     assert result.exit_code == 0 and result.output.endswith(f"({days} rows)\n")  # reports too
-    for command in (["tail", "--db", pg], ["budget", "list", "--db", pg]):
+    for command in (["tail", "--db", pg], ["reprice", "--db", pg]):
         result = runner.invoke(cli, command)
         assert result.exit_code == 2 and "reads an SQLite file" in result.output
 

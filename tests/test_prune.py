@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from backends import Target, rows
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
@@ -35,20 +35,16 @@ CUT = "2026-11-10"
 LAST_DEMO_DAY = "2026-11-25"
 
 
-def _by_day(path: Path, name: str) -> list[dict[str, Any]]:
+def _by_day(path: Target, name: str) -> list[dict[str, Any]]:
     return run_report(name, path, {"start": "", "end": LAST_DEMO_DAY}).as_dicts()
 
 
-def _count(path: Path, sql: str) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    finally:
-        conn.close()
+def _count(path: Target, sql: str) -> int:
+    return int(rows(path, sql)[0][0])
 
 
-def test_prune_and_backup_with_a_writer_running(tmp_path: Path) -> None:
-    db = tmp_path / "orchestrator.db"
+def test_prune_and_backup_with_a_writer_running(tmp_path: Path, db_target: Target) -> None:
+    db = db_target
     end = datetime(2026, 11, 25, tzinfo=timezone.utc)
     asyncio.run(create_demo_database(db, prompts=600, days=42, seed=3, end=end))
     reports = {name: _by_day(db, name) for name in ("spend_by_day", "token_mix", "runs_by_day")}
@@ -75,8 +71,8 @@ def test_prune_and_backup_with_a_writer_running(tmp_path: Path) -> None:
     assert _count(db, f"SELECT count(*) FROM agents WHERE created_at < '{CUT}'") == 0
     assert _count(db, f"SELECT count(*) FROM prompts WHERE created_at < '{CUT}'") == 0
     assert _count(db, f"SELECT count(*) FROM system_logs WHERE created_at < '{CUT}'") == 0
-    for name, rows in reports.items():
-        assert _by_day(db, name) == rows, name
+    for name, expected in reports.items():
+        assert _by_day(db, name) == expected, name
     # Nothing of the writer's, nor of the demo after the cut, was lost.
     assert _count(db, "SELECT count(*) FROM prompts WHERE content LIKE 'p%'") == written
     assert (
@@ -86,8 +82,8 @@ def test_prune_and_backup_with_a_writer_running(tmp_path: Path) -> None:
     # The copy is a consistent database with the pruned history, taken mid-write.
     assert _count(copy, f"SELECT count(*) FROM agents WHERE created_at < '{CUT}'") == 0
     assert 0 < _count(copy, "SELECT count(*) FROM prompts WHERE content LIKE 'p%'") <= written
-    for name, rows in reports.items():
-        assert _by_day(copy, name) == rows, name
+    for name, expected in reports.items():
+        assert _by_day(copy, name) == expected, name
 
 
 def test_prune_refuses_a_bad_day(db_path: Path) -> None:

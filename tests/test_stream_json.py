@@ -6,10 +6,12 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Target, rows
 from click.testing import CliRunner
 
 from orchestrator import DatabaseManager
@@ -36,37 +38,39 @@ def result_line(path: Path) -> dict[str, Any]:
     raise AssertionError("no result line")
 
 
-def check_run_matches_result(db_path: Path, agent_id: str, result: dict[str, Any]) -> None:
+def check_run_matches_result(target: Target, agent_id: str, result: dict[str, Any]) -> None:
     """Per-model tokens in prompts and agent_model_usage, and the reported cost, equal the
     result line's modelUsage and total_cost_usd."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
     for model, figures in result["modelUsage"].items():
-        row = conn.execute(
-            "SELECT sum(tokens_input) tokens_input, sum(tokens_output) tokens_output, "
-            "sum(tokens_cache_read) tokens_cache_read, sum(tokens_cache_write) tokens_cache_write "
+        sums = rows(
+            target,
+            f"SELECT {', '.join(f'sum({column})' for column in COLUMNS)} "
             "FROM prompts WHERE agent_id = ? AND model = ?",
             (agent_id, model),
-        ).fetchone()
-        stored = conn.execute(
-            "SELECT * FROM agent_model_usage WHERE agent_id = ? AND model = ?", (agent_id, model)
-        ).fetchone()
-        for column, key in COLUMNS.items():
-            assert row[column] == figures[key], (model, column)
-            assert stored[column] == figures[key], (model, column)
-        assert stored["cost_usd"] == figures["costUSD"]
-    run = conn.execute("SELECT * FROM claude_code_runs WHERE agent_id = ?", (agent_id,)).fetchone()
-    assert run["reported_cost_usd"] == result["total_cost_usd"]
-    total = conn.execute(
-        "SELECT sum(cost_usd) FROM agent_model_usage WHERE agent_id = ?", (agent_id,)
-    ).fetchone()[0]
+        )[0]
+        [stored] = rows(
+            target,
+            f"SELECT {', '.join(COLUMNS)}, cost_usd FROM agent_model_usage "
+            "WHERE agent_id = ? AND model = ?",
+            (agent_id, model),
+        )
+        for index, (column, key) in enumerate(COLUMNS.items()):
+            assert sums[index] == figures[key], (model, column)
+            assert stored[index] == figures[key], (model, column)
+        assert stored[-1] == figures["costUSD"]
+    [(reported,)] = rows(
+        target, "SELECT reported_cost_usd FROM claude_code_runs WHERE agent_id = ?", (agent_id,)
+    )
+    assert reported == result["total_cost_usd"]
+    [(total,)] = rows(
+        target, "SELECT sum(cost_usd) FROM agent_model_usage WHERE agent_id = ?", (agent_id,)
+    )
     assert total == pytest.approx(result["total_cost_usd"], abs=1e-12)
-    conn.close()
 
 
-async def test_recorded_stream_matches_result_line(db_path: Path) -> None:
+async def test_recorded_stream_matches_result_line(db_target: Target) -> None:
     result = result_line(STREAM)
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         recorder = StreamRecorder(db, orchestrator="adw_test")
         for line in STREAM.read_text().splitlines():
             await recorder.feed_line(line)
@@ -77,7 +81,7 @@ async def test_recorded_stream_matches_result_line(db_path: Path) -> None:
         prompts = await db.list_prompts(summary.agent_id)
         tool_logs = await db.get_agent_logs(summary.agent_id, "tool_use")
         results = await db.get_agent_logs(summary.agent_id, "tool_result")
-    check_run_matches_result(db_path, summary.agent_id, result)
+    check_run_matches_result(db_target, summary.agent_id, result)
     assert summary.malformed == 1
     assert summary.prompts == 2  # msg_1 (two lines) counted once, msg_2
     per_response = [p for p in prompts if not p.content.startswith("[reconciliation]")]
@@ -88,10 +92,10 @@ async def test_recorded_stream_matches_result_line(db_path: Path) -> None:
     assert results[0].metadata == {"tool_use_id": "toolu_1", "name": "Bash", "is_error": False}
 
 
-async def test_error_result_marks_run_failed(db_path: Path) -> None:
+async def test_error_result_marks_run_failed(db_target: Target) -> None:
     lines = [json.loads(line) for line in STREAM.read_text().splitlines() if line[0] == "{"]
     lines[-1].update(is_error=True, subtype="success", result="Claude AI usage limit reached")
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         recorder = StreamRecorder(db)
         for message in lines:
             await recorder.feed(message)
@@ -122,21 +126,19 @@ sys.exit(3)
 """
 
 
-def test_record_passes_output_and_exit_code_through(tmp_path: Path, db_path: Path) -> None:
+def test_record_passes_output_and_exit_code_through(tmp_path: Path, db_target: Target) -> None:
     script = tmp_path / "fake_claude.py"
     script.write_text(FAKE_CLAUDE)
     result = CliRunner().invoke(
         cli,
-        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(STREAM)],
+        ["record", "--db", str(db_target), "--", sys.executable, str(script), str(STREAM)],
         catch_exceptions=False,
     )
     assert result.exit_code == 3
     assert result.stdout_bytes == STREAM.read_bytes()
-    conn = sqlite3.connect(db_path)
-    agent_id, status, error = conn.execute("SELECT id, status, error FROM agents").fetchone()
-    conn.close()
+    [(agent_id, status, error)] = rows(db_target, "SELECT id, status, error FROM agents")
     assert status == "failed" and error == "command exited with code 3"
-    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+    check_run_matches_result(db_target, agent_id, result_line(STREAM))
 
 
 def test_record_missing_command_is_a_clear_error(db_path: Path) -> None:
@@ -145,27 +147,21 @@ def test_record_missing_command_is_a_clear_error(db_path: Path) -> None:
     assert "cannot run 'no-such-cmd-xyz'" in result.output
 
 
-def test_import_stream_json_cli(db_path: Path) -> None:
+def test_import_stream_json_cli(db_target: Target) -> None:
     result = CliRunner().invoke(
-        cli, ["import", "stream-json", "--db", str(db_path), str(STREAM)], catch_exceptions=False
+        cli, ["import", "stream-json", "--db", str(db_target), str(STREAM)], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     assert "(completed)" in result.output and "1 malformed" in result.output
-    conn = sqlite3.connect(db_path)
-    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
-    conn.close()
-    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+    [(agent_id,)] = rows(db_target, "SELECT id FROM agents")
+    check_run_matches_result(db_target, agent_id, result_line(STREAM))
 
 
-def _stored(db_path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("orchestrator_agents", "agents", "prompts", "agent_logs")
-        }
-    finally:
-        conn.close()
+def _stored(db_target: Target) -> dict[str, int]:
+    return {
+        table: rows(db_target, f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("orchestrator_agents", "agents", "prompts", "agent_logs")
+    }
 
 
 @pytest.mark.parametrize(
@@ -178,35 +174,35 @@ def _stored(db_path: Path) -> dict[str, int]:
     ids=["markdown", "other-json", "empty"],
 )
 def test_import_of_a_file_without_stream_json_is_an_error_and_stores_nothing(
-    tmp_path: Path, db_path: Path, text: str
+    tmp_path: Path, db_target: Target, text: str
 ) -> None:
-    CliRunner().invoke(cli, ["init", str(db_path)], catch_exceptions=False)
+    CliRunner().invoke(cli, ["init", str(db_target)], catch_exceptions=False)
     other = tmp_path / "README.md"
     other.write_text(text)
-    before = _stored(db_path)
+    before = _stored(db_target)
     result = CliRunner().invoke(
-        cli, ["import", "stream-json", "--db", str(db_path), str(other), str(STREAM)]
+        cli, ["import", "stream-json", "--db", str(db_target), str(other), str(STREAM)]
     )
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {other}: no stream-json message")
     assert "None" not in result.output and f"{STREAM}: run " in result.stdout
-    after = _stored(db_path)
+    after = _stored(db_target)
     assert after["agents"] == before["agents"] + 1  # the stream's run, nothing for the other
 
 
 @pytest.mark.parametrize(("code", "expected"), [(0, 1), (3, 3)])
 def test_record_of_a_command_without_stream_json_is_an_error_and_stores_nothing(
-    db_path: Path, code: int, expected: int
+    db_target: Target, code: int, expected: int
 ) -> None:
     command = [sys.executable, "-c", f"import sys; print('hello'); sys.exit({code})"]
-    result = CliRunner().invoke(cli, ["record", "--db", str(db_path), "--", *command])
+    result = CliRunner().invoke(cli, ["record", "--db", str(db_target), "--", *command])
     assert result.exit_code == expected  # the command's, 1 when it succeeded
     assert result.stdout == "hello\n"  # passed through
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {sys.executable}: no stream-json")
     assert "None" not in result.stderr
-    assert _stored(db_path) == dict.fromkeys(_stored(db_path), 0)
+    assert _stored(db_target) == dict.fromkeys(_stored(db_target), 0)
 
 
 async def test_reported_vs_computed_report(db_path: Path) -> None:
@@ -360,25 +356,24 @@ def stream_with_bad_lines(tmp_path: Path) -> Path:
     return path
 
 
-def test_bad_stream_lines_are_skipped(tmp_path: Path, db_path: Path) -> None:
+def test_bad_stream_lines_are_skipped(tmp_path: Path, db_target: Target) -> None:
     path = stream_with_bad_lines(tmp_path)
     result = CliRunner().invoke(
-        cli, ["import", "stream-json", "--db", str(db_path), str(path)], catch_exceptions=False
+        cli, ["import", "stream-json", "--db", str(db_target), str(path)], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     assert "(completed)" in result.output
     assert f"{1 + len(BAD_STREAM_LINES)} malformed" in result.output
-    conn = sqlite3.connect(db_path)
-    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
-    run = conn.execute(
-        "SELECT num_turns, duration_ms, duration_api_ms, result_subtype FROM claude_code_runs"
-    ).fetchone()
-    conn.close()
+    [(agent_id,)] = rows(db_target, "SELECT id FROM agents")
+    [run] = rows(
+        db_target,
+        "SELECT num_turns, duration_ms, duration_api_ms, result_subtype FROM claude_code_runs",
+    )
     assert run == (None, None, None, "success")
-    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+    check_run_matches_result(db_target, agent_id, result_line(STREAM))
 
 
-async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
+async def test_bad_messages_fed_as_dicts_are_skipped(db_target: Target) -> None:
     """The same refusals when an ADW feeds decoded dicts (no JSON parser to stop them)."""
     messages = stream_messages()
     bad = [
@@ -389,7 +384,7 @@ async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
         {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": 1e999}]}},
         {"type": "user", "message": {"content": "fix \ud800 this"}},
     ]
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         recorder = StreamRecorder(db)
         for message in [*messages[:-1], *bad, messages[-1]]:
             await recorder.feed(message)
@@ -397,23 +392,23 @@ async def test_bad_messages_fed_as_dicts_are_skipped(db_path: Path) -> None:
     assert summary.status == "completed" and summary.malformed == len(bad)
     assert summary.prompts == 2  # msg_1 and msg_2: no prompt for a refused line
     assert summary.agent_id is not None
-    check_run_matches_result(db_path, summary.agent_id, result_line(STREAM))
+    check_run_matches_result(db_target, summary.agent_id, result_line(STREAM))
 
 
-def test_record_with_bad_lines_exits_with_the_commands_code(tmp_path: Path, db_path: Path) -> None:
+def test_record_with_bad_lines_exits_with_the_commands_code(
+    tmp_path: Path, db_target: Target
+) -> None:
     script = tmp_path / "fake_claude.py"
     script.write_text(FAKE_CLAUDE)
     path = stream_with_bad_lines(tmp_path)
     result = CliRunner().invoke(
         cli,
-        ["record", "--db", str(db_path), "--", sys.executable, str(script), str(path)],
+        ["record", "--db", str(db_target), "--", sys.executable, str(script), str(path)],
         catch_exceptions=False,
     )
     assert result.exit_code == 3
     assert result.stdout_bytes == path.read_bytes()
-    conn = sqlite3.connect(db_path)
-    status, error = conn.execute("SELECT status, error FROM agents").fetchone()
-    conn.close()
+    [(status, error)] = rows(db_target, "SELECT status, error FROM agents")
     assert (status, error) == ("failed", "command exited with code 3")
 
 
@@ -481,20 +476,21 @@ async def test_a_result_that_cannot_be_written_ends_the_run_failed(
     assert agent.error == "recording failed: RuntimeError: no prices today"
 
 
-def totals(db_path: Path) -> tuple[Any, ...]:
-    conn = sqlite3.connect(db_path)
-    row = conn.execute(
+def totals(db_target: Target) -> tuple[Any, ...]:
+    [row] = rows(
+        db_target,
         "SELECT (SELECT count(*) FROM agents), count(*), sum(tokens_input), sum(tokens_output), "
         "sum(tokens_cache_read), sum(tokens_cache_write), sum(cost_usd), "
         "(SELECT count(*) FROM agent_logs WHERE log_type IN ('tool_use', 'tool_result')) "
-        "FROM prompts"
-    ).fetchone()
-    conn.close()
+        "FROM prompts",
+    )
     return tuple(row)
 
 
-def test_reimporting_a_stream_file_adds_nothing(tmp_path: Path, db_path: Path) -> None:
-    def run(db: Path, *paths: Path) -> str:
+def test_reimporting_a_stream_file_adds_nothing(
+    tmp_path: Path, db_target: Target, new_db_target: Callable[[], Target]
+) -> None:
+    def run(db: Target, *paths: Path) -> str:
         result = CliRunner().invoke(
             cli,
             ["import", "stream-json", "--db", str(db), *map(str, paths)],
@@ -503,19 +499,17 @@ def test_reimporting_a_stream_file_adds_nothing(tmp_path: Path, db_path: Path) -
         assert result.exit_code == 0, result.output
         return result.output
 
-    run(db_path, STREAM)
-    once = totals(db_path)
+    run(db_target, STREAM)
+    once = totals(db_target)
     assert once[:2] == (1, 3)  # one run: msg_1, msg_2, a reconciling prompt for haiku
-    assert "already imported, nothing added" in run(db_path, STREAM, STREAM)
-    assert totals(db_path) == once
-    conn = sqlite3.connect(db_path)
-    (agent_id,) = conn.execute("SELECT id FROM agents").fetchone()
-    conn.close()
-    check_run_matches_result(db_path, agent_id, result_line(STREAM))
+    assert "already imported, nothing added" in run(db_target, STREAM, STREAM)
+    assert totals(db_target) == once
+    [(agent_id,)] = rows(db_target, "SELECT id FROM agents")
+    check_run_matches_result(db_target, agent_id, result_line(STREAM))
     # A stream cut before its result line (a killed run) is known by its first response.
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(STREAM.read_text().splitlines(keepends=True)[:-1]))
-    cut_db = tmp_path / "cut.db"
+    cut_db = new_db_target()
     assert "(failed)" in run(cut_db, cut)
     cut_once = totals(cut_db)
     assert cut_once[:2] == (1, 2)

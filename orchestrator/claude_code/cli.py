@@ -28,12 +28,12 @@ _orchestrator_option = click.option(
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@db_option()
+@db_option(postgres=True)
 @_orchestrator_option
 @click.option("--name", default=None, help="Name of the run, e.g. 'plan'.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def record(
-    db_path: Path | None, orchestrator: str, name: str | None, command: tuple[str, ...]
+    db_path: Path | str, orchestrator: str, name: str | None, command: tuple[str, ...]
 ) -> None:
     """Run COMMAND (e.g. `claude -p ... --output-format stream-json --verbose`) and record it.
 
@@ -85,7 +85,7 @@ def import_group() -> None:
 
 
 @import_group.command(name="stream-json")
-@db_option()
+@db_option(postgres=True)
 @_orchestrator_option
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -97,7 +97,7 @@ def import_group() -> None:
     "Default: the file's modification time minus the run's duration_ms.",
 )
 def import_stream_json(
-    db_path: Path | None, orchestrator: str, started_at: str | None, files: tuple[Path, ...]
+    db_path: Path | str, orchestrator: str, started_at: str | None, files: tuple[Path, ...]
 ) -> None:
     """Import FILES of `claude -p --output-format stream-json --verbose` output, a run each.
 
@@ -132,6 +132,11 @@ def import_stream_json(
                         )
                 except (sqlite3.Error, WriteError):
                     raise  # the database's failure, not the file's
+                except db.backend.database_error as exc:
+                    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+                        done.append((path, format_exception(exc)))  # the file's
+                        continue
+                    raise  # the server's (PostgreSQL)
                 except OrchestratorError as exc:
                     done.append((path, str(exc)))
                 except Exception as exc:

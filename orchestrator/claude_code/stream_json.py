@@ -368,8 +368,9 @@ class StreamRecorder:
         if not runs and not self._hooked:
             return
         ids = {agent_id, *(str(row["agent_id"]) for row in runs)}
+        tool_id = self.db.backend.json_text("metadata", "tool_use_id")
         rows = await self.db.fetchall(
-            "SELECT log_type, json_extract(metadata, '$.tool_use_id') AS tool_id FROM agent_logs "
+            f"SELECT log_type, {tool_id} AS tool_id FROM agent_logs "
             f"WHERE agent_id IN ({', '.join('?' * len(ids))}) "
             f"AND log_type IN ({_TOOL_LOG_TYPES})",
             tuple(ids),
@@ -567,9 +568,15 @@ class StreamRecorder:
                     self.summary.approximate_usd[model] = approximate
                 computed = None if approximate is None else computed + approximate
             await self.db.execute(
-                "INSERT OR REPLACE INTO agent_model_usage (agent_id, model, tokens_input, "
+                "INSERT INTO agent_model_usage (agent_id, model, tokens_input, "
                 "tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, "
-                "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "cost_computed_usd, web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (agent_id, model) DO UPDATE SET tokens_input = "
+                "excluded.tokens_input, tokens_output = excluded.tokens_output, "
+                "tokens_cache_read = excluded.tokens_cache_read, tokens_cache_write = "
+                "excluded.tokens_cache_write, cost_usd = excluded.cost_usd, cost_computed_usd "
+                "= excluded.cost_computed_usd, web_search_requests = "
+                "excluded.web_search_requests, created_at = excluded.created_at",
                 (agent_id, model, *tokens.values(), model_cost, computed, web_searches),
             )
             self.summary.model_usage[model] = {**tokens, "cost_usd": model_cost}
@@ -696,11 +703,19 @@ async def _recorded_run(
     if not isinstance(session_id, str):
         return None
     if result is not None:
+        same = " AND ".join(
+            db.backend.same(f"r.{column}")
+            for column in (
+                "result_subtype",
+                "num_turns",
+                "duration_ms",
+                "duration_api_ms",
+                "reported_cost_usd",
+            )
+        )
         found = await db.fetchone(
             "SELECT a.id, a.status FROM agents a JOIN claude_code_runs r ON r.agent_id = a.id "
-            "WHERE a.session_id = ? AND r.result_subtype IS ? AND r.num_turns IS ? "
-            "AND r.duration_ms IS ? AND r.duration_api_ms IS ? AND r.reported_cost_usd IS ? "
-            "LIMIT 1",
+            f"WHERE a.session_id = ? AND {same} LIMIT 1",
             (
                 session_id,
                 _scalar(result.get("subtype")),
