@@ -36,6 +36,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -637,6 +638,17 @@ def _exporter_logs() -> Iterator[_Captured]:
         logger.propagate = propagate
 
 
+def _reason(messages: list[str], timeout: float) -> str:
+    """Why an export failed, from the SDK's log lines: a refused or unreachable endpoint
+    (retried until ``timeout``) said as the connection error, else the SDK's last line."""
+    transient = [m for m in messages if m.startswith("Transient error ")]
+    if transient:
+        cause = transient[-1][len("Transient error ") :].split(" encountered while")[0]
+        errno = re.search(r"\[Errno -?\d+\] [^\"')]+", cause)
+        return f"{errno.group(0) if errno else cause} (retried for {timeout:g} s)"
+    return messages[-1] if messages else "export failed"
+
+
 def make_exporter(endpoint: str, headers: dict[str, str], timeout: float) -> SpanExporter:
     """The OpenTelemetry SDK's OTLP/HTTP protobuf span exporter for ``endpoint``."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -693,8 +705,7 @@ class Exporter:
             with _exporter_logs() as captured:
                 outcome = await asyncio.to_thread(exporter.export, spans)
             if outcome.name != "SUCCESS":
-                reason = captured.messages[-1] if captured.messages else "export failed"
-                raise ExportError(f"{self.key}: {reason}")
+                raise ExportError(f"{self.key}: {_reason(captured.messages, self.timeout)}")
             now = utc_now()
             async with backend.transaction():
                 await backend.executemany(
