@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -166,7 +167,9 @@ def _shared() -> _Context:
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-    return _Context(resource, InstrumentationScope(SERVICE_NAME, _installed_version("adw-orchestrator")))
+    return _Context(
+        resource, InstrumentationScope(SERVICE_NAME, _installed_version("adw-orchestrator"))
+    )
 
 
 class _Trace:
@@ -276,7 +279,10 @@ def build_traces(
     root_of: dict[str, str] = {}
     for run in runs:
         parent = run.get("parent_agent_id")
-        root_of[run["id"]] = root_of.get(parent, parent) if parent in by_id else run["id"]
+        if isinstance(parent, str) and parent in by_id:
+            root_of[run["id"]] = root_of.get(parent, parent)
+        else:
+            root_of[run["id"]] = run["id"]
     traces: dict[str, _Trace] = {}
     for run in runs:
         root = root_of[run["id"]]
@@ -321,9 +327,21 @@ def _run_spans(
     # Steps: step_start .. step_end of the same name (a step_end alone: its duration back).
     steps: list[_Step] = []
     open_steps: dict[str, list[_Step]] = {}
-    tool_starts: dict[str, dict[str, Any]] = {}
-    unnamed_starts: dict[str, list[dict[str, Any]]] = {}
     tools: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+    # A call and its result joined on tool_use_id, whichever was stored first (a hook's
+    # two events can share a timestamp); without one, in order, per tool name.
+    started: set[str] = set()
+    results: dict[str, dict[str, Any]] = {}
+    for log in logs:
+        if log["log_type"] in TOOL_STARTS or log["log_type"] in TOOL_ENDS:
+            log["_metadata"] = metadata = _json(log.get("metadata"))
+            call_id = metadata.get("tool_use_id")
+            if isinstance(call_id, str) and call_id:
+                if log["log_type"] in TOOL_STARTS:
+                    started.add(call_id)
+                else:
+                    results.setdefault(call_id, log)
+    unnamed_starts: dict[str, list[dict[str, Any]]] = {}
     for log in logs:
         kind, at = log["log_type"], _ns(log["created_at"]) or run_start
         ends.append(at)
@@ -344,27 +362,25 @@ def _run_spans(
             if metadata.get("status") == "failed":
                 step.error = str(metadata.get("error") or log["message"])
         elif kind in TOOL_STARTS or kind in TOOL_ENDS:
-            metadata = _json(log.get("metadata"))
-            log["_metadata"] = metadata
+            metadata = log["_metadata"]
             call_id = metadata.get("tool_use_id")
+            keyed = isinstance(call_id, str) and bool(call_id)
             name = _tool_name(log, metadata)
             if kind in TOOL_STARTS:
-                if isinstance(call_id, str) and call_id:
-                    tool_starts[call_id] = log
+                if keyed:
+                    tools.append((log, results.pop(call_id, None)))
                 else:
                     unnamed_starts.setdefault(name, []).append(log)
-                tools.append((log, None))
-            else:
-                begun = None
-                if isinstance(call_id, str) and call_id:
-                    begun = tool_starts.pop(call_id, None)
-                elif unnamed_starts.get(name):
-                    begun = unnamed_starts[name].pop(0)
-                if begun is not None:
-                    index = next(i for i, pair in enumerate(tools) if pair[0] is begun)
-                    tools[index] = (begun, log)
-                else:
+                    tools.append((log, None))
+            elif keyed:
+                if call_id not in started:  # a result whose call was not logged
                     tools.append((None, log))
+            elif unnamed_starts.get(name):
+                call = unnamed_starts[name].pop(0)
+                index = next(i for i, pair in enumerate(tools) if pair[0] is call)
+                tools[index] = (call, log)
+            else:
+                tools.append((None, log))
 
     def step_at(moment: int, name: str | None = None) -> int:
         """The innermost step open at ``moment`` (the one named ``name`` when given)."""
@@ -638,7 +654,7 @@ def _exporter_logs() -> Iterator[_Captured]:
         logger.propagate = propagate
 
 
-def _reason(messages: list[str], timeout: float) -> str:
+def _reason(messages: list[str], url: str, timeout: float) -> str:
     """Why an export failed, from the SDK's log lines: a refused or unreachable endpoint
     (retried until ``timeout``) said as the connection error, else the SDK's last line."""
     transient = [m for m in messages if m.startswith("Transient error ")]
@@ -646,7 +662,15 @@ def _reason(messages: list[str], timeout: float) -> str:
         cause = transient[-1][len("Transient error ") :].split(" encountered while")[0]
         errno = re.search(r"\[Errno -?\d+\] [^\"')]+", cause)
         return f"{errno.group(0) if errno else cause} (retried for {timeout:g} s)"
-    return messages[-1] if messages else "export failed"
+    last = messages[-1] if messages else "export failed"
+    if "timeout, max retries" in last:  # gave up before a retry: the SDK says no cause
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=2).close()
+        except OSError as exc:
+            return f"{exc} (after {timeout:g} s)"
+    return last
 
 
 def make_exporter(endpoint: str, headers: dict[str, str], timeout: float) -> SpanExporter:
@@ -691,7 +715,9 @@ class Exporter:
         await backend.open()
         return backend
 
-    async def _send_pending(self, backend: Backend, exporter: SpanExporter, shared: _Context) -> int:
+    async def _send_pending(
+        self, backend: Backend, exporter: SpanExporter, shared: _Context
+    ) -> int:
         """Send every finished run not yet sent; return how many were."""
         sent = 0
         workflows = {
@@ -705,14 +731,22 @@ class Exporter:
             with _exporter_logs() as captured:
                 outcome = await asyncio.to_thread(exporter.export, spans)
             if outcome.name != "SUCCESS":
-                raise ExportError(f"{self.key}: {_reason(captured.messages, self.timeout)}")
+                raise ExportError(
+                    f"{self.key}: {_reason(captured.messages, self.url, self.timeout)}"
+                )
             now = utc_now()
             async with backend.transaction():
                 await backend.executemany(
                     "INSERT INTO otlp_exports (endpoint, agent_id, trace_id, spans, exported_at) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [
-                        (self.key, root, f"{trace_id_of(root):032x}", len(traces.get(root, [])), now)
+                        (
+                            self.key,
+                            root,
+                            f"{trace_id_of(root):032x}",
+                            len(traces.get(root, [])),
+                            now,
+                        )
                         for root in roots
                     ],
                 )
@@ -723,7 +757,9 @@ class Exporter:
                 self.progress(self.result)
         return sent
 
-    async def run(self, *, follow: bool = False, poll: float = 2.0, stop: threading.Event | None = None) -> ExportResult:
+    async def run(
+        self, *, follow: bool = False, poll: float = 2.0, stop: threading.Event | None = None
+    ) -> ExportResult:
         """Send what is pending; with ``follow``, keep sending runs as they finish (every
         ``poll`` seconds) until ``stop`` is set."""
         shared = _shared()

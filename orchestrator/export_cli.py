@@ -34,7 +34,9 @@ def export() -> None:
     "(default: $OTEL_EXPORTER_OTLP_HEADERS).",
 )
 @click.option("--since", metavar="DAY", help="Only runs created on or after DAY (YYYY-MM-DD).")
-@click.option("--follow", is_flag=True, help="Keep running: send runs as they finish (Ctrl-C stops).")
+@click.option(
+    "--follow", is_flag=True, help="Keep running: send runs as they finish (Ctrl-C stops)."
+)
 @click.option(
     "--interval", default=2.0, show_default=True, help="With --follow: seconds between looks."
 )
