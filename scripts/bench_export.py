@@ -23,10 +23,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 class _Sink(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -62,7 +63,7 @@ def phase_floor(db: str) -> dict[str, float]:
     from orchestrator.export import BATCH, _rows_of, build_traces, make_exporter
     from orchestrator.targets import backend_for
 
-    async def spans() -> list[list[object]]:
+    async def spans() -> list[list[Any]]:
         backend = backend_for(db)
         await backend.open()
         roots = [
@@ -73,7 +74,8 @@ def phase_floor(db: str) -> dict[str, float]:
             )
         ]
         workflows = {
-            r["id"]: r["name"] for r in await backend.fetchall("SELECT id, name FROM orchestrator_agents")
+            r["id"]: r["name"]
+            for r in await backend.fetchall("SELECT id, name FROM orchestrator_agents")
         }
         batches = []
         for start in range(0, len(roots), BATCH):
@@ -88,7 +90,7 @@ def phase_floor(db: str) -> dict[str, float]:
     exporter = make_exporter(_sink() + "/v1/traces", {}, 10.0)
     started = time.perf_counter()
     for batch in batches:
-        exporter.export(batch)  # type: ignore[arg-type]
+        exporter.export(batch)
     took = time.perf_counter() - started
     return {"spans": sum(map(len, batches)), "seconds": took, "peak_mb": _peak_mb()}
 
