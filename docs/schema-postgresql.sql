@@ -281,6 +281,16 @@ CREATE TABLE otel_metrics_daily (
     CONSTRAINT otel_metrics_daily_pkey PRIMARY KEY (day, name, attributes)
 );
 
+CREATE TABLE otlp_exports (
+    endpoint text NOT NULL,
+    agent_id text NOT NULL,
+    trace_id text NOT NULL,
+    spans bigint NOT NULL,
+    exported_at text NOT NULL,
+    CONSTRAINT otlp_exports_pkey PRIMARY KEY (endpoint, agent_id),
+    CONSTRAINT otlp_exports_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents USING btree (orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents USING btree (session_id);

@@ -243,6 +243,15 @@ CREATE TABLE otel_metrics_daily (
     PRIMARY KEY (day, name, attributes)
 );
 
+CREATE TABLE otlp_exports (
+    endpoint TEXT NOT NULL,             -- where the traces went: the OTLP URL as given
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- a top-level run
+    trace_id TEXT NOT NULL,             -- its trace id (32 hex digits, derived from agent_id)
+    spans INTEGER NOT NULL,             -- spans sent: the run's, its subagents', prompts', tools'
+    exported_at TEXT NOT NULL,          -- when the endpoint acknowledged them (UTC)
+    PRIMARY KEY (endpoint, agent_id)
+);
+
 CREATE INDEX idx_agents_orchestrator ON agents(orchestrator_agent_id);
 
 CREATE INDEX idx_agents_session ON agents(session_id);

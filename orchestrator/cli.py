@@ -800,6 +800,10 @@ cli.add_command(import_group, name="import")
 cli.add_command(hook)
 cli.add_command(hooks)
 
+from .export_cli import export  # noqa: E402
+
+cli.add_command(export)
+
 
 def main() -> None:
     """The ``orchestrator`` console script: :func:`cli`, then an exit without the

@@ -114,6 +114,8 @@ TABLES = (
     Table(
         "otel_metrics_daily", ("day", "name", "attributes"), newer="updated_at", time_ordered=False
     ),
+    # orchestrator export otlp: the runs already sent to each endpoint.
+    Table("otlp_exports", ("endpoint", "agent_id"), time_ordered=False),
 )
 #: Kept by the triggers; carried as they are into an empty target.
 SUMMARIES = (

@@ -20,7 +20,8 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm008_budgets', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm009_copy_progress', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm010_claude_code_session_state', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
-('orchestrator', 'm011_otel_collect', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
+('orchestrator', 'm011_otel_collect', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm012_otlp_exports', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -923,3 +924,12 @@ CREATE TABLE otel_metrics_daily (
 );
 
 CREATE INDEX idx_otel_metrics_daily_name ON otel_metrics_daily(name, day);
+
+CREATE TABLE otlp_exports (
+    endpoint TEXT NOT NULL,             -- where the traces went: the OTLP URL as given
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- a top-level run
+    trace_id TEXT NOT NULL,             -- its trace id (32 hex digits, derived from agent_id)
+    spans INTEGER NOT NULL,             -- spans sent: the run's, its subagents', prompts', tools'
+    exported_at TEXT NOT NULL,          -- when the endpoint acknowledged them (UTC)
+    PRIMARY KEY (endpoint, agent_id)
+);

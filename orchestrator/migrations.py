@@ -1256,5 +1256,26 @@ def m011_otel_collect(db: Database) -> None:
     _run(db, COLLECT_DDL)
 
 
+#: What ``orchestrator export otlp`` has sent, the same in SQLite and PostgreSQL.
+OTLP_EXPORTS_DDL = """
+CREATE TABLE otlp_exports (
+    endpoint TEXT NOT NULL,             -- where the traces went: the OTLP URL as given
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- a top-level run
+    trace_id TEXT NOT NULL,             -- its trace id (32 hex digits, derived from agent_id)
+    spans INTEGER NOT NULL,             -- spans sent: the run's, its subagents', prompts', tools'
+    exported_at TEXT NOT NULL,          -- when the endpoint acknowledged them (UTC)
+    PRIMARY KEY (endpoint, agent_id)
+);
+"""
+
+
+@migration
+def m012_otlp_exports(db: Database) -> None:
+    """The runs ``orchestrator export otlp`` has sent to each endpoint, so that a restart
+    sends nothing twice (a set of runs rather than a time: runs finish out of order, and
+    an import stores runs finished long ago)."""
+    _run(db, OTLP_EXPORTS_DDL)
+
+
 if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration
     FRESH_SCRIPT.write_text(fresh_script(), encoding="utf-8")

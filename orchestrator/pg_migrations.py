@@ -927,3 +927,12 @@ async def m011_otel_collect(conn: Any) -> None:
     await conn.execute(
         COLLECT_DDL.replace(" REAL", " double precision").replace(" INTEGER", " bigint")
     )
+
+
+@migration
+async def m012_otlp_exports(conn: Any) -> None:
+    """The runs ``orchestrator export otlp`` has sent to each endpoint
+    (:data:`orchestrator.migrations.OTLP_EXPORTS_DDL`)."""
+    from .migrations import OTLP_EXPORTS_DDL
+
+    await conn.execute(OTLP_EXPORTS_DDL.replace(" INTEGER", " bigint"))

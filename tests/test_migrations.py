@@ -239,6 +239,13 @@ SCHEMA: dict[str, dict[str, str]] = {
         "points": "INTEGER",
         "updated_at": "TEXT",
     },
+    "otlp_exports": {
+        "endpoint": "TEXT",
+        "agent_id": "TEXT",
+        "trace_id": "TEXT",
+        "spans": "INTEGER",
+        "exported_at": "TEXT",
+    },
 }
 #: Full-text indexes (FTS5, no declared types) and the columns they index.
 FTS = {
