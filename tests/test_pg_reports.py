@@ -33,9 +33,10 @@ from click.testing import CliRunner
 from conftest import DEMO
 from datasette_dashboards import replace_opts_in_query
 
-from orchestrator import DatabaseManager, pg_reports, pg_sql
+from orchestrator import DatabaseManager, pg_reports, pg_sql, sql_functions
 from orchestrator.budgets import set_budget
 from orchestrator.cli import cli
+from orchestrator.datasette_plugin.dashboards import fill_report_queries
 from orchestrator.pg_sql import UnsupportedSQL, translate
 from orchestrator.postgres import init_database
 from orchestrator.reports import Report, ReportResult, load_metadata, reports, run_report
@@ -309,7 +310,8 @@ FILTERS = {
 def dashboard_queries() -> list[tuple[str, str]]:
     """Every dashboard chart and filter query, rendered as the dashboard page renders
     it with no filter and with every filter set."""
-    dashboards = load_metadata().get("plugins", {}).get("datasette-dashboards", {})
+    metadata = fill_report_queries(load_metadata())  # a panel naming a report: its SQL
+    dashboards = metadata.get("plugins", {}).get("datasette-dashboards", {})
     found = []
     for slug, dashboard in dashboards.items():
         items = {**dashboard.get("charts", {}), **dashboard.get("filters", {})}
@@ -327,6 +329,7 @@ def test_dashboard_queries_give_the_same_rows(parity_db: Path, parity_pg: str) -
     for name, sql in dashboard_queries():
         params = {key: FILTERS.get(key, "") for key in Report("", "", "", sql).parameters}
         with sqlite3.connect(parity_db) as conn:
+            sql_functions.register(conn)  # as Datasette's connections have them (the plugin)
             cursor = conn.execute(sql, params)
             expected = ReportResult([d[0] for d in cursor.description], cursor.fetchall())
         actual = ReportResult(*pg_reports.run(parity_pg, sql, params))
