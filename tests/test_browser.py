@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from backends import ACTIVITY, activity_payload, store_otlp_metrics
 from servers import free_port
 
 from orchestrator.budgets import set_budget
@@ -121,6 +122,7 @@ def server(
     # A copy of the shared demo (conftest.py): the live page's test writes an event.
     db = backup(demo_db, folder / "orchestrator.db")
     set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
+    store_otlp_metrics(db, activity_payload())  # Claude Code's metrics: their panel
     with serving(db, folder) as running:
         yield running
 
@@ -699,6 +701,45 @@ def test_block_panel_and_month_view(
     assert shot.stat().st_size > 10_000
     if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"]) / shot.name)
+
+
+def test_claude_code_activity_panel(server: Server, page: tuple[Any, Problems]) -> None:
+    """Commits, pull requests, lines and active time per user and team, as Claude Code's
+    metrics (tests/backends.py's ACTIVITY) add up; a screenshot of the panel."""
+    tab, problems = page
+    tab.goto(f"{server.url}/-/dashboards/overview", wait_until="load")
+    table = tab.locator("#chart-claude-code-activity table")
+    table.locator("tbody tr").first.wait_for(state="visible")
+    header = [cell.inner_text() for cell in table.locator("thead th").all()]
+    shown = {}
+    for row in table.locator("tbody tr").all():
+        cells = dict(zip(header, [c.inner_text() for c in row.locator("td").all()], strict=True))
+        shown[cells["user_id"]] = cells
+    expected: dict[str, dict[str, float]] = {}
+    for _, email, _, name, kind, value in ACTIVITY:
+        column = {"lines_of_code.count": f"lines_{kind}", "active_time.total": "active"}.get(
+            name, name.split(".")[0]
+        )
+        sums = expected.setdefault(email, {})
+        sums[column] = sums.get(column, 0) + value
+    assert set(shown) == set(expected)
+    for email, sums in expected.items():
+        cells = shown[email]
+        assert cells["team"] == {"ana@example.com": "core", "bo@example.com": "web"}[email]
+        assert int(cells["commits"]) == sums.get("commit", 0)
+        assert int(cells["pull_requests"]) == sums.get("pull_request", 0)
+        assert int(cells["sessions"]) == sums.get("session", 0)
+        assert int(cells["lines_added"]) == sums.get("lines_added", 0)
+        assert int(cells["lines_removed"]) == sums.get("lines_removed", 0)
+        assert float(cells["active_hours"]) == round(sums.get("active", 0) / 3600, 2)
+        assert float(cells["cost_usd"]) == pytest.approx(sums.get("cost", 0), abs=0.005)
+    tab.wait_for_load_state("networkidle")
+    problems.assert_none(warnings=True)
+    panel = tab.locator("#chart-claude-code-activity").locator("xpath=..")
+    shot = Path(os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR") or server.db.parent)
+    shot.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(shot / "claude-code-activity.png"))
+    assert (shot / "claude-code-activity.png").stat().st_size > 5_000
 
 
 def test_a_report_given_a_day_that_is_not_one_says_so(

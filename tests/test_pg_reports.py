@@ -24,9 +24,11 @@ import pytest
 from backends import (
     RUN_TOTALS,
     SUMMARY_TABLES,
+    activity_payload,
     load_into_postgres,
     postgres_admin,
     rows,
+    store_otlp_metrics,
     with_search_path,
 )
 from click.testing import CliRunner
@@ -108,6 +110,7 @@ def parity_db(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.exit_code == 0, result.output
     asyncio.run(_odd_history(path))
+    store_otlp_metrics(path, activity_payload())  # Claude Code's metrics, as collect stores
     set_budget(path, "workflow", "plan_build", daily_usd=0.01, monthly_usd=500)
     set_budget(path, "workflow", "alpha_flow", daily_usd=100)
     set_budget(path, "model", "claude-sonnet-4-5", monthly_usd=0.5)
