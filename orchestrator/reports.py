@@ -106,8 +106,11 @@ def load_metadata(path: Path | None = None) -> dict[str, Any]:
 
 def metadata_for(database_name: str, path: Path | None = None) -> dict[str, Any]:
     """metadata.yml with its database key and the dashboards' ``db`` renamed to
-    ``database_name`` (Datasette names a database after its file)."""
-    metadata = load_metadata(path)
+    ``database_name`` (Datasette names a database after its file), and a dashboard chart
+    that names a report given the report's SQL (what datasette-dashboards runs)."""
+    from .datasette_plugin.dashboards import fill_report_queries
+
+    metadata = fill_report_queries(load_metadata(path))
     if database_name == DATABASE_NAME:
         return metadata
     databases = metadata.get("databases", {})

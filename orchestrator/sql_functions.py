@@ -15,12 +15,17 @@ checks. Each function's meaning is written once, here.
 * ``week_beginning(day, first_weekday)``: the first day of the week holding ``day``, weeks
   starting on ``first_weekday`` (``sunday`` ... ``saturday``; empty is ``sunday``, as
   ``ccusage weekly`` counts).
+* ``json_attribute(json, key)``: the value of ``key`` in a JSON object (stored text such
+  as ``otel_metrics_daily.attributes``), as text: a string as it is, another value as
+  JSON (``true``, ``3``); NULL when the key is missing, the value null or the text not an
+  object.
 
 Cheap to import (no third-party module): the status line uses it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -77,11 +82,28 @@ def week_beginning(day: str | None, first_weekday: str | None) -> str | None:
     return (value - timedelta(days=(sunday_based - weekday_number(first_weekday)) % 7)).isoformat()
 
 
+def json_attribute(text: str | None, key: str | None) -> str | None:
+    """``text``'s (a JSON object) value of ``key``, as text; None for none."""
+    if text is None or key is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    found = value.get(key)
+    if found is None or isinstance(found, str):
+        return found
+    return json.dumps(found, separators=(",", ":"))
+
+
 def register(conn: sqlite3.Connection) -> None:
     """Define the functions on an SQLite connection (deterministic: usable in indexes'
     expressions and cached by SQLite within a statement)."""
     conn.create_function("tz_day", 2, tz_day, deterministic=True)
     conn.create_function("week_beginning", 2, week_beginning, deterministic=True)
+    conn.create_function("json_attribute", 2, json_attribute, deterministic=True)
 
 
 #: The functions in PostgreSQL, ``{0}``, ``{1}``: the arguments (already PostgreSQL).
@@ -96,5 +118,8 @@ POSTGRES = {
         "TO_CHAR(CAST({0} AS DATE) - CAST((CAST(EXTRACT(DOW FROM CAST({0} AS DATE)) AS INT) "
         "- COALESCE(ARRAY_POSITION(ARRAY['monday', 'tuesday', 'wednesday', 'thursday', "
         "'friday', 'saturday'], LOWER({1})), 0) + 7) % 7 AS INT), 'YYYY-MM-DD')"
+    ),
+    "JSON_ATTRIBUTE": (
+        "CASE WHEN JSONB_TYPEOF(CAST({0} AS JSONB)) = 'object' THEN CAST({0} AS JSONB) ->> {1} END"
     ),
 }

@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from datasette_dashboards import replace_opts_in_query  # noqa: E402
 
+from orchestrator.datasette_plugin.dashboards import fill_report_queries  # noqa: E402
 from orchestrator.demo import create_demo_database  # noqa: E402
 from orchestrator.pg_reports import translated  # noqa: E402
 from orchestrator.reports import Report, load_metadata, reports  # noqa: E402
@@ -258,7 +259,8 @@ def queries(
                 print(f"note: {report.name}: no realistic value for {unknown}, left ''")
             given = {name: report_values.get(name, "") for name in names}
             found.append((report.name, "params set", report.sql, given))
-    dashboards = load_metadata().get("plugins", {}).get("datasette-dashboards", {})
+    metadata = fill_report_queries(load_metadata())  # a panel naming a report: its SQL
+    dashboards = metadata.get("plugins", {}).get("datasette-dashboards", {})
     for slug, dashboard in dashboards.items():
         items = [
             *((f"{slug}/{name}", chart) for name, chart in dashboard.get("charts", {}).items()),

@@ -187,3 +187,71 @@ def load_into_postgres(source: Path, url: str, *, batch: int = 20_000) -> dict[s
         return copied
 
     return dict(_run(go()))
+
+
+#: Claude Code's activity metrics, by user, team and UTC day (hand-written in the shape of
+#: its OTLP export: delta sums, resource attributes repeated on each point):
+#: (day, user.email, team, metric name without ``claude_code.``, type, value).
+ACTIVITY = [
+    ("2026-10-20", "ana@example.com", "core", "session.count", None, 2),
+    ("2026-10-20", "ana@example.com", "core", "commit.count", None, 3),
+    ("2026-10-20", "ana@example.com", "core", "pull_request.count", None, 1),
+    ("2026-10-20", "ana@example.com", "core", "lines_of_code.count", "added", 120),
+    ("2026-10-20", "ana@example.com", "core", "lines_of_code.count", "removed", 45),
+    ("2026-10-20", "ana@example.com", "core", "active_time.total", "user", 600.5),
+    ("2026-10-20", "ana@example.com", "core", "active_time.total", "cli", 1800.25),
+    ("2026-10-20", "ana@example.com", "core", "cost.usage", None, 1.5),
+    ("2026-10-20", "ana@example.com", "core", "commit.count", None, 2),  # a later delta
+    ("2026-10-20", "bo@example.com", "web", "session.count", None, 1),
+    ("2026-10-20", "bo@example.com", "web", "lines_of_code.count", "added", 30),
+    ("2026-10-20", "bo@example.com", "web", "token.usage", "output", 4000),
+    ("2026-10-21", "ana@example.com", "core", "pull_request.count", None, 2),
+    ("2026-10-21", "bo@example.com", "web", "commit.count", None, 4),
+    ("2026-10-21", "bo@example.com", "web", "cost.usage", None, 0.25),
+]
+
+
+def activity_payload(points: list[tuple[Any, ...]] = ACTIVITY) -> dict[str, Any]:
+    """An OTLP/JSON metrics payload of ``points`` (see :data:`ACTIVITY`), one resource a
+    point, at noon UTC of its day."""
+    from datetime import datetime
+
+    def attrs(values: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"key": k, "value": {"stringValue": v}} for k, v in values.items() if v]
+
+    resources = []
+    for day, email, team, name, kind, value in points:
+        noon = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        nanos = str(int(noon.timestamp()) * 1_000_000_000)
+        resource = {"team": team, "service.name": "claude-code"}
+        point = {
+            "attributes": attrs({**resource, "user.email": email, "type": kind}),
+            "startTimeUnixNano": nanos,
+            "timeUnixNano": nanos,
+            "asDouble": value,
+        }
+        total = {"aggregationTemporality": 1, "isMonotonic": True, "dataPoints": [point]}
+        metric = {"name": f"claude_code.{name}", "unit": "1", "sum": total}
+        resources.append(
+            {
+                "resource": {"attributes": attrs(resource)},
+                "scopeMetrics": [
+                    {"scope": {"name": "com.anthropic.claude_code"}, "metrics": [metric]}
+                ],
+            }
+        )
+    return {"resourceMetrics": resources}
+
+
+def store_otlp_metrics(target: Target, payload: dict[str, Any]) -> None:
+    """``payload`` (OTLP/JSON metrics) stored in ``target`` as ``orchestrator collect``
+    stores what it receives."""
+    from orchestrator import otlp
+    from orchestrator.collect import Collector, build
+
+    collector = Collector(str(target))
+    collector.start()
+    try:
+        collector.store(build(otlp.parse_metrics(payload)))
+    finally:
+        collector.stop()

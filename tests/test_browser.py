@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from backends import ACTIVITY, activity_payload, store_otlp_metrics
 from servers import free_port
 
 from orchestrator.budgets import set_budget
@@ -121,6 +122,7 @@ def server(
     # A copy of the shared demo (conftest.py): the live page's test writes an event.
     db = backup(demo_db, folder / "orchestrator.db")
     set_budget(db, "workflow", "plan_build", daily_usd=5.0, monthly_usd=100.0)  # its panel
+    store_otlp_metrics(db, activity_payload())  # Claude Code's metrics: their panel
     with serving(db, folder) as running:
         yield running
 
@@ -584,8 +586,160 @@ def test_one_day_and_empty_panels_say_what_they_show(
     tab.wait_for_load_state("networkidle")
     for slug in ["spend-by-day", "tokens-by-type", "spend-by-model", "latest-failures"]:
         assert tab.locator(f"#chart-{slug}").inner_text().strip() == "none", slug
+    assert tab.locator("#chart-spend-by-month").inner_text().strip() == "none"
+    assert tab.locator("#chart-current-block").inner_text().strip() == "no prompts yet"
     assert tab.locator("#chart-total-prompts p").inner_text() == "0"
     problems.assert_none(warnings=True)
+
+
+def _active_block(db: Path) -> list[tuple[str, float]]:
+    """Three prompts of known cost in the last 80 minutes (a block active now), written
+    through the writer, their times moved back by SQL; returns their (time, cost)."""
+    from orchestrator import SyncDatabaseManager
+
+    now = time.time()
+    costs = [0.75, 1.5, 0.25]
+    with SyncDatabaseManager(db) as manager:
+        with manager.agent_run("plan_build", session_id="browser-blocks") as run:
+            for cost in costs:
+                usage = {"input_tokens": 1000, "output_tokens": 500}
+                run.prompt("/build", "ok", model="claude-sonnet-4-5", cost_usd=cost, usage=usage)
+    conn = sqlite3.connect(db)
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT p.id FROM prompts p JOIN agents a ON a.id = p.agent_id"
+            " WHERE a.session_id = 'browser-blocks' ORDER BY p.created_at, p.id"
+        )
+    ]
+    for prompt_id, minutes in zip(ids, [80, 40, 10], strict=True):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now - minutes * 60))
+        conn.execute("UPDATE prompts SET created_at = ? WHERE id = ?", (stamp, prompt_id))
+    conn.commit()
+    conn.close()
+    return [(stamp, cost) for stamp, cost in zip(ids, costs, strict=True)]
+
+
+def _latest_block(db: Path) -> tuple[datetime, list[tuple[datetime, float]]]:
+    """ccusage's rule over every prompt, computed here: a block starts at the hour of its
+    first prompt and holds the prompts of the 5 hours after; the next one starts at the
+    first prompt after. The latest block's start and its prompts' (time, cost)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    found = conn.execute("SELECT created_at, cost_usd FROM prompts ORDER BY created_at").fetchall()
+    conn.close()
+    start, members = None, []
+    for stamp, cost in found:
+        at = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")
+        if start is None or (at - start).total_seconds() >= 5 * 3600:
+            start, members = at.replace(minute=0, second=0), []
+        members.append((at, cost or 0.0))
+    assert start is not None
+    return start, members
+
+
+def test_block_panel_and_month_view(
+    server: Server, page: tuple[Any, Problems], tmp_path: Path
+) -> None:
+    """The current 5-hour block against the limit the dashboard's filter sets, and the
+    spend per month, as figures computed here from the prompts."""
+    tab, problems = page
+    _active_block(server.db)
+    start, members = _latest_block(server.db)
+    spent = sum(cost for _, cost in members)
+    minutes = (members[-1][0] - members[0][0]).total_seconds() / 60
+    left = (start.timestamp() + 5 * 3600 - time.time()) / 60  # naive UTC times: as UTC
+    left += (datetime.now() - datetime.utcnow()).total_seconds() / 60
+    projected = spent + spent / minutes * left
+    limit = round((spent + projected) / 2, 2)  # spent under it, the projection over it
+    assert spent < limit < projected
+
+    tab.goto(
+        f"{server.url}/-/dashboards/overview?{urlencode({'block_limit_usd': limit})}",
+        wait_until="load",
+    )
+    assert tab.locator("#block_limit_usd").input_value() == str(limit)
+    table = tab.locator("#chart-current-block table")
+    table.locator("tbody tr").first.wait_for(state="visible")
+    header = [cell.inner_text() for cell in table.locator("thead th").all()]
+    cells = [cell.inner_text() for cell in table.locator("tbody tr").first.locator("td").all()]
+    shown = dict(zip(header, cells, strict=True))
+    assert table.locator("tbody tr").count() == 1
+    assert shown["block_start"] == start.strftime("%Y-%m-%dT%H:00:00.000Z")
+    assert shown["state"] == "active"
+    assert float(shown["spent_usd"]) == pytest.approx(spent, abs=0.005)
+    assert float(shown["limit_usd"]) == limit
+    assert float(shown["spent_pct"]) == pytest.approx(100 * spent / limit, abs=0.1)
+    assert float(shown["projected_usd"]) == pytest.approx(projected, abs=0.05)
+    assert float(shown["minutes_left"]) == pytest.approx(left, abs=1)
+    assert shown["verdict"] == "projected over the limit"
+
+    # The month view: a bar a month with prompts (in order), as tall as its spend.
+    conn = sqlite3.connect(f"file:{server.db}?mode=ro", uri=True)
+    spend = dict(
+        conn.execute(
+            "SELECT substr(created_at, 1, 7), sum(coalesce(cost_usd, 0)) FROM prompts"
+            " GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    conn.close()
+    labels, _, _ = _x_axis(tab, "spend-by-month")
+    assert len(spend) >= 3 and labels == list(spend)
+    bars = sorted(
+        _boxes(tab.locator("#chart-spend-by-month g.mark-rect.role-mark path")),
+        key=lambda box: box["x"],
+    )
+    assert len(bars) == len(spend)
+    tallest = max(spend.values())
+    heights = [box["height"] / max(box["height"] for box in bars) for box in bars]
+    assert heights == pytest.approx([usd / tallest for usd in spend.values()], abs=0.02)
+
+    tab.wait_for_load_state("networkidle")
+    problems.assert_none(warnings=True)
+    shot = tmp_path / "dashboard-blocks.png"
+    tab.locator("#chart-current-block").scroll_into_view_if_needed()
+    tab.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"]) / shot.name)
+
+
+def test_claude_code_activity_panel(server: Server, page: tuple[Any, Problems]) -> None:
+    """Commits, pull requests, lines and active time per user and team, as Claude Code's
+    metrics (tests/backends.py's ACTIVITY) add up; a screenshot of the panel."""
+    tab, problems = page
+    tab.goto(f"{server.url}/-/dashboards/overview", wait_until="load")
+    table = tab.locator("#chart-claude-code-activity table")
+    table.locator("tbody tr").first.wait_for(state="visible")
+    header = [cell.inner_text() for cell in table.locator("thead th").all()]
+    shown = {}
+    for row in table.locator("tbody tr").all():
+        cells = dict(zip(header, [c.inner_text() for c in row.locator("td").all()], strict=True))
+        shown[cells["user_id"]] = cells
+    expected: dict[str, dict[str, float]] = {}
+    for _, email, _, name, kind, value in ACTIVITY:
+        column = {"lines_of_code.count": f"lines_{kind}", "active_time.total": "active"}.get(
+            name, name.split(".")[0]
+        )
+        sums = expected.setdefault(email, {})
+        sums[column] = sums.get(column, 0) + value
+    assert set(shown) == set(expected)
+    for email, sums in expected.items():
+        cells = shown[email]
+        assert cells["team"] == {"ana@example.com": "core", "bo@example.com": "web"}[email]
+        assert int(cells["commits"]) == sums.get("commit", 0)
+        assert int(cells["pull_requests"]) == sums.get("pull_request", 0)
+        assert int(cells["sessions"]) == sums.get("session", 0)
+        assert int(cells["lines_added"]) == sums.get("lines_added", 0)
+        assert int(cells["lines_removed"]) == sums.get("lines_removed", 0)
+        assert float(cells["active_hours"]) == round(sums.get("active", 0) / 3600, 2)
+        assert float(cells["cost_usd"]) == pytest.approx(sums.get("cost", 0), abs=0.005)
+    tab.wait_for_load_state("networkidle")
+    problems.assert_none(warnings=True)
+    panel = tab.locator("#chart-claude-code-activity").locator("xpath=..")
+    shot = Path(os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR") or server.db.parent)
+    shot.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(shot / "claude-code-activity.png"))
+    assert (shot / "claude-code-activity.png").stat().st_size > 5_000
 
 
 def test_a_report_given_a_day_that_is_not_one_says_so(

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -437,3 +438,81 @@ def test_the_real_claude_code_exports_into_collect_once_with_its_transcript_and_
     assert conn.execute(
         "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'"
     ).fetchone() == (len(tool_ids),)
+
+
+# -- metrics in the reports ---------------------------------------------------------------
+
+#: The report's columns summed from each metric (and its ``type``), read by hand below.
+ACTIVITY_COLUMNS = {
+    ("claude_code.session.count", None): "sessions",
+    ("claude_code.commit.count", None): "commits",
+    ("claude_code.pull_request.count", None): "pull_requests",
+    ("claude_code.lines_of_code.count", "added"): "lines_added",
+    ("claude_code.lines_of_code.count", "removed"): "lines_removed",
+    ("claude_code.active_time.total", None): "active_s",
+    ("claude_code.cost.usage", None): "cost_usd",
+    ("claude_code.token.usage", None): "tokens",
+}
+
+
+def activity_by_hand(
+    payloads: list[dict[str, Any]],
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Each (UTC day, user, team)'s sums, read from the OTLP/JSON payloads directly."""
+    found: dict[tuple[str, str, str], dict[str, float]] = {}
+    for payload in payloads:
+        for resource in payload["resourceMetrics"]:
+            for scope in resource["scopeMetrics"]:
+                for metric in scope["metrics"]:
+                    for point in metric["sum"]["dataPoints"]:
+                        attrs = {
+                            a["key"]: next(iter(a["value"].values())) for a in point["attributes"]
+                        }
+                        seconds = int(point["timeUnixNano"]) / 1e9
+                        day = datetime.fromtimestamp(seconds, timezone.utc).date().isoformat()
+                        user = attrs.get("user.email") or attrs.get("user.id") or ""
+                        team = attrs.get("team.id") or attrs.get("team") or ""
+                        column = ACTIVITY_COLUMNS.get(
+                            (metric["name"], attrs.get("type"))
+                        ) or ACTIVITY_COLUMNS.get((metric["name"], None))
+                        value = float(point.get("asDouble", point.get("asInt", 0)))
+                        sums = found.setdefault((day, user, team), {})
+                        if column:
+                            sums[column] = sums.get(column, 0) + value
+    return found
+
+
+def test_activity_metrics_per_day_user_and_team_in_the_report(
+    server: tuple[int, Target],
+) -> None:
+    """commits, pull requests, lines, active time, cost and tokens of claude_code_activity,
+    on both engines, against the sums of the payloads' points read by hand."""
+    from backends import activity_payload
+
+    from orchestrator.reports import run_report
+
+    port, target = server
+    recorded = ["metrics-usage.json", "metrics-usage-2.json", "metrics-active-time.json"]
+    payloads = [json.loads((DATA / name).read_text()) for name in recorded]
+    payloads.append(activity_payload())
+    for payload in payloads:
+        status, body = post(port, "/v1/metrics", json.dumps(payload).encode())
+        assert (status, json.loads(body)) == (200, {}), body
+    expected = activity_by_hand(payloads)
+    result = run_report("claude_code_activity", str(target))
+    shown = {(r["day"], r["user_id"], r["team"]): r for r in result.as_dicts()}
+    assert sorted(shown) == sorted(expected) and len(shown) >= 5
+    assert [key[0] for key in shown] == sorted((key[0] for key in shown), reverse=True)
+    for key, sums in expected.items():
+        row = shown[key]
+        for column in set(ACTIVITY_COLUMNS.values()):
+            # active_s is rounded to a tenth, cost_usd to a millionth.
+            assert row[column] == pytest.approx(sums.get(column, 0), abs=0.0501), (key, column)
+    assert shown[("2026-10-20", "ana@example.com", "core")]["commits"] == 5  # two deltas
+    # One team, one user, a window.
+    web = run_report("claude_code_activity", str(target), {"team": "web"}).as_dicts()
+    assert {r["team"] for r in web} == {"web"} and len(web) == 2
+    ana = run_report(
+        "claude_code_activity", str(target), {"user": "ana@example.com", "start": "2026-10-21"}
+    ).as_dicts()
+    assert [(r["day"], r["pull_requests"]) for r in ana] == [("2026-10-21", 2)]

@@ -19,6 +19,7 @@ import pytest
 from datasette.app import Datasette
 from datasette_dashboards import replace_opts_in_query
 
+from orchestrator.datasette_plugin.dashboards import fill_report_queries
 from orchestrator.reports import load_metadata, metadata_for, reports, run_report, run_report_args
 
 # demo_db (shared, read-only) and empty_db come from conftest.py.
@@ -51,7 +52,8 @@ def tables(path: Path) -> list[str]:
 
 
 def dashboard_charts() -> dict[str, dict[str, Any]]:
-    dashboards = load_metadata()["plugins"]["datasette-dashboards"]
+    # A panel that names a report gets its SQL, as the plugin fills it in.
+    dashboards = fill_report_queries(load_metadata())["plugins"]["datasette-dashboards"]
     return {
         f"{dashboard}/{name}": chart
         for dashboard, spec in dashboards.items()

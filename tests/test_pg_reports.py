@@ -24,18 +24,21 @@ import pytest
 from backends import (
     RUN_TOTALS,
     SUMMARY_TABLES,
+    activity_payload,
     load_into_postgres,
     postgres_admin,
     rows,
+    store_otlp_metrics,
     with_search_path,
 )
 from click.testing import CliRunner
 from conftest import DEMO
 from datasette_dashboards import replace_opts_in_query
 
-from orchestrator import DatabaseManager, pg_reports, pg_sql
+from orchestrator import DatabaseManager, pg_reports, pg_sql, sql_functions
 from orchestrator.budgets import set_budget
 from orchestrator.cli import cli
+from orchestrator.datasette_plugin.dashboards import fill_report_queries
 from orchestrator.pg_sql import UnsupportedSQL, translate
 from orchestrator.postgres import init_database
 from orchestrator.reports import Report, ReportResult, load_metadata, reports, run_report
@@ -107,6 +110,7 @@ def parity_db(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.exit_code == 0, result.output
     asyncio.run(_odd_history(path))
+    store_otlp_metrics(path, activity_payload())  # Claude Code's metrics, as collect stores
     set_budget(path, "workflow", "plan_build", daily_usd=0.01, monthly_usd=500)
     set_budget(path, "workflow", "alpha_flow", daily_usd=100)
     set_budget(path, "model", "claude-sonnet-4-5", monthly_usd=0.5)
@@ -309,7 +313,8 @@ FILTERS = {
 def dashboard_queries() -> list[tuple[str, str]]:
     """Every dashboard chart and filter query, rendered as the dashboard page renders
     it with no filter and with every filter set."""
-    dashboards = load_metadata().get("plugins", {}).get("datasette-dashboards", {})
+    metadata = fill_report_queries(load_metadata())  # a panel naming a report: its SQL
+    dashboards = metadata.get("plugins", {}).get("datasette-dashboards", {})
     found = []
     for slug, dashboard in dashboards.items():
         items = {**dashboard.get("charts", {}), **dashboard.get("filters", {})}
@@ -327,6 +332,7 @@ def test_dashboard_queries_give_the_same_rows(parity_db: Path, parity_pg: str) -
     for name, sql in dashboard_queries():
         params = {key: FILTERS.get(key, "") for key in Report("", "", "", sql).parameters}
         with sqlite3.connect(parity_db) as conn:
+            sql_functions.register(conn)  # as Datasette's connections have them (the plugin)
             cursor = conn.execute(sql, params)
             expected = ReportResult([d[0] for d in cursor.description], cursor.fetchall())
         actual = ReportResult(*pg_reports.run(parity_pg, sql, params))

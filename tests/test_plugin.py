@@ -461,3 +461,113 @@ def test_plain_datasette_serve_shows_the_reports_and_live_page(tmp_path: Path, m
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+# -- panels that show a canned report ---------------------------------------------------------
+
+
+async def test_a_panel_naming_a_report_runs_that_reports_sql(my_db: Path) -> None:
+    """The month view is monthly_tokens' SQL and the block panel a select over
+    usage_blocks' SQL, as metadata.yml's queries have them: written once."""
+    ds = Datasette([str(my_db)])
+    charts = ds.plugin_config("datasette-dashboards")["overview"]["charts"]
+    written = load_metadata()["plugins"]["datasette-dashboards"]["overview"]["charts"]
+    assert written["spend-by-month"]["query"] == {"report": "monthly_tokens"}
+    assert charts["spend-by-month"]["query"] == reports()["monthly_tokens"].sql
+    assert written["current-block"]["query"]["report"] == "usage_blocks"
+    block_sql = charts["current-block"]["query"]
+    assert block_sql == (
+        f"WITH usage_blocks AS (\n{reports()['usage_blocks'].sql}\n)\n"
+        + written["current-block"]["query"]["select"]
+    )
+    # Served under another name, the report is that database's.
+    backend.connect(my_db.with_name("other.db")).close()
+    two = Datasette([str(my_db), str(my_db.with_name("other.db"))])
+    config = two.plugin_config("datasette-dashboards")
+    assert config["overview-other"]["charts"]["spend-by-month"]["query"] == (
+        reports()["monthly_tokens"].sql
+    )
+
+
+def test_a_panel_naming_no_report_is_refused_by_name(tmp_path: Path) -> None:
+    from orchestrator.datasette_plugin.dashboards import fill_report_queries
+
+    metadata = load_metadata()
+    charts = metadata["plugins"]["datasette-dashboards"]["overview"]["charts"]
+    charts["spend-by-month"]["query"] = {"report": "no_such_report"}
+    with pytest.raises(ValueError, match="chart 'spend-by-month': no report 'no_such_report'"):
+        fill_report_queries(metadata)
+    charts["spend-by-month"]["query"] = {"report": "monthly_tokens", "sql": "SELECT 1"}
+    with pytest.raises(ValueError, match="chart 'spend-by-month': query takes report and select"):
+        fill_report_queries(metadata)
+
+
+def _blocks_history(path: Path, now: float) -> list[tuple[float, float]]:
+    """Prompts of known cost: an old block, then one active now (three prompts over 70
+    minutes, the last 10 minutes ago); their (time, cost), times moved back by SQL."""
+    from orchestrator import SyncDatabaseManager
+
+    times = [now - 9 * 3600, now - 8.5 * 3600, now - 80 * 60, now - 40 * 60, now - 10 * 60]
+    costs = [1.25, 0.5, 0.75, 1.5, 0.25]
+    with SyncDatabaseManager(path) as db:
+        with db.agent_run("plan_build", session_id="blocks") as run:
+            for cost in costs:
+                run.prompt(
+                    "/build",
+                    "ok",
+                    model="claude-sonnet-4-5",
+                    cost_usd=cost,
+                    usage={"input_tokens": 1000, "output_tokens": 500},
+                )
+    conn = sqlite3.connect(path)
+    ids = [row[0] for row in conn.execute("SELECT id FROM prompts ORDER BY created_at, id")]
+    for prompt_id, at in zip(ids, times, strict=True):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + ".000Z"
+        conn.execute("UPDATE prompts SET created_at = ? WHERE id = ?", (stamp, prompt_id))
+    conn.commit()
+    conn.close()
+    return list(zip([float(int(t)) for t in times], costs, strict=True))
+
+
+async def test_the_block_panel_weighs_the_latest_block_against_the_limit(my_db: Path) -> None:
+    now = time.time()
+    history = _blocks_history(my_db, now)
+    # ccusage's rule, computed here: a block starts at the hour of its first prompt and
+    # holds the prompts of the 5 hours after; the next starts at the first one after.
+    blocks: list[list[tuple[float, float]]] = []
+    for at, cost in history:
+        if not blocks or at >= blocks[-1][0][0] // 3600 * 3600 + 5 * 3600:
+            blocks.append([])
+        blocks[-1].append((at, cost))
+    latest = blocks[-1]
+    start = latest[0][0] // 3600 * 3600
+    spent = sum(cost for _, cost in latest)
+    minutes = (latest[-1][0] - latest[0][0]) / 60
+    left = (start + 5 * 3600 - now) / 60
+    projected = spent + spent / minutes * left
+    assert len(blocks) == 2 and spent == 2.5
+
+    ds = Datasette([str(my_db)])
+    sql = ds.plugin_config("datasette-dashboards")["overview"]["charts"]["current-block"]["query"]
+    for limit, verdict in [
+        ("", "no limit set"),
+        ("2", "over the limit"),
+        (f"{projected + 0.5:.2f}", "within the limit"),
+        (f"{projected - 0.25:.2f}", "projected over the limit"),
+    ]:
+        query = urlencode({"sql": sql, "block_limit_usd": limit, "_shape": "objects"})
+        rows = (await get(ds, f"/my.json?{query}")).json()["rows"]
+        assert len(rows) == 1, rows
+        row = rows[0]
+        assert row["block_start"] == time.strftime("%Y-%m-%dT%H:00:00.000Z", time.gmtime(start))
+        assert row["state"] == "active" and row["spent_usd"] == spent
+        assert row["minutes_left"] == pytest.approx(left, abs=0.2)
+        assert row["usd_per_minute"] == pytest.approx(spent / minutes, abs=1e-6)
+        assert row["projected_usd"] == pytest.approx(projected, abs=0.02)
+        assert row["tokens"] == 3 * 1500
+        assert row["verdict"] == verdict, (limit, row)
+        if limit:
+            assert row["limit_usd"] == float(limit)
+            assert row["spent_pct"] == round(100 * spent / float(limit), 1)
+        else:
+            assert row["limit_usd"] is None and row["spent_pct"] is None

@@ -93,8 +93,10 @@ def plugin_metadata(
     metadata.yml (``path``, default :func:`~orchestrator.reports.metadata_path`) with its
     database section under each name. The dashboards and the home page's link are for
     the first; each further database gets its own copy of every dashboard, its slug
-    suffixed with ``-NAME``. Permission grants are left out (see the module docstring),
-    and so are the table options the plugin serves itself (:data:`OWN_TABLE_OPTIONS`).
+    suffixed with ``-NAME``. A chart that names a report has its SQL
+    (:func:`~orchestrator.reports.metadata_for`). Permission grants are left out (see the
+    module docstring), and so are the table options the plugin serves itself
+    (:data:`OWN_TABLE_OPTIONS`).
     """
     return _build(names, database_url, path)[0]
 
