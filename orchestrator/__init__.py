@@ -10,44 +10,42 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_exports
 
 # Imported now: the function ``redact`` shares its name with its module, which would
-# otherwise shadow it once any module imports ``orchestrator.redact`` (and it is cheap).
-from .redact import redact, redact_text
+# otherwise shadow it once any module imports ``orchestrator.core.redact`` (and it is cheap).
+from .core.redact import redact, redact_text
 
 _PUBLIC = {
-    "Agent": "models",
-    "AgentLog": "models",
-    "AgentRun": "runs",
-    "AgentStatus": "models",
-    "CostSource": "models",
-    "DatabaseTimeout": "errors",
-    "DatabaseManager": "db",
-    "InvalidInput": "errors",
-    "LogLevel": "models",
-    "LogType": "models",
-    "OrchestratorAgent": "models",
-    "OrchestratorError": "errors",
-    "OrchestratorStatus": "models",
-    "Prompt": "models",
-    "PromptFields": "rows",
-    "PromptStatus": "models",
-    "SyncDatabaseManager": "sync",
-    "SystemLog": "models",
-    "SystemLogHandler": "logging_handler",
-    "Usage": "models",
-    "WriteError": "errors",
-    "WriterStats": "db",
-    "compute_cost": "pricing",
-    "default_db_path": "sqlite",
-    "open_database": "sqlite",
-    "resolve_cost": "pricing",
-    "schema_sql": "sqlite",
+    "Agent": "core.models",
+    "AgentLog": "core.models",
+    "AgentRun": "writer.runs",
+    "AgentStatus": "core.models",
+    "CostSource": "core.models",
+    "DatabaseTimeout": "core.errors",
+    "DatabaseManager": "writer.db",
+    "InvalidInput": "core.errors",
+    "LogLevel": "core.models",
+    "LogType": "core.models",
+    "OrchestratorAgent": "core.models",
+    "OrchestratorError": "core.errors",
+    "OrchestratorStatus": "core.models",
+    "Prompt": "core.models",
+    "PromptFields": "core.rows",
+    "PromptStatus": "core.models",
+    "SyncDatabaseManager": "writer.sync",
+    "SystemLog": "core.models",
+    "SystemLogHandler": "writer.logging_handler",
+    "Usage": "core.models",
+    "WriteError": "core.errors",
+    "WriterStats": "writer.db",
+    "compute_cost": "core.pricing",
+    "default_db_path": "store.sqlite",
+    "open_database": "store.sqlite",
+    "resolve_cost": "core.pricing",
+    "schema_sql": "store.sqlite",
 }
 
 if TYPE_CHECKING:
-    from .db import DatabaseManager, WriterStats
-    from .errors import DatabaseTimeout, InvalidInput, OrchestratorError, WriteError
-    from .logging_handler import SystemLogHandler
-    from .models import (
+    from .core.errors import DatabaseTimeout, InvalidInput, OrchestratorError, WriteError
+    from .core.models import (
         Agent,
         AgentLog,
         AgentStatus,
@@ -61,11 +59,13 @@ if TYPE_CHECKING:
         SystemLog,
         Usage,
     )
-    from .pricing import compute_cost, resolve_cost
-    from .rows import PromptFields
-    from .runs import AgentRun
-    from .sqlite import default_db_path, open_database, schema_sql
-    from .sync import SyncDatabaseManager
+    from .core.pricing import compute_cost, resolve_cost
+    from .core.rows import PromptFields
+    from .store.sqlite import default_db_path, open_database, schema_sql
+    from .writer.db import DatabaseManager, WriterStats
+    from .writer.logging_handler import SystemLogHandler
+    from .writer.runs import AgentRun
+    from .writer.sync import SyncDatabaseManager
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

@@ -58,7 +58,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Shared: tests only read it. A test that writes copies it first; one that does not
     fails this fixture's teardown.
     """
-    from orchestrator.demo import create_demo_database
+    from orchestrator.commands.demo import create_demo_database
 
     path = tmp_path_factory.mktemp("demo") / "orchestrator.db"
     asyncio.run(create_demo_database(path, **DEMO))
@@ -70,7 +70,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated database with no rows, shared like :func:`demo_db` (read-only)."""
-    from orchestrator import sqlite as backend
+    from orchestrator.store import sqlite as backend
 
     path = tmp_path_factory.mktemp("empty") / "orchestrator.db"
     backend.connect(path).close()

@@ -31,9 +31,9 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from servers import free_port
 
-from orchestrator.budgets import set_budget
-from orchestrator.maintenance import backup
-from orchestrator.reports import load_metadata
+from orchestrator.commands.maintenance import backup
+from orchestrator.reports.canned import load_metadata
+from orchestrator.writer.budgets import set_budget
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -373,7 +373,7 @@ def write_hostile_history(target: Path | str) -> dict[str, str]:
     from backends import execute, is_postgres, rows
 
     from orchestrator import SyncDatabaseManager
-    from orchestrator.ids import utc_now
+    from orchestrator.core.ids import utc_now
 
     workflow, model = hostile("workflow"), hostile("model")
     with SyncDatabaseManager(target) as manager:
@@ -591,7 +591,7 @@ def test_one_day_and_empty_panels_say_what_they_show(
 def test_a_report_given_a_day_that_is_not_one_says_so(
     one_day_server: Server, page: tuple[Any, Problems]
 ) -> None:
-    from orchestrator.reports import check_date_window
+    from orchestrator.reports.canned import check_date_window
 
     tab, problems = page
     with pytest.raises(ValueError) as refused:

@@ -125,7 +125,7 @@ def spooled(target: str | Path, spool: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_tail_shows_hook_events_as_they_arrive(tmp_path: Path) -> None:
-    from orchestrator.tail import EventSource
+    from orchestrator.reports.tail import EventSource
 
     db = tmp_path / "o.db"
     init_db(db)

@@ -38,7 +38,7 @@ def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
 @hookimpl
 def prepare_connection(conn: Any) -> None:
     """The SQL functions the reports call (days in a time zone, weeks): SQLite has none."""
-    from ..sql_functions import register
+    from ..reports.sql_functions import register
 
     register(conn)
 
