@@ -71,34 +71,4 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
 
 
-__all__ = [
-    "Agent",
-    "AgentLog",
-    "AgentRun",
-    "AgentStatus",
-    "CostSource",
-    "DatabaseManager",
-    "DatabaseTimeout",
-    "InvalidInput",
-    "LogLevel",
-    "LogType",
-    "OrchestratorAgent",
-    "OrchestratorError",
-    "OrchestratorStatus",
-    "Prompt",
-    "PromptFields",
-    "PromptStatus",
-    "SyncDatabaseManager",
-    "SystemLog",
-    "SystemLogHandler",
-    "Usage",
-    "WriteError",
-    "WriterStats",
-    "compute_cost",
-    "default_db_path",
-    "open_database",
-    "redact",
-    "redact_text",
-    "resolve_cost",
-    "schema_sql",
-]
+__all__ = sorted([*_PUBLIC, "redact", "redact_text"])

@@ -45,14 +45,4 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
 
 
-__all__ = [
-    "ImportSummary",
-    "StreamRecorder",
-    "StreamSummary",
-    "claude_config_dirs",
-    "daily_tokens",
-    "import_transcripts",
-    "record_command",
-    "record_stream",
-    "transcript_files",
-]
+__all__ = sorted(_PUBLIC)

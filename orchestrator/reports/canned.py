@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sql_functions
+from .cache import cache_dir, write_cache_file
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # orchestrator/
 DATABASE_NAME = "orchestrator"  # the key under ``databases:`` in metadata.yml
@@ -78,23 +79,6 @@ def _parse_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a YAML mapping")
     return data
-
-
-def cache_dir() -> Path:
-    """Where derived copies of project files are kept: ``$XDG_CACHE_HOME/adw-orchestrator``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "adw-orchestrator"
-
-
-def write_cache_file(cached: Path, data: dict[str, Any]) -> None:
-    """Best effort: a cache that cannot be written (read-only home) only costs time."""
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(partial, cached)  # readers see the whole file or none
-    except (OSError, TypeError, ValueError):
-        pass
 
 
 def load_metadata(path: Path | None = None) -> dict[str, Any]:

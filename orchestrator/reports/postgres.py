@@ -49,12 +49,12 @@ def _version_key() -> str:
 
 @functools.lru_cache(maxsize=256)
 def translated(sql: str) -> Translation:
-    """:func:`orchestrator.reports.pg_sql.translate`, kept on disk (in :func:`reports.cache_dir`)
-    and in memory.
+    """:func:`orchestrator.reports.pg_sql.translate`, kept on disk
+    (in :func:`~orchestrator.reports.cache.cache_dir`) and in memory.
 
     A cache that cannot be read or written only costs the translation.
     """
-    from .canned import cache_dir, write_cache_file
+    from .cache import cache_dir, write_cache_file
 
     digest = hashlib.sha256(f"{_version_key()}\n{sql}".encode()).hexdigest()[:32]
     cached = cache_dir() / f"pg-sql-{digest}.json"

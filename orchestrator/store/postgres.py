@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from . import postgres_migrations as pg_migrations
 from .backend import Backend, Params
-from .targets import redact_url
+from .urls import redact_url
 
 SCHEMES = ("postgresql", "postgres")
 

@@ -2,42 +2,18 @@
 
 Kept apart from :mod:`orchestrator.store.backend` (the interface) so that the interface and
 its implementations (:mod:`orchestrator.store.sqlite`, :mod:`orchestrator.store.postgres`) never
-import each other: this module is the only one that knows them all.
+import each other: this module is the only one that knows them all. How a target is told
+apart and shown (:func:`is_url`, :func:`redact_url`) lives in :mod:`orchestrator.store.urls`,
+which the engines import too.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from .backend import Backend
-
-#: Query parameters of a PostgreSQL URL that hold a secret (libpq's and asyncpg's names).
-SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
-
-
-def is_url(target: str | os.PathLike[str]) -> bool:
-    return isinstance(target, str) and "://" in target
-
-
-def redact_url(url: str) -> str:
-    """``url`` as shown to people (messages, pages, ``/-/snapshot.json``): the password of
-    ``user:password@`` and the values of ``?password=`` and ``?sslpassword=`` are ``***``;
-    everything else is kept as written."""
-    parts = urlsplit(url)
-    netloc, query = parts.netloc, parts.query
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    if query:
-        pairs = []
-        for pair in query.split("&"):
-            name, equals, _ = pair.partition("=")
-            secret = equals and unquote_plus(name).strip().lower() in SECRET_PARAMETERS
-            pairs.append(f"{name}=***" if secret else pair)
-        query = "&".join(pairs)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+from .urls import SECRET_PARAMETERS, is_url, redact_url
 
 
 def shown(target: str | os.PathLike[str]) -> str:
@@ -71,3 +47,13 @@ def default_target() -> str | Path:
     from .sqlite import default_db_path
 
     return default_db_path()
+
+
+__all__ = [
+    "SECRET_PARAMETERS",
+    "backend_for",
+    "default_target",
+    "is_url",
+    "redact_url",
+    "shown",
+]

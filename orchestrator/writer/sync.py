@@ -16,10 +16,11 @@ import asyncio
 import os
 import threading
 from collections.abc import Coroutine
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..core.models import LogType, Prompt
+from ..core.models import LogLevel, LogType, Prompt
 from .db import DatabaseManager
 from .runs import AgentRun, AgentRunContext, Step, finish_run
 
@@ -81,27 +82,50 @@ class SyncDatabaseManager:
         *,
         step: str | None = None,
         duration_ms: float | None = None,
+        created_at: str | datetime | None = None,
     ) -> str:
         """Queue an agent log without waiting; see :meth:`DatabaseManager.log_agent_event`."""
-        row = self.db.agent_log_row(agent_id, log_type, message, metadata, step, duration_ms)
+        row = self.db.agent_log_row(
+            agent_id, log_type, message, metadata, step, duration_ms, created_at
+        )
         if not self.db.knows_agent(row[1]):  # one round trip the first time only
             self._run(self.db.require_agent(row[1], "agent_logs.agent_id"))
         return self.db.enqueue_agent_log(row)
 
     def log_system_event(
         self,
-        log_level: str,
+        log_level: LogLevel | str,
         message: str,
         source: str | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        created_at: str | datetime | None = None,
     ) -> str:
+        """Queue a system log without waiting; see :meth:`DatabaseManager.log_system_event`."""
         return self.db.enqueue_system_log(
-            self.db.system_log_row(log_level, message, source, metadata)
+            self.db.system_log_row(log_level, message, source, metadata, created_at)
         )
 
-    def agent_run(self, orchestrator: str, **options: Any) -> SyncAgentRunContext:
+    def agent_run(
+        self,
+        orchestrator: str,
+        *,
+        session_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        parent_agent_id: str | None = None,
+    ) -> SyncAgentRunContext:
         """``with db.agent_run("plan_build", session_id=...) as run:``"""
-        return SyncAgentRunContext(self, orchestrator, options)
+        return SyncAgentRunContext(
+            self,
+            self.db.agent_run(
+                orchestrator,
+                session_id=session_id,
+                name=name,
+                description=description,
+                parent_agent_id=parent_agent_id,
+            ),
+        )
 
 
 class SyncAgentRun:
@@ -131,25 +155,13 @@ class SyncAgentRun:
 
 
 class SyncAgentRunContext:
-    def __init__(
-        self, owner: SyncDatabaseManager, orchestrator: str, options: dict[str, Any]
-    ) -> None:
+    def __init__(self, owner: SyncDatabaseManager, context: AgentRunContext) -> None:
         self.owner = owner
-        self.orchestrator = orchestrator
-        self.options = options
+        self.context = context
         self.run: SyncAgentRun | None = None
 
     def __enter__(self) -> SyncAgentRun:
-        options = self.options
-        context = AgentRunContext(
-            self.owner.db,
-            self.orchestrator,
-            session_id=options.get("session_id"),
-            name=options.get("name"),
-            description=options.get("description"),
-            parent_agent_id=options.get("parent_agent_id"),
-        )
-        self.run = SyncAgentRun(self.owner, self.owner._run(context.__aenter__()))
+        self.run = SyncAgentRun(self.owner, self.owner._run(self.context.__aenter__()))
         return self.run
 
     def __exit__(
