@@ -25,6 +25,33 @@ FIXTURES = Path(__file__).resolve().parent / "data" / "claude-code-transcripts"
 
 BACKENDS = ["sqlite", "postgresql"]
 
+# -- test lanes (markers registered in pyproject.toml) ----------------------------------------
+
+#: The lanes that are not unit tests: each of their tests is also ``slow``.
+LANES = ("browser", "postgres", "notebooks", "claude_cli", "phoenix")
+
+
+#: A test that asks for one of these fixtures (or for a fixture that does) is in its lane.
+FIXTURE_LANES = {"postgres_database": "postgres", "own_server": "postgres", "phoenix": "phoenix"}
+
+
+def _lanes(item: pytest.Item) -> set[str]:
+    """The lanes a test's fixtures put it in. A test on the ``postgresql`` backend is one
+    (``new_db_target`` asks for the server while the test runs: only the parameter shows)."""
+    lanes = {FIXTURE_LANES[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_LANES}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "postgresql":
+        lanes.add("postgres")
+    return lanes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for lane in _lanes(item):
+            item.add_marker(getattr(pytest.mark, lane))
+        if any(item.get_closest_marker(lane) for lane in LANES):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -35,6 +35,8 @@ from orchestrator.commands.maintenance import backup
 from orchestrator.reports.canned import load_metadata
 from orchestrator.writer.budgets import set_budget
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

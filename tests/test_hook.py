@@ -214,6 +214,7 @@ def test_a_locked_database_spools_then_nothing_is_lost_or_doubled(
     assert [log[1] for log in stored(db)] == [None, "toolu_1", "toolu_2", "toolu_3", None]
 
 
+@pytest.mark.postgres
 def test_a_postgres_database_away_then_back(tmp_path: Path) -> None:
     server = os.environ.get("ORCHESTRATOR_TEST_POSTGRES")
     if not server:

@@ -18,6 +18,8 @@ import pytest
 from orchestrator.reports import analysis
 from orchestrator.reports.notebooks import NOTEBOOKS_DIR, execute_notebook, render_notebook
 
+pytestmark = pytest.mark.notebooks
+
 RUN_HISTORY = NOTEBOOKS_DIR / "run_history.ipynb"
 SESSION_DRILLDOWN = NOTEBOOKS_DIR / "session_drilldown.ipynb"
 PLOTLY_JSON = "application/vnd.plotly.v1+json"

@@ -24,6 +24,8 @@ from orchestrator.store import migrations
 from orchestrator.store import postgres_migrations as pg_migrations
 from orchestrator.store.postgres import init_database, to_dollar
 
+pytestmark = pytest.mark.postgres
+
 #: SQLite's declared types and the PostgreSQL types that mean the same.
 TYPES = {"TEXT": "text", "INTEGER": "bigint", "REAL": "double precision"}
 ROOT = Path(__file__).resolve().parents[1]
