@@ -1206,15 +1206,9 @@ def m009_copy_progress(db: Database) -> None:
     _run(db, COPY_PROGRESS_DDL)
 
 
-@migration
-def m010_claude_code_session_state(db: Database) -> None:
-    """What today's Claude Code transcripts say beside the responses: the session's own cost
-    (``cost-state``: durations, lines changed, models it could not price), the working
-    directory and git worktree of the run, and each request's effort and thinking
-    (``api-request``)."""
-    _run(
-        db,
-        """
+#: m010's columns, for both engines (PostgreSQL's types through
+#: :func:`orchestrator.store.postgres_migrations.postgres_ddl`).
+CLAUDE_CODE_SESSION_STATE_DDL = """
 -- cost-state.totalDuration: the session's time as Claude Code
 -- counts it, over all its invocations (a resumed session's included)
 ALTER TABLE claude_code_runs ADD COLUMN total_duration_ms REAL;
@@ -1245,8 +1239,16 @@ ALTER TABLE prompt_responses ADD COLUMN thinking TEXT;
 ALTER TABLE prompt_responses ADD COLUMN thinking_budget_tokens INTEGER;
 -- params.max_tokens: the output cap asked for
 ALTER TABLE prompt_responses ADD COLUMN max_tokens INTEGER;
-""",
-    )
+"""
+
+
+@migration
+def m010_claude_code_session_state(db: Database) -> None:
+    """What today's Claude Code transcripts say beside the responses: the session's own cost
+    (``cost-state``: durations, lines changed, models it could not price), the working
+    directory and git worktree of the run, and each request's effort and thinking
+    (``api-request``)."""
+    _run(db, CLAUDE_CODE_SESSION_STATE_DDL)
 
 
 @migration

@@ -861,13 +861,27 @@ async def schema_sql(conn: Any) -> str:
     return text.replace(f'"{schema}".', "").replace(f"{schema}.", "")
 
 
+#: SQLite's declared types, and PostgreSQL's for the same values: its ``real`` has 4 bytes
+#: and its ``integer`` 4, so REAL is ``double precision`` and INTEGER ``bigint``.
+POSTGRES_TYPES = {"REAL": "double precision", "INTEGER": "bigint", "TEXT": "text"}
+
+
+def postgres_ddl(sqlite_ddl: str, types: tuple[str, ...] = tuple(POSTGRES_TYPES)) -> str:
+    """A migration's DDL, written once for SQLite (in :mod:`orchestrator.store.migrations`),
+    with PostgreSQL's type names: each of ``types`` (all by default; a shipped migration
+    names the ones it mapped, so that it runs the SQL it always ran)."""
+    for name in types:
+        sqlite_ddl = sqlite_ddl.replace(f" {name}", f" {POSTGRES_TYPES[name]}")
+    return sqlite_ddl
+
+
 @migration
 async def m008_budgets(conn: Any) -> None:
     """Budgets per workflow, model or session, and the windows already reported crossed."""
     from .migrations import BUDGETS_DDL
 
-    # The same tables; SQLite's REAL is PostgreSQL's double precision (its real is 4 bytes).
-    await conn.execute(BUDGETS_DDL.replace(" REAL", " double precision"))
+    # Shipped mapping only REAL (its INTEGER columns are PostgreSQL's integer).
+    await conn.execute(postgres_ddl(BUDGETS_DDL, types=("REAL",)))
 
 
 @migration
@@ -875,7 +889,7 @@ async def m009_copy_progress(conn: Any) -> None:
     """A first copy into an empty store, begun and not finished (``orchestrator.commands.copy``)."""
     from .migrations import COPY_PROGRESS_DDL
 
-    await conn.execute(COPY_PROGRESS_DDL.replace(" INTEGER", " bigint"))  # as every integer
+    await conn.execute(postgres_ddl(COPY_PROGRESS_DDL, types=("INTEGER",)))
 
 
 @migration
@@ -884,38 +898,9 @@ async def m010_claude_code_session_state(conn: Any) -> None:
     (``cost-state``: durations, lines changed, models it could not price), the working
     directory and git worktree of the run, and each request's effort and thinking
     (``api-request``)."""
-    await conn.execute("""
--- cost-state.totalDuration: the session's time as Claude Code
--- counts it, over all its invocations (a resumed session's included)
-ALTER TABLE claude_code_runs ADD COLUMN total_duration_ms double precision;
--- cost-state.totalToolDuration: time spent running tools
-ALTER TABLE claude_code_runs ADD COLUMN tool_duration_ms double precision;
--- cost-state.totalLinesAdded: lines of code the session added
-ALTER TABLE claude_code_runs ADD COLUMN lines_added bigint;
--- cost-state.totalLinesRemoved
-ALTER TABLE claude_code_runs ADD COLUMN lines_removed bigint;
--- cost-state.hasUnknownModelCost: 1 when Claude Code met a
--- model it has no price for (its reported cost then leaves that model out)
-ALTER TABLE claude_code_runs ADD COLUMN has_unknown_model_cost bigint;
--- the working directory (the transcript's environment snapshot)
-ALTER TABLE claude_code_runs ADD COLUMN cwd text;
--- the git branch checked out there (the lines' gitBranch)
-ALTER TABLE claude_code_runs ADD COLUMN git_branch text;
--- 1 when cwd is in a git repository
-ALTER TABLE claude_code_runs ADD COLUMN is_git_repo bigint;
--- 1 when cwd is a git worktree (not the main checkout)
-ALTER TABLE claude_code_runs ADD COLUMN is_worktree bigint;
--- the request's effort (api-request params.output_config.effort):
--- low | medium | high | ...; NULL when not sent
-ALTER TABLE prompt_responses ADD COLUMN effort text;
--- the request's extended thinking (params.thinking.type): enabled |
--- adaptive | disabled; NULL when not sent
-ALTER TABLE prompt_responses ADD COLUMN thinking text;
--- params.thinking.budget_tokens
-ALTER TABLE prompt_responses ADD COLUMN thinking_budget_tokens bigint;
--- params.max_tokens: the output cap asked for
-ALTER TABLE prompt_responses ADD COLUMN max_tokens bigint;
-""")
+    from .migrations import CLAUDE_CODE_SESSION_STATE_DDL
+
+    await conn.execute(postgres_ddl(CLAUDE_CODE_SESSION_STATE_DDL))
 
 
 @migration
@@ -924,9 +909,7 @@ async def m011_otel_collect(conn: Any) -> None:
     ``orchestrator collect`` (:data:`orchestrator.store.migrations.COLLECT_DDL`)."""
     from .migrations import COLLECT_DDL
 
-    await conn.execute(
-        COLLECT_DDL.replace(" REAL", " double precision").replace(" INTEGER", " bigint")
-    )
+    await conn.execute(postgres_ddl(COLLECT_DDL, types=("REAL", "INTEGER")))
 
 
 @migration
@@ -935,4 +918,4 @@ async def m012_otlp_exports(conn: Any) -> None:
     (:data:`orchestrator.store.migrations.OTLP_EXPORTS_DDL`)."""
     from .migrations import OTLP_EXPORTS_DDL
 
-    await conn.execute(OTLP_EXPORTS_DDL.replace(" INTEGER", " bigint"))
+    await conn.execute(postgres_ddl(OTLP_EXPORTS_DDL, types=("INTEGER",)))
