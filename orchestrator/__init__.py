@@ -1,5 +1,11 @@
 """Observability for AI developer workflows: record agent runs, prompts, tokens,
-cost and logs in one SQLite file, and read them in Datasette and notebooks."""
+cost and logs in one SQLite file (or PostgreSQL), and read them in Datasette and notebooks.
+
+The package in layers, each importing only those before it: ``core`` (rows, models,
+pricing, redaction), ``store`` (the backend seam, SQLite, PostgreSQL, the schema), ``writer``
+(:class:`DatabaseManager` and its sync facade), ``reports`` (what reads the store), then
+``commands``, ``claude_code`` and ``datasette_plugin``; the CLI (``cli``, ``entry``,
+``statusline``) on top. This module only names the public API, imported on first use."""
 
 # The public names are imported on first use (PEP 562), so ``import orchestrator`` costs
 # next to nothing and a command pays only for what it uses.

@@ -18,6 +18,9 @@ report or dashboard page given a ``start`` or ``end`` that is not a UTC day says
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
 so ``--setting default_allow_sql off`` still holds.
+
+May import: ``orchestrator.core``, ``store``, ``reports`` and ``commands`` (a snapshot is
+a copy); never the CLI.
 """
 
 from __future__ import annotations
