@@ -43,6 +43,12 @@ class Backend(ABC):
     def location(self) -> str:
         """Where the data lives, for messages (a path, or a URL without its password)."""
 
+    @property
+    @abstractmethod
+    def connection(self) -> Any:
+        """The driver's open connection (None before :meth:`open`), for what the seam has
+        no operation for."""
+
     @abstractmethod
     async def open(self) -> None:
         """Connect, creating or upgrading the schema first."""

@@ -217,7 +217,7 @@ class DatabaseManager:
         """The driver's connection (SQLite: an ``aiosqlite.Connection``; PostgreSQL: an
         ``asyncpg.Connection``), for what the manager has no method for; hold no
         transaction open across awaits of the manager."""
-        return getattr(self.backend, "connection", None)
+        return self.backend.connection
 
     @contextlib.asynccontextmanager
     async def _bounded(self) -> AsyncIterator[None]:
