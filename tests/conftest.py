@@ -31,6 +31,26 @@ BACKENDS = ["sqlite", "postgresql"]
 LANES = ("browser", "postgres", "notebooks", "claude_cli", "phoenix")
 
 
+#: Whole files of integration tests (subprocesses killed, servers, scale, other tools):
+#: slow, though each needs nothing the unit tests lack.
+SLOW_FILES = {
+    "test_ccusage_views.py",
+    "test_cli_errors.py",
+    "test_collect.py",
+    "test_concurrency.py",
+    "test_copy.py",
+    "test_datasette.py",
+    "test_datasette_scale.py",
+    "test_maintenance.py",
+    "test_merge.py",
+    "test_plugin.py",
+    "test_prune.py",
+    "test_quality.py",
+    "test_readme.py",
+    "test_serve.py",
+    "test_tail.py",
+}
+
 #: A test that asks for one of these fixtures (or for a fixture that does) is in its lane.
 FIXTURE_LANES = {"postgres_database": "postgres", "own_server": "postgres", "phoenix": "phoenix"}
 
@@ -49,7 +69,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for lane in _lanes(item):
             item.add_marker(getattr(pytest.mark, lane))
-        if any(item.get_closest_marker(lane) for lane in LANES):
+        if item.path.name in SLOW_FILES or any(item.get_closest_marker(lane) for lane in LANES):
             item.add_marker(pytest.mark.slow)
 
 
