@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from . import sqlite as backend
 from .cli_options import (
     FAILURE_EXIT_KEY,
     TARGET_KEY,
@@ -26,6 +25,7 @@ from .cli_options import (
     format_option,
     shown,
 )
+from .store import sqlite as backend
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,14 +55,14 @@ def init(db_path: Path | str, force: bool) -> None:
     data. Tables, indexes and triggers missing from an SQLite file are re-created and the
     totals they keep recomputed.
     """
-    from .maintenance import init_database
+    from .commands.maintenance import init_database
 
     if isinstance(db_path, str):
-        from .postgres import init_database as init_postgres
+        from .store.postgres import init_database as init_postgres
 
         names = init_postgres(db_path)
         if force:
-            from .copy import reset_store
+            from .commands.copy import reset_store
 
             saved, _ = reset_store(db_path)
             click.echo(f"Backed up {shown(db_path)} to {saved} (verified: counts, sums and ids)")
@@ -98,7 +98,7 @@ def init(db_path: Path | str, force: bool) -> None:
 def schema(url: str | None) -> None:
     """Print the schema's SQL (every table, index and trigger)."""
     if url is not None:
-        from .postgres import schema_sql
+        from .store.postgres import schema_sql
 
         click.echo(schema_sql(url), nl=False)
         return
@@ -122,7 +122,7 @@ def demo(db_path: Path | str, prompts: int, days: int, seed: int, end: datetime 
     DB (or --db) is the database file (or a postgresql:// URL), created if missing; an
     existing one is added to.
     """
-    from .demo import create_demo_database
+    from .commands.demo import create_demo_database
 
     # The library's end is an instant, the first one left out: the day after the last day.
     end_at = (end + timedelta(days=1)).replace(tzinfo=timezone.utc) if end else None
@@ -179,7 +179,7 @@ def report(
     spend_by_day --start 2026-11-01. Every report takes --start and --end (UTC days,
     both included); leave them out for all time. --db may be a postgresql:// URL.
     """
-    from .reports import reports, run_report_args
+    from .reports.canned import reports, run_report_args
 
     if name is None:
         for item in reports().values():
@@ -254,7 +254,7 @@ def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: b
     end compares row counts, token and cost sums and a digest of the ids on both sides,
     and fails on any difference.
     """
-    from .copy import CopyMismatch, merge_databases
+    from .commands.copy import CopyMismatch, merge_databases
 
     source = " + ".join(shown(one) for one in sources)
     click.get_current_context().meta[TARGET_KEY] = f"{source} -> {shown(target)}"
@@ -307,7 +307,7 @@ def format_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> 
     """Rows as an aligned text table, CSV or JSON (a list of objects). CSV and JSON hold
     the values as they are; the table shows them for reading (:func:`display.cell`:
     floats rounded, control characters escaped, long text cut with a marker)."""
-    from .display import CELL_WIDTH, cell
+    from .core.display import CELL_WIDTH, cell
 
     if fmt == "json":
         return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2) + "\n"
@@ -381,8 +381,7 @@ def serve(
     copied first and refreshed every --refresh seconds; each page says as of when. The
     command becomes the Datasette process: stopping it stops the server.
     """
-    from .ids import utc_now
-    from .serve import (
+    from .commands.serve import (
         check_port,
         database_to_serve,
         datasette_command,
@@ -390,6 +389,7 @@ def serve(
         make_snapshot,
         snapshot_path,
     )
+    from .core.ids import utc_now
 
     host = host or ("0.0.0.0" if share else "127.0.0.1")
     check_port(host, port)  # before a snapshot or a demo is made, and Datasette started
@@ -460,7 +460,7 @@ def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) 
     Reported costs stay as reported; unpriced prompts of a model that now has a price
     become priced; summaries and run totals follow.
     """
-    from .reprice import reprice as run_reprice
+    from .commands.reprice import reprice as run_reprice
 
     try:
         result = run_reprice(db_path, since=since, model=model, dry_run=dry_run)
@@ -497,7 +497,7 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
     reclaims the old row versions). Safe to run while ADWs write, and again: a run that
     was stopped is finished by the next. --db may be a postgresql:// URL.
     """
-    from .redact_stored import redact_stored
+    from .commands.redact_stored import redact_stored
 
     try:
         result = redact_stored(db_path, dry_run=dry_run)
@@ -543,7 +543,7 @@ def tail(
     system) and cost in USD, then what happened. Coloured on a terminal. A database
     file replaced or deleted meanwhile is said on stderr and followed, like tail -F.
     """
-    from .tail import EventFilter, follow
+    from .reports.tail import EventFilter, follow
 
     filters = EventFilter(workflow=workflow, session=session, run=run_, level=level)
     try:
@@ -564,10 +564,10 @@ _LEVEL_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
 
 
 def format_event(event: Any) -> str:
-    """One line for an :class:`orchestrator.tail.Event`, with colours that click drops
+    """One line for an :class:`orchestrator.reports.tail.Event`, with colours that click drops
     when the output is not a terminal; stored text shown printable (control characters
     escaped: :func:`display.printable`)."""
-    from .display import printable
+    from .core.display import printable
 
     run = printable(event.run or "")
     if event.run_id:
@@ -596,12 +596,12 @@ def backup(db_path: Path | str, dest: Path) -> None:
     it as `orchestrator copy` does, and verified the same way.
     """
     if isinstance(db_path, str):
-        from .copy import backup_store
+        from .commands.copy import backup_store
 
         target, _ = backup_store(db_path, dest)
         check = "verified: counts, sums and ids match; integrity check ok"
     else:
-        from .maintenance import backup as copy_database
+        from .commands.maintenance import backup as copy_database
 
         target, check = copy_database(db_path, dest), "integrity check ok"
     size = target.stat().st_size
@@ -617,7 +617,7 @@ def prune(db_path: Path | str, before: str, dry_run: bool) -> None:
 
     The daily summaries stay as they were: spend and token reports by day do not change.
     """
-    from .maintenance import prune as prune_database
+    from .commands.maintenance import prune as prune_database
 
     try:
         result = prune_database(db_path, before, dry_run=dry_run)
@@ -663,8 +663,8 @@ def budget_set(
 
     A limit is a finite amount of USD above 0; `budget remove` removes a budget.
     """
-    from .budgets import set_budget
-    from .errors import InvalidInput
+    from .core.errors import InvalidInput
+    from .writer.budgets import set_budget
 
     try:
         set_budget(db_path, scope, name, daily_usd=daily, monthly_usd=monthly)
@@ -691,7 +691,7 @@ def budget_set(
 )
 def budget_remove(db_path: Path | str, name: str, scope: str) -> None:
     """Remove the budget of NAME (its past alerts stay in the logs); exit 1 if it has none."""
-    from .budgets import remove_budget
+    from .writer.budgets import remove_budget
 
     if not remove_budget(db_path, scope, name):
         raise click.ClickException(f"no budget of {scope} {name} in {shown(db_path)}")
@@ -699,7 +699,7 @@ def budget_remove(db_path: Path | str, name: str, scope: str) -> None:
 
 
 def _budget_rows(db_path: Path | str) -> tuple[list[str], list[tuple[Any, ...]], int]:
-    from .budgets import statuses
+    from .writer.budgets import statuses
 
     found = statuses(db_path)
     rows = [
@@ -770,8 +770,8 @@ def collect(db_path: Path | str, host: str, port: int, token: str | None) -> Non
     Claude Code at it: CLAUDE_CODE_ENABLE_TELEMETRY=1 OTEL_LOGS_EXPORTER=otlp
     OTEL_METRICS_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318.
     """
-    from .collect import serve
-    from .errors import InvalidInput
+    from .claude_code.collect import serve
+    from .core.errors import InvalidInput
 
     def ready(server: Any) -> None:
         click.echo(f"Collecting into {shown(str(db_path))} on http://{host}:{port}", err=True)

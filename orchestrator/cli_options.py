@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from .targets import default_target, is_url, shown
+from .store.targets import default_target, is_url, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,7 +129,7 @@ def failure_message(exc: BaseException, target: str | None = None) -> str | None
     one line, naming ``target`` (the database as :func:`shown`) when the database's own
     message does not.
     """
-    from .errors import OrchestratorError, SchemaConflict
+    from .core.errors import OrchestratorError, SchemaConflict
 
     database_error = isinstance(exc, (sqlite3.Error, SchemaConflict)) or _is_postgres_error(exc)
     if not (database_error or isinstance(exc, (OrchestratorError, OSError, ValueError))):

@@ -1,4 +1,4 @@
-"""``orchestrator export``: the store's runs sent elsewhere (:mod:`orchestrator.export`).
+"""``orchestrator export``: the store's runs sent elsewhere (:mod:`orchestrator.commands.export`).
 
 A module of its own so the ``orchestrator`` group only registers it: the OpenTelemetry
 SDK is imported when an export runs, not when any command starts.
@@ -57,7 +57,7 @@ def otlp(
     $OTEL_RESOURCE_ATTRIBUTES is sent as the resource (Phoenix's project:
     openinference.project.name=NAME).
     """
-    from .export import ExportError, export_otlp, parse_headers
+    from .commands.export import ExportError, export_otlp, parse_headers
 
     def progress(result: object) -> None:
         if follow:

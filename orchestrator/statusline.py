@@ -31,7 +31,7 @@ REPORTS = ("usage_blocks", "budgets")
 
 
 def _cache_dir() -> str:
-    # Where orchestrator.reports.cache_dir() keeps derived files (pathlib is not imported).
+    # Where orchestrator.reports.canned.cache_dir() keeps derived files (pathlib is not imported).
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "adw-orchestrator")
 
@@ -69,7 +69,7 @@ def report_sql() -> dict[str, str]:
             return {name: str(kept["sql"][name]) for name in REPORTS}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    from .reports import get_report, write_cache_file
+    from .reports.canned import get_report, write_cache_file
 
     sql = {name: get_report(name).sql for name in REPORTS}
     if key is not None:
@@ -86,7 +86,7 @@ def _database(args: list[str]) -> str:
             return args[number + 1]
         if word.startswith("--db="):
             return word[5:]
-    # As orchestrator.sqlite.default_db_path() (not imported: it imports the schema).
+    # As orchestrator.store.sqlite.default_db_path() (not imported: it imports the schema).
     return os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH") or "orchestrator.db"
 
 
@@ -143,7 +143,7 @@ def status_line(status: dict[str, Any], db_path: str, now: datetime | None = Non
 
 
 def _block(conn: sqlite3.Connection, sql: str, now: datetime) -> str:
-    from .sql_functions import register
+    from .reports.sql_functions import register
 
     register(conn)
     since = (now - timedelta(days=1)).strftime("%Y-%m-%d")

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import asyncpg
 
-from orchestrator import SyncDatabaseManager, pg_migrations
-from orchestrator.copy import TABLES, copy_database
+from orchestrator import SyncDatabaseManager
+from orchestrator.commands.copy import TABLES, copy_database
+from orchestrator.store import postgres_migrations as pg_migrations
 
 ORCHESTRATOR = [sys.executable, "-c", "from orchestrator.cli import cli; cli()"]
 
@@ -151,7 +152,7 @@ def main() -> None:
         wall, cpu, mb = timed([*ORCHESTRATOR, "copy", target, str(snapshot)])
         line("orchestrator copy PostgreSQL -> SQLite (snapshot)", wall, cpu, mb, rows)
 
-        from orchestrator.ids import new_id
+        from orchestrator.core.ids import new_id
 
         since = new_id()
         write_events(target, args.events)

@@ -3,7 +3,7 @@
     python scripts/bench_datasette.py --db big.db [--repeat 10]
 
 Serves ``--db`` in-process with the project's plugin (the same metadata, reports and
-settings as ``orchestrator serve``: ``orchestrator.serve.DATASETTE_SETTINGS``) and
+settings as ``orchestrator serve``: ``orchestrator.commands.serve.DATASETTE_SETTINGS``) and
 fetches through Datasette's ASGI client, after one warm-up each, every page a user
 reaches from the home page:
 
@@ -36,8 +36,8 @@ from datasette.plugins import pm
 from datasette.utils import tilde_encode
 
 from orchestrator import datasette_plugin
-from orchestrator.reports import reports
-from orchestrator.serve import DATASETTE_SETTINGS
+from orchestrator.commands.serve import DATASETTE_SETTINGS
+from orchestrator.reports.canned import reports
 
 
 async def timed(ds: Datasette, path: str, repeat: int) -> tuple[float, float, int]:

@@ -49,7 +49,7 @@ def _peak_mb() -> float:
 
 
 def phase_export(db: str) -> dict[str, float]:
-    from orchestrator.export import export_otlp
+    from orchestrator.commands.export import export_otlp
 
     sink = _sink()
     started = time.perf_counter()
@@ -60,8 +60,8 @@ def phase_export(db: str) -> dict[str, float]:
 
 def phase_floor(db: str) -> dict[str, float]:
     """The same spans built first (not timed), then only the SDK exporter's export()."""
-    from orchestrator.export import BATCH, _rows_of, build_traces, make_exporter
-    from orchestrator.targets import backend_for
+    from orchestrator.commands.export import BATCH, _rows_of, build_traces, make_exporter
+    from orchestrator.store.targets import backend_for
 
     async def spans() -> list[list[Any]]:
         backend = backend_for(db)
@@ -116,7 +116,7 @@ def main() -> None:
         phase = phase_export if args.phase == "export" else phase_floor
         print(json.dumps(phase(args.db)))
         return
-    from orchestrator.demo import create_demo_database
+    from orchestrator.commands.demo import create_demo_database
 
     with tempfile.TemporaryDirectory() as folder:
         for prompts in (args.small, args.prompts):

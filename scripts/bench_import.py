@@ -13,7 +13,7 @@ alternating in the same run; figures are medians of ``--runs`` rounds.
 * First: ``orchestrator import claude-code`` into a fresh database, then
   ``orchestrator report daily_tokens --format json`` (the two processes' CPU summed),
   against ``ccusage daily --offline -z UTC --json``. The prices genai-prices gave for the
-  corpus's models are cached on disk (``orchestrator.pricing``), as after any earlier
+  corpus's models are cached on disk (``orchestrator.core.pricing``), as after any earlier
   import on the machine; "rates cache cold" runs the import with an empty
   ``$XDG_CACHE_HOME`` instead (the very first import after installing, or after a
   genai-prices upgrade).

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlite_utils import Database  # noqa: E402
 
-from orchestrator import migrations  # noqa: E402
-from orchestrator.analysis import report_frame  # noqa: E402
-from orchestrator.notebooks import NOTEBOOKS_DIR, execute_notebook  # noqa: E402
-from orchestrator.sqlite import connect  # noqa: E402
+from orchestrator.reports.analysis import report_frame  # noqa: E402
+from orchestrator.reports.notebooks import NOTEBOOKS_DIR, execute_notebook  # noqa: E402
+from orchestrator.store import migrations  # noqa: E402
+from orchestrator.store.sqlite import connect  # noqa: E402
 
 
 def pending_migrations(path: Path) -> list[str]:

@@ -5,7 +5,7 @@ batch (``executemany``, ``COPY``, ``INSERT ... SELECT FROM unnest(...)``), inser
 rows in batches of ``--batch`` rows, one transaction per batch, into a table shaped like
 ``agent_logs`` (text ids and timestamps, a foreign key, its two indexes; no triggers: they
 cost every driver the same). Prints rows/s, the median of interleaved rounds. This is how
-the PostgreSQL backend's driver and batch method were chosen (see orchestrator/postgres.py).
+the PostgreSQL backend's driver and batch method were chosen (see orchestrator/store/postgres.py).
 
     python scripts/bench_pg_drivers.py postgresql://localhost/postgres [--rows 50000]
 """
@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from orchestrator.ids import new_id, utc_now
+from orchestrator.core.ids import new_id, utc_now
 
 COLUMNS = ("id", "agent_id", "log_type", "message", "metadata", "created_at", "step", "duration_ms")
 TYPES = ("text", "text", "text", "text", "text", "text", "text", "float8")
@@ -38,7 +38,7 @@ CREATE INDEX bench_logs_created ON bench_logs(created_at);
 MESSAGES = [
     "Running tool Bash: pytest -x tests/test_writer.py -k batch",
     "Read file src/app/models.py (412 lines)",
-    "step build: applying patch to orchestrator/db.py",
+    "step build: applying patch to orchestrator/writer/db.py",
     "Edit: replaced 12 lines in README.md",
 ]
 INSERT_DOLLAR = (

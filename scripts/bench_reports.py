@@ -28,7 +28,7 @@ migrated (unless ``--postgres`` copies it, below): a query on a table it lacks p
 ERROR (run any ``orchestrator`` command on it first).
 
 With ``--postgres URL`` every query also runs on PostgreSQL, translated as
-``orchestrator report`` runs it (:mod:`orchestrator.pg_reports`), over the same rows: an
+``orchestrator report`` runs it (:mod:`orchestrator.reports.postgres`), over the same rows: an
 empty database at URL is first filled from the SQLite file with ``orchestrator copy``
 (the time is printed), which opens the file as every opener does: a file older than the
 migrations is upgraded first. Each timed run declares a cursor for the statement (parsed
@@ -59,10 +59,10 @@ sys.path.insert(0, str(ROOT))
 
 from datasette_dashboards import replace_opts_in_query  # noqa: E402
 
+from orchestrator.commands.demo import create_demo_database  # noqa: E402
 from orchestrator.datasette_plugin.dashboards import fill_report_queries  # noqa: E402
-from orchestrator.demo import create_demo_database  # noqa: E402
-from orchestrator.pg_reports import translated  # noqa: E402
-from orchestrator.reports import Report, load_metadata, reports  # noqa: E402
+from orchestrator.reports.canned import Report, load_metadata, reports  # noqa: E402
+from orchestrator.reports.postgres import translated  # noqa: E402
 
 END = datetime(2026, 11, 26, tzinfo=timezone.utc)  # the data's last day is the 25th
 DAYS = 84
@@ -117,7 +117,7 @@ class Postgres:
     """One asyncpg connection to the database at ``url``, driven from synchronous code."""
 
     def __init__(self, url: str) -> None:
-        from orchestrator.postgres import connect
+        from orchestrator.store.postgres import connect
 
         self.url = url
         self.loop = asyncio.new_event_loop()
@@ -152,7 +152,7 @@ class Postgres:
         return (*summarise(times), rows)
 
     def timed_connect(self, repeat: int) -> tuple[float, float]:
-        from orchestrator.postgres import connect
+        from orchestrator.store.postgres import connect
 
         async def once() -> None:
             conn = await connect(self.url)
@@ -185,8 +185,8 @@ def summarise(times: list[float]) -> tuple[float, float]:
 def load_postgres(path: Path, url: str) -> None:
     """Fill an empty PostgreSQL database from the SQLite file with ``orchestrator copy``
     (verified); a filled one is reused as it is."""
-    from orchestrator.copy import copy_database
-    from orchestrator.postgres import init_database
+    from orchestrator.commands.copy import copy_database
+    from orchestrator.store.postgres import init_database
 
     init_database(url)
     pg = Postgres(url)

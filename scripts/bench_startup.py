@@ -50,10 +50,10 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="bench-startup-")
     db = args.db or Path(folder) / "orchestrator.db"
     if not db.exists():
-        from orchestrator.demo import create_demo_database
+        from orchestrator.commands.demo import create_demo_database
 
         asyncio.run(create_demo_database(db, prompts=3000, seed=1))
-    from orchestrator.reports import get_report
+    from orchestrator.reports.canned import get_report
 
     sql = get_report(args.report).sql
     params = dict.fromkeys(get_report(args.report).parameters, "")

@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from orchestrator.demo import create_demo_database
+from orchestrator.commands.demo import create_demo_database
 
 STATUS = {
     "hook_event_name": "Status",

@@ -1,4 +1,4 @@
-"""Benchmark following the database (``orchestrator.tail``) while a writer writes.
+"""Benchmark following the database (``orchestrator.reports.tail``) while a writer writes.
 
 Prints:
 
@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 from orchestrator import DatabaseManager, SyncDatabaseManager
-from orchestrator import sqlite as backend
+from orchestrator.store import sqlite as backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
 FOLLOWER = """
 import json, resource, sys, time
-from orchestrator.tail import follow
+from orchestrator.reports.tail import follow
 path, idle = sys.argv[1], float(sys.argv[2])
 list(follow(path, backlog=0, duration=0))
 before = resource.getrusage(resource.RUSAGE_SELF)

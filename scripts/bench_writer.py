@@ -37,15 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import DatabaseManager
-from orchestrator import sqlite as backend
-from orchestrator.ids import new_id, utc_now
-from orchestrator.rows import AGENT_LOG_COLUMNS
-from orchestrator.writer import AGENT_LOG_INSERT
+from orchestrator.core.ids import new_id, utc_now
+from orchestrator.core.rows import AGENT_LOG_COLUMNS
+from orchestrator.store import sqlite as backend
+from orchestrator.writer.log_writer import AGENT_LOG_INSERT
 
 MESSAGES = [
     "Running tool Bash: pytest -x tests/test_writer.py -k batch",
     "Read file src/app/models.py (412 lines)",
-    "step build: applying patch to orchestrator/db.py",
+    "step build: applying patch to orchestrator/writer/db.py",
     "Edit: replaced 12 lines in README.md",
 ]
 
@@ -237,7 +237,7 @@ async def pg_raw(target: str, rows: list[tuple], how: str) -> float:
     """The same rows through asyncpg alone, in one transaction, as the writer sends a batch."""
     import asyncpg
 
-    from orchestrator.postgres import to_dollar
+    from orchestrator.store.postgres import to_dollar
 
     conn = await asyncpg.connect(target)
     start = time.perf_counter()

@@ -7,7 +7,7 @@ Executes NOTEBOOK top to bottom (nbclient) against DB, a file or a postgresql://
 (default: $ORCHESTRATOR_DB, else ./orchestrator.db), and exports it with nbconvert;
 plotly.js is inlined and no script is loaded from the network. ``-p SESSION_ID
 adw-1234abcd`` overrides a value of the cell tagged ``parameters``. All the work is
-:func:`orchestrator.notebooks.render_notebook`.
+:func:`orchestrator.reports.notebooks.render_notebook`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.notebooks import render_notebook  # noqa: E402
+from orchestrator.reports.notebooks import render_notebook  # noqa: E402
 
 
 def main() -> None:

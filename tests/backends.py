@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from orchestrator.copy import RUN_TOTALS  # loaded as 0, then rebuilt by the triggers
-from orchestrator.postgres import to_dollar
-from orchestrator.targets import is_url
+from orchestrator.commands.copy import RUN_TOTALS  # loaded as 0, then rebuilt by the triggers
+from orchestrator.store.postgres import to_dollar
+from orchestrator.store.targets import is_url
 
 Target = str | Path
 
@@ -146,7 +146,7 @@ def load_into_postgres(source: Path, url: str, *, batch: int = 20_000) -> dict[s
     comparing them with SQLite's checks the triggers. The ledger, the full-text tables
     and the migrations' own rows (``duration_buckets``) stay as the migrations made them.
     """
-    from orchestrator.postgres import connect
+    from orchestrator.store.postgres import connect
 
     skip = {*SUMMARY_TABLES, "duration_buckets", "_sqlite_migrations"}
 
@@ -246,8 +246,9 @@ def activity_payload(points: list[tuple[Any, ...]] = ACTIVITY) -> dict[str, Any]
 def store_otlp_metrics(target: Target, payload: dict[str, Any]) -> None:
     """``payload`` (OTLP/JSON metrics) stored in ``target`` as ``orchestrator collect``
     stores what it receives."""
-    from orchestrator import otlp
     from orchestrator.collect import Collector, build
+
+    from orchestrator import otlp
 
     collector = Collector(str(target))
     collector.start()

@@ -25,6 +25,53 @@ FIXTURES = Path(__file__).resolve().parent / "data" / "claude-code-transcripts"
 
 BACKENDS = ["sqlite", "postgresql"]
 
+# -- test lanes (markers registered in pyproject.toml) ----------------------------------------
+
+#: The lanes that are not unit tests: each of their tests is also ``slow``.
+LANES = ("browser", "postgres", "notebooks", "claude_cli", "phoenix")
+
+
+#: Whole files of integration tests (subprocesses killed, servers, scale, other tools):
+#: slow, though each needs nothing the unit tests lack.
+SLOW_FILES = {
+    "test_ccusage_views.py",
+    "test_cli_errors.py",
+    "test_collect.py",
+    "test_concurrency.py",
+    "test_copy.py",
+    "test_datasette.py",
+    "test_datasette_scale.py",
+    "test_maintenance.py",
+    "test_merge.py",
+    "test_plugin.py",
+    "test_prune.py",
+    "test_quality.py",
+    "test_readme.py",
+    "test_serve.py",
+    "test_tail.py",
+}
+
+#: A test that asks for one of these fixtures (or for a fixture that does) is in its lane.
+FIXTURE_LANES = {"postgres_database": "postgres", "own_server": "postgres", "phoenix": "phoenix"}
+
+
+def _lanes(item: pytest.Item) -> set[str]:
+    """The lanes a test's fixtures put it in. A test on the ``postgresql`` backend is one
+    (``new_db_target`` asks for the server while the test runs: only the parameter shows)."""
+    lanes = {FIXTURE_LANES[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_LANES}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "postgresql":
+        lanes.add("postgres")
+    return lanes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for lane in _lanes(item):
+            item.add_marker(getattr(pytest.mark, lane))
+        if item.path.name in SLOW_FILES or any(item.get_closest_marker(lane) for lane in LANES):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -58,7 +105,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Shared: tests only read it. A test that writes copies it first; one that does not
     fails this fixture's teardown.
     """
-    from orchestrator.demo import create_demo_database
+    from orchestrator.commands.demo import create_demo_database
 
     path = tmp_path_factory.mktemp("demo") / "orchestrator.db"
     asyncio.run(create_demo_database(path, **DEMO))
@@ -70,7 +117,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated database with no rows, shared like :func:`demo_db` (read-only)."""
-    from orchestrator import sqlite as backend
+    from orchestrator.store import sqlite as backend
 
     path = tmp_path_factory.mktemp("empty") / "orchestrator.db"
     backend.connect(path).close()

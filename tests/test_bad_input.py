@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import DatabaseManager, InvalidInput
-from orchestrator.columns import PLAIN, is_canonical_uuid, plain_row
-from orchestrator.models import (
+from orchestrator.core.columns import PLAIN, is_canonical_uuid, plain_row
+from orchestrator.core.models import (
     Agent,
     AgentLog,
     AgentStatus,
@@ -27,7 +27,7 @@ from orchestrator.models import (
     Usage,
     _canonical_uuid,
 )
-from orchestrator.rows import PROMPT_COLUMNS, canonical_id, prompt_row, prompt_tuple
+from orchestrator.core.rows import PROMPT_COLUMNS, canonical_id, prompt_row, prompt_tuple
 
 
 @pytest.fixture
@@ -253,7 +253,7 @@ async def test_values_that_cannot_be_stored_are_refused_at_the_call(
 ) -> None:
     """InvalidInput naming the field, never a raw AttributeError / OverflowError /
     RecursionError / UnicodeEncodeError, and nothing written; the writer keeps working."""
-    from orchestrator.runs import AgentRun
+    from orchestrator.writer.runs import AgentRun
 
     orch = (await db.get_agent(agent_id)).orchestrator_agent_id
     run = AgentRun(db, agent_id, orch, None, None)
@@ -273,7 +273,7 @@ async def test_values_that_cannot_be_stored_are_refused_at_the_call(
 
 def _normalised(value: str) -> str | None:
     """What a timestamp's text is stored as, the long way (None: refused)."""
-    from orchestrator.ids import format_timestamp, parse_timestamp
+    from orchestrator.core.ids import format_timestamp, parse_timestamp
 
     try:
         return format_timestamp(parse_timestamp(value))
@@ -289,7 +289,7 @@ def _normalised(value: str) -> str | None:
     | st.text(alphabet="0123456789-:.TZ+ ", max_size=30)
 )
 def test_a_timestamp_is_kept_normalised_or_refused_as_parsing_it_would(value: str) -> None:
-    from orchestrator.rows import timestamp
+    from orchestrator.core.rows import timestamp
 
     expected = _normalised(value)
     if expected is None:
@@ -301,7 +301,7 @@ def test_a_timestamp_is_kept_normalised_or_refused_as_parsing_it_would(value: st
 
 @pytest.mark.parametrize("value", ["2026-02-30T00:00:00.000Z", "2026-01-31T25:00:00.000Z"])
 def test_an_impossible_time_in_the_stored_format_is_refused(value: str) -> None:
-    from orchestrator.rows import timestamp
+    from orchestrator.core.rows import timestamp
 
     with pytest.raises(InvalidInput, match=r"agents\.created_at"):
         timestamp(value, "agents.created_at")

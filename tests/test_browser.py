@@ -32,9 +32,11 @@ import pytest
 from backends import ACTIVITY, activity_payload, store_otlp_metrics
 from servers import free_port
 
-from orchestrator.budgets import set_budget
-from orchestrator.maintenance import backup
-from orchestrator.reports import load_metadata
+from orchestrator.commands.maintenance import backup
+from orchestrator.reports.canned import load_metadata
+from orchestrator.writer.budgets import set_budget
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -375,7 +377,7 @@ def write_hostile_history(target: Path | str) -> dict[str, str]:
     from backends import execute, is_postgres, rows
 
     from orchestrator import SyncDatabaseManager
-    from orchestrator.ids import utc_now
+    from orchestrator.core.ids import utc_now
 
     workflow, model = hostile("workflow"), hostile("model")
     with SyncDatabaseManager(target) as manager:
@@ -745,7 +747,7 @@ def test_claude_code_activity_panel(server: Server, page: tuple[Any, Problems]) 
 def test_a_report_given_a_day_that_is_not_one_says_so(
     one_day_server: Server, page: tuple[Any, Problems]
 ) -> None:
-    from orchestrator.reports import check_date_window
+    from orchestrator.reports.canned import check_date_window
 
     tab, problems = page
     with pytest.raises(ValueError) as refused:

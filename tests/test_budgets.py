@@ -11,9 +11,9 @@ from backends import Target, execute, rows
 from click.testing import CliRunner
 
 from orchestrator import DatabaseManager
-from orchestrator.budgets import set_budget, statuses
 from orchestrator.cli import cli
-from orchestrator.ids import utc_now
+from orchestrator.core.ids import utc_now
+from orchestrator.writer.budgets import set_budget, statuses
 
 USAGE = {"tokens_input": 100_000, "tokens_output": 10_000}  # haiku: $0.10 + $0.05 = $0.15
 
@@ -95,7 +95,7 @@ def test_budgets_report_against_the_raw_prompts(db_path: Path) -> None:
     import sqlite3
     from datetime import datetime, timedelta, timezone
 
-    from orchestrator.reports import run_report
+    from orchestrator.reports.canned import run_report
 
     now = datetime.now(timezone.utc)
     times = [now, now - timedelta(days=1), now - timedelta(days=40)]
@@ -169,7 +169,7 @@ def test_a_limit_that_is_no_amount_is_refused_naming_the_option(
 
 
 def test_a_budget_is_removed(db_target: Target) -> None:
-    from orchestrator.budgets import remove_budget
+    from orchestrator.writer.budgets import remove_budget
 
     runner = CliRunner()
     db = ["--db", str(db_target)]

@@ -21,7 +21,7 @@ import pytest
 from test_transcripts import CCUSAGE, OWN, fixture_config_dir
 
 from orchestrator.claude_code import import_transcripts
-from orchestrator.reports import run_report
+from orchestrator.reports.canned import run_report
 
 ZONES = ["UTC", "Europe/Madrid", "America/Los_Angeles", "Asia/Tokyo"]
 TOKENS = {

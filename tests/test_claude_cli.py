@@ -7,10 +7,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from fake_anthropic import TOKEN_COLUMNS, FakeAnthropic, run_claude, token_totals
 
 from orchestrator.cli import cli
+
+pytestmark = pytest.mark.claude_cli
 
 
 def prompt_totals(db: Path) -> dict[str, int]:

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.cli_options import DB_HELP
-from orchestrator.reports import run_report
-from orchestrator.serve import datasette_command
+from orchestrator.commands.serve import datasette_command
+from orchestrator.reports.canned import run_report
 
 ARGS = ["--prompts", "300", "--seed", "4", "--end", "2026-11-01", "--days", "14"]
 
@@ -239,9 +239,9 @@ async def test_shared_instance_refuses_anonymous_visitors(
 ) -> None:
     from datasette.app import Datasette
 
-    from orchestrator import sqlite as backend
-    from orchestrator.reports import metadata_for
-    from orchestrator.serve import password_hash_from_env, share_metadata
+    from orchestrator.commands.serve import password_hash_from_env, share_metadata
+    from orchestrator.reports.canned import metadata_for
+    from orchestrator.store import sqlite as backend
 
     db = tmp_path / "orchestrator.db"
     backend.connect(db).close()

@@ -23,7 +23,7 @@ from backends import Target, postgres_admin, rows, with_search_path
 from servers import free_port
 
 from orchestrator import DatabaseManager
-from orchestrator import sqlite as backend
+from orchestrator.store import sqlite as backend
 
 UNREACHABLE = "postgresql://127.0.0.1:1/x"
 

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator import SyncDatabaseManager
-from orchestrator import tail as tail_module
 from orchestrator.cli import cli
-from orchestrator.tail import Event, follow
+from orchestrator.reports import tail as tail_module
+from orchestrator.reports.tail import Event, follow
 
 #: Sets the window title, rings the bell, returns to the start of the line, clears the
 #: screen, a C1 CSI, a right-to-left override; among plain non-ASCII text.

@@ -23,8 +23,8 @@ import pytest
 from backends import Target, rows
 from servers import free_port, listening
 
-from orchestrator import otlp
-from orchestrator.collect import Collector, CollectServer, build
+from orchestrator.claude_code import otlp
+from orchestrator.claude_code.collect import Collector, CollectServer, build
 
 DATA = Path(__file__).parent / "data" / "otlp"
 SESSION = "a219a55c-1a53-406a-a098-0922a0c9652f"  # the recorded JSON payloads' session
@@ -33,7 +33,7 @@ JSON_LOGS = ["logs-user-prompt.json", "logs-api-request.json", "logs-tool-result
 
 def records(name: str) -> list[dict[str, Any]]:
     """The log records of a recorded JSON payload, attributes as a dict (read here by
-    hand, independently of orchestrator.otlp)."""
+    hand, independently of orchestrator.claude_code.otlp)."""
     found = []
     for resource in json.loads((DATA / name).read_text())["resourceLogs"]:
         for scope in resource["scopeLogs"]:
@@ -282,8 +282,8 @@ def test_protobuf_is_answered_in_protobuf_and_hooks_land_in_the_sessions_run(
 
 
 def test_other_interfaces_need_a_token(tmp_path: Path) -> None:
-    from orchestrator.collect import serve
-    from orchestrator.errors import InvalidInput
+    from orchestrator.claude_code.collect import serve
+    from orchestrator.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="--token"):
         serve(str(tmp_path / "o.db"), "0.0.0.0", free_port())

@@ -20,10 +20,10 @@ from servers import PostgresCluster, postgres_cluster
 
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
-from orchestrator.copy import SUMMARIES, TABLES, CopyMismatch, copy_database
-from orchestrator.demo import create_demo_database
-from orchestrator.maintenance import prune
-from orchestrator.reports import reports, run_report
+from orchestrator.commands.copy import SUMMARIES, TABLES, CopyMismatch, copy_database
+from orchestrator.commands.demo import create_demo_database
+from orchestrator.commands.maintenance import prune
+from orchestrator.reports.canned import reports, run_report
 
 LAST_DAY = "2026-11-25"
 
@@ -510,7 +510,7 @@ def test_a_first_copy_whose_server_stops_half_way_is_finished_once_it_is_back(
 def test_every_table_of_the_schema_is_copied(empty_db: Path) -> None:
     """A table added by a migration and left out of copy's lists would be lost by every
     copy, backup and served snapshot of the store."""
-    from orchestrator.copy import PROGRESS
+    from orchestrator.commands.copy import PROGRESS
 
     conn = sqlite3.connect(empty_db)
     try:

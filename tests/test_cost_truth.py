@@ -117,7 +117,7 @@ async def test_a_usage_dict_with_one_hour_writes_is_priced_per_lifetime(db_path:
 def test_repair_recomputes_the_one_hour_writes_of_the_daily_summary(
     tmp_path: Path, db_path: Path
 ) -> None:
-    from orchestrator.maintenance import init_database
+    from orchestrator.commands.maintenance import init_database
 
     import_transcripts([fixture_config_dir(tmp_path)], db_path=db_path)
     by_day = (

@@ -20,7 +20,13 @@ from datasette.app import Datasette
 from datasette_dashboards import replace_opts_in_query
 
 from orchestrator.datasette_plugin.dashboards import fill_report_queries
-from orchestrator.reports import load_metadata, metadata_for, reports, run_report, run_report_args
+from orchestrator.reports.canned import (
+    load_metadata,
+    metadata_for,
+    reports,
+    run_report,
+    run_report_args,
+)
 
 # demo_db (shared, read-only) and empty_db come from conftest.py.
 

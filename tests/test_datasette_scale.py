@@ -20,7 +20,7 @@ import pytest
 from datasette.app import Datasette
 
 from orchestrator.datasette_plugin import facets, search
-from orchestrator.reports import metadata_for
+from orchestrator.reports.canned import metadata_for
 
 DB = "orchestrator"  # the demo file's name
 
@@ -255,8 +255,8 @@ async def test_facets_and_fts_table_given_with_m_are_datasettes(demo_db: Path) -
 async def test_the_database_pages_counts_are_sqlites_and_stop_at_their_limit(
     tmp_path: Path,
 ) -> None:
-    from orchestrator import sqlite as backend
     from orchestrator.datasette_plugin.metadata import orchestrator_databases
+    from orchestrator.store import sqlite as backend
 
     path = tmp_path / "orchestrator.db"
     backend.connect(path).close()

@@ -31,8 +31,8 @@ from click.testing import CliRunner
 from servers import free_port, http_get, http_status
 
 from orchestrator.cli import cli
-from orchestrator.db import DatabaseManager
-from orchestrator.demo import create_demo_database
+from orchestrator.commands.demo import create_demo_database
+from orchestrator.writer.db import DatabaseManager
 
 PHOENIX = Path(__file__).resolve().parent.parent / ".cache" / "phoenix" / "bin" / "phoenix"
 #: The demo's last day: half its runs were created before DAY, half on or after.
@@ -359,7 +359,7 @@ def test_since_sends_the_later_runs_and_the_rest_follow(store: Target, phoenix: 
 def test_follow_sends_runs_as_they_finish(
     db_path: Path, phoenix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.export import export_otlp
+    from orchestrator.commands.export import export_otlp
 
     project = f"p-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", f"openinference.project.name={project}")
@@ -394,7 +394,7 @@ def test_follow_sends_runs_as_they_finish(
 
 
 def test_an_unreachable_endpoint_records_nothing(db_path: Path) -> None:
-    from orchestrator.export import ExportError, export_otlp
+    from orchestrator.commands.export import ExportError, export_otlp
 
     asyncio.run(create_demo_database(db_path, prompts=20, days=2, seed=3, end=END))
     with pytest.raises(
@@ -437,7 +437,7 @@ def test_a_missing_store_is_not_created(tmp_path: Path) -> None:
 
 
 def test_headers_are_read_like_otel_exporter_otlp_headers() -> None:
-    from orchestrator.export import parse_headers, traces_url
+    from orchestrator.commands.export import parse_headers, traces_url
 
     assert parse_headers("Authorization=Basic%20cGs6c2s=,x-team = adw") == {
         "Authorization": "Basic cGs6c2s=",

@@ -125,7 +125,7 @@ def spooled(target: str | Path, spool: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_tail_shows_hook_events_as_they_arrive(tmp_path: Path) -> None:
-    from orchestrator.tail import EventSource
+    from orchestrator.reports.tail import EventSource
 
     db = tmp_path / "o.db"
     init_db(db)
@@ -214,6 +214,7 @@ def test_a_locked_database_spools_then_nothing_is_lost_or_doubled(
     assert [log[1] for log in stored(db)] == [None, "toolu_1", "toolu_2", "toolu_3", None]
 
 
+@pytest.mark.postgres
 def test_a_postgres_database_away_then_back(tmp_path: Path) -> None:
     server = os.environ.get("ORCHESTRATOR_TEST_POSTGRES")
     if not server:

@@ -6,7 +6,7 @@ import os
 import time
 import uuid
 
-from orchestrator.ids import new_id
+from orchestrator.core.ids import new_id
 
 
 def test_new_ids_are_time_ordered_uuid7_text() -> None:

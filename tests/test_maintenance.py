@@ -14,10 +14,10 @@ import pytest
 from backends import Target, rows
 from click.testing import CliRunner
 
-from orchestrator import sqlite as backend
 from orchestrator.cli import cli as cli_group
-from orchestrator.maintenance import backup, init_database
-from orchestrator.migrations import migrations
+from orchestrator.commands.maintenance import backup, init_database
+from orchestrator.store import sqlite as backend
+from orchestrator.store.migrations import migrations
 
 
 def _log(conn: sqlite3.Connection, ident: str) -> None:

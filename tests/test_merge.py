@@ -17,11 +17,11 @@ from backends import Target, rows
 from click.testing import CliRunner
 from conftest import FIXTURES
 
-from orchestrator.budgets import set_budget
 from orchestrator.claude_code import import_transcripts
 from orchestrator.cli import cli
-from orchestrator.demo import create_demo_database
-from orchestrator.reports import run_report
+from orchestrator.commands.demo import create_demo_database
+from orchestrator.reports.canned import run_report
+from orchestrator.writer.budgets import set_budget
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 SESSION = "4d5611e5-241a-462a-8d15-5122611a9569"

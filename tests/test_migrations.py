@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database, Migrations
 
-from orchestrator import sqlite as backend
 from orchestrator.cli import cli
-from orchestrator.migrations import migrations
+from orchestrator.store import sqlite as backend
+from orchestrator.store.migrations import migrations
 
 #: The contract: every table of a database migrated from an empty file, with each
 #: column's declared type. ADWs, reports, notebooks and Datasette read these names, so a
@@ -298,8 +298,8 @@ def test_defaults_use_the_one_timestamp_format(db_path: Path) -> None:
     conn = backend.connect(db_path)
     conn.execute("INSERT INTO system_logs (id, log_level, message) VALUES ('x', 'INFO', 'm')")
     (created,) = conn.execute("SELECT created_at FROM system_logs").fetchone()
-    # 2026-11-26T07:58:21.123Z: the same shape as orchestrator.ids.utc_now()
-    from orchestrator.ids import utc_now
+    # 2026-11-26T07:58:21.123Z: the same shape as orchestrator.core.ids.utc_now()
+    from orchestrator.core.ids import utc_now
 
     assert len(created) == len(utc_now()) == 24
     assert created[10] == "T" and created.endswith("Z") and created[19] == "."
@@ -468,10 +468,10 @@ def test_setup_script_sets_up_a_fresh_clone_first(tmp_path: Path) -> None:
 
 
 def test_the_fresh_database_script_is_generated_from_the_migrations() -> None:
-    from orchestrator import migrations as module
+    from orchestrator.store import migrations as module
 
     committed = module.FRESH_SCRIPT.read_text(encoding="utf-8")
-    assert committed == module.fresh_script(), "regenerate: python -m orchestrator.migrations"
+    assert committed == module.fresh_script(), "regenerate: python -m orchestrator.store.migrations"
 
 
 def _everything(conn: sqlite3.Connection) -> dict[str, object]:
@@ -526,7 +526,7 @@ def test_a_new_file_gets_what_running_every_migration_gives(tmp_path: Path) -> N
 def test_a_stale_fresh_database_script_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator import migrations as module
+    from orchestrator.store import migrations as module
 
     stale = tmp_path / "stale.sql"  # a migration added and the script not regenerated
     script = module.FRESH_SCRIPT.read_text()
@@ -546,7 +546,7 @@ def test_a_stale_fresh_database_script_is_not_used(
 def _demo(path: Path) -> None:
     import asyncio
 
-    from orchestrator.demo import create_demo_database
+    from orchestrator.commands.demo import create_demo_database
 
     asyncio.run(create_demo_database(path, prompts=120, days=4, seed=3))
 
@@ -668,7 +668,7 @@ def _check_summaries_against_the_raw_rows(path: Path) -> None:
 
     from bisect import bisect_right
 
-    from orchestrator.migrations import duration_buckets
+    from orchestrator.store.migrations import duration_buckets
 
     lowers = [lower for lower, _ in duration_buckets()]
     histogram: dict[tuple[str, str, str, float], list[float]] = {}
@@ -838,7 +838,7 @@ def _open_in_a_new_process(path: Path) -> tuple[bool, bool]:
     """Open ``path`` as a new process does: (whether that imported sqlite-utils, whether
     it compared the whole schema with the migrations')."""
     code = (
-        "import sys; from orchestrator import migrations, sqlite; "
+        "import sys; from orchestrator.store import migrations, sqlite; "
         "sqlite.connect(sys.argv[1]).close(); "
         "print('sqlite_utils' in sys.modules, migrations.expected_objects.cache_info().currsize)"
     )

@@ -1,5 +1,5 @@
 """The notebooks run top to bottom (on a demo and an empty database) and render offline;
-``orchestrator.analysis`` agrees with pandas computations over the raw rows."""
+``orchestrator.reports.analysis`` agrees with pandas computations over the raw rows."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestrator import analysis
-from orchestrator.notebooks import NOTEBOOKS_DIR, execute_notebook, render_notebook
+from orchestrator.reports import analysis
+from orchestrator.reports.notebooks import NOTEBOOKS_DIR, execute_notebook, render_notebook
+
+pytestmark = pytest.mark.notebooks
 
 RUN_HISTORY = NOTEBOOKS_DIR / "run_history.ipynb"
 SESSION_DRILLDOWN = NOTEBOOKS_DIR / "session_drilldown.ipynb"
@@ -156,11 +158,11 @@ def test_notebooks_are_committed_without_outputs() -> None:
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), path
         assert any("parameters" in c.metadata.get("tags", []) for c in code), path
-        # Notebooks import the package; SQL lives in metadata.yml and orchestrator.analysis.
+        # Notebooks import the package; SQL lives in metadata.yml and orchestrator.reports.analysis.
         assert not re.search(r"\bSELECT\b|sqlite3", "\n".join(c.source for c in code)), path
 
 
-# --- orchestrator.analysis against pandas over the raw rows -----------------------------
+# --- orchestrator.reports.analysis against pandas over the raw rows -----------------------------
 
 
 def test_spend_over_time_matches_raw_prompts(demo_db: Path, prompts: pd.DataFrame) -> None:

@@ -1,4 +1,4 @@
-"""Reports on PostgreSQL (``orchestrator.pg_reports``): every canned report and dashboard
+"""Reports on PostgreSQL (``orchestrator.reports.postgres``): every canned report and dashboard
 query gives, over the same history, the same columns, rows, order and values on both
 backends; single SQLite expressions translate to PostgreSQL that gives SQLite's answers.
 
@@ -35,13 +35,15 @@ from click.testing import CliRunner
 from conftest import DEMO
 from datasette_dashboards import replace_opts_in_query
 
-from orchestrator import DatabaseManager, pg_reports, pg_sql, sql_functions
-from orchestrator.budgets import set_budget
+from orchestrator import DatabaseManager
 from orchestrator.cli import cli
 from orchestrator.datasette_plugin.dashboards import fill_report_queries
-from orchestrator.pg_sql import UnsupportedSQL, translate
-from orchestrator.postgres import init_database
-from orchestrator.reports import Report, ReportResult, load_metadata, reports, run_report
+from orchestrator.reports import pg_sql, sql_functions
+from orchestrator.reports import postgres as pg_reports
+from orchestrator.reports.canned import Report, ReportResult, load_metadata, reports, run_report
+from orchestrator.reports.pg_sql import UnsupportedSQL, translate
+from orchestrator.store.postgres import init_database
+from orchestrator.writer.budgets import set_budget
 
 STREAM = Path(__file__).parent / "data" / "claude_code" / "stream.jsonl"
 TRANSCRIPTS = Path(__file__).parent / "data" / "claude-code-transcripts"
@@ -140,7 +142,7 @@ def parity_server(postgres_database: str) -> Iterator[str]:
 def parity_pg(parity_db: Path, parity_server: str) -> str:
     """The same history in PostgreSQL, as users move it: ``orchestrator copy`` (summaries
     and run totals carried as SQLite has them, then verified)."""
-    from orchestrator.copy import copy_database
+    from orchestrator.commands.copy import copy_database
 
     result = copy_database(parity_db, parity_server)
     assert result.inserted > 20_000
@@ -602,7 +604,7 @@ ANALYSES: list[tuple[str, dict[str, Any]]] = [
 def test_analysis_gives_the_same_frames_on_postgresql(parity_db: Path, parity_pg: str) -> None:
     import pandas as pd
 
-    from orchestrator import analysis
+    from orchestrator.reports import analysis
 
     def check(expected: Any, actual: Any, what: str) -> None:
         if isinstance(expected, pd.DataFrame):
@@ -621,7 +623,7 @@ def test_analysis_gives_the_same_frames_on_postgresql(parity_db: Path, parity_pg
 
 
 def test_run_history_notebook_runs_on_postgresql(parity_db: Path, parity_pg: str) -> None:
-    from orchestrator.notebooks import NOTEBOOKS_DIR, execute_notebook
+    from orchestrator.reports.notebooks import NOTEBOOKS_DIR, execute_notebook
 
     nb = execute_notebook(NOTEBOOKS_DIR / "run_history.ipynb", parity_pg)  # raises on errors
     first = "".join(

@@ -33,10 +33,10 @@ from servers import free_port, http_get, http_status
 
 from orchestrator import DatabaseManager
 from orchestrator import datasette_plugin as plugin
-from orchestrator import sqlite as backend
+from orchestrator.commands.serve import share_metadata
 from orchestrator.datasette_plugin import live
-from orchestrator.reports import load_metadata, reports
-from orchestrator.serve import share_metadata
+from orchestrator.reports.canned import load_metadata, reports
+from orchestrator.store import sqlite as backend
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The plugin's name in /-/plugins.json: the distribution's when the entry point registered

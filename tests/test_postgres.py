@@ -17,10 +17,14 @@ from backends import rows
 from click.testing import CliRunner
 from test_migrations import FTS, SCHEMA
 
-from orchestrator import DatabaseManager, migrations, pg_migrations
+from orchestrator import DatabaseManager
 from orchestrator.cli import cli
-from orchestrator.ids import utc_now
-from orchestrator.postgres import init_database, to_dollar
+from orchestrator.core.ids import utc_now
+from orchestrator.store import migrations
+from orchestrator.store import postgres_migrations as pg_migrations
+from orchestrator.store.postgres import init_database, to_dollar
+
+pytestmark = pytest.mark.postgres
 
 #: SQLite's declared types and the PostgreSQL types that mean the same.
 TYPES = {"TEXT": "text", "INTEGER": "bigint", "REAL": "double precision"}

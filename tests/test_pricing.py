@@ -19,7 +19,8 @@ from genai_prices import Usage, calc_price
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import DatabaseManager, compute_cost, pricing
+from orchestrator import DatabaseManager, compute_cost
+from orchestrator.core import pricing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -286,7 +287,7 @@ def test_a_process_with_its_rates_cached_never_imports_genai_prices(tmp_path: Pa
     code = (
         "import sys\n"
         "from datetime import datetime, timezone\n"
-        "from orchestrator.pricing import compute_cost\n"
+        "from orchestrator.core.pricing import compute_cost\n"
         "when = datetime(2026, 3, 1, tzinfo=timezone.utc)\n"
         "cost = [compute_cost(m, tokens_input=250_000, tokens_output=9, when=when)\n"
         "        for m in ('claude-opus-4-6', 'acme-llm-9000')]\n"

@@ -14,8 +14,8 @@ from backends import Target, rows
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.demo import create_demo_database
-from orchestrator.reports import run_report
+from orchestrator.commands.demo import create_demo_database
+from orchestrator.reports.canned import run_report
 
 WRITER = """
 import sys, time

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import sqlite as backend
 from orchestrator.cli import cli
-from orchestrator.demo import create_demo_database
+from orchestrator.commands.demo import create_demo_database
+from orchestrator.store import sqlite as backend
 
 
 def _run(*command: str) -> bool:

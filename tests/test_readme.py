@@ -75,14 +75,14 @@ def test_the_console_examples_print_what_the_readme_shows(tmp_path: Path) -> Non
 
 
 def test_the_report_count_quoted_is_the_code_s() -> None:
-    from orchestrator.reports import reports
+    from orchestrator.reports.canned import reports
 
     (count,) = re.findall(r"^\s*(\d+) reports$", README, flags=re.M)
     assert int(count) == len(reports())
 
 
 def test_the_versions_quoted_are_the_code_s() -> None:
-    from orchestrator.pricing import PRICED_WITH
+    from orchestrator.core.pricing import PRICED_WITH
 
     (requires,) = re.findall(
         r'^requires-python = "(.*)"$', (ROOT / "pyproject.toml").read_text(), re.M

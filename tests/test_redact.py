@@ -178,7 +178,7 @@ async def test_every_free_text_column_is_redacted(db_target: Target) -> None:
 
 # --- the cheap checks redact_text makes first never skip a secret ------------------------
 
-_redact = importlib.import_module("orchestrator.redact")
+_redact = importlib.import_module("orchestrator.core.redact")
 
 
 def _every_pattern(text: str) -> str:

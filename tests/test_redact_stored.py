@@ -21,8 +21,8 @@ from conftest import FIXTURES
 
 from orchestrator.claude_code import import_transcripts
 from orchestrator.cli import cli
-from orchestrator.db import DatabaseManager
-from orchestrator.redact_stored import COLUMNS, redact_stored, redact_stored_async
+from orchestrator.commands.redact_stored import COLUMNS, redact_stored, redact_stored_async
+from orchestrator.writer.db import DatabaseManager
 
 PASSWORD = "hunter2hunter2"
 KEY = "sk-ant-api03-" + "Q" * 40
@@ -340,8 +340,8 @@ async def test_redacting_either_store_stores_what_redacting_on_write_does(
 #: the merge starts: the rows are clean, the index and the write-ahead log are not.
 KILLED_AT_MERGE = textwrap.dedent("""
     import asyncio, os, signal, sys
-    from orchestrator.redact_stored import COLUMNS, RedactResult, _redact_table
-    from orchestrator.targets import backend_for
+    from orchestrator.commands.redact_stored import COLUMNS, RedactResult, _redact_table
+    from orchestrator.store.targets import backend_for
 
     async def main():
         backend = backend_for(sys.argv[1])

@@ -12,7 +12,7 @@ from genai_prices import calc_price
 
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
-from orchestrator.reprice import reprice
+from orchestrator.commands.reprice import reprice
 
 
 async def _history(db_path: Path) -> dict[str, str]:

@@ -23,10 +23,8 @@ import yaml
 from click.testing import CliRunner
 from servers import free_port, http_get, http_status, listening
 
-from orchestrator import sqlite as backend
 from orchestrator.cli import cli
-from orchestrator.reports import reports
-from orchestrator.serve import (
+from orchestrator.commands.serve import (
     MIN_PASSWORD_LENGTH,
     database_to_serve,
     datasette_command,
@@ -34,6 +32,8 @@ from orchestrator.serve import (
     password_hash_from_env,
     share_metadata,
 )
+from orchestrator.reports.canned import reports
+from orchestrator.store import sqlite as backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -377,7 +377,7 @@ def test_a_broken_snapshot_is_built_anew(db_target: str, tmp_path: Path) -> None
     search triggers came back), or not SQLite at all, is made again, not refused."""
     from backends import rows
 
-    from orchestrator.serve import make_snapshot
+    from orchestrator.commands.serve import make_snapshot
 
     _store_with_history(db_target, 50)
     snapshot = tmp_path / "orchestrator.db"
@@ -426,7 +426,7 @@ async def test_the_403_page_leads_to_the_login(
 ) -> None:
     from datasette.app import Datasette
 
-    from orchestrator.reports import metadata_for
+    from orchestrator.reports.canned import metadata_for
 
     db = tmp_path / "orchestrator.db"
     backend.connect(db).close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from test_ccusage_views import shifted
 
 from orchestrator.claude_code import import_transcripts
-from orchestrator.reports import run_report
+from orchestrator.reports.canned import run_report
 
 ENTRY = "from orchestrator.entry import main; main()"
 SOURCE = Path(__file__).parent / "data" / "claude-code-transcripts" / "subagent.jsonl"
@@ -52,7 +52,7 @@ def test_line_of_an_active_session(tmp_path: Path) -> None:
 
 
 def test_budget_left_is_shown(tmp_path: Path) -> None:
-    from orchestrator.budgets import set_budget
+    from orchestrator.writer.budgets import set_budget
 
     project = tmp_path / "claude" / "projects" / "-home-me-now"
     project.mkdir(parents=True)

@@ -212,7 +212,7 @@ async def test_reported_vs_computed_report(db_path: Path) -> None:
 
     from genai_prices import Usage, calc_price
 
-    from orchestrator.reports import run_report
+    from orchestrator.reports.canned import run_report
 
     result = result_line(STREAM)
     async with DatabaseManager(db_path) as db:
@@ -777,7 +777,7 @@ async def test_long_context_tiers_apply_per_request_not_to_a_runs_sums(db_path: 
     """Summed over 139 requests, the run's input passes 200k tokens though no request's
     does: the computed cost agrees with Claude Code's (request by request), not with the
     long-context rate; tokens known only from modelUsage are priced at the base tier."""
-    from orchestrator.reports import run_report
+    from orchestrator.reports.canned import run_report
 
     lines, result = long_run_stream()
     assert result["modelUsage"][SONNET]["cacheReadInputTokens"] > 200_000
@@ -861,7 +861,7 @@ def test_started_at_dates_an_imported_stream(tmp_path: Path, db_path: Path) -> N
 async def test_a_live_recording_keeps_wall_clock_time(db_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from orchestrator.ids import parse_timestamp
+    from orchestrator.core.ids import parse_timestamp
 
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
     async with DatabaseManager(db_path) as db:

@@ -1,4 +1,4 @@
-"""Following the database: ``orchestrator.tail`` and ``orchestrator tail``.
+"""Following the database: ``orchestrator.reports.tail`` and ``orchestrator tail``.
 
 Events are checked against the rows the writer stored, read back with plain SQL. The
 cross-process tests start a follower in a child process and write from this one: an
@@ -24,10 +24,10 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator import DatabaseManager, SyncDatabaseManager
-from orchestrator import sqlite as backend
-from orchestrator import tail as tail_module
 from orchestrator.cli import cli
-from orchestrator.tail import BATCH, Event, EventFilter, EventSource, follow
+from orchestrator.reports import tail as tail_module
+from orchestrator.reports.tail import BATCH, Event, EventFilter, EventSource, follow
+from orchestrator.store import sqlite as backend
 
 ROOT = Path(__file__).resolve().parents[1]
 USAGE = {"input_tokens": 10, "output_tokens": 200, "cache_read_input_tokens": 3000}
@@ -269,7 +269,7 @@ def test_orchestrator_tail_shows_an_event_within_a_second(db_path: Path) -> None
 
 IDLE_CHILD = """
 import json, resource, sys
-from orchestrator.tail import follow
+from orchestrator.reports.tail import follow
 path, idle = sys.argv[1], float(sys.argv[2])
 list(follow(path, backlog=0, duration=0))  # imports, migrations check, first look
 before = resource.getrusage(resource.RUSAGE_SELF)

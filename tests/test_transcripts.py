@@ -580,8 +580,8 @@ def test_imported_rows_are_searchable_and_the_schema_stays_checked(
     """The search index is filled at each commit, not row by row: after imports committed
     file by file, with a file rolled back, every row is found by its words, the index
     equals its content, the triggers are back and the schema is still recorded checked."""
-    from orchestrator import sqlite as backend
     from orchestrator.claude_code import transcripts
+    from orchestrator.store import sqlite as backend
 
     backend.connect(db_path).close()
     monkeypatch.setattr(transcripts, "COMMIT_EVERY_S", 0.0)  # a transaction per file
@@ -615,7 +615,7 @@ def test_imported_rows_are_searchable_and_the_schema_stays_checked(
     assert user_version == schema_version  # opening it stays cheap
 
 
-HEAVY = ("pandas", "datasette", "sqlite_utils", "genai_prices", "orchestrator.rows")
+HEAVY = ("pandas", "datasette", "sqlite_utils", "genai_prices", "orchestrator.core.rows")
 
 
 def modules_imported_by(tmp_path: Path, *argv: str, **env_vars: str) -> set[str]:
@@ -637,7 +637,7 @@ def modules_imported_by(tmp_path: Path, *argv: str, **env_vars: str) -> set[str]
 def test_start_up_and_an_unchanged_import_load_nothing_heavy(tmp_path: Path, db_path: Path) -> None:
     """`orchestrator --help` and re-importing unchanged transcripts import neither the
     writer's models and prices nor the notebook and Datasette stacks."""
-    assert not modules_imported_by(tmp_path, "--help") & {*HEAVY, "orchestrator.db"}
+    assert not modules_imported_by(tmp_path, "--help") & {*HEAVY, "orchestrator.writer.db"}
     config = fixture_config_dir(tmp_path)
     import_transcripts([config], db_path=db_path)
     again = modules_imported_by(
@@ -661,8 +661,10 @@ def test_a_first_import_of_well_formed_transcripts_loads_neither_pydantic_nor_pr
         assert conn.execute("SELECT count(*) FROM prompts").fetchone()[0] > 100
         conn.close()
     cold, warm = runs
-    assert "genai_prices" in cold and "orchestrator.models" not in cold  # (it imports pydantic)
-    assert not warm & {"pydantic", "genai_prices", "importlib.metadata", "orchestrator.models"}
+    assert (
+        "genai_prices" in cold and "orchestrator.core.models" not in cold
+    )  # (it imports pydantic)
+    assert not warm & {"pydantic", "genai_prices", "importlib.metadata", "orchestrator.core.models"}
 
 
 #: Every summary the triggers keep, read so that two databases compare without their ids.
@@ -711,9 +713,9 @@ def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
     database that already holds prompts, committed file by file, with a file rolled back
     and a grown file read again: every summary equals both a recomputation from the base
     tables and the same imports made with the triggers firing row by row."""
-    from orchestrator import migrations
-    from orchestrator import sqlite as backend
     from orchestrator.claude_code import transcripts
+    from orchestrator.store import migrations
+    from orchestrator.store import sqlite as backend
 
     config = fixture_config_dir(tmp_path)
     project = config / "projects" / "-home-marco-projects-spotter"
@@ -947,7 +949,7 @@ def test_real_claude_code_transcripts_import_with_their_cost_environment_and_req
     )
     assert odd_usage == [(1, _result(odd)["total_cost_usd"], None, 0)]
     # reported_vs_computed covers the session: the unpriced model's run is listed.
-    from orchestrator.reports import run_report
+    from orchestrator.reports.canned import run_report
 
     params = {"min_diff_usd": "0.0000001"}
     report = run_report("reported_vs_computed", db_path, params).as_dicts()

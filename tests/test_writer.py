@@ -337,7 +337,7 @@ async def test_a_writer_whose_file_is_deleted_or_replaced_fails_loudly(
     the queued log rows stay in memory (WriteError) instead of being lost silently.
     SQLite only: a server's database has no file to swap."""
     from orchestrator import OrchestratorError, WriteError
-    from orchestrator.sqlite import connect
+    from orchestrator.store.sqlite import connect
 
     db = DatabaseManager(db_path)
     await db.connect()
@@ -573,8 +573,8 @@ def test_the_timeout_is_checked_and_read_from_the_environment(
 ) -> None:
     """``timeout``: given, else ``$ORCHESTRATOR_TIMEOUT``, else the store's default (30 s on
     PostgreSQL, none on SQLite); nothing but a positive number of seconds is taken."""
-    from orchestrator.postgres import PostgresBackend
-    from orchestrator.sqlite import SQLiteBackend
+    from orchestrator.store.postgres import PostgresBackend
+    from orchestrator.store.sqlite import SQLiteBackend
 
     assert (PostgresBackend.timeout, SQLiteBackend.timeout) == (30.0, None)
     assert DatabaseManager(timeout=4).timeout == 4.0

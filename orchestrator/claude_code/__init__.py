@@ -6,8 +6,16 @@
 * :mod:`~orchestrator.claude_code.stream_json`: a ``claude -p --output-format
   stream-json --verbose`` run, recorded live as it streams (:class:`StreamRecorder`,
   :func:`record_command`) or from a saved file (:func:`record_stream`).
-* :mod:`~orchestrator.claude_code.cli`: the ``orchestrator record`` and
+* :mod:`~orchestrator.claude_code.hook` (``python -m orchestrator.claude_code.hook``, what
+  ``orchestrator hooks install`` registers) and :mod:`~orchestrator.claude_code.collect`
+  (its OpenTelemetry export, read by :mod:`~orchestrator.claude_code.otlp`): a session
+  stored as it runs.
+* :mod:`~orchestrator.claude_code.cli`: the ``orchestrator record``, ``hooks`` and
   ``orchestrator import stream-json`` / ``import claude-code`` commands over them.
+
+May import: ``orchestrator.core``, ``store``, ``writer``, ``reports`` and ``commands``;
+``cli`` (the CLI layer) also ``orchestrator.cli_options``. Nothing is imported here on
+import but the lazy table below.
 """
 
 # The public names are imported on first use (PEP 562), as in ``orchestrator``: the CLI
@@ -45,14 +53,4 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
 
 
-__all__ = [
-    "ImportSummary",
-    "StreamRecorder",
-    "StreamSummary",
-    "claude_config_dirs",
-    "daily_tokens",
-    "import_transcripts",
-    "record_command",
-    "record_stream",
-    "transcript_files",
-]
+__all__ = sorted(_PUBLIC)

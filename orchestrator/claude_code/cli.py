@@ -45,8 +45,8 @@ def record(
     """
     import asyncio
 
-    from ..db import DatabaseManager
-    from ..errors import format_exception
+    from ..core.errors import format_exception
+    from ..writer.db import DatabaseManager
     from .stream_json import NoStreamJson, StreamRecorder, record_command
 
     recorders: list[StreamRecorder] = []
@@ -109,9 +109,9 @@ def import_stream_json(
     import asyncio
     import sqlite3
 
-    from ..db import DatabaseManager
-    from ..errors import OrchestratorError, WriteError, format_exception
-    from ..ids import parse_timestamp
+    from ..core.errors import OrchestratorError, WriteError, format_exception
+    from ..core.ids import parse_timestamp
+    from ..writer.db import DatabaseManager
     from .stream_json import record_stream
 
     try:
@@ -250,7 +250,7 @@ def _report(path: Path, diff: str, dry_run: bool, done: str) -> None:
 def hooks_install(user: bool, dry_run: bool, db: str | None) -> None:
     """Add `orchestrator hook` for every Claude Code hook event to Claude Code's settings,
     keeping every hook and setting there; installing twice changes nothing."""
-    from ..errors import InvalidInput
+    from ..core.errors import InvalidInput
     from .hook import default_target, is_url
     from .hook_settings import install
 
@@ -269,7 +269,7 @@ def hooks_install(user: bool, dry_run: bool, db: str | None) -> None:
 @_scoped
 def hooks_uninstall(user: bool, dry_run: bool) -> None:
     """Remove the hooks `hooks install` added; every other hook and setting is kept."""
-    from ..errors import InvalidInput
+    from ..core.errors import InvalidInput
     from .hook_settings import uninstall
 
     path = _settings_file(user, None)

@@ -5,7 +5,7 @@ blocks and ``usage`` objects, so both importers decide what a storable line is, 
 text to the same limits, read a message's text, count tokens, gather an API response's
 lines into one prompt and turn ``tool_use`` / ``tool_result`` blocks into agent logs
 here, and a run is stored the same way whichever way it arrived. Rows are built by
-:mod:`orchestrator.rows`, imported on first use: this module is imported by the CLI,
+:mod:`orchestrator.core.rows`, imported on first use: this module is imported by the CLI,
 whose start-up must stay cheap.
 """
 
@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..columns import anthropic_counts
+from ..core.columns import anthropic_counts
 from .text import LOG_LIMIT, TEXT_LIMIT, TOOL_INPUT_LIMIT, clip, text_of
 
 if TYPE_CHECKING:
-    from ..models import Usage
-    from ..rows import PromptFields
+    from ..core.models import Usage
+    from ..core.rows import PromptFields
 
 #: The largest token count one API response can plausibly report: context windows hold
 #: a few million tokens at most. A larger count is garbage (``1e300``, ``2**64``), and
@@ -148,7 +148,7 @@ def token_count(value: Any) -> int:
 def usage_tokens(usage: dict[str, Any]) -> Usage:
     """The token counts of an Anthropic / Claude Code ``usage`` object (the 1-hour cache
     writes from its ``cache_creation`` breakdown)."""
-    from ..models import Usage
+    from ..core.models import Usage
 
     return Usage.from_anthropic(_whole_counts(usage))
 
@@ -185,7 +185,7 @@ MODEL_USAGE_KEYS = {
 
 def model_usage_of(figures: dict[str, Any]) -> Usage:
     """The token counts of one model's entry in a result line's ``modelUsage``."""
-    from ..models import Usage
+    from ..core.models import Usage
 
     return Usage(
         **{column: token_count(figures.get(key)) for column, key in MODEL_USAGE_KEYS.items()}
@@ -227,10 +227,10 @@ class Response:
 
 @functools.cache
 def _log_builders() -> tuple[Callable[..., tuple[Any, ...]], Callable[[Any], Any]]:
-    """:func:`orchestrator.rows.agent_log_row` and :func:`orchestrator.redact.redact`,
+    """:func:`orchestrator.core.rows.agent_log_row` and :func:`orchestrator.core.redact.redact`,
     imported on first use (an import statement run per message costs ~2 us)."""
-    from ..redact import redact
-    from ..rows import agent_log_row
+    from ..core.redact import redact
+    from ..core.rows import agent_log_row
 
     return agent_log_row, redact
 
@@ -244,7 +244,7 @@ def tool_log_rows(
     redact_secrets: bool = True,
     logged: set[tuple[str, str]] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Agent log rows (:func:`orchestrator.rows.agent_log_row`) of the ``tool_use`` and
+    """Agent log rows (:func:`orchestrator.core.rows.agent_log_row`) of the ``tool_use`` and
     ``tool_result`` blocks of a message's content, at ``created_at`` (default: now).
 
     ``tool_names`` maps tool-use ids to tool names: a call adds its name, so that its

@@ -38,7 +38,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-from ..ids import new_id, utc_now
+from ..core.ids import new_id, utc_now
 from .text import LOG_LIMIT, TEXT_LIMIT, TOOL_INPUT_LIMIT, clip, text_of
 
 #: Seconds a hook waits for the database (an SQLite lock, a PostgreSQL connection) before
@@ -105,7 +105,7 @@ def project_of(event: dict[str, Any]) -> str:
 
 
 def _redact() -> Callable[[Any], Any]:
-    from ..redact import redact
+    from ..core.redact import redact
 
     return redact
 
@@ -201,7 +201,7 @@ class _SQLite:
                 # A new file, or a schema not checked since it changed: the full open
                 # (created, migrated, checked) once, then this quick one.
                 conn.close()
-                from .. import sqlite as backend
+                from ..store import sqlite as backend
 
                 conn = backend.connect(path)
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -242,7 +242,7 @@ class _Postgres:
 
         import asyncpg
 
-        from .. import postgres
+        from ..store import postgres
 
         self.errors = (
             OSError,

@@ -35,7 +35,7 @@ with ``is_error: true`` (Claude Code exits 0 on quota errors) or a non-success
 
 A bad line never stops a recording: a line that is not a JSON object, holds ``NaN`` /
 ``Infinity`` or a lone surrogate, or any value the row builders refuse
-(:class:`~orchestrator.errors.InvalidInput`: a model that is no string, a tool-use id
+(:class:`~orchestrator.core.errors.InvalidInput`: a model that is no string, a tool-use id
 that is no JSON value) is counted as malformed and skipped. A run never stays
 ``running`` once its stream has ended: :meth:`StreamRecorder.finish` ends it ``failed``
 with the reason when anything went wrong, and :func:`record_command` returns the
@@ -55,12 +55,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
-from ..db import DatabaseManager
-from ..errors import InvalidInput, OrchestratorError, format_exception
-from ..ids import format_timestamp, parse_timestamp, utc_now
-from ..models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
-from ..pricing import compute_cost
-from ..rows import RECONCILIATION
+from ..core.errors import InvalidInput, OrchestratorError, format_exception
+from ..core.ids import format_timestamp, parse_timestamp, utc_now
+from ..core.models import MAX_INTEGER, AgentStatus, LogType, Prompt, Usage
+from ..core.pricing import compute_cost
+from ..core.rows import RECONCILIATION
+from ..writer.db import DatabaseManager
 from .common import (
     LineCounts,
     PromptText,

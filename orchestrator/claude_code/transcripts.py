@@ -6,7 +6,7 @@ orchestrator agent ``claude-code:<project>``; a subagent transcript
 session's run. Each API response becomes one prompt (model, usage, cost from
 genai-prices at the response's own time, timestamps of the transcript lines); tool calls
 and their results become ``tool_use`` / ``tool_result`` agent logs. Rows are built by
-:mod:`orchestrator.rows` and written through one synchronous sqlite3 connection (faster
+:mod:`orchestrator.core.rows` and written through one synchronous sqlite3 connection (faster
 than the async writer for a bulk import).
 
 What counts as usage follows ccusage (17.2.1) exactly, so the token totals match it:
@@ -70,9 +70,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .. import sqlite as sqlite_backend
-from ..errors import InvalidInput, format_exception
-from ..ids import format_timestamp, parse_timestamp, utc_now
+from ..core.errors import InvalidInput, format_exception
+from ..core.ids import format_timestamp, parse_timestamp, utc_now
+from ..store import sqlite as sqlite_backend
 from .common import (
     MODEL_USAGE_KEYS,
     LineCounts,
@@ -585,9 +585,9 @@ def _environment(line: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _rows() -> Any:
-    """:mod:`orchestrator.rows`, imported when a file has something new (it and price
+    """:mod:`orchestrator.core.rows`, imported when a file has something new (it and price
     data take longer to import than an unchanged import takes)."""
-    from .. import rows
+    from ..core import rows
 
     return rows
 
@@ -767,7 +767,7 @@ def _sql() -> dict[str, str]:
     """The INSERTs of the rows rows.py builds, from its own column lists."""
     global _SQL
     if not _SQL:
-        from ..backend import insert_sql
+        from ..store.backend import insert_sql
 
         rows = _rows()
         _SQL = {
@@ -1176,7 +1176,7 @@ class _FileImport:
         alone, plus the tokens no response of the run shows (subagents' and background
         calls', or counted before a partial output count) priced at the base tier. None
         when a price is unknown."""
-        from ..pricing import compute_cost
+        from ..core.pricing import compute_cost
 
         covered = {
             row[0]: row[1:]
@@ -1288,7 +1288,7 @@ def daily_tokens(
 ) -> list[dict[str, Any]]:
     """The ``daily_tokens`` canned report (the figures of ``ccusage daily -z UTC``) as a
     list of dicts, newest day first."""
-    from ..reports import run_report
+    from ..reports.canned import run_report
 
     params = {"orchestrator": orchestrator, "start": start, "end": end}
     return run_report("daily_tokens", db_path, params).as_dicts()

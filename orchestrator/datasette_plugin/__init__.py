@@ -18,6 +18,9 @@ report or dashboard page given a ``start`` or ``end`` that is not a UTC day says
 Metadata given with ``datasette -m`` wins over the plugin's, key by key. The plugin never
 grants a permission: metadata.yml's ``allow_sql: true`` is left to Datasette's default,
 so ``--setting default_allow_sql off`` still holds.
+
+May import: ``orchestrator.core``, ``store``, ``reports`` and ``commands`` (a snapshot is
+a copy); never the CLI.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def get_metadata(datasette: Any, key: str | None) -> dict[str, Any]:
 @hookimpl
 def prepare_connection(conn: Any) -> None:
     """The SQL functions the reports call (days in a time zone, weeks): SQLite has none."""
-    from ..sql_functions import register
+    from ..reports.sql_functions import register
 
     register(conn)
 

@@ -2,7 +2,7 @@
 
 The page is a template and a small script served by the plugin (no CDN: it works
 offline). The script reads ``/-/live/events``, a server-sent-events stream fed by
-:class:`orchestrator.tail.EventSource` on a read-only connection of its own, polled every
+:class:`orchestrator.reports.tail.EventSource` on a read-only connection of its own, polled every
 quarter second (an idle poll is one pragma). Each stream ends after :data:`STREAM_S`
 seconds and the browser reconnects at once, getting the newest events again (the page
 drops those it has, by their key): so a server asked to stop (SIGTERM, Ctrl-C) is never
@@ -26,8 +26,8 @@ from typing import Any
 
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from ..sqlite import DatabaseReplaced
-from ..tail import POLL_INTERVAL_S, EventSource
+from ..reports.tail import POLL_INTERVAL_S, EventSource
+from ..store.sqlite import DatabaseReplaced
 from .metadata import orchestrator_databases
 
 #: The tables the live page shows rows of; seeing it needs permission to view each.
@@ -112,7 +112,7 @@ def _runs(source: EventSource) -> dict[str, Any]:
 
 
 async def live_events(request: Any, datasette: Any, send: Any, receive: Any) -> None:
-    """The event stream: ``event`` messages (one :class:`~orchestrator.tail.Event` each,
+    """The event stream: ``event`` messages (one :class:`~orchestrator.reports.tail.Event` each,
     as JSON) and ``runs`` messages (the runs in progress, with the server's time) when
     the stream opens and whenever they change."""
     name = await _database(request, datasette)

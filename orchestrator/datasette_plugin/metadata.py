@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..migrations import LEDGER, SET_NAME
-from ..reports import DATABASE_NAME, metadata_for, metadata_path
+from ..reports.canned import DATABASE_NAME, metadata_for, metadata_path
+from ..store.migrations import LEDGER, SET_NAME
 from . import counts
 
 #: Seconds before a file found without the orchestrator schema is looked at again.
@@ -90,7 +90,7 @@ def plugin_metadata(
 ) -> dict[str, Any]:
     """The metadata the plugin adds for the orchestrator databases ``names`` (in order).
 
-    metadata.yml (``path``, default :func:`~orchestrator.reports.metadata_path`) with its
+    metadata.yml (``path``, default :func:`~orchestrator.reports.canned.metadata_path`) with its
     database section under each name. The dashboards and the home page's link are for
     the first; each further database gets its own copy of every dashboard, its slug
     suffixed with ``-NAME``. A chart that names a report has its SQL

@@ -1,7 +1,7 @@
 """Serving a PostgreSQL store: a local SQLite snapshot, refreshed while Datasette runs.
 
 Datasette reads only SQLite. ``orchestrator serve postgresql://...`` copies the store
-into a snapshot file (:mod:`orchestrator.copy`) and starts Datasette on it with these
+into a snapshot file (:mod:`orchestrator.commands.copy`) and starts Datasette on it with these
 environment variables set; the plugin then refreshes the snapshot every few seconds
 with the same copy code (new rows, runs that finished; a copy's ``recent`` pass), and
 every page says which store it shows and as of when.
@@ -18,8 +18,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import format_exception
-from ..ids import parse_timestamp, utc_now
+from ..core.errors import format_exception
+from ..core.ids import parse_timestamp, utc_now
 
 SOURCE_ENV = "ORCHESTRATOR_SNAPSHOT_OF"  # the store's URL
 PATH_ENV = "ORCHESTRATOR_SNAPSHOT_PATH"  # the SQLite file Datasette serves
@@ -41,13 +41,13 @@ class Snapshot:
 
     @property
     def shown_source(self) -> str:
-        from ..targets import redact_url
+        from ..store.targets import redact_url
 
         return redact_url(self.source)
 
     def refresh(self) -> None:
         """One refresh: the rows the store gained and runs that finished since the last."""
-        from ..copy import copy_database
+        from ..commands.copy import copy_database
 
         began, started = utc_now(), time.time()
         try:

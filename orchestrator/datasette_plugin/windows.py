@@ -3,7 +3,7 @@
 Every report and the overview dashboard take ``start`` and ``end``, UTC days. Datasette
 passes any text to the SQL, where ``date('2026-13-01')`` is NULL: the page showed no
 rows, as if nothing had happened. Before Datasette's view runs, the plugin's ASGI wrapper
-checks them with :func:`orchestrator.reports.check_date_window` (what ``orchestrator
+checks them with :func:`orchestrator.reports.canned.check_date_window` (what ``orchestrator
 report`` and the notebooks call) and sends a page that fails it to the plugin's own route,
 which answers 400: on the HTML page, the error and a form to correct the parameters; in
 JSON, Datasette's error shape; in CSV, the error line. A visitor who may not see the page
@@ -15,7 +15,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from ..reports import DATE_PARAMETERS, check_date_window, reports
+from ..reports.canned import DATE_PARAMETERS, check_date_window, reports
 from .metadata import orchestrator_databases
 
 TITLE = "Invalid date window"

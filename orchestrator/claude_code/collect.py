@@ -1,0 +1,824 @@
+"""``orchestrator collect``: Claude Code's own OpenTelemetry export, received into the store.
+
+Claude Code exports events and metrics over OTLP/HTTP (``CLAUDE_CODE_ENABLE_TELEMETRY=1``).
+This module is the receiver: ``POST /v1/logs``, ``/v1/metrics`` and ``/v1/traces``
+(JSON or protobuf, gzip or not; :mod:`orchestrator.claude_code.otlp` reads them) and ``POST /hooks``
+(the JSON of a Claude Code ``http`` hook, stored by :mod:`orchestrator.claude_code.hook`).
+
+What is stored, built by :mod:`orchestrator.core.rows` as every writer's rows are:
+
+- a session (``session.id``) is a run of the workflow named by the resource attribute
+  ``adw.workflow`` (else ``claude-code``), its name the session id; the run another
+  writer made for the session (hooks, an import of its transcript, a stream) is the same
+  run. Every resource attribute and the session's own (``user.id``, ``terminal.type``...)
+  is kept in ``agent_attributes`` (one row per run and key: filterable).
+- each ``claude_code.api_request`` is a prompt: its tokens (cache reads, writes and their
+  1-hour part), model, duration, with Claude Code's ``cost_usd`` stored as the reported
+  cost and the price-based cost beside it (``cost_computed_usd``); its text is the
+  ``claude_code.user_prompt`` of the same ``prompt.id`` (with ``OTEL_LOG_USER_PROMPTS=1``),
+  its response the ``assistant_response`` of the same ``request_id``. ``otel_requests``
+  keeps the request id: a call a transcript or stream stored already (the same request
+  id) is not stored again, and an import meeting a collected call skips it.
+- ``tool_result`` (a ``tool_result`` log, once per ``tool_use_id`` in the run),
+  ``api_error`` (an ``error`` log), ``tool_decision`` and Claude Code's other events
+  (``event`` logs), each log's id derived from the session and the event's sequence
+  number, so that a batch sent twice (an exporter's retry) is stored once.
+- metric data points as daily sums per name and attributes (``otel_metrics_daily``).
+
+Acknowledged means stored: a request is read whole and every row built (and so checked)
+before anything is written; its rows are written in a savepoint of a transaction that
+batches concurrent requests, and the answer waits for the commit. A malformed request
+gets a 400 naming the problem and stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..core.errors import InvalidInput
+from ..core.ids import utc_now
+from . import otlp
+from .text import LOG_LIMIT, TEXT_LIMIT, TOOL_INPUT_LIMIT, clip
+
+#: The workflow of a session whose resource names none (``adw.workflow``).
+DEFAULT_WORKFLOW = "claude-code"
+WORKFLOW_ATTRIBUTE = "adw.workflow"
+#: A run id standing in for the session's run until the writer knows it.
+PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+#: Attributes Claude Code puts on every event that describe the session, not the event.
+SESSION_ATTRIBUTES = frozenset(
+    {
+        "session.id",
+        "app.version",
+        "organization.id",
+        "user.account_uuid",
+        "user.id",
+        "user.email",
+        "terminal.type",
+        "anthropic.provider",
+        "anthropic.custom_base_url",
+    }
+)
+_NOT_METADATA = SESSION_ATTRIBUTES | {"event.name", "event.timestamp"}
+_LOG_NAMESPACE = uuid.UUID("6f1b3a52-2a4e-4d8c-9a37-1f0c6d0e7c11")
+
+
+# -- rows, built before anything is written ------------------------------------------------
+
+
+@dataclass
+class CollectedPrompt:
+    request_id: str | None
+    otel_prompt_id: str | None
+    row: tuple[Any, ...]  # rows.prompt_tuple, agent_id the PLACEHOLDER
+    reported_cost_usd: float | None
+    ttft_ms: float | None
+    query_source: str | None
+
+
+@dataclass
+class SessionRows:
+    """What one request holds for one session."""
+
+    session_id: str
+    workflow: str
+    first_at: str
+    last_at: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    prompts: list[CollectedPrompt] = field(default_factory=list)
+    user_prompts: list[tuple[str, str | None, str]] = field(default_factory=list)
+    responses: dict[str, str] = field(default_factory=dict)  # request id -> response text
+    logs: list[tuple[Any, ...]] = field(default_factory=list)  # rows.agent_log_row
+    tool_results: dict[str, str] = field(default_factory=dict)  # log id -> tool_use_id
+
+
+@dataclass
+class Batch:
+    """Every row of one request, checked; the writer only finds runs and skips repeats."""
+
+    sessions: dict[str, SessionRows] = field(default_factory=dict)
+    metrics: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(
+            len(s.prompts) + len(s.user_prompts) + len(s.logs) + len(s.responses)
+            for s in self.sessions.values()
+        ) + len(self.metrics)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _number(attrs: dict[str, Any], key: str, where: str) -> float | None:
+    """A numeric attribute (Claude Code sends some as text: ``"708"``); absent: None."""
+    value = attrs.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise otlp.BadRequest(f"{where}.{key}: must be a number, got {value!r:.60}") from None
+    else:
+        raise otlp.BadRequest(f"{where}.{key}: must be a number, got {value!r:.60}")
+    if not (number >= 0 and number < float("inf")):
+        raise otlp.BadRequest(f"{where}.{key}: must be a finite number >= 0, got {value!r:.60}")
+    return number
+
+
+def _count(attrs: dict[str, Any], key: str, where: str) -> int | None:
+    number = _number(attrs, key, where)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise otlp.BadRequest(f"{where}.{key}: must be a whole number, got {number!r}")
+    return int(number)
+
+
+def _string(attrs: dict[str, Any], key: str, where: str) -> str | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise otlp.BadRequest(f"{where}.{key}: must be a string, got {value!r:.60}")
+    return value
+
+
+def _log_id(event: otlp.Event) -> str | None:
+    sequence = event.attributes.get("event.sequence")
+    if sequence is None:
+        return None
+    return str(uuid.uuid5(_LOG_NAMESPACE, f"{event.session_id}\0{sequence}\0{event.name}"))
+
+
+def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
+    """The rows of a parsed request (nothing written). Raises otlp.BadRequest naming the
+    event and field when a value cannot be stored."""
+    from ..core.redact import redact_text
+    from ..core.rows import agent_log_row, json_text, prompt_tuple
+
+    def shown(text: str) -> str:
+        return redact_text(text) if redact_secrets else text
+
+    batch = Batch()
+    requests_of: dict[str, list[CollectedPrompt]] = {}
+    for index, event in enumerate(parsed.events):
+        where = f"event {index} (claude_code.{event.name})"
+        attrs = event.attributes
+        session = batch.sessions.get(event.session_id)
+        if session is None:
+            workflow = attrs.get(WORKFLOW_ATTRIBUTE, event.resource.get(WORKFLOW_ATTRIBUTE))
+            session = batch.sessions[event.session_id] = SessionRows(
+                event.session_id,
+                workflow if isinstance(workflow, str) and workflow else DEFAULT_WORKFLOW,
+                event.at,
+                event.at,
+            )
+        session.first_at = min(session.first_at, event.at)
+        session.last_at = max(session.last_at, event.at)
+        for key, value in event.resource.items():
+            session.attributes[key] = shown(_text(value))
+        for key, value in attrs.items():
+            if key in SESSION_ATTRIBUTES or key in event.resource or key == WORKFLOW_ATTRIBUTE:
+                session.attributes[key] = shown(_text(value))
+        metadata = {k: v for k, v in attrs.items() if k not in _NOT_METADATA}
+        metadata = {k: v for k, v in metadata.items() if k not in event.resource}
+        try:
+            if event.name == "api_request":
+                prompt = _prompt(event, where, prompt_tuple, redact_secrets)
+                session.prompts.append(prompt)
+                if prompt.request_id is not None:
+                    requests_of.setdefault(prompt.request_id, []).append(prompt)
+            elif event.name == "user_prompt":
+                prompt_id = _string(attrs, "prompt.id", where)
+                text = _string(attrs, "prompt", where)
+                if prompt_id is not None:
+                    kept = None if text is None else shown(clip(text, TEXT_LIMIT))
+                    session.user_prompts.append((prompt_id, kept, event.at))
+            elif event.name == "assistant_response" and isinstance(attrs.get("request_id"), str):
+                text = _string(attrs, "response", where)
+                if text is not None:
+                    session.responses[attrs["request_id"]] = shown(clip(text, TEXT_LIMIT))
+            else:
+                row, tool_use_id = _log(event, where, metadata, agent_log_row, redact_secrets)
+                session.logs.append(row)
+                if tool_use_id is not None:
+                    session.tool_results[row[0]] = tool_use_id
+        except InvalidInput as exc:
+            raise otlp.BadRequest(f"{where}: {exc}") from None
+    # A response and its prompt's text in the same request go into the prompt row.
+    from ..core.rows import PROMPT_COLUMNS
+
+    at_content = PROMPT_COLUMNS.index("content")
+    at_response = PROMPT_COLUMNS.index("response")
+    for session in batch.sessions.values():
+        texts = {p: t for p, t, _ in session.user_prompts if t is not None}
+        for prompt in session.prompts:
+            cells = list(prompt.row)
+            if prompt.request_id in session.responses:
+                cells[at_response] = session.responses.pop(prompt.request_id)
+            if not cells[at_content] and prompt.otel_prompt_id in texts:
+                cells[at_content] = texts[prompt.otel_prompt_id]
+            prompt.row = tuple(cells)
+    for point in parsed.points:
+        attrs = dict(sorted(point.attributes.items()))
+        try:
+            text = json_text(attrs, "otel_metrics_daily.attributes", redact_secrets)
+        except InvalidInput as exc:
+            raise otlp.BadRequest(f"metric {point.name}: {exc}") from None
+        batch.metrics.append(
+            (point.day, point.name, text, point.unit, point.value, point.cumulative)
+        )
+    return batch
+
+
+def _prompt(
+    event: otlp.Event, where: str, prompt_tuple: Callable[..., tuple[Any, ...]], redact: bool
+) -> CollectedPrompt:
+    attrs = event.attributes
+    cache_write = _count(attrs, "cache_creation_tokens", where)
+    five = _count(attrs, "cache_creation_5m_tokens", where)
+    hour = _count(attrs, "cache_creation_1h_tokens", where) or 0
+    if cache_write is None:
+        cache_write = (five or 0) + hour
+    if hour > cache_write:
+        raise otlp.BadRequest(
+            f"{where}.cache_creation_1h_tokens: {hour} exceeds cache_creation_tokens {cache_write}"
+        )
+    reported = _number(attrs, "cost_usd", where)
+    row = prompt_tuple(
+        {
+            "agent_id": PLACEHOLDER,
+            "content": "",
+            "response": None,
+            "model": _string(attrs, "model", where),
+            "tokens_input": _count(attrs, "input_tokens", where) or 0,
+            "tokens_output": _count(attrs, "output_tokens", where) or 0,
+            "tokens_cache_read": _count(attrs, "cache_read_tokens", where) or 0,
+            "tokens_cache_write": cache_write,
+            "tokens_cache_write_1h": hour,
+            "cost_usd": reported,
+            "duration_ms": _number(attrs, "duration_ms", where),
+            "created_at": event.at,
+            "completed_at": event.at,
+        },
+        redact_secrets=redact,
+    )
+    return CollectedPrompt(
+        _string(attrs, "request_id", where),
+        _string(attrs, "prompt.id", where),
+        row,
+        reported,
+        _number(attrs, "ttft_ms", where),
+        _string(attrs, "query_source", where),
+    )
+
+
+def _log(
+    event: otlp.Event,
+    where: str,
+    metadata: dict[str, Any],
+    agent_log_row: Callable[..., tuple[Any, ...]],
+    redact: bool,
+) -> tuple[tuple[Any, ...], str | None]:
+    attrs = event.attributes
+    metadata = {"event": f"claude_code.{event.name}", **metadata}
+    tool = _string(attrs, "tool_name", where)
+    tool_use_id = _string(attrs, "tool_use_id", where)
+    duration = None
+    if event.name == "tool_result":
+        success = attrs.get("success")
+        failed = not (success is True or success == "true")
+        error = attrs.get("error")
+        duration = _number(attrs, "duration_ms", where)
+        shown_input = attrs.get("tool_input", attrs.get("tool_parameters"))
+        metadata = {
+            **metadata,
+            "tool_use_id": tool_use_id,
+            "name": tool or "tool",
+            "is_error": failed,
+            "input": clip(_text(shown_input), TOOL_INPUT_LIMIT) if shown_input else None,
+        }
+        outcome = (
+            clip(_text(error), LOG_LIMIT)
+            if failed and error
+            else ("failed" if failed else "succeeded")
+        )
+        message = f"{tool or 'tool'}: {outcome}"
+        log_type = "tool_result"
+    elif event.name == "api_error":
+        error = clip(_text(attrs.get("error")), LOG_LIMIT)
+        message = f"API error {attrs.get('status_code', '')}: {error}"
+        duration = _number(attrs, "duration_ms", where)
+        log_type = "error"
+        tool_use_id = None
+    elif event.name == "tool_decision":
+        message = f"tool_decision {tool}: {attrs.get('decision')} ({attrs.get('source')})"
+        log_type = "event"
+        tool_use_id = None
+    else:
+        message = f"claude_code.{event.name}"
+        log_type = "event"
+        tool_use_id = None
+    for key, value in list(metadata.items()):
+        if isinstance(value, str):
+            metadata[key] = clip(value, TOOL_INPUT_LIMIT)
+    row = agent_log_row(
+        PLACEHOLDER,
+        log_type,
+        clip(message, LOG_LIMIT),
+        metadata,
+        duration_ms=duration,
+        created_at=event.at,
+        redact_secrets=redact,
+    )
+    log_id = _log_id(event)
+    if log_id is not None:
+        row = (log_id, *row[1:])
+    return row, tool_use_id if log_type == "tool_result" else None
+
+
+# -- the writer -------------------------------------------------------------------------
+
+
+class Collector:
+    """Writes batches into a store (an SQLite file or a PostgreSQL URL) over one
+    connection, in an event loop of its own: concurrent requests share a transaction,
+    each in a savepoint, and each is answered after the commit."""
+
+    def __init__(self, target: str, *, redact_secrets: bool = True, group: int = 64) -> None:
+        self.target = target
+        self.redact_secrets = redact_secrets
+        self.group = group
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._queue: asyncio.Queue[tuple[Batch, asyncio.Future[None]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.backend: Any = None
+        self._workflows: dict[str, str] = {}
+
+    def start(self) -> None:
+        """Open the store (migrating it) and start writing; raises what opening raises."""
+        from ..store.targets import backend_for
+
+        self._thread.start()
+
+        async def opened() -> None:
+            self.backend = backend_for(self.target)
+            await self.backend.open()
+            self._queue = asyncio.Queue()
+            self._task = asyncio.ensure_future(self._run())
+
+        asyncio.run_coroutine_threadsafe(opened(), self.loop).result()
+
+    def stop(self) -> None:
+        async def closed() -> None:
+            if self._task is not None:
+                self._task.cancel()
+            if self.backend is not None:
+                await self.backend.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(closed(), self.loop).result(timeout=30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=30)
+
+    def store(self, batch: Batch, timeout: float = 60) -> None:
+        """Write ``batch``; return once committed (raises what the write raised)."""
+
+        async def submitted() -> None:
+            assert self._queue is not None
+            done: asyncio.Future[None] = self.loop.create_future()
+            await self._queue.put((batch, done))
+            await done
+
+        asyncio.run_coroutine_threadsafe(submitted(), self.loop).result(timeout)
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            work = [await self._queue.get()]
+            while len(work) < self.group and not self._queue.empty():
+                work.append(self._queue.get_nowait())
+            await self._write(work)
+
+    async def _write(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+        backend = self.backend
+        failed: dict[int, BaseException] = {}
+        try:
+            await backend.begin()
+            for at, (batch, _) in enumerate(work):
+                await backend.execute(f"SAVEPOINT collect_{at}")
+                try:
+                    await self._write_batch(batch)
+                except Exception as exc:
+                    await backend.execute(f"ROLLBACK TO SAVEPOINT collect_{at}")
+                    failed[at] = exc
+                await backend.execute(f"RELEASE SAVEPOINT collect_{at}")
+            await backend.commit()
+        except Exception as exc:
+            await backend.rollback()
+            for _, done in work:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for at, (_, done) in enumerate(work):
+            if done.done():
+                continue
+            if at in failed:
+                done.set_exception(failed[at])
+            else:
+                done.set_result(None)
+
+    async def _workflow(self, name: str) -> str:
+        from ..core.rows import ORCHESTRATOR_AGENT_COLUMNS, orchestrator_agent_tuple
+
+        backend = self.backend
+        found = await backend.fetchone("SELECT id FROM orchestrator_agents WHERE name = ?", (name,))
+        if found is None:
+            row = orchestrator_agent_tuple(
+                name,
+                "Claude Code sessions received by orchestrator collect",
+                redact_secrets=self.redact_secrets,
+            )
+            await backend.execute(
+                f"INSERT INTO orchestrator_agents ({', '.join(ORCHESTRATOR_AGENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(row))}) ON CONFLICT (name) DO NOTHING",
+                row,
+            )
+            found = await backend.fetchone(
+                "SELECT id FROM orchestrator_agents WHERE name = ?", (name,)
+            )
+        assert found is not None
+        return str(found["id"])
+
+    async def _run_of(self, session: SessionRows) -> tuple[str, bool]:
+        """The session's run (one another writer made, or a new one), and whether new."""
+        from ..core.rows import AGENT_COLUMNS, agent_tuple
+
+        backend = self.backend
+        found = await backend.fetchone(
+            "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
+            "ORDER BY created_at, id LIMIT 1",
+            (session.session_id,),
+        )
+        if found is not None:
+            return str(found["id"]), False
+        workflow = await self._workflow(session.workflow)
+        row = agent_tuple(
+            workflow,
+            session.session_id,
+            name=session.session_id,
+            status="completed",
+            started_at=session.first_at,
+            created_at=session.first_at,
+            completed_at=session.last_at,
+            redact_secrets=self.redact_secrets,
+        )
+        await backend.execute(
+            f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) VALUES ({', '.join('?' * len(row))})",
+            row,
+        )
+        return str(row[0]), True
+
+    async def _write_batch(self, batch: Batch) -> None:
+        from ..core.rows import AGENT_LOG_COLUMNS, PROMPT_COLUMNS, duration_between
+
+        backend = self.backend
+        for session in batch.sessions.values():
+            run_id, new = await self._run_of(session)
+            if not new:  # a run collect made ends with the last event seen
+                found = await backend.fetchone(
+                    "SELECT status, started_at, completed_at FROM agents WHERE id = ?", (run_id,)
+                )
+                if (
+                    found is not None
+                    and found["status"] == "completed"
+                    and (found["completed_at"] or "") < session.last_at
+                ):
+                    await backend.execute(
+                        "UPDATE agents SET completed_at = ?, duration_ms = ? WHERE id = ?",
+                        (
+                            session.last_at,
+                            duration_between(found["started_at"], session.last_at),
+                            run_id,
+                        ),
+                    )
+            for key, value in session.attributes.items():
+                await backend.execute(
+                    "INSERT INTO agent_attributes (agent_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value",
+                    (run_id, key, value),
+                )
+            for prompt_id, text, at in session.user_prompts:
+                await backend.execute(
+                    "INSERT INTO otel_user_prompts (otel_prompt_id, agent_id, text, created_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (otel_prompt_id) DO NOTHING",
+                    (prompt_id, run_id, text, at),
+                )
+                if text:  # prompts collected before their text came
+                    await backend.execute(
+                        "UPDATE prompts SET content = ? WHERE content = '' AND id IN "
+                        "(SELECT prompt_id FROM otel_requests WHERE otel_prompt_id = ?)",
+                        (text, prompt_id),
+                    )
+            await self._write_prompts(run_id, session, PROMPT_COLUMNS)
+            for request_id, text in session.responses.items():  # prompts stored before
+                await backend.execute(
+                    "UPDATE prompts SET response = ? WHERE (response IS NULL OR response = '') "
+                    "AND id IN (SELECT prompt_id FROM otel_requests WHERE request_id = ?)",
+                    (text, request_id),
+                )
+            logs = []
+            for row in session.logs:
+                tool_use_id = session.tool_results.get(row[0])
+                if tool_use_id is not None and await backend.fetchone(
+                    "SELECT 1 FROM agent_logs WHERE agent_id = ? AND log_type IN "
+                    "('tool_result', 'PostToolUse', 'PostToolUseFailure') AND metadata LIKE ? "
+                    "LIMIT 1",
+                    (run_id, f'%"tool_use_id": {json.dumps(tool_use_id)}%'),
+                ):
+                    continue  # logged by a transcript's import, a stream or a hook
+                logs.append((row[0], run_id, *row[2:]))
+            if logs:
+                await backend.executemany(
+                    f"INSERT INTO agent_logs ({', '.join(AGENT_LOG_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(AGENT_LOG_COLUMNS))}) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    logs,
+                )
+        now = utc_now()
+        for day, name, attributes, unit, value, cumulative in batch.metrics:
+            update = "excluded.value" if cumulative else "otel_metrics_daily.value + excluded.value"
+            await backend.execute(
+                "INSERT INTO otel_metrics_daily (day, name, attributes, unit, value, points, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (day, name, attributes) "
+                f"DO UPDATE SET value = {update}, points = otel_metrics_daily.points + 1, "
+                "unit = excluded.unit, updated_at = excluded.updated_at",
+                (day, name, attributes, unit, value, now),
+            )
+
+    async def _write_prompts(
+        self, run_id: str, session: SessionRows, columns: tuple[str, ...]
+    ) -> None:
+        backend = self.backend
+        at_id = columns.index("id")
+        at_content = columns.index("content")
+        for prompt in session.prompts:
+            row = list(prompt.row)
+            row[columns.index("agent_id")] = run_id
+            if prompt.request_id is not None:
+                if await backend.fetchone(
+                    "SELECT 1 FROM otel_requests WHERE request_id = ?", (prompt.request_id,)
+                ):
+                    continue  # received before (an exporter's retry)
+                known = await backend.fetchone(
+                    "SELECT prompt_id FROM prompt_responses WHERE request_id = ? LIMIT 1",
+                    (prompt.request_id,),
+                )
+                if known is not None:  # a transcript or stream stored the call: keep its
+                    # row, with the cost Claude Code reported beside the computed one
+                    if prompt.reported_cost_usd is not None:
+                        await backend.execute(
+                            "UPDATE prompts SET cost_usd = ?, cost_source = 'reported' "
+                            "WHERE id = ?",
+                            (prompt.reported_cost_usd, known["prompt_id"]),
+                        )
+                    await self._remember(prompt, str(known["prompt_id"]))
+                    continue
+            if not row[at_content] and prompt.otel_prompt_id is not None:
+                text = await backend.fetchone(
+                    "SELECT text FROM otel_user_prompts WHERE otel_prompt_id = ?",
+                    (prompt.otel_prompt_id,),
+                )
+                if text is not None and text["text"]:
+                    row[at_content] = text["text"]
+            await backend.execute(
+                f"INSERT INTO prompts ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                row,
+            )
+            if prompt.request_id is not None:
+                await self._remember(prompt, str(row[at_id]))
+
+    async def _remember(self, prompt: CollectedPrompt, prompt_id: str) -> None:
+        await self.backend.execute(
+            "INSERT INTO otel_requests (request_id, prompt_id, otel_prompt_id, "
+            "reported_cost_usd, ttft_ms, query_source) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (request_id) DO NOTHING",
+            (
+                prompt.request_id,
+                prompt_id,
+                prompt.otel_prompt_id,
+                prompt.reported_cost_usd,
+                prompt.ttft_ms,
+                prompt.query_source,
+            ),
+        )
+
+
+# -- the HTTP server ----------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CollectServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # A shallow listen queue refuses connections of a burst of clients.
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        collector: Collector,
+        *,
+        token: str | None = None,
+        max_body: int = otlp.MAX_BODY,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.collector = collector
+        self.token = token
+        self.max_body = max_body
+        self.log = log or (lambda line: None)
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: CollectServer
+    protocol_version = "HTTP/1.1"
+    server_version = "orchestrator-collect"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: errors are logged
+        pass
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        self.server.log(f"{self.command} {self.path}: {status} {message}")
+        code = {400: 3, 401: 16, 404: 5, 413: 3, 503: 14}.get(status, 13)
+        self._reply(status, json.dumps({"code": code, "message": message}).encode())
+
+    def do_GET(self) -> None:
+        self._read_body_or_none()
+        self._error(404, f"{self.path}: POST /v1/logs, /v1/metrics, /v1/traces or /hooks")
+
+    def _read_body_or_none(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            self._error(400, "chunked bodies are not supported: send a Content-Length")
+            return None
+        length_text = self.headers.get("Content-Length")
+        try:
+            length = int(length_text) if length_text is not None else 0
+        except ValueError:
+            self.close_connection = True
+            self._error(400, f"Content-Length {length_text!r:.40} is not a number")
+            return None
+        if length < 0 or length > self.server.max_body:
+            self.close_connection = True
+            left = length if 0 < length <= 4 * self.server.max_body else 0
+            while left > 0:  # read (not kept): the client then gets the answer
+                left -= len(self.rfile.read(min(left, 1 << 16)) or b"\0" * left)
+            self._error(
+                413 if length > 0 else 400,
+                f"body: {length} bytes, more than the limit of {self.server.max_body}",
+            )
+            return None
+        return self.rfile.read(length)
+
+    def _authorized(self) -> bool:
+        token = self.server.token
+        if token is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def do_POST(self) -> None:
+        body = self._read_body_or_none()
+        if body is None:
+            return
+        if not self._authorized():
+            self._error(401, "a bearer token is required (Authorization: Bearer ...)")
+            return
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/hooks":
+            self._hook(body)
+            return
+        kind = path.removeprefix("/v1/")
+        if path == kind or kind not in otlp.KINDS:
+            self._error(404, f"{self.path}: POST /v1/logs, /v1/metrics, /v1/traces or /hooks")
+            return
+        try:
+            parsed, protobuf = otlp.parse(
+                kind,
+                body,
+                self.headers.get("Content-Type"),
+                self.headers.get("Content-Encoding"),
+                self.server.max_body,
+            )
+            batch = build(parsed, redact_secrets=self.server.collector.redact_secrets)
+        except otlp.BadRequest as exc:
+            self._error(400, str(exc))
+            return
+        if batch.sessions or batch.metrics:
+            try:
+                self.server.collector.store(batch)
+            except InvalidInput as exc:
+                self._error(400, str(exc))
+                return
+            except Exception as exc:  # the store refused: nothing of it kept, try again
+                self._error(503, f"not stored: {type(exc).__name__}: {exc}")
+                return
+        self._reply(
+            200,
+            otlp.response_body(kind, protobuf, parsed),
+            "application/x-protobuf" if protobuf else "application/json",
+        )
+
+    def _hook(self, body: bytes) -> None:
+        from . import hook
+
+        try:
+            event = json.loads(otlp.decompress(body, self.headers.get("Content-Encoding")))
+        except otlp.BadRequest as exc:
+            self._error(400, str(exc))
+            return
+        except ValueError as exc:
+            self._error(400, f"body: not JSON ({exc})")
+            return
+        if not isinstance(event, dict) or not isinstance(event.get("session_id"), str):
+            self._error(400, "body: a Claude Code hook event (a JSON object with a session_id)")
+            return
+        outcome = hook.record_event(self.server.collector.target, hook.make_record(event))
+        if outcome == "refused":
+            self._error(400, "the hook event could not be stored (kept in the refused spool)")
+            return
+        # written, or spooled (on disk, written by the next event): acknowledged
+        self._reply(200, b"{}")
+
+
+def serve(
+    target: str,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    *,
+    token: str | None = None,
+    redact_secrets: bool = True,
+    max_body: int = otlp.MAX_BODY,
+    ready: Callable[[CollectServer], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Receive OTLP/HTTP and hooks on ``host:port`` into ``target`` until interrupted.
+    Another interface than the loopback one needs a ``token`` (clients send
+    ``Authorization: Bearer TOKEN``)."""
+    if not is_loopback(host) and not token:
+        raise InvalidInput(
+            "--host",
+            f"{host} is not a loopback address: give a --token (or $ORCHESTRATOR_COLLECT_TOKEN)",
+        )
+    collector = Collector(target, redact_secrets=redact_secrets)
+    collector.start()
+    try:
+        server = CollectServer((host, port), collector, token=token, max_body=max_body, log=log)
+    except BaseException:
+        collector.stop()
+        raise
+    try:
+        if ready is not None:
+            ready(server)
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        collector.stop()
+
+
+def default_token() -> str | None:
+    return os.environ.get("ORCHESTRATOR_COLLECT_TOKEN") or None

@@ -1,0 +1,187 @@
+"""The seam between the writer and a database engine.
+
+:class:`~orchestrator.writer.db.DatabaseManager` and the batched log writer speak to
+the database only through a :class:`Backend`: one connection, used under the
+manager's lock, with SQL written with ``?`` placeholders in the dialect both
+SQLite and PostgreSQL understand (``INSERT ... ON CONFLICT DO NOTHING``,
+``SAVEPOINT``). What differs between engines lives behind it: opening and
+migrating, connection settings, how a write transaction takes its lock, the
+driver's exceptions and placeholder style. The schema itself (DDL, triggers,
+full-text search) belongs to each backend's migrations.
+
+SQLite (:class:`orchestrator.store.sqlite.SQLiteBackend`) for a path, PostgreSQL
+(:class:`orchestrator.store.postgres.PostgresBackend`) for a ``postgresql://`` URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+Params = Sequence[Any] | dict[str, Any]
+#: An exception class, or a tuple of them (what ``except`` and ``isinstance`` take).
+Errors = type[Exception] | tuple[type[Exception], ...]
+
+
+class Backend(ABC):
+    """One open connection to a store with the orchestrator schema."""
+
+    #: Raised by the driver when a row breaks a constraint (the row is refused).
+    integrity_error: Errors = Exception
+    #: Raised by the driver when the database fails (disk full, locked, I/O): retry later.
+    database_error: Errors = Exception
+    #: The driver's errors that a row's values cause (constraint, binding, range).
+    row_errors: tuple[type[Exception], ...] = ()
+    #: Seconds a writer's awaited call waits for this store by default (None: no bound of
+    #: the writer's own; ``DatabaseManager(timeout=...)`` overrides it).
+    timeout: float | None = None
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, for messages (a path, or a URL without its password)."""
+
+    @property
+    @abstractmethod
+    def connection(self) -> Any:
+        """The driver's open connection (None before :meth:`open`), for what the seam has
+        no operation for."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, creating or upgrading the schema first."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def in_transaction(self) -> bool: ...
+
+    @abstractmethod
+    async def begin(self) -> None:
+        """Start a write transaction that takes the write lock at once (no upgrade deadlock)."""
+
+    @abstractmethod
+    async def commit(self) -> None: ...
+
+    @abstractmethod
+    async def rollback(self) -> None: ...
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """``async with backend.transaction():`` one write transaction (:meth:`begin`),
+        committed at the end of the block, rolled back on any exception."""
+        await self.begin()
+        try:
+            yield
+        except BaseException:
+            await self.rollback()
+            raise
+        await self.commit()
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows (plain INSERTs, no conflict handling) the fastest way the store has."""
+        await self.executemany(insert_sql(table, columns), rows)
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
+
+    async def defer_search_index(
+        self, tables: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """Stop indexing new rows (of ``tables``, default all) for full-text search one by
+        one, inside a bulk load; return what :meth:`catch_up_search_index` needs (nothing,
+        by default). Inside a write transaction, both belong to it (a rollback or a killed
+        process leaves indexing as it was)."""
+        return {}
+
+    async def catch_up_search_index(  # noqa: B027 - a hook with nothing to do by default
+        self, deferred: dict[str, tuple[str, int]]
+    ) -> None:
+        """Index the rows added since :meth:`defer_search_index` and resume indexing."""
+
+    # -- SQL that differs between engines, by name ---------------------------------------
+    # Callers write one statement and ask for the parts that differ (no engine branches).
+
+    def json_text(self, expression: str, key: str) -> str:
+        """SQL for the text of ``key`` in the JSON object ``expression`` holds (NULL when
+        absent); ``key`` is a literal name (letters, digits, ``_``)."""
+        assert key.replace("_", "").isalnum(), key
+        return f"json_extract({expression}, '$.{key}')"
+
+    def same(self, expression: str) -> str:
+        """SQL comparing ``expression`` with the next ``?``, a NULL equal to a NULL."""
+        return f"{expression} IS ?"
+
+    # -- what a copy from one store to another asks of each engine ---------------------
+
+    @abstractmethod
+    async def identity(self) -> str | None:
+        """What the store resolves to, however it was spelled (a path through a symlink or
+        a hard link, a server's host name or address): two backends with the same identity
+        are the same store. None when there is no store there yet. Needs no :meth:`open`
+        and changes nothing."""
+
+    @abstractmethod
+    async def begin_snapshot(self) -> None:
+        """Start a read-only transaction in which every read sees one state of the store
+        (rows committed meanwhile are not seen)."""
+
+    @abstractmethod
+    async def table_columns(self, table: str) -> list[tuple[str, bool]]:
+        """The stored columns of ``table`` in order (generated ones left out), each with
+        whether it holds numbers."""
+
+    @abstractmethod
+    async def fetch_by_keys(
+        self,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[tuple[Any, ...]],
+        select: str,
+        where: str = "",
+    ) -> list[dict[str, Any]]:
+        """``SELECT select FROM table t`` for the rows whose ``key`` columns hold one of
+        ``keys`` (and match ``where``, an expression of ``t``), in one statement."""
+
+    async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
+        """Whether :meth:`pause_triggers` may be used on ``tables`` here (no, by default)."""
+        return False
+
+    async def pause_triggers(self, table: str, paused: bool) -> None:
+        """Turn the user triggers of ``table`` off or on again, inside the caller's write
+        transaction (other writers wait for it, and meet them on)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause triggers")
+
+    async def check(self) -> None:  # noqa: B027 - a hook: most stores cannot be swapped out
+        """Raise ``database_error`` if the store is no longer the one opened (its file was
+        deleted or replaced): writes would "succeed" into a file nobody will read."""
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` was caused by the rows written (drop them) rather than by the
+        database (keep them and retry): driver row errors, and any other Exception
+        that is not the driver's (a value it could not bind, say)."""
+        if isinstance(exc, self.row_errors):
+            return True
+        return isinstance(exc, Exception) and not isinstance(exc, self.database_error)
+
+
+def insert_sql(table: str, columns: Sequence[str], *, ignore_conflicts: bool = False) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)``, optionally skipping conflicting rows."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    return sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else sql

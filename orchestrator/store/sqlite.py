@@ -1,0 +1,758 @@
+"""SQLite: opening a database file the way every part of the project needs it,
+and :class:`SQLiteBackend`, the writer's backend for it.
+
+The connection settings that only SQLite speaks live here (with the DDL in
+``migrations``): WAL so readers such as Datasette never block the writer,
+``synchronous=FULL`` so a committed batch survives power loss as well as a
+killed process, a busy timeout so concurrent writers wait instead of failing,
+``BEGIN IMMEDIATE`` so a write transaction takes its lock at once, and
+enforced foreign keys. A PostgreSQL backend is a second
+:class:`~orchestrator.store.backend.Backend`, not a fork of the writer.
+
+Opening checks the schema: a file migrated by a newer orchestrator, one that is not
+SQLite, and one missing a table, index or trigger the migrations create are refused
+with a one-line :class:`SchemaError` or :class:`NotADatabase` naming the file. The
+check stays cheap: once a file's objects have been checked, ``PRAGMA user_version``
+holds its ``PRAGMA schema_version`` (which SQLite bumps on every schema change), so
+opening it again compares two header fields; only a changed schema costs the full
+comparison with a freshly migrated in-memory database.
+
+A file deleted or replaced under an open connection (:class:`OpenedFiles`): the old
+file's write-ahead log, named after the path, is let go of (checkpointed into the old
+file, then deleted) before anything opens the new file, or left alone when something
+already has: it is never read, checkpointed or deleted as the new file's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import urllib.parse
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import OrchestratorError
+from . import migrations
+from .backend import Backend, Params
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+#: Seconds a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+#: Statements run on every new connection (after the journal mode is WAL).
+CONNECTION_PRAGMAS = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = FULL",
+    f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}",
+    "PRAGMA cache_size = -32768",  # 32 MiB of page cache: indexes of millions of rows
+    "PRAGMA temp_store = MEMORY",
+)
+
+#: Starts a write transaction that takes the write lock at once, so two
+#: writers never both read then deadlock on upgrading to a write.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+DEFAULT_DB = "orchestrator.db"
+
+
+def default_db_path() -> Path:
+    """The database the user means: ``$ORCHESTRATOR_DB``, the seed's ``$DATABASE_PATH``,
+    else ``./orchestrator.db``."""
+    value = os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH") or DEFAULT_DB
+    return Path(value)
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """Apply the project's connection settings to an open connection."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() not in ("wal", "memory"):  # in-memory databases have no WAL
+        raise sqlite3.OperationalError(f"could not switch the database to WAL (got {mode!r})")
+    for pragma in CONNECTION_PRAGMAS:
+        conn.execute(pragma)
+
+
+class NotADatabase(sqlite3.DatabaseError, OrchestratorError):
+    """The file is not an SQLite database (nothing was written to it)."""
+
+
+class SchemaError(sqlite3.DatabaseError, OrchestratorError):
+    """The database's schema is not the one this version of orchestrator writes.
+
+    The message is one line naming the file and what to do; ``path`` is the file.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str]) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+
+
+class SchemaTooNew(SchemaError):
+    """A newer orchestrator migrated the file: its ledger names migrations (``unknown``)
+    this version does not have."""
+
+    def __init__(self, path: str | os.PathLike[str], unknown: list[str]) -> None:
+        super().__init__(
+            f"{path}: its schema is newer than this version of orchestrator (unknown "
+            f"migration {', '.join(unknown)}); upgrade adw-orchestrator",
+            path,
+        )
+        self.unknown = unknown
+
+
+class SchemaDrift(SchemaError):
+    """Tables, indexes or triggers the migrations create are missing (``missing``), so
+    totals would silently stop adding up or writes would fail; ``orchestrator init``
+    re-creates them."""
+
+    def __init__(self, path: str | os.PathLike[str], missing: list[str]) -> None:
+        super().__init__(
+            f"{path}: the schema is missing {', '.join(missing)} (dropped by hand?); "
+            "`orchestrator init` re-creates them and recomputes the totals",
+            path,
+        )
+        self.missing = missing
+
+
+class SchemaOutdated(SchemaError):
+    """A file that cannot be written needs migrations (``pending``) before it can be read."""
+
+    def __init__(self, path: str | os.PathLike[str], pending: list[str]) -> None:
+        super().__init__(
+            f"{path} cannot be written and its schema is older than this version of "
+            f"orchestrator (missing migration {', '.join(pending)}); run `orchestrator init` "
+            "on a writable copy, or read it with the version that wrote it",
+            path,
+        )
+        self.pending = pending
+
+
+class DatabaseInUse(sqlite3.OperationalError, OrchestratorError):
+    """Another connection has the database open, so it may not be replaced."""
+
+
+class SchemaCheck:
+    """What :func:`ensure_schema` did to a database (a plain class: opening stays cheap)."""
+
+    __slots__ = ("applied", "repaired")
+
+    def __init__(self, applied: list[str] | None = None, repaired: list[str] | None = None):
+        self.applied = applied or []  # migrations applied just now
+        self.repaired = repaired or []  # objects re-created by ``repair``
+
+
+def _connect_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> sqlite3.Error:
+    """The one-line error for a file SQLite could not open or read."""
+    code = getattr(exc, "sqlite_errorname", "")
+    if code == "SQLITE_NOTADB" or (not code and "file is not a database" in str(exc)):
+        return NotADatabase(f"{os.fspath(path)} is not an SQLite database")
+    if isinstance(exc, sqlite3.OperationalError):
+        return sqlite3.OperationalError(f"cannot open the database {os.fspath(path)!r}: {exc}")
+    return type(exc)(f"{os.fspath(path)}: {exc}")  # e.g. "database disk image is malformed"
+
+
+def _open(
+    path: str | os.PathLike[str], *, uri: str | None = None, timeout: float = BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
+    """An autocommit connection to ``path`` (or to ``uri`` naming it), its file read once
+    (opening is lazy): raises NotADatabase or a one-line OperationalError naming it."""
+    target = uri if uri is not None else os.fspath(path)
+    try:
+        conn = sqlite3.connect(
+            target,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri is not None,
+        )
+    except sqlite3.Error as exc:
+        raise _connect_error(path, exc) from None
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _connect_error(path, exc) from None
+    return conn
+
+
+def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Connection:
+    """Open ``path`` (created if missing) in autocommit mode, configured, migrated and its
+    schema checked (:func:`ensure_schema`); ``migrate=False`` skips both.
+
+    Raises NotADatabase, SchemaTooNew, SchemaDrift (``orchestrator init`` repairs), or
+    sqlite3.OperationalError naming the file when it cannot be opened.
+    """
+    conn = _open(path)
+    try:
+        configure(conn)
+        if migrate:
+            ensure_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_existing(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """:func:`connect` for a command that changes a database it expects (reprice, prune,
+    a budget): raises FileNotFoundError naming ``path`` when there is no file, rather
+    than creating an empty database to change nothing in."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no database at {path}: `orchestrator init` creates one")
+    return connect(path)
+
+
+def _fingerprint(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(``user_version``, ``schema_version``): equal once the schema has been checked."""
+    row = conn.execute("SELECT * FROM pragma_user_version, pragma_schema_version").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def _record_checked(conn: sqlite3.Connection, version: int) -> None:
+    """Remember that the schema at ``version`` was checked, unless it changed since."""
+    with migrations.write_transaction(conn):
+        if _fingerprint(conn)[1] == version:
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+
+
+def ensure_schema(
+    conn: sqlite3.Connection,
+    path: str | os.PathLike[str],
+    *,
+    writable: bool = True,
+    verify: bool = False,
+    repair: bool = False,
+) -> SchemaCheck:
+    """Bring ``conn``'s schema up to date and check every object the migrations create is
+    there; ``path`` names the file in errors.
+
+    Cheap when nothing changed: one read of the migration ledger and of two header fields;
+    sqlite-utils is imported only to migrate a file that is neither empty nor current
+    (:func:`orchestrator.store.migrations.migrate`). ``verify`` runs the full check anyway;
+    ``repair`` re-creates what is missing and recomputes the totals
+    (:func:`orchestrator.store.migrations.repair`) instead of raising SchemaDrift.
+    ``writable=False`` changes nothing: pending migrations raise SchemaOutdated.
+    Raises SchemaTooNew when a newer orchestrator migrated the file.
+    """
+    pending, unknown = migrations.pending_and_unknown(migrations.applied_names(conn))
+    if unknown:
+        raise SchemaTooNew(path, unknown)
+    applied: list[str] = []
+    if pending:
+        if not writable:
+            raise SchemaOutdated(path, pending)
+        applied = migrations.migrate(conn)
+    elif not verify:
+        user_version, schema_version = _fingerprint(conn)
+        if user_version == schema_version != 0:
+            return SchemaCheck()
+    version = _fingerprint(conn)[1]
+    missing = [name for _, name in migrations.missing_objects(conn)]
+    repaired: list[str] = []
+    if missing and repair:
+        repaired = migrations.repair(conn)
+        version = _fingerprint(conn)[1]
+        missing = [name for _, name in migrations.missing_objects(conn)]
+    if missing:
+        raise SchemaDrift(path, missing)
+    if writable:
+        _record_checked(conn, version)
+    return SchemaCheck(applied, repaired)
+
+
+def is_writable(path: str | os.PathLike[str]) -> bool:
+    """Whether this process may write the database at ``path``: the file, and its folder
+    (for the ``-wal`` and ``-shm`` files) unless both of those exist and are writable."""
+    path = Path(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    if os.access(path.parent, os.W_OK):
+        return True
+    return all(os.access(f"{path}{suffix}", os.W_OK) for suffix in ("-wal", "-shm"))
+
+
+def _uri(path: Path, query: str) -> str:
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path``, its schema current and checked.
+
+    A file this process can write (:func:`is_writable`) is brought up to date first, as
+    :func:`connect` does. One it cannot (a read-only filesystem or folder) is opened
+    ``mode=ro``, or ``immutable=1`` when its ``-shm`` file cannot be created either (a
+    ``-wal`` left beside it by a writer that crashed is then not read), and only checked:
+    SchemaOutdated when it needs migrating, SchemaTooNew, SchemaDrift. Raises
+    FileNotFoundError when there is no file and NotADatabase when it is not SQLite.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    if is_writable(path):
+        connect(path).close()
+        return _open(path, uri=_uri(path, "mode=ro"))
+    try:
+        conn = _open(path, uri=_uri(path, "mode=ro"))
+    except NotADatabase:
+        raise
+    except sqlite3.OperationalError:  # no -shm, and it cannot be created
+        conn = _open(path, uri=_uri(path, "immutable=1"))
+    try:
+        ensure_schema(conn, path, writable=False)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+#: How long ``init --force`` waits for other connections to close before refusing.
+EXCLUSIVE_TIMEOUT_S = 1.0
+
+
+def lock_exclusively(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection that keeps every other one out of ``path`` until it is closed.
+
+    In WAL mode each connection that has read the database holds a shared lock until it
+    is closed (writers, Datasette, notebooks, even idle), so this raises DatabaseInUse
+    while any is open, after waiting ``EXCLUSIVE_TIMEOUT_S``. NotADatabase when the file
+    is not SQLite.
+    """
+    try:
+        conn = sqlite3.connect(os.fspath(path), timeout=EXCLUSIVE_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _connect_error(path, exc) from None
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # keep the lock after COMMIT
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or (
+            "locked" in str(exc)
+        ):
+            raise DatabaseInUse(
+                f"{os.fspath(path)} is open in another process (an ADW writer, "
+                "`orchestrator serve`, a notebook): stop it first; nothing was changed"
+            ) from None
+        raise _connect_error(path, exc) from None
+    return conn
+
+
+def open_database(path: str | os.PathLike[str] | None = None) -> Database:
+    """A migrated sqlite-utils ``Database`` for ``path`` (default: :func:`default_db_path`)."""
+    from sqlite_utils import Database
+
+    return Database(connect(path if path is not None else default_db_path()))
+
+
+def schema_sql() -> str:
+    """The full schema as SQL, read from a freshly migrated in-memory database."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrations.migrate(conn)
+    rows = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%' AND tbl_name != '_sqlite_migrations' "
+        "AND name NOT LIKE '%_fts_%' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid"
+    ).fetchall()
+    conn.close()
+    return ";\n\n".join(row[0] for row in rows) + ";\n"
+
+
+class DatabaseReplaced(sqlite3.OperationalError, OrchestratorError):
+    """The database file was deleted or replaced under an open writer or follower."""
+
+
+def file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+class OpenedFiles:
+    """Which files a connection opened: the database at ``path`` and the ``-wal`` and
+    ``-shm`` beside it (taken after its first read), to tell when they were swapped out.
+
+    SQLite names a database's write-ahead log and its index by the database's path. When
+    the file there is replaced or deleted while a connection has it open, those two
+    still hold the old file's pages: the next connection to the new file would read (or
+    recover) them as its own, and an SQLite closing a moved database leaves them there
+    (it checkpoints and deletes them only while its file is unmoved). :meth:`release`
+    closes a connection so that neither happens.
+    """
+
+    __slots__ = ("db", "path", "shm", "wal")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.db = file_id(self.path)
+        self.wal = file_id(f"{self.path}-wal")
+        self.shm = file_id(f"{self.path}-shm")
+
+    def moved(self) -> bool:
+        """Whether the file at ``path`` is no longer the one opened (one ``stat``)."""
+        return file_id(self.path) != self.db
+
+    def replaced(self) -> DatabaseReplaced:
+        """The error to raise, saying what happened to the file."""
+        what = "deleted" if not self.path.exists() else "replaced by another file"
+        return DatabaseReplaced(
+            f"{self.path} was {what} while it was open here; nothing more is written to or "
+            "read from the old file (open the database again to use the new one)"
+        )
+
+    @contextlib.contextmanager
+    def release(self) -> Iterator[bool]:
+        """Around closing a connection whose file was moved: yields whether no connection
+        has the new file at ``path`` open (then the caller may checkpoint its log into
+        the old file, which only it can still reach), and then deletes the old ``-wal``
+        and ``-shm`` if they are still the ones opened, so the new file starts clean.
+
+        Meanwhile SQLite connections are kept out of the new file: a write lock on the
+        bytes where each holds its shared lock (one it keeps for as long as it has a WAL
+        database open), so one opening it waits until the old log is gone. When one has
+        it open already, it reads the old log's shared index with it: nothing is
+        touched, since checkpointing or deleting would now change its view.
+        """
+        with _kept_out(self.path) as alone:
+            yield alone
+            if alone:
+                for suffix, opened in (("-wal", self.wal), ("-shm", self.shm)):
+                    name = f"{self.path}{suffix}"
+                    if opened is not None and file_id(name) == opened:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(name)
+
+
+#: Where SQLite's unix and Windows VFSes place their locks in a database file: a shared
+#: lock is a read lock on one byte of SHARED_SIZE starting at SHARED_FIRST (os_unix.c).
+_PENDING_BYTE = 0x40000000
+_SHARED_FIRST = _PENDING_BYTE + 2
+_SHARED_SIZE = 510
+
+
+@contextlib.contextmanager
+def _kept_out(path: Path) -> Iterator[bool]:
+    """Hold SQLite connections out of the file at ``path`` (none is there: nothing to
+    hold); yields False when one has it open already, or it cannot be locked."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: leave everything as it is
+        yield False
+        return
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        yield True
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _SHARED_SIZE, _SHARED_FIRST)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        # Closing drops this process's locks on that file: it had none (it never opened
+        # the new file) unless it opened it again before closing the old connection.
+        os.close(fd)
+
+
+class SQLiteBackend(Backend):
+    """The writer's connection to an SQLite file (aiosqlite: the driver runs in a thread)."""
+
+    integrity_error = sqlite3.IntegrityError
+    database_error = sqlite3.Error
+    row_errors = (
+        sqlite3.IntegrityError,
+        sqlite3.InterfaceError,
+        sqlite3.ProgrammingError,
+        sqlite3.DataError,
+    )
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn: Any = None  # aiosqlite.Connection
+        self._opened: OpenedFiles | None = None  # the files it opened, to see them swapped
+        self._finalizer: weakref.finalize | None = None
+        self._checked_before_defer = False
+
+    @property
+    def location(self) -> str:
+        return os.fspath(self.path)
+
+    @property
+    def connection(self) -> Any:
+        """The open ``aiosqlite.Connection``."""
+        return self._conn
+
+    async def open(self) -> None:
+        # Migrate synchronously, on a connection of its own, before the writer starts.
+        import asyncio  # here: a command that only reads never pays for importing it
+
+        import aiosqlite
+
+        await asyncio.to_thread(lambda: connect(self.path).close())
+        conn = await aiosqlite.connect(
+            os.fspath(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+        )
+        try:
+            for pragma in CONNECTION_PRAGMAS:
+                await conn.execute(pragma)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.row_factory = sqlite3.Row
+        try:
+            await conn.execute_fetchall("PRAGMA schema_version")  # opens the -wal and -shm
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self._opened = opened = OpenedFiles(self.path)
+        # A writer never closed (garbage, or the interpreter exiting) must not leave its
+        # log beside a file that replaced its own either.
+        self._finalizer = weakref.finalize(self, _forget_moved, opened)
+
+    async def check(self) -> None:
+        """Raise DatabaseReplaced once the file at ``path`` is not the one opened, having
+        closed the connection first (:meth:`OpenedFiles.release`): the old file's log is
+        checkpointed into it and removed unless a connection to the new file uses it."""
+        opened = self._opened
+        if opened is None or not opened.moved():
+            return
+        if self._conn is not None:
+            await self._release(opened)
+        raise opened.replaced()
+
+    async def _release(self, opened: OpenedFiles) -> None:
+        conn, self._conn = self._conn, None
+        with opened.release() as alone:
+            if alone:  # the log's pages belong to the old file: put them there
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute_fetchall("PRAGMA busy_timeout = 100")  # its readers
+                    if conn.in_transaction:
+                        await conn.execute_fetchall("ROLLBACK")
+                    await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            await conn.close()
+
+    async def close(self) -> None:
+        opened = self._opened
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._conn is None:
+            return
+        if opened is not None and opened.moved():
+            await self._release(opened)
+        else:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    @property
+    def _live(self) -> Any:
+        """The open connection; DatabaseReplaced once :meth:`check` let go of it."""
+        if self._conn is None:
+            if self._opened is not None:
+                raise self._opened.replaced()
+            raise sqlite3.ProgrammingError(f"{self.path} is not open")
+        return self._conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self._conn is not None and self._conn.in_transaction)
+
+    async def begin(self) -> None:
+        await self._live.execute(BEGIN_WRITE)
+
+    async def commit(self) -> None:
+        await self._live.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            await self._live.execute("ROLLBACK")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cursor = await self._live.execute(sql, params)
+        return int(cursor.rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._live.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+        async with self._live.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else dict(row)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        async with self._live.execute(sql, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def identity(self) -> str | None:
+        """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
+        found = file_id(self.path)
+        return None if found is None else f"sqlite:{found[0]}:{found[1]}"
+
+    async def begin_snapshot(self) -> None:
+        await self._live.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
+
+    async def table_columns(self, table: str) -> list[tuple[str, bool]]:
+        rows = await self.fetchall("SELECT name, type FROM pragma_table_info(?)", (table,))
+        return [(row["name"], row["type"] in ("INTEGER", "REAL")) for row in rows]
+
+    async def fetch_by_keys(
+        self,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[tuple[Any, ...]],
+        select: str,
+        where: str = "",
+    ) -> list[dict[str, Any]]:
+        # The keys as one JSON array parameter (json_each): no limit on their number.
+        if len(key) == 1:
+            match = f"t.{key[0]} = k.value"
+            payload = json.dumps([one[0] for one in keys])
+        else:
+            match = " AND ".join(
+                f"t.{column} = json_extract(k.value, '$[{i}]')" for i, column in enumerate(key)
+            )
+            payload = json.dumps([list(one) for one in keys])
+        extra = f" AND {where}" if where else ""
+        return await self.fetchall(
+            f"SELECT {select} FROM json_each(?) k JOIN {table} t ON {match}{extra}", (payload,)
+        )
+
+    async def defer_search_index(
+        self, tables: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """Stop indexing new rows for full-text search row by row (for bulk loads); return
+        what :meth:`catch_up_search_index` needs. FTS5 indexes a batch of rows ~15x faster
+        than one row per trigger call; rows other writers add meanwhile are caught up too."""
+        deferred: dict[str, tuple[str, int]] = {}
+        versions = await self._live.execute_fetchall(
+            "SELECT * FROM pragma_user_version, pragma_schema_version"
+        )
+        # Dropping and re-creating the triggers changes the schema's version, not its
+        # objects: a schema checked before stays checked (catch_up_search_index records it).
+        self._checked_before_defer = versions[0][0] == versions[0][1] != 0
+        for name, table, sql in await self._live.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
+            if tables is not None and table not in tables:
+                continue
+            (watermark,) = await self._live.execute_fetchall(f"SELECT max(rowid) FROM {table}")
+            deferred[name] = (sql, watermark[0] or 0)
+            await self._live.execute(f"DROP TRIGGER {name}")
+        return deferred
+
+    async def catch_up_search_index(self, deferred: dict[str, tuple[str, int]]) -> None:
+        """Index every row added since :meth:`defer_search_index`, then restore its triggers."""
+        for name, (sql, watermark) in deferred.items():
+            exists = await self._live.execute_fetchall(
+                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+            )
+            if exists:  # rolled back before any commit: the trigger and its index are whole
+                continue
+            await self._live.execute(_catch_up_sql(name, sql), (watermark,))
+            await self._live.execute(sql)
+        if deferred and self._checked_before_defer:
+            versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
+            await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+
+
+def _forget_moved(opened: OpenedFiles) -> None:
+    """At garbage collection or exit of an SQLite backend never closed: if its file was
+    moved meanwhile, delete the old ``-wal`` and ``-shm`` it leaves (when no connection
+    to the new file uses them), as :meth:`SQLiteBackend.close` would."""
+    if opened.moved():
+        with opened.release():
+            pass
+
+
+def defer_search_index(
+    conn: sqlite3.Connection, *, summaries: bool = False
+) -> tuple[dict[str, tuple[str, int]], bool]:
+    """:meth:`SQLiteBackend.defer_search_index` for a bulk load over one sqlite3 connection,
+    inside its write transaction; returns what :func:`catch_up_search_index` needs, which
+    must run in the same transaction (then no other connection ever sees the triggers
+    missing, and a rollback restores them with the index).
+
+    ``summaries=True`` defers the prompts' summary triggers too
+    (:func:`migrations.prompt_summary_triggers`: a run's totals, usage_daily): each new
+    prompt then costs one INSERT instead of four statements, and the catch-up adds them
+    up per run and per day. Only for a load that does not update or delete the prompts
+    it inserts (their update triggers would take out sums never added).
+    """
+    deferred = {}
+    checked = _fingerprint(conn)
+    for name, table, sql in conn.execute(_SEARCH_INSERT_TRIGGERS).fetchall():
+        deferred[name] = (sql, _max_rowid(conn, table))
+        conn.execute(f"DROP TRIGGER {name}")
+    if summaries:
+        for name, (expected, _) in migrations.prompt_summary_triggers().items():
+            row = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] == expected:
+                deferred[name] = (expected, _max_rowid(conn, "prompts"))
+                conn.execute(f"DROP TRIGGER {name}")
+    return deferred, checked[0] == checked[1] != 0
+
+
+def _max_rowid(conn: sqlite3.Connection, table: str) -> int:
+    (rowid,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+    return int(rowid or 0)
+
+
+def catch_up_search_index(
+    conn: sqlite3.Connection, deferred: tuple[dict[str, tuple[str, int]], bool]
+) -> None:
+    """Index the rows added since :func:`defer_search_index` (one statement per index),
+    add the new prompts to the summaries it deferred, restore its triggers, and keep a
+    schema checked before recorded as checked."""
+    triggers, checked = deferred
+    for name, (sql, watermark) in triggers.items():
+        conn.execute(_catch_up_sql(name, sql), (watermark,))
+        conn.execute(sql)
+    if triggers and checked:
+        conn.execute(f"PRAGMA user_version = {_fingerprint(conn)[1]}")
+
+
+#: The full-text search triggers that index each new row (``<table>_ai``).
+_SEARCH_INSERT_TRIGGERS = (
+    "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
+    "AND sql LIKE '%AFTER INSERT%' AND sql LIKE '%\\_fts %' ESCAPE '\\'"
+)
+
+
+def _catch_up_sql(name: str, sql: str) -> str:
+    """The statement doing at once what the search or summary trigger ``name`` (``sql``)
+    would have done row by row, for rows past a rowid (its one parameter)."""
+    summary = migrations.prompt_summary_triggers().get(name)
+    if summary is not None:
+        return summary[1]
+    match = _FTS_INSERT.search(sql)
+    if match is None:  # pragma: no cover - the migrations' trigger shape changed
+        raise sqlite3.OperationalError(f"cannot read the search trigger {name}: {sql}")
+    columns = match["values"].replace("new.", "")
+    return (
+        f"INSERT INTO {match['fts']} ({match['columns']}) SELECT {columns} "
+        f"FROM {match['table']} WHERE rowid > ?"
+    )
+
+
+#: The statement of a full-text search trigger, as the migrations write it.
+_FTS_INSERT = re.compile(
+    r"AFTER INSERT ON (?P<table>\w+) BEGIN\s+INSERT INTO (?P<fts>\w+) \((?P<columns>[^)]*)\) "
+    r"VALUES \((?P<values>[^)]*)\)"
+)
