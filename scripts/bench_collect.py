@@ -34,11 +34,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.collect import PLACEHOLDER, Collector, CollectServer, build  # noqa: E402
-from orchestrator.rows import AGENT_LOG_COLUMNS, PROMPT_COLUMNS  # noqa: E402
-
-from orchestrator import otlp  # noqa: E402
 from orchestrator import sqlite as backend  # noqa: E402
+from orchestrator.claude_code import otlp  # noqa: E402
+from orchestrator.claude_code.collect import PLACEHOLDER, Collector, CollectServer, build  # noqa: E402
+from orchestrator.core.rows import AGENT_LOG_COLUMNS, PROMPT_COLUMNS  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "otlp"
 RECORDED = ["logs-user-prompt.json", "logs-api-request.json", "logs-tool-result.json"]

@@ -60,8 +60,12 @@ sys.path.insert(0, str(ROOT))
 from datasette_dashboards import replace_opts_in_query  # noqa: E402
 
 from orchestrator.commands.demo import create_demo_database  # noqa: E402
-from orchestrator.datasette_plugin.dashboards import fill_report_queries  # noqa: E402
-from orchestrator.reports.canned import Report, load_metadata, reports  # noqa: E402
+from orchestrator.reports.canned import (  # noqa: E402
+    Report,
+    fill_report_queries,
+    load_metadata,
+    reports,
+)
 from orchestrator.reports.postgres import translated  # noqa: E402
 
 END = datetime(2026, 11, 26, tzinfo=timezone.utc)  # the data's last day is the 25th

@@ -246,9 +246,8 @@ def activity_payload(points: list[tuple[Any, ...]] = ACTIVITY) -> dict[str, Any]
 def store_otlp_metrics(target: Target, payload: dict[str, Any]) -> None:
     """``payload`` (OTLP/JSON metrics) stored in ``target`` as ``orchestrator collect``
     stores what it receives."""
-    from orchestrator.collect import Collector, build
-
-    from orchestrator import otlp
+    from orchestrator.claude_code import otlp
+    from orchestrator.claude_code.collect import Collector, build
 
     collector = Collector(str(target))
     collector.start()

@@ -489,7 +489,7 @@ def test_activity_metrics_per_day_user_and_team_in_the_report(
     on both engines, against the sums of the payloads' points read by hand."""
     from backends import activity_payload
 
-    from orchestrator.reports import run_report
+    from orchestrator.reports.canned import run_report
 
     port, target = server
     recorded = ["metrics-usage.json", "metrics-usage-2.json", "metrics-active-time.json"]

@@ -19,8 +19,8 @@ import pytest
 from datasette.app import Datasette
 from datasette_dashboards import replace_opts_in_query
 
-from orchestrator.datasette_plugin.dashboards import fill_report_queries
 from orchestrator.reports.canned import (
+    fill_report_queries,
     load_metadata,
     metadata_for,
     reports,

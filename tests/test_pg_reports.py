@@ -37,10 +37,16 @@ from datasette_dashboards import replace_opts_in_query
 
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
-from orchestrator.datasette_plugin.dashboards import fill_report_queries
 from orchestrator.reports import pg_sql, sql_functions
 from orchestrator.reports import postgres as pg_reports
-from orchestrator.reports.canned import Report, ReportResult, load_metadata, reports, run_report
+from orchestrator.reports.canned import (
+    Report,
+    ReportResult,
+    fill_report_queries,
+    load_metadata,
+    reports,
+    run_report,
+)
 from orchestrator.reports.pg_sql import UnsupportedSQL, translate
 from orchestrator.store.postgres import init_database
 from orchestrator.writer.budgets import set_budget

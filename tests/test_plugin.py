@@ -490,7 +490,7 @@ async def test_a_panel_naming_a_report_runs_that_reports_sql(my_db: Path) -> Non
 
 
 def test_a_panel_naming_no_report_is_refused_by_name(tmp_path: Path) -> None:
-    from orchestrator.datasette_plugin.dashboards import fill_report_queries
+    from orchestrator.reports.canned import fill_report_queries
 
     metadata = load_metadata()
     charts = metadata["plugins"]["datasette-dashboards"]["overview"]["charts"]

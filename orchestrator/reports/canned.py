@@ -92,8 +92,6 @@ def metadata_for(database_name: str, path: Path | None = None) -> dict[str, Any]
     """metadata.yml with its database key and the dashboards' ``db`` renamed to
     ``database_name`` (Datasette names a database after its file), and a dashboard chart
     that names a report given the report's SQL (what datasette-dashboards runs)."""
-    from ..datasette_plugin.dashboards import fill_report_queries
-
     metadata = fill_report_queries(load_metadata(path))
     if database_name == DATABASE_NAME:
         return metadata
@@ -280,3 +278,38 @@ def run_report_args(
             value = words.pop(0)
         values[key] = value
     return run_report(name, db_path, values)
+
+
+#: The keys of a chart's ``query`` when it names a report (see the module docstring).
+REPORT_QUERY_KEYS = {"report", "select"}
+
+
+def report_query(sql: str, name: str, select: str | None = None) -> str:
+    """The SQL of a panel showing the report ``name`` (whose SQL is ``sql``): the report
+    itself, or ``select`` over its rows, the report a common table expression ``name``."""
+    if select is None:
+        return sql
+    return f"WITH {name} AS (\n{sql}\n)\n{select}"
+
+
+def fill_report_queries(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Replace each dashboard chart's ``query: {report: NAME[, select: SQL]}`` in
+    ``metadata`` (changed in place, and returned) by :func:`report_query` of the report
+    ``NAME`` of the chart's database (its canned query in ``databases``). Raises ValueError
+    naming the dashboard and chart for a report that does not exist or other keys."""
+    databases = metadata.get("databases") or {}
+    dashboards = (metadata.get("plugins") or {}).get("datasette-dashboards") or {}
+    for slug, dashboard in dashboards.items():
+        for name, chart in (dashboard.get("charts") or {}).items():
+            query = chart.get("query")
+            if not isinstance(query, dict):
+                continue
+            where = f"dashboard {slug!r}, chart {name!r}"
+            if "report" not in query or set(query) - REPORT_QUERY_KEYS:
+                raise ValueError(f"{where}: query takes report and select, not {sorted(query)}")
+            queries = (databases.get(chart.get("db")) or {}).get("queries") or {}
+            report = queries.get(query["report"])
+            if not isinstance(report, dict) or "sql" not in report:
+                raise ValueError(f"{where}: no report {query['report']!r} in {chart.get('db')!r}")
+            chart["query"] = report_query(report["sql"], query["report"], query.get("select"))
+    return metadata
