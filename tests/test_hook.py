@@ -423,8 +423,10 @@ def test_a_real_session_with_a_subagent_seen_by_hooks_then_imported_is_counted_o
 
     subagent = f"agent-{agent_id}"
     session = run.session_id
-    hooked = [(session, session, workflow, "completed", None, 0, 0, 0, 0)]
-    hooked.append((subagent, session, workflow, "completed", session, 0, 0, 0, 0))
+    hooked: list[tuple[Any, ...]] = [
+        (session, session, workflow, "completed", None, 0, 0, 0, 0),
+        (subagent, session, workflow, "completed", session, 0, 0, 0, 0),
+    ]
     assert runs() == hooked  # hooks: the subagent's run under the session's, no tokens
     assert [log[0] for log in logs_of(subagent)] == [
         "SubagentStart",
