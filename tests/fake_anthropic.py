@@ -6,10 +6,13 @@ as ``.ci/run`` does), its tools, its hooks, the transcript it writes. The fake a
 ``POST /v1/messages`` (streamed SSE, or one JSON body when ``stream`` is false) from a
 script: while the conversation holds no tool result, a ``tool_use`` turn (by default
 Bash ``echo hi``) so that a real tool runs and the tool hooks fire, then a final text
-turn. Requests without tools (Claude Code's own background calls: titles, topics) get a
-short text. Every request is recorded (:attr:`FakeAnthropic.requests`) and every message
-sent (:attr:`FakeAnthropic.sent`, with the usage it reported) so tests compute expected
-tokens from what the fake said, independently of the importers.
+turn. With :attr:`Script.subagent`, the main conversation's tool turn calls the ``Agent``
+tool instead (in the foreground), and the subagent's own conversation (recognised by the
+prompt the fake gave it, its first user message) makes one tool call (``Bash``) and answers,
+never starting another. Requests without tools (Claude Code's own background calls:
+titles, topics) get a short text. Every request is recorded (:attr:`FakeAnthropic.requests`)
+and every message sent (:attr:`FakeAnthropic.sent`, with the usage it reported) so tests
+compute expected tokens from what the fake said, independently of the importers.
 
     with FakeAnthropic() as api:
         run = run_claude(tmp_path, "say hi", api=api)
@@ -76,6 +79,12 @@ BACKGROUND_USAGE = {
 }
 
 
+def subagent_usage_for(turn: int) -> dict[str, Any]:
+    """The usage the fake reports for the subagent conversation's ``turn``: distinct from
+    every main turn's."""
+    return usage_for(100 + turn)
+
+
 @dataclass
 class Sent:
     """A message the fake sent: its id, model, usage (final output count) and blocks."""
@@ -84,7 +93,8 @@ class Sent:
     model: str
     usage: dict[str, Any]
     content: list[dict[str, Any]]
-    main: bool  # a turn of the scripted conversation (not a background call)
+    main: bool  # a turn of the main scripted conversation (not a background call)
+    subagent: bool = False  # a turn of the subagent's scripted conversation
 
 
 def token_totals(sent: list[Sent]) -> dict[str, int]:
@@ -114,13 +124,31 @@ TOKEN_COLUMNS = (
 @dataclass
 class Script:
     """What the fake answers: ``tool`` and ``tool_input`` for the tool_use turn (None: no
-    tool turn), then ``final_text``."""
+    tool turn), then ``final_text``. With ``subagent`` (the prompt the subagent is given),
+    the tool turn is an ``Agent`` call (``subagent_type`` general-purpose, in the
+    foreground) instead, and the subagent's conversation runs ``subagent_tool_input`` with
+    Bash, then answers ``subagent_text``."""
 
     tool: str | None = "Bash"
     tool_input: dict[str, Any] = field(
         default_factory=lambda: {"command": "echo hi", "description": "Say hi"}
     )
     final_text: str = "Done: the command printed hi."
+    subagent: str | None = None
+    subagent_tool_input: dict[str, Any] = field(
+        default_factory=lambda: {"command": "echo from-subagent", "description": "Say hi"}
+    )
+    subagent_text: str = "Subagent done: the command printed from-subagent."
+
+    def agent_input(self) -> dict[str, Any]:
+        """The ``Agent`` tool's input of the main conversation's tool turn."""
+        assert self.subagent is not None
+        return {
+            "description": "Run one command",
+            "prompt": self.subagent,
+            "subagent_type": "general-purpose",
+            "run_in_background": False,
+        }
 
 
 class FakeAnthropic:
@@ -152,8 +180,29 @@ class FakeAnthropic:
 
     @property
     def main(self) -> list[Sent]:
-        """The scripted conversation's messages, in order."""
+        """The main scripted conversation's messages, in order."""
         return [s for s in self.sent if s.main]
+
+    @property
+    def subagent(self) -> list[Sent]:
+        """The subagent's scripted conversation's messages, in order (with
+        :attr:`Script.subagent`)."""
+        return [s for s in self.sent if s.subagent]
+
+    def _is_subagent(self, messages: list[dict[str, Any]]) -> bool:
+        """Whether a conversation is the subagent's: its first user message holds the
+        prompt the fake gave the subagent (the main conversation has it only in the
+        ``Agent`` call, an assistant message)."""
+        prompt = self.script.subagent
+        if prompt is None or not messages or messages[0].get("role") != "user":
+            return False
+        content = messages[0].get("content")
+        if isinstance(content, str):
+            return prompt in content
+        return any(
+            isinstance(block, dict) and block.get("type") == "text" and prompt in block["text"]
+            for block in content or []
+        )
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
@@ -180,22 +229,36 @@ class FakeAnthropic:
                 if message.get("role") == "user" and isinstance(message.get("content"), list)
                 for block in message["content"]
             )
+            subagent = self._is_subagent(messages)
             with self._lock:
-                turn = sum(1 for s in self.sent if s.main)
-            if self.script.tool is not None and not answered:
+                turn = sum(1 for s in self.sent if (s.subagent if subagent else s.main))
+            tool: tuple[str, dict[str, Any]] | None = None
+            if subagent:
+                tool = ("Bash", self.script.subagent_tool_input)
+                final_text = self.script.subagent_text
+            else:
+                if self.script.subagent is not None:
+                    tool = ("Agent", self.script.agent_input())
+                elif self.script.tool is not None:
+                    tool = (self.script.tool, self.script.tool_input)
+                final_text = self.script.final_text
+            if tool is not None and not answered:
                 content: list[dict[str, Any]] = [
                     {"type": "text", "text": "I will run a tool."},
                     {
                         "type": "tool_use",
                         "id": self._next_id("toolu"),
-                        "name": self.script.tool,
-                        "input": self.script.tool_input,
+                        "name": tool[0],
+                        "input": tool[1],
                     },
                 ]
             else:
-                content = [{"type": "text", "text": self.script.final_text}]
+                content = [{"type": "text", "text": final_text}]
             model = str(body.get("model") or MODEL)
-            sent = Sent(self._next_id("msg"), model, usage_for(turn), content, main=True)
+            usage = subagent_usage_for(turn) if subagent else usage_for(turn)
+            sent = Sent(
+                self._next_id("msg"), model, usage, content, main=not subagent, subagent=subagent
+            )
         with self._lock:
             self.sent.append(sent)
         return sent

@@ -12,6 +12,7 @@ A screenshot of the dashboard goes to ``tmp_path`` and, when set, to
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -336,6 +337,54 @@ def test_live_page_shows_what_is_written_after_it_loads(
     tab.screenshot(path=str(shot))
     if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"]) / shot.name)
+    problems.assert_none()
+
+
+def test_live_page_shows_claude_code_hook_events_as_they_arrive(
+    server: Server, page: tuple[Any, Problems], tmp_path: Path
+) -> None:
+    """A hook call as Claude Code makes it (a process, a PreToolUse event on stdin) reaches
+    the open page: the workflow, the session's run and the tool, without a reload."""
+    tab, problems = page
+    tab.goto(f"{server.url}/-/live", wait_until="load")
+    tab.locator('#live-status[data-state="open"]').wait_for()
+    tab.locator("#live-events tbody tr").first.wait_for()
+    tab.evaluate("window.__loadedOnce = true")  # gone if the page reloads
+    session = "5f0c1d2e-7a8b-4c3d-9e0f-b1a2c3d4e5f6"
+    event = {
+        "session_id": session,
+        "transcript_path": f"/home/dev/.claude/projects/-home-dev-shop/{session}.jsonl",
+        "cwd": "/home/dev/shop",
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Grep",
+        "tool_input": {"pattern": "live-hook-marker", "path": "src"},
+        "tool_use_id": "toolu_01LiveHookBrowser",
+    }
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.claude_code.hook", "--db", str(server.db)],
+        input=json.dumps(event).encode(),
+        capture_output=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(root),
+            "ORCHESTRATOR_HOOK_SPOOL": str(tmp_path / "spool"),
+        },
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert not (tmp_path / "spool").exists() or not any(
+        path.read_text() for path in (tmp_path / "spool").iterdir()
+    ), "the hook spooled its event instead of writing it"
+    row = tab.locator("#live-events tbody tr", has_text="live-hook-marker")
+    row.wait_for(timeout=5_000)
+    cells = [cell.inner_text() for cell in row.locator("td").all()]
+    assert cells[1] == "claude-code:-home-dev-shop"
+    assert cells[2].startswith(session)  # the session's run, by its name
+    assert cells[3] == "log"
+    assert cells[5].startswith("PreToolUse: Grep: ") and "live-hook-marker" in cells[5]
+    assert tab.evaluate("window.__loadedOnce") is True  # the same page, not reloaded
     problems.assert_none()
 
 

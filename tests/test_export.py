@@ -1,6 +1,7 @@
 """``orchestrator export otlp`` against a real Arize Phoenix (``phoenix serve`` from PyPI,
 offline, started once per session from ``.cache/phoenix``): what Phoenix's REST API
-returns after an export is compared with the store, read with plain SQL.
+returns after an export is compared with the store, read with plain SQL; a run's trace
+view in Phoenix's UI is checked in Chromium (its screenshot: docs/phoenix-run.png).
 
 Without Phoenix these tests skip, unless ``$ORCHESTRATOR_REQUIRE_PHOENIX=1`` (CI) makes
 them fail. Install it as ``.ci/run`` does:
@@ -13,6 +14,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -326,6 +328,116 @@ def test_phoenix_holds_each_run_prompt_and_tool_as_the_store_has_them(
     execute(store, "DELETE FROM otlp_exports")
     assert f"({total} spans)" in export(store, phoenix, project)
     assert len(settled(phoenix, project, total)) == total
+
+
+async def _one_run(target: Target) -> str:
+    """A run as an ADW makes one: two steps with a prompt and a tool call each, a
+    reviewing subagent; each prompt's tokens distinct. Its id."""
+
+    def usage(n: int) -> dict[str, int]:
+        return {
+            "input_tokens": 10 + n,
+            "cache_read_input_tokens": 20_000 + 1_000 * n,
+            "cache_creation_input_tokens": 1_200 + 100 * n,
+            "output_tokens": 600 + 50 * n,
+        }
+
+    async with DatabaseManager(target) as db:
+        async with db.agent_run("plan_build", session_id="s-ui", name="issue-42") as run:
+            for n, (step, tool, text) in enumerate(
+                [("plan", "Read", "/plan issue 42"), ("build", "Bash", "/build the plan")]
+            ):
+                with run.step(step):
+                    await run.prompt(text, "ok", model="claude-sonnet-4-5", usage=usage(n))
+                    meta = {"tool_use_id": f"tu-{step}", "name": tool}
+                    run.log("tool_use", f"{tool}: ...", {**meta, "input": "{}"})
+                    run.log("tool_result", f"{tool}: ok", {**meta, "is_error": False})
+            async with db.agent_run(
+                "review", session_id="s-ui", name="review-sub", parent_agent_id=run.id
+            ) as sub:
+                await sub.prompt("review it", "fine", model="claude-haiku-4-5", usage=usage(2))
+        return run.id
+
+
+def test_a_run_shows_in_phoenixs_own_ui_with_its_spans_and_tokens(
+    db_path: Path, phoenix: str, tmp_path: Path
+) -> None:
+    """Phoenix's trace view of an exported run, in Chromium (offline): every span's name
+    and each prompt's token count as text; the screenshot is docs/phoenix-run.png
+    (``$ORCHESTRATOR_SCREENSHOT_DIR``)."""
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS
+
+    if not CHROMIUM.exists():
+        if os.environ.get("ORCHESTRATOR_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} not found")
+        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    run_id = asyncio.run(_one_run(db_path))
+    project = "adw"  # this test's own project in the session's Phoenix
+    total = expected_spans(db_path)
+    assert total == 2 + 3 + 2 + 2  # runs, prompts, tool calls, steps
+    export(db_path, phoenix, project)
+    settled(phoenix, project, total)
+    status, body = http_get(f"{phoenix}/v1/projects/{project}")
+    assert status == 200, body
+    project_id = json.loads(body)["data"]["id"]
+    # What the view must show, from the store: each span's name, each prompt's tokens.
+    prompts = rows(
+        db_path,
+        "SELECT model, tokens_input + tokens_cache_read + tokens_cache_write + tokens_output "
+        "FROM prompts ORDER BY created_at",
+    )
+    names = [
+        "invoke_agent plan_build",
+        "plan",
+        "build",
+        "execute_tool Read",
+        "execute_tool Bash",
+        "invoke_agent review",
+        *{f"chat {model}" for model, _ in prompts},
+    ]
+    counts = [f"{tokens:,}" for _, tokens in prompts]
+    assert len(set(counts)) == 3
+
+    external: list[str] = []
+    errors: list[str] = []
+
+    def route(route: Any) -> None:
+        if urllib.parse.urlsplit(route.request.url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 900})
+            tab.set_default_timeout(30_000)
+            tab.route("**/*", route)
+            tab.on("pageerror", lambda error: errors.append(str(error)))
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            trace = uuid.UUID(run_id).hex
+            tab.goto(f"{phoenix}/projects/{project_id}/spans/{trace}", wait_until="load")
+            tab.get_by_text(trace, exact=True).first.wait_for()
+            for name in names:
+                tab.get_by_text(name, exact=True).first.wait_for()
+            for count in counts:
+                tab.get_by_text(count, exact=True).first.wait_for()
+            tab.wait_for_load_state("networkidle")
+            shot = tmp_path / "phoenix-run.png"
+            tab.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert external == [] and errors == []
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("ORCHESTRATOR_SCREENSHOT_DIR"):
+        folder = Path(os.environ["ORCHESTRATOR_SCREENSHOT_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, folder / shot.name)
 
 
 def test_since_sends_the_later_runs_and_the_rest_follow(store: Target, phoenix: str) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from backends import is_postgres, postgres_admin, rows
 from click.testing import CliRunner
-from fake_anthropic import TOKEN_COLUMNS, FakeAnthropic, run_claude, token_totals
+from fake_anthropic import TOKEN_COLUMNS, FakeAnthropic, Script, run_claude, token_totals
 
 from orchestrator.claude_code.hook import spool_path
 from orchestrator.claude_code.hook_settings import MARK
@@ -376,3 +376,93 @@ def test_a_real_session_seen_by_hooks_then_imported_is_counted_once(
             (1,)
         ]
     assert rows(db, "SELECT count(*) FROM prompts WHERE content = 'say hi'") == [(2,)]
+
+
+def test_a_real_session_with_a_subagent_seen_by_hooks_then_imported_is_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "o.db"
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert invoke("hooks", "install", "--project", "--db", str(db)).exit_code == 0
+    script = Script(subagent="Run `echo from-subagent` and say what it printed.")
+    with FakeAnthropic(script) as api:
+        run = run_claude(tmp_path, "delegate it", api=api, extra_env={"PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert run.session_id is not None and run.transcript is not None
+    # What the fake said: the main conversation's Agent call, the subagent's Bash call.
+    agent_call = api.main[0].content[1]
+    sub_call = api.subagent[0].content[1]
+    assert (agent_call["name"], sub_call["name"]) == ("Agent", "Bash")
+    assert [s.content[-1]["type"] for s in api.subagent] == ["tool_use", "text"]
+    # The subagent's id, from the stream Claude Code printed and from its transcript's name.
+    [started] = [m for m in run.messages if m.get("subtype") == "task_started"]
+    assert started["tool_use_id"] == agent_call["id"]
+    agent_id = started["task_id"]
+    [sub_transcript] = (run.transcript.parent / run.session_id / "subagents").glob("*.jsonl")
+    assert sub_transcript.name == f"agent-{agent_id}.jsonl"
+
+    workflow = f"claude-code:{run.transcript.parent.name}"
+
+    def runs() -> list[tuple[Any, ...]]:
+        return rows(
+            db,
+            "SELECT a.name, a.session_id, o.name, a.status, p.name, "
+            + ", ".join(f"a.total_{c}" for c in TOKEN_COLUMNS[:4])
+            + " FROM agents a JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id "
+            "LEFT JOIN agents p ON p.id = a.parent_agent_id ORDER BY a.parent_agent_id IS NOT NULL",
+        )
+
+    def logs_of(name: str) -> list[tuple[Any, ...]]:
+        return rows(
+            db,
+            "SELECT l.log_type, json_extract(l.metadata, '$.tool_use_id') FROM agent_logs l "
+            "JOIN agents a ON a.id = l.agent_id WHERE a.name = ? ORDER BY l.created_at, l.id",
+            (name,),
+        )
+
+    subagent = f"agent-{agent_id}"
+    session = run.session_id
+    hooked: list[tuple[Any, ...]] = [
+        (session, session, workflow, "completed", None, 0, 0, 0, 0),
+        (subagent, session, workflow, "completed", session, 0, 0, 0, 0),
+    ]
+    assert runs() == hooked  # hooks: the subagent's run under the session's, no tokens
+    assert [log[0] for log in logs_of(subagent)] == [
+        "SubagentStart",
+        "PreToolUse",
+        "PostToolUse",
+        "SubagentStop",
+    ]
+    assert [log[1] for log in logs_of(subagent) if log[1]] == [sub_call["id"]] * 2
+    assert [log for log in logs_of(session) if log[1]] == [
+        ("PreToolUse", agent_call["id"]),
+        ("PostToolUse", agent_call["id"]),
+    ]
+    before = {name: logs_of(name) for name in (session, subagent)}
+
+    main, sub = token_totals(api.main), token_totals(api.subagent)
+    imported = [
+        (*hooked[0][:5], *(main[c] for c in TOKEN_COLUMNS[:4])),
+        (*hooked[1][:5], *(sub[c] for c in TOKEN_COLUMNS[:4])),
+    ]
+    # The session's folder (its transcript and the subagent's), then both files again.
+    for paths in ([run.transcript.parent], [run.transcript, sub_transcript]):
+        result = invoke("import", "claude-code", "--db", str(db), *map(str, paths))
+        assert result.exit_code == 0, result.output
+        # One run each, the tokens of each conversation in its own run, no tool call twice.
+        assert runs() == imported
+        assert {name: logs_of(name) for name in (session, subagent)} == before
+        for call in (agent_call, sub_call):
+            assert rows(
+                db,
+                "SELECT count(*) FROM agent_logs WHERE json_extract(metadata, '$.tool_use_id') = ?",
+                (call["id"],),
+            ) == [(2,)]
+    prompts = rows(
+        db,
+        "SELECT a.name, count(*) FROM prompts p JOIN agents a ON a.id = p.agent_id "
+        "GROUP BY a.name ORDER BY a.name",
+    )
+    assert prompts == sorted([(session, len(api.main)), (subagent, len(api.subagent))])
