@@ -278,8 +278,16 @@ class Stores:
             conn = await asyncpg.connect(self.collect)
             try:
                 for table in TABLES:
-                    records = await conn.fetch(f"SELECT * FROM {table}")
-                    columns = list(records[0].keys()) if records else []
+                    columns = [  # not the generated ones (search)
+                        r["column_name"]
+                        for r in await conn.fetch(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_name = $1 AND table_schema = current_schema() "
+                            "AND is_generated = 'NEVER' ORDER BY ordinal_position",
+                            table,
+                        )
+                    ]
+                    records = await conn.fetch(f"SELECT {', '.join(columns)} FROM {table}")
                     found[table] = (columns, [tuple(r.values()) for r in records])
             finally:
                 await conn.close()
