@@ -1,25 +1,41 @@
 """``orchestrator collect`` under load, beside a raw executemany of the same rows.
 
-    python scripts/bench_collect.py [--clients 8] [--requests 50] [--copies 20] [--db PATH]
+    python scripts/bench_collect.py [--clients 8] [--requests 50] [--turns 10]
+                                    [--metrics-every 5] [--db PATH|postgresql://...]
 
-Builds ``--clients`` x ``--requests`` OTLP/JSON log requests from the recorded Claude Code
-payloads of tests/data/otlp (a user prompt, an API request, a tool result), each request
-``--copies`` copies of them with their own session, prompt, request and tool-use ids and
-event sequence numbers (so nothing is a repeat); starts ``collect``'s server in this process
-on a fresh SQLite store and posts them from ``--clients`` threads at once, each request over
-its own connection. Prints the events stored per second (events as ``Batch.events`` counts
-them), the p50 and p99 request latency, and the process's peak RSS (the server and the
-clients). Beside it, the baseline: the prompts and agent logs those requests hold (built by
-``collect.build``, as the server builds them) inserted into another fresh store with
-sqlite3's ``executemany`` in one transaction (no run lookup, no repeat check, no HTTP);
-its rows per second and the ratio. The stored counts are checked against the rows sent.
+The load: ``--clients`` Claude Code sessions, each posting ``--requests`` OTLP/JSON exports
+over one keep-alive connection (as the OpenTelemetry exporter does), from a process of
+their own (a client's CPU is not the server's). A logs export holds ``--turns`` turns of
+the recorded session of tests/data/otlp (logs-user-prompt, logs-api-request,
+logs-tool-result: a user prompt, a tool decision, an API request and its response, a tool
+result, an API request and its response: 7 log records) with their own prompt, request and
+tool-use ids, event sequence numbers and times (a turn every 20 s); every
+``--metrics-every``-th export is instead the recorded metrics (metrics-usage,
+metrics-usage-2, metrics-active-time: 11 data points).
+
+An *event* is one log record or one metric data point received (what Claude Code sends);
+each is stored (an API request and its response are one prompt row, a data point is added
+to its day's sum). The server (collect's, in this process, writing a fresh store: an
+SQLite file, or with ``--db postgresql://...`` a database made on that server and dropped
+after) is timed from the first request to the last answer: events/s, requests/s, p50/p99
+request latency, its CPU time (user + system, this process only) per event and its peak
+RSS. The writer's flush is the time its transactions took (statements and commits). The
+baseline: every row the run stored, read back and inserted into another fresh store of the
+same engine with the driver's own ``executemany`` (sqlite3 / asyncpg) in one transaction,
+no lookup, no HTTP; the flush's rows/s beside it and the ratio. Stored counts are checked
+against the events sent.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import copy
+import http.client
 import json
+import multiprocessing
+import os
 import resource
 import sqlite3
 import statistics
@@ -27,28 +43,39 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator import sqlite as backend  # noqa: E402
 from orchestrator.claude_code import otlp  # noqa: E402
-from orchestrator.claude_code.collect import PLACEHOLDER, Collector, CollectServer, build  # noqa: E402
-from orchestrator.core.rows import AGENT_LOG_COLUMNS, PROMPT_COLUMNS  # noqa: E402
+from orchestrator.claude_code.collect import Collector, CollectServer  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "otlp"
-RECORDED = ["logs-user-prompt.json", "logs-api-request.json", "logs-tool-result.json"]
-UNIQUE = ("session.id", "prompt.id", "request_id", "tool_use_id")
+RECORDED_LOGS = ["logs-user-prompt.json", "logs-api-request.json", "logs-tool-result.json"]
+RECORDED_METRICS = ["metrics-usage.json", "metrics-usage-2.json", "metrics-active-time.json"]
+UNIQUE = ("prompt.id", "request_id", "tool_use_id")
+TURN_NANOS = 20 * 10**9
+#: The tables collect writes, parents first (the baseline inserts them in this order).
+TABLES = [
+    "orchestrator_agents",
+    "agents",
+    "agent_attributes",
+    "otel_user_prompts",
+    "prompts",
+    "otel_requests",
+    "agent_logs",
+    "otel_metrics_daily",
+]
 
 
-def recorded_records() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The recorded payloads' resource and log records (in order)."""
+def recorded_turn() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The recorded logs payloads' resource and log records (one turn, in order)."""
     records: list[dict[str, Any]] = []
     resource_part: dict[str, Any] = {}
-    for name in RECORDED:
+    for name in RECORDED_LOGS:
         for resource_logs in json.loads((DATA / name).read_text())["resourceLogs"]:
             resource_part = resource_logs["resource"]
             for scope in resource_logs["scopeLogs"]:
@@ -56,180 +83,379 @@ def recorded_records() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return resource_part, records
 
 
-def request_body(
-    resource_part: dict[str, Any], records: list[dict[str, Any]], tag: str, copies: int
+def logs_body(
+    resource_part: dict[str, Any],
+    turn: list[dict[str, Any]],
+    session: str,
+    first: int,
+    turns: int,
 ) -> bytes:
-    """``copies`` copies of ``records``, each one session's, ids made unique by ``tag``."""
+    """Turns ``first`` .. ``first + turns - 1`` of session ``session``: the recorded turn
+    with the session's id, each turn's own ids and sequence numbers, 20 s after the last."""
     out = []
-    for number in range(copies):
-        for sequence, record in enumerate(records):
+    for number in range(first, first + turns):
+        for sequence, record in enumerate(turn):
             record = copy.deepcopy(record)
+            for key in ("timeUnixNano", "observedTimeUnixNano"):  # a turn every 20 s
+                if key in record:
+                    record[key] = str(int(record[key]) + number * TURN_NANOS)
             for attribute in record["attributes"]:
                 value = attribute["value"]
-                if attribute["key"] in UNIQUE and "stringValue" in value:
-                    value["stringValue"] = f"{value['stringValue']}-{tag}-{number}"
+                if attribute["key"] == "session.id":
+                    value["stringValue"] = session
+                elif attribute["key"] in UNIQUE and "stringValue" in value:
+                    value["stringValue"] = f"{value['stringValue']}-{session}-{number}"
                 elif attribute["key"] == "event.sequence":
                     value.clear()
-                    value["intValue"] = str(number * len(records) + sequence)
+                    value["intValue"] = str(number * len(turn) + sequence)
             out.append(record)
     payload = {
         "resourceLogs": [
             {
                 "resource": resource_part,
-                "scopeLogs": [{"scope": {"name": "bench"}, "logRecords": out}],
+                "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code"}, "logRecords": out}],
             }
         ]
     }
     return json.dumps(payload).encode()
 
 
-def post(port: int, body: bytes) -> float:
-    started = time.perf_counter()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/logs",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        response.read()
-        if response.status != 200:
-            raise SystemExit(f"collect answered {response.status}")
-    return time.perf_counter() - started
+def metrics_body(session: str) -> bytes:
+    """The recorded metrics exports as one, their session.id the client's."""
+    resource_metrics = []
+    for name in RECORDED_METRICS:
+        for part in json.loads((DATA / name).read_text())["resourceMetrics"]:
+            for scope in part["scopeMetrics"]:
+                for metric in scope["metrics"]:
+                    for kind in ("sum", "gauge"):
+                        for point in metric.get(kind, {}).get("dataPoints", []):
+                            for attribute in point.get("attributes", []):
+                                if attribute["key"] == "session.id":
+                                    attribute["value"] = {"stringValue": session}
+            resource_metrics.append(part)
+    return json.dumps({"resourceMetrics": resource_metrics}).encode()
 
 
-def run_collect(db: Path, bodies: list[list[bytes]]) -> tuple[float, list[float]]:
-    collector = Collector(str(db))
-    collector.start()
-    server = CollectServer(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY)
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    serving.start()
-    port = server.server_address[1]
+def client_bodies(args: argparse.Namespace, client: int) -> list[tuple[str, bytes]]:
+    resource_part, turn = recorded_turn()
+    session = str(uuid.UUID(int=client + 1))
+    bodies = []
+    turns_sent = 0
+    for number in range(args.requests):
+        if args.metrics_every and number % args.metrics_every == args.metrics_every - 1:
+            bodies.append(("/v1/metrics", metrics_body(session)))
+        else:
+            bodies.append(
+                ("/v1/logs", logs_body(resource_part, turn, session, turns_sent, args.turns))
+            )
+            turns_sent += args.turns
+    return bodies
+
+
+def clients(args: argparse.Namespace, port: int, ready: Any, go: Any, out: Any) -> None:
+    """The client process: build every body, say so, wait, post them from one thread per
+    client over a keep-alive connection each; send back the latencies."""
+    bodies = [client_bodies(args, c) for c in range(args.clients)]
     latencies: list[float] = []
+    failures: list[str] = []
     lock = threading.Lock()
 
-    def client(mine: list[bytes]) -> None:
-        for body in mine:
-            took = post(port, body)
-            with lock:
-                latencies.append(took)
+    def post_all(mine: list[tuple[str, bytes]]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        took = []
+        for path, body in mine:
+            started = time.perf_counter()
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = response.read()
+            took.append(time.perf_counter() - started)
+            if response.status != 200:
+                with lock:
+                    failures.append(f"{path}: {response.status} {answer[:200]!r}")
+        connection.close()
+        with lock:
+            latencies.extend(took)
 
-    threads = [threading.Thread(target=client, args=(mine,)) for mine in bodies]
-    started = time.perf_counter()
+    threads = [threading.Thread(target=post_all, args=(mine,)) for mine in bodies]
+    ready.set()
+    go.wait()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    server.shutdown()
-    server.server_close()
-    serving.join()
-    collector.stop()
-    return elapsed, latencies
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.send((latencies, failures, usage.ru_utime + usage.ru_stime))
 
 
-def raw_rows(bodies: list[list[bytes]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
-    """The prompts and agent logs the requests hold, as collect builds them; the events."""
-    prompts: list[tuple[Any, ...]] = []
-    logs: list[tuple[Any, ...]] = []
-    events = 0
-    for mine in bodies:
-        for body in mine:
-            batch = build(otlp.parse_logs(json.loads(body)))
-            events += batch.events
-            for session in batch.sessions.values():
-                prompts.extend(prompt.row for prompt in session.prompts)
-                logs.extend(session.logs)
-    return prompts, logs, events
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
-def run_raw(db: Path, prompts: list[tuple[Any, ...]], logs: list[tuple[Any, ...]]) -> float:
-    conn = sqlite3.connect(db)
-    now = "2026-01-01T00:00:00.000Z"
-    conn.execute(
-        "INSERT INTO orchestrator_agents (id, name, created_at, updated_at) "
-        "VALUES ('w', 'bench', ?, ?)",
-        (now, now),
-    )
-    conn.execute(
-        "INSERT INTO agents (id, orchestrator_agent_id, status, created_at) "
-        "VALUES (?, 'w', 'running', ?)",
-        (PLACEHOLDER, now),
-    )
-    conn.commit()
-    started = time.perf_counter()
-    with conn:
-        conn.executemany(
-            f"INSERT INTO prompts ({', '.join(PROMPT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(PROMPT_COLUMNS))})",
-            prompts,
-        )
-        conn.executemany(
-            f"INSERT INTO agent_logs ({', '.join(AGENT_LOG_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(AGENT_LOG_COLUMNS))})",
-            logs,
-        )
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return elapsed
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def count(db: Path, table: str) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    finally:
-        conn.close()
+def reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+
+
+# -- stores -----------------------------------------------------------------------------
+
+
+class Stores:
+    """Two fresh stores of one engine: collect's and the baseline's."""
+
+    def __init__(self, db: str | None) -> None:
+        self.url = db if db and db.startswith(("postgres://", "postgresql://")) else None
+        self.made: list[str] = []
+        if self.url is None:
+            folder = Path(tempfile.mkdtemp(prefix="bench-collect-"))
+            self.collect = db or str(folder / "collect.db")
+            self.raw = str(folder / "raw.db")
+        else:
+            suffix = f"{os.getpid()}_{int(time.time())}"
+            self.collect = self._database(f"bench_collect_{suffix}")
+            self.raw = self._database(f"bench_collect_raw_{suffix}")
+
+    @property
+    def engine(self) -> str:
+        return "SQLite" if self.url is None else "PostgreSQL"
+
+    def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.url)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+    def _database(self, name: str) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        assert self.url is not None
+        self._admin(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path=f"/{name}"))
+
+    def drop(self) -> None:
+        for name in self.made:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}"')
+
+    def prepare_raw(self) -> None:
+        """The baseline's store, migrated (the same schema, triggers and indexes)."""
+        from orchestrator.store.targets import backend_for
+
+        async def run() -> None:
+            backend = backend_for(self.raw)
+            await backend.open()
+            await backend.close()
+
+        asyncio.run(run())
+
+    def rows(self) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+        """Every row collect stored, per table: (columns, rows)."""
+        found: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+        if self.url is None:
+            conn = sqlite3.connect(self.collect)
+            for table in TABLES:
+                cursor = conn.execute(f"SELECT * FROM {table}")
+                found[table] = ([c[0] for c in cursor.description], cursor.fetchall())
+            conn.close()
+            return found
+        import asyncpg
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.collect)
+            try:
+                for table in TABLES:
+                    columns = [  # not the generated ones (search)
+                        r["column_name"]
+                        for r in await conn.fetch(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_name = $1 AND table_schema = current_schema() "
+                            "AND is_generated = 'NEVER' ORDER BY ordinal_position",
+                            table,
+                        )
+                    ]
+                    records = await conn.fetch(f"SELECT {', '.join(columns)} FROM {table}")
+                    found[table] = (columns, [tuple(r.values()) for r in records])
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+        return found
+
+    def executemany(self, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> float:
+        """Insert ``rows`` into the baseline's store in one transaction; seconds taken."""
+        if self.url is None:
+            from orchestrator.store.sqlite import configure
+
+            conn = sqlite3.connect(self.raw, isolation_level=None)
+            configure(conn)  # the writer's settings (synchronous = FULL...)
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            for table, (columns, values) in rows.items():
+                if values:
+                    conn.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) "
+                        f"VALUES ({', '.join('?' * len(columns))})",
+                        values,
+                    )
+            conn.execute("COMMIT")
+            elapsed = time.perf_counter() - started
+            conn.close()
+            return elapsed
+        import asyncpg
+
+        async def run() -> float:
+            conn = await asyncpg.connect(self.raw)
+            try:
+                started = time.perf_counter()
+                async with conn.transaction():
+                    for table, (columns, values) in rows.items():
+                        if values:
+                            places = ", ".join(f"${n + 1}" for n in range(len(columns)))
+                            await conn.executemany(
+                                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({places})",
+                                values,
+                            )
+                return time.perf_counter() - started
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+
+def count(stores: Stores, sql: str) -> int:
+    if stores.url is None:
+        conn = sqlite3.connect(stores.collect)
+        try:
+            return int(conn.execute(sql).fetchone()[0])
+        finally:
+            conn.close()
+    import asyncpg
+
+    async def run() -> int:
+        conn = await asyncpg.connect(stores.collect)
+        try:
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=50, help="requests per client")
-    parser.add_argument("--copies", type=int, default=20, help="recorded sessions per request")
-    parser.add_argument("--db", type=Path, help="the store collect writes (default: a temp file)")
+    parser.add_argument("--requests", type=int, default=50, help="exports per client")
+    parser.add_argument("--turns", type=int, default=10, help="recorded turns per logs export")
+    parser.add_argument(
+        "--metrics-every", type=int, default=5, help="every Nth export is metrics (0: none)"
+    )
+    parser.add_argument("--db", help="an SQLite path or a postgresql:// server URL")
     args = parser.parse_args()
 
-    resource_part, records = recorded_records()
-    bodies = [
-        [
-            request_body(resource_part, records, f"c{c}r{r}", args.copies)
-            for r in range(args.requests)
-        ]
-        for c in range(args.clients)
-    ]
-    prompts, logs, events = raw_rows(bodies)
-    folder = Path(tempfile.mkdtemp(prefix="bench-collect-"))
-    db = args.db or folder / "collect.db"
-    raw_db = folder / "raw.db"
-    for path in (db, raw_db):
-        backend.connect(path).close()  # the schema
+    stores = Stores(args.db)
+    try:
+        run(args, stores)
+    finally:
+        stores.drop()
 
-    elapsed, latencies = run_collect(db, bodies)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    stored = count(db, "prompts"), count(db, "agent_logs")
-    if stored[0] != len(prompts):
-        raise SystemExit(f"collect stored {stored[0]} prompts of {len(prompts)} sent")
-    raw_elapsed = run_raw(raw_db, prompts, logs)
+
+def run(args: argparse.Namespace, stores: Stores) -> None:
+    _, turn = recorded_turn()
+    metric_points = sum(
+        len(otlp.parse_metrics(json.loads((DATA / name).read_text())).points)
+        for name in RECORDED_METRICS
+    )
+    collector = Collector(stores.collect)
+    collector.start()
+    server = CollectServer(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Event(), context.Event()
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(
+        target=clients, args=(args, server.server_address[1], ready, go, send)
+    )
+    process.start()
+    ready.wait()
+    reset_peak_rss()
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    go.set()
+    latencies, failures, client_cpu = receive.recv()
+    elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds() - cpu_before
+    peak_mb = peak_rss_mb()
+    process.join()
+    server.shutdown()
+    server.server_close()
+    serving.join()
+    collector.stop()
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, the first: {failures[0]}")
+
+    metrics_requests = args.metrics_every and args.requests // args.metrics_every
+    logs_requests = args.requests - metrics_requests
+    turns = args.clients * logs_requests * args.turns
+    events = turns * len(turn) + args.clients * metrics_requests * metric_points
+    requests = args.clients * args.requests
+    expected = {
+        "prompts": turns * 2,
+        "agent_logs": turns * 2,  # a tool decision, a tool result
+        "otel_user_prompts": turns,
+        "agents": args.clients,
+    }
+    for table, wanted in expected.items():
+        got = count(stores, f"SELECT count(*) FROM {table}")
+        if got != wanted:
+            raise SystemExit(f"collect stored {got} rows in {table}, {wanted} sent")
+    if metrics_requests:
+        points = count(stores, "SELECT sum(points) FROM otel_metrics_daily")
+        if points != args.clients * metrics_requests * metric_points:
+            raise SystemExit(f"collect counted {points} data points")
+
+    stored = stores.rows()
+    rows = sum(len(values) for _, values in stored.values())
+    stores.prepare_raw()
+    raw_elapsed = stores.executemany(stored)
+    flush = collector.flush_seconds
 
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    rows = len(prompts) + len(logs)
     print(
-        f"{args.clients} clients x {args.requests} requests x {args.copies} sessions: "
-        f"{events} events ({len(prompts)} prompts, {len(logs)} agent logs stored: "
-        f"{stored[1]} in the store)"
+        f"{stores.engine}: {args.clients} clients x {args.requests} exports "
+        f"({args.turns} turns = {args.turns * len(turn)} log records each; every "
+        f"{args.metrics_every}th: {metric_points} metric points): {events:,} events, "
+        f"{requests} requests, {rows:,} rows stored"
     )
     print(
-        f"collect      {elapsed:8.2f} s  {events / elapsed:10,.0f} events/s  "
-        f"{rows / elapsed:10,.0f} rows/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
-        f"peak RSS {peak_mb:.0f} MB"
+        f"collect      {elapsed:7.2f} s  {events / elapsed:9,.0f} events/s  "
+        f"{requests / elapsed:6,.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+        f"server CPU {server_cpu:.2f} s ({server_cpu / events * 1e6:.0f} us/event, "
+        f"{events / server_cpu:,.0f} events per CPU-second)  peak RSS {peak_mb:.0f} MB  "
+        f"(clients' CPU {client_cpu:.2f} s)"
     )
     print(
-        f"executemany  {raw_elapsed:8.2f} s  {'':>10}           {rows / raw_elapsed:10,.0f} rows/s"
+        f"writer flush {flush:7.2f} s  {rows / flush:9,.0f} rows/s  "
+        f"({collector.flushes} transactions)"
     )
-    print(f"collect / executemany (rows/s): {raw_elapsed / elapsed:.2f}x")
+    print(f"executemany  {raw_elapsed:7.2f} s  {rows / raw_elapsed:9,.0f} rows/s  (1 transaction)")
+    print(f"flush / executemany (rows/s): {raw_elapsed / flush:.2f}x")
 
 
 if __name__ == "__main__":

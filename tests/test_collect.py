@@ -516,3 +516,146 @@ def test_activity_metrics_per_day_user_and_team_in_the_report(
         "claude_code_activity", str(target), {"user": "ana@example.com", "start": "2026-10-21"}
     ).as_dicts()
     assert [(r["day"], r["pull_requests"]) for r in ana] == [("2026-10-21", 2)]
+
+
+# -- the writer: many requests, one transaction --------------------------------------------
+
+
+def turns_payload(session: str, turns: int, first: int = 0) -> dict[str, Any]:
+    """``turns`` copies of the recorded turn (the three JSON payloads' records) in one
+    export of session ``session``, each turn with its own ids and sequence numbers."""
+    out: list[dict[str, Any]] = []
+    resource: dict[str, Any] = {}
+    for name in JSON_LOGS:
+        for part in json.loads((DATA / name).read_text())["resourceLogs"]:
+            resource = part["resource"]
+            turn = [r for scope in part["scopeLogs"] for r in scope["logRecords"]]
+            for number in range(first, first + turns):
+                for record in json.loads(json.dumps(turn)):
+                    for attribute in record["attributes"]:
+                        value = attribute["value"]
+                        if attribute["key"] == "session.id":
+                            value["stringValue"] = session
+                        elif attribute["key"] in ("prompt.id", "request_id", "tool_use_id"):
+                            value["stringValue"] += f"-{session}-{number}"
+                        elif attribute["key"] == "event.sequence":
+                            value["intValue"] = 100 * number + int(value["intValue"])
+                    out.append(record)
+    return {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": out}]}]}
+
+
+def batch_of(payload: dict[str, Any]) -> Any:
+    return build(otlp.parse_logs(payload))
+
+
+def write_together(collector: Collector, batches: list[Any]) -> list[BaseException | None]:
+    """The batches written as one group of waiting requests (one transaction); what each
+    request's answer would be."""
+    import asyncio
+
+    async def group() -> list[BaseException | None]:
+        work = [(batch, collector.loop.create_future()) for batch in batches]
+        await collector._write(work)
+        return [done.exception() for _, done in work]
+
+    return asyncio.run_coroutine_threadsafe(group(), collector.loop).result(60)
+
+
+@pytest.fixture
+def collector(db_target: Target) -> Iterator[Collector]:
+    collector = Collector(str(db_target))
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
+class Counted:
+    """The collector's backend, counting the statements sent to the database."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.statements = 0
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.backend, name)
+        if name in ("execute", "executemany", "fetchone", "fetchall", "begin", "commit"):
+
+            async def counted(*args: Any) -> Any:
+                self.statements += 1
+                return await found(*args)
+
+            return counted
+        return found
+
+
+def test_a_group_of_requests_is_written_in_statements_not_growing_with_its_events(
+    collector: Collector, db_target: Target
+) -> None:
+    """A request of one turn and 8 requests of 25 turns each (5 sessions, 1,400 events,
+    against runs already stored): the same number of statements (a row by row writer
+    sends several per event)."""
+    collector.backend = counted = Counted(collector.backend)
+    sessions = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(5)]
+    assert (
+        write_together(collector, [batch_of(turns_payload(s, 1)) for s in sessions]) == [None] * 5
+    )
+    counted.statements = 0
+    write_together(collector, [batch_of(turns_payload(sessions[0], 1, first=1))])
+    small = counted.statements
+    counted.statements = 0
+    big = [batch_of(turns_payload(sessions[n % 5], 25, first=10 + 25 * n)) for n in range(8)]
+    assert sum(b.events for b in big) == 8 * 25 * 5
+    assert write_together(collector, big) == [None] * 8
+    assert counted.statements == small
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [((5 + 1 + 8 * 25) * 2,)]
+    assert rows(db_target, "SELECT count(*) FROM agents") == [(5,)]
+
+
+def test_requests_written_together_count_each_call_once_and_a_failing_one_stores_nothing(
+    collector: Collector, db_target: Target
+) -> None:
+    """One transaction holding: a session's user prompt and, in the next request, its API
+    request (the text joins the prompt); an exporter's retry of a request (stored once);
+    a tool result sent again under another sequence number (logged once); and a request
+    the store refuses (a log row without its message): that one fails alone."""
+    session = "11111111-2222-4333-8444-555555555555"
+    payload = turns_payload(session, 2)
+    records = payload["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    prompts = [r for r in records if r["body"]["stringValue"] == "claude_code.user_prompt"]
+    rest = [r for r in records if r["body"]["stringValue"] != "claude_code.user_prompt"]
+
+    def export(part: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            **payload,
+            "resourceLogs": [{**payload["resourceLogs"][0], "scopeLogs": [{"logRecords": part}]}],
+        }
+
+    again = json.loads(json.dumps([r for r in rest if "tool_result" in str(r["body"])]))
+    for record in again:
+        for attribute in record["attributes"]:
+            if attribute["key"] == "event.sequence":
+                attribute["value"]["intValue"] += 50
+    refused = batch_of(turns_payload("99999999-2222-4333-8444-555555555555", 1))
+    session_rows = next(iter(refused.sessions.values()))
+    session_rows.logs[0] = (*session_rows.logs[0][:3], None, *session_rows.logs[0][4:])
+    answers = write_together(
+        collector,
+        [
+            batch_of(export(prompts)),
+            batch_of(export(rest)),
+            refused,
+            batch_of(export(rest)),
+            batch_of(export(again)),
+        ],
+    )
+    assert [a is None for a in answers] == [True, True, False, True, True]
+    calls = [r for r in records if r["body"]["stringValue"] == "claude_code.api_request"]
+    text = next(a["value"]["stringValue"] for a in prompts[0]["attributes"] if a["key"] == "prompt")
+    assert rows(db_target, "SELECT content FROM prompts") == [(text,)] * len(calls)
+    tools = [r for r in rest if "tool_result" in str(r["body"])]
+    assert rows(db_target, "SELECT count(*) FROM agent_logs WHERE log_type = 'tool_result'") == [
+        (len(tools),)
+    ]
+    assert rows(db_target, "SELECT session_id FROM agents") == [(session,)]

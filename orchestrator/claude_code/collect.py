@@ -368,7 +368,9 @@ class Collector:
         self._queue: asyncio.Queue[tuple[Batch, asyncio.Future[None]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.backend: Any = None
-        self._workflows: dict[str, str] = {}
+        #: Transactions committed (or tried) and the time they took: the writer's flush.
+        self.flushes = 0
+        self.flush_seconds = 0.0
 
     def start(self) -> None:
         """Open the store (migrating it) and start writing; raises what opening raises."""
@@ -417,25 +419,44 @@ class Collector:
             await self._write(work)
 
     async def _write(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+        """One transaction for every waiting request, committed once. The requests are
+        written together (a few statements for all of them); if that fails, each is
+        written again in a savepoint of its own, so one request's failure stores nothing
+        of it and fails only it."""
+        import time
+
         backend = self.backend
         failed: dict[int, BaseException] = {}
+        started = time.perf_counter()
         try:
             await backend.begin()
-            for at, (batch, _) in enumerate(work):
-                await backend.execute(f"SAVEPOINT collect_{at}")
-                try:
-                    await self._write_batch(batch)
-                except Exception as exc:
-                    await backend.execute(f"ROLLBACK TO SAVEPOINT collect_{at}")
-                    failed[at] = exc
-                await backend.execute(f"RELEASE SAVEPOINT collect_{at}")
-            await backend.commit()
+            try:
+                await self._write_batches([batch for batch, _ in work])
+            except Exception as exc:
+                await backend.rollback()
+                if len(work) == 1:
+                    failed[0] = exc
+                else:
+                    await backend.begin()
+                    for at, (batch, _) in enumerate(work):
+                        await backend.execute(f"SAVEPOINT collect_{at}")
+                        try:
+                            await self._write_batches([batch])
+                        except Exception as alone:
+                            await backend.execute(f"ROLLBACK TO SAVEPOINT collect_{at}")
+                            failed[at] = alone
+                        await backend.execute(f"RELEASE SAVEPOINT collect_{at}")
+            if backend.in_transaction:
+                await backend.commit()
         except Exception as exc:
             await backend.rollback()
             for _, done in work:
                 if not done.done():
                     done.set_exception(exc)
             return
+        finally:
+            self.flushes += 1
+            self.flush_seconds += time.perf_counter() - started
         for at, (_, done) in enumerate(work):
             if done.done():
                 continue
@@ -466,169 +487,330 @@ class Collector:
         assert found is not None
         return str(found["id"])
 
-    async def _run_of(self, session: SessionRows) -> tuple[str, bool]:
-        """The session's run (one another writer made, or a new one), and whether new."""
-        from ..core.rows import AGENT_COLUMNS, agent_tuple
+    async def _lookup(self, sql: str, keys: list[Any], width: int = 1) -> list[dict[str, Any]]:
+        """``sql`` (its ``{keys}`` an ``IN`` list, or with ``width`` > 1 a ``VALUES`` list
+        of tuples) for every key, a few hundred at a time; lists padded to a power of two
+        (repeating a key) so that PostgreSQL prepares few statements."""
+        found: list[dict[str, Any]] = []
+        for at in range(0, len(keys), _CHUNK):
+            chunk = keys[at : at + _CHUNK]
+            size = 1 << (len(chunk) - 1).bit_length()
+            chunk = chunk + [chunk[-1]] * (size - len(chunk))
+            if width == 1:
+                places, params = ", ".join("?" * size), chunk
+            else:
+                one = "(" + ", ".join("?" * width) + ")"
+                places = ", ".join([one] * size)
+                params = [value for key in chunk for value in key]
+            found.extend(await self.backend.fetchall(sql.format(keys=places), params))
+        return found
+
+    async def _write_batches(self, batches: list[Batch]) -> None:
+        """Write ``batches`` as if one after the other (a run made by one is the next
+        one's, a call stored by one is a repeat in the next), in a few statements."""
+        from ..core.rows import (
+            AGENT_COLUMNS,
+            AGENT_LOG_COLUMNS,
+            PROMPT_COLUMNS,
+            agent_tuple,
+            duration_between,
+        )
 
         backend = self.backend
-        found = await backend.fetchone(
-            "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
-            "ORDER BY created_at, id LIMIT 1",
-            (session.session_id,),
-        )
-        if found is not None:
-            return str(found["id"]), False
-        workflow = await self._workflow(session.workflow)
-        row = agent_tuple(
-            workflow,
-            session.session_id,
-            name=session.session_id,
-            status="completed",
-            started_at=session.first_at,
-            created_at=session.first_at,
-            completed_at=session.last_at,
-            redact_secrets=self.redact_secrets,
-        )
-        await backend.execute(
-            f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) VALUES ({', '.join('?' * len(row))})",
-            row,
-        )
-        return str(row[0]), True
-
-    async def _write_batch(self, batch: Batch) -> None:
-        from ..core.rows import AGENT_LOG_COLUMNS, PROMPT_COLUMNS, duration_between
-
-        backend = self.backend
-        for session in batch.sessions.values():
-            run_id, new = await self._run_of(session)
-            if not new:  # a run collect made ends with the last event seen
-                found = await backend.fetchone(
-                    "SELECT status, started_at, completed_at FROM agents WHERE id = ?", (run_id,)
-                )
-                if (
-                    found is not None
-                    and found["status"] == "completed"
-                    and (found["completed_at"] or "") < session.last_at
-                ):
-                    await backend.execute(
-                        "UPDATE agents SET completed_at = ?, duration_ms = ? WHERE id = ?",
-                        (
-                            session.last_at,
-                            duration_between(found["started_at"], session.last_at),
-                            run_id,
-                        ),
+        # -- runs: the session's (another writer's or collect's), else a new one
+        seen: dict[str, list[tuple[int, SessionRows]]] = {}
+        for at, batch in enumerate(batches):
+            for session in batch.sessions.values():
+                seen.setdefault(session.session_id, []).append((at, session))
+        runs: dict[str, str] = {}
+        made: set[str] = set()  # the runs made here: none of their tool results is logged
+        if seen:
+            existing: dict[str, dict[str, Any]] = {}
+            for found in await self._lookup(
+                "SELECT id, session_id, status, started_at, completed_at FROM agents "
+                "WHERE parent_agent_id IS NULL AND session_id IN ({keys}) "
+                "ORDER BY created_at, id",
+                list(seen),
+            ):
+                existing.setdefault(found["session_id"], found)
+            runs.update((key, str(found["id"])) for key, found in existing.items())
+            new_runs: list[tuple[Any, ...]] = []
+            ended = []
+            workflows: dict[str, str] = {}
+            for session_id, parts in seen.items():
+                last_at = max(session.last_at for _, session in parts)
+                run = existing.get(session_id)
+                if run is None:
+                    first = parts[0][1]
+                    if first.workflow not in workflows:
+                        workflows[first.workflow] = await self._workflow(first.workflow)
+                    row = agent_tuple(
+                        workflows[first.workflow],
+                        session_id,
+                        name=session_id,
+                        status="completed",
+                        started_at=first.first_at,
+                        created_at=first.first_at,
+                        completed_at=last_at,
+                        redact_secrets=self.redact_secrets,
                     )
-            for key, value in session.attributes.items():
-                await backend.execute(
+                    new_runs.append(row)
+                    runs[session_id] = str(row[0])
+                    made.add(str(row[0]))
+                elif run["status"] == "completed" and (run["completed_at"] or "") < last_at:
+                    # a run collect made ends with the last event seen
+                    ended.append((last_at, duration_between(run["started_at"], last_at), run["id"]))
+            if new_runs:
+                await backend.executemany(
+                    f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(AGENT_COLUMNS))})",
+                    new_runs,
+                )
+            if ended:
+                await backend.executemany(
+                    "UPDATE agents SET completed_at = ?, duration_ms = ? WHERE id = ?", ended
+                )
+            attributes: dict[tuple[str, str], str] = {}
+            for session_id, parts in seen.items():
+                for _, session in parts:
+                    for key, value in session.attributes.items():
+                        attributes[(runs[session_id], key)] = value
+            if attributes:
+                await backend.executemany(
                     "INSERT INTO agent_attributes (agent_id, key, value) VALUES (?, ?, ?) "
                     "ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value",
-                    (run_id, key, value),
+                    [(run, key, value) for (run, key), value in attributes.items()],
                 )
-            for prompt_id, text, at in session.user_prompts:
-                await backend.execute(
-                    "INSERT INTO otel_user_prompts (otel_prompt_id, agent_id, text, created_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (otel_prompt_id) DO NOTHING",
-                    (prompt_id, run_id, text, at),
+        sessions = [
+            (at, session) for at, batch in enumerate(batches) for session in batch.sessions.values()
+        ]
+        # -- user prompts; their text goes into the prompts already stored without it
+        user_prompts = []
+        texts: dict[str, str] = {}
+        for _, session in sessions:
+            for prompt_id, text, at_time in session.user_prompts:
+                user_prompts.append((prompt_id, runs[session.session_id], text, at_time))
+                if text:
+                    texts.setdefault(prompt_id, text)
+        if user_prompts:
+            await backend.executemany(
+                "INSERT INTO otel_user_prompts (otel_prompt_id, agent_id, text, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (otel_prompt_id) DO NOTHING",
+                user_prompts,
+            )
+        if texts:
+            waiting = await self._lookup(
+                "SELECT DISTINCT otel_prompt_id FROM otel_requests "
+                "WHERE otel_prompt_id IN ({keys})",
+                list(texts),
+            )
+            if waiting:
+                await backend.executemany(
+                    "UPDATE prompts SET content = ? WHERE content = '' AND id IN "
+                    "(SELECT prompt_id FROM otel_requests WHERE otel_prompt_id = ?)",
+                    [(texts[r["otel_prompt_id"]], r["otel_prompt_id"]) for r in waiting],
                 )
-                if text:  # prompts collected before their text came
-                    await backend.execute(
-                        "UPDATE prompts SET content = ? WHERE content = '' AND id IN "
-                        "(SELECT prompt_id FROM otel_requests WHERE otel_prompt_id = ?)",
-                        (text, prompt_id),
-                    )
-            await self._write_prompts(run_id, session, PROMPT_COLUMNS)
-            for request_id, text in session.responses.items():  # prompts stored before
-                await backend.execute(
-                    "UPDATE prompts SET response = ? WHERE (response IS NULL OR response = '') "
-                    "AND id IN (SELECT prompt_id FROM otel_requests WHERE request_id = ?)",
-                    (text, request_id),
-                )
-            logs = []
+        # -- prompts: a call received before is skipped, one a transcript or stream
+        # stored keeps its row (with Claude Code's cost beside the computed one)
+        await self._write_prompts(sessions, runs, texts, PROMPT_COLUMNS)
+        responses = [
+            (text, request_id)
+            for _, session in sessions
+            for request_id, text in session.responses.items()
+        ]
+        if responses:  # responses of prompts stored before
+            await backend.executemany(
+                "UPDATE prompts SET response = ? WHERE (response IS NULL OR response = '') "
+                "AND id IN (SELECT prompt_id FROM otel_requests WHERE request_id = ?)",
+                responses,
+            )
+        # -- logs: a tool result logged by a transcript's import, a stream or a hook (or an
+        # earlier request) is not logged again. Those writers log it at the time it
+        # happened, as Claude Code's event says: only their logs within 5 minutes of it
+        # are read (the run's index on created_at), not the whole run's.
+        at_created = AGENT_LOG_COLUMNS.index("created_at")
+        wanted = {}
+        for _, session in sessions:
+            run_id = runs[session.session_id]
+            if run_id in made:
+                continue
             for row in session.logs:
                 tool_use_id = session.tool_results.get(row[0])
-                if tool_use_id is not None and await backend.fetchone(
-                    "SELECT 1 FROM agent_logs WHERE agent_id = ? AND log_type IN "
-                    "('tool_result', 'PostToolUse', 'PostToolUseFailure') AND metadata LIKE ? "
-                    "LIMIT 1",
-                    (run_id, f'%"tool_use_id": {json.dumps(tool_use_id)}%'),
-                ):
-                    continue  # logged by a transcript's import, a stream or a hook
+                if tool_use_id is not None:
+                    lo, hi = _around(row[at_created])
+                    pattern = f'%"tool_use_id": {json.dumps(tool_use_id)}%'
+                    wanted[(run_id, pattern, lo, hi)] = (run_id, tool_use_id)
+        logged: set[tuple[str, str]] = set()
+        for found in await self._lookup(
+            "WITH wanted (agent_id, pattern, lo, hi) AS (VALUES {keys}) "
+            "SELECT DISTINCT wanted.agent_id, wanted.pattern, wanted.lo, wanted.hi "
+            "FROM wanted WHERE EXISTS (SELECT 1 FROM agent_logs "
+            "WHERE agent_logs.agent_id = wanted.agent_id "
+            "AND agent_logs.created_at BETWEEN wanted.lo AND wanted.hi "
+            "AND log_type IN ('tool_result', 'PostToolUse', 'PostToolUseFailure') "
+            "AND metadata LIKE wanted.pattern)",
+            list(wanted),
+            width=4,
+        ):
+            logged.add(wanted[(found["agent_id"], found["pattern"], found["lo"], found["hi"])])
+        logs = []
+        first_logged: dict[tuple[str, str], int] = {}
+        for at, session in sessions:
+            run_id = runs[session.session_id]
+            for row in session.logs:
+                tool_use_id = session.tool_results.get(row[0])
+                if tool_use_id is not None:
+                    pair = (run_id, tool_use_id)
+                    if pair in logged or first_logged.setdefault(pair, at) != at:
+                        continue
                 logs.append((row[0], run_id, *row[2:]))
-            if logs:
-                await backend.executemany(
-                    f"INSERT INTO agent_logs ({', '.join(AGENT_LOG_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(AGENT_LOG_COLUMNS))}) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    logs,
-                )
+        if logs:
+            await backend.executemany(
+                f"INSERT INTO agent_logs ({', '.join(AGENT_LOG_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(AGENT_LOG_COLUMNS))}) "
+                "ON CONFLICT (id) DO NOTHING",
+                logs,
+            )
+        # -- metrics: daily sums (a cumulative sum or gauge keeps the last value)
         now = utc_now()
-        for day, name, attributes, unit, value, cumulative in batch.metrics:
+        points = [point for batch in batches for point in batch.metrics]
+        while points:
+            cumulative = points[0][5]
+            same = 1
+            while same < len(points) and points[same][5] == cumulative:
+                same += 1
             update = "excluded.value" if cumulative else "otel_metrics_daily.value + excluded.value"
-            await backend.execute(
+            await backend.executemany(
                 "INSERT INTO otel_metrics_daily (day, name, attributes, unit, value, points, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (day, name, attributes) "
                 f"DO UPDATE SET value = {update}, points = otel_metrics_daily.points + 1, "
                 "unit = excluded.unit, updated_at = excluded.updated_at",
-                (day, name, attributes, unit, value, now),
+                [
+                    (day, name, attrs, unit, value, now)
+                    for day, name, attrs, unit, value, _ in points[:same]
+                ],
             )
+            points = points[same:]
 
     async def _write_prompts(
-        self, run_id: str, session: SessionRows, columns: tuple[str, ...]
+        self,
+        sessions: list[tuple[int, SessionRows]],
+        runs: dict[str, str],
+        texts: dict[str, str],
+        columns: tuple[str, ...],
     ) -> None:
         backend = self.backend
         at_id = columns.index("id")
+        at_agent = columns.index("agent_id")
         at_content = columns.index("content")
-        for prompt in session.prompts:
-            row = list(prompt.row)
-            row[columns.index("agent_id")] = run_id
-            if prompt.request_id is not None:
-                if await backend.fetchone(
-                    "SELECT 1 FROM otel_requests WHERE request_id = ?", (prompt.request_id,)
-                ):
-                    continue  # received before (an exporter's retry)
-                known = await backend.fetchone(
-                    "SELECT prompt_id FROM prompt_responses WHERE request_id = ? LIMIT 1",
-                    (prompt.request_id,),
+        request_ids = [
+            prompt.request_id
+            for _, session in sessions
+            for prompt in session.prompts
+            if prompt.request_id is not None
+        ]
+        received: set[str] = set()
+        known: dict[str, str] = {}
+        if request_ids:
+            received = {
+                str(found["request_id"])
+                for found in await self._lookup(
+                    "SELECT request_id FROM otel_requests WHERE request_id IN ({keys})",
+                    request_ids,
                 )
-                if known is not None:  # a transcript or stream stored the call: keep its
-                    # row, with the cost Claude Code reported beside the computed one
-                    if prompt.reported_cost_usd is not None:
-                        await backend.execute(
-                            "UPDATE prompts SET cost_usd = ?, cost_source = 'reported' "
-                            "WHERE id = ?",
-                            (prompt.reported_cost_usd, known["prompt_id"]),
-                        )
-                    await self._remember(prompt, str(known["prompt_id"]))
-                    continue
-            if not row[at_content] and prompt.otel_prompt_id is not None:
-                text = await backend.fetchone(
-                    "SELECT text FROM otel_user_prompts WHERE otel_prompt_id = ?",
-                    (prompt.otel_prompt_id,),
-                )
-                if text is not None and text["text"]:
-                    row[at_content] = text["text"]
-            await backend.execute(
+            }
+            for found in await self._lookup(
+                "SELECT request_id, prompt_id FROM prompt_responses WHERE request_id IN ({keys})",
+                [key for key in request_ids if key not in received],
+            ):
+                known.setdefault(str(found["request_id"]), str(found["prompt_id"]))
+        missing = {
+            prompt.otel_prompt_id
+            for _, session in sessions
+            for prompt in session.prompts
+            if not prompt.row[at_content]
+            and prompt.otel_prompt_id is not None
+            and prompt.otel_prompt_id not in texts
+        }
+        stored_texts: dict[str, str] = {}
+        if missing:
+            for found in await self._lookup(
+                "SELECT otel_prompt_id, text FROM otel_user_prompts "
+                "WHERE otel_prompt_id IN ({keys})",
+                sorted(missing),
+            ):
+                if found["text"]:
+                    stored_texts[str(found["otel_prompt_id"])] = str(found["text"])
+        rows = []
+        costs = []
+        remembered = []
+        for _, session in sessions:
+            run_id = runs[session.session_id]
+            for prompt in session.prompts:
+                request_id = prompt.request_id
+                if request_id is not None:
+                    if request_id in received:
+                        continue  # received before (an exporter's retry)
+                    received.add(request_id)
+                    if request_id in known:  # a transcript or stream stored the call
+                        if prompt.reported_cost_usd is not None:
+                            costs.append((prompt.reported_cost_usd, known[request_id]))
+                        remembered.append(_remembered(prompt, known[request_id]))
+                        continue
+                row = list(prompt.row)
+                row[at_agent] = run_id
+                if not row[at_content] and prompt.otel_prompt_id is not None:
+                    row[at_content] = stored_texts.get(
+                        prompt.otel_prompt_id, texts.get(prompt.otel_prompt_id, "")
+                    )
+                rows.append(row)
+                if request_id is not None:
+                    remembered.append(_remembered(prompt, str(row[at_id])))
+        if costs:
+            await backend.executemany(
+                "UPDATE prompts SET cost_usd = ?, cost_source = 'reported' WHERE id = ?", costs
+            )
+        if rows:
+            await backend.executemany(
                 f"INSERT INTO prompts ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' * len(columns))})",
-                row,
+                rows,
             )
-            if prompt.request_id is not None:
-                await self._remember(prompt, str(row[at_id]))
+        if remembered:
+            await backend.executemany(
+                "INSERT INTO otel_requests (request_id, prompt_id, otel_prompt_id, "
+                "reported_cost_usd, ttft_ms, query_source) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (request_id) DO NOTHING",
+                remembered,
+            )
 
-    async def _remember(self, prompt: CollectedPrompt, prompt_id: str) -> None:
-        await self.backend.execute(
-            "INSERT INTO otel_requests (request_id, prompt_id, otel_prompt_id, "
-            "reported_cost_usd, ttft_ms, query_source) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (request_id) DO NOTHING",
-            (
-                prompt.request_id,
-                prompt_id,
-                prompt.otel_prompt_id,
-                prompt.reported_cost_usd,
-                prompt.ttft_ms,
-                prompt.query_source,
-            ),
-        )
+
+#: Keys looked up in one statement.
+_CHUNK = 512
+#: How far from a tool result's time another writer's log of it is looked for.
+_LOGGED_WITHIN = 300.0
+
+
+def _around(at: str) -> tuple[str, str]:
+    """The stored timestamps :data:`_LOGGED_WITHIN` before and after ``at``."""
+    from datetime import timedelta
+
+    from ..core.ids import parse_timestamp
+
+    when = parse_timestamp(at)
+    span = timedelta(seconds=_LOGGED_WITHIN)
+    return otlp.stamp(when - span), otlp.stamp(when + span)
+
+
+def _remembered(prompt: CollectedPrompt, prompt_id: str) -> tuple[Any, ...]:
+    return (
+        prompt.request_id,
+        prompt_id,
+        prompt.otel_prompt_id,
+        prompt.reported_cost_usd,
+        prompt.ttft_ms,
+        prompt.query_source,
+    )
 
 
 # -- the HTTP server ----------------------------------------------------------------------
