@@ -322,6 +322,23 @@ class PostgresBackend(Backend):
     def same(self, expression: str) -> str:
         return f"{expression} IS NOT DISTINCT FROM ?"
 
+    def greatest(self, *expressions: str) -> str:
+        return f"greatest({', '.join(expressions)})"
+
+    def least(self, *expressions: str) -> str:
+        return f"least({', '.join(expressions)})"
+
+    def milliseconds_between(self, start: str, end: str) -> str:
+        return (
+            f"(extract(epoch FROM ({end})::timestamptz - ({start})::timestamptz)"
+            " * 1000)::double precision"
+        )
+
+    def insertion_order(self) -> str:
+        # A row's place in its table: the order rows were appended, as long as none was
+        # updated (an update writes the row anew at the end).
+        return "ctid"
+
     async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
         """Whether this user owns ``tables`` (``ALTER TABLE ... DISABLE TRIGGER``)."""
         row = await self.fetchone(

@@ -712,8 +712,8 @@ def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
     and a grown file read again: every summary equals both a recomputation from the base
     tables and the same imports made with the triggers firing row by row."""
     from orchestrator import migrations
-    from orchestrator import sqlite as backend
     from orchestrator.claude_code import transcripts
+    from orchestrator.sqlite import SQLiteBackend
 
     config = fixture_config_dir(tmp_path)
     project = config / "projects" / "-home-marco-projects-spotter"
@@ -735,13 +735,13 @@ def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
         assert import_transcripts([config], db_path=db).prompts_added > 0
 
     deferred: list[set[str]] = []
-    catch_up = backend.catch_up_search_index
+    catch_up = SQLiteBackend.catch_up_search_index
 
-    def recording(conn: sqlite3.Connection, triggers: Any) -> None:
-        deferred.append(set(triggers[0]))
-        catch_up(conn, triggers)
+    async def recording(self: SQLiteBackend, triggers: Any) -> None:
+        deferred.append(set(triggers))
+        await catch_up(self, triggers)
 
-    monkeypatch.setattr(backend, "catch_up_search_index", recording)
+    monkeypatch.setattr(SQLiteBackend, "catch_up_search_index", recording)
     imports(db_path)
     assert deferred and all(set(migrations.prompt_summary_triggers()) <= d for d in deferred)
     added = summaries(db_path)
