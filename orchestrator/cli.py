@@ -450,11 +450,11 @@ def serve(
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--since", metavar="DAY", help="Only prompts created on or after DAY (YYYY-MM-DD).")
 @click.option("--model", metavar="NAME", help="Only prompts of this model.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) -> None:
+def reprice(db_path: Path | str, since: str | None, model: str | None, dry_run: bool) -> None:
     """Recompute computed costs with the installed price data (genai-prices).
 
     Reported costs stay as reported; unpriced prompts of a model that now has a price
