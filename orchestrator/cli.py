@@ -517,7 +517,7 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--workflow", help="Only this workflow (orchestrator agent name).")
 @click.option("--session", help="Only runs of this session (ADW id).")
 @click.option("--run", "run_", metavar="RUN", help="Only this run (its id or its name).")
@@ -529,7 +529,7 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
 @click.option("-n", "--lines", default=10, show_default=True, help="Show the last N events first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def tail(
-    db_path: Path,
+    db_path: Path | str,
     workflow: str | None,
     session: str | None,
     run_: str | None,
@@ -551,7 +551,7 @@ def tail(
             db_path, filters, backlog=lines, notice=lambda line: click.echo(line, err=True)
         ):
             click.echo(json.dumps(event.as_dict()) if as_json else format_event(event))
-    except (FileNotFoundError, sqlite3.Error) as exc:  # sqlite3.Error: a new file is not one
+    except (FileNotFoundError, sqlite3.Error, ConnectionError) as exc:  # a new file: not one
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass

@@ -287,7 +287,11 @@ class PostgresBackend(Backend):
             "AND is_generated = 'NEVER' ORDER BY ordinal_position",  # not `search`
             (table,),
         )
-        return [(row["name"], row["type"] in _NUMERIC_TYPES) for row in rows]
+        return [
+            (row["name"], row["type"] in _NUMERIC_TYPES)
+            for row in rows
+            if row["name"] not in pg_migrations.BOOKKEEPING_COLUMNS  # each store its own
+        ]
 
     async def fetch_by_keys(
         self,
