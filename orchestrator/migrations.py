@@ -1277,7 +1277,6 @@ def m012_otlp_exports(db: Database) -> None:
     _run(db, OTLP_EXPORTS_DDL)
 
 
-
 @migration
 def m013_tail_watermark(db: Database) -> None:
     """Nothing on SQLite: ``orchestrator tail`` reads the rows added since its last look
