@@ -134,6 +134,10 @@ SUMMARIES = (
 PROGRESS = Table("copy_progress", ("source",), time_ordered=False)
 
 
+class AnotherStore(ValueError, OrchestratorError):
+    """The source is another store than the one expected (:func:`copy`'s ``expect``)."""
+
+
 class CopyMismatch(OrchestratorError):
     """The target does not hold what the source holds after a copy."""
 
@@ -193,10 +197,19 @@ def copy_database(
     recent: bool = False,
     since: float | None = None,
     progress: Progress | None = None,
+    expect: str | None = None,
 ) -> CopyResult:
     """Copy every row of ``source`` into ``target`` and verify it (see the module)."""
     return asyncio.run(
-        copy(source, target, replace=replace, recent=recent, since=since, progress=progress)
+        copy(
+            source,
+            target,
+            replace=replace,
+            recent=recent,
+            since=since,
+            progress=progress,
+            expect=expect,
+        )
     )
 
 
@@ -229,12 +242,20 @@ async def copy(
     recent: bool = False,
     since: float | None = None,
     progress: Progress | None = None,
+    expect: str | None = None,
 ) -> CopyResult:
-    """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails."""
+    """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails.
+    With ``expect`` (a :meth:`~orchestrator.backend.Backend.identity`), raise
+    :class:`AnotherStore` and copy nothing when the source is not that store."""
     if not is_url(source) and not os.path.exists(source):
         raise FileNotFoundError(f"no database at {source}")
     src, dst = backend_for(source), backend_for(target)
     identity = await src.identity()
+    if expect is not None and identity != expect:
+        raise AnotherStore(
+            f"{src.location} is not the store {dst.location} was copied from (a database "
+            "dropped and created again, another server at that address): nothing was copied"
+        )
     if type(src) is type(dst) and identity is not None and identity == await dst.identity():
         # Asked of what each side resolves to (a file's inode; a server's identifier, its
         # database and schema), never of the spelling.

@@ -249,7 +249,8 @@ class PostgresBackend(Backend):
     async def identity(self) -> str | None:
         """The server's system identifier (set by ``initdb``, the same whatever host name,
         address or port reaches it), the database and the schema the tables resolve to
-        (a ``search_path`` naming another schema is another store)."""
+        (a ``search_path`` naming another schema is another store), each with its oid: a
+        database or schema dropped and created again under its name is another store."""
         import asyncpg
 
         conn = self._conn
@@ -267,12 +268,17 @@ class PostgresBackend(Backend):
                 )
             where = await conn.fetchrow(
                 "SELECT current_database() AS db, "
-                "coalesce(current_schema(), current_setting('search_path')) AS schema"
+                "coalesce(current_schema(), current_setting('search_path')) AS schema, "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) AS db_oid, "
+                "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AS schema_oid"
             )
         finally:
             if conn is not self._conn:
                 await conn.close()
-        return f"postgresql:{server}/{where['db']}/{where['schema']}"
+        return (
+            f"postgresql:{server}/{where['db']}@{where['db_oid']}/"
+            f"{where['schema']}@{where['schema_oid']}"
+        )
 
     async def begin_snapshot(self) -> None:
         async with self._busy:
