@@ -241,7 +241,27 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
     is_flag=True,
     help="Empty TARGET first (an SQLite file is backed up; refused while it is open).",
 )
-def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: bool) -> None:
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Go on copying what is new every --every seconds (Ctrl-C stops); a round the "
+    "server is away for is tried again at the next.",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between rounds with --follow.",
+)
+def copy_command(
+    sources: tuple[Path | str, ...],
+    target: Path | str,
+    replace: bool,
+    follow: bool,
+    every: float,
+) -> None:
     """Copy every run, prompt and log of each SOURCE into TARGET, then verify it.
 
     Each is an SQLite file or a postgresql:// URL: `orchestrator copy orchestrator.db
@@ -253,8 +273,15 @@ def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: b
     same message and request id, imported on another machine) is not copied again. The
     end compares row counts, token and cost sums and a digest of the ids on both sides,
     and fails on any difference.
+
+    --follow keeps a machine's file flowing into the team's store: `orchestrator copy
+    --follow ./orchestrator.db postgresql://hub/orchestrator` copies what is new every 30
+    seconds, says each round that copied something in one line, and, while the server is
+    away, says so on stderr and catches up once it is back. Killed at any point, it is
+    started again: nothing is doubled or lost.
     """
-    from .copy import CopyMismatch, merge_databases
+    from .copy import CopyMismatch, follow_copy, merge_databases
+    from .ids import utc_now
 
     source = " + ".join(shown(one) for one in sources)
     click.get_current_context().meta[TARGET_KEY] = f"{source} -> {shown(target)}"
@@ -274,7 +301,23 @@ def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: b
             + ("; finished the copy interrupted before" if result.resumed else "")
         )
 
+    def pushed(result: Any) -> None:
+        if result.inserted or result.updated:
+            click.echo(
+                f"{utc_now()}  copied {result.inserted} rows and caught up {result.updated} "
+                f"from {result.source} to {result.target} in {result.seconds:.1f} s; verified"
+            )
+
+    def failed(message: str) -> None:
+        click.echo(f"{utc_now()}  {source} -> {shown(target)}: {message}", err=True)
+
     try:
+        if follow:
+            if replace:
+                raise click.UsageError("--replace empties TARGET: not with --follow")
+            with contextlib.suppress(KeyboardInterrupt):
+                follow_copy(sources, target, every=every, done=pushed, failed=failed)
+            return
         with progress_bars() as progress:
             merge_databases(sources, target, replace=replace, progress=progress, done=done)
     except (CopyMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:

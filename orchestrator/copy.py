@@ -234,6 +234,71 @@ def merge_databases(
     return results
 
 
+def follow_copy(
+    sources: Sequence[str | os.PathLike[str]],
+    target: str | os.PathLike[str],
+    *,
+    every: float = 30.0,
+    rounds: int | None = None,
+    done: Callable[[CopyResult], None] | None = None,
+    failed: Callable[[str], None] | None = None,
+) -> None:
+    """Copy ``sources`` into ``target`` every ``every`` seconds (:func:`merge_databases`,
+    each round a verified copy of what is new), for ``rounds`` rounds or forever: a
+    machine's file kept flowing into the team's store. A round that fails because the
+    server is away (stopped, restarting, the network down) or another machine's first
+    copy into it is under way is reported to ``failed`` in one line and tried again at
+    the next round; the rows written meanwhile go with it. Restartable at any point: a
+    copy keeps ids and finishes an interrupted first copy, so nothing is doubled or lost.
+    Other errors (a mismatch, the same store on both sides) are raised."""
+    count = 0
+    while rounds is None or count < rounds:
+        began = time.monotonic()
+        try:
+            merge_databases(sources, target, done=done)
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            if failed is not None:
+                failed(f"{str(exc) or type(exc).__name__}; trying again in {every:g} s")
+        count += 1
+        if rounds is None or count < rounds:
+            time.sleep(max(0.0, every - (time.monotonic() - began)))
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether a copy failed for a reason that passes (the server away, restarting, the
+    network, another source's first copy into the target not finished yet) rather than
+    one that another round would meet again: a mismatch, the same store on both sides,
+    a file that is not a database, a schema too new, a row the server refuses."""
+    if isinstance(exc, ValueError):
+        return "that was interrupted" in str(exc)
+    if isinstance(exc, (CopyMismatch, sqlite3.Error, OrchestratorError)):
+        return isinstance(exc, ConnectionError)
+    if type(exc).__module__.startswith("asyncpg"):
+        from asyncpg import PostgresConnectionError, PostgresError
+
+        # The server's own errors about a row or the schema are not passing.
+        if isinstance(exc, PostgresConnectionError) or type(exc).__name__ in _PASSING:
+            return True
+        return not isinstance(exc, PostgresError)
+    return isinstance(exc, Exception)
+
+
+#: asyncpg errors of a server going away or coming back.
+_PASSING = frozenset(
+    {
+        "AdminShutdownError",
+        "CannotConnectNowError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+        "DeadlockDetectedError",
+        "SerializationError",
+        "LockNotAvailableError",
+    }
+)
+
+
 async def copy(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
