@@ -28,6 +28,7 @@ CREATE TABLE agents (
     total_tokens_cache_write bigint DEFAULT 0 NOT NULL,
     total_cost_usd double precision DEFAULT 0 NOT NULL,
     unpriced_prompt_count bigint DEFAULT 0 NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT agents_pkey PRIMARY KEY (id),
     CONSTRAINT agents_orchestrator_agent_id_fkey FOREIGN KEY (orchestrator_agent_id) REFERENCES orchestrator_agents(id) ON DELETE CASCADE,
     CONSTRAINT agents_parent_agent_id_fkey FOREIGN KEY (parent_agent_id) REFERENCES agents(id) ON DELETE SET NULL
@@ -55,6 +56,7 @@ CREATE TABLE prompts (
     search tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, ((COALESCE("left"(content, 100000), ''::text) || ' '::text) || COALESCE("left"(response, 100000), ''::text)))) STORED,
     cache_savings_usd double precision,
     tokens_cache_write_1h bigint DEFAULT 0 NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT prompts_pkey PRIMARY KEY (id),
     CONSTRAINT prompts_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE,
     CONSTRAINT prompts_cost_usd_check CHECK (((cost_usd IS NULL) OR (cost_usd >= (0)::double precision))),
@@ -75,6 +77,7 @@ CREATE TABLE agent_logs (
     step text,
     duration_ms double precision,
     search tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, COALESCE("left"(message, 100000), ''::text))) STORED,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT agent_logs_pkey PRIMARY KEY (id),
     CONSTRAINT agent_logs_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
@@ -87,6 +90,7 @@ CREATE TABLE system_logs (
     metadata text,
     created_at text DEFAULT to_char((statement_timestamp() AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'::text) NOT NULL,
     search tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, COALESCE("left"(message, 100000), ''::text))) STORED,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT system_logs_pkey PRIMARY KEY (id)
 );
 
@@ -354,6 +358,14 @@ CREATE INDEX idx_prompt_responses_request ON prompt_responses USING btree (reque
 CREATE INDEX idx_agent_attributes_key ON agent_attributes USING btree (key, value);
 
 CREATE INDEX idx_otel_metrics_daily_name ON otel_metrics_daily USING btree (name, day);
+
+CREATE INDEX idx_agents_tx_id ON agents USING btree (tx_id);
+
+CREATE INDEX idx_prompts_tx_id ON prompts USING btree (tx_id);
+
+CREATE INDEX idx_agent_logs_tx_id ON agent_logs USING btree (tx_id);
+
+CREATE INDEX idx_system_logs_tx_id ON system_logs USING btree (tx_id);
 
 CREATE OR REPLACE FUNCTION prompts_totals()
  RETURNS trigger

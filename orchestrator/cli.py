@@ -241,7 +241,27 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
     is_flag=True,
     help="Empty TARGET first (an SQLite file is backed up; refused while it is open).",
 )
-def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: bool) -> None:
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Go on copying what is new every --every seconds (Ctrl-C stops); a round the "
+    "server is away for is tried again at the next.",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between rounds with --follow.",
+)
+def copy_command(
+    sources: tuple[Path | str, ...],
+    target: Path | str,
+    replace: bool,
+    follow: bool,
+    every: float,
+) -> None:
     """Copy every run, prompt and log of each SOURCE into TARGET, then verify it.
 
     Each is an SQLite file or a postgresql:// URL: `orchestrator copy orchestrator.db
@@ -253,8 +273,15 @@ def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: b
     same message and request id, imported on another machine) is not copied again. The
     end compares row counts, token and cost sums and a digest of the ids on both sides,
     and fails on any difference.
+
+    --follow keeps a machine's file flowing into the team's store: `orchestrator copy
+    --follow ./orchestrator.db postgresql://hub/orchestrator` copies what is new every 30
+    seconds, says each round that copied something in one line, and, while the server is
+    away, says so on stderr and catches up once it is back. Killed at any point, it is
+    started again: nothing is doubled or lost.
     """
-    from .commands.copy import CopyMismatch, merge_databases
+    from .commands.copy import CopyMismatch, follow_copy, merge_databases
+    from .core.ids import utc_now
 
     source = " + ".join(shown(one) for one in sources)
     click.get_current_context().meta[TARGET_KEY] = f"{source} -> {shown(target)}"
@@ -274,7 +301,23 @@ def copy_command(sources: tuple[Path | str, ...], target: Path | str, replace: b
             + ("; finished the copy interrupted before" if result.resumed else "")
         )
 
+    def pushed(result: Any) -> None:
+        if result.inserted or result.updated:
+            click.echo(
+                f"{utc_now()}  copied {result.inserted} rows and caught up {result.updated} "
+                f"from {result.source} to {result.target} in {result.seconds:.1f} s; verified"
+            )
+
+    def failed(message: str) -> None:
+        click.echo(f"{utc_now()}  {source} -> {shown(target)}: {message}", err=True)
+
     try:
+        if follow:
+            if replace:
+                raise click.UsageError("--replace empties TARGET: not with --follow")
+            with contextlib.suppress(KeyboardInterrupt):
+                follow_copy(sources, target, every=every, done=pushed, failed=failed)
+            return
         with progress_bars() as progress:
             merge_databases(sources, target, replace=replace, progress=progress, done=done)
     except (CopyMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:
@@ -450,11 +493,11 @@ def serve(
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--since", metavar="DAY", help="Only prompts created on or after DAY (YYYY-MM-DD).")
 @click.option("--model", metavar="NAME", help="Only prompts of this model.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-def reprice(db_path: Path, since: str | None, model: str | None, dry_run: bool) -> None:
+def reprice(db_path: Path | str, since: str | None, model: str | None, dry_run: bool) -> None:
     """Recompute computed costs with the installed price data (genai-prices).
 
     Reported costs stay as reported; unpriced prompts of a model that now has a price
@@ -517,7 +560,7 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
 
 
 @cli.command()
-@db_option()
+@db_option(postgres=True)
 @click.option("--workflow", help="Only this workflow (orchestrator agent name).")
 @click.option("--session", help="Only runs of this session (ADW id).")
 @click.option("--run", "run_", metavar="RUN", help="Only this run (its id or its name).")
@@ -529,7 +572,7 @@ def redact(db_path: Path | str, dry_run: bool) -> None:
 @click.option("-n", "--lines", default=10, show_default=True, help="Show the last N events first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def tail(
-    db_path: Path,
+    db_path: Path | str,
     workflow: str | None,
     session: str | None,
     run_: str | None,
@@ -551,7 +594,7 @@ def tail(
             db_path, filters, backlog=lines, notice=lambda line: click.echo(line, err=True)
         ):
             click.echo(json.dumps(event.as_dict()) if as_json else format_event(event))
-    except (FileNotFoundError, sqlite3.Error) as exc:  # sqlite3.Error: a new file is not one
+    except (FileNotFoundError, sqlite3.Error, ConnectionError) as exc:  # a new file: not one
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass

@@ -75,9 +75,7 @@ def db_option(*, positional: bool = False, postgres: bool = False) -> Callable[[
             if isinstance(target, str) and not postgres:
                 raise Failure(
                     f"{click.get_current_context().command_path} reads an SQLite file; "
-                    "a postgresql:// URL is for the writer library and every command but "
-                    "tail, reprice and import claude-code (`orchestrator copy URL FILE` makes "
-                    "a file of a store)",
+                    "give it a file (`orchestrator copy URL FILE` makes a file of a store)",
                     exit_code=2,  # a usage error, in one line
                 )
             click.get_current_context().meta[TARGET_KEY] = shown(target)

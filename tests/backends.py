@@ -75,6 +75,21 @@ def rows(target: Target, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[A
         conn.close()
 
 
+def records(url: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Every row of a query on PostgreSQL, each read by column name or position (asyncpg
+    records, as sqlite3.Row reads them)."""
+    import asyncpg
+
+    async def go() -> list[Any]:
+        conn = await asyncpg.connect(str(url))
+        try:
+            return list(await conn.fetch(to_dollar(sql), *params))
+        finally:
+            await conn.close()
+
+    return list(_run(go()))
+
+
 def execute(target: Target, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
     """Run write statements in one transaction, as another process would (foreign keys on)."""
     steps = [(s, ()) if isinstance(s, str) else s for s in statements]

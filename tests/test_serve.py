@@ -439,3 +439,50 @@ async def test_the_403_page_leads_to_the_login(
         assert '<a href="/-/login">Log in</a>' in page.text, path
     login = await ds.client.get("/-/login")
     assert login.status_code == 200 and 'name="password"' in login.text
+
+
+def test_a_snapshot_of_a_store_dropped_and_created_again_is_built_anew(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """The database at the URL dropped and created again with another history: a running
+    serve's refresh copies nothing of it into the snapshot of the old one (it says why),
+    and the next serve's snapshot is built anew, of the new store alone."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    from backends import counts, postgres_admin
+
+    from orchestrator import SyncDatabaseManager
+    from orchestrator.commands.serve import make_snapshot
+    from orchestrator.datasette_plugin.snapshot import Snapshot
+
+    name = f"orchestrator_tests_{uuid.uuid4().hex[:10]}"
+    url = urlunsplit(urlsplit(postgres_database)._replace(path=f"/{name}"))
+    postgres_admin(postgres_database, f"CREATE DATABASE {name}")
+    try:
+        demo = ["demo", url, "--prompts", "40", "--seed", "1", "--end", "2026-11-25"]
+        assert CliRunner().invoke(cli, demo, catch_exceptions=False).exit_code == 0
+        snapshot = tmp_path / "snap" / "orchestrator.db"
+        make_snapshot(url, snapshot)
+        before = counts(snapshot)
+        assert before == counts(url)
+        served = Snapshot(url, str(snapshot), 5.0, "now")
+        served.refresh()
+        assert served.error is None
+
+        postgres_admin(postgres_database, f"DROP DATABASE {name} WITH (FORCE)")
+        postgres_admin(postgres_database, f"CREATE DATABASE {name}")
+        with SyncDatabaseManager(url) as db, db.agent_run("after-the-drop") as run:
+            run.prompt("/plan", "ok", model="claude-sonnet-4-5", tokens_input=5, tokens_output=1)
+        served.refresh()
+        assert served.error is not None and "not the store" in served.error
+        assert counts(snapshot) == before  # nothing of the new store mixed in
+
+        result = make_snapshot(url, snapshot)
+        assert result.fresh and counts(snapshot) == counts(url)
+        assert counts(url)["agents"] == 1 and counts(url)["prompts"] == 1
+        again = Snapshot(url, str(snapshot), 5.0, "now")
+        again.refresh()
+        assert again.error is None and counts(snapshot) == counts(url)
+    finally:
+        postgres_admin(postgres_database, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

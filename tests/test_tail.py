@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Target, is_postgres, rows
 from click.testing import CliRunner
 
 from orchestrator import DatabaseManager, SyncDatabaseManager
@@ -34,21 +36,27 @@ USAGE = {"input_tokens": 10, "output_tokens": 200, "cache_read_input_tokens": 30
 
 
 @pytest.fixture
-def source(db_path: Path) -> Iterator[EventSource]:
-    backend.connect(db_path).close()
-    with EventSource.open(db_path) as opened:
+def source(db_target: Target) -> Iterator[EventSource]:
+    with EventSource.open(_created(db_target)) as opened:
         yield opened
 
 
-def one(conn: sqlite3.Connection, sql: str, *params: Any) -> Any:
-    return conn.execute(sql, params).fetchone()[0]
+def _created(target: Target) -> Target:
+    """``target`` with the schema made (a URL's opener makes it itself)."""
+    if not is_postgres(target):
+        backend.connect(target).close()
+    return target
+
+
+def one(target: Target, sql: str, *params: Any) -> Any:
+    return rows(target, sql, params)[0][0]
 
 
 async def test_runs_prompts_logs_and_ends_arrive_as_events(
-    db_path: Path, source: EventSource
+    db_target: Target, source: EventSource
 ) -> None:
     assert source.poll() == []
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run("plan_build", session_id="adw-1", name="plan") as run:
             await db.flush()
             started = source.poll()
@@ -63,9 +71,8 @@ async def test_runs_prompts_logs_and_ends_arrive_as_events(
         ended = source.poll()
     assert source.running == []
 
-    conn = sqlite3.connect(db_path)
-    run_id = one(conn, "SELECT id FROM agents")
-    costs = [row[0] for row in conn.execute("SELECT cost_usd FROM prompts ORDER BY rowid")]
+    run_id = one(db_target, "SELECT id FROM agents")
+    costs = [row[0] for row in rows(db_target, "SELECT cost_usd FROM prompts ORDER BY created_at")]
     assert len(costs) == 2 and all(cost > 0 for cost in costs)
 
     assert [(e.kind, e.text) for e in started] == [("start", "started")]
@@ -100,8 +107,8 @@ async def test_runs_prompts_logs_and_ends_arrive_as_events(
     assert source.poll() == []
 
 
-async def test_a_failed_run_and_a_pending_prompt(db_path: Path, source: EventSource) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_a_failed_run_and_a_pending_prompt(db_target: Target, source: EventSource) -> None:
+    async with DatabaseManager(db_target) as db:
         with pytest.raises(RuntimeError):
             async with db.agent_run("review") as run:
                 prompt_id = await db.create_prompt(run.id, "/review", model="claude-sonnet-4-5")
@@ -112,23 +119,23 @@ async def test_a_failed_run_and_a_pending_prompt(db_path: Path, source: EventSou
         await db.flush()
         failed = source.poll()
     assert [e.kind for e in answered] == ["prompt"]
-    cost = one(sqlite3.connect(db_path), "SELECT cost_usd FROM prompts")
+    cost = one(db_target, "SELECT cost_usd FROM prompts")
     assert answered[0].cost_usd == pytest.approx(cost) and cost > 0
     end = next(e for e in failed if e.kind == "end")
     assert end.level == "ERROR" and "failed" in end.text and "boom" in end.text
     assert "1 prompt:" in end.text
 
 
-async def test_filters(db_path: Path) -> None:
-    backend.connect(db_path).close()
+async def test_filters(db_target: Target) -> None:
+    _created(db_target)
     sources = {
-        "all": EventSource.open(db_path),
-        "workflow": EventSource.open(db_path, EventFilter(workflow="test")),
-        "session": EventSource.open(db_path, EventFilter(session="adw-2")),
-        "run": EventSource.open(db_path, EventFilter(run="second")),
-        "errors": EventSource.open(db_path, EventFilter(level="error")),
+        "all": EventSource.open(db_target),
+        "workflow": EventSource.open(db_target, EventFilter(workflow="test")),
+        "session": EventSource.open(db_target, EventFilter(session="adw-2")),
+        "run": EventSource.open(db_target, EventFilter(run="second")),
+        "errors": EventSource.open(db_target, EventFilter(level="error")),
     }
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         async with db.agent_run("plan_build", session_id="adw-1", name="first") as run:
             run.log("info", "one")
         async with db.agent_run("test", session_id="adw-2", name="second") as run:
@@ -151,10 +158,10 @@ async def test_filters(db_path: Path) -> None:
 
 
 async def test_a_burst_larger_than_a_batch_arrives_whole_and_once(
-    db_path: Path, source: EventSource
+    db_target: Target, source: EventSource
 ) -> None:
     count = BATCH * 2 + 7
-    async with DatabaseManager(db_path) as db:
+    async with DatabaseManager(db_target) as db:
         await db.log_system_event("INFO", "before")
         await db.flush()
         assert [e.text for e in source.poll()] == ["before"]
@@ -167,15 +174,16 @@ async def test_a_burst_larger_than_a_batch_arrives_whole_and_once(
     assert texts == [f"burst {i}" for i in range(count)]
 
 
-async def test_backlog_is_the_newest_events(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+async def test_backlog_is_the_newest_events(db_target: Target) -> None:
+    async with DatabaseManager(db_target) as db:
         for i in range(30):
             await db.log_system_event("INFO", f"message {i}")
-    events = list(follow(db_path, backlog=5, duration=0))
+    events = list(follow(db_target, backlog=5, duration=0))
     assert [e.text for e in events] == [f"message {i}" for i in range(25, 30)]
-    assert list(follow(db_path, backlog=0, duration=0)) == []
-    with pytest.raises(FileNotFoundError, match="orchestrator init"):
-        list(follow(db_path.with_name("missing.db")))
+    assert list(follow(db_target, backlog=0, duration=0)) == []
+    if not is_postgres(db_target):
+        with pytest.raises(FileNotFoundError, match="orchestrator init"):
+            list(follow(Path(db_target).with_name("missing.db")))
 
 
 def test_cli_prints_one_line_per_event(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +191,7 @@ def test_cli_prints_one_line_per_event(db_path: Path, monkeypatch: pytest.Monkey
         with db.agent_run("plan_build", session_id="adw-7", name="plan") as run:
             run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=USAGE)
         db.log_system_event("ERROR", "push failed", source="adw.git")
-    cost = one(sqlite3.connect(db_path), "SELECT cost_usd FROM prompts")
+    cost = one(db_path, "SELECT cost_usd FROM prompts")
 
     def once(*args: Any, **kwargs: Any) -> Iterator[Event]:
         return follow(*args, **kwargs, duration=0)
@@ -227,16 +235,16 @@ def _lines(stream: Any) -> queue.Queue[tuple[float, str]]:
     return lines
 
 
-def test_orchestrator_tail_shows_an_event_within_a_second(db_path: Path) -> None:
-    backend.connect(db_path).close()
+def test_orchestrator_tail_shows_an_event_within_a_second(db_target: Target) -> None:
+    _created(db_target)
     command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "tail"]
-    command += ["--db", str(db_path), "-n", "0"]
+    command += ["--db", str(db_target), "-n", "0"]
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env()
     )
     try:
         lines = _lines(child.stdout)
-        with SyncDatabaseManager(db_path) as db:
+        with SyncDatabaseManager(db_target) as db:
             # Ready once a line shows: until then, write one every half second.
             deadline = time.monotonic() + 30
             while lines.empty():
@@ -280,11 +288,11 @@ print(json.dumps({"cpu_s": cpu, "events": len(events)}))
 """
 
 
-def test_an_idle_follower_costs_next_to_no_cpu(db_path: Path) -> None:
-    backend.connect(db_path).close()
+def test_an_idle_follower_costs_next_to_no_cpu(db_target: Target) -> None:
+    _created(db_target)
     idle = 3.0
     run = subprocess.run(
-        [sys.executable, "-c", IDLE_CHILD, str(db_path), str(idle)],
+        [sys.executable, "-c", IDLE_CHILD, str(db_target), str(idle)],
         capture_output=True,
         text=True,
         env=_child_env(),
@@ -360,3 +368,100 @@ def test_orchestrator_tail_says_the_file_was_swapped_and_follows_the_new_one(
     assert conn.execute("SELECT name FROM agents").fetchall() == [("new-0",)]
     assert conn.execute("SELECT DISTINCT message FROM system_logs").fetchall() == [("new file",)]
     conn.close()
+
+
+# -- PostgreSQL: writers commit in any order ------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_transaction_committed_after_a_later_one_is_not_missed(db_target: Target) -> None:
+    """Two writers: the first inserts, the second inserts and commits, the follower looks,
+    then the first commits. A watermark of the largest row seen would pass over the first
+    one's row; the snapshot of the last look knows it was still running."""
+    import asyncio
+
+    import asyncpg
+
+    from orchestrator.store.postgres import connect, to_dollar
+
+    insert = to_dollar(
+        "INSERT INTO system_logs (id, log_level, message, created_at) VALUES (?, 'INFO', ?, ?)"
+    )
+
+    async def go() -> tuple[list[str], list[str], list[str]]:
+        (await connect(str(db_target))).terminate()  # the schema
+        with EventSource.open(db_target) as source:
+            assert source.poll() == []
+            first = await asyncpg.connect(str(db_target))
+            second = await asyncpg.connect(str(db_target))
+            try:
+                await first.execute("BEGIN")
+                await first.execute(insert, "early", "begun first", "2026-11-01T10:00:00.000Z")
+                await second.execute(insert, "late", "committed first", "2026-11-01T10:00:01.000Z")
+                seen = [e.text for e in source.poll()]
+                await first.execute("COMMIT")
+                then = [e.text for e in source.poll()]
+                after = [e.text for e in source.poll()]
+            finally:
+                await first.close()
+                await second.close()
+        return seen, then, after
+
+    seen, then, after = asyncio.run(go())
+    assert (seen, then, after) == (["committed first"], ["begun first"], [])
+
+
+def _tail_lines(target: Target, count: int, write: Callable[[], None] | None = None) -> list[Any]:
+    """The first ``count`` lines ``orchestrator tail -n ... --json`` prints for ``target``,
+    as dicts; then, when ``write`` is given, the three lines of what it writes."""
+    command = [sys.executable, "-c", "from orchestrator.cli import cli; cli()", "tail"]
+    command += ["--db", str(target), "-n", str(count), "--json"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env()
+    )
+    try:
+        lines = _lines(child.stdout)
+        got = [json.loads(lines.get(timeout=30)[1]) for _ in range(count)]
+        if write is not None:
+            time.sleep(1.0)  # the follower is polling
+            write()
+            got += [json.loads(lines.get(timeout=10)[1]) for _ in range(3)]
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    return got
+
+
+def test_the_cli_prints_the_same_events_from_either_engine(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """The same demo history in an SQLite file and in a PostgreSQL store, followed by
+    ``orchestrator tail`` in a child process: the same backlog and the same new events
+    (ids aside: each store makes its own)."""
+    from backends import postgres_admin, with_search_path
+
+    schema = f"t_{os.urandom(6).hex()}"
+    postgres_admin(postgres_database, f"CREATE SCHEMA {schema}")
+    url = with_search_path(postgres_database, schema)
+    try:
+        outputs = []
+        for target in (tmp_path / "demo.db", url):
+            demo = ["demo", str(target), "--prompts", "120", "--seed", "5", "--end", "2026-11-25"]
+            assert CliRunner().invoke(cli, demo, catch_exceptions=False).exit_code == 0
+
+            def write(target: Target = target) -> None:
+                with SyncDatabaseManager(target) as db, db.agent_run("live", name="now") as run:
+                    run.prompt("/plan", "ok", model="claude-sonnet-4-5", usage=USAGE)
+
+            events = _tail_lines(target, 40, write)
+            for event in events:
+                del event["key"], event["run_id"]
+            for event in events[40:]:
+                del event["time"]  # now
+                event["text"] = re.sub(r"after [0-9.]+ s", "after _ s", event["text"])
+            outputs.append(events)
+    finally:
+        postgres_admin(postgres_database, f"DROP SCHEMA {schema} CASCADE", check=False)
+    sqlite_events, postgres_events = outputs
+    assert len(sqlite_events) == 43 and {e["kind"] for e in sqlite_events} >= {"start", "end"}
+    assert postgres_events == sqlite_events

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Target, is_postgres, records
 from click.testing import CliRunner
 from conftest import FIXTURES
 
@@ -70,7 +71,7 @@ def independent_daily(config_dir: Path) -> dict[str, dict[str, int]]:
     return dict(days)
 
 
-def stored_daily(db_path: Path) -> dict[str, dict[str, int]]:
+def stored_daily(db_path: Target) -> dict[str, dict[str, int]]:
     return {row["day"]: {k: row[k] for k in KEYS} for row in daily_tokens(db_path)}
 
 
@@ -98,10 +99,10 @@ def ccusage_daily(config_dir: Path) -> dict[str, dict[str, int]]:
     }
 
 
-def test_fixture_totals_match_ccusage(tmp_path: Path, db_path: Path) -> None:
+def test_fixture_totals_match_ccusage(tmp_path: Path, db_target: Target) -> None:
     config = fixture_config_dir(tmp_path)
-    import_transcripts([config], db_path=db_path)
-    assert stored_daily(db_path) == ccusage_daily(config)
+    import_transcripts([config], db_path=db_target)
+    assert stored_daily(db_target) == ccusage_daily(config)
 
 
 def test_own_files_match_ccusage(db_path: Path) -> None:
@@ -109,19 +110,19 @@ def test_own_files_match_ccusage(db_path: Path) -> None:
     assert stored_daily(db_path) == ccusage_daily(OWN)
 
 
-def test_fixture_totals_match_independent_count(tmp_path: Path, db_path: Path) -> None:
+def test_fixture_totals_match_independent_count(tmp_path: Path, db_target: Target) -> None:
     config = fixture_config_dir(tmp_path)
-    summary = import_transcripts([config], db_path=db_path)
+    summary = import_transcripts([config], db_path=db_target)
     expected = independent_daily(config)
-    assert stored_daily(db_path) == expected
+    assert stored_daily(db_target) == expected
     assert summary.malformed == 0 and summary.errors == []
     assert len(expected) == 2
 
 
-def test_own_files_match_independent_count(db_path: Path) -> None:
-    summary = import_transcripts([OWN], db_path=db_path)
-    assert stored_daily(db_path) == independent_daily(OWN)
-    assert stored_daily(db_path)["2026-01-31"]["input_tokens"] == 3 + 5 + 5 + 20
+def test_own_files_match_independent_count(db_target: Target) -> None:
+    summary = import_transcripts([OWN], db_path=db_target)
+    assert stored_daily(db_target) == independent_daily(OWN)
+    assert stored_daily(db_target)["2026-01-31"]["input_tokens"] == 3 + 5 + 5 + 20
     # Two lines that are no JSON object, plus the usage with a null field.
     assert summary.malformed == 3
     assert summary.unknown_types == 1
@@ -130,7 +131,10 @@ def test_own_files_match_independent_count(db_path: Path) -> None:
     assert summary.prompts_added == 6
 
 
-def rows(db_path: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+def rows(db_path: Target, sql: str, *params: Any) -> list[Any]:
+    """Rows read by column name or position, from an SQLite file or a PostgreSQL URL."""
+    if is_postgres(db_path):
+        return records(db_path, sql, params)
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
     try:
@@ -139,12 +143,12 @@ def rows(db_path: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
         conn.close()
 
 
-def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
-    import_transcripts([OWN], db_path=db_path)
+def test_runs_subagents_tools_and_cost(db_target: Target) -> None:
+    import_transcripts([OWN], db_path=db_target)
     runs = {
         r["name"]: r
         for r in rows(
-            db_path,
+            db_target,
             "SELECT a.*, o.name AS orchestrator FROM agents a "
             "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id",
         )
@@ -157,7 +161,7 @@ def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
     assert session["completed_at"] == "2026-01-31T00:00:06.000Z"
     prompts = {
         r["model"]: r
-        for r in rows(db_path, "SELECT * FROM prompts WHERE agent_id = ?", session["id"])
+        for r in rows(db_target, "SELECT * FROM prompts WHERE agent_id = ?", session["id"])
     }
     # An unknown model is unpriced, never $0; <synthetic> costs nothing.
     assert prompts["claude-imaginary-9"]["cost_source"] == "unpriced"
@@ -173,10 +177,10 @@ def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
     # At msg_A's first line, the one ccusage counts (and the day it is priced at).
     assert sonnet["completed_at"] == sonnet["created_at"] == "2026-01-30T23:59:59.100Z"
     assert "[REDACTED" in sonnet["content"] and "sk-ant-api03" not in sonnet["content"]
-    final = rows(db_path, "SELECT * FROM prompt_responses WHERE message_id = 'msg_A'")
+    final = rows(db_target, "SELECT * FROM prompt_responses WHERE message_id = 'msg_A'")
     assert [r["tokens_output_final"] for r in final] == [40]
     logs = rows(
-        db_path,
+        db_target,
         "SELECT log_type, message, created_at FROM agent_logs WHERE agent_id = ? "
         "ORDER BY created_at",
         subagent["id"],
@@ -188,19 +192,21 @@ def test_runs_subagents_tools_and_cost(db_path: Path) -> None:
     assert logs[1]["message"] == "Glob: a.txt"
 
 
-def test_reimport_adds_nothing(tmp_path: Path, db_path: Path) -> None:
+def test_reimport_adds_nothing(tmp_path: Path, db_target: Target) -> None:
     config = fixture_config_dir(tmp_path)
-    first = import_transcripts([config], db_path=db_path)
-    before = stored_daily(db_path)
-    logs = rows(db_path, "SELECT count(*) FROM agent_logs")[0][0]
-    second = import_transcripts([config], db_path=db_path)
+    first = import_transcripts([config], db_path=db_target)
+    before = stored_daily(db_target)
+    logs = rows(db_target, "SELECT count(*) FROM agent_logs")[0][0]
+    second = import_transcripts([config], db_path=db_target)
     assert second.prompts_added == 0 and second.lines == 0
     assert second.files_unchanged == second.files == first.files
-    assert stored_daily(db_path) == before
-    assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == logs
+    assert stored_daily(db_target) == before
+    assert rows(db_target, "SELECT count(*) FROM agent_logs")[0][0] == logs
 
 
-def test_grown_file_adds_only_new_prompts(tmp_path: Path, db_path: Path) -> None:
+def test_grown_file_adds_only_new_prompts(
+    tmp_path: Path, db_target: Target, new_db_target: Callable[[], Target]
+) -> None:
     lines = (FIXTURES / "tool_heavy.jsonl").read_bytes().splitlines(keepends=True)
     project = tmp_path / "claude" / "projects" / "p"
     project.mkdir(parents=True)
@@ -208,22 +214,22 @@ def test_grown_file_adds_only_new_prompts(tmp_path: Path, db_path: Path) -> None
     half = len(lines) // 2
     # The first half, then the start of the next line without its newline (being written).
     grown.write_bytes(b"".join(lines[:half]) + lines[half][:40])
-    first = import_transcripts([grown], db_path=db_path)
+    first = import_transcripts([grown], db_path=db_target)
     grown.write_bytes(b"".join(lines))
-    second = import_transcripts([grown], db_path=db_path)
+    second = import_transcripts([grown], db_path=db_target)
     assert first.malformed == second.malformed == 0
     assert second.lines == len(lines) - half
-    fresh = tmp_path / "fresh.db"
+    fresh = new_db_target()
     whole = import_transcripts([grown], db_path=fresh)
     assert first.prompts_added + second.prompts_added == whole.prompts_added
-    assert stored_daily(db_path) == stored_daily(fresh) == independent_daily(tmp_path / "claude")
-    assert rows(db_path, "SELECT count(*) FROM agents")[0][0] == 1
+    assert stored_daily(db_target) == stored_daily(fresh) == independent_daily(tmp_path / "claude")
+    assert rows(db_target, "SELECT count(*) FROM agents")[0][0] == 1
     # Appending a copy of already imported lines adds no prompt (the unique key).
     with grown.open("ab") as handle:
         handle.writelines(lines[:half])
-    third = import_transcripts([grown], db_path=db_path)
+    third = import_transcripts([grown], db_path=db_target)
     assert third.prompts_added == 0 and third.duplicates_skipped > 0
-    assert stored_daily(db_path) == stored_daily(fresh)
+    assert stored_daily(db_target) == stored_daily(fresh)
 
 
 def test_secrets_in_tool_arguments_and_results_are_stored_nowhere(
@@ -493,7 +499,7 @@ def test_a_bad_line_is_skipped_and_the_rest_imported(
 
 
 def test_a_file_that_fails_never_stops_the_others(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, db_target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whatever goes wrong inside one file is rolled back and reported; the files after it
     are imported, and the failed one is imported by the next run."""
@@ -508,19 +514,24 @@ def test_a_file_that_fails_never_stops_the_others(
     )
     failing = failing_on(b"m_boom", "something unforeseen")
     monkeypatch.setattr(transcripts, "parse_line", failing)
-    result = CliRunner().invoke(cli, ["import", "claude-code", "--db", str(db_path), str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["import", "claude-code", "--db", str(db_target), str(tmp_path)]
+    )
     assert result.exit_code == 1  # like `import stream-json`: a script can tell
     assert f"error: {first}: RuntimeError: something unforeseen" in result.output
     assert "1 prompts added" in result.output and result.output.startswith("2 files")
-    assert [day["input_tokens"] for day in daily_tokens(db_path)] == [13]
+    assert [day["input_tokens"] for day in daily_tokens(db_target)] == [13]
     monkeypatch.undo()
-    again = import_transcripts([tmp_path], db_path=db_path)
+    again = import_transcripts([tmp_path], db_path=db_target)
     assert again.errors == [] and again.prompts_added == 2 and again.files_unchanged == 1
-    assert [day["input_tokens"] for day in daily_tokens(db_path)] == [13 + 11 + 5]
+    assert [day["input_tokens"] for day in daily_tokens(db_target)] == [13 + 11 + 5]
 
 
 def test_small_batches_import_the_same(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    db_target: Target,
+    new_db_target: Callable[[], Target],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Responses and logs are written in batches as the lines come; batches of one (lines
     of a response written apart) give the same prompts, logs and totals."""
@@ -530,11 +541,11 @@ def test_small_batches_import_the_same(
     whole = import_transcripts([config], db_path=tmp_path / "whole.db")
     monkeypatch.setattr(transcripts, "RESPONSES_HELD", 1)
     monkeypatch.setattr(transcripts, "LOGS_HELD", 1)
-    batched = import_transcripts([config], db_path=db_path)
+    batched = import_transcripts([config], db_path=db_target)
     assert batched.prompts_added == whole.prompts_added
     assert batched.tool_events == whole.tool_events
     assert batched.duplicates_skipped == whole.duplicates_skipped
-    assert stored_daily(db_path) == independent_daily(config)
+    assert stored_daily(db_target) == independent_daily(config)
 
 
 def test_an_overlong_line_is_skipped_unread(
@@ -557,16 +568,16 @@ def test_an_overlong_line_is_skipped_unread(
     assert [day["input_tokens"] for day in daily_tokens(db_path)] == [24]
 
 
-def test_a_rewritten_file_logs_no_tool_call_twice(tmp_path: Path, db_path: Path) -> None:
+def test_a_rewritten_file_logs_no_tool_call_twice(tmp_path: Path, db_target: Target) -> None:
     config = fixture_config_dir(tmp_path)
     path = next((config / "projects").rglob("tool_heavy.jsonl"))
-    first = import_transcripts([path], db_path=db_path)
+    first = import_transcripts([path], db_path=db_target)
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:-3]))  # smaller: read again from its start
-    second = import_transcripts([path], db_path=db_path)
+    second = import_transcripts([path], db_path=db_target)
     assert second.lines == len(lines) - 3
     assert second.prompts_added == 0 and second.tool_events == 0
-    assert rows(db_path, "SELECT count(*) FROM agent_logs")[0][0] == first.tool_events
+    assert rows(db_target, "SELECT count(*) FROM agent_logs")[0][0] == first.tool_events
 
 
 def _words(text: str | None) -> set[str]:
@@ -715,7 +726,7 @@ def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
     tables and the same imports made with the triggers firing row by row."""
     from orchestrator.claude_code import transcripts
     from orchestrator.store import migrations
-    from orchestrator.store import sqlite as backend
+    from orchestrator.store.sqlite import SQLiteBackend
 
     config = fixture_config_dir(tmp_path)
     project = config / "projects" / "-home-marco-projects-spotter"
@@ -737,13 +748,13 @@ def test_the_summaries_an_import_adds_at_commit_are_those_of_the_triggers(
         assert import_transcripts([config], db_path=db).prompts_added > 0
 
     deferred: list[set[str]] = []
-    catch_up = backend.catch_up_search_index
+    catch_up = SQLiteBackend.catch_up_search_index
 
-    def recording(conn: sqlite3.Connection, triggers: Any) -> None:
-        deferred.append(set(triggers[0]))
-        catch_up(conn, triggers)
+    async def recording(self: SQLiteBackend, triggers: Any) -> None:
+        deferred.append(set(triggers))
+        await catch_up(self, triggers)
 
-    monkeypatch.setattr(backend, "catch_up_search_index", recording)
+    monkeypatch.setattr(SQLiteBackend, "catch_up_search_index", recording)
     imports(db_path)
     assert deferred and all(set(migrations.prompt_summary_triggers()) <= d for d in deferred)
     added = summaries(db_path)
@@ -850,7 +861,9 @@ def test_lines_read_as_the_standard_parser_reads_them() -> None:
 # --- today's transcripts (Claude Code 2.1.337): cost-state, environment, requests --------
 
 
-def _table(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+def _table(db_path: Target, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    if is_postgres(db_path):
+        return [tuple(row) for row in records(db_path, sql, params)]
     conn = sqlite3.connect(db_path)
     try:
         return [tuple(row) for row in conn.execute(sql, params)]
@@ -1034,25 +1047,25 @@ def _write_lines(path: Path, lines: list[dict[str, Any]], mode: str = "w") -> No
 
 
 def test_the_latest_cost_state_wins_whatever_the_order_of_reading(
-    tmp_path: Path, db_path: Path
+    tmp_path: Path, db_target: Target
 ) -> None:
     session = "5e55a1e0-0000-4000-8000-000000000001"
     path = tmp_path / "projects" / "p" / f"{session}.jsonl"
     _write_lines(path, [_cost_state(session, 0.5, 1000)])
     runs = "SELECT reported_cost_usd, total_duration_ms, lines_added FROM claude_code_runs"
-    import_transcripts([path], db_path=db_path)
-    assert _table(db_path, runs) == [(0.5, 1000.0, 7)]
+    import_transcripts([path], db_path=db_target)
+    assert _table(db_target, runs) == [(0.5, 1000.0, 7)]
     _write_lines(path, [_cost_state(session, 0.75, 1500)], "a")  # the session went on
-    import_transcripts([path], db_path=db_path)
-    assert _table(db_path, runs) == [(0.75, 1500.0, 7)]
+    import_transcripts([path], db_path=db_target)
+    assert _table(db_target, runs) == [(0.75, 1500.0, 7)]
     # The file rewritten to an older state (read again from its start): the later stays.
     _write_lines(path, [_cost_state(session, 0.25, 200)])
-    summary = import_transcripts([path], db_path=db_path)
+    summary = import_transcripts([path], db_path=db_target)
     assert summary.lines == 1 and summary.malformed == 0
-    assert _table(db_path, runs) == [(0.75, 1500.0, 7)]
+    assert _table(db_target, runs) == [(0.75, 1500.0, 7)]
     # Computed from genai-prices for tokens no response shows: Sonnet 4.5 at $3 / $15 per
     # million input / output tokens.
-    assert _table(db_path, "SELECT cost_usd, cost_computed_usd FROM agent_model_usage") == [
+    assert _table(db_target, "SELECT cost_usd, cost_computed_usd FROM agent_model_usage") == [
         (0.75, pytest.approx(1000 * 3e-6 + 100 * 15e-6))
     ]
 
@@ -1071,18 +1084,20 @@ def test_the_latest_cost_state_wins_whatever_the_order_of_reading(
     ],
 )
 def test_a_cost_state_of_another_shape_is_malformed_and_stores_nothing(
-    tmp_path: Path, db_path: Path, change: dict[str, Any]
+    tmp_path: Path, db_target: Target, change: dict[str, Any]
 ) -> None:
     session = "5e55a1e0-0000-4000-8000-000000000002"
     path = tmp_path / f"{session}.jsonl"
     _write_lines(path, [{**_cost_state(session, 0.5, 1000), **change}])
-    summary = import_transcripts([path], db_path=db_path)
+    summary = import_transcripts([path], db_path=db_target)
     assert summary.malformed == 1 and summary.unknown_types == 0 and summary.errors == []
-    assert _table(db_path, "SELECT count(*) FROM claude_code_runs") == [(0,)]
-    assert _table(db_path, "SELECT count(*) FROM agent_model_usage") == [(0,)]
+    assert _table(db_target, "SELECT count(*) FROM claude_code_runs") == [(0,)]
+    assert _table(db_target, "SELECT count(*) FROM agent_model_usage") == [(0,)]
 
 
-def test_the_environment_and_a_worktree_entered_are_the_runs(tmp_path: Path, db_path: Path) -> None:
+def test_the_environment_and_a_worktree_entered_are_the_runs(
+    tmp_path: Path, db_target: Target
+) -> None:
     """The environment snapshot as 2.1.337 writes it, then a worktree-state line of the
     shape its code writes (EnterWorktree; not produced by the tests' -p runs)."""
     session = "5e55a1e0-0000-4000-8000-000000000003"
@@ -1107,8 +1122,8 @@ def test_the_environment_and_a_worktree_entered_are_the_runs(tmp_path: Path, db_
     env = (
         "SELECT cwd, git_branch, is_git_repo, is_worktree, reported_cost_usd FROM claude_code_runs"
     )
-    import_transcripts([path], db_path=db_path)
-    assert _table(db_path, env) == [("/src/app", "main", 1, 0, None)]
+    import_transcripts([path], db_path=db_target)
+    assert _table(db_target, env) == [("/src/app", "main", 1, 0, None)]
     worktree = {
         "type": "worktree-state",
         "worktreeSession": {
@@ -1121,9 +1136,9 @@ def test_the_environment_and_a_worktree_entered_are_the_runs(tmp_path: Path, db_
         "sessionId": session,
     }
     _write_lines(path, [worktree, {"type": "worktree-state", "worktreeSession": None}], "a")
-    summary = import_transcripts([path], db_path=db_path)
+    summary = import_transcripts([path], db_path=db_target)
     assert summary.unknown_types == 0 and summary.malformed == 0
-    assert _table(db_path, env) == [
+    assert _table(db_target, env) == [
         ("/src/app/.claude/worktrees/fix-1", "worktree-fix-1", 1, 1, None)
     ]
 

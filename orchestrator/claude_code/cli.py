@@ -157,9 +157,9 @@ def import_stream_json(
 
 
 @import_group.command(name="claude-code")
-@db_option()
+@db_option(postgres=True)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def import_claude_code(db_path: Path | None, paths: tuple[Path, ...]) -> None:
+def import_claude_code(db_path: Path | str, paths: tuple[Path, ...]) -> None:
     """Import Claude Code transcripts from PATHS, files or folders (default: the projects
     folders under $CLAUDE_CONFIG_DIR, or ~/.config/claude and ~/.claude). Re-importing
     adds only what is new. A file that cannot be imported is rolled back and reported,

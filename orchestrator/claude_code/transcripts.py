@@ -6,8 +6,9 @@ orchestrator agent ``claude-code:<project>``; a subagent transcript
 session's run. Each API response becomes one prompt (model, usage, cost from
 genai-prices at the response's own time, timestamps of the transcript lines); tool calls
 and their results become ``tool_use`` / ``tool_result`` agent logs. Rows are built by
-:mod:`orchestrator.core.rows` and written through one synchronous sqlite3 connection (faster
-than the async writer for a bulk import).
+:mod:`orchestrator.core.rows` and written through one :class:`~orchestrator.store.backend.Backend`
+connection, SQLite or PostgreSQL (an SQLite file is written from this thread, as fast as
+sqlite3 itself: no event loop, no driver thread).
 
 What counts as usage follows ccusage (17.2.1) exactly, so the token totals match it:
 any line whose ``message.usage`` has numeric ``input_tokens`` and ``output_tokens`` and
@@ -62,7 +63,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,7 +72,7 @@ from typing import IO, Any
 
 from ..core.errors import InvalidInput, format_exception
 from ..core.ids import format_timestamp, parse_timestamp, utc_now
-from ..store import sqlite as sqlite_backend
+from ..store.backend import Backend, run_blocking
 from .common import (
     MODEL_USAGE_KEYS,
     LineCounts,
@@ -597,26 +597,29 @@ class _Importer:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        db: Backend,
         summary: ImportSummary,
         progress: Callable[[int], None] | None,
         redact_secrets: bool,
     ) -> None:
-        self.conn = conn
+        self.db = db
         self.summary = summary
         self.progress = progress
         self.redact_secrets = redact_secrets
         self.began = 0.0  # when the open transaction began (time.monotonic)
-        self.deferred: tuple[dict[str, tuple[str, int]], bool] = ({}, False)  # search index
-        # Every file's state in one query: an unchanged file costs a stat() and nothing more.
-        self.state: dict[str, tuple[int, int]] = {
-            path: (size, offset)
-            for path, size, offset in conn.execute(
+        self.deferred: dict[str, tuple[str, int]] = {}  # search index and summaries
+        self.state: dict[str, tuple[int, int]] = {}
+
+    async def read_state(self) -> None:
+        """Every file's state in one query: an unchanged file costs a stat() and no more."""
+        self.state = {
+            row["path"]: (row["size"], row["byte_offset"])
+            for row in await self.db.fetchall(
                 "SELECT path, size, byte_offset FROM claude_code_files"
             )
         }
 
-    def import_file(self, path: Path) -> None:
+    async def import_file(self, path: Path) -> None:
         """Import what is new in ``path``; any failure is rolled back and reported in
         ``summary.errors`` (the database's own failures are raised)."""
         summary = self.summary
@@ -638,75 +641,80 @@ class _Importer:
             # (the unique key keeps responses from being counted twice).
             start = state[1] if size >= state[1] else 0
         counts = ImportSummary()
+        db = self.db
         try:
             with path.open("rb") as handle:
                 handle.seek(start)
-                if not self.conn.in_transaction:
-                    self.conn.execute(sqlite_backend.BEGIN_WRITE)
+                if not db.in_transaction:
+                    await db.begin()
                     self.began = time.monotonic()
                     # Indexed for search, and prompts added to the summaries, in one
                     # statement each at commit: ~4x less time than trigger calls per
                     # row (inserting is most of an import). The import never updates
                     # or deletes a prompt, as deferring the summaries requires.
-                    self.deferred = sqlite_backend.defer_search_index(self.conn, summaries=True)
-                self.conn.execute("SAVEPOINT claude_code_file")
+                    self.deferred = await db.defer_search_index(summaries=True)
+                await db.execute("SAVEPOINT claude_code_file")
                 try:
-                    reading = _FileImport(self, path, counts)
-                    end, read_to = reading.run(handle, start)
-                    self.conn.execute(
+                    reading = _FileImport(self, counts)
+                    await reading.start(path)
+                    end, read_to = await reading.run(handle, start)
+                    await db.execute(
                         "UPDATE claude_code_files SET size = ?, byte_offset = ?, "
                         "lines = lines + ?, imported_at = ? WHERE path = ?",
                         (read_to, end, counts.lines, utc_now(), str(path)),
                     )
-                    self.conn.execute("RELEASE claude_code_file")
+                    await db.execute("RELEASE claude_code_file")
                 except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK TO claude_code_file")
-                        self.conn.execute("RELEASE claude_code_file")
+                    if db.in_transaction:
+                        await db.execute("ROLLBACK TO claude_code_file")
+                        await db.execute("RELEASE claude_code_file")
                     raise
-        except sqlite3.OperationalError:
-            raise  # the database itself (locked, full, gone): the next file would fail too
         except Exception as exc:
+            if isinstance(exc, db.database_error) and not db.is_row_error(exc):
+                raise  # the database itself (locked, full, gone): the next file would fail too
             summary.errors.append(f"{path}: {format_exception(exc)}")
         else:
             counts.bytes_read = read_to - start
             summary.add(counts)
             self.state[str(path)] = (read_to, end)
-        if self.conn.in_transaction and time.monotonic() - self.began > COMMIT_EVERY_S:
-            self.commit()
+        if db.in_transaction and time.monotonic() - self.began > COMMIT_EVERY_S:
+            await self.commit()
         if self.progress:
             self.progress(size)
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Commit the files imported so far (each one whole: a failed one was rolled back),
         their rows indexed for full-text search."""
-        if self.conn.in_transaction:
-            sqlite_backend.catch_up_search_index(self.conn, self.deferred)
-            self.conn.execute("COMMIT")
+        if self.db.in_transaction:
+            await self.db.catch_up_search_index(self.deferred)
+            await self.db.commit()
 
-    def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
+    async def run_for_file(self, path: Path, counts: ImportSummary) -> tuple[str, bool]:
         """The run of a transcript file, created (with its state row) on first sight, and
         whether the run existed before (then it may have logged some tool calls already)."""
-        row = self.conn.execute(
+        db = self.db
+        row = await db.fetchone(
             "SELECT agent_id FROM claude_code_files WHERE path = ?", (str(path),)
-        ).fetchone()
+        )
         if row is not None:
-            return str(row[0]), True
+            return str(row["agent_id"]), True
         subagent = _is_subagent(path)
         kind = "subagent" if subagent else "session"
-        live = None if subagent else self._live_run(path.stem)
+        live = None if subagent else await self._live_run(path.stem)
         if live is not None:
-            self.conn.execute(
+            await db.execute(
                 "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
                 (str(path), live, kind),
             )
             return live, True
         rows = _rows()
-        parent = self.run_for_file(_parent_session_file(path), counts)[0] if subagent else None
+        parent = (
+            (await self.run_for_file(_parent_session_file(path), counts))[0] if subagent else None
+        )
         if parent is not None:
-            hooked = self._hooked_subagent(parent, path.stem)
+            hooked = await self._hooked_subagent(parent, path.stem)
             if hooked is not None:
-                self.conn.execute(
+                await db.execute(
                     "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
                     (str(path), hooked, kind),
                 )
@@ -718,10 +726,10 @@ class _Importer:
             f"Claude Code sessions of project {project}",
             redact_secrets=self.redact_secrets,
         )
-        self.conn.execute(_sql()["orchestrator"], orchestrator)
-        orchestrator_id = self.conn.execute(
-            "SELECT id FROM orchestrator_agents WHERE name = ?", (name,)
-        ).fetchone()[0]
+        await db.execute(_sql()["orchestrator"], orchestrator)
+        found = await db.fetchone("SELECT id FROM orchestrator_agents WHERE name = ?", (name,))
+        assert found is not None
+        orchestrator_id = found["id"]
         # Completed: a transcript is what a session left behind. The line timestamps set
         # created_at / started_at / completed_at once the lines are read.
         agent = rows.agent_tuple(
@@ -731,36 +739,36 @@ class _Importer:
             status="completed",
             parent_agent_id=parent,
         )
-        self.conn.execute(_sql()["agent"], agent)
+        await db.execute(_sql()["agent"], agent)
         agent_id = agent[rows.AGENT_COLUMNS.index("id")]
-        self.conn.execute(
+        await db.execute(
             "INSERT INTO claude_code_files (path, agent_id, kind) VALUES (?, ?, ?)",
             (str(path), agent_id, kind),
         )
         counts.runs_created += 1
         return str(agent_id), False
 
-    def _hooked_subagent(self, parent: str, name: str) -> str | None:
+    async def _hooked_subagent(self, parent: str, name: str) -> str | None:
         """The subagent run ``name`` (``agent-<id>``) of run ``parent`` that hooks recorded
         (``orchestrator hook``) and no transcript was imported into, if any."""
-        row = self.conn.execute(
+        row = await self.db.fetchone(
             "SELECT id FROM agents WHERE parent_agent_id = ? AND name = ? AND NOT EXISTS "
             "(SELECT 1 FROM claude_code_files f WHERE f.agent_id = agents.id) LIMIT 1",
             (parent, name),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        )
+        return None if row is None else str(row["id"])
 
-    def _live_run(self, session_id: str) -> str | None:
+    async def _live_run(self, session_id: str) -> str | None:
         """The run recorded from a stream (``orchestrator record``, ``import stream-json``)
         or by hooks (``orchestrator hook``) of session ``session_id``, if any: one that no
         transcript was imported into."""
-        row = self.conn.execute(
+        row = await self.db.fetchone(
             "SELECT id FROM agents WHERE session_id = ? AND parent_agent_id IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM claude_code_files f WHERE f.agent_id = agents.id) "
             "ORDER BY created_at LIMIT 1",
             (session_id,),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        )
+        return None if row is None else str(row["id"])
 
 
 def _sql() -> dict[str, str]:
@@ -775,24 +783,35 @@ def _sql() -> dict[str, str]:
                 "orchestrator_agents", rows.ORCHESTRATOR_AGENT_COLUMNS, ignore_conflicts=True
             ),
             "agent": insert_sql("agents", rows.AGENT_COLUMNS),
-            "prompt": insert_sql("prompts", rows.PROMPT_COLUMNS),
-            "agent_log": insert_sql("agent_logs", rows.AGENT_LOG_COLUMNS),
         }
     return _SQL
 
 
 _SQL: dict[str, str] = {}
 
+#: The columns of a prompt_responses row the importer writes.
+_RESPONSE_COLUMNS = (
+    "prompt_id",
+    "message_id",
+    "request_id",
+    "tokens_output_final",
+    "effort",
+    "thinking",
+    "thinking_budget_tokens",
+    "max_tokens",
+)
+
 
 class _FileImport:
     """The new lines of one file, read one by one: responses and logs are written in
     batches as they come, so memory holds at most a batch whatever the file's size."""
 
-    def __init__(self, importer: _Importer, path: Path, counts: ImportSummary) -> None:
-        self.conn = importer.conn
+    def __init__(self, importer: _Importer, counts: ImportSummary) -> None:
+        self.importer = importer
+        self.db = importer.db
         self.redact_secrets = importer.redact_secrets
         self.counts = counts
-        self.agent_id, existed = importer.run_for_file(path, counts)
+        self.agent_id = ""
         self.responses: dict[Any, _Response] = {}
         self.logs: list[tuple[Any, ...]] = []
         self.tool_names: dict[str, str] = {}
@@ -801,16 +820,6 @@ class _FileImport:
         # already (recorded live from a stream or by hooks, or this file read again from
         # its start): what it has logged is not logged twice.
         self.logged: set[tuple[str, str]] = set()
-        if existed:
-            self.logged = {
-                (TOOL_LOG_KINDS[kind], tool_id)
-                for kind, tool_id in self.conn.execute(
-                    "SELECT log_type, json_extract(metadata, '$.tool_use_id') FROM agent_logs "
-                    f"WHERE agent_id = ? AND log_type IN ({_TOOL_LOG_TYPES})",
-                    (self.agent_id,),
-                )
-                if isinstance(tool_id, str)
-            }
         self.prompt = PromptText()
         self.requests: dict[str, tuple[Any, ...]] = {}  # api-request id -> _request_fields
         self.cost_state: _CostState | None = None  # the file's last cost-state
@@ -819,7 +828,22 @@ class _FileImport:
         self.last_ts: str | None = None
         self.session_id: str | None = None
 
-    def run(self, handle: IO[bytes], start: int) -> tuple[int, int]:
+    async def start(self, path: Path) -> None:
+        """Find or create the run of ``path``, and what it has logged already."""
+        self.agent_id, existed = await self.importer.run_for_file(path, self.counts)
+        if existed:
+            tool_id = self.db.json_text("metadata", "tool_use_id")
+            self.logged = {
+                (TOOL_LOG_KINDS[row["log_type"]], row["tool_id"])
+                for row in await self.db.fetchall(
+                    f"SELECT log_type, {tool_id} AS tool_id FROM agent_logs "
+                    f"WHERE agent_id = ? AND log_type IN ({_TOOL_LOG_TYPES})",
+                    (self.agent_id,),
+                )
+                if isinstance(row["tool_id"], str)
+            }
+
+    async def run(self, handle: IO[bytes], start: int) -> tuple[int, int]:
         """Import every complete line from ``start``; return the offset just past the last
         complete line and the offset reading stopped at."""
         end = start
@@ -831,14 +855,14 @@ class _FileImport:
                 self.counts.lines += 1
                 self.counts.malformed += 1
             elif raw.strip():
-                self.line(raw)
-        self.write_responses()
-        self.write_logs()
-        self.update_run()
-        self.write_run_state()
+                await self.line(raw)
+        await self.write_responses()
+        await self.write_logs()
+        await self.update_run()
+        await self.write_run_state()
         return end, position
 
-    def line(self, raw: bytes) -> None:
+    async def line(self, raw: bytes) -> None:
         counts = self.counts
         counts.lines += 1
         line = parse_line(raw)
@@ -895,14 +919,14 @@ class _FileImport:
             usage = None
         if usage is not None:
             assert created is not None
-            self.gather(message, line, usage, created, content)
+            await self.gather(message, line, usage, created, content)
         elif kind == "user" and not (isinstance(content, list) and _only_tool_results(content)):
             text = text_of(content)  # (tool results alone answer no prompt: not read)
             self.prompt.read(line, text)
         if logs:
             self.logs.extend(logs)
             if len(self.logs) >= LOGS_HELD:
-                self.write_logs()
+                await self.write_logs()
 
     def read_state(self, kind: str, line: dict[str, Any]) -> None:
         """Read a cost-state, environment or api-request line (kept until the file ends or
@@ -924,7 +948,7 @@ class _FileImport:
             if environment is not None:
                 self.environment = environment
 
-    def gather(
+    async def gather(
         self,
         message: dict[str, Any],
         line: dict[str, Any],
@@ -940,7 +964,7 @@ class _FileImport:
         response = self.responses.get(key)
         if response is None:
             if len(self.responses) >= RESPONSES_HELD:
-                self.write_responses()
+                await self.write_responses()
             # ccusage keeps the first line's usage: so does the prompt.
             response = self.responses[key] = _Response(
                 message_id=message_id,
@@ -959,11 +983,12 @@ class _FileImport:
         response.output_final = max(response.output_final, output)
         response.add_text(content)
 
-    def write_responses(self) -> None:
+    async def write_responses(self) -> None:
         rows = _rows()
         at_id, at_output = (rows.PROMPT_COLUMNS.index(c) for c in ("id", "tokens_output"))
         prompts, keys = [], []
-        stored = self.stored(self.responses.values())
+        db = self.db
+        stored = await self.stored(self.responses.values())
         for response in self.responses.values():
             if response.message_id is not None and response.request_id is not None:
                 known = stored.get((response.message_id, response.request_id))
@@ -971,9 +996,9 @@ class _FileImport:
                     # Already stored (an earlier import, another file, a stream): count
                     # nothing twice, keep the larger final output count.
                     self.counts.duplicates_skipped += 1
-                    self.conn.execute(
+                    await db.execute(
                         "UPDATE prompt_responses SET tokens_output_final = "
-                        "max(coalesce(tokens_output_final, 0), ?), "
+                        f"{db.greatest('coalesce(tokens_output_final, 0)', '?')}, "
                         "effort = coalesce(effort, ?), thinking = coalesce(thinking, ?), "
                         "thinking_budget_tokens = coalesce(thinking_budget_tokens, ?), "
                         "max_tokens = coalesce(max_tokens, ?) WHERE prompt_id = ?",
@@ -1001,16 +1026,13 @@ class _FileImport:
                     )
                 )
         self.responses.clear()
-        self.conn.executemany(_sql()["prompt"], prompts)
-        self.conn.executemany(
-            "INSERT INTO prompt_responses (prompt_id, message_id, request_id, "
-            "tokens_output_final, effort, thinking, thinking_budget_tokens, max_tokens) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            keys,
-        )
+        if prompts:
+            await db.insert_many("prompts", rows.PROMPT_COLUMNS, prompts)
+        if keys:
+            await db.insert_many("prompt_responses", _RESPONSE_COLUMNS, keys)
         self.counts.prompts_added += len(prompts)
 
-    def stored(self, responses: Iterable[_Response]) -> dict[tuple[str, str], str]:
+    async def stored(self, responses: Iterable[_Response]) -> dict[tuple[str, str], str]:
         """The prompts already stored for ``responses``, by ``(message.id, requestId)``: the
         row with both ids, else a row with the ``message.id`` alone and no request id (a
         response recorded from a stream, whose lines carry none), which then takes the
@@ -1022,15 +1044,18 @@ class _FileImport:
         ]
         candidates: dict[str, list[list[Any]]] = {}
         message_ids = list({message_id for message_id, _ in keys})
+        db = self.db
         for at in range(0, len(message_ids), 500):
             part = message_ids[at : at + 500]
-            for prompt_id, message_id, request_id in self.conn.execute(
+            for stored in await db.fetchall(
                 "SELECT prompt_id, message_id, request_id FROM prompt_responses "
                 f"WHERE message_id IN ({', '.join('?' * len(part))}) "
-                "ORDER BY request_id IS NULL, rowid",
+                f"ORDER BY request_id IS NULL, {db.insertion_order()}",
                 part,
             ):
-                candidates.setdefault(message_id, []).append([str(prompt_id), request_id])
+                candidates.setdefault(stored["message_id"], []).append(
+                    [str(stored["prompt_id"]), stored["request_id"]]
+                )
         found: dict[tuple[str, str], str] = {}
         for message_id, request_id in keys:
             rows = candidates.get(message_id, [])
@@ -1039,16 +1064,18 @@ class _FileImport:
             if row is None:
                 continue
             if row[1] is None:  # claimed: a later response with another request id is new
-                self.conn.execute(
+                await db.execute(
                     "UPDATE prompt_responses SET request_id = ? WHERE prompt_id = ?",
                     (request_id, row[0]),
                 )
                 row[1] = request_id
             found[(message_id, request_id)] = row[0]
-        self.collected([key for key in keys if key not in found], found)
+        await self.collected([key for key in keys if key not in found], found)
         return found
 
-    def collected(self, keys: list[tuple[str, str]], found: dict[tuple[str, str], str]) -> None:
+    async def collected(
+        self, keys: list[tuple[str, str]], found: dict[tuple[str, str], str]
+    ) -> None:
         """Add to ``found`` the responses ``orchestrator collect`` stored (its request ids in
         ``otel_requests``), and give those prompts their message id."""
         request_ids = list({request_id for _, request_id in keys})
@@ -1056,39 +1083,41 @@ class _FileImport:
         for at in range(0, len(request_ids), 500):
             part = request_ids[at : at + 500]
             collected.update(
-                self.conn.execute(
+                (row["request_id"], row["prompt_id"])
+                for row in await self.db.fetchall(
                     "SELECT request_id, prompt_id FROM otel_requests "
                     f"WHERE request_id IN ({', '.join('?' * len(part))})",
                     part,
-                ).fetchall()
+                )
             )
         for message_id, request_id in keys:
             prompt_id = collected.get(request_id)
             if prompt_id is None:
                 continue
-            self.conn.execute(
-                "INSERT OR IGNORE INTO prompt_responses (prompt_id, message_id, request_id) "
-                "VALUES (?, ?, ?)",
+            await self.db.execute(
+                "INSERT INTO prompt_responses (prompt_id, message_id, request_id) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (prompt_id, message_id, request_id),
             )
             found[(message_id, request_id)] = str(prompt_id)
 
-    def write_logs(self) -> None:
+    async def write_logs(self) -> None:
         if self.logs:
-            self.conn.executemany(_sql()["agent_log"], self.logs)
+            await self.db.insert_many("agent_logs", _rows().AGENT_LOG_COLUMNS, self.logs)
             self.counts.tool_events += len(self.logs)
             self.logs = []
 
-    def update_run(self) -> None:
+    async def update_run(self) -> None:
         if self.first_ts is None or self.last_ts is None:
             return
+        db = self.db
         # A run still being recorded live keeps its end open: its recorder ends it.
-        self.conn.execute(
+        await db.execute(
             "UPDATE agents SET "
             "created_at = CASE WHEN started_at IS NULL THEN ? ELSE created_at END, "
-            "started_at = min(coalesce(started_at, ?), ?), "
+            f"started_at = {db.least('coalesce(started_at, ?)', '?')}, "
             "completed_at = CASE WHEN status = 'running' THEN completed_at "
-            "ELSE max(coalesce(completed_at, ?), ?) END, "
+            f"ELSE {db.greatest('coalesce(completed_at, ?)', '?')} END, "
             "session_id = coalesce(?, session_id) WHERE id = ?",
             (
                 self.first_ts,
@@ -1100,13 +1129,14 @@ class _FileImport:
                 self.agent_id,
             ),
         )
-        self.conn.execute(
-            "UPDATE agents SET duration_ms = (julianday(completed_at) - julianday(started_at))"
-            " * 86400000.0 WHERE id = ? AND completed_at IS NOT NULL",
+        await db.execute(
+            "UPDATE agents SET duration_ms = "
+            f"{db.milliseconds_between('started_at', 'completed_at')} "
+            "WHERE id = ? AND completed_at IS NOT NULL",
             (self.agent_id,),
         )
 
-    def write_run_state(self) -> None:
+    async def write_run_state(self) -> None:
         """Store the file's last environment and cost-state on its run (claude_code_runs,
         agent_model_usage). A cost-state replaces the run's figures unless the run holds
         a later one already (a longer ``totalDuration``: each sums the session so far,
@@ -1114,14 +1144,14 @@ class _FileImport:
         newer one, changes nothing."""
         if self.cost_state is None and self.environment is None:
             return
-        conn, agent_id = self.conn, self.agent_id
-        conn.execute(
+        db, agent_id = self.db, self.agent_id
+        await db.execute(
             "INSERT INTO claude_code_runs (agent_id) VALUES (?) ON CONFLICT (agent_id) DO NOTHING",
             (agent_id,),
         )
         if self.environment is not None:
             env = self.environment
-            conn.execute(
+            await db.execute(
                 "UPDATE claude_code_runs SET cwd = coalesce(?, cwd), "
                 "git_branch = CASE WHEN ? THEN ? ELSE git_branch END, "
                 "is_git_repo = coalesce(?, is_git_repo), is_worktree = coalesce(?, is_worktree) "
@@ -1138,12 +1168,13 @@ class _FileImport:
         state = self.cost_state
         if state is None:
             return
-        (stored,) = conn.execute(
+        row = await db.fetchone(
             "SELECT total_duration_ms FROM claude_code_runs WHERE agent_id = ?", (agent_id,)
-        ).fetchone()
+        )
+        stored = None if row is None else row["total_duration_ms"]
         if stored is not None and stored > state.total_duration_ms:
             return
-        conn.execute(
+        await db.execute(
             "UPDATE claude_code_runs SET reported_cost_usd = ?, duration_api_ms = ?, "
             "total_duration_ms = ?, tool_duration_ms = ?, lines_added = ?, lines_removed = ?, "
             "has_unknown_model_cost = ? WHERE agent_id = ?",
@@ -1158,9 +1189,9 @@ class _FileImport:
                 agent_id,
             ),
         )
-        conn.execute("DELETE FROM agent_model_usage WHERE agent_id = ?", (agent_id,))
-        computed = self.computed_costs(state)
-        conn.executemany(
+        await db.execute("DELETE FROM agent_model_usage WHERE agent_id = ?", (agent_id,))
+        computed = await self.computed_costs(state)
+        await db.executemany(
             "INSERT INTO agent_model_usage (agent_id, model, tokens_input, tokens_output, "
             "tokens_cache_read, tokens_cache_write, cost_usd, cost_computed_usd, "
             "web_search_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1170,7 +1201,7 @@ class _FileImport:
             ],
         )
 
-    def computed_costs(self, state: _CostState) -> dict[str, float | None]:
+    async def computed_costs(self, state: _CostState) -> dict[str, float | None]:
         """Per model of ``state``: its tokens priced by genai-prices, as the stream importer
         prices a result's ``modelUsage``: the run's responses of that model, each priced
         alone, plus the tokens no response of the run shows (subagents' and background
@@ -1178,13 +1209,19 @@ class _FileImport:
         when a price is unknown."""
         from ..core.pricing import compute_cost
 
+        # (Sums of whole numbers as ints: PostgreSQL's sum of a bigint is a numeric.)
         covered = {
-            row[0]: row[1:]
-            for row in self.conn.execute(
-                "SELECT model, sum(tokens_input), sum(tokens_output), sum(tokens_cache_read), "
-                "sum(tokens_cache_write), sum(tokens_cache_write_1h), sum(cost_computed_usd), "
-                "count(*) - count(cost_computed_usd) FROM prompts WHERE agent_id = ? "
-                "GROUP BY model",
+            row["model"]: (
+                *(int(row[f"t{i}"] or 0) for i in range(5)),
+                row["cost"],
+                int(row["unpriced"]),
+            )
+            for row in await self.db.fetchall(
+                "SELECT model, sum(tokens_input) AS t0, sum(tokens_output) AS t1, "
+                "sum(tokens_cache_read) AS t2, sum(tokens_cache_write) AS t3, "
+                "sum(tokens_cache_write_1h) AS t4, sum(cost_computed_usd) AS cost, "
+                "count(*) - count(cost_computed_usd) AS unpriced FROM prompts "
+                "WHERE agent_id = ? GROUP BY model",
                 (self.agent_id,),
             )
         }
@@ -1262,20 +1299,26 @@ def import_transcripts(
     cannot be read or imported is rolled back and reported in ``summary.errors`` and the
     others are imported. Errors of the database itself (locked, disk full) are raised.
     """
+    from ..store.targets import backend_for, default_target
+
     files = transcript_files(paths)
-    conn = sqlite_backend.connect(
-        db_path if db_path is not None else sqlite_backend.default_db_path()
-    )
+    db = backend_for(db_path if db_path is not None else default_target(), in_thread=True)
     summary = ImportSummary()
-    try:
-        importer = _Importer(conn, summary, progress, redact_secrets)
+
+    async def run() -> None:
+        await db.open()
         try:
-            for path in files:
-                importer.import_file(path)
+            importer = _Importer(db, summary, progress, redact_secrets)
+            await importer.read_state()
+            try:
+                for path in files:
+                    await importer.import_file(path)
+            finally:
+                await importer.commit()
         finally:
-            importer.commit()
-    finally:
-        conn.close()
+            await db.close()
+
+    run_blocking(db, run())
     return summary
 
 

@@ -134,6 +134,10 @@ SUMMARIES = (
 PROGRESS = Table("copy_progress", ("source",), time_ordered=False)
 
 
+class AnotherStore(ValueError, OrchestratorError):
+    """The source is another store than the one expected (:func:`copy`'s ``expect``)."""
+
+
 class CopyMismatch(OrchestratorError):
     """The target does not hold what the source holds after a copy."""
 
@@ -193,10 +197,19 @@ def copy_database(
     recent: bool = False,
     since: float | None = None,
     progress: Progress | None = None,
+    expect: str | None = None,
 ) -> CopyResult:
     """Copy every row of ``source`` into ``target`` and verify it (see the module)."""
     return asyncio.run(
-        copy(source, target, replace=replace, recent=recent, since=since, progress=progress)
+        copy(
+            source,
+            target,
+            replace=replace,
+            recent=recent,
+            since=since,
+            progress=progress,
+            expect=expect,
+        )
     )
 
 
@@ -221,6 +234,71 @@ def merge_databases(
     return results
 
 
+def follow_copy(
+    sources: Sequence[str | os.PathLike[str]],
+    target: str | os.PathLike[str],
+    *,
+    every: float = 30.0,
+    rounds: int | None = None,
+    done: Callable[[CopyResult], None] | None = None,
+    failed: Callable[[str], None] | None = None,
+) -> None:
+    """Copy ``sources`` into ``target`` every ``every`` seconds (:func:`merge_databases`,
+    each round a verified copy of what is new), for ``rounds`` rounds or forever: a
+    machine's file kept flowing into the team's store. A round that fails because the
+    server is away (stopped, restarting, the network down) or another machine's first
+    copy into it is under way is reported to ``failed`` in one line and tried again at
+    the next round; the rows written meanwhile go with it. Restartable at any point: a
+    copy keeps ids and finishes an interrupted first copy, so nothing is doubled or lost.
+    Other errors (a mismatch, the same store on both sides) are raised."""
+    count = 0
+    while rounds is None or count < rounds:
+        began = time.monotonic()
+        try:
+            merge_databases(sources, target, done=done)
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            if failed is not None:
+                failed(f"{str(exc) or type(exc).__name__}; trying again in {every:g} s")
+        count += 1
+        if rounds is None or count < rounds:
+            time.sleep(max(0.0, every - (time.monotonic() - began)))
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether a copy failed for a reason that passes (the server away, restarting, the
+    network, another source's first copy into the target not finished yet) rather than
+    one that another round would meet again: a mismatch, the same store on both sides,
+    a file that is not a database, a schema too new, a row the server refuses."""
+    if isinstance(exc, ValueError):
+        return "that was interrupted" in str(exc)
+    if isinstance(exc, (CopyMismatch, sqlite3.Error, OrchestratorError)):
+        return isinstance(exc, ConnectionError)
+    if type(exc).__module__.startswith("asyncpg"):
+        from asyncpg import PostgresConnectionError, PostgresError
+
+        # The server's own errors about a row or the schema are not passing.
+        if isinstance(exc, PostgresConnectionError) or type(exc).__name__ in _PASSING:
+            return True
+        return not isinstance(exc, PostgresError)
+    return isinstance(exc, Exception)
+
+
+#: asyncpg errors of a server going away or coming back.
+_PASSING = frozenset(
+    {
+        "AdminShutdownError",
+        "CannotConnectNowError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+        "DeadlockDetectedError",
+        "SerializationError",
+        "LockNotAvailableError",
+    }
+)
+
+
 async def copy(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -229,12 +307,20 @@ async def copy(
     recent: bool = False,
     since: float | None = None,
     progress: Progress | None = None,
+    expect: str | None = None,
 ) -> CopyResult:
-    """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails."""
+    """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails.
+    With ``expect`` (a :meth:`~orchestrator.backend.Backend.identity`), raise
+    :class:`AnotherStore` and copy nothing when the source is not that store."""
     if not is_url(source) and not os.path.exists(source):
         raise FileNotFoundError(f"no database at {source}")
     src, dst = backend_for(source), backend_for(target)
     identity = await src.identity()
+    if expect is not None and identity != expect:
+        raise AnotherStore(
+            f"{src.location} is not the store {dst.location} was copied from (a database "
+            "dropped and created again, another server at that address): nothing was copied"
+        )
     if type(src) is type(dst) and identity is not None and identity == await dst.identity():
         # Asked of what each side resolves to (a file's inode; a server's identifier, its
         # database and schema), never of the spelling.

@@ -6,23 +6,22 @@ again at its own time, records which price data priced it (``priced_with``),
 keeps a reported cost as reported (only the computed figure beside it moves),
 and turns unpriced prompts of a model that now has a price into priced ones.
 The summaries and run totals follow through the schema's triggers, so every
-report stays true. The change is one transaction; ``dry_run`` rolls it back.
+report stays true. The change is one transaction; ``dry_run`` rolls it back. An SQLite
+file or a PostgreSQL store (``postgresql://`` URL), through the same SQL.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..core.ids import parse_timestamp
 from ..core.models import CostSource
 from ..core.pricing import PRICED_WITH, resolve_cost
 from ..core.rows import RECONCILIATION
-from ..store import sqlite as backend
-from ..store.migrations import write_transaction
+from ..store.backend import Backend, run_blocking
+from ..store.targets import backend_for
 
 BATCH = 5_000
 
@@ -82,29 +81,53 @@ def reprice(
         where.append("coalesce(model, 'unknown') = ?")
         params.append(model)
     result = RepriceResult(PRICED_WITH, dry_run)
-    conn = backend.connect_existing(Path(db_path))
-    try:
-        with write_transaction(conn, keep=not dry_run):
-            rows = conn.execute(
-                f"SELECT id, model, created_at, cost_usd, cost_source, cost_computed_usd, "
-                f"cache_savings_usd, priced_with, content LIKE '{RECONCILIATION}%', "
-                f"{', '.join(_TOKENS)} FROM prompts "
-                f"WHERE {' AND '.join(where)}",
-                params,
-            )
-            while batch := rows.fetchmany(BATCH):
-                updates = [_repriced(row, result) for row in batch]
-                conn.executemany(
-                    "UPDATE prompts SET cost_usd = ?, cost_source = ?, cost_computed_usd = ?, "
-                    "cache_savings_usd = ?, priced_with = ? WHERE id = ?",
-                    [update for update in updates if update is not None],
-                )
-    finally:
-        conn.close()
+    db = backend_for(db_path, in_thread=True)
+    run_blocking(db, _reprice(db, where, params, result))
     return result
 
 
-def _repriced(row: sqlite3.Row | tuple[Any, ...], result: RepriceResult) -> tuple[Any, ...] | None:
+async def _reprice(db: Backend, where: list[str], params: list[Any], result: RepriceResult) -> None:
+    """Reprice the prompts matching ``where`` in one transaction (rolled back on a dry run),
+    read BATCH at a time in id order (memory stays flat)."""
+    if await db.identity() is None:
+        raise FileNotFoundError(f"no database at {db.location}: `orchestrator init` creates one")
+    await db.open()
+    try:
+        async with db.transaction():
+            after = ""
+            while True:
+                batch = await db.fetchall(
+                    f"SELECT id, model, created_at, cost_usd, cost_source, cost_computed_usd, "
+                    f"cache_savings_usd, priced_with, content LIKE '{RECONCILIATION}%' AS summed, "
+                    f"{', '.join(_TOKENS)} FROM prompts "
+                    f"WHERE {' AND '.join(where)} AND id > ? ORDER BY id LIMIT {BATCH}",
+                    [*params, after],
+                )
+                if not batch:
+                    break
+                after = batch[-1]["id"]
+                updates = [_repriced(tuple(row.values()), result) for row in batch]
+                changed = [update for update in updates if update is not None]
+                if changed:
+                    await db.executemany(
+                        "UPDATE prompts SET cost_usd = ?, cost_source = ?, "
+                        "cost_computed_usd = ?, cache_savings_usd = ?, priced_with = ? "
+                        "WHERE id = ?",
+                        changed,
+                    )
+            if result.dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass  # rolled back
+    finally:
+        await db.close()
+
+
+class _DryRun(Exception):
+    """Raised to roll a dry run's changes back."""
+
+
+def _repriced(row: tuple[Any, ...], result: RepriceResult) -> tuple[Any, ...] | None:
     (
         prompt_id,
         model,

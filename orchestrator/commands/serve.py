@@ -118,24 +118,30 @@ def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
     during its first copy (SIGKILL, SIGTERM, a server gone) leaves no snapshot rather than
     half of one; one that no longer matches the store (rows changed or deleted there, not
     only added) or that is broken (not SQLite, objects missing: a refresh cut short) is
-    built anew the same way."""
+    built anew the same way, as is one of another store at the same URL (a database
+    dropped and created again, a new server on the same port: the source's
+    :meth:`~orchestrator.backend.Backend.identity` is recorded beside the snapshot,
+    :func:`snapshot_source`)."""
+    import asyncio
     import sqlite3
 
-    from .copy import CopyMismatch, copy_database
+    from ..store.targets import backend_for
+    from .copy import AnotherStore, CopyMismatch, copy_database
 
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(path)
-    if path.exists():
+    identity = asyncio.run(backend_for(url).identity())
+    if path.exists() and identity is not None and snapshot_source(path) == identity:
         try:
-            result = copy_database(url, path, progress=progress)
+            result = copy_database(url, path, progress=progress, expect=identity)
             if not result.holds_more:
                 return result
-        except (CopyMismatch, sqlite3.DatabaseError):
+        except (AnotherStore, CopyMismatch, sqlite3.DatabaseError):
             pass
     building = path.with_name(f"{path.name}{_BUILDING}{os.getpid()}")
     _remove_database(building)
     try:
-        result = copy_database(url, building, progress=progress)
+        result = copy_database(url, building, progress=progress, expect=identity)
         # Everything into the main file, so that renaming it moves the whole snapshot.
         with contextlib.closing(sqlite3.connect(building)) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -143,7 +149,28 @@ def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
         os.replace(building, path)
     finally:
         _remove_database(building)
+    if identity is not None:
+        _record_source(path, identity)
     return result
+
+
+def _source_file(path: Path) -> Path:
+    return path.with_name(f"{path.name}.source")
+
+
+def snapshot_source(path: str | os.PathLike[str]) -> str | None:
+    """The identity of the store the snapshot at ``path`` is a copy of, as recorded when it
+    was built (None: not recorded)."""
+    try:
+        return _source_file(Path(path)).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _record_source(path: Path, identity: str) -> None:
+    written = _source_file(path).with_suffix(f".source-{os.getpid()}")
+    written.write_text(identity + "\n", encoding="utf-8")
+    os.replace(written, _source_file(path))
 
 
 #: A snapshot being built is ``<name>.building-<pid>`` beside the snapshot.

@@ -37,6 +37,9 @@ class Snapshot:
     error: str | None = None
     refreshes: int = 0
     rows: int = 0  # rows the refreshes brought (new and caught up)
+    #: The identity of the store it is a copy of (serve.snapshot_source): a refresh from
+    #: another store at the URL copies nothing (a restart builds the snapshot anew).
+    identity: str | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
@@ -47,11 +50,18 @@ class Snapshot:
 
     def refresh(self) -> None:
         """One refresh: the rows the store gained and runs that finished since the last."""
-        from ..commands.copy import copy_database
+        from ..commands.copy import AnotherStore, copy_database
 
+        if self.identity is None:
+            from ..commands.serve import snapshot_source
+
+            self.identity = snapshot_source(self.path)
         began, started = utc_now(), time.time()
         try:
-            result = copy_database(self.source, self.path, since=self.since)
+            result = copy_database(self.source, self.path, since=self.since, expect=self.identity)
+        except AnotherStore as exc:  # never mixed into this one: a restart rebuilds
+            self.error = f"{exc}; restart serve to build a snapshot of it"
+            return
         except Exception as exc:  # a server away for a moment: keep serving, say so
             self.error = format_exception(exc)
             return

@@ -1,12 +1,19 @@
 """Following the database as it is written: runs starting and ending, prompts and logs.
 
-:class:`EventSource` watches one read-only SQLite connection. ``PRAGMA data_version``
+:class:`EventSource` watches one read-only connection. On SQLite, ``PRAGMA data_version``
 says whether another connection committed anything since the last look (no table is
 read), and a rowid watermark per table gives exactly the rows added since, through the
 tables' rowid b-trees. Runs still going and prompts still pending are re-read by id after
 each change, so a run's end and a prompt's cost show up too. An idle poll is that one
 pragma, so following costs nothing measurable, and each look is one short read
 transaction, which in WAL mode never makes the writer wait.
+
+On PostgreSQL writers commit in any order, so no growing number marks what a follower
+has seen; a snapshot does. Each followed row holds the transaction that inserted it
+(``tx_id``, indexed); the rows new since the last look are those of the transactions
+that look's snapshot saw running or that began after it, committed by now: index range
+scans, whatever the tables' size. An idle poll compares the server's current snapshot
+with the last one (one short query, no table read).
 
 :func:`follow` yields :class:`Event` objects as they land, like ``tail -f``; the
 ``orchestrator tail`` command prints them and the Datasette live page (``/-/live``)
@@ -18,11 +25,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from ..core.ids import format_timestamp
+from ..store.targets import is_url
 
 if TYPE_CHECKING:
     from ..store.sqlite import OpenedFiles
@@ -44,7 +55,7 @@ BATCH = 500
 MAX_WATCHED = 10_000
 
 #: Runs and pending prompts older than this are taken for abandoned and not watched.
-RUNNING_WINDOW = "-1 day"
+RUNNING_WINDOW = timedelta(days=1)
 
 TEXT_CHARS = 300  # longest event text; messages are clipped in SQL, never read whole
 
@@ -121,18 +132,19 @@ class EventFilter:
     def runs_only(self) -> bool:
         return any(v is not None for v in (self.workflow, self.session, self.run))
 
-    def where(self) -> tuple[str, dict[str, str]]:
-        """SQL conditions on ``a`` (agents) and ``o`` (orchestrator_agents), and their values."""
-        clauses, params = [], {}
+    def where(self) -> tuple[str, list[str]]:
+        """SQL conditions on ``a`` (agents) and ``o`` (orchestrator_agents), and the values
+        of their ``?`` placeholders in order."""
+        clauses, params = [], []
         if self.workflow is not None:
-            clauses.append("o.name = :workflow")
-            params["workflow"] = self.workflow
+            clauses.append("o.name = ?")
+            params.append(self.workflow)
         if self.session is not None:
-            clauses.append("a.session_id = :session")
-            params["session"] = self.session
+            clauses.append("a.session_id = ?")
+            params.append(self.session)
         if self.run is not None:
-            clauses.append("(a.id = :run OR a.name = :run)")
-            params["run"] = self.run
+            clauses.append("(a.id = ? OR a.name = ?)")
+            params += [self.run, self.run]
         return "".join(f" AND {c}" for c in clauses), params
 
     def keeps(self, event: Event) -> bool:
@@ -212,6 +224,198 @@ class _Run:
         )
 
 
+class _SQLiteFeed:
+    """What :class:`EventSource` reads an SQLite file through: a read-only connection,
+    ``PRAGMA data_version`` for "anything committed?", a rowid watermark per table."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.opened: OpenedFiles | None = None  # the file followed, when opened by path
+        self._version: int | None = None
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def changed(self) -> bool:
+        """Whether anything was committed since the last look."""
+        opened = self.opened
+        if opened is not None and opened.moved():
+            # The old file's log must not stay beside the new one (OpenedFiles.release).
+            with opened.release():
+                self.conn.close()
+            raise opened.replaced()
+        version = self.rows("PRAGMA data_version")[0][0]
+        if version == self._version:
+            return False
+        self._version = version
+        return True
+
+    def again(self) -> None:
+        """More rows wait than one look reads: the next poll looks whatever changed."""
+        self._version = None
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def end(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def mark(self, table: str) -> int:
+        """The watermark of ``table`` now: every row up to it has been seen."""
+        return int(self.rows(f"SELECT coalesce(max(rowid), 0) FROM {table}")[0][0])
+
+    def range(
+        self, alias: str, after: int | None, upto: int, limit: int
+    ) -> tuple[str, str, list[Any], str]:
+        """(the position column, the condition, its values, the order) of the next
+        ``limit`` rows after ``after``, or the ``limit`` newest up to ``upto`` when
+        ``after`` is None."""
+        if after is None:  # newest first by the time index every table has
+            order = f"{alias}.created_at DESC, {alias}.rowid DESC LIMIT {limit}"
+            return f"{alias}.rowid", f"{alias}.rowid <= ?", [upto], order
+        return f"{alias}.rowid", f"{alias}.rowid > ?", [after], f"{alias}.rowid LIMIT {limit}"
+
+    def moved_past(self, table: str, after: int, rows: list[tuple[Any, ...]], limit: int) -> int:
+        """The watermark after reading ``rows`` past ``after``: the last row's when a
+        whole batch was read (more may wait), else the table's end in this snapshot."""
+        if len(rows) >= limit:
+            self.again()
+            return int(rows[-1][0])
+        return max(after, self.mark(table))
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A PostgreSQL snapshot (``pg_current_snapshot()``): every transaction below ``xmax``
+    but those in ``xip`` had ended when it was taken."""
+
+    text: str  # xmin:xmax:xip,xip,...
+
+    @property
+    def xmax(self) -> str:
+        return self.text.split(":")[1]
+
+    @property
+    def xip(self) -> str:
+        return self.text.split(":")[2]
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where a PostgreSQL follower is in one table: every row of a transaction ``seen``
+    shows as ended has been read; a round of reading the rows ``round`` shows as ended
+    has reached ``cursor`` (tx_id, id) when a batch did not hold them all."""
+
+    seen: _Snapshot
+    round: _Snapshot | None = None
+    cursor: tuple[str, str] | None = None
+
+
+class _PostgresFeed:
+    """What :class:`EventSource` reads a PostgreSQL store through: one connection (asyncpg,
+    on an event loop in a thread of its own, so that it is called like sqlite3 from any
+    thread, a running event loop's included), read-only REPEATABLE READ transactions, a
+    snapshot per table as its watermark (:class:`_Mark`)."""
+
+    def __init__(self, url: str) -> None:
+        import asyncio
+        import threading
+
+        from ..store.postgres import connect
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="orchestrator-tail", daemon=True
+        )
+        self._thread.start()
+        try:
+            self.conn = self._run(connect(url))  # migrated first
+        except BaseException:
+            self._stop()
+            raise
+        self._last: str | None = None  # the snapshot of the last look
+        self._current: _Snapshot | None = None  # the open read's
+
+    def _run(self, call: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        from ..store.postgres import to_dollar
+
+        return [tuple(row) for row in self._run(self.conn.fetch(to_dollar(sql), *params))]
+
+    def changed(self) -> bool:
+        # Any transaction that began writing or ended since changes the snapshot.
+        return bool(self._run(self.conn.fetchval(_SNAPSHOT)) != self._last)
+
+    def again(self) -> None:
+        self._last = None
+
+    def begin(self) -> None:
+        self._run(self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        self._current = _Snapshot(self._run(self.conn.fetchval(_SNAPSHOT)))
+        self._last = self._current.text
+
+    def end(self) -> None:
+        self._run(self.conn.execute("COMMIT"))
+
+    def close(self) -> None:
+        try:
+            self._run(self.conn.close())
+        finally:
+            self._stop()
+
+    def mark(self, table: str) -> _Mark:
+        assert self._current is not None
+        return _Mark(self._current)
+
+    def range(
+        self, alias: str, after: _Mark | None, upto: _Mark, limit: int
+    ) -> tuple[str, str, list[Any], str]:
+        position = f"{alias}.tx_id::text || ' ' || {alias}.id"
+        if after is None:  # the backlog, read with the marks: every row seen is up to them
+            return position, "TRUE", [], f"{alias}.created_at DESC, {alias}.id DESC LIMIT {limit}"
+        assert self._current is not None
+        round_ = after.round or self._current
+        # The transactions `seen` showed running or began after it (index range scans),
+        # that had ended when `round_` was taken (committed: their rows are visible).
+        condition = (
+            f"({alias}.tx_id >= ?::text::xid8 "
+            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[])) "
+            f"AND {alias}.tx_id < ?::text::xid8 "
+            f"AND pg_visible_in_snapshot({alias}.tx_id, ?::text::pg_snapshot)"
+        )
+        params = [after.seen.xmax, after.seen.xip, round_.xmax, round_.text]
+        if after.cursor is not None:
+            condition += f" AND ({alias}.tx_id, {alias}.id) > (?::text::xid8, ?)"
+            params += list(after.cursor)
+        return position, condition, params, f"{alias}.tx_id, {alias}.id LIMIT {limit}"
+
+    def moved_past(
+        self, table: str, after: _Mark, rows: list[tuple[Any, ...]], limit: int
+    ) -> _Mark:
+        assert self._current is not None
+        round_ = after.round or self._current
+        if len(rows) >= limit:
+            self.again()
+            tx_id, _, row_id = str(rows[-1][0]).partition(" ")
+            return _Mark(after.seen, round_, (tx_id, row_id))
+        return _Mark(round_)
+
+
+_SNAPSHOT = "SELECT pg_current_snapshot()::text"
+
+
 class EventSource:
     """New events of one database, read on demand: call :meth:`poll` as often as you like.
 
@@ -221,33 +425,49 @@ class EventSource:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, filters: EventFilter | None = None, *, backlog: int = 0
+        self,
+        conn: sqlite3.Connection | _SQLiteFeed | _PostgresFeed,
+        filters: EventFilter | None = None,
+        *,
+        backlog: int = 0,
     ) -> None:
-        self._conn = conn
+        self._feed = _SQLiteFeed(conn) if isinstance(conn, sqlite3.Connection) else conn
         self.filters = filters or EventFilter()
         self._where, self._params = self.filters.where()
-        self._marks: dict[str, int] = {}
+        self._marks: dict[str, Any] = {}
         self._runs: dict[str, _Run] = {}  # runs in progress, by id
         self._pending: dict[str, None] = {}  # pending prompt ids, oldest first
-        self._version: int | None = None
-        self._opened: OpenedFiles | None = None  # the file followed, when opened by path
         self.backlog: list[Event] = []
         self._read(lambda: self._start(backlog))
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], filters: EventFilter | None = None, *, backlog: int = 0
+        cls,
+        target: str | os.PathLike[str],
+        filters: EventFilter | None = None,
+        *,
+        backlog: int = 0,
     ) -> EventSource:
-        """Watch the database file at ``path`` through a read-only connection of its own.
+        """Watch the database file at ``target`` through a read-only connection of its
+        own, or the PostgreSQL store at a ``postgresql://`` URL (its schema brought up to
+        date first, as every opener does).
 
         Raises FileNotFoundError when there is no file, sqlite3.Error when it is not
-        a database with the orchestrator schema. :meth:`poll` raises
-        :class:`~orchestrator.store.sqlite.DatabaseReplaced` once the file at ``path`` is
+        a database with the orchestrator schema, ConnectionError when the server cannot
+        be reached. For a file, :meth:`poll` raises
+        :class:`~orchestrator.store.sqlite.DatabaseReplaced` once the file at ``target`` is
         deleted or replaced, having closed the connection to the old one.
         """
+        if is_url(target):
+            feed = _PostgresFeed(str(target))
+            try:
+                return cls(feed, filters, backlog=backlog)
+            except BaseException:
+                feed.close()
+                raise
         from ..store.sqlite import OpenedFiles
 
-        path = Path(path)
+        path = Path(target)
         if not path.exists():
             raise FileNotFoundError(f"no database at {path}")
         conn = sqlite3.connect(
@@ -261,11 +481,12 @@ class EventSource:
         except BaseException:
             conn.close()
             raise
-        source._opened = OpenedFiles(path)  # after a first read: the -wal and -shm exist
+        assert isinstance(source._feed, _SQLiteFeed)
+        source._feed.opened = OpenedFiles(path)  # after a first read: the -wal and -shm exist
         return source
 
     def close(self) -> None:
-        self._conn.close()
+        self._feed.close()
 
     def __enter__(self) -> EventSource:
         return self
@@ -285,47 +506,40 @@ class EventSource:
 
     def poll(self) -> list[Event]:
         """The events committed since the last call, oldest first ([] at once when none)."""
-        opened = self._opened
-        if opened is not None and opened.moved():
-            # The old file's log must not stay beside the new one (OpenedFiles.release).
-            with opened.release():
-                self._conn.close()
-            raise opened.replaced()
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._version:
+        if not self._feed.changed():
             return []
-        self._version = version
         return self._read(self._changes)
 
     # -- reading ------------------------------------------------------------------------
 
     def _read(self, reader: Any) -> list[Event]:
         """Run ``reader`` in one read transaction: one consistent snapshot."""
-        self._conn.execute("BEGIN")
+        self._feed.begin()
         try:
             events: list[Event] = reader()
         finally:
-            self._conn.execute("COMMIT")
+            self._feed.end()
         kept = [event for event in events if self.filters.keeps(event)]
         kept.sort(key=lambda event: event.time)
         return kept
 
-    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, {**self._params, **(params or {})}).fetchall()
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._feed.rows(sql, params)
 
     def _start(self, backlog: int) -> list[Event]:
         for table in ("agents", "prompts", "agent_logs", "system_logs"):
-            self._marks[table] = self._rows(f"SELECT coalesce(max(rowid), 0) FROM {table}")[0][0]
+            self._marks[table] = self._feed.mark(table)
+        since = format_timestamp(datetime.now(timezone.utc) - RUNNING_WINDOW)
         for row in self._rows(
-            f"SELECT {_RUN_COLUMNS} FROM {_FROM_RUNS} WHERE a.created_at >= "
-            f"strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '{RUNNING_WINDOW}') "
-            f"AND a.status NOT IN {_TERMINAL_SQL}{self._where} ORDER BY a.created_at"
+            f"SELECT {_RUN_COLUMNS} FROM {_FROM_RUNS} WHERE a.created_at >= ? "
+            f"AND a.status NOT IN {_TERMINAL_SQL}{self._where} ORDER BY a.created_at",
+            [since, *self._params],
         ):
             self._watch_run(_Run(*row))
         for (prompt_id,) in self._rows(
-            f"SELECT p.id FROM {self._FROM_PROMPTS} WHERE p.created_at >= "
-            f"strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '{RUNNING_WINDOW}') "
-            f"AND p.status = 'pending'{self._where} ORDER BY p.created_at"
+            f"SELECT p.id FROM {self._FROM_PROMPTS} WHERE p.created_at >= ? "
+            f"AND p.status = 'pending'{self._where} ORDER BY p.created_at",
+            [since, *self._params],
         ):
             self._watch_prompt(prompt_id)
         if backlog > 0:
@@ -362,38 +576,39 @@ class EventSource:
         events += self._new_system_logs(self._marks["system_logs"], BATCH)
         return events
 
-    def _range(self, table: str, alias: str, after: int | None, limit: int) -> tuple[str, str]:
-        """The rowid condition and order for the next ``limit`` rows after ``after``, or
-        the ``limit`` newest rows up to the watermark when ``after`` is None."""
-        if after is None:  # newest first by the time index every table has
-            order = f"{alias}.created_at DESC, {alias}.rowid DESC LIMIT {limit}"
-            return f"{alias}.rowid <= {self._marks[table]}", order
-        return f"{alias}.rowid > {after}", f"{alias}.rowid LIMIT {limit}"
+    def _select(
+        self, table: str, alias: str, after: Any, limit: int, sql: str, *, filtered: bool = True
+    ) -> list[Any]:
+        """Rows of ``sql`` with ``{position}`` (the row's place, first), ``{condition}``
+        and ``{order}`` filled in for the next ``limit`` rows of ``table`` after ``after``,
+        or its ``limit`` newest up to the watermark when ``after`` is None; the filters'
+        conditions follow ``{condition}`` when ``filtered``. Moves the watermark past them."""
+        position, condition, params, order = self._feed.range(
+            alias, after, self._marks[table], limit
+        )
+        query = sql.format(position=position, condition=condition, order=order)
+        rows = self._rows(query, [*params, *self._params] if filtered else params)
+        self._after_read(table, after, rows, limit)
+        return rows
 
-    def _after_read(
-        self, table: str, after: int | None, rows: list[tuple[Any, ...]], limit: int
-    ) -> None:
+    def _after_read(self, table: str, after: Any, rows: list[tuple[Any, ...]], limit: int) -> None:
         """Move ``table``'s watermark past the rows read, to the table's end when they were
         all there was (the same snapshot: rows committed since are for the next look).
         Backlog rows (``after`` None, read newest first) are put oldest first."""
         if after is None:
             rows.reverse()
             return
-        if len(rows) >= limit:
-            self._marks[table] = rows[-1][0]
-            self._version = None  # more to read: look again at the next poll
-        else:
-            self._marks[table] = max(
-                after, self._rows(f"SELECT coalesce(max(rowid), 0) FROM {table}")[0][0]
-            )
+        self._marks[table] = self._feed.moved_past(table, after, rows, limit)
 
-    def _new_runs(self, after: int | None, limit: int) -> list[_Run]:
-        condition, order = self._range("agents", "a", after, limit)
-        rows = self._rows(
-            f"SELECT a.rowid, {_RUN_COLUMNS} FROM {_FROM_RUNS} "
-            f"WHERE {condition}{self._where} ORDER BY {order}"
+    def _new_runs(self, after: Any, limit: int) -> list[_Run]:
+        rows = self._select(
+            "agents",
+            "a",
+            after,
+            limit,
+            f"SELECT {{position}}, {_RUN_COLUMNS} FROM {_FROM_RUNS} "
+            f"WHERE {{condition}}{self._where} ORDER BY {{order}}",
         )
-        self._after_read("agents", after, rows, limit)
         return [_Run(*row[1:]) for row in rows]
 
     def _watch_run(self, run: _Run) -> None:
@@ -409,7 +624,7 @@ class EventSource:
             marks = ", ".join("?" * len(chunk))
             found = {
                 row[0]: _Run(*row)
-                for row in self._conn.execute(
+                for row in self._feed.rows(
                     f"SELECT {_RUN_COLUMNS} FROM {_FROM_RUNS} WHERE a.id IN ({marks})", chunk
                 )
             }
@@ -434,13 +649,15 @@ class EventSource:
         "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id"
     )
 
-    def _new_prompts(self, after: int | None, limit: int, *, pending: bool) -> list[Event]:
-        condition, order = self._range("prompts", "p", after, limit)
-        rows = self._rows(
-            f"SELECT p.rowid, {self._PROMPT_COLUMNS} FROM {self._FROM_PROMPTS} "
-            f"WHERE {condition}{self._where} ORDER BY {order}"
+    def _new_prompts(self, after: Any, limit: int, *, pending: bool) -> list[Event]:
+        rows = self._select(
+            "prompts",
+            "p",
+            after,
+            limit,
+            f"SELECT {{position}}, {self._PROMPT_COLUMNS} FROM {self._FROM_PROMPTS} "
+            f"WHERE {{condition}}{self._where} ORDER BY {{order}}",
         )
-        self._after_read("prompts", after, rows, limit)
         events = []
         for row in rows:
             if row[2] == "pending":
@@ -463,7 +680,7 @@ class EventSource:
             marks = ", ".join("?" * len(chunk))
             found = {
                 row[0]: row
-                for row in self._conn.execute(
+                for row in self._feed.rows(
                     f"SELECT {self._PROMPT_COLUMNS} FROM {self._FROM_PROMPTS} "
                     f"WHERE p.id IN ({marks})",
                     chunk,
@@ -498,16 +715,18 @@ class EventSource:
             cost_usd=cost,
         )
 
-    def _new_logs(self, after: int | None, limit: int) -> list[Event]:
-        condition, order = self._range("agent_logs", "l", after, limit)
-        rows = self._rows(
-            f"SELECT l.rowid, l.id, l.created_at, l.log_type, l.step, substr(l.message, 1, 400), "
-            f"a.id, a.name, a.session_id, o.name FROM agent_logs l "
-            f"JOIN agents a ON a.id = l.agent_id "
-            f"JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id "
-            f"WHERE {condition}{self._where} ORDER BY {order}"
+    def _new_logs(self, after: Any, limit: int) -> list[Event]:
+        rows = self._select(
+            "agent_logs",
+            "l",
+            after,
+            limit,
+            "SELECT {position}, l.id, l.created_at, l.log_type, l.step, "
+            "substr(l.message, 1, 400), a.id, a.name, a.session_id, o.name FROM agent_logs l "
+            "JOIN agents a ON a.id = l.agent_id "
+            "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id "
+            f"WHERE {{condition}}{self._where} ORDER BY {{order}}",
         )
-        self._after_read("agent_logs", after, rows, limit)
         return [
             Event(
                 created,
@@ -523,16 +742,19 @@ class EventSource:
             for _, log_id, created, log_type, step, message, run_id, name, session, workflow in rows
         ]
 
-    def _new_system_logs(self, after: int | None, limit: int) -> list[Event]:
+    def _new_system_logs(self, after: Any, limit: int) -> list[Event]:
         if self.filters.runs_only:
             self._after_read("system_logs", after, [], limit)
             return []
-        condition, order = self._range("system_logs", "s", after, limit)
-        rows = self._rows(
-            f"SELECT s.rowid, s.id, s.created_at, s.log_level, s.source, substr(s.message, 1, 400) "
-            f"FROM system_logs s WHERE {condition} ORDER BY {order}"
+        rows = self._select(
+            "system_logs",
+            "s",
+            after,
+            limit,
+            "SELECT {position}, s.id, s.created_at, s.log_level, s.source, "
+            "substr(s.message, 1, 400) FROM system_logs s WHERE {condition} ORDER BY {order}",
+            filtered=False,
         )
-        self._after_read("system_logs", after, rows, limit)
         return [
             Event(
                 created,
@@ -554,22 +776,17 @@ def follow(
     duration: float | None = None,
     notice: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
-    """The last ``backlog`` events of the database at ``path``, then each new one as it
-    is committed (within ``interval`` seconds), for ``duration`` seconds or forever.
+    """The last ``backlog`` events of the database at ``path`` (a file, or a
+    ``postgresql://`` URL), then each new one as it is committed (within ``interval``
+    seconds), for ``duration`` seconds or forever.
 
-    Like ``tail -F``, it follows the path: when the file there is replaced (a backup
+    Like ``tail -F``, it follows a file's path: when the file there is replaced (a backup
     restored, ``mv`` of another file) it goes on with the new file's events from its
     end, and when it is deleted, with the next file created there; ``notice`` is
     called with one line saying so. The database is brought up to date first, like
-    every opener. Raises FileNotFoundError when there is no file at ``path``.
+    every opener. Raises FileNotFoundError when there is no file at ``path``,
+    ConnectionError when the server at a URL cannot be reached.
     """
-    from ..store import sqlite as backend
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
-        )
     deadline = None if duration is None else time.monotonic() + duration
 
     def waiting() -> bool:
@@ -578,6 +795,21 @@ def follow(
         time.sleep(interval)
         return True
 
+    if is_url(path):
+        with EventSource.open(path, filters, backlog=backlog) as source:
+            yield from source.backlog
+            while True:
+                yield from source.poll()
+                if not waiting():
+                    return
+
+    from ..store import sqlite as backend
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
+        )
     while True:
         backend.connect(path).close()
         with EventSource.open(path, filters, backlog=backlog) as source:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 #: An exception class, or a tuple of them (what ``except`` and ``isinstance`` take).
 Errors = type[Exception] | tuple[type[Exception], ...]
@@ -37,6 +38,10 @@ class Backend(ABC):
     #: Seconds a writer's awaited call waits for this store by default (None: no bound of
     #: the writer's own; ``DatabaseManager(timeout=...)`` overrides it).
     timeout: float | None = None
+    #: Whether awaiting this backend's calls may suspend (a driver in another thread, a
+    #: server's answer): then they need an event loop. An SQLite backend opened
+    #: ``in_thread`` never suspends, and :func:`run_blocking` runs its work without one.
+    suspends: bool = True
 
     @property
     @abstractmethod
@@ -102,12 +107,14 @@ class Backend(ABC):
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
 
     async def defer_search_index(
-        self, tables: Sequence[str] | None = None
+        self, tables: Sequence[str] | None = None, *, summaries: bool = False
     ) -> dict[str, tuple[str, int]]:
         """Stop indexing new rows (of ``tables``, default all) for full-text search one by
         one, inside a bulk load; return what :meth:`catch_up_search_index` needs (nothing,
         by default). Inside a write transaction, both belong to it (a rollback or a killed
-        process leaves indexing as it was)."""
+        process leaves indexing as it was). ``summaries=True`` defers adding new prompts
+        to the summaries (a run's totals, usage_daily) too, where a store adds them row by
+        row: only for a load that never updates or deletes the prompts it inserts."""
         return {}
 
     async def catch_up_search_index(  # noqa: B027 - a hook with nothing to do by default
@@ -127,6 +134,24 @@ class Backend(ABC):
     def same(self, expression: str) -> str:
         """SQL comparing ``expression`` with the next ``?``, a NULL equal to a NULL."""
         return f"{expression} IS ?"
+
+    def greatest(self, *expressions: str) -> str:
+        """SQL for the largest of ``expressions``, none of which may be NULL (engines
+        differ on a NULL: SQLite's is NULL, PostgreSQL's the largest of the others)."""
+        return f"max({', '.join(expressions)})"
+
+    def least(self, *expressions: str) -> str:
+        """SQL for the smallest of ``expressions`` (none NULL, as for :meth:`greatest`)."""
+        return f"min({', '.join(expressions)})"
+
+    def milliseconds_between(self, start: str, end: str) -> str:
+        """SQL for the milliseconds from ``start`` to ``end``, stored timestamps (ISO 8601
+        text, UTC), as a float."""
+        return f"(julianday({end}) - julianday({start})) * 86400000.0"
+
+    def insertion_order(self) -> str:
+        """SQL ordering a table's rows as they were inserted (rows never updated)."""
+        return "rowid"
 
     # -- what a copy from one store to another asks of each engine ---------------------
 
@@ -179,6 +204,23 @@ class Backend(ABC):
         if isinstance(exc, self.row_errors):
             return True
         return isinstance(exc, Exception) and not isinstance(exc, self.database_error)
+
+
+def run_blocking(backend: Backend, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` (a coroutine using ``backend``) to its end from synchronous code: in
+    this thread without an event loop when ``backend`` never suspends (asyncio is not
+    even imported: an SQLite import of unchanged files costs what its queries cost), else
+    under ``asyncio.run``."""
+    if backend.suspends:
+        import asyncio
+
+        return asyncio.run(work)
+    try:
+        work.send(None)
+    except StopIteration as done:
+        return done.value
+    work.close()
+    raise RuntimeError(f"{type(backend).__name__} suspended, though it says it never does")
 
 
 def insert_sql(table: str, columns: Sequence[str], *, ignore_conflicts: bool = False) -> str:

@@ -21,7 +21,8 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm009_copy_progress', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm010_claude_code_session_state', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm011_otel_collect', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
-('orchestrator', 'm012_otlp_exports', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
+('orchestrator', 'm012_otlp_exports', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm013_tail_watermark', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");

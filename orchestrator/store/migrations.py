@@ -1280,5 +1280,13 @@ def m012_otlp_exports(db: Database) -> None:
     _run(db, OTLP_EXPORTS_DDL)
 
 
+@migration
+def m013_tail_watermark(db: Database) -> None:
+    """Nothing on SQLite: ``orchestrator tail`` reads the rows added since its last look
+    by rowid (one writer at a time: a later commit's rows have larger rowids). A
+    PostgreSQL store gets the column its tail reads them by (``tx_id``: writers commit
+    in any order there)."""
+
+
 if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration
     FRESH_SCRIPT.write_text(fresh_script(), encoding="utf-8")

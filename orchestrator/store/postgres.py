@@ -249,7 +249,8 @@ class PostgresBackend(Backend):
     async def identity(self) -> str | None:
         """The server's system identifier (set by ``initdb``, the same whatever host name,
         address or port reaches it), the database and the schema the tables resolve to
-        (a ``search_path`` naming another schema is another store)."""
+        (a ``search_path`` naming another schema is another store), each with its oid: a
+        database or schema dropped and created again under its name is another store."""
         import asyncpg
 
         conn = self._conn
@@ -267,12 +268,17 @@ class PostgresBackend(Backend):
                 )
             where = await conn.fetchrow(
                 "SELECT current_database() AS db, "
-                "coalesce(current_schema(), current_setting('search_path')) AS schema"
+                "coalesce(current_schema(), current_setting('search_path')) AS schema, "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) AS db_oid, "
+                "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AS schema_oid"
             )
         finally:
             if conn is not self._conn:
                 await conn.close()
-        return f"postgresql:{server}/{where['db']}/{where['schema']}"
+        return (
+            f"postgresql:{server}/{where['db']}@{where['db_oid']}/"
+            f"{where['schema']}@{where['schema_oid']}"
+        )
 
     async def begin_snapshot(self) -> None:
         async with self._busy:
@@ -287,7 +293,11 @@ class PostgresBackend(Backend):
             "AND is_generated = 'NEVER' ORDER BY ordinal_position",  # not `search`
             (table,),
         )
-        return [(row["name"], row["type"] in _NUMERIC_TYPES) for row in rows]
+        return [
+            (row["name"], row["type"] in _NUMERIC_TYPES)
+            for row in rows
+            if row["name"] not in pg_migrations.BOOKKEEPING_COLUMNS  # each store its own
+        ]
 
     async def fetch_by_keys(
         self,
@@ -321,6 +331,23 @@ class PostgresBackend(Backend):
 
     def same(self, expression: str) -> str:
         return f"{expression} IS NOT DISTINCT FROM ?"
+
+    def greatest(self, *expressions: str) -> str:
+        return f"greatest({', '.join(expressions)})"
+
+    def least(self, *expressions: str) -> str:
+        return f"least({', '.join(expressions)})"
+
+    def milliseconds_between(self, start: str, end: str) -> str:
+        return (
+            f"(extract(epoch FROM ({end})::timestamptz - ({start})::timestamptz)"
+            " * 1000)::double precision"
+        )
+
+    def insertion_order(self) -> str:
+        # A row's place in its table: the order rows were appended, as long as none was
+        # updated (an update writes the row anew at the end).
+        return "ctid"
 
     async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
         """Whether this user owns ``tables`` (``ALTER TABLE ... DISABLE TRIGGER``)."""

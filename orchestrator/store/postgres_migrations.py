@@ -919,3 +919,24 @@ async def m012_otlp_exports(conn: Any) -> None:
     from .migrations import OTLP_EXPORTS_DDL
 
     await conn.execute(postgres_ddl(OTLP_EXPORTS_DDL, types=("INTEGER",)))
+
+
+#: The tables ``orchestrator tail`` follows, each with a ``tx_id`` column.
+TAILED_TABLES = ("agents", "prompts", "agent_logs", "system_logs")
+#: Columns that are bookkeeping, not data: left out of what a copy compares and copies.
+BOOKKEEPING_COLUMNS = frozenset({"tx_id"})
+
+
+@migration
+async def m013_tail_watermark(conn: Any) -> None:
+    """``tx_id``: the transaction that inserted each row of the tables ``orchestrator
+    tail`` follows (``pg_current_xact_id()``), indexed. Writers commit in any order, so a
+    growing id cannot tell which rows a follower has not seen; a snapshot can: the rows
+    of transactions it saw running, or began after it (:mod:`orchestrator.tail`). Rows
+    stored before keep NULL (added without a default, then given one: no table rewrite)."""
+    for table in TAILED_TABLES:
+        await conn.execute(f"""
+ALTER TABLE {table} ADD COLUMN tx_id xid8;
+ALTER TABLE {table} ALTER COLUMN tx_id SET DEFAULT pg_current_xact_id();
+CREATE INDEX idx_{table}_tx_id ON {table}(tx_id);
+""")

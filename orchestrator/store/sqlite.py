@@ -32,7 +32,7 @@ import re
 import sqlite3
 import urllib.parse
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -483,8 +483,13 @@ class SQLiteBackend(Backend):
         sqlite3.DataError,
     )
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, in_thread: bool = False) -> None:
+        """``in_thread=True``: the driver runs in the caller's thread (each call blocks
+        it, no event loop is needed: :func:`~orchestrator.backend.run_blocking`), for a
+        bulk load that is the only thing running; a call then costs what sqlite3's does."""
         self.path = Path(path)
+        self.in_thread = in_thread
+        self.suspends = not in_thread
         self._conn: Any = None  # aiosqlite.Connection
         self._opened: OpenedFiles | None = None  # the files it opened, to see them swapped
         self._finalizer: weakref.finalize | None = None
@@ -500,21 +505,25 @@ class SQLiteBackend(Backend):
         return self._conn
 
     async def open(self) -> None:
-        # Migrate synchronously, on a connection of its own, before the writer starts.
-        import asyncio  # here: a command that only reads never pays for importing it
+        conn: Any
+        if self.in_thread:
+            conn = _InThread(connect(self.path))  # migrated and configured
+        else:
+            # Migrate synchronously, on a connection of its own, before the writer starts.
+            import asyncio  # here: a command that only reads never pays for importing it
 
-        import aiosqlite
+            import aiosqlite
 
-        await asyncio.to_thread(lambda: connect(self.path).close())
-        conn = await aiosqlite.connect(
-            os.fspath(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None
-        )
-        try:
-            for pragma in CONNECTION_PRAGMAS:
-                await conn.execute(pragma)
-        except BaseException:
-            await conn.close()
-            raise
+            await asyncio.to_thread(lambda: connect(self.path).close())
+            conn = await aiosqlite.connect(
+                os.fspath(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+            )
+            try:
+                for pragma in CONNECTION_PRAGMAS:
+                    await conn.execute(pragma)
+            except BaseException:
+                await conn.close()
+                raise
         conn.row_factory = sqlite3.Row
         try:
             await conn.execute_fetchall("PRAGMA schema_version")  # opens the -wal and -shm
@@ -635,11 +644,17 @@ class SQLiteBackend(Backend):
         )
 
     async def defer_search_index(
-        self, tables: Sequence[str] | None = None
+        self, tables: Sequence[str] | None = None, *, summaries: bool = False
     ) -> dict[str, tuple[str, int]]:
         """Stop indexing new rows for full-text search row by row (for bulk loads); return
         what :meth:`catch_up_search_index` needs. FTS5 indexes a batch of rows ~15x faster
-        than one row per trigger call; rows other writers add meanwhile are caught up too."""
+        than one row per trigger call; rows other writers add meanwhile are caught up too.
+
+        ``summaries=True`` defers the prompts' summary triggers too
+        (:func:`migrations.prompt_summary_triggers`: a run's totals, usage_daily): each new
+        prompt then costs one INSERT instead of four statements, and the catch-up adds them
+        up per run and per day (only for a load that never updates or deletes the prompts
+        it inserts: their update triggers would take out sums never added)."""
         deferred: dict[str, tuple[str, int]] = {}
         versions = await self._live.execute_fetchall(
             "SELECT * FROM pragma_user_version, pragma_schema_version"
@@ -650,10 +665,21 @@ class SQLiteBackend(Backend):
         for name, table, sql in await self._live.execute_fetchall(_SEARCH_INSERT_TRIGGERS):
             if tables is not None and table not in tables:
                 continue
-            (watermark,) = await self._live.execute_fetchall(f"SELECT max(rowid) FROM {table}")
-            deferred[name] = (sql, watermark[0] or 0)
+            deferred[name] = (sql, await self._max_rowid(table))
             await self._live.execute(f"DROP TRIGGER {name}")
+        if summaries:
+            for name, (expected, _) in migrations.prompt_summary_triggers().items():
+                row = await self._live.execute_fetchall(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+                )
+                if row and row[0][0] == expected:
+                    deferred[name] = (expected, await self._max_rowid("prompts"))
+                    await self._live.execute(f"DROP TRIGGER {name}")
         return deferred
+
+    async def _max_rowid(self, table: str) -> int:
+        (row,) = await self._live.execute_fetchall(f"SELECT max(rowid) FROM {table}")
+        return int(row[0] or 0)
 
     async def catch_up_search_index(self, deferred: dict[str, tuple[str, int]]) -> None:
         """Index every row added since :meth:`defer_search_index`, then restore its triggers."""
@@ -670,6 +696,68 @@ class SQLiteBackend(Backend):
             await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
 
 
+class _InThread:
+    """What :class:`SQLiteBackend` uses of ``aiosqlite.Connection``, over a sqlite3
+    connection used in the caller's thread: each call runs when it is made, and awaiting
+    it never suspends."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def row_factory(self) -> Any:
+        return self._conn.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._conn.row_factory = factory
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def execute(self, sql: str, params: Any = ()) -> _Done:
+        return _Done(_Cursor(self._conn.execute(sql, params)))
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        self._conn.executemany(sql, rows)
+
+    async def execute_fetchall(self, sql: str, params: Any = ()) -> list[Any]:
+        return self._conn.execute(sql, params).fetchall()
+
+    async def close(self) -> None:
+        self._conn.close()
+
+
+class _Cursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class _Done:
+    """A statement run already: awaited, or entered with ``async with``, gives its cursor."""
+
+    def __init__(self, cursor: _Cursor) -> None:
+        self.cursor = cursor
+
+    def __await__(self) -> Generator[Any, None, _Cursor]:
+        return self.cursor
+        yield  # a generator that never yields: awaiting it never suspends
+
+    async def __aenter__(self) -> _Cursor:
+        return self.cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cursor._cursor.close()
+
+
 def _forget_moved(opened: OpenedFiles) -> None:
     """At garbage collection or exit of an SQLite backend never closed: if its file was
     moved meanwhile, delete the old ``-wal`` and ``-shm`` it leaves (when no connection
@@ -677,55 +765,6 @@ def _forget_moved(opened: OpenedFiles) -> None:
     if opened.moved():
         with opened.release():
             pass
-
-
-def defer_search_index(
-    conn: sqlite3.Connection, *, summaries: bool = False
-) -> tuple[dict[str, tuple[str, int]], bool]:
-    """:meth:`SQLiteBackend.defer_search_index` for a bulk load over one sqlite3 connection,
-    inside its write transaction; returns what :func:`catch_up_search_index` needs, which
-    must run in the same transaction (then no other connection ever sees the triggers
-    missing, and a rollback restores them with the index).
-
-    ``summaries=True`` defers the prompts' summary triggers too
-    (:func:`migrations.prompt_summary_triggers`: a run's totals, usage_daily): each new
-    prompt then costs one INSERT instead of four statements, and the catch-up adds them
-    up per run and per day. Only for a load that does not update or delete the prompts
-    it inserts (their update triggers would take out sums never added).
-    """
-    deferred = {}
-    checked = _fingerprint(conn)
-    for name, table, sql in conn.execute(_SEARCH_INSERT_TRIGGERS).fetchall():
-        deferred[name] = (sql, _max_rowid(conn, table))
-        conn.execute(f"DROP TRIGGER {name}")
-    if summaries:
-        for name, (expected, _) in migrations.prompt_summary_triggers().items():
-            row = conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
-            ).fetchone()
-            if row is not None and row[0] == expected:
-                deferred[name] = (expected, _max_rowid(conn, "prompts"))
-                conn.execute(f"DROP TRIGGER {name}")
-    return deferred, checked[0] == checked[1] != 0
-
-
-def _max_rowid(conn: sqlite3.Connection, table: str) -> int:
-    (rowid,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
-    return int(rowid or 0)
-
-
-def catch_up_search_index(
-    conn: sqlite3.Connection, deferred: tuple[dict[str, tuple[str, int]], bool]
-) -> None:
-    """Index the rows added since :func:`defer_search_index` (one statement per index),
-    add the new prompts to the summaries it deferred, restore its triggers, and keep a
-    schema checked before recorded as checked."""
-    triggers, checked = deferred
-    for name, (sql, watermark) in triggers.items():
-        conn.execute(_catch_up_sql(name, sql), (watermark,))
-        conn.execute(sql)
-    if triggers and checked:
-        conn.execute(f"PRAGMA user_version = {_fingerprint(conn)[1]}")
 
 
 #: The full-text search triggers that index each new row (``<table>_ai``).

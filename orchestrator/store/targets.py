@@ -21,8 +21,10 @@ def shown(target: str | os.PathLike[str]) -> str:
     return redact_url(target) if is_url(target) else os.fspath(target)  # type: ignore[arg-type]
 
 
-def backend_for(target: str | os.PathLike[str]) -> Backend:
-    """The backend for a database path (SQLite) or URL."""
+def backend_for(target: str | os.PathLike[str], *, in_thread: bool = False) -> Backend:
+    """The backend for a database path (SQLite) or URL. ``in_thread=True``: an SQLite
+    file's driver runs in the caller's thread (:class:`~orchestrator.store.sqlite.SQLiteBackend`),
+    for a bulk load; a server's backend is the same either way."""
     if is_url(target):
         scheme = str(target).split("://", 1)[0]
         if scheme in ("postgresql", "postgres"):
@@ -35,7 +37,7 @@ def backend_for(target: str | os.PathLike[str]) -> Backend:
         )
     from .sqlite import SQLiteBackend
 
-    return SQLiteBackend(target)
+    return SQLiteBackend(target, in_thread=in_thread)
 
 
 def default_target() -> str | Path:
