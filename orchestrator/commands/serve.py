@@ -121,10 +121,11 @@ def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
     built anew the same way, as is one of another store at the same URL (a database
     dropped and created again, a new server on the same port: the source's
     :meth:`~orchestrator.backend.Backend.identity` is recorded beside the snapshot,
-    :func:`snapshot_source`)."""
+    :func:`~orchestrator.datasette_plugin.snapshot.snapshot_source`)."""
     import asyncio
     import sqlite3
 
+    from ..datasette_plugin.snapshot import record_source, snapshot_source
     from ..store.targets import backend_for
     from .copy import AnotherStore, CopyMismatch, copy_database
 
@@ -150,27 +151,8 @@ def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
     finally:
         _remove_database(building)
     if identity is not None:
-        _record_source(path, identity)
+        record_source(path, identity)
     return result
-
-
-def _source_file(path: Path) -> Path:
-    return path.with_name(f"{path.name}.source")
-
-
-def snapshot_source(path: str | os.PathLike[str]) -> str | None:
-    """The identity of the store the snapshot at ``path`` is a copy of, as recorded when it
-    was built (None: not recorded)."""
-    try:
-        return _source_file(Path(path)).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
-def _record_source(path: Path, identity: str) -> None:
-    written = _source_file(path).with_suffix(f".source-{os.getpid()}")
-    written.write_text(identity + "\n", encoding="utf-8")
-    os.replace(written, _source_file(path))
 
 
 #: A snapshot being built is ``<name>.building-<pid>`` beside the snapshot.

@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import format_exception
@@ -37,7 +38,7 @@ class Snapshot:
     error: str | None = None
     refreshes: int = 0
     rows: int = 0  # rows the refreshes brought (new and caught up)
-    #: The identity of the store it is a copy of (serve.snapshot_source): a refresh from
+    #: The identity of the store it is a copy of (:func:`snapshot_source`): a refresh from
     #: another store at the URL copies nothing (a restart builds the snapshot anew).
     identity: str | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -53,8 +54,6 @@ class Snapshot:
         from ..commands.copy import AnotherStore, copy_database
 
         if self.identity is None:
-            from ..commands.serve import snapshot_source
-
             self.identity = snapshot_source(self.path)
         began, started = utc_now(), time.time()
         try:
@@ -137,3 +136,23 @@ def body_script(datasette: Any) -> str:
         "const place = document.querySelector('section.content') || document.body;"
         f"place.insertAdjacentHTML('afterbegin', {banner});}});"
     )
+
+
+def _source_file(path: Path) -> Path:
+    return path.with_name(f"{path.name}.source")
+
+
+def snapshot_source(path: str | os.PathLike[str]) -> str | None:
+    """The identity of the store the snapshot at ``path`` is a copy of, as recorded when it
+    was built (None: not recorded)."""
+    try:
+        return _source_file(Path(path)).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def record_source(path: Path, identity: str) -> None:
+    """Record beside the snapshot at ``path`` the identity of the store it copies."""
+    written = _source_file(path).with_suffix(f".source-{os.getpid()}")
+    written.write_text(identity + "\n", encoding="utf-8")
+    os.replace(written, _source_file(path))
