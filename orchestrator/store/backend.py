@@ -163,6 +163,13 @@ class Backend(ABC):
         and changes nothing."""
 
     @abstractmethod
+    async def empty(self, tables: Sequence[str]) -> None:
+        """Delete every row of ``tables`` (all the store's recorded and summary tables; the
+        migrations' fixed rows stay), for a copy that replaces what the store holds.
+        Needs no :meth:`open` (call it before, or after :meth:`close`); an SQLite file not
+        there yet is not created."""
+
+    @abstractmethod
     async def begin_snapshot(self) -> None:
         """Start a read-only transaction in which every read sees one state of the store
         (rows committed meanwhile are not seen)."""
