@@ -777,6 +777,45 @@ class SQLiteBackend(Backend):
             versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
             await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
 
+    async def secure_delete(self) -> None:
+        # On whatever SQLite the interpreter links (Debian's has it on by default; others
+        # leave a row's old bytes in the page's free space).
+        await self.execute("PRAGMA secure_delete = ON")
+
+    async def merge_search_index(self, table: str, *, changed: bool) -> str | None:
+        """``optimize`` of the FTS5 index ``<table>_fts`` (the migrations' name), when the
+        table has one, in a write transaction of its own."""
+        index = f"{table}_fts"
+        if not await self.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
+            return None
+        async with self.transaction():
+            if changed or not await self._merged(index):
+                await self.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
+                return index
+        return None
+
+    async def _merged(self, index: str) -> bool:
+        """Whether the search index ``index`` is one segment (or none)."""
+        row = await self.fetchone(
+            f"SELECT (SELECT min(id) FROM {index}_data WHERE id >= ?) AS first, "
+            f"(SELECT max(id) FROM {index}_data) AS last",
+            (1 << _SEGMENT_BITS,),
+        )
+        if row is None or row["first"] is None:
+            return True
+        return bool(row["first"] >> _SEGMENT_BITS == row["last"] >> _SEGMENT_BITS)
+
+    async def checkpoint(self) -> bool | None:
+        """``PRAGMA wal_checkpoint(TRUNCATE)``: False when a reader held part of it back."""
+        row = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
+        return row is not None and row["busy"] == 0
+
+
+#: An FTS5 index's blocks are rows of ``<index>_data`` keyed by their segment's id
+#: shifted left 37 bits (fts5_index.c, FTS5_SEGMENT_ROWID; smaller keys hold the
+#: index's structure and averages): one key lookup each gives its first and last segment.
+_SEGMENT_BITS = 37
+
 
 class _InThread:
     """What :class:`SQLiteBackend` uses of ``aiosqlite.Connection``, over a sqlite3
