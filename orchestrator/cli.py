@@ -26,6 +26,7 @@ from .cli_options import (
     shown,
 )
 from .store import sqlite as backend
+from .store.targets import is_url
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -669,7 +670,7 @@ def prune(db_path: Path | str, before: str, dry_run: bool) -> None:
     verb = "Would delete" if dry_run else "Deleted"
     space = (
         "VACUUM makes their space reusable"
-        if isinstance(db_path, str)
+        if is_url(db_path)  # how the target is shown: a server's free space is not the file's
         else f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for "
         "reuse (VACUUM returns it to the disk)"
     )

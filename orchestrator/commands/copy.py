@@ -390,7 +390,8 @@ def reset_store(url: str, dest: str | os.PathLike[str] | None = None) -> tuple[P
 async def _backup_store(
     source: str, dest: str | os.PathLike[str] | None
 ) -> tuple[Path, CopyResult]:
-    from .maintenance import _integrity_problems, _remove
+    from ..store.sqlite import integrity_problems as _integrity_problems
+    from ..store.sqlite import remove_files as _remove
 
     if dest is None:
         name = urlsplit(source).path.strip("/") or "orchestrator"
@@ -417,21 +418,9 @@ async def _backup_store(
 
 
 async def _empty(target: str | os.PathLike[str]) -> None:
-    """Empty the target (``replace``): a SQLite file through ``init --force``, a
-    PostgreSQL store by truncating its tables (the migrations' fixed rows stay)."""
-    if not is_url(target):
-        if os.path.exists(target):
-            from .maintenance import init_database
-
-            await asyncio.to_thread(init_database, target, force=True)
-        return
-    backend = backend_for(target)
-    await backend.open()
-    try:
-        names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS))
-        await backend.execute(f"TRUNCATE {names}")
-    finally:
-        await backend.close()
+    """Empty the target (``replace``), as its engine does it (:meth:`Backend.empty`: an
+    SQLite file through what ``init --force`` does, a PostgreSQL store by truncating)."""
+    await backend_for(target).empty([table.name for table in (*TABLES, *SUMMARIES, PROGRESS)])
 
 
 class _Copier:

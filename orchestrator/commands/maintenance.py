@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from sqlite_utils import Database
-
-from ..core.ids import utc_now
 from ..store import migrations
 from ..store import sqlite as backend
+from ..store.sqlite import backup_connection as _backup
+from ..store.sqlite import start_afresh as _start_afresh
 from ..store.targets import backend_for, is_url
 
 
@@ -62,49 +61,6 @@ def backup(path: str | os.PathLike[str], dest: str | os.PathLike[str] | None = N
         source.close()
 
 
-def _backup(
-    source: sqlite3.Connection, source_path: Path, dest: str | os.PathLike[str] | None
-) -> Path:
-    """:func:`backup` from an open connection to ``source_path``."""
-    if dest is None:
-        stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
-        target = source_path.with_name(f"{source_path.name}.{stamp}.bak")
-    else:
-        target = Path(dest)
-    if target.exists():
-        raise FileExistsError(f"{target} exists: not overwriting it with a backup")
-    try:
-        copy = sqlite3.connect(os.fspath(target))
-        try:
-            source.backup(copy)
-            problems = _integrity_problems(copy)
-        finally:
-            copy.close()
-    except BaseException:
-        _remove(target)
-        raise
-    if problems:
-        _remove(target)
-        raise sqlite3.DatabaseError(
-            f"the backup of {source_path} failed its integrity check: {'; '.join(problems)}"
-        )
-    return target
-
-
-def _integrity_problems(conn: sqlite3.Connection) -> list[str]:
-    """What ``PRAGMA integrity_check`` finds wrong; empty when the database is intact."""
-    try:
-        rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
-    except sqlite3.DatabaseError as exc:  # damage bad enough that the check cannot run
-        return [str(exc)]
-    return [] if rows == ["ok"] else rows
-
-
-def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 def init_database(path: str | os.PathLike[str], *, force: bool = False) -> InitResult:
     """Create the database at ``path``, or upgrade its schema to the latest migration and
     repair it.
@@ -138,29 +94,6 @@ def init_database(path: str | os.PathLike[str], *, force: bool = False) -> InitR
         applied=check.applied,
         repaired=check.repaired,
     )
-
-
-def _start_afresh(path: Path) -> Path:
-    """Back up the database at ``path``, then replace its content with an empty, migrated
-    schema, in place and under an exclusive lock; returns the backup's path.
-
-    In place, not by deleting the file: a process that opened the old file could otherwise
-    go on writing to a deleted inode, and every row it wrote would be lost.
-    """
-    conn = backend.lock_exclusively(path)
-    try:
-        saved = _backup(conn, path, None)
-        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-        fresh = sqlite3.connect(":memory:", isolation_level=None)
-        try:
-            fresh.execute(f"PRAGMA page_size = {int(page_size)}")  # backup needs them equal
-            migrations.apply(Database(fresh))
-            fresh.backup(conn)
-        finally:
-            fresh.close()
-    finally:
-        conn.close()
-    return saved
 
 
 #: The summary tables the triggers keep, which prune() leaves as they were.

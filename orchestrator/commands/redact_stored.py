@@ -88,57 +88,22 @@ async def redact_stored_async(
     """:func:`redact_stored`, from a running event loop (an ADW, a notebook)."""
     if not is_url(target) and not Path(target).is_file():
         raise FileNotFoundError(f"no database at {target}")
-    sqlite = not is_url(target)
     backend = backend_for(target)
     result = RedactResult(dry_run)
     await backend.open()
     try:
-        if sqlite:
-            # On whatever SQLite the interpreter links (Debian's has it on by default;
-            # others leave a row's old bytes in the page's free space).
-            await backend.execute("PRAGMA secure_delete = ON")
+        await backend.secure_delete()
         for table, columns in COLUMNS.items():
             changed = await _redact_table(backend, table, columns, result)
-            if sqlite and not dry_run:
-                await _merge_search_index(backend, f"{table}_fts", result, changed=changed)
-        if sqlite and not dry_run:
-            row = await backend.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
-            result.checkpointed = row is not None and row["busy"] == 0
+            if not dry_run:
+                merged = await backend.merge_search_index(table, changed=changed)
+                if merged is not None:
+                    result.search_indexes_merged.append(merged)
+        if not dry_run:
+            result.checkpointed = await backend.checkpoint()
     finally:
         await backend.close()
     return result
-
-
-async def _merge_search_index(
-    backend: Backend, index: str, result: RedactResult, *, changed: bool
-) -> None:
-    """Merge the SQLite full-text search index ``index`` (the migrations name a table's
-    ``<table>_fts``) whole, when the table has one and this run ``changed`` its rows or
-    it has more than one segment (a deleted row's words may be in an older one)."""
-    if not await backend.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
-        return
-    async with backend.transaction():
-        if changed or not await _merged(backend, index):
-            await backend.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
-            result.search_indexes_merged.append(index)
-
-
-#: An FTS5 index's blocks are rows of ``<index>_data`` keyed by their segment's id
-#: shifted left 37 bits (fts5_index.c, FTS5_SEGMENT_ROWID; smaller keys hold the
-#: index's structure and averages): one key lookup each gives its first and last segment.
-_SEGMENT_BITS = 37
-
-
-async def _merged(backend: Backend, index: str) -> bool:
-    """Whether the search index ``index`` is one segment (or none)."""
-    row = await backend.fetchone(
-        f"SELECT (SELECT min(id) FROM {index}_data WHERE id >= ?) AS first, "
-        f"(SELECT max(id) FROM {index}_data) AS last",
-        (1 << _SEGMENT_BITS,),
-    )
-    if row is None or row["first"] is None:
-        return True
-    return bool(row["first"] >> _SEGMENT_BITS == row["last"] >> _SEGMENT_BITS)
 
 
 async def _redact_table(

@@ -122,6 +122,25 @@ class Backend(ABC):
     ) -> None:
         """Index the rows added since :meth:`defer_search_index` and resume indexing."""
 
+    # -- what removing stored text for good asks of each engine (``orchestrator redact``)
+
+    async def secure_delete(self) -> None:  # noqa: B027 - a hook with nothing to do by default
+        """Have this connection overwrite what it deletes or changes from now on, where the
+        engine leaves old bytes in the store's free space (nothing to do, by default)."""
+
+    async def merge_search_index(self, table: str, *, changed: bool) -> str | None:
+        """Merge the full-text search index of ``table`` whole, where a deleted row's words
+        stay in the index until it is merged: when this run ``changed`` its rows or the index
+        is in more than one piece. Returns the index's name when it was merged (None, by
+        default: a search column that follows its row)."""
+        return None
+
+    async def checkpoint(self) -> bool | None:
+        """Move the store's write-ahead log into it and truncate the log (the pages' old
+        versions): whether that was done whole (a reader may hold it back), or None where
+        the log is not the store's to truncate (by default)."""
+        return None
+
     # -- SQL that differs between engines, by name ---------------------------------------
     # Callers write one statement and ask for the parts that differ (no engine branches).
 
@@ -161,6 +180,13 @@ class Backend(ABC):
         a hard link, a server's host name or address): two backends with the same identity
         are the same store. None when there is no store there yet. Needs no :meth:`open`
         and changes nothing."""
+
+    @abstractmethod
+    async def empty(self, tables: Sequence[str]) -> None:
+        """Delete every row of ``tables`` (all the store's recorded and summary tables; the
+        migrations' fixed rows stay), for a copy that replaces what the store holds.
+        Needs no :meth:`open` (call it before, or after :meth:`close`); an SQLite file not
+        there yet is not created."""
 
     @abstractmethod
     async def begin_snapshot(self) -> None:

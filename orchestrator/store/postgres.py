@@ -280,6 +280,18 @@ class PostgresBackend(Backend):
             f"{where['schema']}@{where['schema_oid']}"
         )
 
+    async def empty(self, tables: Sequence[str]) -> None:
+        """``TRUNCATE`` of ``tables``, in one statement (a store with no schema yet gets
+        one first)."""
+        conn = self._conn
+        if conn is None:
+            conn = await connect(self.url)
+        try:
+            await conn.execute(f"TRUNCATE {', '.join(tables)}")
+        finally:
+            if conn is not self._conn:
+                await conn.close()
+
     async def begin_snapshot(self) -> None:
         async with self._busy:
             await self._reconnect_if_lost()

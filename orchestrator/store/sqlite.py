@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import OrchestratorError
+from ..core.ids import utc_now
 from . import migrations
 from .backend import Backend, Params
 
@@ -344,6 +345,77 @@ def lock_exclusively(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
+def backup_connection(
+    source: sqlite3.Connection, source_path: Path, dest: str | os.PathLike[str] | None
+) -> Path:
+    """Copy the database ``source`` (open on ``source_path``) to ``dest`` (default
+    ``<path>.<UTC timestamp>.bak``) with SQLite's online backup API, checked with
+    ``PRAGMA integrity_check`` (:func:`orchestrator.commands.maintenance.backup`)."""
+    if dest is None:
+        stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
+        target = source_path.with_name(f"{source_path.name}.{stamp}.bak")
+    else:
+        target = Path(dest)
+    if target.exists():
+        raise FileExistsError(f"{target} exists: not overwriting it with a backup")
+    try:
+        copy = sqlite3.connect(os.fspath(target))
+        try:
+            source.backup(copy)
+            problems = integrity_problems(copy)
+        finally:
+            copy.close()
+    except BaseException:
+        remove_files(target)
+        raise
+    if problems:
+        remove_files(target)
+        raise sqlite3.DatabaseError(
+            f"the backup of {source_path} failed its integrity check: {'; '.join(problems)}"
+        )
+    return target
+
+
+def integrity_problems(conn: sqlite3.Connection) -> list[str]:
+    """What ``PRAGMA integrity_check`` finds wrong; empty when the database is intact."""
+    try:
+        rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:  # damage bad enough that the check cannot run
+        return [str(exc)]
+    return [] if rows == ["ok"] else rows
+
+
+def remove_files(path: Path) -> None:
+    """Delete the database file ``path`` and its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def start_afresh(path: Path) -> Path:
+    """Back up the database at ``path``, then replace its content with an empty, migrated
+    schema, in place and under an exclusive lock; returns the backup's path.
+
+    In place, not by deleting the file: a process that opened the old file could otherwise
+    go on writing to a deleted inode, and every row it wrote would be lost.
+    """
+    from sqlite_utils import Database
+
+    conn = lock_exclusively(path)
+    try:
+        saved = backup_connection(conn, path, None)
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        fresh = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            fresh.execute(f"PRAGMA page_size = {int(page_size)}")  # backup needs them equal
+            migrations.apply(Database(fresh))
+            fresh.backup(conn)
+        finally:
+            fresh.close()
+    finally:
+        conn.close()
+    return saved
+
+
 def open_database(path: str | os.PathLike[str] | None = None) -> Database:
     """A migrated sqlite-utils ``Database`` for ``path`` (default: :func:`default_db_path`)."""
     from sqlite_utils import Database
@@ -614,6 +686,16 @@ class SQLiteBackend(Backend):
         found = file_id(self.path)
         return None if found is None else f"sqlite:{found[0]}:{found[1]}"
 
+    async def empty(self, tables: Sequence[str]) -> None:
+        """As ``orchestrator init --force`` does (:func:`start_afresh`): the file backed up
+        beside itself, then its content replaced by an empty, migrated schema, in place and
+        under an exclusive lock (DatabaseInUse, and nothing changed, while another
+        connection has it open): every table, not only ``tables``."""
+        if os.path.exists(self.path):
+            import asyncio
+
+            await asyncio.to_thread(start_afresh, Path(self.path))
+
     async def begin_snapshot(self) -> None:
         await self._live.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
 
@@ -694,6 +776,45 @@ class SQLiteBackend(Backend):
         if deferred and self._checked_before_defer:
             versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
             await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+
+    async def secure_delete(self) -> None:
+        # On whatever SQLite the interpreter links (Debian's has it on by default; others
+        # leave a row's old bytes in the page's free space).
+        await self.execute("PRAGMA secure_delete = ON")
+
+    async def merge_search_index(self, table: str, *, changed: bool) -> str | None:
+        """``optimize`` of the FTS5 index ``<table>_fts`` (the migrations' name), when the
+        table has one, in a write transaction of its own."""
+        index = f"{table}_fts"
+        if not await self.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)):
+            return None
+        async with self.transaction():
+            if changed or not await self._merged(index):
+                await self.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
+                return index
+        return None
+
+    async def _merged(self, index: str) -> bool:
+        """Whether the search index ``index`` is one segment (or none)."""
+        row = await self.fetchone(
+            f"SELECT (SELECT min(id) FROM {index}_data WHERE id >= ?) AS first, "
+            f"(SELECT max(id) FROM {index}_data) AS last",
+            (1 << _SEGMENT_BITS,),
+        )
+        if row is None or row["first"] is None:
+            return True
+        return bool(row["first"] >> _SEGMENT_BITS == row["last"] >> _SEGMENT_BITS)
+
+    async def checkpoint(self) -> bool | None:
+        """``PRAGMA wal_checkpoint(TRUNCATE)``: False when a reader held part of it back."""
+        row = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
+        return row is not None and row["busy"] == 0
+
+
+#: An FTS5 index's blocks are rows of ``<index>_data`` keyed by their segment's id
+#: shifted left 37 bits (fts5_index.c, FTS5_SEGMENT_ROWID; smaller keys hold the
+#: index's structure and averages): one key lookup each gives its first and last segment.
+_SEGMENT_BITS = 37
 
 
 class _InThread:
