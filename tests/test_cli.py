@@ -272,3 +272,20 @@ def test_demo_end_is_the_last_day_of_the_history_included(tmp_path: Path) -> Non
     conn.close()
     assert last == "2026-11-25"  # the last day has runs (a Wednesday: about 40)
     assert first >= "2026-11-12"  # 14 days: 12th to 25th
+
+
+def test_a_demo_ending_within_a_day_starts_no_run_after_its_end(tmp_path: Path) -> None:
+    """Sessions are put at working hours of their day: one ending at 10:30 had runs at
+    13:00 to 21:00 that day, hours ahead of the clock the status line bench then read."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from orchestrator.commands.demo import create_demo_database
+
+    end = datetime(2026, 11, 25, 10, 30, tzinfo=timezone.utc)
+    db = tmp_path / "orchestrator.db"
+    asyncio.run(create_demo_database(db, prompts=3000, days=3, end=end))
+    with sqlite3.connect(db) as conn:
+        (latest,) = conn.execute("SELECT max(started_at) FROM agents").fetchone()
+    conn.close()
+    assert "2026-11-25T08" <= latest < "2026-11-25T10:30"  # the last day's morning has runs

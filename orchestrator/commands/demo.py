@@ -210,6 +210,8 @@ def _session_start(rng: random.Random, start: datetime, span: float) -> datetime
     if clock.weekday() >= 5 and rng.random() < 0.6:
         clock -= timedelta(days=2)
     clock = clock.replace(hour=rng.choice([8, 9, 10, 11, 13, 14, 15, 16, 17, 21]))
+    if clock >= start + timedelta(seconds=span):  # an end within the day: not after it
+        clock -= timedelta(days=1)
     return max(clock, start)
 
 
