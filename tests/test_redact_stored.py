@@ -393,3 +393,58 @@ def test_a_redact_killed_at_its_index_merge_is_finished_by_the_next_run(db_path:
     assert conn.execute(search, ("deploy",)).fetchone() == (1,)
     assert conn.execute(search, (PASSWORD,)).fetchone() == (0,)
     conn.close()
+
+
+SECRET_NAME = "sk-ant-api03-" + "Q" * 40  # a workflow named by a key pasted by mistake
+
+
+def test_a_budget_named_by_a_secret_is_stored_and_removed_redacted(db_target: Target) -> None:
+    """The budget's name is redacted as the workflow name it is matched against is (both
+    stored as ``[REDACTED:...]``), so it still applies; removing it by the same text works."""
+    from orchestrator import SyncDatabaseManager
+    from orchestrator.writer.budgets import remove_budget, set_budget, statuses
+
+    with SyncDatabaseManager(db_target) as db:
+        db.create_orchestrator_agent(SECRET_NAME)
+    set_budget(db_target, "workflow", SECRET_NAME, daily_usd=5.0)
+    ((stored,),) = rows(db_target, "SELECT name FROM budgets")
+    ((workflow,),) = rows(db_target, "SELECT name FROM orchestrator_agents")
+    assert SECRET_NAME not in stored and stored == workflow and stored.startswith("[REDACTED")
+    assert [s.budget.name for s in statuses(db_target)] == [stored]
+    assert remove_budget(db_target, "workflow", SECRET_NAME)
+    assert rows(db_target, "SELECT count(*) FROM budgets") == [(0,)]
+
+
+def test_redact_redacts_budgets_and_their_alerts_stored_in_clear(db_target: Target) -> None:
+    from backends import execute
+
+    from orchestrator import SyncDatabaseManager
+
+    with SyncDatabaseManager(db_target):  # the schema
+        pass
+    execute(
+        db_target,
+        (
+            "INSERT INTO budgets (scope, name, daily_usd, updated_at) VALUES (?, ?, 1, ?)",
+            ("workflow", SECRET_NAME, "2026-11-01T00:00:00.000Z"),
+        ),
+        (
+            "INSERT INTO budgets (scope, name, daily_usd, updated_at) VALUES (?, ?, 1, ?)",
+            ("workflow", "plan_build", "2026-11-01T00:00:00.000Z"),
+        ),
+        (
+            "INSERT INTO budget_alerts (scope, name, period, spent_usd, budget_usd, alerted_at) "
+            "VALUES (?, ?, ?, 2, 1, ?)",
+            ("workflow", SECRET_NAME, "2026-11-01", "2026-11-01T00:00:00.000Z"),
+        ),
+    )
+    result = asyncio.run(redact_stored_async(db_target))
+    assert result.changed[("budgets", "name")] == 1
+    assert result.changed[("budget_alerts", "name")] == 1
+    names = rows(db_target, "SELECT name FROM budgets ORDER BY name")
+    assert names == [("[REDACTED:anthropic]",), ("plan_build",)]
+    assert rows(db_target, "SELECT name, period FROM budget_alerts") == [
+        ("[REDACTED:anthropic]", "2026-11-01")
+    ]
+    again = asyncio.run(redact_stored_async(db_target))
+    assert ("budgets", "name") not in again.changed

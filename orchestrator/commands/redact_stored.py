@@ -51,6 +51,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "agent_logs": ("message", "step", "metadata"),
     "system_logs": ("message", "source", "metadata"),
 }
+#: Tables keyed by their columns, not an id (small: read whole), and the key column the
+#: writers redact (a budget's name: the workflow, model or session it is matched against).
+KEYED: dict[str, tuple[tuple[str, ...], str]] = {
+    "budgets": (("scope", "name"), "name"),
+    "budget_alerts": (("scope", "name", "period"), "name"),
+}
 #: Columns holding a JSON object, redacted value by value.
 JSON_COLUMNS = frozenset({"metadata"})
 BATCH = 2_000
@@ -99,6 +105,8 @@ async def redact_stored_async(
                 merged = await backend.merge_search_index(table, changed=changed)
                 if merged is not None:
                     result.search_indexes_merged.append(merged)
+        for table, (key, column) in KEYED.items():
+            await _redact_keyed(backend, table, key, column, result)
         if not dry_run:
             result.checkpointed = await backend.checkpoint()
     finally:
@@ -139,6 +147,33 @@ async def _redact_table(
                         f"{table}: two rows' {', '.join(changed_columns)} would be the same "
                         f"once redacted ({exc}); rename one and run this again"
                     ) from None
+
+
+async def _redact_keyed(
+    backend: Backend, table: str, key: tuple[str, ...], column: str, result: RedactResult
+) -> None:
+    """Redact ``column``, part of ``table``'s key, in every row (read and written in one
+    transaction: a few rows, budgets and their alerts)."""
+    at = key.index(column)
+    async with contextlib.nullcontext() if result.dry_run else backend.transaction():
+        found = [
+            tuple(row.values())
+            for row in await backend.fetchall(f"SELECT {', '.join(key)} FROM {table}")
+        ]
+        result.rows_read += len(found)
+        rows = [(new, *old) for old in found if (new := _redacted(column, old[at])) is not old[at]]
+        if rows:
+            result.changed[(table, column)] = result.changed.get((table, column), 0) + len(rows)
+        if result.dry_run or not rows:
+            return
+        where = " AND ".join(f"{name} = ?" for name in key)
+        try:
+            await backend.executemany(f"UPDATE {table} SET {column} = ? WHERE {where}", rows)
+        except backend.integrity_error as exc:
+            raise ValueError(
+                f"{table}: two rows' {column} would be the same once redacted ({exc}); "
+                "rename one and run this again"
+            ) from None
 
 
 def _updates(

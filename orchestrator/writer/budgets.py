@@ -119,13 +119,17 @@ def status(
     return result
 
 
-def _check_key(scope: str, name: str) -> None:
+def _key_name(scope: str, name: str) -> str:
+    """``name`` as stored: redacted, as the workflow names, models and session ids it is
+    matched against are (a budget named by a secret is stored, and found, redacted)."""
     from ..core.errors import InvalidInput
+    from ..core.redact import redact_text
 
     if scope not in SCOPES:
         raise InvalidInput("budgets.scope", f"must be one of {list(SCOPES)}, got {scope!r}")
     if not isinstance(name, str) or not name:
         raise InvalidInput("budgets.name", "must be a non-empty string")
+    return redact_text(name)
 
 
 def validate(scope: str, name: str, daily: float | None, monthly: float | None) -> Budget:
@@ -133,7 +137,7 @@ def validate(scope: str, name: str, daily: float | None, monthly: float | None) 
     above 0 (an infinite one is no budget: leave it out, or remove the budget)."""
     from ..core.errors import InvalidInput
 
-    _check_key(scope, name)
+    name = _key_name(scope, name)
     for field_name, value in (("daily_usd", daily), ("monthly_usd", monthly)):
         if value is not None and (
             isinstance(value, bool)
@@ -168,7 +172,7 @@ def set_budget(
         "daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, "
         "updated_at = excluded.updated_at"
     )
-    params = (scope, name, daily_usd, monthly_usd, utc_now())
+    params = (scope, budget.name, daily_usd, monthly_usd, utc_now())
     if is_url(path):
         _on_server(str(path), lambda store: store.execute(sql, params))
         return budget
@@ -187,7 +191,7 @@ def remove_budget(path: str | os.PathLike[str], scope: str, name: str) -> bool:
     database."""
     from ..store import sqlite as backend
 
-    _check_key(scope, name)
+    name = _key_name(scope, name)
     sql = "DELETE FROM budgets WHERE scope = ? AND name = ?"
     if is_url(path):
         return bool(_on_server(str(path), lambda store: store.execute(sql, (scope, name))))
