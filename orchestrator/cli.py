@@ -686,18 +686,19 @@ def budget() -> None:
 
 
 SCOPE_HELP = "What NAME is: a workflow (orchestrator agent), a model or a session id."
-
-
-@budget.command("set")
-@db_option(postgres=True)
-@click.argument("name")
-@click.option(
+scope_option = click.option(
     "--scope",
     type=click.Choice(["workflow", "model", "session"]),
     default="workflow",
     show_default=True,
     help=SCOPE_HELP,
 )
+
+
+@budget.command("set")
+@db_option(postgres=True)
+@click.argument("name")
+@scope_option
 @click.option("--daily", type=float, metavar="USD", help="Spend allowed per UTC day.")
 @click.option("--monthly", type=float, metavar="USD", help="Spend allowed per UTC month.")
 def budget_set(
@@ -726,13 +727,7 @@ def budget_set(
 @budget.command("remove")
 @db_option(postgres=True)
 @click.argument("name")
-@click.option(
-    "--scope",
-    type=click.Choice(["workflow", "model", "session"]),
-    default="workflow",
-    show_default=True,
-    help=SCOPE_HELP,
-)
+@scope_option
 def budget_remove(db_path: Path | str, name: str, scope: str) -> None:
     """Remove the budget of NAME (its past alerts stay in the logs); exit 1 if it has none."""
     from .writer.budgets import remove_budget

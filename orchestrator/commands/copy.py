@@ -310,7 +310,7 @@ async def copy(
     expect: str | None = None,
 ) -> CopyResult:
     """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails.
-    With ``expect`` (a :meth:`~orchestrator.backend.Backend.identity`), raise
+    With ``expect`` (a :meth:`~orchestrator.store.backend.Backend.identity`), raise
     :class:`AnotherStore` and copy nothing when the source is not that store."""
     if not is_url(source) and not os.path.exists(source):
         raise FileNotFoundError(f"no database at {source}")

@@ -120,7 +120,7 @@ def make_snapshot(url: str, path: Path, progress: Any = None) -> Any:
     only added) or that is broken (not SQLite, objects missing: a refresh cut short) is
     built anew the same way, as is one of another store at the same URL (a database
     dropped and created again, a new server on the same port: the source's
-    :meth:`~orchestrator.backend.Backend.identity` is recorded beside the snapshot,
+    :meth:`~orchestrator.store.backend.Backend.identity` is recorded beside the snapshot,
     :func:`~orchestrator.datasette_plugin.snapshot.snapshot_source`)."""
     import asyncio
     import sqlite3

@@ -932,7 +932,7 @@ async def m013_tail_watermark(conn: Any) -> None:
     """``tx_id``: the transaction that inserted each row of the tables ``orchestrator
     tail`` follows (``pg_current_xact_id()``), indexed. Writers commit in any order, so a
     growing id cannot tell which rows a follower has not seen; a snapshot can: the rows
-    of transactions it saw running, or began after it (:mod:`orchestrator.tail`). Rows
+    of transactions it saw running, or began after it (:mod:`orchestrator.reports.tail`). Rows
     stored before keep NULL (added without a default, then given one: no table rewrite)."""
     for table in TAILED_TABLES:
         await conn.execute(f"""

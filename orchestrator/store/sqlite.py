@@ -557,7 +557,7 @@ class SQLiteBackend(Backend):
 
     def __init__(self, path: str | os.PathLike[str], *, in_thread: bool = False) -> None:
         """``in_thread=True``: the driver runs in the caller's thread (each call blocks
-        it, no event loop is needed: :func:`~orchestrator.backend.run_blocking`), for a
+        it, no event loop is needed: :func:`~orchestrator.store.backend.run_blocking`), for a
         bulk load that is the only thing running; a call then costs what sqlite3's does."""
         self.path = Path(path)
         self.in_thread = in_thread
