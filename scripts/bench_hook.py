@@ -80,7 +80,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--db", type=Path)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="bench-hook-"))
+    with tempfile.TemporaryDirectory(prefix="bench-hook-") as folder:
+        run(args, Path(folder))
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
     db = args.db or folder / "orchestrator.db"
     env = {
         **os.environ,
