@@ -26,7 +26,7 @@ from .cli_options import (
     shown,
 )
 from .store import sqlite as backend
-from .store.targets import is_url
+from .store.targets import backend_for
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,30 +58,18 @@ def init(db_path: Path | str, force: bool) -> None:
     """
     from .commands.maintenance import init_database
 
-    if isinstance(db_path, str):
-        from .store.postgres import init_database as init_postgres
-
-        names = init_postgres(db_path)
-        if force:
-            from .commands.copy import reset_store
-
-            saved, _ = reset_store(db_path)
-            click.echo(f"Backed up {shown(db_path)} to {saved} (verified: counts, sums and ids)")
-            click.echo(f"Emptied {shown(db_path)}")
-        click.echo(
-            f"Up to date: {shown(db_path)} (schema: {len(names)} migrations, latest {names[-1]})"
-        )
-        return
-
     result = init_database(db_path, force=force)
     if result.backup is not None:
-        click.echo(f"Backed up {result.path} to {result.backup}")
+        checked = f" ({result.backup_verified})" if result.backup_verified else ""
+        click.echo(f"Backed up {result.path} to {result.backup}{checked}")
+    if result.emptied:
+        click.echo(f"Emptied {result.path}")
     if result.repaired:
         click.echo(
             f"Repaired {result.path}: re-created {', '.join(result.repaired)}, and recomputed "
             "from the recorded rows what they keep (run totals, summaries, search indexes)"
         )
-    verb = "Created" if result.created else "Upgraded"
+    verb = {True: "Created", False: "Upgraded", None: "Up to date:"}[result.created]
     click.echo(
         f"{verb} {result.path} (schema: {len(result.migrations)} migrations, "
         f"latest {result.latest})"
@@ -439,8 +427,9 @@ def serve(
     check_port(host, port)  # before a snapshot or a demo is made, and Datasette started
 
     snapshot_of, as_of = None, None
-    if isinstance(db_path, str):
-        snapshot_of, served = db_path, snapshot or snapshot_path(db_path)
+    if not backend_for(db_path).served_directly:  # Datasette reads SQLite files
+        source = str(db_path)  # a server's URL
+        snapshot_of, served = source, snapshot or snapshot_path(source)
         as_of = utc_now()
         try:
             with progress_bars() as bars:
@@ -452,7 +441,7 @@ def serve(
                         click.echo(f"Copying {shown(db_path)} into the snapshot {served}", err=True)
                     bars(table, done, total)
 
-                make_snapshot(db_path, served, progress)
+                make_snapshot(source, served, progress)
         except (OSError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         except sqlite3.DatabaseError as exc:
@@ -463,7 +452,7 @@ def serve(
             click.echo(f"No database at {db_path} yet: creating a demo one at {demo_db}", err=True)
 
         try:
-            target = database_to_serve(db_path, demo=not no_demo, creating=creating)
+            target = database_to_serve(Path(db_path), demo=not no_demo, creating=creating)
         except FileNotFoundError as exc:
             raise click.ClickException(str(exc)) from None
         if target.is_demo:
@@ -639,17 +628,11 @@ def backup(db_path: Path | str, dest: Path) -> None:
     DEST is the new SQLite file (never overwritten). A postgresql:// store is copied into
     it as `orchestrator copy` does, and verified the same way.
     """
-    if isinstance(db_path, str):
-        from .commands.copy import backup_store
+    from .commands.maintenance import back_up
 
-        target, _ = backup_store(db_path, dest)
-        check = "verified: counts, sums and ids match; integrity check ok"
-    else:
-        from .commands.maintenance import backup as copy_database
-
-        target, check = copy_database(db_path, dest), "integrity check ok"
-    size = target.stat().st_size
-    click.echo(f"Backed up {shown(db_path)} to {target} ({size / 1e6:.1f} MB, {check})")
+    saved = back_up(db_path, dest)
+    size = saved.path.stat().st_size
+    click.echo(f"Backed up {shown(db_path)} to {saved.path} ({size / 1e6:.1f} MB, {saved.checked})")
 
 
 @cli.command()
@@ -670,7 +653,7 @@ def prune(db_path: Path | str, before: str, dry_run: bool) -> None:
     verb = "Would delete" if dry_run else "Deleted"
     space = (
         "VACUUM makes their space reusable"
-        if is_url(db_path)  # how the target is shown: a server's free space is not the file's
+        if result.freed_bytes is None  # a server's store: its free space is not a file's
         else f"{result.freed_bytes / 1e6:.1f} MB {'would be ' if dry_run else ''}free for "
         "reuse (VACUUM returns it to the disk)"
     )

@@ -34,8 +34,8 @@ CLI_LAYER = 5
 CLI_MODULES = {"orchestrator.claude_code.cli"}
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+def _module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -118,6 +118,146 @@ def test_no_import_cycle() -> None:
         if module not in state:
             visit(module)
     assert cycles == []
+
+
+#: The concrete engine modules: code outside ``orchestrator/store/`` asks the seam
+#: (``store.backend``, ``store.targets``) instead.
+ENGINE_MODULES = {
+    "orchestrator.store.sqlite",
+    "orchestrator.store.postgres",
+    "orchestrator.store.migrations",
+    "orchestrator.store.postgres_migrations",
+}
+#: Names a database target goes by; ``isinstance(<one of them>, str)`` means "a URL".
+#: (``path`` is left out: the importers test JSON fields of that name.)
+TARGET_NAMES = {"db_path", "target", "database", "db", "source", "dest", "url", "store"}
+
+#: Where code outside the backends still tells the engines apart, each with why. Exact:
+#: a branch added elsewhere fails, and so does an entry here no longer true.
+ENGINE_BRANCHES_ALLOWED = {
+    # Told apart where a target is parsed or named, not behaved on.
+    ("orchestrator.cli_options", "is_url"): "the CLI's DatabaseTarget keeps a URL as text",
+    ("orchestrator.cli_options", "isinstance(target, str)"): (
+        "db_option refuses a URL for a command that reads an SQLite file"
+    ),
+    ("orchestrator.writer.db", "is_url"): "DatabaseManager.db_path: the seed's Path for a file",
+    ("orchestrator.claude_code.cli", "is_url"): "hooks install resolves a path, keeps a URL",
+    ("orchestrator", "imports orchestrator.store.sqlite"): (
+        "the seed's public names default_db_path, open_database, schema_sql are SQLite's"
+    ),
+    ("orchestrator.cli", "imports orchestrator.store.sqlite"): "`schema` prints SQLite's DDL",
+    ("orchestrator.cli", "imports orchestrator.store.postgres"): (
+        "`schema --postgresql URL`: the engine is the user's explicit choice"
+    ),
+    # What is SQLite whatever the store: Datasette reads SQLite files, a backup is one.
+    ("orchestrator.commands.copy", "imports orchestrator.store.sqlite"): (
+        "a backup is a new SQLite file: its integrity check, its removal on failure"
+    ),
+    ("orchestrator.commands.serve", "imports orchestrator.store.sqlite"): (
+        "Datasette serves an SQLite file (a server's store: a snapshot of it)"
+    ),
+    ("orchestrator.datasette_plugin.live", "imports orchestrator.store.sqlite"): (
+        "Datasette's file replaced under it (DatabaseReplaced)"
+    ),
+    ("orchestrator.datasette_plugin.metadata", "imports orchestrator.store.migrations"): (
+        "the migrations ledger's table name, hidden from Datasette's table list"
+    ),
+    ("orchestrator.reports.pg_sql", "imports orchestrator.store.sqlite"): (
+        "the PostgreSQL translation of report SQL reads SQLite's schema"
+    ),
+    ("orchestrator.reports.postgres", "imports orchestrator.store.postgres"): (
+        "PostgreSQL's reports connect with its driver"
+    ),
+    # Start-up cost: the hook runs before every tool call of Claude Code.
+    ("orchestrator.claude_code.hook", "defines is_url"): "no import of the store's targets",
+    ("orchestrator.claude_code.hook", "is_url"): "opens the one engine it writes to",
+    ("orchestrator.claude_code.hook", "imports orchestrator.store.sqlite"): "its write path",
+    ("orchestrator.claude_code.hook", "imports orchestrator.store.postgres"): "its write path",
+    # Not yet asked of the backend (issue 22 left them): a read path per engine, each
+    # chosen by the target's spelling.
+    ("orchestrator.reports.canned", "is_url"): "a report of a server's store: reports.postgres",
+    ("orchestrator.reports.canned", "imports orchestrator.store.sqlite"): "read-only opening",
+    ("orchestrator.reports.notebooks", "is_url"): "a notebook's label and has_data per engine",
+    ("orchestrator.reports.notebooks", "imports orchestrator.store.sqlite"): "DEFAULT_DB",
+    ("orchestrator.reports.tail", "is_url"): "a feed per engine (_SQLiteFeed, _PostgresFeed)",
+    ("orchestrator.reports.tail", "imports orchestrator.store.sqlite"): "the file's feed",
+    ("orchestrator.reports.tail", "imports orchestrator.store.postgres"): "the server's feed",
+    ("orchestrator.writer.budgets", "is_url"): "budget set/remove/status: sqlite3 or the seam",
+    ("orchestrator.writer.budgets", "imports orchestrator.store.sqlite"): "connect_existing",
+}
+
+
+def engine_branches(package: Path = PACKAGE) -> set[tuple[str, str]]:
+    """(module, what) for each way code outside ``store/`` tells the engines apart: calls
+    or defines ``is_url``, tests ``isinstance(<target>, str)``, imports an engine module."""
+    found: set[tuple[str, str]] = set()
+    for path in sorted(package.rglob("*.py")):
+        name = _module_name(path, package)
+        if name.startswith("orchestrator.store"):
+            continue
+        package_parts = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = (
+                    ".".join([*base, node.module] if node.module else base)
+                    if node.level
+                    else node.module or ""
+                )
+                for alias in node.names:
+                    for imported in (module, f"{module}.{alias.name}"):
+                        if imported in ENGINE_MODULES:
+                            found.add((name, f"imports {imported}"))
+            elif isinstance(node, ast.Import):
+                found |= {
+                    (name, f"imports {a.name}") for a in node.names if a.name in ENGINE_MODULES
+                }
+            elif isinstance(node, ast.FunctionDef) and node.name == "is_url":
+                found.add((name, "defines is_url"))
+            elif isinstance(node, ast.Call):
+                called = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if called == "is_url":
+                    found.add((name, "is_url"))
+                elif (
+                    called == "isinstance"
+                    and len(node.args) == 2
+                    and isinstance(node.args[0], ast.Name)
+                    and node.args[0].id in TARGET_NAMES
+                    and getattr(node.args[1], "id", None) == "str"
+                ):
+                    found.add((name, f"isinstance({node.args[0].id}, str)"))
+    return found
+
+
+def test_engine_branches_are_found(tmp_path: Path) -> None:
+    """The scan sees each kind of branch, relative and absolute imports alike."""
+    package = tmp_path / "orchestrator"
+    (package / "commands").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "commands" / "__init__.py").write_text("")
+    (package / "commands" / "x.py").write_text(
+        "from ..store import sqlite as backend\n"
+        "import orchestrator.store.postgres\n"
+        "from ..store.targets import is_url\n"
+        "def f(db_path, value):\n"
+        "    if isinstance(db_path, str) or isinstance(value, str):\n"
+        "        return is_url(db_path)\n"
+    )
+    assert engine_branches(package) == {
+        ("orchestrator.commands.x", "imports orchestrator.store.sqlite"),
+        ("orchestrator.commands.x", "imports orchestrator.store.postgres"),
+        ("orchestrator.commands.x", "is_url"),
+        ("orchestrator.commands.x", "isinstance(db_path, str)"),
+    }
+
+
+def test_no_engine_branch_outside_the_backends() -> None:
+    """Code above ``orchestrator/store/`` asks the backend what differs between engines
+    (``Backend.initialise``, ``served_directly``, ``back_up_whole``, ``missing``...), never
+    tests which engine a target names, but where :data:`ENGINE_BRANCHES_ALLOWED` says why."""
+    found = engine_branches()
+    assert sorted(found - set(ENGINE_BRANCHES_ALLOWED)) == []  # a new branch: ask the backend
+    assert sorted(set(ENGINE_BRANCHES_ALLOWED) - found) == []  # gone: drop it from the list
 
 
 @pytest.mark.parametrize("package", ["orchestrator", "orchestrator.claude_code"])

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from backends import Target, rows
+from backends import Target, is_postgres, rows
 from click.testing import CliRunner
 
 from orchestrator.cli import cli as cli_group
-from orchestrator.commands.maintenance import backup, init_database
+from orchestrator.commands.maintenance import back_up, backup, init_database, prune
 from orchestrator.store import sqlite as backend
 from orchestrator.store.migrations import migrations
 
@@ -202,3 +202,45 @@ def test_backup_and_init_force_keep_a_verified_file_on_either_backend(
         table: rows(backup_file, f"SELECT count(*) FROM {table}")[0][0] for table in tables
     } == (before)
     assert all(rows(db_target, f"SELECT count(*) FROM {table}") == [(0,)] for table in tables)
+
+
+def test_backup_prune_and_init_force_from_python_on_either_engine(
+    tmp_path: Path, db_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One function each for both engines (what differs is asked of the backend): a backup
+    holds every run, prune deletes the finished runs before the day, init --force backs the
+    store up and empties it."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from orchestrator.commands.demo import create_demo_database
+
+    monkeypatch.chdir(tmp_path)  # a server's backup is written here by default
+    db = db_target
+    end = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    asyncio.run(create_demo_database(db, prompts=120, days=20, seed=5, end=end))
+    ids = rows(db, "SELECT id FROM agents ORDER BY id")
+    assert ids
+
+    saved = back_up(db, tmp_path / "saved.db")
+    assert rows(saved.path, "SELECT id FROM agents ORDER BY id") == ids
+    copied = "verified: counts, sums and ids match; " if is_postgres(db) else ""
+    assert saved.checked == f"{copied}integrity check ok"
+
+    finished = "status IN ('completed', 'failed', 'cancelled') AND created_at < '2026-11-15'"
+    (old,) = rows(db, f"SELECT count(*) FROM agents WHERE {finished}")[0]
+    assert old > 0
+    pruned = prune(db, "2026-11-15")
+    assert pruned.runs == old
+    assert rows(db, f"SELECT count(*) FROM agents WHERE {finished}") == [(0,)]
+    if is_postgres(db):
+        assert pruned.freed_bytes is None  # a server's free space is not a file's
+    else:
+        assert pruned.freed_bytes is not None and pruned.freed_bytes > 0
+    kept = rows(db, "SELECT id FROM agents ORDER BY id")
+
+    result = init_database(db, force=True)
+    assert result.backup is not None
+    assert rows(result.backup, "SELECT id FROM agents ORDER BY id") == kept
+    assert rows(db, "SELECT count(*) FROM agents") == [(0,)]
+    assert (result.created, result.emptied) == ((None, True) if is_postgres(db) else (True, False))

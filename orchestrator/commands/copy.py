@@ -60,7 +60,7 @@ from urllib.parse import urlsplit
 from ..core.errors import OrchestratorError
 from ..core.ids import utc_now
 from ..store.backend import Backend
-from ..store.targets import backend_for, is_url
+from ..store.targets import backend_for
 
 #: Rows read and written at a time.
 CHUNK = 5000
@@ -312,9 +312,9 @@ async def copy(
     """Copy ``source`` into ``target``; raise CopyMismatch when the verification fails.
     With ``expect`` (a :meth:`~orchestrator.store.backend.Backend.identity`), raise
     :class:`AnotherStore` and copy nothing when the source is not that store."""
-    if not is_url(source) and not os.path.exists(source):
-        raise FileNotFoundError(f"no database at {source}")
     src, dst = backend_for(source), backend_for(target)
+    if (missing := src.missing()) is not None:
+        raise FileNotFoundError(missing)
     identity = await src.identity()
     if expect is not None and identity != expect:
         raise AnotherStore(
@@ -364,27 +364,6 @@ def backup_store(
     with ``PRAGMA integrity_check``. Raises FileExistsError when ``dest`` exists; on any
     failure the partial file is deleted."""
     return asyncio.run(_backup_store(source, dest))
-
-
-def reset_store(url: str, dest: str | os.PathLike[str] | None = None) -> tuple[Path, CopyResult]:
-    """``init --force`` of a server's store: back it up (:func:`backup_store`), then empty
-    it. Its tables are locked against writes from before the backup's first read to the
-    end (readers go on): nothing written in between is lost."""
-
-    async def run() -> tuple[Path, CopyResult]:
-        store = backend_for(url)
-        await store.open()
-        try:
-            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS))
-            async with store.transaction():
-                await store.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
-                saved = await _backup_store(url, dest)
-                await store.execute(f"TRUNCATE {names}")
-            return saved
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 async def _backup_store(

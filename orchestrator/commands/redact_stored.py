@@ -34,14 +34,13 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidInput
 from ..core.redact import redact, redact_text
 from ..core.rows import json_text
 from ..store.backend import Backend
-from ..store.targets import backend_for, is_url
+from ..store.targets import backend_for
 
 #: The columns the row builders redact, by table (``orchestrator.core.rows``).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -92,9 +91,9 @@ async def redact_stored_async(
     target: str | os.PathLike[str], *, dry_run: bool = False
 ) -> RedactResult:
     """:func:`redact_stored`, from a running event loop (an ADW, a notebook)."""
-    if not is_url(target) and not Path(target).is_file():
-        raise FileNotFoundError(f"no database at {target}")
     backend = backend_for(target)
+    if (missing := backend.missing()) is not None:
+        raise FileNotFoundError(missing)
     result = RedactResult(dry_run)
     await backend.open()
     try:

@@ -16,14 +16,41 @@ SQLite (:class:`orchestrator.store.sqlite.SQLiteBackend`) for a path, PostgreSQL
 from __future__ import annotations
 
 import contextlib
+import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 #: An exception class, or a tuple of them (what ``except`` and ``isinstance`` take).
 Errors = type[Exception] | tuple[type[Exception], ...]
+#: How a store with no backup of its own (:meth:`Backend.back_up_whole` is None) is backed
+#: up: a copy into a new SQLite file, verified (:func:`orchestrator.commands.copy.backup_store`),
+#: its path and what the verification compared. Given by the command layer: copying is a
+#: command, which this layer does not import.
+CopyBackup = Callable[[], Awaitable[tuple[Path, str]]]
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``orchestrator init`` did (:meth:`Backend.initialise`)."""
+
+    path: Path | str  # the file; a server's store: its URL without the password
+    created: bool | None  # a new store; False: upgraded in place; None: not told (a server's)
+    migrations: list[str]  # every migration the schema now has, oldest first
+    backup: Path | None = None  # where ``force`` copied the previous content
+    applied: list[str] = field(default_factory=list)  # migrations applied by this call
+    repaired: list[str] = field(default_factory=list)  # missing objects it re-created
+    backup_verified: str | None = None  # what a copied backup was checked for, beyond integrity
+    emptied: bool = False  # ``force`` emptied it in place (rather than creating it afresh)
+
+    @property
+    def latest(self) -> str:
+        """The newest migration applied: the schema's version."""
+        return self.migrations[-1]
 
 
 class Backend(ABC):
@@ -42,6 +69,10 @@ class Backend(ABC):
     #: server's answer): then they need an event loop. An SQLite backend opened
     #: ``in_thread`` never suspends, and :func:`run_blocking` runs its work without one.
     suspends: bool = True
+
+    #: Whether Datasette serves the store as it is (an SQLite file); ``orchestrator serve``
+    #: serves any other from an SQLite snapshot copied from it.
+    served_directly: bool = False
 
     @property
     @abstractmethod
@@ -121,6 +152,37 @@ class Backend(ABC):
         self, deferred: dict[str, tuple[str, int]]
     ) -> None:
         """Index the rows added since :meth:`defer_search_index` and resume indexing."""
+
+    # -- what the maintenance commands ask of each engine (init, backup, prune) ----------
+
+    def missing(self) -> str | None:
+        """``no database at …`` when it is known without connecting that there is no store
+        here (an SQLite file not there); None otherwise (a server's store is found, or not,
+        once connected). For a command that reads or changes a store it expects."""
+        return None
+
+    @abstractmethod
+    async def initialise(
+        self, *, force: bool, copy_backup: CopyBackup, tables: Sequence[str]
+    ) -> InitResult:
+        """Create the store or bring its schema up to date (``orchestrator init``). With
+        ``force``, first back up what it holds (by the engine's own means, else by
+        ``copy_backup``) and empty it (``tables``, where an engine empties them one by one:
+        the migrations' fixed rows stay), with writers kept out until it is empty. Needs
+        no :meth:`open`."""
+
+    def back_up_whole(self, dest: str | os.PathLike[str] | None) -> Path | None:
+        """Copy the store into the new SQLite file ``dest`` by the engine's own means, checked
+        with ``PRAGMA integrity_check``, and return its path; None where the engine has none
+        (by default: a backup is then a copy row by row, :data:`CopyBackup`). Needs no
+        :meth:`open`."""
+        return None
+
+    async def free_bytes(self) -> int | None:
+        """The bytes of free pages the store's file can reuse, inside the caller's
+        transaction; None where free space is not the file's (a server's: reused after
+        ``VACUUM``)."""
+        return None
 
     # -- what removing stored text for good asks of each engine (``orchestrator redact``)
 

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from . import postgres_migrations as pg_migrations
-from .backend import Backend, Params
+from .backend import Backend, CopyBackup, InitResult, Params
 from .urls import redact_url
 
 SCHEMES = ("postgresql", "postgres")
@@ -278,6 +278,34 @@ class PostgresBackend(Backend):
         return (
             f"postgresql:{server}/{where['db']}@{where['db_oid']}/"
             f"{where['schema']}@{where['schema_oid']}"
+        )
+
+    async def initialise(
+        self, *, force: bool, copy_backup: CopyBackup, tables: Sequence[str]
+    ) -> InitResult:
+        """The schema created or upgraded (:func:`init_database`); ``force``: then backed up by
+        ``copy_backup`` and emptied (``TRUNCATE`` of ``tables``), its
+        tables locked against writes from before the backup's first read to the end
+        (readers go on): nothing written in between is lost."""
+        saved, verified = None, None
+        await self.open()  # creates or upgrades the schema
+        try:
+            names = await pg_migrations.applied_names(self._conn) or []
+            if force:
+                names_sql = ", ".join(tables)
+                async with self.transaction():
+                    await self.execute(f"LOCK TABLE {names_sql} IN EXCLUSIVE MODE")
+                    saved, verified = await copy_backup()
+                    await self.execute(f"TRUNCATE {names_sql}")
+        finally:
+            await self.close()
+        return InitResult(
+            path=self.location,
+            created=None,
+            migrations=names,
+            backup=saved,
+            backup_verified=verified,
+            emptied=force,
         )
 
     async def empty(self, tables: Sequence[str]) -> None:

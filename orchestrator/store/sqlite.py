@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import OrchestratorError
 from ..core.ids import utc_now
 from . import migrations
-from .backend import Backend, Params
+from .backend import Backend, CopyBackup, InitResult, Params
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -555,6 +555,8 @@ class SQLiteBackend(Backend):
         sqlite3.DataError,
     )
 
+    served_directly = True  # Datasette reads SQLite files
+
     def __init__(self, path: str | os.PathLike[str], *, in_thread: bool = False) -> None:
         """``in_thread=True``: the driver runs in the caller's thread (each call blocks
         it, no event loop is needed: :func:`~orchestrator.store.backend.run_blocking`), for a
@@ -685,6 +687,56 @@ class SQLiteBackend(Backend):
         """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
         found = file_id(self.path)
         return None if found is None else f"sqlite:{found[0]}:{found[1]}"
+
+    def missing(self) -> str | None:
+        return None if self.path.is_file() else f"no database at {self.location}"
+
+    async def initialise(
+        self, *, force: bool, copy_backup: CopyBackup, tables: Sequence[str]
+    ) -> InitResult:
+        """Every table, index and trigger the migrations create is checked; a missing one is
+        re-created and the totals and summaries it keeps recomputed from the recorded rows
+        (``repaired``). ``force``: :func:`start_afresh` first (the file backed up beside
+        itself, verified, then emptied in place under an exclusive lock: DatabaseInUse, and
+        nothing changed, while another connection has it open); neither ``copy_backup`` nor
+        ``tables`` is needed (the whole file is emptied). Raises NotADatabase, SchemaTooNew,
+        or sqlite3.OperationalError when the file cannot be opened."""
+        path, saved = self.path, None
+        created = not path.exists()
+        if force and not created:
+            saved = start_afresh(path)
+            created = True
+        conn = connect(path, migrate=False)
+        try:
+            check = ensure_schema(conn, path, verify=True, repair=True)
+            names = migrations.applied_names(conn) or []
+        finally:
+            conn.close()
+        return InitResult(
+            path=path,
+            created=created,
+            migrations=names,
+            backup=saved,
+            applied=check.applied,
+            repaired=check.repaired,
+        )
+
+    def back_up_whole(self, dest: str | os.PathLike[str] | None) -> Path | None:
+        """SQLite's online backup API (:func:`backup_connection`): consistent, committed WAL
+        content included, while other processes write; ``dest`` defaults to
+        ``<path>.<UTC timestamp>.bak``."""
+        source = sqlite3.connect(os.fspath(self.path), timeout=BUSY_TIMEOUT_S)
+        try:
+            return backup_connection(source, self.path, dest)
+        finally:
+            source.close()
+
+    async def free_bytes(self) -> int | None:
+        found = await self.fetchone(
+            "SELECT page_size * freelist_count AS free FROM pragma_page_size, pragma_freelist_count"
+        )
+        assert found is not None
+        return int(found["free"])
 
     async def empty(self, tables: Sequence[str]) -> None:
         """As ``orchestrator init --force`` does (:func:`start_afresh`): the file backed up
