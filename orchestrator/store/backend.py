@@ -9,6 +9,11 @@ migrating, connection settings, how a write transaction takes its lock, the
 driver's exceptions and placeholder style. The schema itself (DDL, triggers,
 full-text search) belongs to each backend's migrations.
 
+Reading asks it too, with no :meth:`Backend.open`: :meth:`Backend.read` runs one query
+read-only in the store's :attr:`Backend.dialect` (reports), :meth:`Backend.feed` follows
+what is committed (``orchestrator tail``, through a :class:`Feed`), and a backend made
+``read_only`` reads a file this process cannot write (budgets).
+
 SQLite (:class:`orchestrator.store.sqlite.SQLiteBackend`) for a path, PostgreSQL
 (:class:`orchestrator.store.postgres.PostgresBackend`) for a ``postgresql://`` URL.
 """

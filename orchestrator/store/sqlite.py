@@ -716,8 +716,9 @@ class SQLiteBackend(Backend):
     def feed(self, *, upgrade: bool = False) -> SQLiteFeed:
         """A :class:`SQLiteFeed` of the file; it raises :class:`DatabaseReplaced` once the file
         at :attr:`path` is deleted or replaced, having closed the connection to the old one."""
-        if not self.path.exists():
-            raise FileNotFoundError(f"no database at {self.path}")
+        absent = self.missing()
+        if absent:
+            raise FileNotFoundError(absent)
         if upgrade:
             connect(self.path).close()
         conn = sqlite3.connect(
