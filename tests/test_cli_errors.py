@@ -23,7 +23,11 @@ from backends import Target, postgres_admin, rows, with_search_path
 from servers import free_port
 
 from orchestrator import DatabaseManager
+from orchestrator.reports.canned import run_report
+from orchestrator.reports.notebooks import has_data
+from orchestrator.reports.tail import EventSource, follow
 from orchestrator.store import sqlite as backend
+from orchestrator.writer.budgets import remove_budget, set_budget, statuses
 
 UNREACHABLE = "postgresql://127.0.0.1:1/x"
 
@@ -172,6 +176,33 @@ def test_budget_check_exits_1_only_over_budget(tmp_path: Path) -> None:
         failed = orchestrator("budget", "check", "--db", str(target))
         assert_one_line(failed, str(target))
         assert failed.returncode == 2
+
+
+#: What reads or changes a store from Python, given where it should be.
+READERS: dict[str, Callable[[Path], object]] = {
+    "run_report": lambda db: run_report("runs", db),
+    "EventSource.open": lambda db: EventSource.open(db),
+    "follow": lambda db: next(follow(db, duration=0)),
+    "statuses": lambda db: statuses(db),
+    "set_budget": lambda db: set_budget(db, "workflow", "plan", daily_usd=1),
+    "remove_budget": lambda db: remove_budget(db, "workflow", "plan"),
+}
+
+
+@pytest.mark.parametrize("name", READERS)
+def test_a_folder_is_no_database_to_read(tmp_path: Path, name: str) -> None:
+    """Given a folder (the CLI refuses one as it parses), each reader says there is no
+    database there, as for a missing file, and creates nothing in it."""
+    with pytest.raises(FileNotFoundError, match=f"^no database at {tmp_path}"):
+        READERS[name](tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_notebook_says_a_folder_is_no_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert has_data(tmp_path) is False
+    assert capsys.readouterr().out.startswith(f"**No database at `{tmp_path}`.**")
 
 
 @pytest.mark.parametrize("name", sorted(POSTGRES))

@@ -165,25 +165,11 @@ ENGINE_BRANCHES_ALLOWED = {
     ("orchestrator.reports.pg_sql", "imports orchestrator.store.sqlite"): (
         "the PostgreSQL translation of report SQL reads SQLite's schema"
     ),
-    ("orchestrator.reports.postgres", "imports orchestrator.store.postgres"): (
-        "PostgreSQL's reports connect with its driver"
-    ),
     # Start-up cost: the hook runs before every tool call of Claude Code.
     ("orchestrator.claude_code.hook", "defines is_url"): "no import of the store's targets",
     ("orchestrator.claude_code.hook", "is_url"): "opens the one engine it writes to",
     ("orchestrator.claude_code.hook", "imports orchestrator.store.sqlite"): "its write path",
     ("orchestrator.claude_code.hook", "imports orchestrator.store.postgres"): "its write path",
-    # Not yet asked of the backend (issue 22 left them): a read path per engine, each
-    # chosen by the target's spelling.
-    ("orchestrator.reports.canned", "is_url"): "a report of a server's store: reports.postgres",
-    ("orchestrator.reports.canned", "imports orchestrator.store.sqlite"): "read-only opening",
-    ("orchestrator.reports.notebooks", "is_url"): "a notebook's label and has_data per engine",
-    ("orchestrator.reports.notebooks", "imports orchestrator.store.sqlite"): "DEFAULT_DB",
-    ("orchestrator.reports.tail", "is_url"): "a feed per engine (_SQLiteFeed, _PostgresFeed)",
-    ("orchestrator.reports.tail", "imports orchestrator.store.sqlite"): "the file's feed",
-    ("orchestrator.reports.tail", "imports orchestrator.store.postgres"): "the server's feed",
-    ("orchestrator.writer.budgets", "is_url"): "budget set/remove/status: sqlite3 or the seam",
-    ("orchestrator.writer.budgets", "imports orchestrator.store.sqlite"): "connect_existing",
 }
 
 

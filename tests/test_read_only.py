@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,39 @@ def test_a_database_whose_path_holds_uri_characters_is_read(folder: Path) -> Non
     finally:
         conn.close()
     assert not list(decoded.iterdir())
+
+
+def test_budgets_are_listed_from_a_database_it_cannot_write(folder: Path) -> None:
+    """``budget list`` reads through the backend opened read-only: on a read-only
+    filesystem the spend is the prompts' and nothing is created beside the file."""
+    from orchestrator.writer.budgets import set_budget, statuses, windows
+
+    path = folder / "orchestrator.db"
+    conn = sqlite3.connect(path)
+    workflow, last = conn.execute(
+        "SELECT o.name, max(p.created_at) FROM prompts p JOIN agents a ON a.id = p.agent_id "
+        "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id "
+        "GROUP BY o.name ORDER BY max(p.created_at) DESC LIMIT 1"
+    ).fetchone()
+    now = datetime.fromisoformat(last.replace("Z", "+00:00"))  # the day of its last prompt
+    today, first, *_ = windows(now)
+    month, day = (
+        conn.execute(
+            "SELECT coalesce(sum(p.cost_usd), 0) FROM prompts p "
+            "JOIN agents a ON a.id = p.agent_id "
+            "JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id "
+            "WHERE o.name = ? AND substr(p.created_at, 1, 10) BETWEEN ? AND ?",
+            (workflow, start, today),
+        ).fetchone()[0]
+        for start in (first, today)
+    )
+    conn.close()
+    set_budget(path, "workflow", workflow, daily_usd=0.01, monthly_usd=1000)
+    backend.connect(path).close()  # the last to close removes -wal, -shm
+    assert day > 0
+    with read_only(folder) as view:
+        (found,) = statuses(view / "orchestrator.db", now)
+        assert sorted(p.name for p in view.iterdir()) == ["orchestrator.db"]
+    assert (found.budget.scope, found.budget.name) == ("workflow", workflow)
+    assert found.spent_month == pytest.approx(month)
+    assert found.spent_today == pytest.approx(day)

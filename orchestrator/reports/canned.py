@@ -20,7 +20,7 @@ import os
 import re
 import sqlite3
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -180,32 +180,41 @@ def run_report(
         )
     check_date_window(given)
     values = {key: given.get(key, "") for key in report.parameters}
-    own = conn is None
     if conn is None:
         # Imported here: the status line reads report SQL without the schema's modules.
-        from ..store import sqlite as backend
-        from ..store.targets import default_target, is_url
+        from ..store.targets import backend_for, default_target
 
-        target = db_path if db_path is not None else default_target()
-        if is_url(target):
-            from . import postgres as pg_reports
-
-            columns, rows = pg_reports.run(str(target), report.sql, values)
-            return ReportResult(columns, rows)
-        path = Path(target)
-        if not path.exists():
+        store = backend_for(db_path if db_path is not None else default_target())
+        absent = store.missing()
+        if absent:
             raise FileNotFoundError(
-                f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
+                f"{absent}: run `orchestrator init` or `orchestrator demo` first"
             )
-        conn = backend.open_for_reading(path)  # upgraded first, or checked if read-only
+        sql, args = IN_DIALECT[store.dialect](report.sql, values)
+        return ReportResult(*store.read(sql, args, functions=sql_functions.register))
     sql_functions.register(conn)
-    try:
-        cursor = conn.execute(report.sql, values)
-        columns = [description[0] for description in cursor.description or []]
-        return ReportResult(columns, [tuple(row) for row in cursor.fetchall()])
-    finally:
-        if own:
-            conn.close()
+    cursor = conn.execute(report.sql, values)
+    columns = [description[0] for description in cursor.description or []]
+    return ReportResult(columns, [tuple(row) for row in cursor.fetchall()])
+
+
+def _as_written(sql: str, values: dict[str, str]) -> tuple[str, dict[str, str]]:
+    return sql, values
+
+
+def _in_postgres(sql: str, values: dict[str, str]) -> tuple[str, list[str]]:
+    from .postgres import in_postgres
+
+    return in_postgres(sql, values)
+
+
+#: Report SQL (metadata.yml's, written for SQLite) and its values by parameter name, as a
+#: store of each dialect (:attr:`orchestrator.store.backend.Backend.dialect`) runs them.
+#: Translating is the reports' business (sqlglot): the store says which SQL it speaks.
+IN_DIALECT: dict[str, Callable[[str, dict[str, str]], tuple[str, Any]]] = {
+    "sqlite": _as_written,
+    "postgres": _in_postgres,
+}
 
 
 def check_date_window(params: Mapping[str, Any]) -> None:

@@ -67,47 +67,41 @@ def database_path() -> Path | str:
     set, a file or a ``postgresql://`` URL; else ``orchestrator.db`` in the working folder
     if there is one, else the project's (beside ``notebooks/``: Jupyter runs a notebook
     in its own folder)."""
-    from ..store.sqlite import DEFAULT_DB
     from ..store.targets import default_target
 
+    target = default_target()
     if os.environ.get("ORCHESTRATOR_DB") or os.environ.get("DATABASE_PATH"):
-        return default_target()
-    here = Path(DEFAULT_DB)
-    return here if here.exists() else NOTEBOOKS_DIR.parent / DEFAULT_DB
+        return target
+    # The default file's name (orchestrator.db), here or beside notebooks/.
+    return target if Path(target).exists() else NOTEBOOKS_DIR.parent / target
 
 
 def shown(db_path: str | os.PathLike[str]) -> str:
     """A database for the page: a path, or a URL without its password."""
-    from ..store.targets import is_url
+    from ..store.targets import backend_for
 
-    if is_url(db_path):
-        from ..store.targets import redact_url
-
-        return redact_url(str(db_path))
-    return str(Path(db_path))
+    return backend_for(db_path).location
 
 
 def has_data(db_path: str | os.PathLike[str]) -> bool:
     """Whether ``db_path`` (a file or a ``postgresql://`` URL) holds runs to analyse; if
     not, :func:`say` why, plainly."""
-    from ..store.targets import is_url
+    from ..store.targets import backend_for
     from .analysis import has_history
 
-    label = shown(db_path)
-    if is_url(db_path):
-        try:
-            found = has_history(db_path)
-        except ConnectionError as exc:
-            say(f"**Cannot read `{label}`:** {exc}. Check `ORCHESTRATOR_DB`, then run again.")
-            return False
-    else:
-        if not Path(db_path).exists():
-            say(
-                f"**No database at `{label}`.** Set `ORCHESTRATOR_DB` to your database, or "
-                "create a demo one with `orchestrator demo orchestrator.db`, then run again."
-            )
-            return False
+    store = backend_for(db_path)
+    label = store.location
+    if store.missing():
+        say(
+            f"**No database at `{label}`.** Set `ORCHESTRATOR_DB` to your database, or "
+            "create a demo one with `orchestrator demo orchestrator.db`, then run again."
+        )
+        return False
+    try:
         found = has_history(db_path)
+    except ConnectionError as exc:  # a server's store
+        say(f"**Cannot read `{label}`:** {exc}. Check `ORCHESTRATOR_DB`, then run again.")
+        return False
     if not found:
         say(
             f"**No data yet: the database `{label}` is empty** (no runs recorded), so there "
@@ -164,15 +158,14 @@ def execute_notebook(
     import nbformat
     from nbclient import NotebookClient
 
-    from ..store.targets import default_target, is_url
+    from ..store.targets import default_target, resolved
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     if parameters:
         _inject_parameters(nb, parameters)
     database = db_path if db_path is not None else default_target()
-    target = str(database) if is_url(database) else os.fspath(Path(database).resolve())
-    env = {**os.environ, "ORCHESTRATOR_DB": target}
+    env = {**os.environ, "ORCHESTRATOR_DB": resolved(database)}
     client = NotebookClient(
         nb,
         timeout=timeout,

@@ -1,29 +1,27 @@
 """The canned reports on PostgreSQL: each report's SQL, translated once, run with asyncpg.
 
-:func:`orchestrator.reports.canned.run_report` comes here for a ``postgresql://`` URL. The SQL is
-metadata.yml's, written for SQLite; :mod:`orchestrator.reports.pg_sql` translates it into
-PostgreSQL that returns the same rows. Translating costs sqlglot's import (about 0.25 s)
+:func:`orchestrator.reports.canned.run_report` comes here (``IN_DIALECT``) for a store whose
+:attr:`~orchestrator.store.backend.Backend.dialect` is PostgreSQL's. The SQL is metadata.yml's,
+written for SQLite; :mod:`orchestrator.reports.pg_sql` translates it into PostgreSQL that
+returns the same rows. Translating costs sqlglot's import (about 0.25 s)
 and the schema's (0.6 s), so each translation is kept on disk beside the parsed metadata
 (:func:`translated`): a report on PostgreSQL imports neither once its SQL has been
-translated by this version of the code. Reports run in a read-only transaction, on a
-database migrated first like every opener does.
+translated by this version of the code. Reports run through the store's
+:meth:`~orchestrator.store.backend.Backend.read`: in a read-only transaction, on a database
+migrated first like every opener does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import importlib.util
 import json
-from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .pg_sql import Translation
-
-T = TypeVar("T")
 
 
 # -- the cache -------------------------------------------------------------------------------
@@ -76,44 +74,17 @@ def translated(sql: str) -> Translation:
 # -- running ---------------------------------------------------------------------------------
 
 
+def in_postgres(sql: str, values: dict[str, str]) -> tuple[str, list[str]]:
+    """SQLite report SQL as PostgreSQL runs it (:func:`translated`) and its arguments, from
+    ``values`` by parameter name (missing: ``''``)."""
+    translation = translated(sql)
+    return translation.sql, [values.get(name, "") for name in translation.parameters]
+
+
 def run(url: str, sql: str, values: dict[str, str]) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run SQLite report SQL on the PostgreSQL database at ``url`` (migrated first, like
     every opener), read-only; ``values`` by parameter name (missing: ``''``). Returns
     the column names and the rows."""
-    translation = translated(sql)
-    args = [values.get(name, "") for name in translation.parameters]
-    return blocking(fetch(url, translation.sql, args))
+    from ..store.targets import backend_for
 
-
-async def fetch(
-    url: str, sql: str, args: Sequence[Any], conn: Any = None
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Columns and rows of PostgreSQL ``sql`` in a read-only transaction (on ``conn``, or
-    on a connection of its own to ``url``)."""
-    from ..store.postgres import connect
-
-    own = conn is None
-    if own:
-        conn = await connect(url)
-    try:
-        async with conn.transaction(readonly=True):
-            statement = await conn.prepare(sql)
-            rows = await statement.fetch(*args)
-            columns = [attribute.name for attribute in statement.get_attributes()]
-    finally:
-        if own:
-            await conn.close()
-    return columns, [tuple(row) for row in rows]
-
-
-def blocking(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` to its end from synchronous code, even where an event loop is
-    already running (Jupyter's): then on a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+    return backend_for(url).read(*in_postgres(sql, values))

@@ -1,19 +1,16 @@
 """Following the database as it is written: runs starting and ending, prompts and logs.
 
-:class:`EventSource` watches one read-only connection. On SQLite, ``PRAGMA data_version``
-says whether another connection committed anything since the last look (no table is
-read), and a rowid watermark per table gives exactly the rows added since, through the
-tables' rowid b-trees. Runs still going and prompts still pending are re-read by id after
-each change, so a run's end and a prompt's cost show up too. An idle poll is that one
-pragma, so following costs nothing measurable, and each look is one short read
-transaction, which in WAL mode never makes the writer wait.
-
-On PostgreSQL writers commit in any order, so no growing number marks what a follower
-has seen; a snapshot does. Each followed row holds the transaction that inserted it
-(``tx_id``, indexed); the rows new since the last look are those of the transactions
-that look's snapshot saw running or that began after it, committed by now: index range
-scans, whatever the tables' size. An idle poll compares the server's current snapshot
-with the last one (one short query, no table read).
+:class:`EventSource` watches one read-only connection: the store's
+:class:`~orchestrator.store.backend.Feed` (:meth:`~orchestrator.store.backend.Backend.feed`),
+which says whether anything was committed since the last look without reading a table, and
+marks where the reader is in each table. On SQLite that is ``PRAGMA data_version`` and a
+rowid per table, which gives exactly the rows added since through the tables' rowid
+b-trees; on PostgreSQL, where writers commit in any order, a snapshot and the transaction
+id each followed row holds (``tx_id``, indexed): index range scans, whatever the tables'
+size. Runs still going and prompts still pending are re-read by id after each change, so a
+run's end and a prompt's cost show up too. An idle poll is one short query, so following
+costs nothing measurable, and each look is one short read transaction, which never makes
+the writer wait.
 
 :func:`follow` yields :class:`Event` objects as they land, like ``tail -f``; the
 ``orchestrator tail`` command prints them and the Datasette live page (``/-/live``)
@@ -23,20 +20,17 @@ streams them to the browser.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..core.ids import format_timestamp
-from ..store.targets import is_url
 
 if TYPE_CHECKING:
-    from ..store.sqlite import OpenedFiles
+    from ..store.backend import Feed
 
 #: Seconds between two looks at the database: an event shows within this of its commit.
 POLL_INTERVAL_S = 0.25
@@ -224,198 +218,6 @@ class _Run:
         )
 
 
-class _SQLiteFeed:
-    """What :class:`EventSource` reads an SQLite file through: a read-only connection,
-    ``PRAGMA data_version`` for "anything committed?", a rowid watermark per table."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.opened: OpenedFiles | None = None  # the file followed, when opened by path
-        self._version: int | None = None
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, params).fetchall()
-
-    def changed(self) -> bool:
-        """Whether anything was committed since the last look."""
-        opened = self.opened
-        if opened is not None and opened.moved():
-            # The old file's log must not stay beside the new one (OpenedFiles.release).
-            with opened.release():
-                self.conn.close()
-            raise opened.replaced()
-        version = self.rows("PRAGMA data_version")[0][0]
-        if version == self._version:
-            return False
-        self._version = version
-        return True
-
-    def again(self) -> None:
-        """More rows wait than one look reads: the next poll looks whatever changed."""
-        self._version = None
-
-    def begin(self) -> None:
-        self.conn.execute("BEGIN")
-
-    def end(self) -> None:
-        self.conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def mark(self, table: str) -> int:
-        """The watermark of ``table`` now: every row up to it has been seen."""
-        return int(self.rows(f"SELECT coalesce(max(rowid), 0) FROM {table}")[0][0])
-
-    def range(
-        self, alias: str, after: int | None, upto: int, limit: int
-    ) -> tuple[str, str, list[Any], str]:
-        """(the position column, the condition, its values, the order) of the next
-        ``limit`` rows after ``after``, or the ``limit`` newest up to ``upto`` when
-        ``after`` is None."""
-        if after is None:  # newest first by the time index every table has
-            order = f"{alias}.created_at DESC, {alias}.rowid DESC LIMIT {limit}"
-            return f"{alias}.rowid", f"{alias}.rowid <= ?", [upto], order
-        return f"{alias}.rowid", f"{alias}.rowid > ?", [after], f"{alias}.rowid LIMIT {limit}"
-
-    def moved_past(self, table: str, after: int, rows: list[tuple[Any, ...]], limit: int) -> int:
-        """The watermark after reading ``rows`` past ``after``: the last row's when a
-        whole batch was read (more may wait), else the table's end in this snapshot."""
-        if len(rows) >= limit:
-            self.again()
-            return int(rows[-1][0])
-        return max(after, self.mark(table))
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """A PostgreSQL snapshot (``pg_current_snapshot()``): every transaction below ``xmax``
-    but those in ``xip`` had ended when it was taken."""
-
-    text: str  # xmin:xmax:xip,xip,...
-
-    @property
-    def xmax(self) -> str:
-        return self.text.split(":")[1]
-
-    @property
-    def xip(self) -> str:
-        return self.text.split(":")[2]
-
-
-@dataclass(frozen=True)
-class _Mark:
-    """Where a PostgreSQL follower is in one table: every row of a transaction ``seen``
-    shows as ended has been read; a round of reading the rows ``round`` shows as ended
-    has reached ``cursor`` (tx_id, id) when a batch did not hold them all."""
-
-    seen: _Snapshot
-    round: _Snapshot | None = None
-    cursor: tuple[str, str] | None = None
-
-
-class _PostgresFeed:
-    """What :class:`EventSource` reads a PostgreSQL store through: one connection (asyncpg,
-    on an event loop in a thread of its own, so that it is called like sqlite3 from any
-    thread, a running event loop's included), read-only REPEATABLE READ transactions, a
-    snapshot per table as its watermark (:class:`_Mark`)."""
-
-    def __init__(self, url: str) -> None:
-        import asyncio
-        import threading
-
-        from ..store.postgres import connect
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="orchestrator-tail", daemon=True
-        )
-        self._thread.start()
-        try:
-            self.conn = self._run(connect(url))  # migrated first
-        except BaseException:
-            self._stop()
-            raise
-        self._last: str | None = None  # the snapshot of the last look
-        self._current: _Snapshot | None = None  # the open read's
-
-    def _run(self, call: Any) -> Any:
-        import asyncio
-
-        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
-
-    def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        from ..store.postgres import to_dollar
-
-        return [tuple(row) for row in self._run(self.conn.fetch(to_dollar(sql), *params))]
-
-    def changed(self) -> bool:
-        # Any transaction that began writing or ended since changes the snapshot.
-        return bool(self._run(self.conn.fetchval(_SNAPSHOT)) != self._last)
-
-    def again(self) -> None:
-        self._last = None
-
-    def begin(self) -> None:
-        self._run(self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        self._current = _Snapshot(self._run(self.conn.fetchval(_SNAPSHOT)))
-        self._last = self._current.text
-
-    def end(self) -> None:
-        self._run(self.conn.execute("COMMIT"))
-
-    def close(self) -> None:
-        try:
-            self._run(self.conn.close())
-        finally:
-            self._stop()
-
-    def mark(self, table: str) -> _Mark:
-        assert self._current is not None
-        return _Mark(self._current)
-
-    def range(
-        self, alias: str, after: _Mark | None, upto: _Mark, limit: int
-    ) -> tuple[str, str, list[Any], str]:
-        position = f"{alias}.tx_id::text || ' ' || {alias}.id"
-        if after is None:  # the backlog, read with the marks: every row seen is up to them
-            return position, "TRUE", [], f"{alias}.created_at DESC, {alias}.id DESC LIMIT {limit}"
-        assert self._current is not None
-        round_ = after.round or self._current
-        # The transactions `seen` showed running or began after it (index range scans),
-        # that had ended when `round_` was taken (committed: their rows are visible).
-        condition = (
-            f"({alias}.tx_id >= ?::text::xid8 "
-            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[])) "
-            f"AND {alias}.tx_id < ?::text::xid8 "
-            f"AND pg_visible_in_snapshot({alias}.tx_id, ?::text::pg_snapshot)"
-        )
-        params = [after.seen.xmax, after.seen.xip, round_.xmax, round_.text]
-        if after.cursor is not None:
-            condition += f" AND ({alias}.tx_id, {alias}.id) > (?::text::xid8, ?)"
-            params += list(after.cursor)
-        return position, condition, params, f"{alias}.tx_id, {alias}.id LIMIT {limit}"
-
-    def moved_past(
-        self, table: str, after: _Mark, rows: list[tuple[Any, ...]], limit: int
-    ) -> _Mark:
-        assert self._current is not None
-        round_ = after.round or self._current
-        if len(rows) >= limit:
-            self.again()
-            tx_id, _, row_id = str(rows[-1][0]).partition(" ")
-            return _Mark(after.seen, round_, (tx_id, row_id))
-        return _Mark(round_)
-
-
-_SNAPSHOT = "SELECT pg_current_snapshot()::text"
-
-
 class EventSource:
     """New events of one database, read on demand: call :meth:`poll` as often as you like.
 
@@ -424,14 +226,9 @@ class EventSource:
     Not thread-safe: use it from one thread at a time.
     """
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection | _SQLiteFeed | _PostgresFeed,
-        filters: EventFilter | None = None,
-        *,
-        backlog: int = 0,
-    ) -> None:
-        self._feed = _SQLiteFeed(conn) if isinstance(conn, sqlite3.Connection) else conn
+    def __init__(self, feed: Feed, filters: EventFilter | None = None, *, backlog: int = 0) -> None:
+        """Follow ``feed`` (:meth:`orchestrator.store.backend.Backend.feed`), closed with this."""
+        self._feed = feed
         self.filters = filters or EventFilter()
         self._where, self._params = self.filters.where()
         self._marks: dict[str, Any] = {}
@@ -458,32 +255,17 @@ class EventSource:
         :class:`~orchestrator.store.sqlite.DatabaseReplaced` once the file at ``target`` is
         deleted or replaced, having closed the connection to the old one.
         """
-        if is_url(target):
-            feed = _PostgresFeed(str(target))
-            try:
-                return cls(feed, filters, backlog=backlog)
-            except BaseException:
-                feed.close()
-                raise
-        from ..store.sqlite import OpenedFiles
+        from ..store.targets import backend_for
 
-        path = Path(target)
-        if not path.exists():
-            raise FileNotFoundError(f"no database at {path}")
-        conn = sqlite3.connect(
-            path.resolve().as_uri() + "?mode=ro",
-            uri=True,
-            isolation_level=None,  # autocommit: no read transaction held between looks
-            check_same_thread=False,  # the live page polls from worker threads, one at a time
-        )
+        return cls._over(backend_for(target).feed(), filters, backlog)
+
+    @classmethod
+    def _over(cls, feed: Feed, filters: EventFilter | None, backlog: int) -> EventSource:
         try:
-            source = cls(conn, filters, backlog=backlog)
+            return cls(feed, filters, backlog=backlog)
         except BaseException:
-            conn.close()
+            feed.close()
             raise
-        assert isinstance(source._feed, _SQLiteFeed)
-        source._feed.opened = OpenedFiles(path)  # after a first read: the -wal and -shm exist
-        return source
 
     def close(self) -> None:
         self._feed.close()
@@ -795,39 +577,29 @@ def follow(
         time.sleep(interval)
         return True
 
-    if is_url(path):
-        with EventSource.open(path, filters, backlog=backlog) as source:
-            yield from source.backlog
-            while True:
-                yield from source.poll()
-                if not waiting():
-                    return
+    from ..store.targets import backend_for
 
-    from ..store import sqlite as backend
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no database at {path}: run `orchestrator init` or `orchestrator demo` first"
-        )
+    store = backend_for(path)
+    absent = store.missing()
+    if absent:
+        raise FileNotFoundError(f"{absent}: run `orchestrator init` or `orchestrator demo` first")
     while True:
-        backend.connect(path).close()
-        with EventSource.open(path, filters, backlog=backlog) as source:
+        with EventSource._over(store.feed(upgrade=True), filters, backlog) as source:
             yield from source.backlog
             try:
                 while True:
                     yield from source.poll()
                     if not waiting():
                         return
-            except backend.DatabaseReplaced:
-                deleted = not path.exists()
+            except store.replaced_error:  # a file deleted or replaced (none on a server)
+                deleted = store.missing() is not None
         if notice is not None:
             notice(
-                f"{path} was deleted; following the next file created there"
+                f"{store.location} was deleted; following the next file created there"
                 if deleted
-                else f"{path} was replaced by another file; following the new one"
+                else f"{store.location} was replaced by another file; following the new one"
             )
-        while not path.exists():
+        while store.missing():
             if not waiting():
                 return
         backlog = 0  # the new file's history is not news

@@ -9,6 +9,11 @@ migrating, connection settings, how a write transaction takes its lock, the
 driver's exceptions and placeholder style. The schema itself (DDL, triggers,
 full-text search) belongs to each backend's migrations.
 
+Reading asks it too, with no :meth:`Backend.open`: :meth:`Backend.read` runs one query
+read-only in the store's :attr:`Backend.dialect` (reports), :meth:`Backend.feed` follows
+what is committed (``orchestrator tail``, through a :class:`Feed`), and a backend made
+``read_only`` reads a file this process cannot write (budgets).
+
 SQLite (:class:`orchestrator.store.sqlite.SQLiteBackend`) for a path, PostgreSQL
 (:class:`orchestrator.store.postgres.PostgresBackend`) for a ``postgresql://`` URL.
 """
@@ -73,6 +78,13 @@ class Backend(ABC):
     #: Whether Datasette serves the store as it is (an SQLite file); ``orchestrator serve``
     #: serves any other from an SQLite snapshot copied from it.
     served_directly: bool = False
+
+    #: The SQL dialect :meth:`read` takes (sqlglot's name). Report SQL is written in
+    #: SQLite's; :mod:`orchestrator.reports` translates it for another.
+    dialect: str = "sqlite"
+    #: Raised by a :meth:`feed` whose store was replaced under it (a file deleted, or
+    #: another moved there): follow the new one. None (``()``) where a store cannot be.
+    replaced_error: Errors = ()
 
     @property
     @abstractmethod
@@ -152,6 +164,27 @@ class Backend(ABC):
         self, deferred: dict[str, tuple[str, int]]
     ) -> None:
         """Index the rows added since :meth:`defer_search_index` and resume indexing."""
+
+    # -- what reading asks of each engine (reports, budgets, tail) --------------------
+
+    @abstractmethod
+    def read(
+        self, sql: str, params: Params = (), *, functions: Callable[[Any], None] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The column names and rows of one query in :attr:`dialect` (with its placeholders),
+        run read-only on a connection of its own, the schema brought up to date first (or
+        only checked where the store cannot be written). ``functions`` registers the SQL
+        functions the query uses on the new driver connection, where an engine keeps them
+        per connection (SQLite; PostgreSQL's are in its schema). Synchronous, needs no
+        :meth:`open`, works under a running event loop (Jupyter's). Raises FileNotFoundError
+        when there is no store (:meth:`missing`), ConnectionError when its server cannot be
+        reached."""
+
+    @abstractmethod
+    def feed(self, *, upgrade: bool = False) -> Feed:
+        """A :class:`Feed` of what is committed to the store, on a read-only connection of its
+        own; ``upgrade``: bring the schema up to date first (a server's store always is).
+        Raises as :meth:`read`. Needs no :meth:`open`."""
 
     # -- what the maintenance commands ask of each engine (init, backup, prune) ----------
 
@@ -292,6 +325,55 @@ class Backend(ABC):
         if isinstance(exc, self.row_errors):
             return True
         return isinstance(exc, Exception) and not isinstance(exc, self.database_error)
+
+
+class Feed(ABC):
+    """What is new in a store, read synchronously on a read-only connection of its own
+    (:class:`orchestrator.reports.tail.EventSource` follows events through it), from any
+    thread, one at a time. Each engine says in its own way whether anything was committed
+    (without reading a table) and where a reader is in each table: a *mark*, which only
+    the feed that made it understands."""
+
+    @abstractmethod
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (``?`` placeholders)."""
+
+    @abstractmethod
+    def changed(self) -> bool:
+        """Whether anything was committed since the last look (the store's
+        :attr:`Backend.replaced_error` once it was replaced, the connection closed)."""
+
+    @abstractmethod
+    def again(self) -> None:
+        """More rows wait than one look reads: the next :meth:`changed` says True."""
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Start a read-only transaction: one look sees one state of the store."""
+
+    @abstractmethod
+    def end(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def mark(self, table: str) -> Any:
+        """The mark of ``table`` in this look: every row up to it is seen."""
+
+    @abstractmethod
+    def range(
+        self, alias: str, after: Any, upto: Any, limit: int
+    ) -> tuple[str, str, list[Any], str]:
+        """(SQL of a row's position, the condition, its values, the order) selecting the
+        next ``limit`` rows of table ``alias`` after the mark ``after``, or the ``limit``
+        newest up to the mark ``upto`` when ``after`` is None."""
+
+    @abstractmethod
+    def moved_past(self, table: str, after: Any, rows: list[tuple[Any, ...]], limit: int) -> Any:
+        """The mark of ``table`` after reading ``rows`` (each with its position first) past
+        ``after``: the last row's when a whole batch was read (more may wait), else all of
+        this look."""
 
 
 def run_blocking(backend: Backend, work: Coroutine[Any, Any, T]) -> T:

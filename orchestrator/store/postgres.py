@@ -37,11 +37,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import postgres_migrations as pg_migrations
-from .backend import Backend, CopyBackup, InitResult, Params
+from .backend import Backend, CopyBackup, Feed, InitResult, Params
 from .urls import redact_url
 
 SCHEMES = ("postgresql", "postgres")
@@ -134,6 +135,7 @@ class PostgresBackend(Backend):
 
     #: A server stopped or cut off must not hang an ADW (DatabaseManager's timeout).
     timeout = 30.0
+    dialect = "postgres"
 
     def __init__(self, url: str) -> None:
         import asyncpg
@@ -400,6 +402,177 @@ class PostgresBackend(Backend):
 
     async def pause_triggers(self, table: str, paused: bool) -> None:
         await self.execute(f"ALTER TABLE {table} {'DISABLE' if paused else 'ENABLE'} TRIGGER USER")
+
+    def read(
+        self, sql: str, params: Params = (), *, functions: Callable[[Any], None] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """``sql`` with ``$n`` placeholders, in a read-only transaction (:func:`fetch`)."""
+        return blocking(fetch(self.url, sql, _positional(params)))
+
+    def feed(self, *, upgrade: bool = False) -> PostgresFeed:
+        return PostgresFeed(self.url)
+
+
+async def fetch(
+    url: str, sql: str, args: Sequence[Any], conn: Any = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Columns and rows of PostgreSQL ``sql`` in a read-only transaction (on ``conn``, or
+    on a connection of its own to ``url``, migrated first)."""
+    own = conn is None
+    if own:
+        conn = await connect(url)
+    try:
+        async with conn.transaction(readonly=True):
+            statement = await conn.prepare(sql)
+            rows = await statement.fetch(*args)
+            columns = [attribute.name for attribute in statement.get_attributes()]
+    finally:
+        if own:
+            await conn.close()
+    return columns, [tuple(row) for row in rows]
+
+
+def blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end from synchronous code, even where an event loop is
+    already running (Jupyter's): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+# -- following what is committed (orchestrator tail) -----------------------------------------
+# Writers commit in any order, so no growing number marks what a follower has seen; a
+# snapshot does. Each followed row holds the transaction that inserted it (``tx_id``,
+# indexed); the rows new since the last look are those of the transactions that look's
+# snapshot saw running or that began after it, committed by now: index range scans,
+# whatever the tables' size. An idle poll compares the server's current snapshot with the
+# last one (one short query, no table read).
+
+_SNAPSHOT = "SELECT pg_current_snapshot()::text"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A PostgreSQL snapshot (``pg_current_snapshot()``): every transaction below ``xmax``
+    but those in ``xip`` had ended when it was taken."""
+
+    text: str  # xmin:xmax:xip,xip,...
+
+    @property
+    def xmax(self) -> str:
+        return self.text.split(":")[1]
+
+    @property
+    def xip(self) -> str:
+        return self.text.split(":")[2]
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where a follower is in one table: every row of a transaction ``seen`` shows as ended
+    has been read; a round of reading the rows ``round`` shows as ended has reached
+    ``cursor`` (tx_id, id) when a batch did not hold them all."""
+
+    seen: _Snapshot
+    round: _Snapshot | None = None
+    cursor: tuple[str, str] | None = None
+
+
+class PostgresFeed(Feed):
+    """A :class:`~orchestrator.store.backend.Feed` of a PostgreSQL store: one connection
+    (asyncpg, on an event loop in a thread of its own, so that it is called like sqlite3
+    from any thread, a running event loop's included), read-only REPEATABLE READ
+    transactions, a snapshot per table as its mark (:class:`_Mark`)."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="orchestrator-tail", daemon=True
+        )
+        self._thread.start()
+        try:
+            self.conn = self._run(connect(url))  # migrated first
+        except BaseException:
+            self._stop()
+            raise
+        self._last: str | None = None  # the snapshot of the last look
+        self._current: _Snapshot | None = None  # the open read's
+
+    def _run(self, call: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._run(self.conn.fetch(to_dollar(sql), *params))]
+
+    def changed(self) -> bool:
+        # Any transaction that began writing or ended since changes the snapshot.
+        return bool(self._run(self.conn.fetchval(_SNAPSHOT)) != self._last)
+
+    def again(self) -> None:
+        self._last = None
+
+    def begin(self) -> None:
+        self._run(self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        self._current = _Snapshot(self._run(self.conn.fetchval(_SNAPSHOT)))
+        self._last = self._current.text
+
+    def end(self) -> None:
+        self._run(self.conn.execute("COMMIT"))
+
+    def close(self) -> None:
+        try:
+            self._run(self.conn.close())
+        finally:
+            self._stop()
+
+    def mark(self, table: str) -> _Mark:
+        assert self._current is not None
+        return _Mark(self._current)
+
+    def range(
+        self, alias: str, after: _Mark | None, upto: _Mark, limit: int
+    ) -> tuple[str, str, list[Any], str]:
+        position = f"{alias}.tx_id::text || ' ' || {alias}.id"
+        if after is None:  # the backlog, read with the marks: every row seen is up to them
+            return position, "TRUE", [], f"{alias}.created_at DESC, {alias}.id DESC LIMIT {limit}"
+        assert self._current is not None
+        round_ = after.round or self._current
+        # The transactions `seen` showed running or began after it (index range scans),
+        # that had ended when `round_` was taken (committed: their rows are visible).
+        condition = (
+            f"({alias}.tx_id >= ?::text::xid8 "
+            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[])) "
+            f"AND {alias}.tx_id < ?::text::xid8 "
+            f"AND pg_visible_in_snapshot({alias}.tx_id, ?::text::pg_snapshot)"
+        )
+        params = [after.seen.xmax, after.seen.xip, round_.xmax, round_.text]
+        if after.cursor is not None:
+            condition += f" AND ({alias}.tx_id, {alias}.id) > (?::text::xid8, ?)"
+            params += list(after.cursor)
+        return position, condition, params, f"{alias}.tx_id, {alias}.id LIMIT {limit}"
+
+    def moved_past(
+        self, table: str, after: _Mark, rows: list[tuple[Any, ...]], limit: int
+    ) -> _Mark:
+        assert self._current is not None
+        round_ = after.round or self._current
+        if len(rows) >= limit:
+            self.again()
+            tx_id, _, row_id = str(rows[-1][0]).partition(" ")
+            return _Mark(after.seen, round_, (tx_id, row_id))
+        return _Mark(round_)
 
 
 _NUMERIC_TYPES = frozenset({"bigint", "integer", "double precision", "real", "numeric", "smallint"})

@@ -32,14 +32,14 @@ import re
 import sqlite3
 import urllib.parse
 import weakref
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import OrchestratorError
 from ..core.ids import utc_now
 from . import migrations
-from .backend import Backend, CopyBackup, InitResult, Params
+from .backend import Backend, CopyBackup, Feed, InitResult, Params
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -556,13 +556,21 @@ class SQLiteBackend(Backend):
     )
 
     served_directly = True  # Datasette reads SQLite files
+    replaced_error = DatabaseReplaced
 
-    def __init__(self, path: str | os.PathLike[str], *, in_thread: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, in_thread: bool = False, read_only: bool = False
+    ) -> None:
         """``in_thread=True``: the driver runs in the caller's thread (each call blocks
         it, no event loop is needed: :func:`~orchestrator.store.backend.run_blocking`), for a
-        bulk load that is the only thing running; a call then costs what sqlite3's does."""
+        bulk load that is the only thing running; a call then costs what sqlite3's does.
+        ``read_only=True`` (with ``in_thread``): opened by :func:`open_for_reading`, so that
+        a file this process cannot write is read (its schema only checked)."""
+        if read_only and not in_thread:
+            raise ValueError("an SQLite file is opened read-only in the caller's thread")
         self.path = Path(path)
         self.in_thread = in_thread
+        self.read_only = read_only
         self.suspends = not in_thread
         self._conn: Any = None  # aiosqlite.Connection
         self._opened: OpenedFiles | None = None  # the files it opened, to see them swapped
@@ -580,8 +588,8 @@ class SQLiteBackend(Backend):
 
     async def open(self) -> None:
         conn: Any
-        if self.in_thread:
-            conn = _InThread(connect(self.path))  # migrated and configured
+        if self.in_thread:  # migrated and configured (read-only: migrated, or only checked)
+            conn = _InThread(open_for_reading(self.path) if self.read_only else connect(self.path))
         else:
             # Migrate synchronously, on a connection of its own, before the writer starts.
             import asyncio  # here: a command that only reads never pays for importing it
@@ -690,6 +698,41 @@ class SQLiteBackend(Backend):
 
     def missing(self) -> str | None:
         return None if self.path.is_file() else f"no database at {self.location}"
+
+    def read(
+        self, sql: str, params: Params = (), *, functions: Callable[[Any], None] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """On a connection of :func:`open_for_reading`, with ``functions`` registered."""
+        conn = open_for_reading(self.path)
+        try:
+            if functions is not None:
+                functions(conn)
+            cursor = conn.execute(sql, params)
+            columns = [description[0] for description in cursor.description or []]
+            return columns, [tuple(row) for row in cursor.fetchall()]
+        finally:
+            conn.close()
+
+    def feed(self, *, upgrade: bool = False) -> SQLiteFeed:
+        """A :class:`SQLiteFeed` of the file; it raises :class:`DatabaseReplaced` once the file
+        at :attr:`path` is deleted or replaced, having closed the connection to the old one."""
+        absent = self.missing()
+        if absent:
+            raise FileNotFoundError(absent)
+        if upgrade:
+            connect(self.path).close()
+        conn = sqlite3.connect(
+            self.path.resolve().as_uri() + "?mode=ro",
+            uri=True,
+            isolation_level=None,  # autocommit: no read transaction held between looks
+            check_same_thread=False,  # the live page polls from worker threads, one at a time
+        )
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()  # opens the -wal and -shm
+        except BaseException:
+            conn.close()
+            raise
+        return SQLiteFeed(conn, OpenedFiles(self.path))
 
     async def initialise(
         self, *, force: bool, copy_backup: CopyBackup, tables: Sequence[str]
@@ -861,6 +904,62 @@ class SQLiteBackend(Backend):
         """``PRAGMA wal_checkpoint(TRUNCATE)``: False when a reader held part of it back."""
         row = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
         return row is not None and row["busy"] == 0
+
+
+class SQLiteFeed(Feed):
+    """A :class:`~orchestrator.store.backend.Feed` of an SQLite file: a read-only connection,
+    ``PRAGMA data_version`` for "anything committed?" (no table read), a rowid per table
+    as its mark, read through the tables' rowid b-trees."""
+
+    def __init__(self, conn: sqlite3.Connection, opened: OpenedFiles | None = None) -> None:
+        self.conn = conn
+        self.opened = opened  # the file followed, to see it replaced
+        self._version: int | None = None
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def changed(self) -> bool:
+        opened = self.opened
+        if opened is not None and opened.moved():
+            # The old file's log must not stay beside the new one (OpenedFiles.release).
+            with opened.release():
+                self.conn.close()
+            raise opened.replaced()
+        version = self.rows("PRAGMA data_version")[0][0]
+        if version == self._version:
+            return False
+        self._version = version
+        return True
+
+    def again(self) -> None:
+        self._version = None
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def end(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def mark(self, table: str) -> int:
+        return int(self.rows(f"SELECT coalesce(max(rowid), 0) FROM {table}")[0][0])
+
+    def range(
+        self, alias: str, after: int | None, upto: int, limit: int
+    ) -> tuple[str, str, list[Any], str]:
+        if after is None:  # newest first by the time index every table has
+            order = f"{alias}.created_at DESC, {alias}.rowid DESC LIMIT {limit}"
+            return f"{alias}.rowid", f"{alias}.rowid <= ?", [upto], order
+        return f"{alias}.rowid", f"{alias}.rowid > ?", [after], f"{alias}.rowid LIMIT {limit}"
+
+    def moved_past(self, table: str, after: int, rows: list[tuple[Any, ...]], limit: int) -> int:
+        if len(rows) >= limit:
+            self.again()
+            return int(rows[-1][0])
+        return max(after, self.mark(table))
 
 
 #: An FTS5 index's blocks are rows of ``<index>_data`` keyed by their segment's id

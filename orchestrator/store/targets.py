@@ -21,10 +21,19 @@ def shown(target: str | os.PathLike[str]) -> str:
     return redact_url(target) if is_url(target) else os.fspath(target)  # type: ignore[arg-type]
 
 
-def backend_for(target: str | os.PathLike[str], *, in_thread: bool = False) -> Backend:
+def resolved(target: str | os.PathLike[str]) -> str:
+    """A database target as any folder names it (for another process): a path made
+    absolute, a URL as it is."""
+    return str(target) if is_url(target) else os.fspath(Path(target).resolve())
+
+
+def backend_for(
+    target: str | os.PathLike[str], *, in_thread: bool = False, read_only: bool = False
+) -> Backend:
     """The backend for a database path (SQLite) or URL. ``in_thread=True``: an SQLite
     file's driver runs in the caller's thread (:class:`~orchestrator.store.sqlite.SQLiteBackend`),
-    for a bulk load; a server's backend is the same either way."""
+    for a bulk load; ``read_only=True`` too: for reading only, a file this process cannot
+    write is read. A server's backend is the same either way (reads change nothing)."""
     if is_url(target):
         scheme = str(target).split("://", 1)[0]
         if scheme in ("postgresql", "postgres"):
@@ -37,7 +46,7 @@ def backend_for(target: str | os.PathLike[str], *, in_thread: bool = False) -> B
         )
     from .sqlite import SQLiteBackend
 
-    return SQLiteBackend(target, in_thread=in_thread)
+    return SQLiteBackend(target, in_thread=in_thread, read_only=read_only)
 
 
 def default_target() -> str | Path:
@@ -57,5 +66,6 @@ __all__ = [
     "default_target",
     "is_url",
     "redact_url",
+    "resolved",
     "shown",
 ]

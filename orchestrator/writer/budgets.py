@@ -3,7 +3,8 @@
 A budget is a row of ``budgets`` (``scope``, ``name``, ``daily_usd``, ``monthly_usd``).
 Spend is read from what the schema already keeps: ``usage_daily`` for workflows and
 models, the session's prompts for a session. The SQL here is written once for both
-backends; :func:`statuses` reads an SQLite file or a server for the CLI, and the writer
+backends; :func:`statuses` reads a store (an SQLite file or a server) for the CLI through
+its backend, as :func:`set_budget` and :func:`remove_budget` write it, and the writer
 (:meth:`DatabaseManager.budget_remaining`, and its warning in ``system_logs`` the first
 time a window is crossed, recorded in ``budget_alerts``) runs the same SQL through its
 backend.
@@ -17,10 +18,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from ..store.targets import is_url
 
 if TYPE_CHECKING:
     from ..store.backend import Backend
@@ -163,7 +161,6 @@ def set_budget(
     """Create or replace the budget of ``scope`` ``name``. Raises InvalidInput (nothing
     written), FileNotFoundError when there is no database (``orchestrator init``)."""
     from ..core.ids import utc_now
-    from ..store import sqlite as backend
 
     budget = validate(scope, name, daily_usd, monthly_usd)
     sql = (
@@ -173,14 +170,7 @@ def set_budget(
         "updated_at = excluded.updated_at"
     )
     params = (scope, budget.name, daily_usd, monthly_usd, utc_now())
-    if is_url(path):
-        _on_server(str(path), lambda store: store.execute(sql, params))
-        return budget
-    conn = backend.connect_existing(Path(path))
-    try:
-        conn.execute(sql, params)
-    finally:
-        conn.close()
+    _on_store(path, lambda store: store.execute(sql, params), hint=_CREATE_ONE)
     return budget
 
 
@@ -189,66 +179,58 @@ def remove_budget(path: str | os.PathLike[str], scope: str, name: str) -> bool:
     changed). Its alerts stay in ``budget_alerts`` and ``system_logs``, as history.
     Raises InvalidInput for an unknown scope, FileNotFoundError when there is no
     database."""
-    from ..store import sqlite as backend
-
     name = _key_name(scope, name)
     sql = "DELETE FROM budgets WHERE scope = ? AND name = ?"
-    if is_url(path):
-        return bool(_on_server(str(path), lambda store: store.execute(sql, (scope, name))))
-    conn = backend.connect_existing(Path(path))
-    try:
-        cursor = conn.execute(sql, (scope, name))
-        return cursor.rowcount > 0
-    finally:
-        conn.close()
+    return bool(_on_store(path, lambda store: store.execute(sql, (scope, name)), hint=_CREATE_ONE))
 
 
 def statuses(path: str | os.PathLike[str], now: datetime | None = None) -> list[BudgetStatus]:
     """Every budget of the store at ``path`` (an SQLite file or a URL) with its spend
-    today and this month."""
-    from ..store import sqlite as backend
+    today and this month. Raises FileNotFoundError when there is no database."""
 
-    if is_url(path):
-
-        async def read(store: Backend) -> list[BudgetStatus]:
-            found = []
-            listed = [Budget(*row.values()) for row in await store.fetchall(BUDGETS_SQL)]
-            for budget in sorted(listed, key=lambda one: (one.scope, one.name)):  # as SQLite
-                today, month = [
-                    float(next(iter(row.values())) if row else 0)
-                    for sql, params in spend_queries(budget, now)
-                    for row in [await store.fetchone(sql, params)]
-                ]
-                found.append(status(budget, today, month, now))
-            return found
-
-        return _on_server(str(path), read)
-    conn = backend.open_for_reading(Path(path))
-    try:
+    async def read(store: Backend) -> list[BudgetStatus]:
         found = []
-        for budget in [Budget(*row) for row in conn.execute(BUDGETS_SQL)]:
-            today, month = (
-                float(conn.execute(sql, params).fetchone()[0])
+        listed = [Budget(*row.values()) for row in await store.fetchall(BUDGETS_SQL)]
+        for budget in sorted(listed, key=lambda one: (one.scope, one.name)):  # any collation
+            today, month = [
+                float(next(iter(row.values())) if row else 0)
                 for sql, params in spend_queries(budget, now)
-            )
+                for row in [await store.fetchone(sql, params)]
+            ]
             found.append(status(budget, today, month, now))
         return found
-    finally:
-        conn.close()
+
+    return _on_store(path, read, read_only=True)
 
 
-def _on_server(url: str, work: Callable[[Backend], Awaitable[T]]) -> T:
-    """``work`` done on the store at ``url`` (a PostgreSQL server), connected for it."""
-    import asyncio
+#: What a command that changes budgets says after "no database at PATH".
+_CREATE_ONE = ": `orchestrator init` creates one"
 
+
+def _on_store(
+    path: str | os.PathLike[str],
+    work: Callable[[Backend], Awaitable[T]],
+    *,
+    read_only: bool = False,
+    hint: str = "",
+) -> T:
+    """``work`` done on the store at ``path`` (an SQLite file, in this thread, or a server),
+    opened for it: migrated first; ``read_only``, a file this process cannot write is read
+    (its schema only checked). Raises FileNotFoundError (``no database at PATH`` and
+    ``hint``) when there is no file: no database is created to change nothing in."""
+    from ..store.backend import run_blocking
     from ..store.targets import backend_for
 
+    store = backend_for(path, in_thread=True, read_only=read_only)
+    absent = store.missing()
+    if absent:
+        raise FileNotFoundError(absent + hint)
+
     async def run() -> T:
-        store = backend_for(url)
         await store.open()
         try:
             return await work(store)
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    return run_blocking(store, run())
