@@ -15,12 +15,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import Target, rows
+from backends import Target, is_postgres, rows
 from servers import free_port, listening
 
 from orchestrator.claude_code import otlp
@@ -659,3 +659,81 @@ def test_requests_written_together_count_each_call_once_and_a_failing_one_stores
         (len(tools),)
     ]
     assert rows(db_target, "SELECT session_id FROM agents") == [(session,)]
+
+
+def test_a_tool_result_another_writer_logged_hours_before_is_not_logged_again(
+    collector: Collector, db_target: Target
+) -> None:
+    """A hook logged the tool call's result (PostToolUse, its tool_use_id in the metadata)
+    six hours before Claude Code's event of it arrives: found by its tool_use_id (not
+    only near the event's time), the result is not logged a second time; the other tool
+    result of the turn, which nobody logged, is."""
+    import asyncio
+
+    from orchestrator.claude_code.hook import TOOL_LOG_KINDS
+    from orchestrator.store.migrations import TOOL_LOG_TYPES
+
+    assert ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS) == TOOL_LOG_TYPES
+    session = "22222222-2222-4333-8444-555555555555"
+    payload = turns_payload(session, 2)
+    records = payload["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    first = [r for r in records if r["body"]["stringValue"] == "claude_code.user_prompt"]
+    rest = [r for r in records if r["body"]["stringValue"] != "claude_code.user_prompt"]
+
+    def export(part: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            **payload,
+            "resourceLogs": [{**payload["resourceLogs"][0], "scopeLogs": [{"logRecords": part}]}],
+        }
+
+    assert write_together(collector, [batch_of(export(first))]) == [None]
+    [(run,)] = rows(db_target, "SELECT id FROM agents")
+    results = [r for r in rest if r["body"]["stringValue"] == "claude_code.tool_result"]
+    assert len(results) == 2
+    attrs = {
+        a["key"]: a["value"]["stringValue"]
+        for a in results[0]["attributes"]
+        if "stringValue" in a["value"]
+    }
+    when = datetime.fromtimestamp(int(results[0]["timeUnixNano"]) / 1e9, tz=timezone.utc)
+    hours_before = otlp.stamp(when - timedelta(hours=6))
+
+    async def hook_logged() -> None:
+        await collector.backend.execute(
+            "INSERT INTO agent_logs (id, agent_id, log_type, message, metadata, created_at) "
+            "VALUES (?, ?, 'PostToolUse', 'PostToolUse', ?, ?)",
+            (
+                "33333333-2222-4333-8444-555555555555",
+                run,
+                json.dumps({"tool_use_id": attrs["tool_use_id"]}),
+                hours_before,
+            ),
+        )
+
+    asyncio.run_coroutine_threadsafe(hook_logged(), collector.loop).result(30)
+    assert write_together(collector, [batch_of(export(rest))]) == [None]
+    tool_id = "json_extract(metadata, '$.tool_use_id')"
+    if is_postgres(db_target):
+        tool_id = "(metadata::jsonb ->> 'tool_use_id')"
+    logged = rows(
+        db_target,
+        f"SELECT {tool_id}, log_type FROM agent_logs "
+        "WHERE log_type IN ('tool_result', 'PostToolUse') ORDER BY 1, 2",
+    )
+    other = next(
+        a["value"]["stringValue"] for a in results[1]["attributes"] if a["key"] == "tool_use_id"
+    )
+    assert logged == sorted([(attrs["tool_use_id"], "PostToolUse"), (other, "tool_result")])
+
+
+def test_the_tool_result_lookup_uses_the_tool_use_index(tmp_path: Path) -> None:
+    """SQLite uses the partial index only when the query repeats its predicate: the
+    lookup's plan searches idx_agent_logs_tool_use (no scan of agent_logs)."""
+    from orchestrator.claude_code.collect import _logged_sql
+    from orchestrator.store.sqlite import SQLiteBackend, connect
+
+    conn = connect(tmp_path / "plan.db")
+    sql = _logged_sql(SQLiteBackend(tmp_path / "plan.db")).format(keys="?, ?")
+    plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("a", "b")))
+    conn.close()
+    assert "USING INDEX idx_agent_logs_tool_use" in plan, plan

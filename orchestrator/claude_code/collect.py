@@ -625,34 +625,19 @@ class Collector:
                 responses,
             )
         # -- logs: a tool result logged by a transcript's import, a stream or a hook (or an
-        # earlier request) is not logged again. Those writers log it at the time it
-        # happened, as Claude Code's event says: only their logs within 5 minutes of it
-        # are read (the run's index on created_at), not the whole run's.
-        at_created = AGENT_LOG_COLUMNS.index("created_at")
-        wanted = {}
+        # earlier request) is not logged again: found by its tool_use_id (the index
+        # idx_agent_logs_tool_use), however long before it was logged.
+        wanted: dict[str, str] = {}
         for _, session in sessions:
             run_id = runs[session.session_id]
             if run_id in made:
                 continue
-            for row in session.logs:
-                tool_use_id = session.tool_results.get(row[0])
-                if tool_use_id is not None:
-                    lo, hi = _around(row[at_created])
-                    pattern = f'%"tool_use_id": {json.dumps(tool_use_id)}%'
-                    wanted[(run_id, pattern, lo, hi)] = (run_id, tool_use_id)
+            for tool_use_id in session.tool_results.values():
+                wanted[tool_use_id] = run_id
         logged: set[tuple[str, str]] = set()
-        for found in await self._lookup(
-            "WITH wanted (agent_id, pattern, lo, hi) AS (VALUES {keys}) "
-            "SELECT DISTINCT wanted.agent_id, wanted.pattern, wanted.lo, wanted.hi "
-            "FROM wanted WHERE EXISTS (SELECT 1 FROM agent_logs "
-            "WHERE agent_logs.agent_id = wanted.agent_id "
-            "AND agent_logs.created_at BETWEEN wanted.lo AND wanted.hi "
-            "AND log_type IN ('tool_result', 'PostToolUse', 'PostToolUseFailure') "
-            "AND metadata LIKE wanted.pattern)",
-            list(wanted),
-            width=4,
-        ):
-            logged.add(wanted[(found["agent_id"], found["pattern"], found["lo"], found["hi"])])
+        if wanted:
+            for found in await self._lookup(_logged_sql(backend), list(wanted)):
+                logged.add((str(found["agent_id"]), str(found["tool_use_id"])))
         logs = []
         first_logged: dict[tuple[str, str], int] = {}
         for at, session in sessions:
@@ -787,19 +772,20 @@ class Collector:
 
 #: Keys looked up in one statement.
 _CHUNK = 512
-#: How far from a tool result's time another writer's log of it is looked for.
-_LOGGED_WITHIN = 300.0
 
 
-def _around(at: str) -> tuple[str, str]:
-    """The stored timestamps :data:`_LOGGED_WITHIN` before and after ``at``."""
-    from datetime import timedelta
+def _logged_sql(backend: Any) -> str:
+    """The tool results (of any writer) logged with one of the ``{keys}`` as their
+    tool_use_id: the predicate of the partial index idx_agent_logs_tool_use word for
+    word, so that SQLite uses it."""
+    from ..store.migrations import TOOL_LOG_TYPES
 
-    from ..core.ids import parse_timestamp
-
-    when = parse_timestamp(at)
-    span = timedelta(seconds=_LOGGED_WITHIN)
-    return otlp.stamp(when - span), otlp.stamp(when + span)
+    tool_use_id = backend.json_text("metadata", "tool_use_id")
+    return (
+        f"SELECT agent_id, {tool_use_id} AS tool_use_id FROM agent_logs "
+        f"WHERE {tool_use_id} IN ({{keys}}) AND log_type IN ({TOOL_LOG_TYPES}) "
+        "AND log_type IN ('tool_result', 'PostToolUse', 'PostToolUseFailure')"
+    )
 
 
 def _remembered(prompt: CollectedPrompt, prompt_id: str) -> tuple[Any, ...]:
