@@ -179,12 +179,14 @@ def clients(args: argparse.Namespace, port: int, ready: Any, go: Any, out: Any) 
     threads = [threading.Thread(target=post_all, args=(mine,)) for mine in bodies]
     ready.set()
     go.wait()
+    before = resource.getrusage(resource.RUSAGE_SELF)  # posting only, not building bodies
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    out.send((latencies, failures, usage.ru_utime + usage.ru_stime))
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    out.send((latencies, failures, cpu))
 
 
 def cpu_seconds() -> float:
@@ -217,20 +219,24 @@ class Stores:
             folder = Path(tempfile.mkdtemp(prefix="bench-collect-"))
             self.collect = db or str(folder / "collect.db")
             self.raw = str(folder / "raw.db")
+            self.bare = str(folder / "bare.db")
+            self.split = str(folder / "split.db")
         else:
             suffix = f"{os.getpid()}_{int(time.time())}"
             self.collect = self._database(f"bench_collect_{suffix}")
             self.raw = self._database(f"bench_collect_raw_{suffix}")
+            self.bare = self._database(f"bench_collect_bare_{suffix}")
+            self.split = self._database(f"bench_collect_split_{suffix}")
 
     @property
     def engine(self) -> str:
         return "SQLite" if self.url is None else "PostgreSQL"
 
-    def _admin(self, sql: str) -> None:
+    def _admin(self, sql: str, url: str | None = None) -> None:
         import asyncpg
 
         async def run() -> None:
-            conn = await asyncpg.connect(self.url)
+            conn = await asyncpg.connect(url or self.url)
             try:
                 await conn.execute(sql)
             finally:
@@ -252,15 +258,27 @@ class Stores:
             self._admin(f'DROP DATABASE IF EXISTS "{name}"')
 
     def prepare_raw(self) -> None:
-        """The baseline's store, migrated (the same schema, triggers and indexes)."""
+        """The baselines' stores, migrated (the same schema, triggers and indexes); the
+        bare one without the triggers (its search index and summary tables not kept)."""
         from orchestrator.store.targets import backend_for
 
         async def run() -> None:
-            backend = backend_for(self.raw)
-            await backend.open()
-            await backend.close()
+            for target in (self.raw, self.bare, self.split):
+                backend = backend_for(target)
+                await backend.open()
+                await backend.close()
 
         asyncio.run(run())
+        if self.url is None:
+            conn = sqlite3.connect(self.bare, isolation_level=None)
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+                conn.execute(f"DROP TRIGGER {name}")
+            conn.close()
+        else:
+            self._admin(
+                "; ".join(f"ALTER TABLE {table} DISABLE TRIGGER USER" for table in TABLES),
+                self.bare,
+            )
 
     def rows(self) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
         """Every row collect stored, per table: (columns, rows)."""
@@ -295,45 +313,81 @@ class Stores:
         asyncio.run(run())
         return found
 
-    def executemany(self, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> float:
-        """Insert ``rows`` into the baseline's store in one transaction; seconds taken."""
+    def executemany(
+        self,
+        rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]],
+        target: str,
+        transactions: int = 1,
+    ) -> float:
+        """Insert ``rows`` into a baseline's store in ``transactions`` transactions (each a
+        slice of every table, parents first); seconds taken."""
+        parts = split(rows, transactions)
         if self.url is None:
             from orchestrator.store.sqlite import configure
 
-            conn = sqlite3.connect(self.raw, isolation_level=None)
+            conn = sqlite3.connect(target, isolation_level=None)
             configure(conn)  # the writer's settings (synchronous = FULL...)
             started = time.perf_counter()
-            conn.execute("BEGIN IMMEDIATE")
-            for table, (columns, values) in rows.items():
-                if values:
-                    conn.executemany(
-                        f"INSERT INTO {table} ({', '.join(columns)}) "
-                        f"VALUES ({', '.join('?' * len(columns))})",
-                        values,
-                    )
-            conn.execute("COMMIT")
+            for part in parts:
+                conn.execute("BEGIN IMMEDIATE")
+                for table, (columns, values) in part.items():
+                    if values:
+                        conn.executemany(
+                            f"INSERT INTO {table} ({', '.join(columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})",
+                            values,
+                        )
+                conn.execute("COMMIT")
             elapsed = time.perf_counter() - started
             conn.close()
             return elapsed
         import asyncpg
 
         async def run() -> float:
-            conn = await asyncpg.connect(self.raw)
+            conn = await asyncpg.connect(target)
             try:
                 started = time.perf_counter()
-                async with conn.transaction():
-                    for table, (columns, values) in rows.items():
-                        if values:
-                            places = ", ".join(f"${n + 1}" for n in range(len(columns)))
-                            await conn.executemany(
-                                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({places})",
-                                values,
-                            )
+                for part in parts:
+                    async with conn.transaction():
+                        for table, (columns, values) in part.items():
+                            if values:
+                                places = ", ".join(f"${n + 1}" for n in range(len(columns)))
+                                await conn.executemany(
+                                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({places})",
+                                    values,
+                                )
                 return time.perf_counter() - started
             finally:
                 await conn.close()
 
         return asyncio.run(run())
+
+
+def split(
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]], transactions: int
+) -> list[dict[str, tuple[list[str], list[tuple[Any, ...]]]]]:
+    """``rows`` in ``transactions`` slices: the runs, workflows and attributes in the first,
+    every other table's rows spread evenly (an API request's row in its prompt's slice)."""
+    columns, requests = rows["otel_requests"]
+    prompt_ids = [row[0] for row in rows["prompts"][1]]
+    at = {prompt_id: n for n, prompt_id in enumerate(prompt_ids)}
+    by_prompt = columns.index("prompt_id")
+    ordered = {**rows, "otel_requests": (columns, sorted(requests, key=lambda r: at[r[by_prompt]]))}
+    first_only = ("orchestrator_agents", "agents", "agent_attributes")
+    parts = []
+    for k in range(transactions):
+        part = {}
+        for table, (names, values) in ordered.items():
+            if table in first_only:
+                part[table] = (names, values if k == 0 else [])
+            else:
+                size = len(values)
+                part[table] = (
+                    names,
+                    values[size * k // transactions : size * (k + 1) // transactions],
+                )
+        parts.append(part)
+    return parts
 
 
 def count(stores: Stores, sql: str) -> int:
@@ -431,7 +485,9 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
     stored = stores.rows()
     rows = sum(len(values) for _, values in stored.values())
     stores.prepare_raw()
-    raw_elapsed = stores.executemany(stored)
+    raw_elapsed = stores.executemany(stored, stores.raw)
+    bare_elapsed = stores.executemany(stored, stores.bare)
+    split_elapsed = stores.executemany(stored, stores.split, collector.flushes)
     flush = collector.flush_seconds
 
     latencies.sort()
@@ -446,16 +502,35 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
     print(
         f"collect      {elapsed:7.2f} s  {events / elapsed:9,.0f} events/s  "
         f"{requests / elapsed:6,.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
-        f"server CPU {server_cpu:.2f} s ({server_cpu / events * 1e6:.0f} us/event, "
-        f"{events / server_cpu:,.0f} events per CPU-second)  peak RSS {peak_mb:.0f} MB  "
-        f"(clients' CPU {client_cpu:.2f} s)"
+        f"peak RSS {peak_mb:.0f} MB"
+    )
+    print(
+        f"CPU          server {server_cpu:.2f} s ({server_cpu / events * 1e6:.0f} us/event, "
+        f"{events / server_cpu:,.0f} events per CPU-second); clients {client_cpu:.2f} s "
+        f"({client_cpu / events * 1e6:.0f} us/event, {events / client_cpu:,.0f} events per "
+        f"CPU-second); {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
     )
     print(
         f"writer flush {flush:7.2f} s  {rows / flush:9,.0f} rows/s  "
         f"({collector.flushes} transactions)"
     )
-    print(f"executemany  {raw_elapsed:7.2f} s  {rows / raw_elapsed:9,.0f} rows/s  (1 transaction)")
-    print(f"flush / executemany (rows/s): {raw_elapsed / flush:.2f}x")
+    print(
+        f"executemany  {raw_elapsed:7.2f} s  {rows / raw_elapsed:9,.0f} rows/s  "
+        "(1 transaction, the store's triggers)"
+    )
+    print(
+        f"executemany  {bare_elapsed:7.2f} s  {rows / bare_elapsed:9,.0f} rows/s  "
+        f"(1 transaction, no triggers: they take {1 - bare_elapsed / raw_elapsed:.0%} "
+        "of the insert)"
+    )
+    print(
+        f"executemany  {split_elapsed:7.2f} s  {rows / split_elapsed:9,.0f} rows/s  "
+        f"({collector.flushes} transactions, as many as the writer's)"
+    )
+    print(
+        f"flush / executemany (rows/s): {raw_elapsed / flush:.2f}x of 1 transaction's, "
+        f"{split_elapsed / flush:.2f}x of {collector.flushes} transactions'"
+    )
 
 
 if __name__ == "__main__":

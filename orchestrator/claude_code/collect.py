@@ -34,12 +34,13 @@ gets a 400 naming the problem and stores nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -69,6 +70,8 @@ SESSION_ATTRIBUTES = frozenset(
     }
 )
 _NOT_METADATA = SESSION_ATTRIBUTES | {"event.name", "event.timestamp"}
+#: The event attributes kept as the session's (with the resource's).
+_SESSION_KEYS = tuple(sorted(SESSION_ATTRIBUTES | {WORKFLOW_ATTRIBUTE}))
 _LOG_NAMESPACE = uuid.UUID("6f1b3a52-2a4e-4d8c-9a37-1f0c6d0e7c11")
 
 
@@ -173,35 +176,48 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
     def shown(text: str) -> str:
         return redact_text(text) if redact_secrets else text
 
+    memo: dict[str, str] = {}
+
+    def session_value(value: Any) -> str:
+        """A session attribute's value as stored: the same on every event of a session,
+        so redacted once per request."""
+        text = value if isinstance(value, str) else _text(value)
+        found = memo.get(text)
+        if found is None:
+            found = memo[text] = shown(text)
+        return found
+
     batch = Batch()
-    requests_of: dict[str, list[CollectedPrompt]] = {}
     for index, event in enumerate(parsed.events):
         where = f"event {index} (claude_code.{event.name})"
         attrs = event.attributes
+        resource = event.resource
         session = batch.sessions.get(event.session_id)
         if session is None:
-            workflow = attrs.get(WORKFLOW_ATTRIBUTE, event.resource.get(WORKFLOW_ATTRIBUTE))
+            workflow = attrs.get(WORKFLOW_ATTRIBUTE, resource.get(WORKFLOW_ATTRIBUTE))
             session = batch.sessions[event.session_id] = SessionRows(
                 event.session_id,
                 workflow if isinstance(workflow, str) and workflow else DEFAULT_WORKFLOW,
                 event.at,
                 event.at,
             )
-        session.first_at = min(session.first_at, event.at)
-        session.last_at = max(session.last_at, event.at)
-        for key, value in event.resource.items():
-            session.attributes[key] = shown(_text(value))
-        for key, value in attrs.items():
-            if key in SESSION_ATTRIBUTES or key in event.resource or key == WORKFLOW_ATTRIBUTE:
-                session.attributes[key] = shown(_text(value))
-        metadata = {k: v for k, v in attrs.items() if k not in _NOT_METADATA}
-        metadata = {k: v for k, v in metadata.items() if k not in event.resource}
+        elif event.at < session.first_at:
+            session.first_at = event.at
+        elif event.at > session.last_at:
+            session.last_at = event.at
+        attributes = session.attributes
+        for key, value in resource.items():
+            attributes[key] = session_value(value)
+        for key in _SESSION_KEYS:  # the event's own, or the resource's again
+            if key in attrs:
+                attributes[key] = session_value(attrs[key])
+        for key in resource:
+            if key in attrs:
+                attributes[key] = session_value(attrs[key])
         try:
             if event.name == "api_request":
                 prompt = _prompt(event, where, prompt_tuple, redact_secrets)
                 session.prompts.append(prompt)
-                if prompt.request_id is not None:
-                    requests_of.setdefault(prompt.request_id, []).append(prompt)
             elif event.name == "user_prompt":
                 prompt_id = _string(attrs, "prompt.id", where)
                 text = _string(attrs, "prompt", where)
@@ -213,6 +229,9 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
                 if text is not None:
                     session.responses[attrs["request_id"]] = shown(clip(text, TEXT_LIMIT))
             else:
+                metadata = {
+                    k: v for k, v in attrs.items() if k not in _NOT_METADATA and k not in resource
+                }
                 row, tool_use_id = _log(event, where, metadata, agent_log_row, redact_secrets)
                 session.logs.append(row)
                 if tool_use_id is not None:
@@ -354,15 +373,30 @@ def _log(
 # -- the writer -------------------------------------------------------------------------
 
 
+#: How long a transaction about to begin waits for the requests being read (seconds).
+GROUP_WAIT_S = 0.05
+
+
 class Collector:
     """Writes batches into a store (an SQLite file or a PostgreSQL URL) over one
     connection, in an event loop of its own: concurrent requests share a transaction,
     each in a savepoint, and each is answered after the commit."""
 
-    def __init__(self, target: str, *, redact_secrets: bool = True, group: int = 64) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        redact_secrets: bool = True,
+        group: int = 64,
+        wait: float = GROUP_WAIT_S,
+    ) -> None:
         self.target = target
         self.redact_secrets = redact_secrets
         self.group = group
+        self.wait = wait
+        #: Requests read and being checked (:meth:`arriving`): the next group waits for them.
+        self._arriving = 0
+        self._arriving_lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._queue: asyncio.Queue[tuple[Batch, asyncio.Future[None]]] | None = None
@@ -379,7 +413,9 @@ class Collector:
         self._thread.start()
 
         async def opened() -> None:
-            self.backend = backend_for(self.target)
+            # An SQLite file's driver in this loop's thread: the loop does nothing else,
+            # and a statement then costs no hop to aiosqlite's thread and back.
+            self.backend = backend_for(self.target, in_thread=True)
             await self.backend.open()
             self._queue = asyncio.Queue()
             self._task = asyncio.ensure_future(self._run())
@@ -410,12 +446,33 @@ class Collector:
 
         asyncio.run_coroutine_threadsafe(submitted(), self.loop).result(timeout)
 
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Around reading a request into a batch, before :meth:`store`: a transaction
+        about to begin waits (up to ``wait`` seconds) for the requests being read, so that
+        one commit answers them all (a commit costs more than its rows: the search
+        index's segment, the pages written again, the fsync)."""
+        with self._arriving_lock:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._arriving_lock:
+                self._arriving -= 1
+
     async def _run(self) -> None:
-        assert self._queue is not None
+        queue = self._queue
+        assert queue is not None
+        loop = asyncio.get_running_loop()
         while True:
-            work = [await self._queue.get()]
-            while len(work) < self.group and not self._queue.empty():
-                work.append(self._queue.get_nowait())
+            work = [await queue.get()]
+            deadline = loop.time() + self.wait
+            while len(work) < self.group:
+                while len(work) < self.group and not queue.empty():
+                    work.append(queue.get_nowait())
+                if not self._arriving or loop.time() >= deadline:
+                    break
+                await asyncio.sleep(0.0005)
             await self._write(work)
 
     async def _write(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
@@ -904,15 +961,17 @@ class _Handler(BaseHTTPRequestHandler):
         if path == kind or kind not in otlp.KINDS:
             self._error(404, f"{self.path}: POST /v1/logs, /v1/metrics, /v1/traces or /hooks")
             return
+        collector = self.server.collector
         try:
-            parsed, protobuf = otlp.parse(
-                kind,
-                body,
-                self.headers.get("Content-Type"),
-                self.headers.get("Content-Encoding"),
-                self.server.max_body,
-            )
-            batch = build(parsed, redact_secrets=self.server.collector.redact_secrets)
+            with collector.arriving():
+                parsed, protobuf = otlp.parse(
+                    kind,
+                    body,
+                    self.headers.get("Content-Type"),
+                    self.headers.get("Content-Encoding"),
+                    self.server.max_body,
+                )
+                batch = build(parsed, redact_secrets=collector.redact_secrets)
         except otlp.BadRequest as exc:
             self._error(400, str(exc))
             return
