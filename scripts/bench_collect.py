@@ -2,10 +2,12 @@
 
     python scripts/bench_collect.py [--clients 8] [--requests 50] [--turns 10]
                                     [--metrics-every 5] [--db PATH|postgresql://...]
+                                    [--protobuf] [--workers N]
 
 The load: ``--clients`` Claude Code sessions, each posting ``--requests`` OTLP/JSON exports
-over one keep-alive connection (as the OpenTelemetry exporter does), from a process of
-their own (a client's CPU is not the server's). A logs export holds ``--turns`` turns of
+(``--protobuf``: the same requests as OTLP protobuf) over one keep-alive connection (as the
+OpenTelemetry exporter does), from a process of their own (a client's CPU is not the
+server's). A logs export holds ``--turns`` turns of
 the recorded session of tests/data/otlp (logs-user-prompt, logs-api-request,
 logs-tool-result: a user prompt, a tool decision, an API request and its response, a tool
 result, an API request and its response: 7 log records) with their own prompt, request and
@@ -15,14 +17,18 @@ metrics-usage-2, metrics-active-time: 11 data points).
 
 An *event* is one log record or one metric data point received (what Claude Code sends);
 each is stored (an API request and its response are one prompt row, a data point is added
-to its day's sum). The server (collect's, in this process, writing a fresh store: an
+to its day's sum). The server (collect's, in this process, or ``--workers N`` processes
+sharing the port with SO_REUSEPORT, each with its own writer; writing a fresh store: an
 SQLite file, or with ``--db postgresql://...`` a database made on that server and dropped
 after) is timed from the first request to the last answer: events/s, requests/s, p50/p99
-request latency, its CPU time (user + system, this process only) per event and its peak
-RSS. The writer's flush is the time its transactions took (statements and commits). The
-baseline: every row the run stored, read back and inserted into another fresh store of the
-same engine with the driver's own ``executemany`` (sqlite3 / asyncpg) in one transaction,
-no lookup, no HTTP; the flush's rows/s beside it and the ratio. Stored counts are checked
+request latency, peak RSS, and the CPU time (user + system) per event of the server
+process(es) and, apart, of the clients' process while posting: events per CPU-second
+carry to a machine with more cores. The writer's flush is the time its transactions took
+(statements and commits). The baselines: every row the run stored, read back and inserted
+into other fresh stores of the same engine with the driver's own ``executemany`` (sqlite3 /
+asyncpg), no lookup, no HTTP: in one transaction; in one transaction without the store's
+triggers (what the triggers cost); in as many transactions as the writer committed (what
+the commits cost). The flush's rows/s beside them as ratios. Stored counts are checked
 against the events sent.
 """
 
@@ -37,6 +43,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -136,7 +143,21 @@ def metrics_body(session: str) -> bytes:
     return json.dumps({"resourceMetrics": resource_metrics}).encode()
 
 
+def as_protobuf(path: str, body: bytes) -> bytes:
+    """An OTLP/JSON body as the same request in protobuf."""
+    from google.protobuf import json_format
+
+    message = otlp._message(path.removeprefix("/v1/"))
+    return bytes(json_format.Parse(body, message).SerializeToString())
+
+
 def client_bodies(args: argparse.Namespace, client: int) -> list[tuple[str, bytes]]:
+    if args.protobuf:
+        return [(path, as_protobuf(path, body)) for path, body in json_bodies(args, client)]
+    return json_bodies(args, client)
+
+
+def json_bodies(args: argparse.Namespace, client: int) -> list[tuple[str, bytes]]:
     resource_part, turn = recorded_turn()
     session = str(uuid.UUID(int=client + 1))
     bodies = []
@@ -156,6 +177,7 @@ def clients(args: argparse.Namespace, port: int, ready: Any, go: Any, out: Any) 
     """The client process: build every body, say so, wait, post them from one thread per
     client over a keep-alive connection each; send back the latencies."""
     bodies = [client_bodies(args, c) for c in range(args.clients)]
+    content_type = "application/x-protobuf" if args.protobuf else "application/json"
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -165,7 +187,7 @@ def clients(args: argparse.Namespace, port: int, ready: Any, go: Any, out: Any) 
         took = []
         for path, body in mine:
             started = time.perf_counter()
-            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            connection.request("POST", path, body, {"Content-Type": content_type})
             response = connection.getresponse()
             answer = response.read()
             took.append(time.perf_counter() - started)
@@ -187,6 +209,81 @@ def clients(args: argparse.Namespace, port: int, ready: Any, go: Any, out: Any) 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     out.send((latencies, failures, cpu))
+
+
+def worker(db: str, port: int, ready: Any, go: Any, stop: Any, out: Any) -> None:
+    """A receiver process: collect's server and writer of its own on the shared port."""
+
+    class Shared(CollectServer):
+        allow_reuse_port = True
+
+    collector = Collector(db)
+    collector.start()
+    server = Shared(("127.0.0.1", port), collector, max_body=otlp.MAX_BODY)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    ready.set()
+    go.wait()
+    reset_peak_rss()
+    before = cpu_seconds()
+    stop.wait()
+    cpu = cpu_seconds() - before
+    peak = peak_rss_mb()
+    server.shutdown()
+    server.server_close()
+    serving.join()
+    collector.stop()
+    out.send((cpu, collector.flush_seconds, collector.flushes, peak))
+
+
+class Receivers:
+    """``count`` receiver processes on one port (SO_REUSEPORT: the kernel spreads the
+    connections), each writing the store through its own writer."""
+
+    def __init__(self, context: Any, db: str, count: int) -> None:
+        import socket
+
+        from orchestrator.store.targets import backend_for
+
+        async def migrate() -> None:  # once, before the writers open it together
+            backend = backend_for(db)
+            await backend.open()
+            await backend.close()
+
+        asyncio.run(migrate())
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.start, self.end = context.Event(), context.Event()
+        self.pipes = []
+        self.processes = []
+        for _ in range(count):
+            ready = context.Event()
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=worker, args=(db, self.port, ready, self.start, self.end, send)
+            )
+            process.start()
+            ready.wait()
+            self.pipes.append(receive)
+            self.processes.append(process)
+
+    def go(self) -> None:
+        self.start.set()
+
+    def stop(self) -> tuple[float, float, int, float]:
+        """CPU seconds, flush seconds and transactions summed over the workers; the sum
+        of their peak RSS (MB)."""
+        self.end.set()
+        found = [pipe.recv() for pipe in self.pipes]
+        for process in self.processes:
+            process.join()
+        return (
+            sum(f[0] for f in found),
+            sum(f[1] for f in found),
+            sum(f[2] for f in found),
+            sum(f[3] for f in found),
+        )
 
 
 def cpu_seconds() -> float:
@@ -215,8 +312,9 @@ class Stores:
     def __init__(self, db: str | None) -> None:
         self.url = db if db and db.startswith(("postgres://", "postgresql://")) else None
         self.made: list[str] = []
+        self.folder: Path | None = None
         if self.url is None:
-            folder = Path(tempfile.mkdtemp(prefix="bench-collect-"))
+            self.folder = folder = Path(tempfile.mkdtemp(prefix="bench-collect-"))
             self.collect = db or str(folder / "collect.db")
             self.raw = str(folder / "raw.db")
             self.bare = str(folder / "bare.db")
@@ -256,6 +354,8 @@ class Stores:
     def drop(self) -> None:
         for name in self.made:
             self._admin(f'DROP DATABASE IF EXISTS "{name}"')
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def prepare_raw(self) -> None:
         """The baselines' stores, migrated (the same schema, triggers and indexes); the
@@ -418,6 +518,12 @@ def main() -> None:
         "--metrics-every", type=int, default=5, help="every Nth export is metrics (0: none)"
     )
     parser.add_argument("--db", help="an SQLite path or a postgresql:// server URL")
+    parser.add_argument(
+        "--protobuf", action="store_true", help="post http/protobuf (else http/json)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="receiver processes sharing the port"
+    )
     args = parser.parse_args()
 
     stores = Stores(args.db)
@@ -433,32 +539,41 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         len(otlp.parse_metrics(json.loads((DATA / name).read_text())).points)
         for name in RECORDED_METRICS
     )
-    collector = Collector(stores.collect)
-    collector.start()
-    server = CollectServer(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY)
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    serving.start()
     context = multiprocessing.get_context("spawn")
     ready, go = context.Event(), context.Event()
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(
-        target=clients, args=(args, server.server_address[1], ready, go, send)
-    )
+    if args.workers > 1:
+        receivers = Receivers(context, stores.collect, args.workers)
+        port = receivers.port
+    else:
+        collector = Collector(stores.collect)
+        collector.start()
+        server = CollectServer(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY)
+        serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        serving.start()
+        port = server.server_address[1]
+    process = context.Process(target=clients, args=(args, port, ready, go, send))
     process.start()
     ready.wait()
     reset_peak_rss()
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     go.set()
+    if args.workers > 1:
+        receivers.go()
     latencies, failures, client_cpu = receive.recv()
     elapsed = time.perf_counter() - started
-    server_cpu = cpu_seconds() - cpu_before
-    peak_mb = peak_rss_mb()
+    if args.workers > 1:
+        server_cpu, flush, flushes, peak_mb = receivers.stop()
+    else:
+        server_cpu = cpu_seconds() - cpu_before
+        peak_mb = peak_rss_mb()
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        collector.stop()
+        flush, flushes = collector.flush_seconds, collector.flushes
     process.join()
-    server.shutdown()
-    server.server_close()
-    serving.join()
-    collector.stop()
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, the first: {failures[0]}")
 
@@ -487,14 +602,15 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
     stores.prepare_raw()
     raw_elapsed = stores.executemany(stored, stores.raw)
     bare_elapsed = stores.executemany(stored, stores.bare)
-    split_elapsed = stores.executemany(stored, stores.split, collector.flushes)
-    flush = collector.flush_seconds
+    split_elapsed = stores.executemany(stored, stores.split, flushes)
 
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
     print(
-        f"{stores.engine}: {args.clients} clients x {args.requests} exports "
+        f"{stores.engine}, {'protobuf' if args.protobuf else 'JSON'}"
+        f"{f', {args.workers} receiver processes' if args.workers > 1 else ''}: "
+        f"{args.clients} clients x {args.requests} exports "
         f"({args.turns} turns = {args.turns * len(turn)} log records each; every "
         f"{args.metrics_every}th: {metric_points} metric points): {events:,} events, "
         f"{requests} requests, {rows:,} rows stored"
@@ -510,10 +626,7 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         f"({client_cpu / events * 1e6:.0f} us/event, {events / client_cpu:,.0f} events per "
         f"CPU-second); {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
     )
-    print(
-        f"writer flush {flush:7.2f} s  {rows / flush:9,.0f} rows/s  "
-        f"({collector.flushes} transactions)"
-    )
+    print(f"writer flush {flush:7.2f} s  {rows / flush:9,.0f} rows/s  ({flushes} transactions)")
     print(
         f"executemany  {raw_elapsed:7.2f} s  {rows / raw_elapsed:9,.0f} rows/s  "
         "(1 transaction, the store's triggers)"
@@ -525,11 +638,11 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
     )
     print(
         f"executemany  {split_elapsed:7.2f} s  {rows / split_elapsed:9,.0f} rows/s  "
-        f"({collector.flushes} transactions, as many as the writer's)"
+        f"({flushes} transactions, as many as the writer's)"
     )
     print(
         f"flush / executemany (rows/s): {raw_elapsed / flush:.2f}x of 1 transaction's, "
-        f"{split_elapsed / flush:.2f}x of {collector.flushes} transactions'"
+        f"{split_elapsed / flush:.2f}x of {flushes} transactions'"
     )
 
 

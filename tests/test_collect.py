@@ -108,6 +108,83 @@ def test_recorded_json_and_protobuf_payloads_parse_to_claude_code_events() -> No
     assert {p.name for p in points.points} >= {"claude_code.cost.usage", "claude_code.token.usage"}
 
 
+def test_protobuf_logs_read_from_the_message_as_from_its_json_mapping() -> None:
+    """A protobuf body is read from the message itself (not through json_format's dicts):
+    the same events as its OTLP/JSON mapping read by the JSON path, for the recorded
+    bodies and for a record holding every kind of AnyValue; a non-finite double is
+    refused by both, naming where."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+    )
+
+    def events(parsed: otlp.Parsed) -> list[tuple[Any, ...]]:
+        return [(e.name, e.at, e.session_id, e.attributes, e.resource) for e in parsed.events]
+
+    every_kind = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "team", "value": {"stringValue": "core"}}]},
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1765000000123456789",
+                                "body": {"stringValue": "claude_code.tool_result"},
+                                "attributes": [
+                                    {"key": "session.id", "value": {"stringValue": SESSION}},
+                                    {"key": "n", "value": {"intValue": "-7"}},
+                                    {"key": "x", "value": {"doubleValue": 2.5}},
+                                    {"key": "ok", "value": {"boolValue": False}},
+                                    {"key": "raw", "value": {"bytesValue": "AAEC"}},
+                                    {"key": "none", "value": {}},
+                                    {
+                                        "key": "list",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [{"stringValue": "a"}, {"intValue": 1}]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "key": "map",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "k", "value": {"boolValue": True}}
+                                                ]
+                                            }
+                                        },
+                                    },
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    bodies = [(DATA / name).read_bytes() for name in ("logs-1.pb", "logs-2.pb")]
+    bodies.append(json_format.ParseDict(every_kind, ExportLogsServiceRequest()).SerializeToString())
+    for body in bodies:
+        message = ExportLogsServiceRequest.FromString(body)
+        from_json = otlp.parse_logs(json_format.MessageToDict(message))
+        parsed, protobuf = otlp.parse("logs", body, "application/x-protobuf", None)
+        assert protobuf and parsed.events and events(parsed) == events(from_json)
+    [event] = parsed.events
+    assert event.attributes["raw"] == "000102" and event.attributes["map"] == {"k": True}
+    assert event.attributes["n"] == -7 and event.attributes["none"] is None
+    record = every_kind["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["attributes"][2]["value"] = {"doubleValue": "NaN"}
+    message = json_format.ParseDict(every_kind, ExportLogsServiceRequest())
+    for read in (
+        lambda: otlp.parse_logs(json_format.MessageToDict(message)),
+        lambda: otlp.parse("logs", message.SerializeToString(), "application/x-protobuf", None),
+    ):
+        with pytest.raises(otlp.BadRequest, match=r"logRecords\[0\]\.attributes\[2\]"):
+            read()
+
+
 @pytest.mark.parametrize(
     ("body", "encoding", "content_type", "problem"),
     [
