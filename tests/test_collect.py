@@ -814,3 +814,33 @@ def test_the_tool_result_lookup_uses_the_tool_use_index(tmp_path: Path) -> None:
     plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("a", "b")))
     conn.close()
     assert "USING INDEX idx_agent_logs_tool_use" in plan, plan
+
+
+def test_a_session_ends_when_its_session_end_hook_reaches_collect(
+    server: tuple[int, Target],
+) -> None:
+    """Claude Code's telemetry has no session end (a run only collect saw is `completed`
+    at its last event); its hooks do: UserPromptSubmit posted to collect's /hooks makes the
+    run running, an export meanwhile leaves it running, SessionEnd completes it at the
+    hook's time."""
+    port, target = server
+    session = "44444444-2222-4333-8444-555555555555"
+    first = json.dumps(turns_payload(session, 1)).encode()
+    assert post(port, "/v1/logs", first)[0] == 200
+    [(status, completed)] = rows(target, "SELECT status, completed_at FROM agents")
+    last = max(e.at for e in otlp.parse_logs(json.loads(first)).events)
+    assert (status, completed) == ("completed", last)
+    hook = {"session_id": session, "cwd": "/tmp/project"}
+    submitted = {**hook, "hook_event_name": "UserPromptSubmit", "prompt": "again"}
+    assert post(port, "/hooks", json.dumps(submitted).encode())[0] == 200
+    assert rows(target, "SELECT status, completed_at FROM agents") == [("running", None)]
+    later = json.dumps(turns_payload(session, 1, first=1)).encode()
+    assert post(port, "/v1/logs", later)[0] == 200
+    assert rows(target, "SELECT status, completed_at FROM agents") == [("running", None)]
+    before = datetime.now(timezone.utc)
+    ended = {**hook, "hook_event_name": "SessionEnd", "reason": "exit"}
+    assert post(port, "/hooks", json.dumps(ended).encode())[0] == 200
+    [(status, completed)] = rows(target, "SELECT status, completed_at FROM agents")
+    at = datetime.fromisoformat(completed.replace("Z", "+00:00"))
+    assert status == "completed" and before - timedelta(seconds=1) <= at
+    assert at <= datetime.now(timezone.utc)

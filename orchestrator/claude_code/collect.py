@@ -684,16 +684,13 @@ class Collector:
         # -- logs: a tool result logged by a transcript's import, a stream or a hook (or an
         # earlier request) is not logged again: found by its tool_use_id (the index
         # idx_agent_logs_tool_use), however long before it was logged.
-        wanted: dict[str, str] = {}
+        wanted: set[str] = set()
         for _, session in sessions:
-            run_id = runs[session.session_id]
-            if run_id in made:
-                continue
-            for tool_use_id in session.tool_results.values():
-                wanted[tool_use_id] = run_id
+            if runs[session.session_id] not in made:
+                wanted.update(session.tool_results.values())
         logged: set[tuple[str, str]] = set()
         if wanted:
-            for found in await self._lookup(_logged_sql(backend), list(wanted)):
+            for found in await self._lookup(_logged_sql(backend), sorted(wanted)):
                 logged.add((str(found["agent_id"]), str(found["tool_use_id"])))
         logs = []
         first_logged: dict[tuple[str, str], int] = {}
