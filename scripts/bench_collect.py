@@ -211,6 +211,38 @@ def clients(args: argparse.Namespace, port: int, ready: Any, go: Any, out: Any) 
     out.send((latencies, failures, cpu))
 
 
+class Timed:
+    """The CPU time (of the calling thread) spent in a function, summed over threads."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.seconds = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return self.function(*args, **kwargs)
+        finally:
+            spent = time.thread_time() - started
+            with self.lock:
+                self.seconds += spent
+
+
+class TimedCollector(Collector):
+    """The writer, with the CPU time its thread spends in transactions (the SQLite driver
+    runs in that thread; a PostgreSQL server's own CPU is not counted)."""
+
+    cpu = 0.0
+
+    async def _write(self, work: Any) -> None:
+        started = time.thread_time()
+        try:
+            await super()._write(work)
+        finally:
+            self.cpu += time.thread_time() - started
+
+
 def worker(db: str, port: int, ready: Any, go: Any, stop: Any, out: Any) -> None:
     """A receiver process: collect's server and writer of its own on the shared port."""
 
@@ -546,7 +578,12 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         receivers = Receivers(context, stores.collect, args.workers)
         port = receivers.port
     else:
-        collector = Collector(stores.collect)
+        import orchestrator.claude_code.collect as collect_module
+
+        parse_cpu = Timed(otlp.parse)
+        build_cpu = Timed(collect_module.build)
+        otlp.parse, collect_module.build = parse_cpu, build_cpu
+        collector = TimedCollector(stores.collect)
         collector.start()
         server = CollectServer(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY)
         serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -573,6 +610,7 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         serving.join()
         collector.stop()
         flush, flushes = collector.flush_seconds, collector.flushes
+        cpu_parts = (parse_cpu.seconds, build_cpu.seconds, collector.cpu)
     process.join()
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, the first: {failures[0]}")
@@ -626,6 +664,14 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         f"({client_cpu / events * 1e6:.0f} us/event, {events / client_cpu:,.0f} events per "
         f"CPU-second); {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
     )
+    if args.workers == 1:
+        reading, building, writing = (part / events * 1e6 for part in cpu_parts)
+        rest = server_cpu / events * 1e6 - reading - building - writing
+        print(
+            f"server CPU per event: reading the body {reading:.0f} us, building rows "
+            f"{building:.0f} us, the writer's thread {writing:.0f} us, the rest (HTTP, "
+            f"threads, hand-offs) {rest:.0f} us"
+        )
     print(f"writer flush {flush:7.2f} s  {rows / flush:9,.0f} rows/s  ({flushes} transactions)")
     print(
         f"executemany  {raw_elapsed:7.2f} s  {rows / raw_elapsed:9,.0f} rows/s  "
