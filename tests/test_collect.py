@@ -844,3 +844,24 @@ def test_a_session_ends_when_its_session_end_hook_reaches_collect(
     at = datetime.fromisoformat(completed.replace("Z", "+00:00"))
     assert status == "completed" and before - timedelta(seconds=1) <= at
     assert at <= datetime.now(timezone.utc)
+
+
+def test_a_log_id_is_the_uuid5_of_session_sequence_and_event() -> None:
+    """A log's id is computed without uuid.UUID objects and is still uuid5 of the event's
+    session, sequence number and name: an exporter's retry of a batch stored before this
+    version is stored once too."""
+    import uuid
+
+    from orchestrator.claude_code.collect import _LOG_NAMESPACE
+
+    for session, sequence, name in [
+        (SESSION, 3, "tool_result"),
+        ("s", "17", "api_error"),
+        ("séance", 0, "tool_decision"),
+    ]:
+        event = otlp.Event(
+            name, "2026-01-01T00:00:00.000Z", session, {"event.sequence": sequence}, {}
+        )
+        batch = build(otlp.Parsed(events=[event]))
+        [row] = batch.sessions[session].logs
+        assert row[0] == str(uuid.uuid5(_LOG_NAMESPACE, f"{session}\0{sequence}\0{name}"))

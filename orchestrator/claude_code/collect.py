@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -71,8 +72,9 @@ SESSION_ATTRIBUTES = frozenset(
 )
 _NOT_METADATA = SESSION_ATTRIBUTES | {"event.name", "event.timestamp"}
 #: The event attributes kept as the session's (with the resource's).
-_SESSION_KEYS = tuple(sorted(SESSION_ATTRIBUTES | {WORKFLOW_ATTRIBUTE}))
+_SESSION_SET = frozenset(SESSION_ATTRIBUTES | {WORKFLOW_ATTRIBUTE})
 _LOG_NAMESPACE = uuid.UUID("6f1b3a52-2a4e-4d8c-9a37-1f0c6d0e7c11")
+_LOG_NAMESPACE_BYTES = _LOG_NAMESPACE.bytes
 
 
 # -- rows, built before anything is written ------------------------------------------------
@@ -161,10 +163,17 @@ def _string(attrs: dict[str, Any], key: str, where: str) -> str | None:
 
 
 def _log_id(event: otlp.Event) -> str | None:
+    """``uuid5(_LOG_NAMESPACE, "session\\0sequence\\0name")`` as text, without building a
+    UUID object (its checks cost more than the hash)."""
     sequence = event.attributes.get("event.sequence")
     if sequence is None:
         return None
-    return str(uuid.uuid5(_LOG_NAMESPACE, f"{event.session_id}\0{sequence}\0{event.name}"))
+    name = f"{event.session_id}\0{sequence}\0{event.name}".encode()
+    digest = bytearray(hashlib.sha1(_LOG_NAMESPACE_BYTES + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
@@ -176,18 +185,10 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
     def shown(text: str) -> str:
         return redact_text(text) if redact_secrets else text
 
-    memo: dict[str, str] = {}
-
-    def session_value(value: Any) -> str:
-        """A session attribute's value as stored: the same on every event of a session,
-        so redacted once per request."""
-        text = value if isinstance(value, str) else _text(value)
-        found = memo.get(text)
-        if found is None:
-            found = memo[text] = shown(text)
-        return found
-
     batch = Batch()
+    # A session's attributes as received (each event's resource, then its own attributes
+    # of the session or the resource), made text and redacted once at the end.
+    received: dict[str, dict[str, Any]] = {}
     for index, event in enumerate(parsed.events):
         where = f"event {index} (claude_code.{event.name})"
         attrs = event.attributes
@@ -205,15 +206,14 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
             session.first_at = event.at
         elif event.at > session.last_at:
             session.last_at = event.at
-        attributes = session.attributes
-        for key, value in resource.items():
-            attributes[key] = session_value(value)
-        for key in _SESSION_KEYS:  # the event's own, or the resource's again
-            if key in attrs:
-                attributes[key] = session_value(attrs[key])
-        for key in resource:
-            if key in attrs:
-                attributes[key] = session_value(attrs[key])
+        raw = received.get(event.session_id)
+        if raw is None:
+            raw = received[event.session_id] = {}
+        raw.update(resource)
+        for key in attrs.keys() & _SESSION_SET:  # the event's own
+            raw[key] = attrs[key]
+        for key in attrs.keys() & resource.keys():  # or the resource's again
+            raw[key] = attrs[key]
         try:
             if event.name == "api_request":
                 prompt = _prompt(event, where, prompt_tuple, redact_secrets)
@@ -238,6 +238,15 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
                     session.tool_results[row[0]] = tool_use_id
         except InvalidInput as exc:
             raise otlp.BadRequest(f"{where}: {exc}") from None
+    memo: dict[str, str] = {}
+    for session_id, values in received.items():
+        attributes = batch.sessions[session_id].attributes
+        for key, value in values.items():
+            text = value if isinstance(value, str) else _text(value)
+            found = memo.get(text)
+            if found is None:
+                found = memo[text] = shown(text)
+            attributes[key] = found
     # A response and its prompt's text in the same request go into the prompt row.
     from ..core.rows import PROMPT_COLUMNS
 
