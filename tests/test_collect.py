@@ -865,3 +865,60 @@ def test_a_log_id_is_the_uuid5_of_session_sequence_and_event() -> None:
         batch = build(otlp.Parsed(events=[event]))
         [row] = batch.sessions[session].logs
         assert row[0] == str(uuid.uuid5(_LOG_NAMESPACE, f"{session}\0{sequence}\0{name}"))
+
+
+def test_one_commit_answers_a_request_of_each_connected_client(db_target: Target) -> None:
+    """Four exporters on keep-alive connections post at once, five times: each time one
+    transaction holds the four requests (the first waits for the others, whose clients are
+    connected), and every event is stored."""
+    import http.client
+
+    collector = Collector(str(db_target), wait=20.0)  # only the clients' pace, never this
+    collector.start()
+    httpd = CollectServer(("127.0.0.1", free_port()), collector, max_body=1 << 20)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    sessions = [f"5555555{n}-2222-4333-8444-555555555555" for n in range(4)]
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", httpd.server_address[1]) for _ in sessions
+    ]
+    try:
+        for connection in connections:
+            connection.connect()
+        for turn in range(5):
+            before = collector.flushes
+            answers: list[int] = []
+
+            def export(connection: Any, body: bytes, answers: list[int]) -> None:
+                connection.request("POST", "/v1/logs", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                answers.append(response.status)
+
+            posting = [
+                threading.Thread(
+                    target=export,
+                    args=(
+                        connection,
+                        json.dumps(turns_payload(session, 1, turn)).encode(),
+                        answers,
+                    ),
+                )
+                for connection, session in zip(connections, sessions, strict=True)
+            ]
+            for each in posting:
+                each.start()
+            for each in posting:
+                each.join()
+            assert answers == [200] * 4
+            assert collector.flushes == before + 1
+    finally:
+        for connection in connections:
+            connection.close()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+        collector.stop()
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert calls == 2
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(4 * 5 * calls,)]

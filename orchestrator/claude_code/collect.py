@@ -403,9 +403,9 @@ class Collector:
         self.redact_secrets = redact_secrets
         self.group = group
         self.wait = wait
-        #: Requests read and being checked (:meth:`arriving`): the next group waits for them.
-        self._arriving = 0
-        self._arriving_lock = threading.Lock()
+        #: Clients connected (:meth:`connected`): a group waits for a request of each.
+        self._connections = 0
+        self._connections_lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._queue: asyncio.Queue[tuple[Batch, asyncio.Future[None]]] | None = None
@@ -456,18 +456,19 @@ class Collector:
         asyncio.run_coroutine_threadsafe(submitted(), self.loop).result(timeout)
 
     @contextlib.contextmanager
-    def arriving(self) -> Iterator[None]:
-        """Around reading a request into a batch, before :meth:`store`: a transaction
-        about to begin waits (up to ``wait`` seconds) for the requests being read, so that
-        one commit answers them all (a commit costs more than its rows: the search
+    def connected(self) -> Iterator[None]:
+        """Around a client's connection. A transaction about to begin waits (up to
+        ``wait`` seconds) until each connected client has a request in it: a client
+        whose answer came with the last commit sends its next request meanwhile, and one
+        commit then answers them all (a commit costs more than its rows: the search
         index's segment, the pages written again, the fsync)."""
-        with self._arriving_lock:
-            self._arriving += 1
+        with self._connections_lock:
+            self._connections += 1
         try:
             yield
         finally:
-            with self._arriving_lock:
-                self._arriving -= 1
+            with self._connections_lock:
+                self._connections -= 1
 
     async def _run(self) -> None:
         queue = self._queue
@@ -479,7 +480,7 @@ class Collector:
             while len(work) < self.group:
                 while len(work) < self.group and not queue.empty():
                     work.append(queue.get_nowait())
-                if not self._arriving or loop.time() >= deadline:
+                if len(work) >= self._connections or loop.time() >= deadline:
                     break
                 await asyncio.sleep(0.0005)
             await self._write(work)
@@ -905,6 +906,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: errors are logged
         pass
 
+    def handle(self) -> None:
+        with self.server.collector.connected():
+            super().handle()
+
     def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -969,15 +974,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         collector = self.server.collector
         try:
-            with collector.arriving():
-                parsed, protobuf = otlp.parse(
-                    kind,
-                    body,
-                    self.headers.get("Content-Type"),
-                    self.headers.get("Content-Encoding"),
-                    self.server.max_body,
-                )
-                batch = build(parsed, redact_secrets=collector.redact_secrets)
+            parsed, protobuf = otlp.parse(
+                kind,
+                body,
+                self.headers.get("Content-Type"),
+                self.headers.get("Content-Encoding"),
+                self.server.max_body,
+            )
+            batch = build(parsed, redact_secrets=collector.redact_secrets)
         except otlp.BadRequest as exc:
             self._error(400, str(exc))
             return
