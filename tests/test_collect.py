@@ -922,3 +922,105 @@ def test_one_commit_answers_a_request_of_each_connected_client(db_target: Target
     calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
     assert calls == 2
     assert rows(db_target, "SELECT count(*) FROM prompts") == [(4 * 5 * calls,)]
+
+
+def test_workers_receive_on_one_port_and_store_a_batch_sent_at_once_once(
+    db_target: Target,
+) -> None:
+    """`collect --workers 3`: three processes accept from the one port; the same export
+    posted over eight connections at once (an exporter's retries reaching different
+    workers), five times, is stored once, beside the other sessions' exports; SIGTERM
+    stops every worker."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db_target), "--port", str(port), "--workers", "3"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not listening(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        children: list[str] = []
+        while len(children) < 3:  # forked after the port is open
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 3
+        retried = "66666666-2222-4333-8444-555555555555"
+        others = [f"7777777{n}-2222-4333-8444-555555555555" for n in range(4)]
+        for turn in range(5):
+            bodies = [json.dumps(turns_payload(retried, 1, turn)).encode()] * 4 + [
+                json.dumps(turns_payload(other, 1, turn)).encode() for other in others
+            ]
+            answers: list[int] = []
+
+            def send(body: bytes, answers: list[int]) -> None:
+                answers.append(post(port, "/v1/logs", body)[0])
+
+            posting = [threading.Thread(target=send, args=(body, answers)) for body in bodies]
+            for each in posting:
+                each.start()
+            for each in posting:
+                each.join()
+            assert answers == [200] * 8
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not any(Path(f"/proc/{child}").exists() for child in children)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    calls = 2 * 5  # two API requests a turn, five turns
+    assert rows(
+        db_target,
+        "SELECT a.session_id, count(*) FROM prompts p JOIN agents a ON a.id = p.agent_id "
+        "GROUP BY a.session_id ORDER BY 1",
+    ) == [(retried, calls)] + [(other, calls) for other in others]
+    assert rows(db_target, "SELECT count(*) FROM otel_user_prompts") == [(5 * 5,)]
+
+
+def test_two_writers_given_the_same_batch_at_once_store_it_once(db_target: Target) -> None:
+    """Two collectors (two `--workers`' writers) write the same export at the same moment,
+    ten times, each time a new session: one run per session and each call once (they take
+    turns: SQLite's write transaction, PostgreSQL's advisory lock)."""
+    first, second = Collector(str(db_target)), Collector(str(db_target))
+    first.start()
+    second.start()
+    try:
+        for n in range(10):
+            session = f"888888{n:02d}-2222-4333-8444-555555555555"
+            payload = turns_payload(session, 1)
+            together = threading.Barrier(2)
+            answers: list[BaseException | None] = []
+
+            def write(
+                collector: Collector,
+                payload: dict[str, Any],
+                together: threading.Barrier,
+                answers: list[BaseException | None],
+            ) -> None:
+                batch = batch_of(payload)
+                together.wait()
+                answers.extend(write_together(collector, [batch]))
+
+            writing = [
+                threading.Thread(target=write, args=(c, payload, together, answers))
+                for c in (first, second)
+            ]
+            for each in writing:
+                each.start()
+            for each in writing:
+                each.join()
+            assert answers == [None, None]
+    finally:
+        first.stop()
+        second.stop()
+    assert rows(db_target, "SELECT count(DISTINCT session_id), count(*) FROM agents") == [(10, 10)]
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(10 * 2,)]

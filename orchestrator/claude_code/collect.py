@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -382,7 +383,10 @@ def _log(
 # -- the writer -------------------------------------------------------------------------
 
 
-#: How long a transaction about to begin waits for the requests being read (seconds).
+#: The lock collect's writers hold while they write (``--workers``: one writer each), so
+#: that a call one of them looks up is not being stored by another.
+WRITER_LOCK = "orchestrator collect"
+#: How long a transaction about to begin waits for a request of each connected client (s).
 GROUP_WAIT_S = 0.05
 
 
@@ -497,6 +501,7 @@ class Collector:
         started = time.perf_counter()
         try:
             await backend.begin()
+            await backend.lock(WRITER_LOCK)
             try:
                 await self._write_batches([batch for batch, _ in work])
             except Exception as exc:
@@ -505,6 +510,7 @@ class Collector:
                     failed[0] = exc
                 else:
                     await backend.begin()
+                    await backend.lock(WRITER_LOCK)
                     for at, (batch, _) in enumerate(work):
                         await backend.execute(f"SAVEPOINT collect_{at}")
                         try:
@@ -890,12 +896,20 @@ class CollectServer(ThreadingHTTPServer):
         token: str | None = None,
         max_body: int = otlp.MAX_BODY,
         log: Callable[[str], None] | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
+        """``listener``: a listening socket to accept from (shared by ``--workers``
+        processes) instead of one bound to ``address``."""
         self.collector = collector
         self.token = token
         self.max_body = max_body
         self.log = log or (lambda line: None)
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=listener is None)
+        if listener is not None:
+            self.socket.close()
+            self.socket = listener
+            self.server_address = listener.getsockname()[:2]
+            self.server_name, self.server_port = str(address[0]), int(self.server_address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1030,17 +1044,26 @@ def serve(
     token: str | None = None,
     redact_secrets: bool = True,
     max_body: int = otlp.MAX_BODY,
-    ready: Callable[[CollectServer], None] | None = None,
+    workers: int = 1,
+    ready: Callable[[CollectServer | None], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Receive OTLP/HTTP and hooks on ``host:port`` into ``target`` until interrupted.
     Another interface than the loopback one needs a ``token`` (clients send
-    ``Authorization: Bearer TOKEN``)."""
+    ``Authorization: Bearer TOKEN``). ``workers`` > 1: as many processes (forked) accept
+    from the one port, each reading requests and writing them with a writer of its own
+    (one process's Python runs on one core; the writers take turns, :data:`WRITER_LOCK`);
+    ``ready`` is then given None."""
     if not is_loopback(host) and not token:
         raise InvalidInput(
             "--host",
             f"{host} is not a loopback address: give a --token (or $ORCHESTRATOR_COLLECT_TOKEN)",
         )
+    if workers < 1 or (workers > 1 and not hasattr(os, "fork")):
+        raise InvalidInput("--workers", f"must be 1 here, or more where processes fork: {workers}")
+    if workers > 1:
+        _serve_forked(target, host, port, workers, token, redact_secrets, max_body, ready, log)
+        return
     collector = Collector(target, redact_secrets=redact_secrets)
     collector.start()
     try:
@@ -1054,6 +1077,94 @@ def serve(
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        collector.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_forked(
+    target: str,
+    host: str,
+    port: int,
+    workers: int,
+    token: str | None,
+    redact_secrets: bool,
+    max_body: int,
+    ready: Callable[[CollectServer | None], None] | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """``workers`` forked processes serving one listening socket until interrupted (or
+    SIGTERM, passed on to them); one ending stops the others."""
+    import signal
+
+    from ..store.targets import backend_for
+
+    async def migrated() -> None:  # once, before the workers open the store together
+        backend = backend_for(target, in_thread=True)
+        await backend.open()
+        await backend.close()
+
+    asyncio.run(migrated())
+    listener = socket.create_server((host, port), backlog=CollectServer.request_queue_size)
+    listener.setblocking(False)  # a worker that lost the race to accept a connection moves on
+    children: list[int] = []
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 0
+                try:
+                    _serve_on(listener, target, host, token, redact_secrets, max_body, log)
+                except KeyboardInterrupt:
+                    pass
+                except BaseException as exc:  # said, then the worker ends
+                    (log or (lambda line: None))(f"worker {os.getpid()}: {exc!r}")
+                    code = 1
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        if ready is not None:
+            ready(None)
+        pid, _ = os.wait()  # until one ends (or an interrupt)
+        children.remove(pid)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        listener.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve_on(
+    listener: socket.socket,
+    target: str,
+    host: str,
+    token: str | None,
+    redact_secrets: bool,
+    max_body: int,
+    log: Callable[[str], None] | None,
+) -> None:
+    """A worker: a writer of its own and a server accepting from ``listener``."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    collector = Collector(target, redact_secrets=redact_secrets)
+    collector.start()
+    try:
+        server = CollectServer(
+            (host, 0), collector, token=token, max_body=max_body, log=log, listener=listener
+        )
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            server.server_close()
+    finally:
         collector.stop()
 
 
