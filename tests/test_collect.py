@@ -3,6 +3,7 @@ tests/data/otlp/, and the real CLI against the fake API) received into the store
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -974,9 +975,9 @@ def test_workers_receive_on_one_port_and_store_a_batch_sent_at_once_once(
         assert process.wait(timeout=60) == 0
         assert not any(Path(f"/proc/{child}").exists() for child in children)
     finally:
-        if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # the workers too, whatever happened
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
     calls = 2 * 5  # two API requests a turn, five turns
     assert rows(
         db_target,
@@ -1024,3 +1025,43 @@ def test_two_writers_given_the_same_batch_at_once_store_it_once(db_target: Targe
         second.stop()
     assert rows(db_target, "SELECT count(DISTINCT session_id), count(*) FROM agents") == [(10, 10)]
     assert rows(db_target, "SELECT count(*) FROM prompts") == [(10 * 2,)]
+
+
+def test_workers_end_with_their_parent_killed_and_keep_what_they_answered(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of `collect --workers 2` itself: its workers end too (not left serving the
+    port), and what they answered 200 is stored."""
+    db = tmp_path / "workers.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db), "--port", str(port), "--workers", "2"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    children: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(children) < 2 or not listening(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        for name in JSON_LOGS:
+            assert post(port, "/v1/logs", (DATA / name).read_bytes())[0] == 200
+        process.kill()
+        process.wait()
+        while any(Path(f"/proc/{child}").exists() for child in children):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert not listening(port)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the workers too, whatever happened
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (2,)

@@ -1111,12 +1111,14 @@ def _serve_forked(
     listener.setblocking(False)  # a worker that lost the race to accept a connection moves on
     children: list[int] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    parent = os.getpid()
     try:
         for _ in range(workers):
             pid = os.fork()
             if pid == 0:  # the worker
                 code = 0
                 try:
+                    _end_with(parent)
                     _serve_on(listener, target, host, token, redact_secrets, max_body, log)
                 except KeyboardInterrupt:
                     pass
@@ -1139,6 +1141,18 @@ def _serve_forked(
                 os.waitpid(pid, 0)
         listener.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _end_with(parent: int) -> None:
+    """A worker gets SIGTERM when its parent ends, however (Linux; elsewhere a parent
+    killed outright leaves its workers serving)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before that
+        raise KeyboardInterrupt
 
 
 def _serve_on(
