@@ -1130,8 +1130,9 @@ def _serve_forked(
             children.append(pid)
         if ready is not None:
             ready(None)
-        pid, _ = os.wait()  # until one ends (or an interrupt)
+        pid, status = os.wait()  # until one ends (or an interrupt)
         children.remove(pid)
+        raise OSError(f"worker {pid} ended (exit status {os.waitstatus_to_exitcode(status)})")
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
