@@ -367,6 +367,10 @@ CREATE INDEX idx_agent_logs_tx_id ON agent_logs USING btree (tx_id);
 
 CREATE INDEX idx_system_logs_tx_id ON system_logs USING btree (tx_id);
 
+CREATE INDEX idx_agent_logs_tool_use ON agent_logs USING btree ((((metadata)::jsonb ->> 'tool_use_id'::text))) WHERE (log_type = ANY (ARRAY['tool_use'::text, 'tool_result'::text, 'PreToolUse'::text, 'PostToolUse'::text, 'PostToolUseFailure'::text]));
+
+CREATE INDEX idx_otel_requests_otel_prompt ON otel_requests USING btree (otel_prompt_id);
+
 CREATE OR REPLACE FUNCTION prompts_totals()
  RETURNS trigger
  LANGUAGE plpgsql

@@ -312,6 +312,11 @@ CREATE INDEX idx_agent_attributes_key ON agent_attributes(key, value);
 
 CREATE INDEX idx_otel_metrics_daily_name ON otel_metrics_daily(name, day);
 
+CREATE INDEX idx_agent_logs_tool_use ON agent_logs(json_extract(metadata, '$.tool_use_id'))
+    WHERE log_type IN ('tool_use', 'tool_result', 'PreToolUse', 'PostToolUse', 'PostToolUseFailure');
+
+CREATE INDEX idx_otel_requests_otel_prompt ON otel_requests(otel_prompt_id);
+
 CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts BEGIN
     
     UPDATE agents SET

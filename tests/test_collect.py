@@ -3,6 +3,7 @@ tests/data/otlp/, and the real CLI against the fake API) received into the store
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -15,12 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import Target, rows
+from backends import Target, is_postgres, rows
 from servers import free_port, listening
 
 from orchestrator.claude_code import otlp
@@ -106,6 +107,83 @@ def test_recorded_json_and_protobuf_payloads_parse_to_claude_code_events() -> No
         "metrics", (DATA / "metrics.pb").read_bytes(), "application/x-protobuf", None
     )
     assert {p.name for p in points.points} >= {"claude_code.cost.usage", "claude_code.token.usage"}
+
+
+def test_protobuf_logs_read_from_the_message_as_from_its_json_mapping() -> None:
+    """A protobuf body is read from the message itself (not through json_format's dicts):
+    the same events as its OTLP/JSON mapping read by the JSON path, for the recorded
+    bodies and for a record holding every kind of AnyValue; a non-finite double is
+    refused by both, naming where."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+    )
+
+    def events(parsed: otlp.Parsed) -> list[tuple[Any, ...]]:
+        return [(e.name, e.at, e.session_id, e.attributes, e.resource) for e in parsed.events]
+
+    every_kind = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "team", "value": {"stringValue": "core"}}]},
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1765000000123456789",
+                                "body": {"stringValue": "claude_code.tool_result"},
+                                "attributes": [
+                                    {"key": "session.id", "value": {"stringValue": SESSION}},
+                                    {"key": "n", "value": {"intValue": "-7"}},
+                                    {"key": "x", "value": {"doubleValue": 2.5}},
+                                    {"key": "ok", "value": {"boolValue": False}},
+                                    {"key": "raw", "value": {"bytesValue": "AAEC"}},
+                                    {"key": "none", "value": {}},
+                                    {
+                                        "key": "list",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [{"stringValue": "a"}, {"intValue": 1}]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "key": "map",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "k", "value": {"boolValue": True}}
+                                                ]
+                                            }
+                                        },
+                                    },
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    bodies = [(DATA / name).read_bytes() for name in ("logs-1.pb", "logs-2.pb")]
+    bodies.append(json_format.ParseDict(every_kind, ExportLogsServiceRequest()).SerializeToString())
+    for body in bodies:
+        message = ExportLogsServiceRequest.FromString(body)
+        from_json = otlp.parse_logs(json_format.MessageToDict(message))
+        parsed, protobuf = otlp.parse("logs", body, "application/x-protobuf", None)
+        assert protobuf and parsed.events and events(parsed) == events(from_json)
+    [event] = parsed.events
+    assert event.attributes["raw"] == "000102" and event.attributes["map"] == {"k": True}
+    assert event.attributes["n"] == -7 and event.attributes["none"] is None
+    record = every_kind["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["attributes"][2]["value"] = {"doubleValue": "NaN"}
+    message = json_format.ParseDict(every_kind, ExportLogsServiceRequest())
+    for read in (
+        lambda: otlp.parse_logs(json_format.MessageToDict(message)),
+        lambda: otlp.parse("logs", message.SerializeToString(), "application/x-protobuf", None),
+    ):
+        with pytest.raises(otlp.BadRequest, match=r"logRecords\[0\]\.attributes\[2\]"):
+            read()
 
 
 @pytest.mark.parametrize(
@@ -659,3 +737,331 @@ def test_requests_written_together_count_each_call_once_and_a_failing_one_stores
         (len(tools),)
     ]
     assert rows(db_target, "SELECT session_id FROM agents") == [(session,)]
+
+
+def test_a_tool_result_another_writer_logged_hours_before_is_not_logged_again(
+    collector: Collector, db_target: Target
+) -> None:
+    """A hook logged the tool call's result (PostToolUse, its tool_use_id in the metadata)
+    six hours before Claude Code's event of it arrives: found by its tool_use_id (not
+    only near the event's time), the result is not logged a second time; the other tool
+    result of the turn, which nobody logged, is."""
+    import asyncio
+
+    from orchestrator.claude_code.hook import TOOL_LOG_KINDS
+    from orchestrator.store.migrations import TOOL_LOG_TYPES
+
+    assert ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS) == TOOL_LOG_TYPES
+    session = "22222222-2222-4333-8444-555555555555"
+    payload = turns_payload(session, 2)
+    records = payload["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    first = [r for r in records if r["body"]["stringValue"] == "claude_code.user_prompt"]
+    rest = [r for r in records if r["body"]["stringValue"] != "claude_code.user_prompt"]
+
+    def export(part: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            **payload,
+            "resourceLogs": [{**payload["resourceLogs"][0], "scopeLogs": [{"logRecords": part}]}],
+        }
+
+    assert write_together(collector, [batch_of(export(first))]) == [None]
+    [(run,)] = rows(db_target, "SELECT id FROM agents")
+    results = [r for r in rest if r["body"]["stringValue"] == "claude_code.tool_result"]
+    assert len(results) == 2
+    attrs = {
+        a["key"]: a["value"]["stringValue"]
+        for a in results[0]["attributes"]
+        if "stringValue" in a["value"]
+    }
+    when = datetime.fromtimestamp(int(results[0]["timeUnixNano"]) / 1e9, tz=timezone.utc)
+    hours_before = otlp.stamp(when - timedelta(hours=6))
+
+    async def hook_logged() -> None:
+        await collector.backend.execute(
+            "INSERT INTO agent_logs (id, agent_id, log_type, message, metadata, created_at) "
+            "VALUES (?, ?, 'PostToolUse', 'PostToolUse', ?, ?)",
+            (
+                "33333333-2222-4333-8444-555555555555",
+                run,
+                json.dumps({"tool_use_id": attrs["tool_use_id"]}),
+                hours_before,
+            ),
+        )
+
+    asyncio.run_coroutine_threadsafe(hook_logged(), collector.loop).result(30)
+    assert write_together(collector, [batch_of(export(rest))]) == [None]
+    tool_id = "json_extract(metadata, '$.tool_use_id')"
+    if is_postgres(db_target):
+        tool_id = "(metadata::jsonb ->> 'tool_use_id')"
+    logged = rows(
+        db_target,
+        f"SELECT {tool_id}, log_type FROM agent_logs "
+        "WHERE log_type IN ('tool_result', 'PostToolUse') ORDER BY 1, 2",
+    )
+    other = next(
+        a["value"]["stringValue"] for a in results[1]["attributes"] if a["key"] == "tool_use_id"
+    )
+    assert logged == sorted([(attrs["tool_use_id"], "PostToolUse"), (other, "tool_result")])
+
+
+def test_the_tool_result_lookup_uses_the_tool_use_index(tmp_path: Path) -> None:
+    """SQLite uses the partial index only when the query repeats its predicate: the
+    lookup's plan searches idx_agent_logs_tool_use (no scan of agent_logs)."""
+    from orchestrator.claude_code.collect import _logged_sql
+    from orchestrator.store.sqlite import SQLiteBackend, connect
+
+    conn = connect(tmp_path / "plan.db")
+    sql = _logged_sql(SQLiteBackend(tmp_path / "plan.db")).format(keys="?, ?")
+    plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("a", "b")))
+    conn.close()
+    assert "USING INDEX idx_agent_logs_tool_use" in plan, plan
+
+
+def test_a_session_ends_when_its_session_end_hook_reaches_collect(
+    server: tuple[int, Target],
+) -> None:
+    """Claude Code's telemetry has no session end (a run only collect saw is `completed`
+    at its last event); its hooks do: UserPromptSubmit posted to collect's /hooks makes the
+    run running, an export meanwhile leaves it running, SessionEnd completes it at the
+    hook's time."""
+    port, target = server
+    session = "44444444-2222-4333-8444-555555555555"
+    first = json.dumps(turns_payload(session, 1)).encode()
+    assert post(port, "/v1/logs", first)[0] == 200
+    [(status, completed)] = rows(target, "SELECT status, completed_at FROM agents")
+    last = max(e.at for e in otlp.parse_logs(json.loads(first)).events)
+    assert (status, completed) == ("completed", last)
+    hook = {"session_id": session, "cwd": "/tmp/project"}
+    submitted = {**hook, "hook_event_name": "UserPromptSubmit", "prompt": "again"}
+    assert post(port, "/hooks", json.dumps(submitted).encode())[0] == 200
+    assert rows(target, "SELECT status, completed_at FROM agents") == [("running", None)]
+    later = json.dumps(turns_payload(session, 1, first=1)).encode()
+    assert post(port, "/v1/logs", later)[0] == 200
+    assert rows(target, "SELECT status, completed_at FROM agents") == [("running", None)]
+    before = datetime.now(timezone.utc)
+    ended = {**hook, "hook_event_name": "SessionEnd", "reason": "exit"}
+    assert post(port, "/hooks", json.dumps(ended).encode())[0] == 200
+    [(status, completed)] = rows(target, "SELECT status, completed_at FROM agents")
+    at = datetime.fromisoformat(completed.replace("Z", "+00:00"))
+    assert status == "completed" and before - timedelta(seconds=1) <= at
+    assert at <= datetime.now(timezone.utc)
+
+
+def test_a_log_id_is_the_uuid5_of_session_sequence_and_event() -> None:
+    """A log's id is computed without uuid.UUID objects and is still uuid5 of the event's
+    session, sequence number and name: an exporter's retry of a batch stored before this
+    version is stored once too."""
+    import uuid
+
+    from orchestrator.claude_code.collect import _LOG_NAMESPACE
+
+    for session, sequence, name in [
+        (SESSION, 3, "tool_result"),
+        ("s", "17", "api_error"),
+        ("séance", 0, "tool_decision"),
+    ]:
+        event = otlp.Event(
+            name, "2026-01-01T00:00:00.000Z", session, {"event.sequence": sequence}, {}
+        )
+        batch = build(otlp.Parsed(events=[event]))
+        [row] = batch.sessions[session].logs
+        assert row[0] == str(uuid.uuid5(_LOG_NAMESPACE, f"{session}\0{sequence}\0{name}"))
+
+
+def test_one_commit_answers_a_request_of_each_connected_client(db_target: Target) -> None:
+    """Four exporters on keep-alive connections post at once, five times: each time one
+    transaction holds the four requests (the first waits for the others, whose clients are
+    connected), and every event is stored."""
+    import http.client
+
+    collector = Collector(str(db_target), wait=20.0)  # only the clients' pace, never this
+    collector.start()
+    httpd = CollectServer(("127.0.0.1", free_port()), collector, max_body=1 << 20)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    sessions = [f"5555555{n}-2222-4333-8444-555555555555" for n in range(4)]
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", httpd.server_address[1]) for _ in sessions
+    ]
+    try:
+        for connection in connections:
+            connection.connect()
+        for turn in range(5):
+            before = collector.flushes
+            answers: list[int] = []
+
+            def export(connection: Any, body: bytes, answers: list[int]) -> None:
+                connection.request("POST", "/v1/logs", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                answers.append(response.status)
+
+            posting = [
+                threading.Thread(
+                    target=export,
+                    args=(
+                        connection,
+                        json.dumps(turns_payload(session, 1, turn)).encode(),
+                        answers,
+                    ),
+                )
+                for connection, session in zip(connections, sessions, strict=True)
+            ]
+            for each in posting:
+                each.start()
+            for each in posting:
+                each.join()
+            assert answers == [200] * 4
+            assert collector.flushes == before + 1
+    finally:
+        for connection in connections:
+            connection.close()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+        collector.stop()
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert calls == 2
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(4 * 5 * calls,)]
+
+
+def test_workers_receive_on_one_port_and_store_a_batch_sent_at_once_once(
+    db_target: Target,
+) -> None:
+    """`collect --workers 3`: three processes accept from the one port; the same export
+    posted over eight connections at once (an exporter's retries reaching different
+    workers), five times, is stored once, beside the other sessions' exports; SIGTERM
+    stops every worker."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db_target), "--port", str(port), "--workers", "3"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not listening(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        children: list[str] = []
+        while len(children) < 3:  # forked after the port is open
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 3
+        retried = "66666666-2222-4333-8444-555555555555"
+        others = [f"7777777{n}-2222-4333-8444-555555555555" for n in range(4)]
+        for turn in range(5):
+            bodies = [json.dumps(turns_payload(retried, 1, turn)).encode()] * 4 + [
+                json.dumps(turns_payload(other, 1, turn)).encode() for other in others
+            ]
+            answers: list[int] = []
+
+            def send(body: bytes, answers: list[int]) -> None:
+                answers.append(post(port, "/v1/logs", body)[0])
+
+            posting = [threading.Thread(target=send, args=(body, answers)) for body in bodies]
+            for each in posting:
+                each.start()
+            for each in posting:
+                each.join()
+            assert answers == [200] * 8
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not any(Path(f"/proc/{child}").exists() for child in children)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the workers too, whatever happened
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    calls = 2 * 5  # two API requests a turn, five turns
+    assert rows(
+        db_target,
+        "SELECT a.session_id, count(*) FROM prompts p JOIN agents a ON a.id = p.agent_id "
+        "GROUP BY a.session_id ORDER BY 1",
+    ) == [(retried, calls)] + [(other, calls) for other in others]
+    assert rows(db_target, "SELECT count(*) FROM otel_user_prompts") == [(5 * 5,)]
+
+
+def test_two_writers_given_the_same_batch_at_once_store_it_once(db_target: Target) -> None:
+    """Two collectors (two `--workers`' writers) write the same export at the same moment,
+    ten times, each time a new session: one run per session and each call once (they take
+    turns: SQLite's write transaction, PostgreSQL's advisory lock)."""
+    first, second = Collector(str(db_target)), Collector(str(db_target))
+    first.start()
+    second.start()
+    try:
+        for n in range(10):
+            session = f"888888{n:02d}-2222-4333-8444-555555555555"
+            payload = turns_payload(session, 1)
+            together = threading.Barrier(2)
+            answers: list[BaseException | None] = []
+
+            def write(
+                collector: Collector,
+                payload: dict[str, Any],
+                together: threading.Barrier,
+                answers: list[BaseException | None],
+            ) -> None:
+                batch = batch_of(payload)
+                together.wait()
+                answers.extend(write_together(collector, [batch]))
+
+            writing = [
+                threading.Thread(target=write, args=(c, payload, together, answers))
+                for c in (first, second)
+            ]
+            for each in writing:
+                each.start()
+            for each in writing:
+                each.join()
+            assert answers == [None, None]
+    finally:
+        first.stop()
+        second.stop()
+    assert rows(db_target, "SELECT count(DISTINCT session_id), count(*) FROM agents") == [(10, 10)]
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(10 * 2,)]
+
+
+def test_workers_end_with_their_parent_killed_and_keep_what_they_answered(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of `collect --workers 2` itself: its workers end too (not left serving the
+    port), and what they answered 200 is stored."""
+    db = tmp_path / "workers.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db), "--port", str(port), "--workers", "2"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    children: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(children) < 2 or not listening(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        for name in JSON_LOGS:
+            assert post(port, "/v1/logs", (DATA / name).read_bytes())[0] == 200
+        process.kill()
+        process.wait()
+        while any(Path(f"/proc/{child}").exists() for child in children):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert not listening(port)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the workers too, whatever happened
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (2,)

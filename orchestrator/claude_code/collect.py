@@ -34,12 +34,15 @@ gets a 400 naming the problem and stores nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import hmac
 import json
 import os
+import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -69,7 +72,10 @@ SESSION_ATTRIBUTES = frozenset(
     }
 )
 _NOT_METADATA = SESSION_ATTRIBUTES | {"event.name", "event.timestamp"}
+#: The event attributes kept as the session's (with the resource's).
+_SESSION_SET = frozenset(SESSION_ATTRIBUTES | {WORKFLOW_ATTRIBUTE})
 _LOG_NAMESPACE = uuid.UUID("6f1b3a52-2a4e-4d8c-9a37-1f0c6d0e7c11")
+_LOG_NAMESPACE_BYTES = _LOG_NAMESPACE.bytes
 
 
 # -- rows, built before anything is written ------------------------------------------------
@@ -158,10 +164,17 @@ def _string(attrs: dict[str, Any], key: str, where: str) -> str | None:
 
 
 def _log_id(event: otlp.Event) -> str | None:
+    """``uuid5(_LOG_NAMESPACE, "session\\0sequence\\0name")`` as text, without building a
+    UUID object (its checks cost more than the hash)."""
     sequence = event.attributes.get("event.sequence")
     if sequence is None:
         return None
-    return str(uuid.uuid5(_LOG_NAMESPACE, f"{event.session_id}\0{sequence}\0{event.name}"))
+    name = f"{event.session_id}\0{sequence}\0{event.name}".encode()
+    digest = bytearray(hashlib.sha1(_LOG_NAMESPACE_BYTES + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
@@ -174,34 +187,38 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
         return redact_text(text) if redact_secrets else text
 
     batch = Batch()
-    requests_of: dict[str, list[CollectedPrompt]] = {}
+    # A session's attributes as received (each event's resource, then its own attributes
+    # of the session or the resource), made text and redacted once at the end.
+    received: dict[str, dict[str, Any]] = {}
     for index, event in enumerate(parsed.events):
         where = f"event {index} (claude_code.{event.name})"
         attrs = event.attributes
+        resource = event.resource
         session = batch.sessions.get(event.session_id)
         if session is None:
-            workflow = attrs.get(WORKFLOW_ATTRIBUTE, event.resource.get(WORKFLOW_ATTRIBUTE))
+            workflow = attrs.get(WORKFLOW_ATTRIBUTE, resource.get(WORKFLOW_ATTRIBUTE))
             session = batch.sessions[event.session_id] = SessionRows(
                 event.session_id,
                 workflow if isinstance(workflow, str) and workflow else DEFAULT_WORKFLOW,
                 event.at,
                 event.at,
             )
-        session.first_at = min(session.first_at, event.at)
-        session.last_at = max(session.last_at, event.at)
-        for key, value in event.resource.items():
-            session.attributes[key] = shown(_text(value))
-        for key, value in attrs.items():
-            if key in SESSION_ATTRIBUTES or key in event.resource or key == WORKFLOW_ATTRIBUTE:
-                session.attributes[key] = shown(_text(value))
-        metadata = {k: v for k, v in attrs.items() if k not in _NOT_METADATA}
-        metadata = {k: v for k, v in metadata.items() if k not in event.resource}
+        elif event.at < session.first_at:
+            session.first_at = event.at
+        elif event.at > session.last_at:
+            session.last_at = event.at
+        raw = received.get(event.session_id)
+        if raw is None:
+            raw = received[event.session_id] = {}
+        raw.update(resource)
+        for key in attrs.keys() & _SESSION_SET:  # the event's own
+            raw[key] = attrs[key]
+        for key in attrs.keys() & resource.keys():  # or the resource's again
+            raw[key] = attrs[key]
         try:
             if event.name == "api_request":
                 prompt = _prompt(event, where, prompt_tuple, redact_secrets)
                 session.prompts.append(prompt)
-                if prompt.request_id is not None:
-                    requests_of.setdefault(prompt.request_id, []).append(prompt)
             elif event.name == "user_prompt":
                 prompt_id = _string(attrs, "prompt.id", where)
                 text = _string(attrs, "prompt", where)
@@ -213,12 +230,24 @@ def build(parsed: otlp.Parsed, *, redact_secrets: bool = True) -> Batch:
                 if text is not None:
                     session.responses[attrs["request_id"]] = shown(clip(text, TEXT_LIMIT))
             else:
+                metadata = {
+                    k: v for k, v in attrs.items() if k not in _NOT_METADATA and k not in resource
+                }
                 row, tool_use_id = _log(event, where, metadata, agent_log_row, redact_secrets)
                 session.logs.append(row)
                 if tool_use_id is not None:
                     session.tool_results[row[0]] = tool_use_id
         except InvalidInput as exc:
             raise otlp.BadRequest(f"{where}: {exc}") from None
+    memo: dict[str, str] = {}
+    for session_id, values in received.items():
+        attributes = batch.sessions[session_id].attributes
+        for key, value in values.items():
+            text = value if isinstance(value, str) else _text(value)
+            found = memo.get(text)
+            if found is None:
+                found = memo[text] = shown(text)
+            attributes[key] = found
     # A response and its prompt's text in the same request go into the prompt row.
     from ..core.rows import PROMPT_COLUMNS
 
@@ -354,15 +383,33 @@ def _log(
 # -- the writer -------------------------------------------------------------------------
 
 
+#: The lock collect's writers hold while they write (``--workers``: one writer each), so
+#: that a call one of them looks up is not being stored by another.
+WRITER_LOCK = "orchestrator collect"
+#: How long a transaction about to begin waits for a request of each connected client (s).
+GROUP_WAIT_S = 0.05
+
+
 class Collector:
     """Writes batches into a store (an SQLite file or a PostgreSQL URL) over one
     connection, in an event loop of its own: concurrent requests share a transaction,
     each in a savepoint, and each is answered after the commit."""
 
-    def __init__(self, target: str, *, redact_secrets: bool = True, group: int = 64) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        redact_secrets: bool = True,
+        group: int = 64,
+        wait: float = GROUP_WAIT_S,
+    ) -> None:
         self.target = target
         self.redact_secrets = redact_secrets
         self.group = group
+        self.wait = wait
+        #: Clients connected (:meth:`connected`): a group waits for a request of each.
+        self._connections = 0
+        self._connections_lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._queue: asyncio.Queue[tuple[Batch, asyncio.Future[None]]] | None = None
@@ -379,7 +426,9 @@ class Collector:
         self._thread.start()
 
         async def opened() -> None:
-            self.backend = backend_for(self.target)
+            # An SQLite file's driver in this loop's thread: the loop does nothing else,
+            # and a statement then costs no hop to aiosqlite's thread and back.
+            self.backend = backend_for(self.target, in_thread=True)
             await self.backend.open()
             self._queue = asyncio.Queue()
             self._task = asyncio.ensure_future(self._run())
@@ -410,12 +459,34 @@ class Collector:
 
         asyncio.run_coroutine_threadsafe(submitted(), self.loop).result(timeout)
 
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[None]:
+        """Around a client's connection. A transaction about to begin waits (up to
+        ``wait`` seconds) until each connected client has a request in it: a client
+        whose answer came with the last commit sends its next request meanwhile, and one
+        commit then answers them all (a commit costs more than its rows: the search
+        index's segment, the pages written again, the fsync)."""
+        with self._connections_lock:
+            self._connections += 1
+        try:
+            yield
+        finally:
+            with self._connections_lock:
+                self._connections -= 1
+
     async def _run(self) -> None:
-        assert self._queue is not None
+        queue = self._queue
+        assert queue is not None
+        loop = asyncio.get_running_loop()
         while True:
-            work = [await self._queue.get()]
-            while len(work) < self.group and not self._queue.empty():
-                work.append(self._queue.get_nowait())
+            work = [await queue.get()]
+            deadline = loop.time() + self.wait
+            while len(work) < self.group:
+                while len(work) < self.group and not queue.empty():
+                    work.append(queue.get_nowait())
+                if len(work) >= self._connections or loop.time() >= deadline:
+                    break
+                await asyncio.sleep(0.0005)
             await self._write(work)
 
     async def _write(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
@@ -430,6 +501,7 @@ class Collector:
         started = time.perf_counter()
         try:
             await backend.begin()
+            await backend.lock(WRITER_LOCK)
             try:
                 await self._write_batches([batch for batch, _ in work])
             except Exception as exc:
@@ -438,6 +510,7 @@ class Collector:
                     failed[0] = exc
                 else:
                     await backend.begin()
+                    await backend.lock(WRITER_LOCK)
                     for at, (batch, _) in enumerate(work):
                         await backend.execute(f"SAVEPOINT collect_{at}")
                         try:
@@ -625,34 +698,16 @@ class Collector:
                 responses,
             )
         # -- logs: a tool result logged by a transcript's import, a stream or a hook (or an
-        # earlier request) is not logged again. Those writers log it at the time it
-        # happened, as Claude Code's event says: only their logs within 5 minutes of it
-        # are read (the run's index on created_at), not the whole run's.
-        at_created = AGENT_LOG_COLUMNS.index("created_at")
-        wanted = {}
+        # earlier request) is not logged again: found by its tool_use_id (the index
+        # idx_agent_logs_tool_use), however long before it was logged.
+        wanted: set[str] = set()
         for _, session in sessions:
-            run_id = runs[session.session_id]
-            if run_id in made:
-                continue
-            for row in session.logs:
-                tool_use_id = session.tool_results.get(row[0])
-                if tool_use_id is not None:
-                    lo, hi = _around(row[at_created])
-                    pattern = f'%"tool_use_id": {json.dumps(tool_use_id)}%'
-                    wanted[(run_id, pattern, lo, hi)] = (run_id, tool_use_id)
+            if runs[session.session_id] not in made:
+                wanted.update(session.tool_results.values())
         logged: set[tuple[str, str]] = set()
-        for found in await self._lookup(
-            "WITH wanted (agent_id, pattern, lo, hi) AS (VALUES {keys}) "
-            "SELECT DISTINCT wanted.agent_id, wanted.pattern, wanted.lo, wanted.hi "
-            "FROM wanted WHERE EXISTS (SELECT 1 FROM agent_logs "
-            "WHERE agent_logs.agent_id = wanted.agent_id "
-            "AND agent_logs.created_at BETWEEN wanted.lo AND wanted.hi "
-            "AND log_type IN ('tool_result', 'PostToolUse', 'PostToolUseFailure') "
-            "AND metadata LIKE wanted.pattern)",
-            list(wanted),
-            width=4,
-        ):
-            logged.add(wanted[(found["agent_id"], found["pattern"], found["lo"], found["hi"])])
+        if wanted:
+            for found in await self._lookup(_logged_sql(backend), sorted(wanted)):
+                logged.add((str(found["agent_id"]), str(found["tool_use_id"])))
         logs = []
         first_logged: dict[tuple[str, str], int] = {}
         for at, session in sessions:
@@ -787,19 +842,20 @@ class Collector:
 
 #: Keys looked up in one statement.
 _CHUNK = 512
-#: How far from a tool result's time another writer's log of it is looked for.
-_LOGGED_WITHIN = 300.0
 
 
-def _around(at: str) -> tuple[str, str]:
-    """The stored timestamps :data:`_LOGGED_WITHIN` before and after ``at``."""
-    from datetime import timedelta
+def _logged_sql(backend: Any) -> str:
+    """The tool results (of any writer) logged with one of the ``{keys}`` as their
+    tool_use_id: the predicate of the partial index idx_agent_logs_tool_use word for
+    word, so that SQLite uses it."""
+    from ..store.migrations import TOOL_LOG_TYPES
 
-    from ..core.ids import parse_timestamp
-
-    when = parse_timestamp(at)
-    span = timedelta(seconds=_LOGGED_WITHIN)
-    return otlp.stamp(when - span), otlp.stamp(when + span)
+    tool_use_id = backend.json_text("metadata", "tool_use_id")
+    return (
+        f"SELECT agent_id, {tool_use_id} AS tool_use_id FROM agent_logs "
+        f"WHERE {tool_use_id} IN ({{keys}}) AND log_type IN ({TOOL_LOG_TYPES}) "
+        "AND log_type IN ('tool_result', 'PostToolUse', 'PostToolUseFailure')"
+    )
 
 
 def _remembered(prompt: CollectedPrompt, prompt_id: str) -> tuple[Any, ...]:
@@ -840,12 +896,20 @@ class CollectServer(ThreadingHTTPServer):
         token: str | None = None,
         max_body: int = otlp.MAX_BODY,
         log: Callable[[str], None] | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
+        """``listener``: a listening socket to accept from (shared by ``--workers``
+        processes) instead of one bound to ``address``."""
         self.collector = collector
         self.token = token
         self.max_body = max_body
         self.log = log or (lambda line: None)
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=listener is None)
+        if listener is not None:
+            self.socket.close()
+            self.socket = listener
+            self.server_address = listener.getsockname()[:2]
+            self.server_name, self.server_port = str(address[0]), int(self.server_address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -855,6 +919,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: errors are logged
         pass
+
+    def handle(self) -> None:
+        with self.server.collector.connected():
+            super().handle()
 
     def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
@@ -918,6 +986,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == kind or kind not in otlp.KINDS:
             self._error(404, f"{self.path}: POST /v1/logs, /v1/metrics, /v1/traces or /hooks")
             return
+        collector = self.server.collector
         try:
             parsed, protobuf = otlp.parse(
                 kind,
@@ -926,7 +995,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get("Content-Encoding"),
                 self.server.max_body,
             )
-            batch = build(parsed, redact_secrets=self.server.collector.redact_secrets)
+            batch = build(parsed, redact_secrets=collector.redact_secrets)
         except otlp.BadRequest as exc:
             self._error(400, str(exc))
             return
@@ -975,17 +1044,26 @@ def serve(
     token: str | None = None,
     redact_secrets: bool = True,
     max_body: int = otlp.MAX_BODY,
-    ready: Callable[[CollectServer], None] | None = None,
+    workers: int = 1,
+    ready: Callable[[CollectServer | None], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Receive OTLP/HTTP and hooks on ``host:port`` into ``target`` until interrupted.
     Another interface than the loopback one needs a ``token`` (clients send
-    ``Authorization: Bearer TOKEN``)."""
+    ``Authorization: Bearer TOKEN``). ``workers`` > 1: as many processes (forked) accept
+    from the one port, each reading requests and writing them with a writer of its own
+    (one process's Python runs on one core; the writers take turns, :data:`WRITER_LOCK`);
+    ``ready`` is then given None."""
     if not is_loopback(host) and not token:
         raise InvalidInput(
             "--host",
             f"{host} is not a loopback address: give a --token (or $ORCHESTRATOR_COLLECT_TOKEN)",
         )
+    if workers < 1 or (workers > 1 and not hasattr(os, "fork")):
+        raise InvalidInput("--workers", f"must be 1 here, or more where processes fork: {workers}")
+    if workers > 1:
+        _serve_forked(target, host, port, workers, token, redact_secrets, max_body, ready, log)
+        return
     collector = Collector(target, redact_secrets=redact_secrets)
     collector.start()
     try:
@@ -999,6 +1077,109 @@ def serve(
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        collector.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_forked(
+    target: str,
+    host: str,
+    port: int,
+    workers: int,
+    token: str | None,
+    redact_secrets: bool,
+    max_body: int,
+    ready: Callable[[CollectServer | None], None] | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """``workers`` forked processes serving one listening socket until interrupted (or
+    SIGTERM, passed on to them); one ending stops the others."""
+    import signal
+
+    from ..store.targets import backend_for
+
+    async def migrated() -> None:  # once, before the workers open the store together
+        backend = backend_for(target, in_thread=True)
+        await backend.open()
+        await backend.close()
+
+    asyncio.run(migrated())
+    listener = socket.create_server((host, port), backlog=CollectServer.request_queue_size)
+    listener.setblocking(False)  # a worker that lost the race to accept a connection moves on
+    children: list[int] = []
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    parent = os.getpid()
+    try:
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 0
+                try:
+                    _end_with(parent)
+                    _serve_on(listener, target, host, token, redact_secrets, max_body, log)
+                except KeyboardInterrupt:
+                    pass
+                except BaseException as exc:  # said, then the worker ends
+                    (log or (lambda line: None))(f"worker {os.getpid()}: {exc!r}")
+                    code = 1
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        if ready is not None:
+            ready(None)
+        pid, status = os.wait()  # until one ends (or an interrupt)
+        children.remove(pid)
+        raise OSError(f"worker {pid} ended (exit status {os.waitstatus_to_exitcode(status)})")
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        listener.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _end_with(parent: int) -> None:
+    """A worker gets SIGTERM when its parent ends, however (Linux; elsewhere a parent
+    killed outright leaves its workers serving)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before that
+        raise KeyboardInterrupt
+
+
+def _serve_on(
+    listener: socket.socket,
+    target: str,
+    host: str,
+    token: str | None,
+    redact_secrets: bool,
+    max_body: int,
+    log: Callable[[str], None] | None,
+) -> None:
+    """A worker: a writer of its own and a server accepting from ``listener``."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    collector = Collector(target, redact_secrets=redact_secrets)
+    collector.start()
+    try:
+        server = CollectServer(
+            (host, 0), collector, token=token, max_body=max_body, log=log, listener=listener
+        )
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            server.server_close()
+    finally:
         collector.stop()
 
 

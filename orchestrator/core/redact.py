@@ -182,6 +182,13 @@ def _folded(text: str) -> str:
     return lower
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    """Whether a dict key names a secret: remembered, keys repeat (a tool's argument names,
+    an event's attributes) and the pattern costs microseconds each time."""
+    return _compile(_SECRET_KEY_NAME, re.IGNORECASE).match(key) is not None
+
+
 def redact(value: Any) -> Any:
     """Redact strings anywhere inside ``value`` (dicts, lists, tuples, strings).
 
@@ -191,7 +198,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        secret_key = _compile(_SECRET_KEY_NAME, re.IGNORECASE).match
+        secret_key = _is_secret_key
         return {
             (redact_text(key) if isinstance(key, str) else key): (
                 REDACTED

@@ -113,6 +113,12 @@ class Backend(ABC):
         """Start a write transaction that takes the write lock at once (no upgrade deadlock)."""
 
     @abstractmethod
+    async def lock(self, name: str) -> None:
+        """Inside a write transaction: wait for the lock ``name`` and hold it until the
+        transaction ends, so that writers taking the same name write one at a time (what
+        one reads is not written by another meanwhile)."""
+
+    @abstractmethod
     async def commit(self) -> None: ...
 
     @abstractmethod

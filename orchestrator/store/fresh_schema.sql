@@ -22,7 +22,8 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm010_claude_code_session_state', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm011_otel_collect', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm012_otlp_exports', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
-('orchestrator', 'm013_tail_watermark', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
+('orchestrator', 'm013_tail_watermark', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm015_tool_use_index', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -934,3 +935,8 @@ CREATE TABLE otlp_exports (
     exported_at TEXT NOT NULL,          -- when the endpoint acknowledged them (UTC)
     PRIMARY KEY (endpoint, agent_id)
 );
+
+CREATE INDEX idx_agent_logs_tool_use ON agent_logs(json_extract(metadata, '$.tool_use_id'))
+    WHERE log_type IN ('tool_use', 'tool_result', 'PreToolUse', 'PostToolUse', 'PostToolUseFailure');
+
+CREATE INDEX idx_otel_requests_otel_prompt ON otel_requests(otel_prompt_id);

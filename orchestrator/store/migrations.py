@@ -1288,5 +1288,29 @@ def m013_tail_watermark(db: Database) -> None:
     in any order there)."""
 
 
+#: The log types that log a tool call or its result (importers' and hooks'), each
+#: carrying the call's ``tool_use_id`` in its metadata: the partial index's predicate,
+#: which a query must repeat word for word for SQLite to use the index.
+TOOL_LOG_TYPES = "'tool_use', 'tool_result', 'PreToolUse', 'PostToolUse', 'PostToolUseFailure'"
+#: The tool call's id in a tool log, as SQL (SQLite; PostgreSQL's in postgres_migrations).
+TOOL_USE_ID_SQL = "json_extract(metadata, '$.tool_use_id')"
+TOOL_USE_ID_DDL = """
+-- the tool logs by their call's tool_use_id: a writer meeting a call another logged
+-- (an import, a stream, hooks, collect) finds it however long ago it was logged
+CREATE INDEX idx_agent_logs_tool_use ON agent_logs({tool_use_id})
+    WHERE log_type IN ({types});
+-- the API requests answering a user prompt (its text, when it arrives after them)
+CREATE INDEX idx_otel_requests_otel_prompt ON otel_requests(otel_prompt_id);
+"""
+
+
+@migration
+def m015_tool_use_index(db: Database) -> None:
+    """Tool logs indexed by their ``tool_use_id`` (``orchestrator collect`` looks for a
+    result another writer logged by it) and ``otel_requests`` by ``otel_prompt_id``
+    (a user prompt's text put into the prompts already stored)."""
+    _run(db, TOOL_USE_ID_DDL.format(tool_use_id=TOOL_USE_ID_SQL, types=TOOL_LOG_TYPES))
+
+
 if __name__ == "__main__":  # regenerate FRESH_SCRIPT after adding a migration
     FRESH_SCRIPT.write_text(fresh_script(), encoding="utf-8")

@@ -322,6 +322,10 @@ class PostgresBackend(Backend):
             if conn is not self._conn:
                 await conn.close()
 
+    async def lock(self, name: str) -> None:
+        # A transaction-level advisory lock: released at COMMIT or ROLLBACK.
+        await self.fetchone("SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext(?))", (name,))
+
     async def begin_snapshot(self) -> None:
         async with self._busy:
             await self._reconnect_if_lost()

@@ -940,3 +940,16 @@ ALTER TABLE {table} ADD COLUMN tx_id xid8;
 ALTER TABLE {table} ALTER COLUMN tx_id SET DEFAULT pg_current_xact_id();
 CREATE INDEX idx_{table}_tx_id ON {table}(tx_id);
 """)
+
+
+#: The tool call's id in a tool log, as PostgreSQL SQL (SQLite's: ``TOOL_USE_ID_SQL``).
+TOOL_USE_ID_SQL = "(metadata::jsonb ->> 'tool_use_id')"
+
+
+@migration
+async def m015_tool_use_index(conn: Any) -> None:
+    """Tool logs indexed by their ``tool_use_id``, ``otel_requests`` by ``otel_prompt_id``
+    (:data:`orchestrator.store.migrations.TOOL_USE_ID_DDL`)."""
+    from .migrations import TOOL_LOG_TYPES, TOOL_USE_ID_DDL
+
+    await conn.execute(TOOL_USE_ID_DDL.format(tool_use_id=TOOL_USE_ID_SQL, types=TOOL_LOG_TYPES))

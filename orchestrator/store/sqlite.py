@@ -668,6 +668,9 @@ class SQLiteBackend(Backend):
     async def begin(self) -> None:
         await self._live.execute(BEGIN_WRITE)
 
+    async def lock(self, name: str) -> None:
+        """Nothing to do: a write transaction (BEGIN IMMEDIATE) is the only one."""
+
     async def commit(self) -> None:
         await self._live.execute("COMMIT")
 
