@@ -848,7 +848,7 @@ def _logged_sql(backend: Any) -> str:
     """The tool results (of any writer) logged with one of the ``{keys}`` as their
     tool_use_id: the predicate of the partial index idx_agent_logs_tool_use word for
     word, so that SQLite uses it."""
-    from ..store.migrations import TOOL_LOG_TYPES
+    from .hook import TOOL_LOG_TYPES
 
     tool_use_id = backend.json_text("metadata", "tool_use_id")
     return (

@@ -71,6 +71,9 @@ TOOL_LOG_KINDS = {
     **TOOL_CALL_EVENTS,
     **TOOL_RESULT_EVENTS,
 }
+#: Those log types as an SQL list, as the partial index on a tool log's tool_use_id
+#: (migration m015) states them: a query repeating it word for word uses the index.
+TOOL_LOG_TYPES = ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS)
 #: The metadata keys of an event kept in its log (clipped, redacted) besides the tool's.
 _KEPT = (
     "source",

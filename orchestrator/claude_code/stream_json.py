@@ -74,9 +74,8 @@ from .common import (
     usage_tokens,
 )
 from .hook import EVENTS, TOOL_LOG_KINDS
+from .hook import TOOL_LOG_TYPES as _TOOL_LOG_TYPES
 
-#: The log types of logged tool calls and results, the hook's included (the same call).
-_TOOL_LOG_TYPES = ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS)
 #: The log types only hooks write.
 _HOOK_TYPES = ", ".join(f"'{event}'" for event in EVENTS)
 

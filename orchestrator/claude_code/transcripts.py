@@ -86,6 +86,7 @@ from .common import (
     tool_log_rows,
 )
 from .hook import TOOL_LOG_KINDS
+from .hook import TOOL_LOG_TYPES as _TOOL_LOG_TYPES  # the importers' and the hook's (one call)
 
 #: Line types the importer reads something from (every line is also read for usage and
 #: tool calls, whatever its type, as ccusage reads it).
@@ -174,11 +175,6 @@ COMMIT_EVERY_S = 1.0
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$")
 _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+")
-
-
-#: The log types of a logged tool call or result: the importers' and the hook's
-#: (PreToolUse, PostToolUse...), which log the same call (the same ``tool_use_id``).
-_TOOL_LOG_TYPES = ", ".join(f"'{kind}'" for kind in TOOL_LOG_KINDS)
 
 
 def _one_hour_exceeds(usage: dict[str, Any]) -> bool:
