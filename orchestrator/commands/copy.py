@@ -562,7 +562,17 @@ class _Copier:
         if table.name == "orchestrator_agents":
             await self._match_workflows()
         merged = self._merged(table)
-        async for rows in _pages(self.src, table, copied, start):
+        # Into an empty target every row is new, and none is matched, translated or linked
+        # (but runs, to their parents): rows go as the source gives them.
+        plain = self.fresh and not merged and not self.workflows and table.name != "agents"
+        async for rows in _pages(self.src, table, copied, start, plain=plain):
+            if plain:
+                await self._insert_new(table, copied, rows)
+                result.inserted += len(rows)
+                done += len(rows)
+                if self.progress is not None:
+                    self.progress(table.name, done, max(total, done))
+                continue
             self._translate(table, rows)
             keys = [_key(table, row) for row in rows]
             present = set() if self.fresh else await self._present(table, keys)
@@ -604,6 +614,19 @@ class _Copier:
                 [(parent, child) for child, parent in parents_missing],
             )
             await self.dst.commit()
+
+    async def _insert_new(self, table: Table, columns: list[str], rows: list[Any]) -> None:
+        """Insert rows none of which the target holds, in one transaction (as a chunk of
+        :meth:`_copy_table`'s: its triggers paused, or its search index caught up, within)."""
+        async with self.dst.transaction():
+            if self.quiet_triggers:
+                await self.dst.pause_triggers(table.name, True)
+            deferred = await self.dst.defer_search_index([table.name])
+            await self.dst.insert_many(table.name, columns, rows)
+            if deferred:
+                await self.dst.catch_up_search_index(deferred)
+            if self.quiet_triggers:
+                await self.dst.pause_triggers(table.name, False)
 
     def _merged(self, table: Table) -> set[tuple[Any, ...]]:
         """The source's keys of ``table`` merged into other rows of the target."""
@@ -883,12 +906,20 @@ async def _count(backend: Backend, table: str) -> int:
 
 
 async def _pages(
-    backend: Backend, table: Table, columns: Sequence[str], start: tuple[Any, ...] | None
+    backend: Backend,
+    table: Table,
+    columns: Sequence[str],
+    start: tuple[Any, ...] | None,
+    *,
+    plain: bool = False,
 ) -> Any:
     """The rows of ``table`` in key order, CHUNK at a time (keyset paging: each page
-    starts after the last key of the one before). The next page is read while the caller
-    handles this one (the source's reads overlap the target's writes)."""
+    starts after the last key of the one before), as dicts or, ``plain``, as tuples of
+    ``columns``. The next page is read while the caller handles this one (the source's
+    reads overlap the target's writes)."""
     key = ", ".join(table.key)
+    at = [list(columns).index(column) for column in table.key] if plain else []
+    fetch = backend.fetch_rows if plain else backend.fetchall
 
     def page(after: tuple[Any, ...] | None, inclusive: bool) -> Any:
         where, params = "", []
@@ -897,7 +928,7 @@ async def _pages(
             where = f"WHERE ({key}) {op} ({', '.join('?' for _ in table.key)})"
             params = list(after)
         sql = f"SELECT {', '.join(columns)} FROM {table.name} {where} ORDER BY {key} LIMIT {CHUNK}"
-        read = backend.fetchall(sql, params)
+        read = fetch(sql, params)
         return asyncio.ensure_future(read) if backend.suspends else read
 
     pending = page(start, True)
@@ -908,7 +939,8 @@ async def _pages(
             if not rows:
                 return
             if len(rows) == CHUNK:
-                pending = page(_key(table, rows[-1]), False)
+                last = rows[-1]
+                pending = page(tuple(last[i] for i in at) if plain else _key(table, last), False)
             yield rows
             if pending is None:
                 return

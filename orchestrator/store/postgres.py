@@ -246,6 +246,14 @@ class PostgresBackend(Backend):
             found = await self._answer(self._conn.fetch(to_dollar(sql), *args))
         return [dict(row) for row in found]
 
+    async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        args = _positional(params)
+        async with self._busy:
+            if not self._conn.is_in_transaction():  # a transaction lost is the caller's error
+                await self._reconnect_if_lost()
+            found = await self._answer(self._conn.fetch(to_dollar(sql), *args))
+        return list(map(tuple, found))
+
     async def identity(self) -> str | None:
         """The server's system identifier (set by ``initdb``, the same whatever host name,
         address or port reaches it), the database and the schema the tables resolve to

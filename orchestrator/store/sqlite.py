@@ -681,6 +681,10 @@ class SQLiteBackend(Backend):
         async with self._live.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
+    async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        async with self._live.execute(sql, params) as cursor:
+            return list(map(tuple, await cursor.fetchall()))
+
     async def identity(self) -> str | None:
         """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
         found = file_id(self.path)
