@@ -639,3 +639,31 @@ def test_verification_by_ranges_compares_key_by_key_where_the_target_holds_more(
             copy_database(source, target)
         execute(target, (change, (before, where)))
         assert not copy_database(source, target).problems
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_first_copy_takes_the_runs_totals_as_the_source_has_them_on_either_engine(
+    source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    # A run whose totals are not its prompts' sums: copied without the summaries'
+    # triggers, they arrive as they are (with them, recomputed and reported as differing).
+    run, cost = rows(source, "SELECT id, total_cost_usd FROM agents ORDER BY id LIMIT 1")[0]
+    execute(source, ("UPDATE agents SET total_cost_usd = ? WHERE id = ?", (cost + 99.5, run)))
+    target = new_db_target()
+    result = copy_database(source, target)
+    assert result.fresh and not result.problems
+    assert rows(target, "SELECT total_cost_usd FROM agents WHERE id = ?", (run,))[0][0] == (
+        pytest.approx(cost + 99.5)
+    )
+    for table in ("usage_daily", "runs_daily", "step_histogram_daily", "sessions"):
+        _assert_same_rows(_table(source, table), _table(target, table), table)
+    # The triggers are back: a prompt written now adds to its run's totals as it should.
+    before = rows(target, "SELECT prompt_count FROM agents WHERE id = ?", (run,))[0][0]
+    execute(
+        target,
+        (
+            "INSERT INTO prompts (id, agent_id, content) VALUES (?, ?, 'one more')",
+            ("ffffffff-0000-7000-8000-000000000001", run),
+        ),
+    )
+    assert rows(target, "SELECT prompt_count FROM agents WHERE id = ?", (run,)) == [(before + 1,)]

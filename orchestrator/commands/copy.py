@@ -15,9 +15,9 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
 * **Summaries.** The target's triggers keep its totals (runs' prompt totals, the daily
   summaries, sessions) as rows arrive. Into an empty target the source's summary tables
   are then carried over as they are, so days whose raw rows were pruned at the source
-  keep their totals; an empty PostgreSQL target (whose tables the user owns) takes each
-  chunk with its triggers off, inside the chunk's transaction, and the runs' totals as
-  the source has them.
+  keep their totals; an empty target takes each chunk with its summaries' triggers off,
+  inside the chunk's transaction (PostgreSQL: when the user owns its tables), and the
+  runs' totals as the source has them.
 * **Verification** at the end, over the source's keys on both sides: row counts, the
   sums of every numeric column (tokens, costs, durations; floats equal within 1e-9
   relative) and a digest of the keys. Any difference raises :class:`CopyMismatch`,
@@ -461,7 +461,7 @@ class _Copier:
         resumed = not fresh and await self._resume()
         first = self.first = fresh or resumed
         if fresh:
-            # Into an empty PostgreSQL store, rows go in with the source's totals and
+            # Into an empty store, rows go in with the source's totals and
             # without the triggers (whose work the carried summaries replace): the copy's
             # largest cost.
             self.quiet_triggers = await self.dst.may_pause_triggers(

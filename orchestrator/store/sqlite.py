@@ -566,6 +566,9 @@ class SQLiteBackend(Backend):
         self._opened: OpenedFiles | None = None  # the files it opened, to see them swapped
         self._finalizer: weakref.finalize | None = None
         self._checked_before_defer = False
+        #: Triggers :meth:`pause_triggers` dropped, by table: (name, sql), and whether the
+        #: schema had been checked before.
+        self._paused: dict[str, tuple[list[tuple[str, str]], bool]] = {}
 
     @property
     def location(self) -> str:
@@ -806,6 +809,31 @@ class SQLiteBackend(Backend):
             versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
             await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
 
+    async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
+        return True
+
+    async def pause_triggers(self, table: str, paused: bool) -> None:
+        """Drop the triggers of ``table`` that keep the summaries (not those of its search
+        index: :meth:`defer_search_index`), and re-create them as they were: inside the
+        caller's write transaction, which other connections wait for (a rollback or a
+        killed process leaves them as they were). A schema checked before stays checked."""
+        if paused:
+            versions = await self._live.execute_fetchall(
+                "SELECT * FROM pragma_user_version, pragma_schema_version"
+            )
+            found = await self._live.execute_fetchall(_SUMMARY_TRIGGERS, (table,))
+            triggers = [(name, sql) for name, sql in found]
+            self._paused[table] = (triggers, versions[0][0] == versions[0][1] != 0)
+            for name, _ in triggers:
+                await self._live.execute(f"DROP TRIGGER {name}")
+            return
+        triggers, checked = self._paused.pop(table, ([], False))
+        for _, sql in triggers:
+            await self._live.execute(sql)
+        if triggers and checked:
+            versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
+            await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+
     async def secure_delete(self) -> None:
         # On whatever SQLite the interpreter links (Debian's has it on by default; others
         # leave a row's old bytes in the page's free space).
@@ -921,6 +949,13 @@ def _forget_moved(opened: OpenedFiles) -> None:
 _SEARCH_INSERT_TRIGGERS = (
     "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
     "AND sql LIKE '%AFTER INSERT%' AND sql LIKE '%\\_fts %' ESCAPE '\\'"
+)
+
+
+#: A table's triggers other than its full-text search index's: the summaries'.
+_SUMMARY_TRIGGERS = (
+    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+    "AND sql NOT LIKE '%\\_fts %' ESCAPE '\\'"
 )
 
 
