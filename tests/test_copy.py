@@ -26,6 +26,7 @@ from orchestrator.commands.copy import SUMMARIES, TABLES, CopyMismatch, copy_dat
 from orchestrator.commands.demo import create_demo_database
 from orchestrator.commands.maintenance import prune
 from orchestrator.reports.canned import reports, run_report
+from orchestrator.store import sqlite as sqlite_store
 from orchestrator.store.targets import backend_for
 
 LAST_DAY = "2026-11-25"
@@ -667,3 +668,25 @@ def test_a_first_copy_takes_the_runs_totals_as_the_source_has_them_on_either_eng
         ),
     )
     assert rows(target, "SELECT prompt_count FROM agents WHERE id = ?", (run,)) == [(before + 1,)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_copy_failing_while_its_next_page_is_read_raises_its_own_error(
+    source: Path, new_db_target: Callable[[], Target], tmp_path: Path
+) -> None:
+    # The target refuses a row of the first page of logs while the source's next page is
+    # being read (read ahead): the target's error is what the caller sees, and the
+    # source's connection is closed once that read is over (none left on the server).
+    server = new_db_target()
+    copy_database(source, server)
+    assert rows(server, "SELECT count(*) FROM agent_logs")[0][0] > 2 * copy_module.CHUNK
+    target = tmp_path / "refusing.db"
+    sqlite_store.connect(target).close()  # migrated
+    execute(target, "CREATE UNIQUE INDEX one_log_per_run ON agent_logs (agent_id)")
+    with pytest.raises(sqlite3.IntegrityError, match=r"agent_logs\.agent_id"):
+        copy_database(server, target)
+    left = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert rows(server, left) == [(0,)]
