@@ -20,9 +20,10 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
   runs' totals as the source has them.
 * **Verification** at the end, over the source's keys on both sides: row counts, the
   sums of every numeric column (tokens, costs, durations; floats equal within 1e-9
-  relative) and a digest of the keys. Any difference raises :class:`CopyMismatch`,
-  naming the table and what differs. Summary tables are compared too when the target
-  holds exactly the source's rows.
+  relative) and a digest of the keys, range of keys by range, each side summing up its
+  own rows (a range where the two differ is compared key by key). Any difference raises
+  :class:`CopyMismatch`, naming the table and what differs. Summary tables are compared
+  too when the target holds exactly the source's rows.
 * **Merging** (:func:`merge_databases`: several sources, one after the other): a
   workflow is one per name, so a source's workflow whose name the target holds under
   another id is that one (its runs and summaries point at the target's id; budgets are
