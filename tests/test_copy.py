@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import os
 import shutil
@@ -20,10 +21,13 @@ from servers import PostgresCluster, postgres_cluster
 
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
+from orchestrator.commands import copy as copy_module
 from orchestrator.commands.copy import SUMMARIES, TABLES, CopyMismatch, copy_database
 from orchestrator.commands.demo import create_demo_database
 from orchestrator.commands.maintenance import prune
 from orchestrator.reports.canned import reports, run_report
+from orchestrator.store import sqlite as sqlite_store
+from orchestrator.store.targets import backend_for
 
 LAST_DAY = "2026-11-25"
 
@@ -532,3 +536,157 @@ def test_every_table_of_the_schema_is_copied(empty_db: Path) -> None:
     copied = {t.name for t in (*TABLES, *SUMMARIES, PROGRESS)}
     fixed = {"_sqlite_migrations", "duration_buckets"}  # written by the migrations alone
     assert names - search - shadows - fixed == copied
+
+
+#: Budgets whose keys sort differently by collation ("B" and "b", "été") and one holding
+#: a line break (the text SQLite joins its keys with: read one by one there instead).
+_BUDGETS = [
+    ("model", "B", 1.0, 2.0),
+    ("model", "b", 7.0, None),
+    ("model", "été", None, 3.0),
+    ("model", "a\nb", 4.0, 1.0),
+    ("session", "z", 0.5, 0.5),
+    ("workflow", "Zeta", 2.25, 10.0),
+    ("workflow", "plan_build", 1.5, None),
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_key_range_is_counted_summed_and_digested_where_its_rows_are(
+    new_db_target: Callable[[], Target],
+) -> None:
+    target = new_db_target()
+
+    def expected(chosen: list[tuple[Any, ...]]) -> tuple[int, dict[str, float], bytes]:
+        keys = sorted(f"{scope}\x1f{name}" for scope, name, _, _ in chosen)
+        digest = hashlib.sha256("\n".join(keys).encode()).digest()
+        sums = {
+            "daily_usd": math.fsum(row[2] or 0 for row in chosen),
+            "monthly_usd": math.fsum(row[3] or 0 for row in chosen),
+        }
+        return len(chosen), sums, digest
+
+    async def ranges() -> list[tuple[int, dict[str, float], bytes]]:
+        store = backend_for(target)
+        await store.open()
+        try:
+            async with store.transaction():
+                for scope, name, daily, monthly in _BUDGETS:
+                    await store.execute(
+                        "INSERT INTO budgets (scope, name, daily_usd, monthly_usd, updated_at) "
+                        "VALUES (?, ?, ?, ?, '2026-11-01')",
+                        (scope, name, daily, monthly),
+                    )
+            order = (
+                "SELECT scope, name FROM budgets WHERE scope <= ? "
+                "ORDER BY scope DESC, name DESC LIMIT 1"
+            )
+            last_model = tuple((await store.fetchone(order, ("model",)) or {}).values())
+            last = tuple((await store.fetchone(order, ("workflow",)) or {}).values())
+            found = []
+            key, numeric = ("scope", "name"), ["daily_usd", "monthly_usd"]
+            for after, upto in ((None, last), (None, last_model), (last_model, last)):
+                got = await store.key_range("budgets", key, after, upto, numeric)
+                found.append((got.rows, got.sums, got.digest))
+            return found
+        finally:
+            await store.close()
+
+    whole, models, others = asyncio.run(ranges())
+    for got, chosen in (
+        (whole, _BUDGETS),
+        (models, [row for row in _BUDGETS if row[0] == "model"]),
+        (others, [row for row in _BUDGETS if row[0] != "model"]),
+    ):
+        count, sums, digest = expected(chosen)
+        assert got[0] == count
+        assert got[1] == pytest.approx(sums, rel=1e-12)
+        assert got[2] == digest
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_verification_by_ranges_compares_key_by_key_where_the_target_holds_more(
+    source: Path, new_db_target: Callable[[], Target], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small ranges, so the demo's tables span many, some matched whole and some not.
+    monkeypatch.setattr(copy_module, "VERIFY_CHUNK", 300)
+    monkeypatch.setattr(copy_module, "CHUNK", 70)
+    target = new_db_target()
+    first = copy_database(source, target)
+    assert not first.problems and not first.holds_more
+    logs = rows(source, "SELECT id, agent_id FROM agent_logs ORDER BY id")
+    assert len(logs) > 10 * 300
+    # A row of the target's own amid a range of the source's (an id extended sorts right
+    # after it): that range is compared key by key, the last one whole.
+    middle, run = logs[5 * 300 + 150]
+    execute(
+        target,
+        (
+            "INSERT INTO agent_logs (id, agent_id, log_type, message) VALUES (?, ?, 'info', 'own')",
+            (f"{middle}0", run),
+        ),
+    )
+    again = copy_database(source, target)
+    assert again.holds_more and not again.problems
+    result = next(t for t in again.tables if t.name == "agent_logs")
+    assert result.source_rows == result.target_rows == len(logs)
+    assert result.source_digest == result.target_digest
+    # A difference is found whether its range is compared whole or key by key.
+    for where in (middle, logs[-1][0]):
+        (before,) = rows(target, "SELECT duration_ms FROM agent_logs WHERE id = ?", (where,))[0]
+        change = "UPDATE agent_logs SET duration_ms = ? WHERE id = ?"
+        execute(target, (change, ((before or 0) + 12345.5, where)))
+        with pytest.raises(CopyMismatch, match=r"agent_logs: sum\(duration_ms\)"):
+            copy_database(source, target)
+        execute(target, (change, (before, where)))
+        assert not copy_database(source, target).problems
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_first_copy_takes_the_runs_totals_as_the_source_has_them_on_either_engine(
+    source: Path, new_db_target: Callable[[], Target]
+) -> None:
+    # A run whose totals are not its prompts' sums: copied without the summaries'
+    # triggers, they arrive as they are (with them, recomputed and reported as differing).
+    run, cost = rows(source, "SELECT id, total_cost_usd FROM agents ORDER BY id LIMIT 1")[0]
+    execute(source, ("UPDATE agents SET total_cost_usd = ? WHERE id = ?", (cost + 99.5, run)))
+    target = new_db_target()
+    result = copy_database(source, target)
+    assert result.fresh and not result.problems
+    assert rows(target, "SELECT total_cost_usd FROM agents WHERE id = ?", (run,))[0][0] == (
+        pytest.approx(cost + 99.5)
+    )
+    for table in ("usage_daily", "runs_daily", "step_histogram_daily", "sessions"):
+        _assert_same_rows(_table(source, table), _table(target, table), table)
+    # The triggers are back: a prompt written now adds to its run's totals as it should.
+    before = rows(target, "SELECT prompt_count FROM agents WHERE id = ?", (run,))[0][0]
+    execute(
+        target,
+        (
+            "INSERT INTO prompts (id, agent_id, content) VALUES (?, ?, 'one more')",
+            ("ffffffff-0000-7000-8000-000000000001", run),
+        ),
+    )
+    assert rows(target, "SELECT prompt_count FROM agents WHERE id = ?", (run,)) == [(before + 1,)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_copy_failing_while_its_next_page_is_read_raises_its_own_error(
+    source: Path, new_db_target: Callable[[], Target], tmp_path: Path
+) -> None:
+    # The target refuses a row of the first page of logs while the source's next page is
+    # being read (read ahead): the target's error is what the caller sees, and the
+    # source's connection is closed once that read is over (none left on the server).
+    server = new_db_target()
+    copy_database(source, server)
+    assert rows(server, "SELECT count(*) FROM agent_logs")[0][0] > 2 * copy_module.CHUNK
+    target = tmp_path / "refusing.db"
+    sqlite_store.connect(target).close()  # migrated
+    execute(target, "CREATE UNIQUE INDEX one_log_per_run ON agent_logs (agent_id)")
+    with pytest.raises(sqlite3.IntegrityError, match=r"agent_logs\.agent_id"):
+        copy_database(server, target)
+    left = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert rows(server, left) == [(0,)]

@@ -15,14 +15,15 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
 * **Summaries.** The target's triggers keep its totals (runs' prompt totals, the daily
   summaries, sessions) as rows arrive. Into an empty target the source's summary tables
   are then carried over as they are, so days whose raw rows were pruned at the source
-  keep their totals; an empty PostgreSQL target (whose tables the user owns) takes each
-  chunk with its triggers off, inside the chunk's transaction, and the runs' totals as
-  the source has them.
+  keep their totals; an empty target takes each chunk with its summaries' triggers off,
+  inside the chunk's transaction (PostgreSQL: when the user owns its tables), and the
+  runs' totals as the source has them.
 * **Verification** at the end, over the source's keys on both sides: row counts, the
   sums of every numeric column (tokens, costs, durations; floats equal within 1e-9
-  relative) and a digest of the keys. Any difference raises :class:`CopyMismatch`,
-  naming the table and what differs. Summary tables are compared too when the target
-  holds exactly the source's rows.
+  relative) and a digest of the keys, range of keys by range, each side summing up its
+  own rows (a range where the two differ is compared key by key). Any difference raises
+  :class:`CopyMismatch`, naming the table and what differs. Summary tables are compared
+  too when the target holds exactly the source's rows.
 * **Merging** (:func:`merge_databases`: several sources, one after the other): a
   workflow is one per name, so a source's workflow whose name the target holds under
   another id is that one (its runs and summaries point at the target's id; budgets are
@@ -46,6 +47,7 @@ to the whole scan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -59,11 +61,13 @@ from urllib.parse import urlsplit
 
 from ..core.errors import OrchestratorError
 from ..core.ids import utc_now
-from ..store.backend import Backend
+from ..store.backend import Backend, key_digest, key_range_where, key_text
 from ..store.targets import backend_for
 
 #: Rows read and written at a time.
 CHUNK = 5000
+#: Keys verified at a time, as one range summed up on each side.
+VERIFY_CHUNK = 50_000
 #: How far before the target's newest key a refresh looks (commits can lag their ids).
 LOOKBACK_MS = 10 * 60 * 1000
 
@@ -437,7 +441,7 @@ class _Copier:
         resumed = not fresh and await self._resume()
         first = self.first = fresh or resumed
         if fresh:
-            # Into an empty PostgreSQL store, rows go in with the source's totals and
+            # Into an empty store, rows go in with the source's totals and
             # without the triggers (whose work the carried summaries replace): the copy's
             # largest cost.
             self.quiet_triggers = await self.dst.may_pause_triggers(
@@ -538,7 +542,17 @@ class _Copier:
         if table.name == "orchestrator_agents":
             await self._match_workflows()
         merged = self._merged(table)
-        async for rows in _pages(self.src, table, copied, start):
+        # Into an empty target every row is new, and none is matched, translated or linked
+        # (but runs, to their parents): rows go as the source gives them.
+        plain = self.fresh and not merged and not self.workflows and table.name != "agents"
+        async for rows in _pages(self.src, table, copied, start, plain=plain):
+            if plain:
+                await self._insert_new(table, copied, rows)
+                result.inserted += len(rows)
+                done += len(rows)
+                if self.progress is not None:
+                    self.progress(table.name, done, max(total, done))
+                continue
             self._translate(table, rows)
             keys = [_key(table, row) for row in rows]
             present = set() if self.fresh else await self._present(table, keys)
@@ -580,6 +594,19 @@ class _Copier:
                 [(parent, child) for child, parent in parents_missing],
             )
             await self.dst.commit()
+
+    async def _insert_new(self, table: Table, columns: list[str], rows: list[Any]) -> None:
+        """Insert rows none of which the target holds, in one transaction (as a chunk of
+        :meth:`_copy_table`'s: its triggers paused, or its search index caught up, within)."""
+        async with self.dst.transaction():
+            if self.quiet_triggers:
+                await self.dst.pause_triggers(table.name, True)
+            deferred = await self.dst.defer_search_index([table.name])
+            await self.dst.insert_many(table.name, columns, rows)
+            if deferred:
+                await self.dst.catch_up_search_index(deferred)
+            if self.quiet_triggers:
+                await self.dst.pause_triggers(table.name, False)
 
     def _merged(self, table: Table) -> set[tuple[Any, ...]]:
         """The source's keys of ``table`` merged into other rows of the target."""
@@ -767,7 +794,10 @@ class _Copier:
         return matched
 
     async def _verify(self, table: Table, result: TableResult) -> None:
-        """Counts, numeric sums and a key digest of the source's rows, on both sides."""
+        """Counts, numeric sums and a key digest of the source's rows, on both sides: range
+        by range of VERIFY_CHUNK source keys, summed up by each store
+        (:meth:`~orchestrator.store.backend.Backend.key_range`); a range where the two
+        differ (or that holds merged rows) is compared key by key."""
         await self._columns(table)  # refuses tables whose columns differ
         numeric = [c for c, number in await self.src.table_columns(table.name) if number]
         source_digest, target_digest = _Digest(), _Digest()
@@ -775,21 +805,37 @@ class _Copier:
         target_sums = dict.fromkeys(numeric, 0.0)
         result.source_rows = result.target_rows = 0
         merged = self._merged(table)
-        async for rows in _pages(self.src, table, list(table.key), None):
-            keys = [_key(table, row) for row in rows]
-            if merged:  # kept in the target as its own row of the same workflow or response
-                keys = [key for key in keys if key not in merged]
-                if not keys:
+        after: tuple[Any, ...] | None = None
+        while (last := await _range_end(self.src, table, after)) is not None:
+            if not merged:
+                source = await self.src.key_range(table.name, table.key, after, last, numeric)
+                target = await self.dst.key_range(table.name, table.key, after, last, numeric)
+                if (source.rows, source.digest) == (target.rows, target.digest):
+                    # The target holds exactly the source's keys there: its sums are theirs.
+                    result.source_rows += source.rows
+                    result.target_rows += target.rows
+                    source_digest.update(source.digest)
+                    target_digest.update(target.digest)
+                    for column in numeric:
+                        source_sums[column] += source.sums[column]
+                        target_sums[column] += target.sums[column]
+                    after = last
                     continue
-            found = await _fetch_keys(self.dst, table, keys, table.key)
-            result.source_rows += len(keys)
-            result.target_rows += len(found)
-            source_digest.add(keys)
-            target_digest.add(_key(table, row) for row in found)
-            for sums, backend in ((source_sums, self.src), (target_sums, self.dst)):
-                totals = await _sums(backend, table, keys, numeric)
-                for column in numeric:
-                    sums[column] += totals[column]
+            async for keys in _key_pages(self.src, table, after, last):
+                if merged:  # kept in the target as its own row of the same workflow or response
+                    keys = [key for key in keys if key not in merged]
+                    if not keys:
+                        continue
+                found = await _fetch_keys(self.dst, table, keys, table.key)
+                result.source_rows += len(keys)
+                result.target_rows += len(found)
+                source_digest.add(keys)
+                target_digest.add(_key(table, row) for row in found)
+                for sums, backend in ((source_sums, self.src), (target_sums, self.dst)):
+                    totals = await _sums(backend, table, keys, numeric)
+                    for column in numeric:
+                        sums[column] += totals[column]
+            after = last
         if table.name == "agents" and not self.quiet_triggers:
             # The runs' totals here leave out the responses the target held already.
             for column in table.derived:
@@ -809,15 +855,18 @@ class _Copier:
 
 
 class _Digest:
-    """A digest of keys, fed chunk by chunk (the same chunks on both sides): each chunk's
-    keys are sorted here, as the two databases may sort text differently."""
+    """A digest of keys, fed range by range (the same ranges on both sides), each range's
+    as :func:`~orchestrator.store.backend.key_digest` (the keys sorted: the two databases
+    may sort text differently)."""
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
 
     def add(self, keys: Iterable[tuple[Any, ...]]) -> None:
-        text = "\n".join(sorted("\x1f".join(map(str, key)) for key in keys))
-        self._hash.update(hashlib.sha256(text.encode()).digest())
+        self.update(key_digest(key_text(key) for key in keys))
+
+    def update(self, digest: bytes) -> None:
+        self._hash.update(digest)
 
     def hex(self) -> str:
         return self._hash.hexdigest()[:16]
@@ -837,29 +886,90 @@ async def _count(backend: Backend, table: str) -> int:
 
 
 async def _pages(
-    backend: Backend, table: Table, columns: Sequence[str], start: tuple[Any, ...] | None
+    backend: Backend,
+    table: Table,
+    columns: Sequence[str],
+    start: tuple[Any, ...] | None,
+    *,
+    plain: bool = False,
 ) -> Any:
     """The rows of ``table`` in key order, CHUNK at a time (keyset paging: each page
-    starts after the last key of the one before)."""
+    starts after the last key of the one before), as dicts or, ``plain``, as tuples of
+    ``columns``. The next page is read while the caller handles this one (the source's
+    reads overlap the target's writes)."""
     key = ", ".join(table.key)
-    after = start
-    inclusive = True
-    while True:
+    at = [list(columns).index(column) for column in table.key] if plain else []
+    fetch = backend.fetch_rows if plain else backend.fetchall
+
+    def page(after: tuple[Any, ...] | None, inclusive: bool) -> Any:
         where, params = "", []
         if after is not None:
             op = ">=" if inclusive else ">"
             where = f"WHERE ({key}) {op} ({', '.join('?' for _ in table.key)})"
             params = list(after)
+        sql = f"SELECT {', '.join(columns)} FROM {table.name} {where} ORDER BY {key} LIMIT {CHUNK}"
+        read = fetch(sql, params)
+        return asyncio.ensure_future(read) if backend.suspends else read
+
+    pending = page(start, True)
+    try:
+        while True:
+            rows = await pending
+            pending = None
+            if not rows:
+                return
+            if len(rows) == CHUNK:
+                last = rows[-1]
+                pending = page(tuple(last[i] for i in at) if plain else _key(table, last), False)
+            yield rows
+            if pending is None:
+                return
+    finally:
+        if isinstance(pending, asyncio.Future):
+            # Left to finish, not cancelled (a PostgreSQL read cancelled drops the
+            # connection); its rows or its failure are no one's.
+            with contextlib.suppress(Exception):
+                await pending
+        elif pending is not None:
+            pending.close()
+
+
+async def _range_end(
+    backend: Backend, table: Table, after: tuple[Any, ...] | None
+) -> tuple[Any, ...] | None:
+    """The VERIFY_CHUNK-th key after ``after`` (from the first with None), or the last key
+    when fewer follow; None when none does."""
+    key = ", ".join(table.key)
+    where, params = "", []
+    if after is not None:
+        where, params = f"WHERE ({key}) > ({', '.join('?' for _ in table.key)})", list(after)
+    select = f"SELECT {key} FROM {table.name} {where}"
+    row = await backend.fetchone(
+        f"{select} ORDER BY {key} LIMIT 1 OFFSET {VERIFY_CHUNK - 1}", params
+    )
+    if row is None:
+        descending = ", ".join(f"{column} DESC" for column in table.key)
+        row = await backend.fetchone(f"{select} ORDER BY {descending} LIMIT 1", params)
+    return None if row is None else _key(table, row)
+
+
+async def _key_pages(
+    backend: Backend, table: Table, after: tuple[Any, ...] | None, last: tuple[Any, ...]
+) -> Any:
+    """The keys of ``table`` after ``after`` up to ``last``, CHUNK at a time."""
+    key = ", ".join(table.key)
+    while True:
+        where, params = key_range_where(table.key, after, last)
         rows = await backend.fetchall(
-            f"SELECT {', '.join(columns)} FROM {table.name} {where} ORDER BY {key} LIMIT {CHUNK}",
-            params,
+            f"SELECT {key} FROM {table.name} WHERE {where} ORDER BY {key} LIMIT {CHUNK}", params
         )
         if not rows:
             return
-        yield rows
-        if len(rows) < CHUNK:
+        keys = [_key(table, row) for row in rows]
+        yield keys
+        if len(keys) < CHUNK:
             return
-        after, inclusive = _key(table, rows[-1]), False
+        after = keys[-1]
 
 
 async def _fetch_keys(

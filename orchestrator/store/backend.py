@@ -21,9 +21,10 @@ SQLite (:class:`orchestrator.store.sqlite.SQLiteBackend`) for a path, PostgreSQL
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,6 +155,11 @@ class Backend(ABC):
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
+
+    async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query as a tuple, in its columns' order: for bulk reads, where
+        building a dict for each row would cost more than the read."""
+        return [tuple(row.values()) for row in await self.fetchall(sql, params)]
 
     async def defer_search_index(
         self, tables: Sequence[str] | None = None, *, summaries: bool = False
@@ -311,6 +317,29 @@ class Backend(ABC):
         """``SELECT select FROM table t`` for the rows whose ``key`` columns hold one of
         ``keys`` (and match ``where``, an expression of ``t``), in one statement."""
 
+    async def key_range(
+        self,
+        table: str,
+        key: Sequence[str],
+        after: Sequence[Any] | None,
+        last: Sequence[Any],
+        numeric: Sequence[str],
+    ) -> KeyRange:
+        """The rows of ``table`` whose ``key`` sorts after ``after`` (from the first, with
+        None) up to ``last``, in this store's order, summed up where they are: how many,
+        the sums of the ``numeric`` columns and :func:`key_digest` of their keys. This
+        portable form reads the keys; each engine computes it in one statement."""
+        where, params = key_range_where(key, after, last)
+        sums = "".join(f", sum({column}) AS {column}" for column in numeric)
+        row = await self.fetchone(f"SELECT count(*) AS n{sums} FROM {table} WHERE {where}", params)
+        assert row is not None
+        keys = await self.fetchall(f"SELECT {', '.join(key)} FROM {table} WHERE {where}", params)
+        return KeyRange(
+            int(row["n"]),
+            {column: float(row[column] or 0) for column in numeric},
+            key_digest(key_text(found.values()) for found in keys),
+        )
+
     async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
         """Whether :meth:`pause_triggers` may be used on ``tables`` here (no, by default)."""
         return False
@@ -380,6 +409,39 @@ class Feed(ABC):
         """The mark of ``table`` after reading ``rows`` (each with its position first) past
         ``after``: the last row's when a whole batch was read (more may wait), else all of
         this look."""
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """What :meth:`Backend.key_range` finds in a range of keys."""
+
+    rows: int
+    sums: dict[str, float]
+    digest: bytes
+
+
+def key_text(key: Iterable[Any]) -> str:
+    """A key's columns as one text (what :func:`key_digest` takes): each as ``str`` gives
+    it, joined by U+001F."""
+    return "\x1f".join(map(str, key))
+
+
+def key_digest(keys: Iterable[str]) -> bytes:
+    """The SHA-256 of ``keys`` (:func:`key_text`) sorted by code point, one a line: the same
+    whatever order each engine keeps them in."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).digest()
+
+
+def key_range_where(
+    key: Sequence[str], after: Sequence[Any] | None, last: Sequence[Any]
+) -> tuple[str, list[Any]]:
+    """The condition ``key`` after ``after`` (if any) and up to ``last``, and its parameters."""
+    columns = f"({', '.join(key)})"
+    marks = f"({', '.join('?' for _ in key)})"
+    where, params = f"{columns} <= {marks}", list(last)
+    if after is not None:
+        where, params = f"{columns} > {marks} AND {where}", [*after, *params]
+    return where, params
 
 
 def run_blocking(backend: Backend, work: Coroutine[Any, Any, T]) -> T:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import postgres_migrations as pg_migrations
-from .backend import Backend, CopyBackup, Feed, InitResult, Params
+from .backend import Backend, CopyBackup, Feed, InitResult, KeyRange, Params, key_range_where
 from .urls import redact_url
 
 SCHEMES = ("postgresql", "postgres")
@@ -248,6 +248,14 @@ class PostgresBackend(Backend):
             found = await self._answer(self._conn.fetch(to_dollar(sql), *args))
         return [dict(row) for row in found]
 
+    async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        args = _positional(params)
+        async with self._busy:
+            if not self._conn.is_in_transaction():  # a transaction lost is the caller's error
+                await self._reconnect_if_lost()
+            found = await self._answer(self._conn.fetch(to_dollar(sql), *args))
+        return list(map(tuple, found))
+
     async def identity(self) -> str | None:
         """The server's system identifier (set by ``initdb``, the same whatever host name,
         address or port reaches it), the database and the schema the tables resolve to
@@ -370,6 +378,29 @@ class PostgresBackend(Backend):
             f"ON {match}{extra}",
             [list(column) for column in zip(*keys, strict=True)],
         )
+
+    async def key_range(
+        self,
+        table: str,
+        key: Sequence[str],
+        after: Sequence[Any] | None,
+        last: Sequence[Any],
+        numeric: Sequence[str],
+    ) -> KeyRange:
+        """In one statement, the digest too: the keys' text sorted by code point (the "C"
+        collation) and hashed by the server; only the sums and the digest travel."""
+        where, params = key_range_where(key, after, last)
+        text = " || chr(31) || ".join(f"t.{column}::text" for column in key)
+        sums = "".join(f", sum(t.{column}) AS {column}" for column in numeric)
+        row = await self.fetchone(
+            f"SELECT count(*) AS n, sha256(convert_to(coalesce(string_agg({text}, chr(10) "
+            f"ORDER BY ({text}) COLLATE \"C\"), ''), 'UTF8')) AS digest{sums} "
+            f"FROM {table} t WHERE {where}",
+            params,
+        )
+        assert row is not None
+        sums_found = {column: float(row[column] or 0) for column in numeric}
+        return KeyRange(int(row["n"]), sums_found, bytes(row["digest"]))
 
     def json_text(self, expression: str, key: str) -> str:
         assert key.replace("_", "").isalnum(), key

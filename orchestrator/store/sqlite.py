@@ -39,7 +39,16 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import OrchestratorError
 from ..core.ids import utc_now
 from . import migrations
-from .backend import Backend, CopyBackup, Feed, InitResult, Params
+from .backend import (
+    Backend,
+    CopyBackup,
+    Feed,
+    InitResult,
+    KeyRange,
+    Params,
+    key_digest,
+    key_range_where,
+)
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -576,6 +585,9 @@ class SQLiteBackend(Backend):
         self._opened: OpenedFiles | None = None  # the files it opened, to see them swapped
         self._finalizer: weakref.finalize | None = None
         self._checked_before_defer = False
+        #: Triggers :meth:`pause_triggers` dropped, by table: (name, sql), and whether the
+        #: schema had been checked before.
+        self._paused: dict[str, tuple[list[tuple[str, str]], bool]] = {}
 
     @property
     def location(self) -> str:
@@ -693,6 +705,10 @@ class SQLiteBackend(Backend):
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         async with self._live.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
+
+    async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        async with self._live.execute(sql, params) as cursor:
+            return list(map(tuple, await cursor.fetchall()))
 
     async def identity(self) -> str | None:
         """The file's (device, inode): the same through a symlink, a hard link or ``..``."""
@@ -823,6 +839,31 @@ class SQLiteBackend(Backend):
             f"SELECT {select} FROM json_each(?) k JOIN {table} t ON {match}{extra}", (payload,)
         )
 
+    async def key_range(
+        self,
+        table: str,
+        key: Sequence[str],
+        after: Sequence[Any] | None,
+        last: Sequence[Any],
+        numeric: Sequence[str],
+    ) -> KeyRange:
+        """In one statement, the keys read as one text and sorted here (the portable form
+        when a key holds a line break or a NULL, as the text then shows)."""
+        where, params = key_range_where(key, after, last)
+        text = " || char(31) || ".join(key)
+        sums = "".join(f", sum({column}) AS {column}" for column in numeric)
+        row = await self.fetchone(
+            f"SELECT count(*) AS n, group_concat({text}, char(10)) AS keys{sums} "
+            f"FROM {table} WHERE {where}",
+            params,
+        )
+        assert row is not None
+        keys = row["keys"].split("\n") if row["keys"] is not None else []
+        if len(keys) != row["n"]:
+            return await super().key_range(table, key, after, last, numeric)
+        sums_found = {column: float(row[column] or 0) for column in numeric}
+        return KeyRange(int(row["n"]), sums_found, key_digest(keys))
+
     async def defer_search_index(
         self, tables: Sequence[str] | None = None, *, summaries: bool = False
     ) -> dict[str, tuple[str, int]]:
@@ -872,6 +913,31 @@ class SQLiteBackend(Backend):
             await self._live.execute(_catch_up_sql(name, sql), (watermark,))
             await self._live.execute(sql)
         if deferred and self._checked_before_defer:
+            versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
+            await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
+
+    async def may_pause_triggers(self, tables: Sequence[str]) -> bool:
+        return True
+
+    async def pause_triggers(self, table: str, paused: bool) -> None:
+        """Drop the triggers of ``table`` that keep the summaries (not those of its search
+        index: :meth:`defer_search_index`), and re-create them as they were: inside the
+        caller's write transaction, which other connections wait for (a rollback or a
+        killed process leaves them as they were). A schema checked before stays checked."""
+        if paused:
+            versions = await self._live.execute_fetchall(
+                "SELECT * FROM pragma_user_version, pragma_schema_version"
+            )
+            found = await self._live.execute_fetchall(_SUMMARY_TRIGGERS, (table,))
+            triggers = [(name, sql) for name, sql in found]
+            self._paused[table] = (triggers, versions[0][0] == versions[0][1] != 0)
+            for name, _ in triggers:
+                await self._live.execute(f"DROP TRIGGER {name}")
+            return
+        triggers, checked = self._paused.pop(table, ([], False))
+        for _, sql in triggers:
+            await self._live.execute(sql)
+        if triggers and checked:
             versions = await self._live.execute_fetchall("SELECT * FROM pragma_schema_version")
             await self._live.execute(f"PRAGMA user_version = {int(versions[0][0])}")
 
@@ -1046,6 +1112,13 @@ def _forget_moved(opened: OpenedFiles) -> None:
 _SEARCH_INSERT_TRIGGERS = (
     "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
     "AND sql LIKE '%AFTER INSERT%' AND sql LIKE '%\\_fts %' ESCAPE '\\'"
+)
+
+
+#: A table's triggers other than its full-text search index's: the summaries'.
+_SUMMARY_TRIGGERS = (
+    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+    "AND sql NOT LIKE '%\\_fts %' ESCAPE '\\'"
 )
 
 
