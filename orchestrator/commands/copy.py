@@ -47,19 +47,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import OrchestratorError
-from ..core.ids import utc_now
+from ..core.ids import format_timestamp, utc_now
 from ..store.backend import Backend
+from ..store.postgres import CURRENT_SNAPSHOT, PostgresBackend, Snapshot
 from ..store.targets import backend_for, is_url
 
 #: Rows read and written at a time.
@@ -132,6 +135,19 @@ SUMMARIES = (
 
 #: A first copy begun and not finished (one row per source): see :class:`_Copier`.
 PROGRESS = Table("copy_progress", ("source",), time_ordered=False)
+#: Where each source's verified rounds have reached, per table: see :class:`_Mark`.
+WATERMARKS = Table("copy_watermarks", ("source", "table_name"), time_ordered=False)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where a verified round read a source's table up to (kept in ``copy_watermarks``):
+    from PostgreSQL, the snapshot of the round's read (``pg_snapshot`` text); from SQLite,
+    ``[rowid, key]`` of the table's last row then (``[0, null]``: it was empty). ``at``:
+    the UNIX time the read began."""
+
+    text: str
+    at: float
 
 
 class AnotherStore(ValueError, OrchestratorError):
@@ -218,16 +234,24 @@ def merge_databases(
     target: str | os.PathLike[str],
     *,
     replace: bool = False,
+    recent: bool = False,
     progress: Progress | None = None,
     done: Callable[[CopyResult], None] | None = None,
 ) -> list[CopyResult]:
     """Copy each of ``sources`` in turn into ``target`` (see :func:`copy`): the stores of
     several machines merged into one. ``replace`` empties the target before the first;
+    ``recent``: each only what it gained since its last verified copy there;
     ``done`` is called with each source's result as it is verified."""
     results = []
     for index, source in enumerate(sources):
         results.append(
-            copy_database(source, target, replace=replace and index == 0, progress=progress)
+            copy_database(
+                source,
+                target,
+                replace=replace and index == 0,
+                recent=recent,
+                progress=progress,
+            )
         )
         if done is not None:
             done(results[-1])
@@ -243,8 +267,9 @@ def follow_copy(
     done: Callable[[CopyResult], None] | None = None,
     failed: Callable[[str], None] | None = None,
 ) -> None:
-    """Copy ``sources`` into ``target`` every ``every`` seconds (:func:`merge_databases`,
-    each round a verified copy of what is new), for ``rounds`` rounds or forever: a
+    """Copy ``sources`` into ``target`` every ``every`` seconds (:func:`merge_databases`:
+    the first round reads and verifies everything, each later one what the sources gained
+    since the last verified round, by their watermarks), for ``rounds`` rounds or forever: a
     machine's file kept flowing into the team's store. A round that fails because the
     server is away (stopped, restarting, the network down) or another machine's first
     copy into it is under way is reported to ``failed`` in one line and tried again at
@@ -252,10 +277,12 @@ def follow_copy(
     copy keeps ids and finishes an interrupted first copy, so nothing is doubled or lost.
     Other errors (a mismatch, the same store on both sides) are raised."""
     count = 0
+    verified = False  # a first round has read and verified everything
     while rounds is None or count < rounds:
         began = time.monotonic()
         try:
-            merge_databases(sources, target, done=done)
+            merge_databases(sources, target, recent=verified, done=done)
+            verified = True
         except Exception as exc:
             if not _retryable(exc):
                 raise
@@ -329,7 +356,7 @@ async def copy(
         )
     if replace:
         await _empty(target)
-    started = time.perf_counter()
+    started, began = time.perf_counter(), time.time()
     await src.open()
     try:
         # Every read of the source, verification included, sees one state of it: rows its
@@ -338,6 +365,7 @@ async def copy(
         await dst.open()
         try:
             copier = _Copier(src, dst, progress, since, identity or src.location)
+            copier.began = began
             result = await copier.run(recent or since is not None)
         finally:
             await dst.close()
@@ -375,7 +403,7 @@ def reset_store(url: str, dest: str | os.PathLike[str] | None = None) -> tuple[P
         store = backend_for(url)
         await store.open()
         try:
-            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS))
+            names = ", ".join(table.name for table in (*TABLES, *SUMMARIES, PROGRESS, WATERMARKS))
             async with store.transaction():
                 await store.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
                 saved = await _backup_store(url, dest)
@@ -420,7 +448,8 @@ async def _backup_store(
 async def _empty(target: str | os.PathLike[str]) -> None:
     """Empty the target (``replace``), as its engine does it (:meth:`Backend.empty`: an
     SQLite file through what ``init --force`` does, a PostgreSQL store by truncating)."""
-    await backend_for(target).empty([table.name for table in (*TABLES, *SUMMARIES, PROGRESS)])
+    tables = (*TABLES, *SUMMARIES, PROGRESS, WATERMARKS)
+    await backend_for(target).empty([table.name for table in tables])
 
 
 class _Copier:
@@ -442,6 +471,8 @@ class _Copier:
     ) -> None:
         self.src, self.dst, self.progress, self.since = src, dst, progress, since
         self.source = source  # what the source resolves to (Backend.identity)
+        self.began = time.time()  # when the source's read began (UNIX time)
+        self.postgres = isinstance(src, PostgresBackend)
         self.fresh = False  # the target held none of the copied tables' rows
         self.first = False  # a first copy: begun now (fresh) or resumed
         self.quiet_triggers = False
@@ -457,6 +488,15 @@ class _Copier:
         fresh = self.fresh = not any([await _any_row(self.dst, table) for table in TABLES])
         resumed = not fresh and await self._resume()
         first = self.first = fresh or resumed
+        marks = await self._marks_now()
+        if recent and not first:
+            then, recorded = await self._marks_then(marks)
+            if then is not None:
+                return await self._changes(then, marks)
+            # Marks that no longer hold (the source's newest rows deleted, another server
+            # at the address): everything is read and verified. None yet (a target copied
+            # into before they were kept): the window of ids, checked by the counts.
+            recent = not recorded
         if fresh:
             # Into an empty PostgreSQL store, rows go in with the source's totals and
             # without the triggers (whose work the carried summaries replace): the copy's
@@ -475,6 +515,7 @@ class _Copier:
                 tables = list(results.values())
                 result = CopyResult(self.src.location, self.dst.location, tables, fresh, True)
                 result.merged = self._merged_rows()
+                await self._record(marks)
                 return result
             for table in TABLES:  # something older than the window is missing: scan all
                 await self._copy_table(table, results[table.name], False)
@@ -492,6 +533,8 @@ class _Copier:
         )
         result.holds_more = not all(holds_only_source)
         result.merged = self._merged_rows()
+        if not result.problems:
+            await self._record(marks)
         return result
 
     def _merged_rows(self) -> int:
@@ -546,20 +589,26 @@ class _Copier:
             )
         return source
 
-    async def _copy_table(self, table: Table, result: TableResult, recent: bool) -> None:
+    async def _copy_table(
+        self, table: Table, result: TableResult, recent: bool, since: _Mark | None = None
+    ) -> None:
         columns = await self._columns(table)
         copied = [c for c in columns if self.quiet_triggers or c not in table.derived]
         start = await self._window_start(table) if recent else None
         # The bar's length: a refresh does not count the source twice (its check does).
-        total = 0 if start is not None else await _count(self.src, table.name)
-        if start is not None and table.unfinished:
+        total = 0 if start is not None or since else await _count(self.src, table.name)
+        if (start is not None or since) and table.unfinished:
             result.updated += await self._catch_up_unfinished(table, copied)
         done = 0
         parents_missing: list[tuple[Any, Any]] = []
         if table.name == "orchestrator_agents":
             await self._match_workflows()
         merged = self._merged(table)
-        async for rows in _pages(self.src, table, copied, start):
+        if since is None:
+            pages = _pages(self.src, table, copied, start)
+        else:
+            pages = self._changed(table, copied, since)
+        async for rows in pages:
             self._translate(table, rows)
             keys = [_key(table, row) for row in rows]
             present = set() if self.fresh else await self._present(table, keys)
@@ -592,6 +641,8 @@ class _Copier:
                 if quiet:
                     await self.dst.pause_triggers(table.name, False)
             done += len(rows)
+            if since is not None:
+                await self._verify_changed(table, result, keys, merged)
             if self.progress is not None:
                 self.progress(table.name, done, max(total, done))
         if parents_missing:
@@ -786,6 +837,145 @@ class _Copier:
             results[table.name].source_rows = results[table.name].target_rows = source
             matched = matched and source == target
         return matched
+
+    # -- watermarks: what a round reads after a verified one -------------------------------
+
+    async def _marks_now(self) -> dict[str, _Mark]:
+        """Where this round's read of the source stands, table by table."""
+        if self.postgres:
+            row = await self.src.fetchone(f"{CURRENT_SNAPSHOT} AS s")
+            assert row is not None
+            return {table.name: _Mark(row["s"], self.began) for table in TABLES}
+        marks = {}
+        for table in TABLES:
+            row = await self.src.fetchone(
+                f"SELECT rowid AS rowid_, {', '.join(table.key)} FROM {table.name} "
+                "ORDER BY rowid DESC LIMIT 1"
+            )
+            last = [row["rowid_"], list(_key(table, row))] if row else [0, None]
+            marks[table.name] = _Mark(json.dumps(last), self.began)
+        return marks
+
+    async def _marks_then(self, now: dict[str, _Mark]) -> tuple[dict[str, _Mark] | None, bool]:
+        """The marks the last verified round from this source left in the target, when they
+        still hold (else None), and whether there were any."""
+        rows = await self.dst.fetchall(
+            f"SELECT table_name, mark, copied_at FROM {WATERMARKS.name} WHERE source = ?",
+            (self.source,),
+        )
+        then = {row["table_name"]: _Mark(row["mark"], float(row["copied_at"])) for row in rows}
+        if not then:
+            return None, False
+        if any(table.name not in then for table in TABLES):
+            return None, True
+        try:
+            for table in TABLES:
+                if not await self._holds(table, then[table.name], now[table.name]):
+                    return None, True
+        except (ValueError, IndexError, TypeError):  # a mark of another engine's store
+            return None, True
+        return then, True
+
+    async def _holds(self, table: Table, then: _Mark, now: _Mark) -> bool:
+        """Whether every row the source gained since ``then`` is past it: on PostgreSQL,
+        ``then`` is an earlier snapshot of this server; on SQLite, the row that was the
+        table's last is still there under its rowid (SQLite gives a new row the rowid
+        after the largest: while that row stays, every new one comes after it)."""
+        if self.postgres:
+            return Snapshot(then.text).before(Snapshot(now.text))
+        rowid, key = json.loads(then.text)
+        if not rowid:
+            return True
+        keys = ", ".join(table.key)
+        row = await self.src.fetchone(f"SELECT {keys} FROM {table.name} WHERE rowid = ?", (rowid,))
+        return row is not None and list(_key(table, row)) == key
+
+    async def _changes(self, then: dict[str, _Mark], now: dict[str, _Mark]) -> CopyResult:
+        """A round after a verified one: only the rows added or changed since, each
+        verified in the target, then the marks moved on in one transaction."""
+        results = {table.name: TableResult(table.name) for table in TABLES}
+        for table in TABLES:
+            result = results[table.name]
+            await self._copy_table(table, result, False, then[table.name])
+            if result.target_rows != result.source_rows:
+                missing = result.source_rows - result.target_rows
+                result.problems.append(f"{missing} of {result.source_rows} new rows missing")
+        tables = list(results.values())
+        copied = CopyResult(self.src.location, self.dst.location, tables, False, True)
+        copied.merged = self._merged_rows()
+        if not copied.problems:
+            await self._record(now)
+        return copied
+
+    async def _changed(self, table: Table, columns: list[str], since: _Mark) -> Any:
+        """The source's rows of ``table`` added or changed since the mark, CHUNK at a time:
+        on PostgreSQL, those of the transactions the mark's snapshot did not show as
+        ended (by ``tx_id``, which an update renews in the tables with a ``newer``
+        column); on SQLite, those after the mark's rowid, and those whose ``newer`` column
+        is at most LOOKBACK_MS older than the mark's read."""
+        select = ", ".join(f"t.{column}" for column in columns)
+        key = ", ".join(f"t.{column}" for column in table.key)
+        places = ", ".join("?" for _ in table.key)
+        if self.postgres:
+            condition, params = Snapshot(since.text).written_after("t")
+            after: list[Any] = []
+            while True:
+                where = condition
+                if after:
+                    where += f" AND t.tx_id >= ?::text::xid8 AND (t.tx_id, {key}) > "
+                    where += f"(?::text::xid8, {places})"
+                rows = await self.src.fetchall(
+                    f"SELECT t.tx_id::text AS tx_id_, {select} FROM {table.name} t "
+                    f"WHERE {where} ORDER BY t.tx_id, {key} LIMIT {CHUNK}",
+                    [*params, *after[:1], *after],
+                )
+                if rows:
+                    yield rows
+                if len(rows) < CHUNK:
+                    return
+                after = [rows[-1]["tx_id_"], *_key(table, rows[-1])]
+        last, _ = json.loads(since.text)
+        while True:
+            rows = await self.src.fetchall(
+                f"SELECT t.rowid AS rowid_, {select} FROM {table.name} t "
+                f"WHERE t.rowid > ? ORDER BY t.rowid LIMIT {CHUNK}",
+                (last,),
+            )
+            if rows:
+                yield rows
+            if len(rows) < CHUNK:
+                break
+            last = rows[-1]["rowid_"]
+        if table.newer:  # rows changed in place: few, by the column's index
+            start = datetime.fromtimestamp(since.at - LOOKBACK_MS / 1000, timezone.utc)
+            rows = await self.src.fetchall(
+                f"SELECT {select} FROM {table.name} t WHERE t.{table.newer} >= ?",
+                (format_timestamp(start),),
+            )
+            for at in range(0, len(rows), CHUNK):
+                yield rows[at : at + CHUNK]
+
+    async def _verify_changed(
+        self, table: Table, result: TableResult, keys: list[tuple[Any, ...]], merged: Any
+    ) -> None:
+        """Count the rows read since the mark in the target, by key (index lookups)."""
+        merged = self._merged(table)
+        keys = [key for key in keys if key not in merged]
+        found = await _fetch_keys(self.dst, table, keys, table.key)
+        result.source_rows += len(keys)
+        result.target_rows += len(found)
+
+    async def _record(self, marks: dict[str, _Mark]) -> None:
+        """Keep in the target where this verified round read the source up to."""
+        async with self.dst.transaction():
+            await self.dst.execute(
+                f"DELETE FROM {WATERMARKS.name} WHERE source = ?", (self.source,)
+            )
+            await self.dst.executemany(
+                f"INSERT INTO {WATERMARKS.name} (source, table_name, mark, copied_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(self.source, name, mark.text, mark.at) for name, mark in marks.items()],
+            )
 
     async def _verify(self, table: Table, result: TableResult) -> None:
         """Counts, numeric sums and a key digest of the source's rows, on both sides."""

@@ -33,6 +33,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..core.ids import format_timestamp
+from ..store.postgres import CURRENT_SNAPSHOT as _SNAPSHOT
+from ..store.postgres import Snapshot as _Snapshot
 from ..store.targets import is_url
 
 if TYPE_CHECKING:
@@ -288,22 +290,6 @@ class _SQLiteFeed:
 
 
 @dataclass(frozen=True)
-class _Snapshot:
-    """A PostgreSQL snapshot (``pg_current_snapshot()``): every transaction below ``xmax``
-    but those in ``xip`` had ended when it was taken."""
-
-    text: str  # xmin:xmax:xip,xip,...
-
-    @property
-    def xmax(self) -> str:
-        return self.text.split(":")[1]
-
-    @property
-    def xip(self) -> str:
-        return self.text.split(":")[2]
-
-
-@dataclass(frozen=True)
 class _Mark:
     """Where a PostgreSQL follower is in one table: every row of a transaction ``seen``
     shows as ended has been read; a round of reading the rows ``round`` shows as ended
@@ -389,13 +375,12 @@ class _PostgresFeed:
         round_ = after.round or self._current
         # The transactions `seen` showed running or began after it (index range scans),
         # that had ended when `round_` was taken (committed: their rows are visible).
-        condition = (
-            f"({alias}.tx_id >= ?::text::xid8 "
-            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[])) "
-            f"AND {alias}.tx_id < ?::text::xid8 "
+        condition, params = after.seen.written_after(alias)
+        condition += (
+            f" AND {alias}.tx_id < ?::text::xid8 "
             f"AND pg_visible_in_snapshot({alias}.tx_id, ?::text::pg_snapshot)"
         )
-        params = [after.seen.xmax, after.seen.xip, round_.xmax, round_.text]
+        params += [round_.xmax, round_.text]
         if after.cursor is not None:
             condition += f" AND ({alias}.tx_id, {alias}.id) > (?::text::xid8, ?)"
             params += list(after.cursor)
@@ -411,9 +396,6 @@ class _PostgresFeed:
             tx_id, _, row_id = str(rows[-1][0]).partition(" ")
             return _Mark(after.seen, round_, (tx_id, row_id))
         return _Mark(round_)
-
-
-_SNAPSHOT = "SELECT pg_current_snapshot()::text"
 
 
 class EventSource:

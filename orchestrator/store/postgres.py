@@ -38,6 +38,7 @@ import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import postgres_migrations as pg_migrations
@@ -372,6 +373,40 @@ class PostgresBackend(Backend):
 
     async def pause_triggers(self, table: str, paused: bool) -> None:
         await self.execute(f"ALTER TABLE {table} {'DISABLE' if paused else 'ENABLE'} TRIGGER USER")
+
+
+#: The snapshot a read sees (in a REPEATABLE READ transaction, the transaction's).
+CURRENT_SNAPSHOT = "SELECT pg_current_snapshot()::text"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A PostgreSQL snapshot (``pg_current_snapshot()``): every transaction below ``xmax``
+    but those in ``xip`` had ended when it was taken."""
+
+    text: str  # xmin:xmax:xip,xip,...
+
+    @property
+    def xmax(self) -> str:
+        return self.text.split(":")[1]
+
+    @property
+    def xip(self) -> str:
+        return self.text.split(":")[2]
+
+    def written_after(self, alias: str) -> tuple[str, list[Any]]:
+        """The condition that the row ``alias`` (a table with ``tx_id``) was written by a
+        transaction this snapshot did not show as ended: one it saw running or one begun
+        after it (index range scans on ``tx_id``, whatever the table's size)."""
+        condition = (
+            f"({alias}.tx_id >= ?::text::xid8 "
+            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[]))"
+        )
+        return condition, [self.xmax, self.xip]
+
+    def before(self, other: Snapshot) -> bool:
+        """Whether this snapshot may be an earlier one of the same server as ``other``."""
+        return int(self.xmax) <= int(other.xmax)
 
 
 _NUMERIC_TYPES = frozenset({"bigint", "integer", "double precision", "real", "numeric", "smallint"})
