@@ -102,7 +102,7 @@ TABLES = (
     Table("agents", ("id",), derived=RUN_TOTALS, unfinished="status IN ('pending', 'running')"),
     Table("prompts", ("id",), unfinished="status = 'pending'"),
     Table("prompt_responses", ("prompt_id",)),
-    Table("claude_code_runs", ("agent_id",)),
+    Table("claude_code_runs", ("agent_id",), newer="updated_at"),
     Table("agent_model_usage", ("agent_id", "model"), time_ordered=False),
     Table("claude_code_files", ("path",), newer="imported_at", time_ordered=False),
     Table("agent_logs", ("id",)),
@@ -850,7 +850,7 @@ class _Copier:
         for table in TABLES:
             row = await self.src.fetchone(
                 f"SELECT rowid AS rowid_, {', '.join(table.key)} FROM {table.name} "
-                "ORDER BY rowid DESC LIMIT 1"
+                f"WHERE rowid = (SELECT max(rowid) FROM {table.name})"
             )
             last = [row["rowid_"], list(_key(table, row))] if row else [0, None]
             marks[table.name] = _Mark(json.dumps(last), self.began)
