@@ -215,7 +215,9 @@ def test_rows_changed_in_place_are_carried(stores: tuple[Target, Path]) -> None:
             ("01700000-0000-7000-8000-00000000000a", workflow),
         ),
     )
-    copy_database(source, snapshot, recent=True)
+    assert copy_database(source, snapshot, recent=True).inserted == 2
+    # Still running, unchanged: not written again at every refresh.
+    assert copy_database(source, snapshot, recent=True).updated == 0
     now = utc_now()
     execute(
         source,

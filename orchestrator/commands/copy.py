@@ -783,8 +783,15 @@ class _Copier:
                 if (by_key[_key(table, row)][table.newer] or "") > (row[table.newer] or "")
             }
         else:
-            found = await _fetch_keys(self.dst, table, keys, table.key, where=table.unfinished)
-            stale = {_key(table, row) for row in found}
+            # Only those the source has changed since: a run running for hours is not
+            # written again at every refresh.
+            found = await _fetch_keys(self.dst, table, keys, columns, where=table.unfinished)
+            by_key = {_key(table, row): row for row in rows}
+            stale = {
+                _key(table, row)
+                for row in found
+                if any(row[c] != by_key[_key(table, row)][c] for c in columns)
+            }
         changed = [row for row in rows if _key(table, row) in stale]
         settable = [c for c in columns if c not in table.key]
         updates = []
