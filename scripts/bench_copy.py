@@ -21,7 +21,8 @@ Three figures, each beside its baseline of the same run:
    counts: the watermarks ignored); with ``--events`` new events beside the bare SELECT
    of those rows; and ``orchestrator serve URL`` idle (its process's CPU over
    ``--idle`` seconds, from /proc) beside ``orchestrator serve`` of the snapshot file
-   alone (Datasette without refreshes).
+   alone (Datasette without refreshes); a round of ``copy --follow DB URL`` with nothing
+   new beside today's round (a whole verified copy).
 
 ``--refresh-only`` skips 1-3: ``--url`` is then the (writable) store refreshed from, and
 ``--snapshot`` an SQLite snapshot of it (made first when missing).
@@ -296,6 +297,15 @@ def main() -> None:
         wall, cpu, mb = timed([*ORCHESTRATOR, "copy", target, str(snapshot)])
         line(f"copy (full incremental pass) after {args.events:,} more", wall, cpu, mb, args.events)
         refresh_figures(target, snapshot, args.events, args.idle)
+    # A round of `copy --follow DB URL` with nothing new, beside today's (a whole copy).
+    copy_database(args.db, target)  # verified: the file's marks recorded in the store
+    used, wall, _ = cpu_of(lambda: copy_database(args.db, target, recent=True))
+    base, _, _ = cpu_of(lambda: copy_database(args.db, target))
+    print(
+        f"{'copy --follow round, nothing new / whole copy (CPU)':<52} {used:8.3f} {wall:8.3f} "
+        f"{base:9.3f} {used / base:7.3f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

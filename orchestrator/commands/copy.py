@@ -35,12 +35,26 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
 * Nothing in the target is deleted, except with ``replace=True``, which empties it
   first (an SQLite target through ``init --force``: backed up, refused while open).
 
-``recent=True`` (a snapshot's refresh) pages only through keys from ten minutes before
-the target's newest one (ids are UUIDv7: time-ordered), or, with ``since`` (the UNIX time
-the previous copy began), from ten minutes before that: a row committed since was given
-its id at most that long before (a transaction open longer, or a writer's clock behind by
-more, is caught by the counts). It verifies counts alone; when they differ it falls back
-to the whole scan.
+**Watermarks.** A verified copy records in the target, per source (its identity) and
+table, where its read of the source stood (``copy_watermarks``, in one transaction after
+the last chunk): from PostgreSQL the snapshot of the read (``pg_current_snapshot()``), from
+SQLite the rowid and key of each table's last row. ``recent=True`` (a snapshot's refresh,
+each round of ``copy --follow`` after its first) then reads only what is new since: from
+PostgreSQL, the rows whose ``tx_id`` (the inserting transaction; an update renews it in
+the tables rows change in place) is one the recorded snapshot saw running or that began
+after it (:meth:`~orchestrator.store.postgres.Snapshot.written_after`, as ``tail`` does:
+index range scans, a transaction committed after a later one is not missed); from SQLite,
+the rows past the recorded rowid (one writer at a time: a new row's rowid follows the
+largest) and, in tables with a ``newer`` column, the rows changed at most LOOKBACK_MS
+before the last read began. Unfinished rows of the target catch up as before (found by
+partial indexes). Such a round verifies that each row it read is in the target (by key),
+not the whole tables; the full verification runs on every copy without ``recent`` and on
+the first round of ``serve`` and ``copy --follow``. A killed round leaves the marks where
+they were: the next reads its rows again and finds them there. Marks that no longer hold
+(the table's last row deleted at an SQLite source, another server) make the round read
+and verify everything; without marks (a target copied into before they were kept) a
+refresh pages keys from ten minutes before the target's newest (or ``since``), checks the
+whole tables' counts and scans everything when they differ, as it did before.
 """
 
 from __future__ import annotations
