@@ -12,8 +12,8 @@ Three figures, each beside its baseline of the same run:
    triggers off (the same indexes and constraints): what moving the rows costs at least.
 2. PostgreSQL -> SQLite: the snapshot ``serve`` makes (a whole process, the same way).
 3. A snapshot's refresh after ``--events`` new events written to the store by the
-   writer: ``copy(since=...)`` in-process (what ``serve`` runs every few seconds: rows
-   from ten minutes before the previous copy began, then counts) and as a
+   writer: ``copy(since=...)`` in-process (what ``serve`` runs every few seconds: the
+   rows past the snapshot's watermarks) and as a
    whole process of the full incremental pass (``orchestrator copy URL SNAPSHOT``),
    beside the baseline of selecting just those new rows from the server.
 4. Refreshes by watermarks (``copy_watermarks``), in-process CPU: with nothing new (the
@@ -246,8 +246,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.refresh_only:
         snapshot = args.snapshot or args.db.with_name("bench-snapshot.db")
-        if not snapshot.exists():
-            copy_database(args.url, snapshot)
+        if not snapshot.exists():  # as serve makes it (the store's identity beside it)
+            from orchestrator.commands.serve import make_snapshot
+
+            started = time.perf_counter()
+            make_snapshot(args.url, snapshot)
+            print(f"snapshot {snapshot} made in {time.perf_counter() - started:.0f} s")
         refresh_figures(args.url, snapshot, args.events, args.idle)
         return
     rows = rows_in(args.db)
