@@ -656,7 +656,7 @@ class _Copier:
                     await self.dst.pause_triggers(table.name, False)
             done += len(rows)
             if since is not None:
-                await self._verify_changed(table, result, keys, merged)
+                await self._verify_changed(table, result, keys)
             if self.progress is not None:
                 self.progress(table.name, done, max(total, done))
         if parents_missing:
@@ -977,10 +977,10 @@ class _Copier:
                 yield rows[at : at + CHUNK]
 
     async def _verify_changed(
-        self, table: Table, result: TableResult, keys: list[tuple[Any, ...]], merged: Any
+        self, table: Table, result: TableResult, keys: list[tuple[Any, ...]]
     ) -> None:
         """Count the rows read since the mark in the target, by key (index lookups)."""
-        merged = self._merged(table)
+        merged = self._merged(table)  # as of this chunk: prompts merged in it included
         keys = [key for key in keys if key not in merged]
         found = await _fetch_keys(self.dst, table, keys, table.key)
         result.source_rows += len(keys)
