@@ -226,8 +226,11 @@ def refresh_figures(url: str, snapshot: Path, events: int, idle: float) -> None:
     )
     ours_wall = statistics.median(w for _, w, _ in runs)
     old_wall = statistics.median(w for _, w, _ in old)  # the server's counting is not our CPU
-    print(f"{'  the same, wall s / today's path (wall)':<52} {'':>8} {ours_wall:8.3f} "
-          f"{old_wall:9.3f} {ours_wall / old_wall:7.3f}", flush=True)
+    what = "  the same: wall s / today's path (wall)"
+    print(
+        f"{what:<52} {'':>8} {ours_wall:8.3f} {old_wall:9.3f} {ours_wall / old_wall:7.3f}",
+        flush=True,
+    )
     from orchestrator.core.ids import new_id
 
     since = new_id()
