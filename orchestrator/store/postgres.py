@@ -387,6 +387,10 @@ class Snapshot:
     text: str  # xmin:xmax:xip,xip,...
 
     @property
+    def xmin(self) -> str:
+        return self.text.split(":")[0]
+
+    @property
     def xmax(self) -> str:
         return self.text.split(":")[1]
 
@@ -397,12 +401,15 @@ class Snapshot:
     def written_after(self, alias: str) -> tuple[str, list[Any]]:
         """The condition that the row ``alias`` (a table with ``tx_id``) was written by a
         transaction this snapshot did not show as ended: one it saw running or one begun
-        after it (index range scans on ``tx_id``, whatever the table's size)."""
+        after it (index range scans on ``tx_id``, whatever the table's size). It says
+        ``tx_id >= xmin`` too (implied: every transaction it saw running is at least
+        ``xmin``), so that a scan in ``tx_id`` order starts there rather than at the
+        index's start (10M entries read for a page of new rows, without it)."""
         condition = (
-            f"({alias}.tx_id >= ?::text::xid8 "
+            f"{alias}.tx_id >= ?::text::xid8 AND ({alias}.tx_id >= ?::text::xid8 "
             f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[]))"
         )
-        return condition, [self.xmax, self.xip]
+        return condition, [self.xmin, self.xmax, self.xip]
 
     def before(self, other: Snapshot) -> bool:
         """Whether this snapshot may be an earlier one of the same server as ``other``."""
