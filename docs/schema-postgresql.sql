@@ -5,6 +5,7 @@ CREATE TABLE orchestrator_agents (
     status text DEFAULT 'active'::text NOT NULL,
     created_at text DEFAULT to_char((statement_timestamp() AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'::text) NOT NULL,
     updated_at text DEFAULT to_char((statement_timestamp() AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'::text) NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT orchestrator_agents_name_key UNIQUE (name),
     CONSTRAINT orchestrator_agents_pkey PRIMARY KEY (id)
 );
@@ -167,6 +168,7 @@ CREATE TABLE prompt_responses (
     thinking text,
     thinking_budget_tokens bigint,
     max_tokens bigint,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT prompt_responses_pkey PRIMARY KEY (prompt_id),
     CONSTRAINT prompt_responses_prompt_id_fkey FOREIGN KEY (prompt_id) REFERENCES prompts(id) ON DELETE CASCADE
 );
@@ -188,6 +190,8 @@ CREATE TABLE claude_code_runs (
     git_branch text,
     is_git_repo bigint,
     is_worktree bigint,
+    updated_at text,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT claude_code_runs_pkey PRIMARY KEY (agent_id),
     CONSTRAINT claude_code_runs_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
@@ -203,6 +207,7 @@ CREATE TABLE agent_model_usage (
     cost_computed_usd double precision,
     web_search_requests bigint,
     created_at text DEFAULT to_char((statement_timestamp() AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'::text) NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT agent_model_usage_pkey PRIMARY KEY (agent_id, model),
     CONSTRAINT agent_model_usage_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
@@ -215,6 +220,7 @@ CREATE TABLE claude_code_files (
     byte_offset bigint DEFAULT 0 NOT NULL,
     lines bigint DEFAULT 0 NOT NULL,
     imported_at text DEFAULT to_char((statement_timestamp() AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'::text) NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT claude_code_files_pkey PRIMARY KEY (path),
     CONSTRAINT claude_code_files_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
@@ -225,6 +231,7 @@ CREATE TABLE budgets (
     daily_usd double precision,
     monthly_usd double precision,
     updated_at text NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT budgets_pkey PRIMARY KEY (scope, name)
 );
 
@@ -235,6 +242,7 @@ CREATE TABLE budget_alerts (
     spent_usd double precision NOT NULL,
     budget_usd double precision NOT NULL,
     alerted_at text NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT budget_alerts_pkey PRIMARY KEY (scope, name, period)
 );
 
@@ -253,6 +261,7 @@ CREATE TABLE otel_requests (
     reported_cost_usd double precision,
     ttft_ms double precision,
     query_source text,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT otel_requests_pkey PRIMARY KEY (request_id),
     CONSTRAINT otel_requests_prompt_id_fkey FOREIGN KEY (prompt_id) REFERENCES prompts(id) ON DELETE CASCADE
 );
@@ -262,6 +271,7 @@ CREATE TABLE otel_user_prompts (
     agent_id text NOT NULL,
     text text,
     created_at text NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT otel_user_prompts_pkey PRIMARY KEY (otel_prompt_id),
     CONSTRAINT otel_user_prompts_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
@@ -270,6 +280,7 @@ CREATE TABLE agent_attributes (
     agent_id text NOT NULL,
     key text NOT NULL,
     value text,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT agent_attributes_pkey PRIMARY KEY (agent_id, key),
     CONSTRAINT agent_attributes_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
@@ -282,6 +293,7 @@ CREATE TABLE otel_metrics_daily (
     value double precision DEFAULT 0 NOT NULL,
     points bigint DEFAULT 0 NOT NULL,
     updated_at text NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT otel_metrics_daily_pkey PRIMARY KEY (day, name, attributes)
 );
 
@@ -291,8 +303,17 @@ CREATE TABLE otlp_exports (
     trace_id text NOT NULL,
     spans bigint NOT NULL,
     exported_at text NOT NULL,
+    tx_id xid8 DEFAULT pg_current_xact_id(),
     CONSTRAINT otlp_exports_pkey PRIMARY KEY (endpoint, agent_id),
     CONSTRAINT otlp_exports_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
+);
+
+CREATE TABLE copy_watermarks (
+    source text NOT NULL,
+    table_name text NOT NULL,
+    mark text NOT NULL,
+    copied_at double precision NOT NULL,
+    CONSTRAINT copy_watermarks_pkey PRIMARY KEY (source, table_name)
 );
 
 CREATE INDEX idx_agents_orchestrator ON agents USING btree (orchestrator_agent_id);
@@ -366,6 +387,40 @@ CREATE INDEX idx_prompts_tx_id ON prompts USING btree (tx_id);
 CREATE INDEX idx_agent_logs_tx_id ON agent_logs USING btree (tx_id);
 
 CREATE INDEX idx_system_logs_tx_id ON system_logs USING btree (tx_id);
+
+CREATE INDEX idx_agents_unfinished ON agents USING btree (id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text]));
+
+CREATE INDEX idx_prompts_pending ON prompts USING btree (id) WHERE (status = 'pending'::text);
+
+CREATE INDEX idx_claude_code_runs_updated ON claude_code_runs USING btree (updated_at);
+
+CREATE INDEX idx_claude_code_files_imported ON claude_code_files USING btree (imported_at);
+
+CREATE INDEX idx_otel_metrics_daily_updated ON otel_metrics_daily USING btree (updated_at);
+
+CREATE INDEX idx_orchestrator_agents_tx_id ON orchestrator_agents USING btree (tx_id);
+
+CREATE INDEX idx_prompt_responses_tx_id ON prompt_responses USING btree (tx_id);
+
+CREATE INDEX idx_claude_code_runs_tx_id ON claude_code_runs USING btree (tx_id);
+
+CREATE INDEX idx_agent_model_usage_tx_id ON agent_model_usage USING btree (tx_id);
+
+CREATE INDEX idx_claude_code_files_tx_id ON claude_code_files USING btree (tx_id);
+
+CREATE INDEX idx_budgets_tx_id ON budgets USING btree (tx_id);
+
+CREATE INDEX idx_budget_alerts_tx_id ON budget_alerts USING btree (tx_id);
+
+CREATE INDEX idx_otel_requests_tx_id ON otel_requests USING btree (tx_id);
+
+CREATE INDEX idx_otel_user_prompts_tx_id ON otel_user_prompts USING btree (tx_id);
+
+CREATE INDEX idx_agent_attributes_tx_id ON agent_attributes USING btree (tx_id);
+
+CREATE INDEX idx_otel_metrics_daily_tx_id ON otel_metrics_daily USING btree (tx_id);
+
+CREATE INDEX idx_otlp_exports_tx_id ON otlp_exports USING btree (tx_id);
 
 CREATE INDEX idx_agent_logs_tool_use ON agent_logs USING btree ((((metadata)::jsonb ->> 'tool_use_id'::text))) WHERE (log_type = ANY (ARRAY['tool_use'::text, 'tool_result'::text, 'PreToolUse'::text, 'PostToolUse'::text, 'PostToolUseFailure'::text]));
 
@@ -626,6 +681,27 @@ BEGIN
     RETURN OLD;
 END $function$;
 
+CREATE OR REPLACE FUNCTION orchestrator_row_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    NEW.tx_id := pg_current_xact_id();
+    RETURN NEW;
+END $function$;
+
+CREATE OR REPLACE FUNCTION claude_code_runs_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    NEW.tx_id := pg_current_xact_id();
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
+    END IF;
+    RETURN NEW;
+END $function$;
+
 CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_totals();
 
 CREATE TRIGGER prompts_totals_delete AFTER DELETE ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_totals();
@@ -655,3 +731,13 @@ CREATE TRIGGER agents_sessions_update AFTER UPDATE OF session_id, status, create
 CREATE TRIGGER agents_delete_summaries BEFORE DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_delete_summaries();
 
 CREATE TRIGGER prompts_usage_update AFTER UPDATE OF agent_id, created_at, model, status, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd, cost_source, cache_savings_usd ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_usage();
+
+CREATE TRIGGER orchestrator_agents_changed BEFORE UPDATE ON orchestrator_agents FOR EACH ROW EXECUTE FUNCTION orchestrator_row_changed();
+
+CREATE TRIGGER claude_code_runs_changed BEFORE UPDATE ON claude_code_runs FOR EACH ROW EXECUTE FUNCTION claude_code_runs_changed();
+
+CREATE TRIGGER claude_code_files_changed BEFORE UPDATE ON claude_code_files FOR EACH ROW EXECUTE FUNCTION orchestrator_row_changed();
+
+CREATE TRIGGER budgets_changed BEFORE UPDATE ON budgets FOR EACH ROW EXECUTE FUNCTION orchestrator_row_changed();
+
+CREATE TRIGGER otel_metrics_daily_changed BEFORE UPDATE ON otel_metrics_daily FOR EACH ROW EXECUTE FUNCTION orchestrator_row_changed();

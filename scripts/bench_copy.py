@@ -12,27 +12,44 @@ Three figures, each beside its baseline of the same run:
    triggers off (the same indexes and constraints): what moving the rows costs at least.
 2. PostgreSQL -> SQLite: the snapshot ``serve`` makes (a whole process, the same way).
 3. A snapshot's refresh after ``--events`` new events written to the store by the
-   writer: ``copy(since=...)`` in-process (what ``serve`` runs every few seconds: rows
-   from ten minutes before the previous copy began, then counts) and as a
+   writer: ``copy(since=...)`` in-process (what ``serve`` runs every few seconds: the
+   rows past the snapshot's watermarks) and as a
    whole process of the full incremental pass (``orchestrator copy URL SNAPSHOT``),
    beside the baseline of selecting just those new rows from the server.
+4. Refreshes by watermarks (``copy_watermarks``), in-process CPU: with nothing new (the
+   median of 5) beside today's path of a refresh (the window of ids, then whole-table
+   counts: the watermarks ignored); with ``--events`` new events beside the bare SELECT
+   of those rows; and ``orchestrator serve URL`` idle (its process's CPU over
+   ``--idle`` seconds, from /proc) beside ``orchestrator serve`` of the snapshot file
+   alone (Datasette without refreshes); a round of ``copy --follow DB URL`` with nothing
+   new beside today's round (a whole verified copy).
+
+``--refresh-only`` skips 1-3: ``--url`` is then the (writable) store refreshed from, and
+``--snapshot`` an SQLite snapshot of it (made first when missing).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from orchestrator import SyncDatabaseManager
+from orchestrator.commands import copy as copy_module
 from orchestrator.commands.copy import TABLES, copy_database
 from orchestrator.store import postgres_migrations as pg_migrations
 
@@ -117,13 +134,142 @@ async def select_new(url: str, since: str) -> int:
     return len(found)
 
 
+def cpu_of(call: Callable[[], Any]) -> tuple[float, float, Any]:
+    """CPU and wall seconds of one call in this process, and what it returned."""
+    wall, before = time.perf_counter(), time.process_time()
+    result = call()
+    return time.process_time() - before, time.perf_counter() - wall, result
+
+
+@contextlib.contextmanager
+def today_s_refresh() -> Iterator[None]:
+    """A refresh as before the watermarks: the ids' window, then whole-table counts."""
+    kept = copy_module._Copier._marks_then
+
+    async def none(self: Any, now: Any) -> tuple[None, bool]:
+        return None, False
+
+    copy_module._Copier._marks_then = none  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        copy_module._Copier._marks_then = kept  # type: ignore[method-assign]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def idle_percent(arguments: list[str], seconds: float) -> float:
+    """Percent of one core a served process uses over ``seconds`` once it answers."""
+    import urllib.request
+
+    port = free_port()
+    process = subprocess.Popen(
+        [*ORCHESTRATOR, "serve", *arguments, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/-/versions.json", timeout=5)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise SystemExit(f"serve {arguments} exited") from None
+                time.sleep(0.5)
+        time.sleep(2)  # its start-up done
+
+        def ticks() -> int:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime, stime
+
+        before, started = ticks(), time.monotonic()
+        time.sleep(seconds)
+        used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
+        return 100 * used / (time.monotonic() - started)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def refresh_figures(url: str, snapshot: Path, events: int, idle: float) -> None:
+    """Section 4: refreshes by watermarks beside their baselines."""
+    print(f"{'refresh by watermarks':<52} {'CPU s':>8} {'wall s':>8} {'baseline':>9} {'ratio':>7}")
+
+    def line(what: str, ours: float, wall: float, base: float) -> None:
+        print(f"{what:<52} {ours:8.3f} {wall:8.3f} {base:9.3f} {ours / base:7.3f}", flush=True)
+
+    last = [time.time()]
+
+    def refresh() -> Any:
+        """What serve runs every few seconds: since the last refresh began."""
+        began = time.time()
+        result = copy_database(url, snapshot, since=last[0])
+        last[0] = began
+        return result
+
+    refresh()  # marks recorded by a verified round, if they were not yet
+    runs = [cpu_of(refresh) for _ in range(5)]
+    assert all(result.inserted == result.updated == 0 for _, _, result in runs)
+    with today_s_refresh():
+        old = [cpu_of(refresh) for _ in range(3)]
+    line(
+        "nothing new (median of 5) / today's path (CPU)",
+        statistics.median(c for c, _, _ in runs),
+        statistics.median(w for _, w, _ in runs),
+        statistics.median(c for c, _, _ in old),
+    )
+    ours_wall = statistics.median(w for _, w, _ in runs)
+    old_wall = statistics.median(w for _, w, _ in old)  # the server's counting is not our CPU
+    what = "  the same: wall s / today's path (wall)"
+    print(
+        f"{what:<52} {'':>8} {ours_wall:8.3f} {old_wall:9.3f} {ours_wall / old_wall:7.3f}",
+        flush=True,
+    )
+    from orchestrator.core.ids import new_id
+
+    since = new_id()
+    write_events(url, events)
+    used, wall, result = cpu_of(refresh)
+    assert result.inserted >= events, result.inserted
+    base, _, selected = cpu_of(lambda: asyncio.run(select_new(url, since)))
+    assert selected >= events
+    line(f"{events:,} new events / bare SELECT of them (CPU)", used, wall, base)
+    if idle:
+        ours = idle_percent([url, "--snapshot", str(snapshot), "--refresh", "5"], idle)
+        alone = idle_percent([str(snapshot)], idle)
+        print(
+            f"{'serve URL idle, % of a core / serve of the file':<52} {ours:8.2f} {'':>8} "
+            f"{alone:9.2f} {ours / max(alone, 0.01):7.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--skip-raw", action="store_true", help="Leave out the raw COPY.")
+    parser.add_argument("--refresh-only", action="store_true", help="Only section 4.")
+    parser.add_argument("--snapshot", type=Path, help="With --refresh-only: its snapshot.")
+    parser.add_argument("--idle", type=float, default=60.0, help="Seconds of serve idling.")
     args = parser.parse_args()
+    if args.refresh_only:
+        snapshot = args.snapshot or args.db.with_name("bench-snapshot.db")
+        if not snapshot.exists():  # as serve makes it (the store's identity beside it)
+            from orchestrator.commands.serve import make_snapshot
+
+            started = time.perf_counter()
+            make_snapshot(args.url, snapshot)
+            print(f"snapshot {snapshot} made in {time.perf_counter() - started:.0f} s")
+        refresh_figures(args.url, snapshot, args.events, args.idle)
+        return
     rows = rows_in(args.db)
     print(f"{args.db}: {rows:,} rows in the copied tables")
     print(f"{'what':<52} {'wall s':>8} {'CPU s':>8} {'MB':>6} {'rows/s':>9}")
@@ -170,6 +316,16 @@ def main() -> None:
         write_events(target, args.events)
         wall, cpu, mb = timed([*ORCHESTRATOR, "copy", target, str(snapshot)])
         line(f"copy (full incremental pass) after {args.events:,} more", wall, cpu, mb, args.events)
+        refresh_figures(target, snapshot, args.events, args.idle)
+    # A round of `copy --follow DB URL` with nothing new, beside today's (a whole copy).
+    copy_database(args.db, target)  # verified: the file's marks recorded in the store
+    used, wall, _ = cpu_of(lambda: copy_database(args.db, target, recent=True))
+    base, _, _ = cpu_of(lambda: copy_database(args.db, target))
+    print(
+        f"{'copy --follow round, nothing new / whole copy (CPU)':<52} {used:8.3f} {wall:8.3f} "
+        f"{base:9.3f} {used / base:7.3f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -514,7 +514,7 @@ def test_a_first_copy_whose_server_stops_half_way_is_finished_once_it_is_back(
 def test_every_table_of_the_schema_is_copied(empty_db: Path) -> None:
     """A table added by a migration and left out of copy's lists would be lost by every
     copy, backup and served snapshot of the store."""
-    from orchestrator.commands.copy import PROGRESS
+    from orchestrator.commands.copy import PROGRESS, WATERMARKS
 
     conn = sqlite3.connect(empty_db)
     try:
@@ -533,7 +533,7 @@ def test_every_table_of_the_schema_is_copied(empty_db: Path) -> None:
     finally:
         conn.close()
     shadows = {n for n in names if any(n.startswith(f"{s}_") for s in search)}
-    copied = {t.name for t in (*TABLES, *SUMMARIES, PROGRESS)}
+    copied = {t.name for t in (*TABLES, *SUMMARIES, PROGRESS, WATERMARKS)}
     fixed = {"_sqlite_migrations", "duration_buckets"}  # written by the migrations alone
     assert names - search - shadows - fixed == copied
 

@@ -171,6 +171,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "git_branch": "TEXT",
         "is_git_repo": "INTEGER",
         "is_worktree": "INTEGER",
+        "updated_at": "TEXT",
     },
     "agent_model_usage": {
         "agent_id": "TEXT",
@@ -213,6 +214,12 @@ SCHEMA: dict[str, dict[str, str]] = {
         "location": "TEXT",
         "quiet": "INTEGER",
         "started_at": "TEXT",
+    },
+    "copy_watermarks": {
+        "source": "TEXT",
+        "table_name": "TEXT",
+        "mark": "TEXT",
+        "copied_at": "REAL",
     },
     # orchestrator collect (Claude Code's OpenTelemetry export):
     "otel_requests": {

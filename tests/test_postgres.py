@@ -72,7 +72,8 @@ def test_an_empty_database_gets_the_contracted_tables_and_columns(pg: str) -> No
         found = columns(pg, table)
         if f"{table}_fts" in FTS:
             assert found.pop("search") == "tsvector", table  # FTS5's table, as a column
-        if table in pg_migrations.TAILED_TABLES:  # tail's watermark (SQLite's: the rowid)
+        if table in (*pg_migrations.TAILED_TABLES, *pg_migrations.COPIED_TABLES):
+            # tail's and copy's watermark (SQLite's: the rowid)
             assert found.pop("tx_id") == "xid8", table
         assert found == {name: TYPES[kind] for name, kind in expected.items()}, table
     ledger = columns(pg, migrations.LEDGER)

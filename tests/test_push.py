@@ -159,3 +159,46 @@ def test_a_push_outlives_its_server_and_catches_up(
         _caught_up(source, cluster.url, log)
         _more(source, "later")
         _caught_up(source, cluster.url, log)
+
+
+def _more_logs(path: Path, count: int) -> None:
+    """``count`` more agent logs in the file, in SQL, with random ids (out of id order)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        (run_id,) = conn.execute("SELECT id FROM agents LIMIT 1").fetchone()
+        conn.executemany(
+            "INSERT INTO agent_logs (id, agent_id, log_type, message) VALUES (?, ?, 'event', ?)",
+            ((str(uuid.uuid4()), run_id, f"later {index}") for index in range(count)),
+        )
+    conn.close()
+
+
+def test_a_later_round_killed_or_cut_off_by_its_server_is_finished_by_the_next(
+    tmp_path: Path, pushers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Rounds after the first read only what the file gained since the last verified one
+    (its watermarks in the hub): one SIGKILLed half way, then one whose server stops half
+    way, leave the hub with every row once when the pusher is back."""
+    source = tmp_path / "laptop.db"
+    _more(source, "laptop")
+    log = tmp_path / "push.log"
+    with postgres_cluster() as cluster:
+        child = _push(source, cluster.url, log, pushers)
+        _wait(lambda: _logs(cluster.url) > 0, log)
+        _caught_up(source, cluster.url, log)
+        before = _logs(cluster.url)
+        _more_logs(source, LOGS)
+        _wait(lambda: _logs(cluster.url) > before, log)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        assert before < _logs(cluster.url) < before + LOGS  # killed half way
+        _push(source, cluster.url, log, pushers)
+        _caught_up(source, cluster.url, log)
+        before = _logs(cluster.url)
+        _more_logs(source, LOGS)
+        _wait(lambda: _logs(cluster.url) > before, log)
+        cluster.stop()
+        _more(source, "while-away")
+        _wait(lambda: "trying again" in log.read_text(), log, 30)
+        cluster.start()
+        _caught_up(source, cluster.url, log)

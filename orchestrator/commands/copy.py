@@ -36,12 +36,26 @@ What a copy does, table by table in foreign-key order, in chunks of rows paged b
 * Nothing in the target is deleted, except with ``replace=True``, which empties it
   first (an SQLite target through ``init --force``: backed up, refused while open).
 
-``recent=True`` (a snapshot's refresh) pages only through keys from ten minutes before
-the target's newest one (ids are UUIDv7: time-ordered), or, with ``since`` (the UNIX time
-the previous copy began), from ten minutes before that: a row committed since was given
-its id at most that long before (a transaction open longer, or a writer's clock behind by
-more, is caught by the counts). It verifies counts alone; when they differ it falls back
-to the whole scan.
+**Watermarks.** A verified copy records in the target, per source (its identity) and
+table, where its read of the source stood (``copy_watermarks``, in one transaction after
+the last chunk): from PostgreSQL the snapshot of the read (``pg_current_snapshot()``), from
+SQLite the rowid and key of each table's last row. ``recent=True`` (a snapshot's refresh,
+each round of ``copy --follow`` after its first) then reads only what is new since: from
+PostgreSQL, the rows whose ``tx_id`` (the inserting transaction; an update renews it in
+the tables rows change in place) is one the recorded snapshot saw running or that began
+after it (:meth:`~orchestrator.store.postgres.Snapshot.written_after`, as ``tail`` does:
+index range scans, a transaction committed after a later one is not missed); from SQLite,
+the rows past the recorded rowid (one writer at a time: a new row's rowid follows the
+largest) and, in tables with a ``newer`` column, the rows changed at most LOOKBACK_MS
+before the last read began. Unfinished rows of the target catch up as before (found by
+partial indexes). Such a round verifies that each row it read is in the target (by key),
+not the whole tables; the full verification runs on every copy without ``recent`` and on
+the first round of ``serve`` and ``copy --follow``. A killed round leaves the marks where
+they were: the next reads its rows again and finds them there. Marks that no longer hold
+(the table's last row deleted at an SQLite source, another server) make the round read
+and verify everything; without marks (a target copied into before they were kept) a
+refresh pages keys from ten minutes before the target's newest (or ``since``), checks the
+whole tables' counts and scans everything when they differ, as it did before.
 """
 
 from __future__ import annotations
@@ -55,12 +69,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import OrchestratorError
-from ..core.ids import utc_now
+from ..core.ids import format_timestamp, utc_now
 from ..store.backend import Backend, key_digest, key_range_where, key_text
 from ..store.targets import backend_for
 
@@ -103,7 +118,7 @@ TABLES = (
     Table("agents", ("id",), derived=RUN_TOTALS, unfinished="status IN ('pending', 'running')"),
     Table("prompts", ("id",), unfinished="status = 'pending'"),
     Table("prompt_responses", ("prompt_id",)),
-    Table("claude_code_runs", ("agent_id",)),
+    Table("claude_code_runs", ("agent_id",), newer="updated_at"),
     Table("agent_model_usage", ("agent_id", "model"), time_ordered=False),
     Table("claude_code_files", ("path",), newer="imported_at", time_ordered=False),
     Table("agent_logs", ("id",)),
@@ -136,6 +151,19 @@ SUMMARIES = (
 
 #: A first copy begun and not finished (one row per source): see :class:`_Copier`.
 PROGRESS = Table("copy_progress", ("source",), time_ordered=False)
+#: Where each source's verified rounds have reached, per table: see :class:`_Mark`.
+WATERMARKS = Table("copy_watermarks", ("source", "table_name"), time_ordered=False)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where a verified round read a source's table up to (kept in ``copy_watermarks``):
+    from PostgreSQL, the snapshot of the round's read (``pg_snapshot`` text); from SQLite,
+    ``[rowid, key]`` of the table's last row then (``[0, null]``: it was empty). ``at``:
+    the UNIX time the read began."""
+
+    text: str
+    at: float
 
 
 class AnotherStore(ValueError, OrchestratorError):
@@ -222,16 +250,24 @@ def merge_databases(
     target: str | os.PathLike[str],
     *,
     replace: bool = False,
+    recent: bool = False,
     progress: Progress | None = None,
     done: Callable[[CopyResult], None] | None = None,
 ) -> list[CopyResult]:
     """Copy each of ``sources`` in turn into ``target`` (see :func:`copy`): the stores of
     several machines merged into one. ``replace`` empties the target before the first;
+    ``recent``: each only what it gained since its last verified copy there;
     ``done`` is called with each source's result as it is verified."""
     results = []
     for index, source in enumerate(sources):
         results.append(
-            copy_database(source, target, replace=replace and index == 0, progress=progress)
+            copy_database(
+                source,
+                target,
+                replace=replace and index == 0,
+                recent=recent,
+                progress=progress,
+            )
         )
         if done is not None:
             done(results[-1])
@@ -247,8 +283,9 @@ def follow_copy(
     done: Callable[[CopyResult], None] | None = None,
     failed: Callable[[str], None] | None = None,
 ) -> None:
-    """Copy ``sources`` into ``target`` every ``every`` seconds (:func:`merge_databases`,
-    each round a verified copy of what is new), for ``rounds`` rounds or forever: a
+    """Copy ``sources`` into ``target`` every ``every`` seconds (:func:`merge_databases`:
+    the first round reads and verifies everything, each later one what the sources gained
+    since the last verified round, by their watermarks), for ``rounds`` rounds or forever: a
     machine's file kept flowing into the team's store. A round that fails because the
     server is away (stopped, restarting, the network down) or another machine's first
     copy into it is under way is reported to ``failed`` in one line and tried again at
@@ -256,10 +293,12 @@ def follow_copy(
     copy keeps ids and finishes an interrupted first copy, so nothing is doubled or lost.
     Other errors (a mismatch, the same store on both sides) are raised."""
     count = 0
+    verified = False  # a first round has read and verified everything
     while rounds is None or count < rounds:
         began = time.monotonic()
         try:
-            merge_databases(sources, target, done=done)
+            merge_databases(sources, target, recent=verified, done=done)
+            verified = True
         except Exception as exc:
             if not _retryable(exc):
                 raise
@@ -333,7 +372,7 @@ async def copy(
         )
     if replace:
         await _empty(target)
-    started = time.perf_counter()
+    started, began = time.perf_counter(), time.time()
     await src.open()
     try:
         # Every read of the source, verification included, sees one state of it: rows its
@@ -342,6 +381,7 @@ async def copy(
         await dst.open()
         try:
             copier = _Copier(src, dst, progress, since, identity or src.location)
+            copier.began = began
             result = await copier.run(recent or since is not None)
         finally:
             await dst.close()
@@ -403,7 +443,8 @@ async def _backup_store(
 async def _empty(target: str | os.PathLike[str]) -> None:
     """Empty the target (``replace``), as its engine does it (:meth:`Backend.empty`: an
     SQLite file through what ``init --force`` does, a PostgreSQL store by truncating)."""
-    await backend_for(target).empty([table.name for table in (*TABLES, *SUMMARIES, PROGRESS)])
+    tables = (*TABLES, *SUMMARIES, PROGRESS, WATERMARKS)
+    await backend_for(target).empty([table.name for table in tables])
 
 
 class _Copier:
@@ -425,6 +466,7 @@ class _Copier:
     ) -> None:
         self.src, self.dst, self.progress, self.since = src, dst, progress, since
         self.source = source  # what the source resolves to (Backend.identity)
+        self.began = time.time()  # when the source's read began (UNIX time)
         self.fresh = False  # the target held none of the copied tables' rows
         self.first = False  # a first copy: begun now (fresh) or resumed
         self.quiet_triggers = False
@@ -440,6 +482,15 @@ class _Copier:
         fresh = self.fresh = not any([await _any_row(self.dst, table) for table in TABLES])
         resumed = not fresh and await self._resume()
         first = self.first = fresh or resumed
+        marks = await self._marks_now()
+        if recent and not first:
+            then, recorded = await self._marks_then(marks)
+            if then is not None:
+                return await self._changes(then, marks)
+            # Marks that no longer hold (the source's newest rows deleted, another server
+            # at the address): everything is read and verified. None yet (a target copied
+            # into before they were kept): the window of ids, checked by the counts.
+            recent = not recorded
         if fresh:
             # Into an empty store, rows go in with the source's totals and
             # without the triggers (whose work the carried summaries replace): the copy's
@@ -458,6 +509,7 @@ class _Copier:
                 tables = list(results.values())
                 result = CopyResult(self.src.location, self.dst.location, tables, fresh, True)
                 result.merged = self._merged_rows()
+                await self._record(marks)
                 return result
             for table in TABLES:  # something older than the window is missing: scan all
                 await self._copy_table(table, results[table.name], False)
@@ -475,6 +527,8 @@ class _Copier:
         )
         result.holds_more = not all(holds_only_source)
         result.merged = self._merged_rows()
+        if not result.problems:
+            await self._record(marks)
         return result
 
     def _merged_rows(self) -> int:
@@ -529,13 +583,15 @@ class _Copier:
             )
         return source
 
-    async def _copy_table(self, table: Table, result: TableResult, recent: bool) -> None:
+    async def _copy_table(
+        self, table: Table, result: TableResult, recent: bool, since: _Mark | None = None
+    ) -> None:
         columns = await self._columns(table)
         copied = [c for c in columns if self.quiet_triggers or c not in table.derived]
         start = await self._window_start(table) if recent else None
         # The bar's length: a refresh does not count the source twice (its check does).
-        total = 0 if start is not None else await _count(self.src, table.name)
-        if start is not None and table.unfinished:
+        total = 0 if start is not None or since else await _count(self.src, table.name)
+        if (start is not None or since) and table.unfinished:
             result.updated += await self._catch_up_unfinished(table, copied)
         done = 0
         parents_missing: list[tuple[Any, Any]] = []
@@ -545,7 +601,11 @@ class _Copier:
         # Into an empty target every row is new, and none is matched, translated or linked
         # (but runs, to their parents): rows go as the source gives them.
         plain = self.fresh and not merged and not self.workflows and table.name != "agents"
-        async for rows in _pages(self.src, table, copied, start, plain=plain):
+        if since is None:
+            pages = _pages(self.src, table, copied, start, plain=plain)
+        else:
+            plain, pages = False, self._changed(table, copied, since)
+        async for rows in pages:
             if plain:
                 await self._insert_new(table, copied, rows)
                 result.inserted += len(rows)
@@ -585,6 +645,8 @@ class _Copier:
                 if quiet:
                     await self.dst.pause_triggers(table.name, False)
             done += len(rows)
+            if since is not None:
+                await self._verify_changed(table, result, keys)
             if self.progress is not None:
                 self.progress(table.name, done, max(total, done))
         if parents_missing:
@@ -738,8 +800,15 @@ class _Copier:
                 if (by_key[_key(table, row)][table.newer] or "") > (row[table.newer] or "")
             }
         else:
-            found = await _fetch_keys(self.dst, table, keys, table.key, where=table.unfinished)
-            stale = {_key(table, row) for row in found}
+            # Only those the source has changed since: a run running for hours is not
+            # written again at every refresh.
+            found = await _fetch_keys(self.dst, table, keys, columns, where=table.unfinished)
+            by_key = {_key(table, row): row for row in rows}
+            stale = {
+                _key(table, row)
+                for row in found
+                if any(row[c] != by_key[_key(table, row)][c] for c in columns)
+            }
         changed = [row for row in rows if _key(table, row) in stale]
         settable = [c for c in columns if c not in table.key]
         updates = []
@@ -792,6 +861,93 @@ class _Copier:
             results[table.name].source_rows = results[table.name].target_rows = source
             matched = matched and source == target
         return matched
+
+    # -- watermarks: what a round reads after a verified one -------------------------------
+
+    async def _marks_now(self) -> dict[str, _Mark]:
+        """Where this round's read of the source stands, table by table."""
+        marks = await self.src.read_marks({table.name: table.key for table in TABLES})
+        return {name: _Mark(text, self.began) for name, text in marks.items()}
+
+    async def _marks_then(self, now: dict[str, _Mark]) -> tuple[dict[str, _Mark] | None, bool]:
+        """The marks the last verified round from this source left in the target, when they
+        still hold (else None), and whether there were any."""
+        rows = await self.dst.fetchall(
+            f"SELECT table_name, mark, copied_at FROM {WATERMARKS.name} WHERE source = ?",
+            (self.source,),
+        )
+        then = {row["table_name"]: _Mark(row["mark"], float(row["copied_at"])) for row in rows}
+        if not then:
+            return None, False
+        if any(table.name not in then for table in TABLES):
+            return None, True
+        try:
+            for table in TABLES:
+                if not await self._holds(table, then[table.name], now[table.name]):
+                    return None, True
+        except (ValueError, IndexError, TypeError):  # a mark of another engine's store
+            return None, True
+        return then, True
+
+    async def _holds(self, table: Table, then: _Mark, now: _Mark) -> bool:
+        """Whether every row the source gained since ``then`` is past it
+        (:meth:`~orchestrator.store.backend.Backend.mark_holds`)."""
+        return await self.src.mark_holds(table.name, table.key, then.text, now.text)
+
+    async def _changes(self, then: dict[str, _Mark], now: dict[str, _Mark]) -> CopyResult:
+        """A round after a verified one: only the rows added or changed since, each
+        verified in the target, then the marks moved on in one transaction."""
+        results = {table.name: TableResult(table.name) for table in TABLES}
+        for table in TABLES:
+            result = results[table.name]
+            await self._copy_table(table, result, False, then[table.name])
+            if result.target_rows != result.source_rows:
+                missing = result.source_rows - result.target_rows
+                result.problems.append(f"{missing} of {result.source_rows} new rows missing")
+        tables = list(results.values())
+        copied = CopyResult(self.src.location, self.dst.location, tables, False, True)
+        copied.merged = self._merged_rows()
+        if not copied.problems:
+            await self._record(now)
+        return copied
+
+    def _changed(self, table: Table, columns: list[str], since: _Mark) -> Any:
+        """The source's rows of ``table`` added or changed since the mark, CHUNK at a time
+        (:meth:`~orchestrator.store.backend.Backend.rows_since`: by ``tx_id`` on
+        PostgreSQL; on SQLite by rowid, and the rows whose ``newer`` column is at most
+        LOOKBACK_MS older than the mark's read)."""
+        start = datetime.fromtimestamp(since.at - LOOKBACK_MS / 1000, timezone.utc)
+        return self.src.rows_since(
+            table.name,
+            table.key,
+            columns,
+            since.text,
+            CHUNK,
+            newer=table.newer,
+            changed_since=format_timestamp(start),
+        )
+
+    async def _verify_changed(
+        self, table: Table, result: TableResult, keys: list[tuple[Any, ...]]
+    ) -> None:
+        """Count the rows read since the mark in the target, by key (index lookups)."""
+        merged = self._merged(table)  # as of this chunk: prompts merged in it included
+        keys = [key for key in keys if key not in merged]
+        found = await _fetch_keys(self.dst, table, keys, table.key)
+        result.source_rows += len(keys)
+        result.target_rows += len(found)
+
+    async def _record(self, marks: dict[str, _Mark]) -> None:
+        """Keep in the target where this verified round read the source up to."""
+        async with self.dst.transaction():
+            await self.dst.execute(
+                f"DELETE FROM {WATERMARKS.name} WHERE source = ?", (self.source,)
+            )
+            await self.dst.executemany(
+                f"INSERT INTO {WATERMARKS.name} (source, table_name, mark, copied_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(self.source, name, mark.text, mark.at) for name, mark in marks.items()],
+            )
 
     async def _verify(self, table: Table, result: TableResult) -> None:
         """Counts, numeric sums and a key digest of the source's rows, on both sides: range

@@ -80,7 +80,7 @@ def init_database(target: str | os.PathLike[str], *, force: bool = False) -> Ini
         return saved, COPY_VERIFIED
 
     store = backend_for(target, in_thread=True)
-    tables = [table.name for table in (*copy.TABLES, *copy.SUMMARIES, copy.PROGRESS)]
+    tables = [t.name for t in (*copy.TABLES, *copy.SUMMARIES, copy.PROGRESS, copy.WATERMARKS)]
     return run_blocking(
         store, store.initialise(force=force, copy_backup=copy_backup, tables=tables)
     )

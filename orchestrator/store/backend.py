@@ -300,6 +300,38 @@ class Backend(ABC):
         """Start a read-only transaction in which every read sees one state of the store
         (rows committed meanwhile are not seen)."""
 
+    # -- what a copy's next round reads (watermarks kept in the target) ----------------
+
+    @abstractmethod
+    async def read_marks(self, tables: dict[str, Sequence[str]]) -> dict[str, str]:
+        """Where this read of the store stands in each of ``tables`` (name -> key
+        columns), inside :meth:`begin_snapshot`: a text only this engine reads back
+        (:meth:`mark_holds`, :meth:`rows_since`)."""
+
+    @abstractmethod
+    async def mark_holds(self, table: str, key: Sequence[str], then: str, now: str) -> bool:
+        """Whether every row ``table`` gained since the mark ``then`` (an earlier
+        :meth:`read_marks`) comes after it, as of the mark ``now``; False sends the copy
+        back to reading everything. Raises ValueError for a mark it cannot read (another
+        engine's)."""
+
+    @abstractmethod
+    def rows_since(
+        self,
+        table: str,
+        key: Sequence[str],
+        columns: Sequence[str],
+        mark: str,
+        chunk: int,
+        *,
+        newer: str | None = None,
+        changed_since: str | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The rows of ``table`` (``columns``) added or changed since the mark, ``chunk``
+        at a time, without reading the whole table; ``newer`` names the column an update
+        sets (a timestamp), for an engine that finds changed rows by it: those from
+        ``changed_since`` on."""
+
     @abstractmethod
     async def table_columns(self, table: str) -> list[tuple[str, bool]]:
         """The stored columns of ``table`` in order (generated ones left out), each with

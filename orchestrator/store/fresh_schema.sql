@@ -23,6 +23,7 @@ INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES
 ('orchestrator', 'm011_otel_collect', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm012_otlp_exports', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm013_tail_watermark', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
+('orchestrator', 'm014_copy_watermarks', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'),
 ('orchestrator', 'm015_tool_use_index', strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00');
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
@@ -707,7 +708,7 @@ CREATE TABLE claude_code_runs (
     num_turns INTEGER,                  -- result.num_turns
     duration_ms REAL,                   -- result.duration_ms
     duration_api_ms REAL                -- result.duration_api_ms
-, total_duration_ms REAL, tool_duration_ms REAL, lines_added INTEGER, lines_removed INTEGER, has_unknown_model_cost INTEGER, cwd TEXT, git_branch TEXT, is_git_repo INTEGER, is_worktree INTEGER);
+, total_duration_ms REAL, tool_duration_ms REAL, lines_added INTEGER, lines_removed INTEGER, has_unknown_model_cost INTEGER, cwd TEXT, git_branch TEXT, is_git_repo INTEGER, is_worktree INTEGER, updated_at TEXT);
 
 CREATE TABLE agent_model_usage (
     agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,  -- the run
@@ -935,6 +936,33 @@ CREATE TABLE otlp_exports (
     exported_at TEXT NOT NULL,          -- when the endpoint acknowledged them (UTC)
     PRIMARY KEY (endpoint, agent_id)
 );
+
+CREATE TABLE copy_watermarks (
+    source TEXT NOT NULL,               -- the store copied from, as it resolves (Backend.identity)
+    table_name TEXT NOT NULL,           -- a table the copy moves
+    -- what the last verified round read: PostgreSQL, the snapshot of its read
+    -- (pg_snapshot text); SQLite, the rowid and key of the table's last row
+    mark TEXT NOT NULL,
+    copied_at REAL NOT NULL,            -- UNIX time that round's read began
+    PRIMARY KEY (source, table_name)
+);
+
+CREATE INDEX idx_agents_unfinished ON agents(id) WHERE status IN ('pending', 'running');
+
+CREATE INDEX idx_prompts_pending ON prompts(id) WHERE status = 'pending';
+
+CREATE INDEX idx_claude_code_runs_updated ON claude_code_runs(updated_at);
+
+CREATE INDEX idx_claude_code_files_imported ON claude_code_files(imported_at);
+
+CREATE INDEX idx_otel_metrics_daily_updated ON otel_metrics_daily(updated_at);
+
+CREATE TRIGGER claude_code_runs_updated_at AFTER UPDATE ON claude_code_runs
+WHEN NEW.updated_at IS OLD.updated_at
+BEGIN
+    UPDATE claude_code_runs SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+    WHERE agent_id = NEW.agent_id;
+END;
 
 CREATE INDEX idx_agent_logs_tool_use ON agent_logs(json_extract(metadata, '$.tool_use_id'))
     WHERE log_type IN ('tool_use', 'tool_result', 'PreToolUse', 'PostToolUse', 'PostToolUseFailure');

@@ -1288,6 +1288,49 @@ def m013_tail_watermark(db: Database) -> None:
     in any order there)."""
 
 
+#: m014, for both engines: where each source's copy rounds have reached, and what lets a
+#: round find the rows changed since without reading whole tables.
+COPY_WATERMARKS_DDL = """
+CREATE TABLE copy_watermarks (
+    source TEXT NOT NULL,               -- the store copied from, as it resolves (Backend.identity)
+    table_name TEXT NOT NULL,           -- a table the copy moves
+    -- what the last verified round read: PostgreSQL, the snapshot of its read
+    -- (pg_snapshot text); SQLite, the rowid and key of the table's last row
+    mark TEXT NOT NULL,
+    copied_at REAL NOT NULL,            -- UNIX time that round's read began
+    PRIMARY KEY (source, table_name)
+);
+-- the rows a round catches up with the source's state, found without a scan
+CREATE INDEX idx_agents_unfinished ON agents(id) WHERE status IN ('pending', 'running');
+CREATE INDEX idx_prompts_pending ON prompts(id) WHERE status = 'pending';
+-- when the row was last changed (set on every update that does not set it)
+ALTER TABLE claude_code_runs ADD COLUMN updated_at TEXT;
+CREATE INDEX idx_claude_code_runs_updated ON claude_code_runs(updated_at);
+CREATE INDEX idx_claude_code_files_imported ON claude_code_files(imported_at);
+CREATE INDEX idx_otel_metrics_daily_updated ON otel_metrics_daily(updated_at);
+"""
+
+
+@migration
+def m014_copy_watermarks(db: Database) -> None:
+    """``copy_watermarks`` (:data:`COPY_WATERMARKS_DDL`): a copy's next round reads only
+    the rows added since (by rowid here: one writer at a time, a later commit's rows have
+    larger rowids) and those whose ``updated_at`` says they changed; ``claude_code_runs``
+    gets one, kept by a trigger (its cost-state is rewritten as a session goes on)."""
+    _run(db, COPY_WATERMARKS_DDL)
+    _run(
+        db,
+        """
+CREATE TRIGGER claude_code_runs_updated_at AFTER UPDATE ON claude_code_runs
+WHEN NEW.updated_at IS OLD.updated_at
+BEGIN
+    UPDATE claude_code_runs SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+    WHERE agent_id = NEW.agent_id;
+END;
+""",
+    )
+
+
 #: The log types that log a tool call or its result (importers' and hooks'), each
 #: carrying the call's ``tool_use_id`` in its metadata: the partial index's predicate,
 #: which a query must repeat word for word for SQLite to use the index.

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -340,6 +340,51 @@ class PostgresBackend(Backend):
             call = self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             await self._answer(call)
 
+    async def read_marks(self, tables: dict[str, Sequence[str]]) -> dict[str, str]:
+        """The snapshot of this read (:class:`Snapshot`), the same for every table."""
+        row = await self.fetchone(f"{CURRENT_SNAPSHOT} AS s")
+        assert row is not None
+        return dict.fromkeys(tables, row["s"])
+
+    async def mark_holds(self, table: str, key: Sequence[str], then: str, now: str) -> bool:
+        """``then`` may be an earlier snapshot of this server (not another's, since)."""
+        return Snapshot(then).before(Snapshot(now))
+
+    async def rows_since(
+        self,
+        table: str,
+        key: Sequence[str],
+        columns: Sequence[str],
+        mark: str,
+        chunk: int,
+        *,
+        newer: str | None = None,
+        changed_since: str | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The rows of the transactions the mark's snapshot did not show as ended, by
+        ``tx_id`` (which an update renews in the tables whose rows change in place: no
+        ``newer`` column is needed), in ``tx_id`` order: index range scans."""
+        select = ", ".join(f"t.{column}" for column in columns)
+        keys = ", ".join(f"t.{column}" for column in key)
+        places = ", ".join("?" for _ in key)
+        condition, params = Snapshot(mark).written_after("t")
+        after: list[Any] = []
+        while True:
+            where = condition
+            if after:
+                where += f" AND t.tx_id >= ?::text::xid8 AND (t.tx_id, {keys}) > "
+                where += f"(?::text::xid8, {places})"
+            rows = await self.fetchall(
+                f"SELECT t.tx_id::text AS tx_id_, {select} FROM {table} t "
+                f"WHERE {where} ORDER BY t.tx_id, {keys} LIMIT {chunk}",
+                [*params, *after[:1], *after],
+            )
+            if rows:
+                yield rows
+            if len(rows) < chunk:
+                return
+            after = [rows[-1]["tx_id_"], *(rows[-1][column] for column in key)]
+
     async def table_columns(self, table: str) -> list[tuple[str, bool]]:
         rows = await self.fetchall(
             "SELECT column_name AS name, data_type AS type FROM information_schema.columns "
@@ -488,15 +533,20 @@ def blocking(coroutine: Coroutine[Any, Any, T]) -> T:
 # whatever the tables' size. An idle poll compares the server's current snapshot with the
 # last one (one short query, no table read).
 
-_SNAPSHOT = "SELECT pg_current_snapshot()::text"
+#: The snapshot a read sees (in a REPEATABLE READ transaction, the transaction's).
+CURRENT_SNAPSHOT = "SELECT pg_current_snapshot()::text"
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class Snapshot:
     """A PostgreSQL snapshot (``pg_current_snapshot()``): every transaction below ``xmax``
     but those in ``xip`` had ended when it was taken."""
 
     text: str  # xmin:xmax:xip,xip,...
+
+    @property
+    def xmin(self) -> str:
+        return self.text.split(":")[0]
 
     @property
     def xmax(self) -> str:
@@ -506,6 +556,23 @@ class _Snapshot:
     def xip(self) -> str:
         return self.text.split(":")[2]
 
+    def written_after(self, alias: str) -> tuple[str, list[Any]]:
+        """The condition that the row ``alias`` (a table with ``tx_id``) was written by a
+        transaction this snapshot did not show as ended: one it saw running or one begun
+        after it (index range scans on ``tx_id``, whatever the table's size). It says
+        ``tx_id >= xmin`` too (implied: every transaction it saw running is at least
+        ``xmin``), so that a scan in ``tx_id`` order starts there rather than at the
+        index's start (10M entries read for a page of new rows, without it)."""
+        condition = (
+            f"{alias}.tx_id >= ?::text::xid8 AND ({alias}.tx_id >= ?::text::xid8 "
+            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[]))"
+        )
+        return condition, [self.xmin, self.xmax, self.xip]
+
+    def before(self, other: Snapshot) -> bool:
+        """Whether this snapshot may be an earlier one of the same server as ``other``."""
+        return int(self.xmax) <= int(other.xmax)
+
 
 @dataclass(frozen=True)
 class _Mark:
@@ -513,8 +580,8 @@ class _Mark:
     has been read; a round of reading the rows ``round`` shows as ended has reached
     ``cursor`` (tx_id, id) when a batch did not hold them all."""
 
-    seen: _Snapshot
-    round: _Snapshot | None = None
+    seen: Snapshot
+    round: Snapshot | None = None
     cursor: tuple[str, str] | None = None
 
 
@@ -538,7 +605,7 @@ class PostgresFeed(Feed):
             self._stop()
             raise
         self._last: str | None = None  # the snapshot of the last look
-        self._current: _Snapshot | None = None  # the open read's
+        self._current: Snapshot | None = None  # the open read's
 
     def _run(self, call: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(call, self._loop).result()
@@ -553,14 +620,14 @@ class PostgresFeed(Feed):
 
     def changed(self) -> bool:
         # Any transaction that began writing or ended since changes the snapshot.
-        return bool(self._run(self.conn.fetchval(_SNAPSHOT)) != self._last)
+        return bool(self._run(self.conn.fetchval(CURRENT_SNAPSHOT)) != self._last)
 
     def again(self) -> None:
         self._last = None
 
     def begin(self) -> None:
         self._run(self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        self._current = _Snapshot(self._run(self.conn.fetchval(_SNAPSHOT)))
+        self._current = Snapshot(self._run(self.conn.fetchval(CURRENT_SNAPSHOT)))
         self._last = self._current.text
 
     def end(self) -> None:
@@ -586,13 +653,12 @@ class PostgresFeed(Feed):
         round_ = after.round or self._current
         # The transactions `seen` showed running or began after it (index range scans),
         # that had ended when `round_` was taken (committed: their rows are visible).
-        condition = (
-            f"({alias}.tx_id >= ?::text::xid8 "
-            f"OR {alias}.tx_id = ANY(string_to_array(?::text, ',')::xid8[])) "
-            f"AND {alias}.tx_id < ?::text::xid8 "
+        condition, params = after.seen.written_after(alias)
+        condition += (
+            f" AND {alias}.tx_id < ?::text::xid8 "
             f"AND pg_visible_in_snapshot({alias}.tx_id, ?::text::pg_snapshot)"
         )
-        params = [after.seen.xmax, after.seen.xip, round_.xmax, round_.text]
+        params += [round_.xmax, round_.text]
         if after.cursor is not None:
             condition += f" AND ({alias}.tx_id, {alias}.id) > (?::text::xid8, ?)"
             params += list(after.cursor)

@@ -942,6 +942,72 @@ CREATE INDEX idx_{table}_tx_id ON {table}(tx_id);
 """)
 
 
+#: The other tables a copy moves: m014 gives them ``tx_id`` too, so that a copy's next
+#: round reads only the rows of transactions its last one did not see.
+COPIED_TABLES = (
+    "orchestrator_agents",
+    "prompt_responses",
+    "claude_code_runs",
+    "agent_model_usage",
+    "claude_code_files",
+    "budgets",
+    "budget_alerts",
+    "otel_requests",
+    "otel_user_prompts",
+    "agent_attributes",
+    "otel_metrics_daily",
+    "otlp_exports",
+)
+#: Tables whose rows are updated in place with a newer ``updated_at``/``imported_at``:
+#: an update gives the row the updating transaction's ``tx_id``.
+CHANGED_TABLES = (
+    "orchestrator_agents",
+    "claude_code_runs",
+    "claude_code_files",
+    "budgets",
+    "otel_metrics_daily",
+)
+
+
+@migration
+async def m014_copy_watermarks(conn: Any) -> None:
+    """``copy_watermarks`` and the indexes and ``updated_at`` of
+    :data:`orchestrator.store.migrations.COPY_WATERMARKS_DDL`; ``tx_id`` on every table a
+    copy moves (as m013), renewed by an update of the tables of :data:`CHANGED_TABLES`
+    (those of ``tail`` keep the inserting transaction's: a run's end is not a new run)."""
+    from .migrations import COPY_WATERMARKS_DDL
+
+    await conn.execute(postgres_ddl(COPY_WATERMARKS_DDL))
+    for table in COPIED_TABLES:
+        await conn.execute(f"""
+ALTER TABLE {table} ADD COLUMN tx_id xid8;
+ALTER TABLE {table} ALTER COLUMN tx_id SET DEFAULT pg_current_xact_id();
+CREATE INDEX idx_{table}_tx_id ON {table}(tx_id);
+""")
+    now = SQL_NOW.replace("statement_timestamp()", "clock_timestamp()")
+    await conn.execute(f"""
+CREATE FUNCTION orchestrator_row_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.tx_id := pg_current_xact_id();
+    RETURN NEW;
+END $$;
+CREATE FUNCTION claude_code_runs_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.tx_id := pg_current_xact_id();
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := {now};
+    END IF;
+    RETURN NEW;
+END $$;
+""")
+    for table in CHANGED_TABLES:
+        function = "claude_code_runs" if table == "claude_code_runs" else "orchestrator_row"
+        await conn.execute(
+            f"CREATE TRIGGER {table}_changed BEFORE UPDATE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {function}_changed()"
+        )
+
+
 #: The tool call's id in a tool log, as PostgreSQL SQL (SQLite's: ``TOOL_USE_ID_SQL``).
 TOOL_USE_ID_SQL = "(metadata::jsonb ->> 'tool_use_id')"
 

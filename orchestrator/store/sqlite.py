@@ -32,7 +32,7 @@ import re
 import sqlite3
 import urllib.parse
 import weakref
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -812,6 +812,61 @@ class SQLiteBackend(Backend):
 
     async def begin_snapshot(self) -> None:
         await self._live.execute("BEGIN DEFERRED")  # WAL: the first read fixes what is seen
+
+    async def read_marks(self, tables: dict[str, Sequence[str]]) -> dict[str, str]:
+        """``[rowid, key]`` of each table's last row (``[0, null]``: it is empty)."""
+        marks = {}
+        for table, key in tables.items():
+            row = await self.fetchone(
+                f"SELECT rowid AS rowid_, {', '.join(key)} FROM {table} "
+                f"WHERE rowid = (SELECT max(rowid) FROM {table})"
+            )
+            last = [row["rowid_"], [row[column] for column in key]] if row else [0, None]
+            marks[table] = json.dumps(last)
+        return marks
+
+    async def mark_holds(self, table: str, key: Sequence[str], then: str, now: str) -> bool:
+        """The row that was the table's last is still there under its rowid: SQLite gives a
+        new row the rowid after the largest (one writer at a time: a later commit's rows
+        have larger rowids), so while that row stays, every new one comes after it."""
+        rowid, values = json.loads(then)
+        if not rowid:
+            return True
+        row = await self.fetchone(f"SELECT {', '.join(key)} FROM {table} WHERE rowid = ?", (rowid,))
+        return row is not None and [row[column] for column in key] == values
+
+    async def rows_since(
+        self,
+        table: str,
+        key: Sequence[str],
+        columns: Sequence[str],
+        mark: str,
+        chunk: int,
+        *,
+        newer: str | None = None,
+        changed_since: str | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The rows after the mark's rowid; then those whose ``newer`` column is from
+        ``changed_since`` on (rows changed in place: few, by the column's index)."""
+        select = ", ".join(f"t.{column}" for column in columns)
+        last, _ = json.loads(mark)
+        while True:
+            rows = await self.fetchall(
+                f"SELECT t.rowid AS rowid_, {select} FROM {table} t "
+                f"WHERE t.rowid > ? ORDER BY t.rowid LIMIT {chunk}",
+                (last,),
+            )
+            if rows:
+                yield rows
+            if len(rows) < chunk:
+                break
+            last = rows[-1]["rowid_"]
+        if newer and changed_since is not None:
+            rows = await self.fetchall(
+                f"SELECT {select} FROM {table} t WHERE t.{newer} >= ?", (changed_since,)
+            )
+            for at in range(0, len(rows), chunk):
+                yield rows[at : at + chunk]
 
     async def table_columns(self, table: str) -> list[tuple[str, bool]]:
         rows = await self.fetchall("SELECT name, type FROM pragma_table_info(?)", (table,))
