@@ -1071,3 +1071,65 @@ def test_workers_end_with_their_parent_killed_and_keep_what_they_answered(
         process.wait()
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (2,)
+
+
+def answer_read_once(connection: Any, request: bytes) -> tuple[bytes, int]:
+    """``request`` sent; what one read of the socket then returns (the status line and
+    headers, and as much of the body as came with them) and the body's Content-Length."""
+    connection.sendall(request)
+    first = connection.recv(1 << 16)
+    head, _, body = first.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return body, length
+
+
+def test_each_answer_of_a_keep_alive_connection_leaves_in_one_write(
+    server: tuple[int, Target],
+) -> None:
+    """Twenty exports on one keep-alive connection: each answer (headers and body) comes
+    in the first read. Written in two sends, its body would wait for the client's delayed
+    ACK of the headers (Nagle's algorithm), about 40 ms of idling per request."""
+    import socket
+
+    port, db_target = server
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        for turn in range(20):
+            payload = json.dumps(turns_payload(SESSION, 1, turn)).encode()
+            request = (
+                f"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(payload)}\r\n\r\n"
+            ).encode() + payload
+            body, length = answer_read_once(connection, request)
+            assert length > 0
+            assert len(body) == length, f"export {turn}: the body came apart from the headers"
+            assert json.loads(body) == {}  # every record stored: no partial success
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(20 * calls,)]
+
+
+def test_a_client_expecting_100_continue_gets_it_before_sending_the_body(
+    server: tuple[int, Target],
+) -> None:
+    """``Expect: 100-continue`` (curl's for big bodies): the 100 Continue is sent at once,
+    not kept in the answer's buffer, and the export is then answered."""
+    import socket
+
+    port, db_target = server
+    payload = json.dumps(turns_payload(SESSION, 1)).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            f"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        assert connection.recv(1 << 16).startswith(b"HTTP/1.1 100 Continue\r\n")
+        connection.sendall(payload)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += connection.recv(1 << 16)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(calls,)]

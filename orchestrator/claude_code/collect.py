@@ -916,9 +916,20 @@ class _Handler(BaseHTTPRequestHandler):
     server: CollectServer
     protocol_version = "HTTP/1.1"
     server_version = "orchestrator-collect"
+    # An answer leaves in one write (the status line, headers and body buffered until the
+    # request is done: http.server flushes then), with TCP_NODELAY: written in two, its
+    # second part would wait for the client's delayed ACK of the first (Nagle), about
+    # 40 ms on Linux, in which a client sends nothing and the server idles.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: errors are logged
         pass
+
+    def handle_expect_100(self) -> bool:
+        ready = super().handle_expect_100()
+        self.wfile.flush()  # the client waits for the 100 Continue to send the body
+        return ready
 
     def handle(self) -> None:
         with self.server.collector.connected():
