@@ -245,7 +245,7 @@ class TimedCollector(Collector):
             self.cpu += time.thread_time() - started
 
 
-def worker(db: str, listener: Any, ready: Any, go: Any, stop: Any, out: Any) -> None:
+def worker(db: str, listener: Any, turns: Any, ready: Any, go: Any, stop: Any, out: Any) -> None:
     """A receiver process: collect's server and writer of its own, accepting from the
     listening socket it shares with the others (as ``collect --workers`` does)."""
 
@@ -256,7 +256,7 @@ def worker(db: str, listener: Any, ready: Any, go: Any, stop: Any, out: Any) -> 
             self.accepted += 1
             super().process_request(request, client_address)
 
-    collector = Collector(db)
+    collector = Collector(db, turns=turns)
     collector.start()
     server = Counting(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY, listener=listener)
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -278,7 +278,7 @@ def worker(db: str, listener: Any, ready: Any, go: Any, stop: Any, out: Any) -> 
 class Receivers:
     """``count`` receiver processes accepting from one listening socket (whichever
     accepts a connection first serves it: ``collect --workers``), each writing the store
-    through its own writer."""
+    through its own writer, the writers taking turns as collect's do."""
 
     def __init__(self, context: Any, db: str, count: int) -> None:
         import socket
@@ -295,13 +295,14 @@ class Receivers:
         listener.setblocking(False)  # a worker that lost the race to accept moves on
         self.port = listener.getsockname()[1]
         self.start, self.end = context.Event(), context.Event()
+        turns = context.Lock()  # the writers take turns with it, as collect's do
         self.pipes = []
         self.processes = []
         for _ in range(count):
             ready = context.Event()
             receive, send = context.Pipe(duplex=False)
             process = context.Process(
-                target=worker, args=(db, listener, ready, self.start, self.end, send)
+                target=worker, args=(db, listener, turns, ready, self.start, self.end, send)
             )
             process.start()
             ready.wait()

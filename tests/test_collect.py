@@ -1133,3 +1133,46 @@ def test_a_client_expecting_100_continue_gets_it_before_sending_the_body(
         assert answer.startswith(b"HTTP/1.1 200 ")
     calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
     assert rows(db_target, "SELECT count(*) FROM prompts") == [(calls,)]
+
+
+def test_writers_sharing_turns_never_find_the_file_locked(tmp_path: Path) -> None:
+    """Two writers of one SQLite file (two `--workers`' writers) with the busy timeout at 0,
+    so that meeting the other's write transaction fails at once instead of sleeping in
+    SQLite's busy handler: sharing `turns`, each of 20 exports each written at the same
+    moment is stored, and each call once."""
+    import asyncio
+    import multiprocessing
+
+    db = tmp_path / "turns.db"
+    turns = multiprocessing.get_context("spawn").Lock()
+    writers = [Collector(str(db), turns=turns) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+        asyncio.run_coroutine_threadsafe(
+            writer.backend.execute("PRAGMA busy_timeout = 0"), writer.loop
+        ).result(30)
+    sessions = [f"9999999{n}-2222-4333-8444-555555555555" for n in range(2)]
+    answers: list[BaseException | None] = []
+    together = threading.Barrier(2)
+
+    def write(writer: Collector, session: str) -> None:
+        batches = [batch_of(turns_payload(session, 1, turn)) for turn in range(20)]
+        together.wait()
+        for batch in batches:
+            answers.extend(write_together(writer, [batch]))
+
+    try:
+        writing = [
+            threading.Thread(target=write, args=(writer, session))
+            for writer, session in zip(writers, sessions, strict=True)
+        ]
+        for each in writing:
+            each.start()
+        for each in writing:
+            each.join()
+    finally:
+        for writer in writers:
+            writer.stop()
+    assert answers == [None] * 40
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert rows(db, "SELECT count(*) FROM prompts") == [(2 * 20 * calls,)]

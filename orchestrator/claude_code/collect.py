@@ -388,6 +388,9 @@ def _log(
 WRITER_LOCK = "orchestrator collect"
 #: How long a transaction about to begin waits for a request of each connected client (s).
 GROUP_WAIT_S = 0.05
+#: How long a writer waits for its turn (:class:`Collector`'s ``turns``) before it goes to
+#: the store's own lock anyway (s): a turn is never needed for what is stored.
+TURN_WAIT_S = 10.0
 
 
 class Collector:
@@ -402,8 +405,15 @@ class Collector:
         redact_secrets: bool = True,
         group: int = 64,
         wait: float = GROUP_WAIT_S,
+        turns: Any = None,
     ) -> None:
+        """``turns``: a lock shared by the writers of one ``collect --workers`` (a
+        ``multiprocessing`` lock made before they start), held around each transaction:
+        the next writer's turn comes the moment one commits, where SQLite's busy handler
+        tries again after sleeping (1, 2, 5... up to 100 ms). The store's own lock is
+        still taken inside it."""
         self.target = target
+        self.turns = turns
         self.redact_secrets = redact_secrets
         self.group = group
         self.wait = wait
@@ -490,6 +500,15 @@ class Collector:
             await self._write(work)
 
     async def _write(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+        """The waiting requests written in one transaction, in this writer's turn."""
+        turn = self.turns is not None and self.turns.acquire(timeout=TURN_WAIT_S)
+        try:
+            await self._transaction(work)
+        finally:
+            if turn:
+                self.turns.release()
+
+    async def _transaction(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
         """One transaction for every waiting request, committed once. The requests are
         written together (a few statements for all of them); if that fails, each is
         written again in a savepoint of its own, so one request's failure stores nothing
@@ -1108,6 +1127,7 @@ def _serve_forked(
 ) -> None:
     """``workers`` forked processes serving one listening socket until interrupted (or
     SIGTERM, passed on to them); one ending stops the others."""
+    import multiprocessing
     import signal
 
     from ..store.targets import backend_for
@@ -1120,6 +1140,7 @@ def _serve_forked(
     asyncio.run(migrated())
     listener = socket.create_server((host, port), backlog=CollectServer.request_queue_size)
     listener.setblocking(False)  # a worker that lost the race to accept a connection moves on
+    turns = multiprocessing.get_context("fork").Lock()  # the writers' (Collector's turns)
     children: list[int] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
     parent = os.getpid()
@@ -1130,7 +1151,7 @@ def _serve_forked(
                 code = 0
                 try:
                     _end_with(parent)
-                    _serve_on(listener, target, host, token, redact_secrets, max_body, log)
+                    _serve_on(listener, target, host, token, redact_secrets, max_body, log, turns)
                 except KeyboardInterrupt:
                     pass
                 except BaseException as exc:  # said, then the worker ends
@@ -1175,12 +1196,14 @@ def _serve_on(
     redact_secrets: bool,
     max_body: int,
     log: Callable[[str], None] | None,
+    turns: Any = None,
 ) -> None:
-    """A worker: a writer of its own and a server accepting from ``listener``."""
+    """A worker: a writer of its own (taking ``turns`` with the others') and a server
+    accepting from ``listener``."""
     import signal
 
     signal.signal(signal.SIGTERM, _interrupt)
-    collector = Collector(target, redact_secrets=redact_secrets)
+    collector = Collector(target, redact_secrets=redact_secrets, turns=turns)
     collector.start()
     try:
         server = CollectServer(
