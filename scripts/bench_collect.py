@@ -245,9 +245,20 @@ class TimedCollector(Collector):
             self.cpu += time.thread_time() - started
 
 
-def worker(db: str, listener: Any, turns: Any, ready: Any, go: Any, stop: Any, out: Any) -> None:
+def worker(
+    db: str,
+    listener: Any,
+    shared: tuple[Any, Any, int],
+    ready: Any,
+    go: Any,
+    stop: Any,
+    out: Any,
+) -> None:
     """A receiver process: collect's server and writer of its own, accepting from the
-    listening socket it shares with the others (as ``collect --workers`` does)."""
+    listening socket it shares with the others, taking turns with their writers and
+    counting its connections in the spread as ``collect --workers`` does (``shared``: the
+    turns' lock, the spread, this worker's place in it)."""
+    turns, spread, index = shared
 
     class Counting(CollectServer):
         accepted = 0
@@ -258,7 +269,14 @@ def worker(db: str, listener: Any, turns: Any, ready: Any, go: Any, stop: Any, o
 
     collector = Collector(db, turns=turns)
     collector.start()
-    server = Counting(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY, listener=listener)
+    server = Counting(
+        ("127.0.0.1", 0),
+        collector,
+        max_body=otlp.MAX_BODY,
+        listener=listener,
+        spread=spread,
+        worker=index,
+    )
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     serving.start()
     ready.set()
@@ -296,13 +314,15 @@ class Receivers:
         self.port = listener.getsockname()[1]
         self.start, self.end = context.Event(), context.Event()
         turns = context.Lock()  # the writers take turns with it, as collect's do
+        spread = context.Array("i", count, lock=False)  # the connections each serves
         self.pipes = []
         self.processes = []
-        for _ in range(count):
+        for index in range(count):
             ready = context.Event()
             receive, send = context.Pipe(duplex=False)
             process = context.Process(
-                target=worker, args=(db, listener, turns, ready, self.start, self.end, send)
+                target=worker,
+                args=(db, listener, (turns, spread, index), ready, self.start, self.end, send),
             )
             process.start()
             ready.wait()

@@ -1176,3 +1176,66 @@ def test_writers_sharing_turns_never_find_the_file_locked(tmp_path: Path) -> Non
     assert answers == [None] * 40
     calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
     assert rows(db, "SELECT count(*) FROM prompts") == [(2 * 20 * calls,)]
+
+
+def served_by(pid: int, port: int) -> int:
+    """The connections to ``port`` process ``pid`` holds (its sockets' inodes among the
+    established ones in /proc/net/tcp)."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(target[len("socket:[") : -1])
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])
+    return len(held & established)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
+def test_workers_serve_as_many_clients_each(tmp_path: Path) -> None:
+    """`collect --workers 2` and eight exporters connecting one after another (each
+    answered before the next connects): each worker serves four (the first to accept
+    would take a connection otherwise, whichever it is: 5 and 3, 6 and 2)."""
+    import http.client
+
+    db = tmp_path / "spread.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db), "--port", str(port), "--workers", "2"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    connections = []
+    try:
+        deadline = time.monotonic() + 60
+        children: list[str] = []
+        while len(children) < 2:  # forked after the port is open
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        sessions = [f"4444444{n}-2222-4333-8444-555555555555" for n in range(8)]
+        for session in sessions:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            body = json.dumps(turns_payload(session, 1)).encode()
+            connection.request("POST", "/v1/logs", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            connections.append(connection)
+        assert sorted(served_by(int(child), port) for child in children) == [4, 4]
+    finally:
+        for connection in connections:
+            connection.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert rows(db, "SELECT count(DISTINCT session_id) FROM agents") == [(8,)]

@@ -391,6 +391,9 @@ GROUP_WAIT_S = 0.05
 #: How long a writer waits for its turn (:class:`Collector`'s ``turns``) before it goes to
 #: the store's own lock anyway (s): a turn is never needed for what is stored.
 TURN_WAIT_S = 10.0
+#: How long a ``--workers`` process serving more connections than another leaves a new
+#: one to it (s).
+ACCEPT_DEFER_S = 0.05
 
 
 class Collector:
@@ -916,19 +919,60 @@ class CollectServer(ThreadingHTTPServer):
         max_body: int = otlp.MAX_BODY,
         log: Callable[[str], None] | None = None,
         listener: socket.socket | None = None,
+        spread: Any = None,
+        worker: int = 0,
     ) -> None:
         """``listener``: a listening socket to accept from (shared by ``--workers``
-        processes) instead of one bound to ``address``."""
+        processes) instead of one bound to ``address``. ``spread``: the connections each
+        of those processes serves (a ``multiprocessing`` array of ints made before they
+        start), this one's at ``worker``: one serving more than another leaves a new
+        connection to it (for up to :data:`ACCEPT_DEFER_S`)."""
         self.collector = collector
         self.token = token
         self.max_body = max_body
         self.log = log or (lambda line: None)
+        self.spread = spread
+        self.worker = worker
+        self._spread_lock = threading.Lock()
         super().__init__(address, _Handler, bind_and_activate=listener is None)
         if listener is not None:
             self.socket.close()
             self.socket = listener
             self.server_address = listener.getsockname()[:2]
             self.server_name, self.server_port = str(address[0]), int(self.server_address[1])
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """The next connection. Every worker is woken by it; one that serves more than
+        another waits (a millisecond at a time) for that one to take it, and takes it
+        itself if it is still there: clients spread evenly over the workers (the first
+        to accept would take it otherwise, by chance: 5 and 3, 6 and 2 of 8 clients)."""
+        spread = self.spread
+        if spread is not None:
+            import select
+            import time
+
+            waited = 0.0
+            while spread[self.worker] > min(spread) and waited < ACCEPT_DEFER_S:
+                time.sleep(0.001)
+                waited += 0.001
+                if not select.select([self.socket], [], [], 0)[0]:
+                    break  # taken by another worker: accept() says so
+        return self.socket.accept()
+
+    def _count(self, change: int) -> None:
+        if self.spread is not None:
+            with self._spread_lock:
+                self.spread[self.worker] += change
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._count(+1)  # before the next accept
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._count(-1)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1141,17 +1185,28 @@ def _serve_forked(
     listener = socket.create_server((host, port), backlog=CollectServer.request_queue_size)
     listener.setblocking(False)  # a worker that lost the race to accept a connection moves on
     turns = multiprocessing.get_context("fork").Lock()  # the writers' (Collector's turns)
+    spread = multiprocessing.get_context("fork").Array("i", workers, lock=False)
     children: list[int] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
     parent = os.getpid()
     try:
-        for _ in range(workers):
+        for worker in range(workers):
             pid = os.fork()
             if pid == 0:  # the worker
                 code = 0
                 try:
                     _end_with(parent)
-                    _serve_on(listener, target, host, token, redact_secrets, max_body, log, turns)
+                    _serve_on(
+                        listener,
+                        target,
+                        host,
+                        token,
+                        redact_secrets,
+                        max_body,
+                        log,
+                        turns,
+                        (spread, worker),
+                    )
                 except KeyboardInterrupt:
                     pass
                 except BaseException as exc:  # said, then the worker ends
@@ -1197,9 +1252,11 @@ def _serve_on(
     max_body: int,
     log: Callable[[str], None] | None,
     turns: Any = None,
+    spread: tuple[Any, int] = (None, 0),
 ) -> None:
     """A worker: a writer of its own (taking ``turns`` with the others') and a server
-    accepting from ``listener``."""
+    accepting from ``listener`` (its connections counted in ``spread``: the array, its
+    place in it)."""
     import signal
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -1207,7 +1264,14 @@ def _serve_on(
     collector.start()
     try:
         server = CollectServer(
-            (host, 0), collector, token=token, max_body=max_body, log=log, listener=listener
+            (host, 0),
+            collector,
+            token=token,
+            max_body=max_body,
+            log=log,
+            listener=listener,
+            spread=spread[0],
+            worker=spread[1],
         )
         try:
             server.serve_forever(poll_interval=0.2)
