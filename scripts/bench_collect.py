@@ -18,12 +18,14 @@ metrics-usage-2, metrics-active-time: 11 data points).
 An *event* is one log record or one metric data point received (what Claude Code sends);
 each is stored (an API request and its response are one prompt row, a data point is added
 to its day's sum). The server (collect's, in this process, or ``--workers N`` processes
-sharing the port with SO_REUSEPORT, each with its own writer; writing a fresh store: an
-SQLite file, or with ``--db postgresql://...`` a database made on that server and dropped
-after) is timed from the first request to the last answer: events/s, requests/s, p50/p99
-request latency, peak RSS, and the CPU time (user + system) per event of the server
-process(es) and, apart, of the clients' process while posting: events per CPU-second
-carry to a machine with more cores. The writer's flush is the time its transactions took
+accepting from one listening socket as ``collect --workers`` does, each with its own
+writer, the connections each accepted printed; writing a fresh store: an SQLite file, or
+with ``--db postgresql://...`` a database made on that server and dropped after) is timed
+from the first request to the last answer: events/s, requests/s, p50/p99 request latency,
+peak RSS, and the CPU time (user + system) per event of the server process(es) and, apart,
+of the clients' process while posting: events per CPU-second carry to a machine with more
+cores; the server's CPU-seconds per second of the run (one process cannot pass one core:
+its Python holds one lock). The writer's flush is the time its transactions took
 (statements and commits). The baselines: every row the run stored, read back and inserted
 into other fresh stores of the same engine with the driver's own ``executemany`` (sqlite3 /
 asyncpg), no lookup, no HTTP: in one transaction; in one transaction without the store's
@@ -243,15 +245,38 @@ class TimedCollector(Collector):
             self.cpu += time.thread_time() - started
 
 
-def worker(db: str, port: int, ready: Any, go: Any, stop: Any, out: Any) -> None:
-    """A receiver process: collect's server and writer of its own on the shared port."""
+def worker(
+    db: str,
+    listener: Any,
+    shared: tuple[Any, Any, int],
+    ready: Any,
+    go: Any,
+    stop: Any,
+    out: Any,
+) -> None:
+    """A receiver process: collect's server and writer of its own, accepting from the
+    listening socket it shares with the others, taking turns with their writers and
+    counting its connections in the spread as ``collect --workers`` does (``shared``: the
+    turns' lock, the spread, this worker's place in it)."""
+    turns, spread, index = shared
 
-    class Shared(CollectServer):
-        allow_reuse_port = True
+    class Counting(CollectServer):
+        accepted = 0
 
-    collector = Collector(db)
+        def process_request(self, request: Any, client_address: Any) -> None:
+            self.accepted += 1
+            super().process_request(request, client_address)
+
+    collector = Collector(db, turns=turns)
     collector.start()
-    server = Shared(("127.0.0.1", port), collector, max_body=otlp.MAX_BODY)
+    server = Counting(
+        ("127.0.0.1", 0),
+        collector,
+        max_body=otlp.MAX_BODY,
+        listener=listener,
+        spread=spread,
+        worker=index,
+    )
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     serving.start()
     ready.set()
@@ -265,12 +290,13 @@ def worker(db: str, port: int, ready: Any, go: Any, stop: Any, out: Any) -> None
     server.server_close()
     serving.join()
     collector.stop()
-    out.send((cpu, collector.flush_seconds, collector.flushes, peak))
+    out.send((cpu, collector.flush_seconds, collector.flushes, peak, server.accepted))
 
 
 class Receivers:
-    """``count`` receiver processes on one port (SO_REUSEPORT: the kernel spreads the
-    connections), each writing the store through its own writer."""
+    """``count`` receiver processes accepting from one listening socket (whichever
+    accepts a connection first serves it: ``collect --workers``), each writing the store
+    through its own writer, the writers taking turns as collect's do."""
 
     def __init__(self, context: Any, db: str, count: int) -> None:
         import socket
@@ -283,29 +309,33 @@ class Receivers:
             await backend.close()
 
         asyncio.run(migrate())
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        listener = socket.create_server(("127.0.0.1", 0), backlog=CollectServer.request_queue_size)
+        listener.setblocking(False)  # a worker that lost the race to accept moves on
+        self.port = listener.getsockname()[1]
         self.start, self.end = context.Event(), context.Event()
+        turns = context.Lock()  # the writers take turns with it, as collect's do
+        spread = context.Array("i", count, lock=False)  # the connections each serves
         self.pipes = []
         self.processes = []
-        for _ in range(count):
+        for index in range(count):
             ready = context.Event()
             receive, send = context.Pipe(duplex=False)
             process = context.Process(
-                target=worker, args=(db, self.port, ready, self.start, self.end, send)
+                target=worker,
+                args=(db, listener, (turns, spread, index), ready, self.start, self.end, send),
             )
             process.start()
             ready.wait()
             self.pipes.append(receive)
             self.processes.append(process)
+        listener.close()  # the workers hold it
 
     def go(self) -> None:
         self.start.set()
 
-    def stop(self) -> tuple[float, float, int, float]:
+    def stop(self) -> tuple[float, float, int, float, list[int]]:
         """CPU seconds, flush seconds and transactions summed over the workers; the sum
-        of their peak RSS (MB)."""
+        of their peak RSS (MB); the connections each accepted."""
         self.end.set()
         found = [pipe.recv() for pipe in self.pipes]
         for process in self.processes:
@@ -315,6 +345,7 @@ class Receivers:
             sum(f[1] for f in found),
             sum(f[2] for f in found),
             sum(f[3] for f in found),
+            [f[4] for f in found],
         )
 
 
@@ -601,7 +632,7 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
     latencies, failures, client_cpu = receive.recv()
     elapsed = time.perf_counter() - started
     if args.workers > 1:
-        server_cpu, flush, flushes, peak_mb = receivers.stop()
+        server_cpu, flush, flushes, peak_mb, spread = receivers.stop()
     else:
         server_cpu = cpu_seconds() - cpu_before
         peak_mb = peak_rss_mb()
@@ -672,6 +703,13 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
             f"{building:.0f} us, the writer's thread {writing:.0f} us, the rest (HTTP, "
             f"threads, hand-offs) {rest:.0f} us"
         )
+    if args.workers > 1:
+        print(
+            f"connections accepted per receiver process: {', '.join(map(str, spread))}; "
+            f"server CPU {server_cpu / elapsed:.2f} s per second"
+        )
+    else:
+        print(f"server CPU {server_cpu / elapsed:.2f} s per second (one process: one core)")
     print(f"writer flush {flush:7.2f} s  {rows / flush:9,.0f} rows/s  ({flushes} transactions)")
     print(
         f"executemany  {raw_elapsed:7.2f} s  {rows / raw_elapsed:9,.0f} rows/s  "

@@ -1071,3 +1071,171 @@ def test_workers_end_with_their_parent_killed_and_keep_what_they_answered(
         process.wait()
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (2,)
+
+
+def answer_read_once(connection: Any, request: bytes) -> tuple[bytes, int]:
+    """``request`` sent; what one read of the socket then returns (the status line and
+    headers, and as much of the body as came with them) and the body's Content-Length."""
+    connection.sendall(request)
+    first = connection.recv(1 << 16)
+    head, _, body = first.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return body, length
+
+
+def test_each_answer_of_a_keep_alive_connection_leaves_in_one_write(
+    server: tuple[int, Target],
+) -> None:
+    """Twenty exports on one keep-alive connection: each answer (headers and body) comes
+    in the first read. Written in two sends, its body would wait for the client's delayed
+    ACK of the headers (Nagle's algorithm), about 40 ms of idling per request."""
+    import socket
+
+    port, db_target = server
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        for turn in range(20):
+            payload = json.dumps(turns_payload(SESSION, 1, turn)).encode()
+            request = (
+                f"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(payload)}\r\n\r\n"
+            ).encode() + payload
+            body, length = answer_read_once(connection, request)
+            assert length > 0
+            assert len(body) == length, f"export {turn}: the body came apart from the headers"
+            assert json.loads(body) == {}  # every record stored: no partial success
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(20 * calls,)]
+
+
+def test_a_client_expecting_100_continue_gets_it_before_sending_the_body(
+    server: tuple[int, Target],
+) -> None:
+    """``Expect: 100-continue`` (curl's for big bodies): the 100 Continue is sent at once,
+    not kept in the answer's buffer, and the export is then answered."""
+    import socket
+
+    port, db_target = server
+    payload = json.dumps(turns_payload(SESSION, 1)).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            f"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        assert connection.recv(1 << 16).startswith(b"HTTP/1.1 100 Continue\r\n")
+        connection.sendall(payload)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += connection.recv(1 << 16)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert rows(db_target, "SELECT count(*) FROM prompts") == [(calls,)]
+
+
+def test_writers_sharing_turns_never_find_the_file_locked(tmp_path: Path) -> None:
+    """Two writers of one SQLite file (two `--workers`' writers) with the busy timeout at 0,
+    so that meeting the other's write transaction fails at once instead of sleeping in
+    SQLite's busy handler: sharing `turns`, each of 20 exports each written at the same
+    moment is stored, and each call once."""
+    import asyncio
+    import multiprocessing
+
+    db = tmp_path / "turns.db"
+    turns = multiprocessing.get_context("spawn").Lock()
+    writers = [Collector(str(db), turns=turns) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+        asyncio.run_coroutine_threadsafe(
+            writer.backend.execute("PRAGMA busy_timeout = 0"), writer.loop
+        ).result(30)
+    sessions = [f"9999999{n}-2222-4333-8444-555555555555" for n in range(2)]
+    answers: list[BaseException | None] = []
+    together = threading.Barrier(2)
+
+    def write(writer: Collector, session: str) -> None:
+        batches = [batch_of(turns_payload(session, 1, turn)) for turn in range(20)]
+        together.wait()
+        for batch in batches:
+            answers.extend(write_together(writer, [batch]))
+
+    try:
+        writing = [
+            threading.Thread(target=write, args=(writer, session))
+            for writer, session in zip(writers, sessions, strict=True)
+        ]
+        for each in writing:
+            each.start()
+        for each in writing:
+            each.join()
+    finally:
+        for writer in writers:
+            writer.stop()
+    assert answers == [None] * 40
+    calls = sum(1 for name in JSON_LOGS for r in records(name) if r["body"].endswith("api_request"))
+    assert rows(db, "SELECT count(*) FROM prompts") == [(2 * 20 * calls,)]
+
+
+def served_by(pid: int, port: int) -> int:
+    """The connections to ``port`` process ``pid`` holds (its sockets' inodes among the
+    established ones in /proc/net/tcp)."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(target[len("socket:[") : -1])
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])
+    return len(held & established)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
+def test_workers_serve_as_many_clients_each(tmp_path: Path) -> None:
+    """`collect --workers 2` and eight exporters connecting one after another (each
+    answered before the next connects): each worker serves four (the first to accept
+    would take a connection otherwise, whichever it is: 5 and 3, 6 and 2)."""
+    import http.client
+
+    db = tmp_path / "spread.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db), "--port", str(port), "--workers", "2"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    connections = []
+    try:
+        deadline = time.monotonic() + 60
+        children: list[str] = []
+        while len(children) < 2:  # forked after the port is open
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        sessions = [f"4444444{n}-2222-4333-8444-555555555555" for n in range(8)]
+        for session in sessions:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            body = json.dumps(turns_payload(session, 1)).encode()
+            connection.request("POST", "/v1/logs", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            connections.append(connection)
+        assert sorted(served_by(int(child), port) for child in children) == [4, 4]
+    finally:
+        for connection in connections:
+            connection.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert rows(db, "SELECT count(DISTINCT session_id) FROM agents") == [(8,)]

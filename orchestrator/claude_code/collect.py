@@ -388,6 +388,12 @@ def _log(
 WRITER_LOCK = "orchestrator collect"
 #: How long a transaction about to begin waits for a request of each connected client (s).
 GROUP_WAIT_S = 0.05
+#: How long a writer waits for its turn (:class:`Collector`'s ``turns``) before it goes to
+#: the store's own lock anyway (s): a turn is never needed for what is stored.
+TURN_WAIT_S = 10.0
+#: How long a ``--workers`` process serving more connections than another leaves a new
+#: one to it (s).
+ACCEPT_DEFER_S = 0.05
 
 
 class Collector:
@@ -402,8 +408,15 @@ class Collector:
         redact_secrets: bool = True,
         group: int = 64,
         wait: float = GROUP_WAIT_S,
+        turns: Any = None,
     ) -> None:
+        """``turns``: a lock shared by the writers of one ``collect --workers`` (a
+        ``multiprocessing`` lock made before they start), held around each transaction:
+        the next writer's turn comes the moment one commits, where SQLite's busy handler
+        tries again after sleeping (1, 2, 5... up to 100 ms). The store's own lock is
+        still taken inside it."""
         self.target = target
+        self.turns = turns
         self.redact_secrets = redact_secrets
         self.group = group
         self.wait = wait
@@ -490,6 +503,15 @@ class Collector:
             await self._write(work)
 
     async def _write(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+        """The waiting requests written in one transaction, in this writer's turn."""
+        turn = self.turns is not None and self.turns.acquire(timeout=TURN_WAIT_S)
+        try:
+            await self._transaction(work)
+        finally:
+            if turn:
+                self.turns.release()
+
+    async def _transaction(self, work: list[tuple[Batch, asyncio.Future[None]]]) -> None:
         """One transaction for every waiting request, committed once. The requests are
         written together (a few statements for all of them); if that fails, each is
         written again in a savepoint of its own, so one request's failure stores nothing
@@ -897,13 +919,21 @@ class CollectServer(ThreadingHTTPServer):
         max_body: int = otlp.MAX_BODY,
         log: Callable[[str], None] | None = None,
         listener: socket.socket | None = None,
+        spread: Any = None,
+        worker: int = 0,
     ) -> None:
         """``listener``: a listening socket to accept from (shared by ``--workers``
-        processes) instead of one bound to ``address``."""
+        processes) instead of one bound to ``address``. ``spread``: the connections each
+        of those processes serves (a ``multiprocessing`` array of ints made before they
+        start), this one's at ``worker``: one serving more than another leaves a new
+        connection to it (for up to :data:`ACCEPT_DEFER_S`)."""
         self.collector = collector
         self.token = token
         self.max_body = max_body
         self.log = log or (lambda line: None)
+        self.spread = spread
+        self.worker = worker
+        self._spread_lock = threading.Lock()
         super().__init__(address, _Handler, bind_and_activate=listener is None)
         if listener is not None:
             self.socket.close()
@@ -911,14 +941,58 @@ class CollectServer(ThreadingHTTPServer):
             self.server_address = listener.getsockname()[:2]
             self.server_name, self.server_port = str(address[0]), int(self.server_address[1])
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """The next connection. Every worker is woken by it; one that serves more than
+        another waits (a millisecond at a time) for that one to take it, and takes it
+        itself if it is still there: clients spread evenly over the workers (the first
+        to accept would take it otherwise, by chance: 5 and 3, 6 and 2 of 8 clients)."""
+        spread = self.spread
+        if spread is not None:
+            import select
+            import time
+
+            waited = 0.0
+            while spread[self.worker] > min(spread) and waited < ACCEPT_DEFER_S:
+                time.sleep(0.001)
+                waited += 0.001
+                if not select.select([self.socket], [], [], 0)[0]:
+                    break  # taken by another worker: accept() says so
+        return self.socket.accept()
+
+    def _count(self, change: int) -> None:
+        if self.spread is not None:
+            with self._spread_lock:
+                self.spread[self.worker] += change
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._count(+1)  # before the next accept
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._count(-1)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: CollectServer
     protocol_version = "HTTP/1.1"
     server_version = "orchestrator-collect"
+    # An answer leaves in one write (the status line, headers and body buffered until the
+    # request is done: http.server flushes then), with TCP_NODELAY: written in two, its
+    # second part would wait for the client's delayed ACK of the first (Nagle), about
+    # 40 ms on Linux, in which a client sends nothing and the server idles.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: errors are logged
         pass
+
+    def handle_expect_100(self) -> bool:
+        ready = super().handle_expect_100()
+        self.wfile.flush()  # the client waits for the 100 Continue to send the body
+        return ready
 
     def handle(self) -> None:
         with self.server.collector.connected():
@@ -1097,6 +1171,7 @@ def _serve_forked(
 ) -> None:
     """``workers`` forked processes serving one listening socket until interrupted (or
     SIGTERM, passed on to them); one ending stops the others."""
+    import multiprocessing
     import signal
 
     from ..store.targets import backend_for
@@ -1109,17 +1184,29 @@ def _serve_forked(
     asyncio.run(migrated())
     listener = socket.create_server((host, port), backlog=CollectServer.request_queue_size)
     listener.setblocking(False)  # a worker that lost the race to accept a connection moves on
+    turns = multiprocessing.get_context("fork").Lock()  # the writers' (Collector's turns)
+    spread = multiprocessing.get_context("fork").Array("i", workers, lock=False)
     children: list[int] = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
     parent = os.getpid()
     try:
-        for _ in range(workers):
+        for worker in range(workers):
             pid = os.fork()
             if pid == 0:  # the worker
                 code = 0
                 try:
                     _end_with(parent)
-                    _serve_on(listener, target, host, token, redact_secrets, max_body, log)
+                    _serve_on(
+                        listener,
+                        target,
+                        host,
+                        token,
+                        redact_secrets,
+                        max_body,
+                        log,
+                        turns,
+                        (spread, worker),
+                    )
                 except KeyboardInterrupt:
                     pass
                 except BaseException as exc:  # said, then the worker ends
@@ -1164,16 +1251,27 @@ def _serve_on(
     redact_secrets: bool,
     max_body: int,
     log: Callable[[str], None] | None,
+    turns: Any = None,
+    spread: tuple[Any, int] = (None, 0),
 ) -> None:
-    """A worker: a writer of its own and a server accepting from ``listener``."""
+    """A worker: a writer of its own (taking ``turns`` with the others') and a server
+    accepting from ``listener`` (its connections counted in ``spread``: the array, its
+    place in it)."""
     import signal
 
     signal.signal(signal.SIGTERM, _interrupt)
-    collector = Collector(target, redact_secrets=redact_secrets)
+    collector = Collector(target, redact_secrets=redact_secrets, turns=turns)
     collector.start()
     try:
         server = CollectServer(
-            (host, 0), collector, token=token, max_body=max_body, log=log, listener=listener
+            (host, 0),
+            collector,
+            token=token,
+            max_body=max_body,
+            log=log,
+            listener=listener,
+            spread=spread[0],
+            worker=spread[1],
         )
         try:
             server.serve_forever(poll_interval=0.2)
