@@ -309,7 +309,14 @@ def nanos_time(value: Any, where: str) -> datetime | None:
 
 
 def stamp(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    """``when``'s own fields as the project's timestamp (strftime's text: a third of the
+    cost; a year before 1000, which %Y does not pad, still by strftime)."""
+    if when.year < 1000:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return (
+        f"{when.year}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
+        f"{when.second:02d}.{when.microsecond // 1000:03d}Z"
+    )
 
 
 # -- requests ---------------------------------------------------------------------------

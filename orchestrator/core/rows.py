@@ -157,7 +157,9 @@ def json_text(value: Any, field: str, redacting: bool) -> str | None:
         if not redacting:
             return text
         if "\\" in text:
-            return _JSON.encode(redact(value))
+            cleared = redact(value)
+            # nothing redacted (the usual case): the same values, the text already made
+            return text if cleared == value else _JSON.encode(cleared)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"must be JSON-serialisable: {exc}") from None
     except RecursionError:
