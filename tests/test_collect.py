@@ -1258,3 +1258,17 @@ def test_an_events_time_is_written_as_strftime_writes_it() -> None:
     for when in whens:
         expected = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
         assert otlp.stamp(when) == expected, when
+
+
+def test_a_count_is_read_as_the_number_it_stands_for() -> None:
+    """``_count`` takes a plain int as it is and reads any other value as a number: the
+    same whole number either way, big ints past float's precision as float reads them."""
+    from orchestrator.claude_code.collect import _count
+
+    for value in [0, 1, 708, 2**53 - 1, 2**53 + 1, 2**60 + 3, "708", "12.0", 7.0]:
+        expected = int(float(value))
+        assert _count({"n": value}, "n", "event 0") == expected, value
+    assert _count({}, "n", "event 0") is None and _count({"n": ""}, "n", "event 0") is None
+    for bad in [-1, "-3", 2.5, "x", [1], True]:
+        with pytest.raises(otlp.BadRequest, match=r"event 0\.n: must be"):
+            _count({"n": bad}, "n", "event 0")
