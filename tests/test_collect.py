@@ -1272,3 +1272,51 @@ def test_a_count_is_read_as_the_number_it_stands_for() -> None:
     for bad in [-1, "-3", 2.5, "x", [1], True]:
         with pytest.raises(otlp.BadRequest, match=r"event 0\.n: must be"):
             _count({"n": bad}, "n", "event 0")
+
+
+def test_each_records_time_is_its_own_when_records_share_or_lack_one() -> None:
+    """Records in a row with the same time (remembered from one to the next), none (the
+    observed time, else the request's), the same time as text and as a number, a float
+    equal to the last one: each event's time is read from its own record; a bad time
+    after a good one still fails naming its field."""
+    base = 1796662444193000000
+
+    def record(time: Any = None, observed: Any = None, sequence: int = 0) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "body": {"stringValue": "claude_code.api_error"},
+            "attributes": [
+                {"key": "session.id", "value": {"stringValue": "s"}},
+                {"key": "event.sequence", "value": {"intValue": sequence}},
+            ],
+        }
+        if time is not None:
+            found["timeUnixNano"] = time
+        if observed is not None:
+            found["observedTimeUnixNano"] = observed
+        return found
+
+    def stamped(nanos: int) -> str:
+        when = datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+    later = base + 7_000_000_000
+    records = [
+        (record(str(base)), stamped(base)),
+        (record(str(base)), stamped(base)),
+        (record(base), stamped(base)),
+        (record(None, str(later)), stamped(later)),
+        (record("0", str(later)), stamped(later)),
+        (record(str(base)), stamped(base)),
+        (record(float(later)), stamped(later)),
+        (record(base + 1_000_000), stamped(base + 1_000_000)),
+        (record(), "2026-01-02T03:04:05.006Z"),
+    ]
+    payload = {"resourceLogs": [{"scopeLogs": [{"logRecords": [r for r, _ in records]}]}]}
+    now = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=timezone.utc)
+    for _ in range(2):  # the second time begins with the first's last time remembered
+        parsed = otlp.parse_logs(payload, now)
+        assert [event.at for event in parsed.events] == [at for _, at in records]
+    for good, wrong in [(str(base), "x"), (1, True)]:  # True == 1, but not a time
+        bad = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record(good), record(wrong)]}]}]}
+        with pytest.raises(otlp.BadRequest, match=r"logRecords\[1\]\.timeUnixNano: must be an"):
+            otlp.parse_logs(bad, now)
