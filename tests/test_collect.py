@@ -1239,3 +1239,84 @@ def test_workers_serve_as_many_clients_each(tmp_path: Path) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert rows(db, "SELECT count(DISTINCT session_id) FROM agents") == [(8,)]
+
+
+def test_an_events_time_is_written_as_strftime_writes_it() -> None:
+    """``otlp.stamp`` reads the datetime's fields itself (strftime cost three times as
+    much): the same text as strftime for times across the years, aware in UTC or another
+    zone, naive, and the years before 1000 that %Y does not pad."""
+    import random
+
+    chooser = random.Random(25)
+    zones = [timezone.utc, timezone(timedelta(hours=5, minutes=30))]
+    whens = [datetime(1, 1, 1), datetime(999, 12, 31, 23, 59, 59, 999999), datetime(9999, 12, 31)]
+    for _ in range(5000):
+        micros = chooser.randrange(0, 253402214400 * 10**6)
+        when = datetime.fromtimestamp(micros / 1e6, timezone.utc)
+        whens.append(when.astimezone(chooser.choice(zones)))
+        whens.append(when.replace(tzinfo=None, year=chooser.randrange(1, 10000), day=1))
+    for when in whens:
+        expected = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        assert otlp.stamp(when) == expected, when
+
+
+def test_a_count_is_read_as_the_number_it_stands_for() -> None:
+    """``_count`` takes a plain int as it is and reads any other value as a number: the
+    same whole number either way, big ints past float's precision as float reads them."""
+    from orchestrator.claude_code.collect import _count
+
+    for value in [0, 1, 708, 2**53 - 1, 2**53 + 1, 2**60 + 3, "708", "12.0", 7.0]:
+        expected = int(float(value))
+        assert _count({"n": value}, "n", "event 0") == expected, value
+    assert _count({}, "n", "event 0") is None and _count({"n": ""}, "n", "event 0") is None
+    for bad in [-1, "-3", 2.5, "x", [1], True]:
+        with pytest.raises(otlp.BadRequest, match=r"event 0\.n: must be"):
+            _count({"n": bad}, "n", "event 0")
+
+
+def test_each_records_time_is_its_own_when_records_share_or_lack_one() -> None:
+    """Records in a row with the same time (remembered from one to the next), none (the
+    observed time, else the request's), the same time as text and as a number, a float
+    equal to the last one: each event's time is read from its own record; a bad time
+    after a good one still fails naming its field."""
+    base = 1796662444193000000
+
+    def record(time: Any = None, observed: Any = None, sequence: int = 0) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "body": {"stringValue": "claude_code.api_error"},
+            "attributes": [
+                {"key": "session.id", "value": {"stringValue": "s"}},
+                {"key": "event.sequence", "value": {"intValue": sequence}},
+            ],
+        }
+        if time is not None:
+            found["timeUnixNano"] = time
+        if observed is not None:
+            found["observedTimeUnixNano"] = observed
+        return found
+
+    def stamped(nanos: int) -> str:
+        when = datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+    later = base + 7_000_000_000
+    records = [
+        (record(str(base)), stamped(base)),
+        (record(str(base)), stamped(base)),
+        (record(base), stamped(base)),
+        (record(None, str(later)), stamped(later)),
+        (record("0", str(later)), stamped(later)),
+        (record(str(base)), stamped(base)),
+        (record(float(later)), stamped(later)),
+        (record(base + 1_000_000), stamped(base + 1_000_000)),
+        (record(), "2026-01-02T03:04:05.006Z"),
+    ]
+    payload = {"resourceLogs": [{"scopeLogs": [{"logRecords": [r for r, _ in records]}]}]}
+    now = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=timezone.utc)
+    for _ in range(2):  # the second time begins with the first's last time remembered
+        parsed = otlp.parse_logs(payload, now)
+        assert [event.at for event in parsed.events] == [at for _, at in records]
+    for good, wrong in [(str(base), "x"), (1, True)]:  # True == 1, but not a time
+        bad = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record(good), record(wrong)]}]}]}
+        with pytest.raises(otlp.BadRequest, match=r"logRecords\[1\]\.timeUnixNano: must be an"):
+            otlp.parse_logs(bad, now)

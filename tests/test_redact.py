@@ -263,3 +263,68 @@ def test_redaction_equals_every_pattern_on_texts_made_of_secret_pieces(text: str
 def test_a_key_written_with_letters_that_only_match_case_insensitively_is_redacted() -> None:
     for text in ("paſsword=hunter2", "apİ_key: hunter2", "ApI_KEY=hunter2"):
         assert "hunter2" not in redact_text(text), text
+
+
+def _redacted_by_reference(value: object) -> object:
+    """:func:`redact` as first written: every key redacted and asked whether it names a
+    secret, with the patterns themselves (no remembered answers)."""
+    import re
+
+    from orchestrator.core import redact as module
+
+    secret_key = re.compile(module._SECRET_KEY_NAME, re.IGNORECASE)
+    if isinstance(value, str):
+        return _every_pattern(value)
+    if isinstance(value, dict):
+        return {
+            (_every_pattern(key) if isinstance(key, str) else key): (
+                "[REDACTED]"
+                if isinstance(key, str)
+                and secret_key.match(key)
+                and isinstance(item, (str, int, float))
+                and not isinstance(item, bool)
+                else _redacted_by_reference(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redacted_by_reference(item) for item in value]
+    return value
+
+
+_KEYS = st.sampled_from(
+    ["password", "DB_PASSWORD", "api-key", "tokens", "token", "name", SECRETS["github"],
+     "k" * 300 + "_token", "k" * 300, "paſsword"]
+) | st.text(max_size=6)  # fmt: skip
+_LEAVES = (
+    st.sampled_from(_PIECES) | st.text(max_size=6) | st.integers() | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False) | st.none()
+)  # fmt: skip
+_METADATA = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner)
+        | st.dictionaries(_KEYS | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(_KEYS, _METADATA, max_size=5))
+def test_metadata_is_redacted_and_encoded_as_value_by_value_redaction_would(
+    metadata: dict[str, object],
+) -> None:
+    """``redact`` (its keys' answers remembered) and ``json_text`` (the text made once when
+    nothing is redacted) give what redacting every key and value afresh and encoding that
+    gives: the stored metadata of a dict with quotes, secrets, long and non-text keys."""
+    from orchestrator.core.rows import json_text
+
+    expected = _redacted_by_reference(metadata)
+    assert redact(metadata) == expected
+    text = json_text(metadata, "agent_logs.metadata", True)
+    plain = json.dumps(metadata, ensure_ascii=False)
+    if "\\" in plain:  # value by value (else the text itself is redacted)
+        assert text == json.dumps(expected, ensure_ascii=False)
+    assert json_text(metadata, "agent_logs.metadata", False) == plain

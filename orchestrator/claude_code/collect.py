@@ -146,6 +146,9 @@ def _number(attrs: dict[str, Any], key: str, where: str) -> float | None:
 
 
 def _count(attrs: dict[str, Any], key: str, where: str) -> int | None:
+    value = attrs.get(key)
+    if type(value) is int and 0 <= value < 2**53:  # as Claude Code sends a count: itself
+        return value
     number = _number(attrs, key, where)
     if number is None:
         return None

@@ -189,6 +189,13 @@ def _is_secret_key(key: str) -> bool:
     return _compile(_SECRET_KEY_NAME, re.IGNORECASE).match(key) is not None
 
 
+@functools.lru_cache(maxsize=1024)
+def _key_facts(key: str) -> tuple[str, bool]:
+    """A dict key redacted, and whether it names a secret: one remembered look-up per key
+    (collect redacts each event's metadata dict, its ~15 keys the same every time)."""
+    return redact_text(key), _is_secret_key(key)
+
+
 def redact(value: Any) -> Any:
     """Redact strings anywhere inside ``value`` (dicts, lists, tuples, strings).
 
@@ -198,18 +205,20 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        secret_key = _is_secret_key
-        return {
-            (redact_text(key) if isinstance(key, str) else key): (
-                REDACTED
-                if isinstance(key, str)
-                and secret_key(key)
-                and isinstance(item, (str, int, float))
-                and not isinstance(item, bool)
-                else redact(item)
-            )
-            for key, item in value.items()
-        }
+        found: dict[Any, Any] = {}
+        facts = _key_facts
+        for key, item in value.items():
+            if isinstance(key, str):
+                shown, secret = facts(key) if len(key) <= 256 else _key_facts.__wrapped__(key)
+                if secret and isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                    found[shown] = REDACTED
+                elif type(item) is str:
+                    found[shown] = redact_text(item)
+                else:
+                    found[shown] = redact(item)
+            else:
+                found[key] = redact(item)
+        return found
     if isinstance(value, (list, tuple)):
         return [redact(item) for item in value]
     return value

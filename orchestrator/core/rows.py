@@ -157,7 +157,9 @@ def json_text(value: Any, field: str, redacting: bool) -> str | None:
         if not redacting:
             return text
         if "\\" in text:
-            return _JSON.encode(redact(value))
+            cleared = redact(value)
+            # nothing redacted (the usual case): the same values, the text already made
+            return text if cleared == value else _JSON.encode(cleared)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"must be JSON-serialisable: {exc}") from None
     except RecursionError:
@@ -473,7 +475,11 @@ def _prompt(fields: PromptFields, redact_secrets: bool) -> dict[str, Any]:
     created_at = now if created is None else timestamp(created, "prompts.created_at")
     completed = fields.get("completed_at")
     if completed is not None:
-        completed_at: str | None = timestamp(completed, "prompts.completed_at")
+        completed_at: str | None = (
+            created_at  # the same value (collect's calls): read once
+            if completed is created
+            else timestamp(completed, "prompts.completed_at")
+        )
     else:
         completed_at = None if status in (PromptStatus.PENDING, "pending") else now
     usage = usage_counts(
