@@ -209,15 +209,6 @@ def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> sqlite3.Co
     return conn
 
 
-def connect_existing(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """:func:`connect` for a command that changes a database it expects (reprice, prune,
-    a budget): raises FileNotFoundError naming ``path`` when there is no file, rather
-    than creating an empty database to change nothing in."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no database at {path}: `orchestrator init` creates one")
-    return connect(path)
-
-
 def _fingerprint(conn: sqlite3.Connection) -> tuple[int, int]:
     """(``user_version``, ``schema_version``): equal once the schema has been checked."""
     row = conn.execute("SELECT * FROM pragma_user_version, pragma_schema_version").fetchone()
