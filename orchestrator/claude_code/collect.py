@@ -659,11 +659,7 @@ class Collector:
                     # a run collect made ends with the last event seen
                     ended.append((last_at, duration_between(run["started_at"], last_at), run["id"]))
             if new_runs:
-                await backend.executemany(
-                    f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(AGENT_COLUMNS))})",
-                    new_runs,
-                )
+                await backend.insert_many("agents", AGENT_COLUMNS, new_runs)
             if ended:
                 await backend.executemany(
                     "UPDATE agents SET completed_at = ?, duration_ms = ? WHERE id = ?", ended
@@ -691,10 +687,11 @@ class Collector:
                 if text:
                     texts.setdefault(prompt_id, text)
         if user_prompts:
-            await backend.executemany(
-                "INSERT INTO otel_user_prompts (otel_prompt_id, agent_id, text, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (otel_prompt_id) DO NOTHING",
+            await backend.insert_many(
+                "otel_user_prompts",
+                ("otel_prompt_id", "agent_id", "text", "created_at"),
                 user_prompts,
+                on_conflict="ON CONFLICT (otel_prompt_id) DO NOTHING",
             )
         if texts:
             waiting = await self._lookup(
@@ -745,11 +742,8 @@ class Collector:
                         continue
                 logs.append((row[0], run_id, *row[2:]))
         if logs:
-            await backend.executemany(
-                f"INSERT INTO agent_logs ({', '.join(AGENT_LOG_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(AGENT_LOG_COLUMNS))}) "
-                "ON CONFLICT (id) DO NOTHING",
-                logs,
+            await backend.insert_many(
+                "agent_logs", AGENT_LOG_COLUMNS, logs, on_conflict="ON CONFLICT (id) DO NOTHING"
             )
         # -- metrics: daily sums (a cumulative sum or gauge keeps the last value)
         now = utc_now()
@@ -851,19 +845,25 @@ class Collector:
                 "UPDATE prompts SET cost_usd = ?, cost_source = 'reported' WHERE id = ?", costs
             )
         if rows:
-            await backend.executemany(
-                f"INSERT INTO prompts ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})",
-                rows,
-            )
+            await backend.insert_many("prompts", columns, rows)
         if remembered:
-            await backend.executemany(
-                "INSERT INTO otel_requests (request_id, prompt_id, otel_prompt_id, "
-                "reported_cost_usd, ttft_ms, query_source) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (request_id) DO NOTHING",
+            await backend.insert_many(
+                "otel_requests",
+                _REQUEST_COLUMNS,
                 remembered,
+                on_conflict="ON CONFLICT (request_id) DO NOTHING",
             )
 
+
+#: What otel_requests keeps of a call (:func:`_remembered`).
+_REQUEST_COLUMNS = (
+    "request_id",
+    "prompt_id",
+    "otel_prompt_id",
+    "reported_cost_usd",
+    "ttft_ms",
+    "query_source",
+)
 
 #: Keys looked up in one statement.
 _CHUNK = 512

@@ -145,10 +145,17 @@ class Backend(ABC):
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     async def insert_many(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        on_conflict: str = "",
     ) -> None:
-        """Insert rows (plain INSERTs, no conflict handling) the fastest way the store has."""
-        await self.executemany(insert_sql(table, columns), rows)
+        """Insert rows the fastest way the store has; ``on_conflict``: the clause for a
+        row whose key is taken (``ON CONFLICT (id) DO NOTHING``), none by default."""
+        sql = insert_sql(table, columns)
+        await self.executemany(f"{sql} {on_conflict}" if on_conflict else sql, rows)
 
     @abstractmethod
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None: ...

@@ -224,9 +224,18 @@ class PostgresBackend(Backend):
             await self._answer(self._conn.executemany(to_dollar(sql), records))
 
     async def insert_many(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        on_conflict: str = "",
     ) -> None:
-        """``COPY`` the rows in (triggers and constraints apply as for INSERT)."""
+        """``COPY`` the rows in (triggers and constraints apply as for INSERT); with
+        ``on_conflict``, which COPY has not, INSERTs."""
+        if on_conflict:
+            await super().insert_many(table, columns, rows, on_conflict=on_conflict)
+            return
         records = [_storable_row(row) for row in rows]
         async with self._busy:
             call = self._conn.copy_records_to_table(table, records=records, columns=list(columns))
