@@ -32,8 +32,8 @@ import re
 import sqlite3
 import urllib.parse
 import weakref
-from itertools import chain
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
