@@ -225,10 +225,10 @@ class LogWriter:
     ) -> list[str]:
         """Insert rows; a row the database refuses is dropped alone. Returns why, per drop."""
         backend = self.backend
-        # Each chunk runs in a savepoint (executemany leaves the rows before a
-        # failing one inserted); a refused chunk is halved until the bad rows
-        # stand alone. The common case is one chunk, one insert_many (SQLite:
-        # executemany; PostgreSQL: COPY).
+        # Each chunk runs in a savepoint (insert_many leaves the rows before a
+        # failing statement inserted); a refused chunk is halved until the bad rows
+        # stand alone. The common case is one chunk, one insert_many (SQLite: an
+        # INSERT per 100 rows; PostgreSQL: COPY).
         dropped: list[str] = []
         chunks = [rows]
         while chunks:
