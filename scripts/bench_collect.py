@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.claude_code import otlp  # noqa: E402
-from orchestrator.claude_code.collect import Collector, CollectServer, settle_gc  # noqa: E402
+from orchestrator.claude_code.collect import Collector, CollectServer, settle_receiver  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "otlp"
 RECORDED_LOGS = ["logs-user-prompt.json", "logs-api-request.json", "logs-tool-result.json"]
@@ -277,7 +277,7 @@ def worker(
         spread=spread,
         worker=index,
     )
-    settle_gc()  # as collect's workers do
+    settle_receiver()  # as collect's workers do
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     serving.start()
     ready.set()
@@ -618,7 +618,7 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         collector = TimedCollector(stores.collect)
         collector.start()
         server = CollectServer(("127.0.0.1", 0), collector, max_body=otlp.MAX_BODY)
-        settle_gc()  # as collect does
+        settle_receiver()  # as collect does
         serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
         serving.start()
         port = server.server_address[1]
