@@ -46,6 +46,10 @@ from .backend import Backend, CopyBackup, Feed, InitResult, KeyRange, Params, ke
 from .urls import redact_url
 
 SCHEMES = ("postgresql", "postgres")
+#: Rows in one INSERT of :meth:`PostgresBackend.insert_many` (fewer where the columns would
+#: pass the protocol's limit of :data:`_PARAMETERS` parameters to a statement).
+ROWS_PER_INSERT = 1000
+_PARAMETERS = 32_767
 
 T = TypeVar("T")
 
@@ -87,6 +91,15 @@ def _storable_row(row: Sequence[Any]) -> Sequence[Any]:
         if type(value) is str and "\x00" in value:
             return [_storable(item) for item in row]
     return row
+
+
+@functools.lru_cache(maxsize=64)
+def _values(rows: int, width: int) -> str:
+    """``($1, $2), ($3, $4)``: ``rows`` tuples of ``width`` numbered placeholders."""
+    numbers = iter(range(1, rows * width + 1))
+    return ", ".join(
+        "(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in range(rows)
+    )
 
 
 def _positional(params: Params) -> Sequence[Any]:
@@ -232,14 +245,30 @@ class PostgresBackend(Backend):
         on_conflict: str = "",
     ) -> None:
         """``COPY`` the rows in (triggers and constraints apply as for INSERT); with
-        ``on_conflict``, which COPY has not, INSERTs."""
-        if on_conflict:
-            await super().insert_many(table, columns, rows, on_conflict=on_conflict)
+        ``on_conflict``, which COPY has not, up to :data:`ROWS_PER_INSERT` rows to an
+        INSERT (within the protocol's 32,767 parameters), not one: the statement-level
+        triggers run once per chunk, as for COPY. A chunk is one statement: a refused row
+        leaves none of its chunk inserted, and ``DO UPDATE`` refuses a chunk whose rows
+        repeat a key (PostgreSQL will not change a row twice in one statement)."""
+        if not rows:
             return
         records = [_storable_row(row) for row in rows]
+        if not on_conflict:
+            async with self._busy:
+                call = self._conn.copy_records_to_table(
+                    table, records=records, columns=list(columns)
+                )
+                await self._answer(call)
+            return
+        width = len(columns)
+        per = max(1, min(ROWS_PER_INSERT, _PARAMETERS // width))
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         async with self._busy:
-            call = self._conn.copy_records_to_table(table, records=records, columns=list(columns))
-            await self._answer(call)
+            for start in range(0, len(records), per):
+                chunk = records[start : start + per]
+                sql = head + _values(len(chunk), width) + f" {on_conflict}"
+                args = [value for row in chunk for value in row]
+                await self._answer(self._conn.execute(sql, *args))
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         args = _positional(params)
