@@ -21,9 +21,9 @@ unnest         40,800 / 20,700   33,900 / 14,900
 =============  ================  ================
 
 ``COPY`` ties on a quiet machine; otherwise asyncpg is faster, by 1.2x to 2.3x, and its
-``$n`` placeholders need no escaping of ``%``. Log batches go by ``COPY``: one statement,
-so the statement-level triggers run once per batch (``executemany`` is one statement per
-row). asyncpg is imported when a URL is opened, so SQLite users never load it.
+``$n`` placeholders need no escaping of ``%``. Batches go by ``COPY``, or with a conflict
+clause by INSERTs of up to 1,000 rows: one statement, so the statement-level triggers run
+once per batch (``executemany`` is one statement per row). asyncpg is imported when a URL is opened, so SQLite users never load it.
 
 What is stored differs from SQLite in one way: PostgreSQL's text cannot hold the NUL
 character, so a NUL in a string is stored as U+FFFD (the replacement character).
