@@ -351,13 +351,12 @@ RECOMPUTED = {
 }
 
 
-async def test_insert_many_with_a_conflict_clause_is_one_statement_per_chunk(pg: str) -> None:
+async def test_insert_many_with_a_conflict_clause_is_one_statement(pg: str) -> None:
     """Prompts and logs of several runs, workflows, sessions and days (NULL models, failed,
     unpriced and pending ones), a key repeated in the batch and one stored before: one
-    INSERT per chunk of rows, each firing the statement-level triggers once, which keep
-    every summary equal to its recomputation from the base tables (costs in 1/1024ths:
-    sums exact in any order)."""
-    from orchestrator.store.postgres import ROWS_PER_INSERT, PostgresBackend
+    INSERT, firing the statement-level triggers once, which keep every summary equal to
+    its recomputation from the base tables (costs in 1/1024ths: sums exact in any order)."""
+    from orchestrator.store.postgres import PostgresBackend
 
     backend = PostgresBackend(pg)
     await backend.open()  # migrated
@@ -384,7 +383,7 @@ async def test_insert_many_with_a_conflict_clause_is_one_statement_per_chunk(pg:
             "cost_source", "cache_savings_usd", "created_at", "model",
         )  # fmt: skip
         prompts = []
-        for n in range(2 * ROWS_PER_INSERT + 500):
+        for n in range(2500):
             run = runs[n % 4]
             unpriced, pending = n % 7 == 0, n % 11 == 0
             prompts.append(
@@ -425,7 +424,7 @@ async def test_insert_many_with_a_conflict_clause_is_one_statement_per_chunk(pg:
                     f"step-{n % 3}" if n % 2 else None,
                     float(n % 40) if n % 2 else None,
                 )
-                for n in range(ROWS_PER_INSERT + 1)
+                for n in range(1001)
             ]
             await backend.insert_many(
                 "agent_logs", AGENT_LOG_COLUMNS, logs, on_conflict="ON CONFLICT (id) DO NOTHING"
@@ -433,10 +432,10 @@ async def test_insert_many_with_a_conflict_clause_is_one_statement_per_chunk(pg:
             calls = dict(
                 await backend.fetch_rows("SELECT funcname, calls FROM pg_stat_xact_user_functions")
             )
-        # One trigger call per statement: a chunk of at most ROWS_PER_INSERT rows each.
-        assert calls.get("prompts_totals_insert") == 3
-        assert calls.get("prompts_usage_insert") == 3
-        assert calls.get("agent_logs_steps_insert") == 2
+        # One trigger call per statement, one statement per insert_many.
+        assert calls.get("prompts_totals_insert") == 1
+        assert calls.get("prompts_usage_insert") == 1
+        assert calls.get("agent_logs_steps_insert") == 1
         assert "prompts_totals" not in calls and "prompts_usage" not in calls
         for table, (recomputed, kept) in RECOMPUTED.items():
             assert await backend.fetch_rows(kept) == await backend.fetch_rows(recomputed), table

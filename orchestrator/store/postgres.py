@@ -22,8 +22,9 @@ unnest         40,800 / 20,700   33,900 / 14,900
 
 ``COPY`` ties on a quiet machine; otherwise asyncpg is faster, by 1.2x to 2.3x, and its
 ``$n`` placeholders need no escaping of ``%``. Batches go by ``COPY``, or with a conflict
-clause by INSERTs of up to 1,000 rows: one statement, so the statement-level triggers run
-once per batch (``executemany`` is one statement per row). asyncpg is imported when a URL is opened, so SQLite users never load it.
+clause by an INSERT from arrays (``unnest``): one statement, so the statement-level
+triggers run once per batch (``executemany`` is one statement per row). asyncpg is
+imported when a URL is opened, so SQLite users never load it.
 
 What is stored differs from SQLite in one way: PostgreSQL's text cannot hold the NUL
 character, so a NUL in a string is stored as U+FFFD (the replacement character).
@@ -46,10 +47,6 @@ from .backend import Backend, CopyBackup, Feed, InitResult, KeyRange, Params, ke
 from .urls import redact_url
 
 SCHEMES = ("postgresql", "postgres")
-#: Rows in one INSERT of :meth:`PostgresBackend.insert_many` (fewer where the columns would
-#: pass the protocol's limit of :data:`_PARAMETERS` parameters to a statement).
-ROWS_PER_INSERT = 1000
-_PARAMETERS = 32_767
 
 T = TypeVar("T")
 
@@ -91,15 +88,6 @@ def _storable_row(row: Sequence[Any]) -> Sequence[Any]:
         if type(value) is str and "\x00" in value:
             return [_storable(item) for item in row]
     return row
-
-
-@functools.lru_cache(maxsize=64)
-def _values(rows: int, width: int) -> str:
-    """``($1, $2), ($3, $4)``: ``rows`` tuples of ``width`` numbered placeholders."""
-    numbers = iter(range(1, rows * width + 1))
-    return ", ".join(
-        "(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in range(rows)
-    )
 
 
 def _positional(params: Params) -> Sequence[Any]:
@@ -158,6 +146,8 @@ class PostgresBackend(Backend):
         # One operation at a time on the connection: the manager's lock covers writes,
         # not reads, and asyncpg (unlike aiosqlite's queue) refuses overlapping calls.
         self._busy = asyncio.Lock()
+        #: Per table, each column's type (:meth:`insert_many`'s arrays), read once.
+        self._column_types: dict[str, dict[str, str]] = {}
         self.integrity_error = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
         self.database_error = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
         self.row_errors = (
@@ -245,11 +235,11 @@ class PostgresBackend(Backend):
         on_conflict: str = "",
     ) -> None:
         """``COPY`` the rows in (triggers and constraints apply as for INSERT); with
-        ``on_conflict``, which COPY has not, up to :data:`ROWS_PER_INSERT` rows to an
-        INSERT (within the protocol's 32,767 parameters), not one: the statement-level
-        triggers run once per chunk, as for COPY. A chunk is one statement: a refused row
-        leaves none of its chunk inserted, and ``DO UPDATE`` refuses a chunk whose rows
-        repeat a key (PostgreSQL will not change a row twice in one statement)."""
+        ``on_conflict``, which COPY has not, one ``INSERT ... SELECT FROM unnest(...)`` of
+        one typed array a column: one statement, so the statement-level triggers run once,
+        as for COPY. A refused row leaves none of the rows inserted, and ``DO UPDATE``
+        refuses rows that repeat a key (PostgreSQL will not change a row twice in one
+        statement)."""
         if not rows:
             return
         records = [_storable_row(row) for row in rows]
@@ -260,15 +250,23 @@ class PostgresBackend(Backend):
                 )
                 await self._answer(call)
             return
-        width = len(columns)
-        per = max(1, min(ROWS_PER_INSERT, _PARAMETERS // width))
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        types = self._column_types.get(table)
+        if types is None:
+            found = await self.fetch_rows(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            types = self._column_types[table] = {str(name): str(kind) for name, kind in found}
+        arrays = ", ".join(
+            f"${number}::{types.get(column, 'text')}[]" for number, column in enumerate(columns, 1)
+        )
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            f"{on_conflict}"
+        )
         async with self._busy:
-            for start in range(0, len(records), per):
-                chunk = records[start : start + per]
-                sql = head + _values(len(chunk), width) + f" {on_conflict}"
-                args = [value for row in chunk for value in row]
-                await self._answer(self._conn.execute(sql, *args))
+            await self._answer(self._conn.execute(sql, *zip(*records, strict=True)))
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         args = _positional(params)
