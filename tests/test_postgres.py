@@ -356,6 +356,8 @@ async def test_insert_many_with_a_conflict_clause_is_one_statement(pg: str) -> N
     unpriced and pending ones), a key repeated in the batch and one stored before: one
     INSERT, firing the statement-level triggers once, which keep every summary equal to
     its recomputation from the base tables (costs in 1/1024ths: sums exact in any order)."""
+    import asyncpg
+
     from orchestrator.store.postgres import PostgresBackend
 
     backend = PostgresBackend(pg)
@@ -437,6 +439,15 @@ async def test_insert_many_with_a_conflict_clause_is_one_statement(pg: str) -> N
         assert calls.get("prompts_usage_insert") == 1
         assert calls.get("agent_logs_steps_insert") == 1
         assert "prompts_totals" not in calls and "prompts_usage" not in calls
+        # A prompt of a run not stored: the statement refused whole, nothing counted.
+        orphan = (*prompts[1][:1], "no-such-run", *prompts[1][2:])
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await backend.insert_many(
+                "prompts",
+                columns,
+                [(f"{orphan[0]}-new", *prompts[1][1:]), (f"{orphan[0]}-orphan", *orphan[1:])],
+                on_conflict="ON CONFLICT (id) DO NOTHING",
+            )
         for table, (recomputed, kept) in RECOMPUTED.items():
             assert await backend.fetch_rows(kept) == await backend.fetch_rows(recomputed), table
         assert await backend.fetch_rows("SELECT count(*) FROM prompts") == [(len(prompts),)]
