@@ -1045,8 +1045,10 @@ async def m016_statement_triggers(conn: Any) -> None:
     usage_daily, grouped, not 1,000 of each), from its transition table, as
     ``agent_logs_steps_insert`` does since m004. Sums and counts grouped per key add
     what the rows added one by one did; summary rows are upserted and runs locked in
-    key order, so that concurrent writers never deadlock. UPDATE and DELETE keep their
-    row-level triggers (one row each, mostly)."""
+    key order, so that two statements never take them in opposite orders (the sessions
+    an update of runs changes are still updated run by run, by
+    ``agents_sessions_update``). UPDATE and DELETE keep their row-level triggers (one
+    row each, mostly)."""
     usage = [*_USAGE_SUMS, *_USAGE_SUMS_1H]
     usage_values = {
         "prompts": "count(*)",
