@@ -702,17 +702,131 @@ BEGIN
     RETURN NEW;
 END $function$;
 
-CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_totals();
+CREATE OR REPLACE FUNCTION prompts_totals_insert()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM 1 FROM agents WHERE id IN (SELECT agent_id FROM new_rows) ORDER BY id
+        FOR NO KEY UPDATE;
+    UPDATE agents SET
+        prompt_count = agents.prompt_count + d.prompts,
+        total_tokens_input = agents.total_tokens_input + d.tokens_input,
+        total_tokens_output = agents.total_tokens_output + d.tokens_output,
+        total_tokens_cache_read = agents.total_tokens_cache_read + d.tokens_cache_read,
+        total_tokens_cache_write = agents.total_tokens_cache_write + d.tokens_cache_write,
+        total_cost_usd = agents.total_cost_usd + d.cost_usd,
+        unpriced_prompt_count = agents.unpriced_prompt_count + d.unpriced
+    FROM (
+        SELECT p.agent_id, count(*) AS prompts,
+            sum(p.tokens_input)::bigint AS tokens_input,
+            sum(p.tokens_output)::bigint AS tokens_output,
+            sum(p.tokens_cache_read)::bigint AS tokens_cache_read,
+            sum(p.tokens_cache_write)::bigint AS tokens_cache_write,
+            coalesce(sum(p.cost_usd), 0) AS cost_usd,
+            count(*) FILTER (WHERE p.cost_source = 'unpriced') AS unpriced
+        FROM new_rows p GROUP BY p.agent_id
+    ) AS d
+    WHERE agents.id = d.agent_id;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION prompts_usage_insert()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model,
+        prompts, failed_prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts, cache_savings_usd, tokens_cache_write_1h)
+    SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, 'unknown'),
+        count(*),
+        count(*) FILTER (WHERE p.status = 'failed'),
+        sum(p.tokens_input)::bigint,
+        sum(p.tokens_output)::bigint,
+        sum(p.tokens_cache_read)::bigint,
+        sum(p.tokens_cache_write)::bigint,
+        coalesce(sum(p.cost_usd), 0),
+        count(*) FILTER (WHERE p.cost_source = 'unpriced'),
+        coalesce(sum(p.cache_savings_usd), 0),
+        sum(p.tokens_cache_write_1h)::bigint
+    FROM new_rows p JOIN agents a ON a.id = p.agent_id
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, orchestrator_agent_id, model) DO UPDATE SET
+        prompts = usage_daily.prompts + excluded.prompts,
+        failed_prompts = usage_daily.failed_prompts + excluded.failed_prompts,
+        tokens_input = usage_daily.tokens_input + excluded.tokens_input,
+        tokens_output = usage_daily.tokens_output + excluded.tokens_output,
+        tokens_cache_read = usage_daily.tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = usage_daily.tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = usage_daily.cost_usd + excluded.cost_usd,
+        unpriced_prompts = usage_daily.unpriced_prompts + excluded.unpriced_prompts,
+        cache_savings_usd = usage_daily.cache_savings_usd + excluded.cache_savings_usd,
+        tokens_cache_write_1h = usage_daily.tokens_cache_write_1h + excluded.tokens_cache_write_1h;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION agents_runs_insert()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*),
+        count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+        count(*) FILTER (WHERE status = 'cancelled')
+    FROM new_rows
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (day, orchestrator_agent_id) DO UPDATE SET
+        runs = runs_daily.runs + excluded.runs,
+        completed = runs_daily.completed + excluded.completed,
+        failed = runs_daily.failed + excluded.failed,
+        cancelled = runs_daily.cancelled + excluded.cancelled;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION agents_sessions_insert()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO sessions (session_id,
+        runs, failed_runs, prompts, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, unpriced_prompts,
+        first_run_at, last_completed_at)
+    SELECT session_id, count(*), count(*) FILTER (WHERE status = 'failed'),
+        sum(prompt_count)::bigint,
+        sum(total_tokens_input)::bigint,
+        sum(total_tokens_output)::bigint,
+        sum(total_tokens_cache_read)::bigint,
+        sum(total_tokens_cache_write)::bigint,
+        sum(total_cost_usd),
+        sum(unpriced_prompt_count)::bigint,
+        min(created_at), max(completed_at)
+    FROM new_rows
+    WHERE session_id IS NOT NULL
+    GROUP BY session_id
+    ORDER BY session_id
+    ON CONFLICT (session_id) DO UPDATE SET
+        runs = sessions.runs + excluded.runs,
+        failed_runs = sessions.failed_runs + excluded.failed_runs,
+        prompts = sessions.prompts + excluded.prompts,
+        tokens_input = sessions.tokens_input + excluded.tokens_input,
+        tokens_output = sessions.tokens_output + excluded.tokens_output,
+        tokens_cache_read = sessions.tokens_cache_read + excluded.tokens_cache_read,
+        tokens_cache_write = sessions.tokens_cache_write + excluded.tokens_cache_write,
+        cost_usd = sessions.cost_usd + excluded.cost_usd,
+        unpriced_prompts = sessions.unpriced_prompts + excluded.unpriced_prompts,
+        first_run_at = least(sessions.first_run_at, excluded.first_run_at),
+        last_completed_at = greatest(sessions.last_completed_at, excluded.last_completed_at);
+    RETURN NULL;
+END $function$;
 
 CREATE TRIGGER prompts_totals_delete AFTER DELETE ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_totals();
 
 CREATE TRIGGER prompts_totals_update AFTER UPDATE OF agent_id, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, cost_usd, cost_source ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_totals();
 
-CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_usage();
-
 CREATE TRIGGER prompts_usage_delete AFTER DELETE ON prompts FOR EACH ROW EXECUTE FUNCTION prompts_usage();
-
-CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents FOR EACH ROW EXECUTE FUNCTION agents_runs();
 
 CREATE TRIGGER agents_runs_delete AFTER DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_runs();
 
@@ -721,8 +835,6 @@ CREATE TRIGGER agents_runs_update AFTER UPDATE OF status, created_at, orchestrat
 CREATE TRIGGER agent_logs_steps_insert AFTER INSERT ON agent_logs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION agent_logs_steps_insert();
 
 CREATE TRIGGER agent_logs_steps_delete AFTER DELETE ON agent_logs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION agent_logs_steps_delete();
-
-CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents FOR EACH ROW EXECUTE FUNCTION agents_sessions();
 
 CREATE TRIGGER agents_sessions_delete AFTER DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_sessions();
 
@@ -741,3 +853,11 @@ CREATE TRIGGER claude_code_files_changed BEFORE UPDATE ON claude_code_files FOR 
 CREATE TRIGGER budgets_changed BEFORE UPDATE ON budgets FOR EACH ROW EXECUTE FUNCTION orchestrator_row_changed();
 
 CREATE TRIGGER otel_metrics_daily_changed BEFORE UPDATE ON otel_metrics_daily FOR EACH ROW EXECUTE FUNCTION orchestrator_row_changed();
+
+CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION prompts_totals_insert();
+
+CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION prompts_usage_insert();
+
+CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION agents_runs_insert();
+
+CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION agents_sessions_insert();

@@ -20,6 +20,7 @@ from test_migrations import FTS, SCHEMA
 from orchestrator import DatabaseManager
 from orchestrator.cli import cli
 from orchestrator.core.ids import utc_now
+from orchestrator.core.rows import AGENT_LOG_COLUMNS
 from orchestrator.store import migrations
 from orchestrator.store import postgres_migrations as pg_migrations
 from orchestrator.store.postgres import init_database, to_dollar
@@ -54,11 +55,14 @@ def columns(url: str, table: str) -> dict[str, str]:
 
 
 def test_the_same_migrations_by_the_same_names_in_the_same_order() -> None:
-    assert pg_migrations.names() == migrations.names()
+    """PostgreSQL's own (its triggers' machinery) aside."""
+    shared = [name for name in pg_migrations.names() if name not in pg_migrations.POSTGRES_ONLY]
+    assert shared == migrations.names()
+    assert set(pg_migrations.names()) >= pg_migrations.POSTGRES_ONLY
 
 
 def test_an_empty_database_gets_the_contracted_tables_and_columns(pg: str) -> None:
-    assert init_database(pg) == migrations.names()
+    assert init_database(pg) == pg_migrations.names()
     tables = {
         name
         for (name,) in rows(
@@ -84,7 +88,7 @@ def test_reopening_applies_nothing_and_each_migration_is_recorded_once(pg: str) 
     init_database(pg)
     init_database(pg)
     assert rows(pg, f"SELECT name FROM {migrations.LEDGER} ORDER BY id") == [
-        (name,) for name in migrations.names()
+        (name,) for name in pg_migrations.names()
     ]
 
 
@@ -101,7 +105,7 @@ def test_hosts_opening_a_new_database_at_once_migrate_it_once(pg: str) -> None:
         proc.join(120)
         assert proc.exitcode == 0
     names = [row[0] for row in rows(pg, f"SELECT name FROM {migrations.LEDGER}")]
-    assert sorted(names) == sorted(migrations.names())
+    assert sorted(names) == sorted(pg_migrations.names())
 
 
 def test_defaults_use_the_one_timestamp_format(pg: str) -> None:
@@ -142,7 +146,7 @@ def test_docs_schema_postgresql_is_the_generated_one(postgres_database: str) -> 
 def test_init_demo_and_report_take_a_url(pg: str) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["init", "--db", pg], catch_exceptions=False)
-    assert result.exit_code == 0 and migrations.names()[-1] in result.output
+    assert result.exit_code == 0 and pg_migrations.names()[-1] in result.output
     result = runner.invoke(
         cli, ["demo", pg, "--prompts", "60", "--end", "2026-11-25"], catch_exceptions=False
     )
@@ -295,3 +299,160 @@ def test_a_frozen_server_fails_awaited_calls_in_time_and_loses_nothing() -> None
         agent, ids = asyncio.run(frozen(cluster))
         stored = rows(cluster.url, "SELECT id FROM agent_logs WHERE agent_id = ?", (agent,))
         assert sorted(row[0] for row in stored) == sorted(ids) and len(ids) == 502
+
+
+#: What the summaries hold, recomputed from the base tables (NULL model: 'unknown').
+RECOMPUTED = {
+    "usage_daily": (
+        "SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, "
+        "coalesce(p.model, 'unknown'), count(*), count(*) FILTER (WHERE p.status = 'failed'), "
+        "sum(p.tokens_input), sum(p.tokens_output), sum(p.tokens_cache_read), "
+        "sum(p.tokens_cache_write), sum(p.tokens_cache_write_1h), coalesce(sum(p.cost_usd), 0), "
+        "count(*) FILTER (WHERE p.cost_source = 'unpriced'), "
+        "coalesce(sum(p.cache_savings_usd), 0) "
+        "FROM prompts p JOIN agents a ON a.id = p.agent_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT day, orchestrator_agent_id, model, prompts, failed_prompts, tokens_input, "
+        "tokens_output, tokens_cache_read, tokens_cache_write, tokens_cache_write_1h, cost_usd, "
+        "unpriced_prompts, cache_savings_usd FROM usage_daily ORDER BY 1, 2, 3",
+    ),
+    "agents": (
+        "SELECT a.id, count(p.id), coalesce(sum(p.tokens_input), 0), "
+        "coalesce(sum(p.tokens_output), 0), coalesce(sum(p.tokens_cache_read), 0), "
+        "coalesce(sum(p.tokens_cache_write), 0), coalesce(sum(p.cost_usd), 0), "
+        "count(p.id) FILTER (WHERE p.cost_source = 'unpriced') "
+        "FROM agents a LEFT JOIN prompts p ON p.agent_id = a.id GROUP BY 1 ORDER BY 1",
+        "SELECT id, prompt_count, total_tokens_input, total_tokens_output, "
+        "total_tokens_cache_read, total_tokens_cache_write, total_cost_usd, "
+        "unpriced_prompt_count FROM agents ORDER BY 1",
+    ),
+    "sessions": (
+        "SELECT a.session_id, count(DISTINCT a.id), count(DISTINCT a.id) FILTER "
+        "(WHERE a.status = 'failed'), count(p.id), coalesce(sum(p.tokens_input), 0), "
+        "coalesce(sum(p.cost_usd), 0), min(a.created_at), max(a.completed_at) "
+        "FROM agents a LEFT JOIN prompts p ON p.agent_id = a.id "
+        "WHERE a.session_id IS NOT NULL GROUP BY 1 ORDER BY 1",
+        "SELECT session_id, runs, failed_runs, prompts, tokens_input, cost_usd, first_run_at, "
+        "last_completed_at FROM sessions ORDER BY 1",
+    ),
+    "runs_daily": (
+        "SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*), "
+        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),"
+        " count(*) FILTER (WHERE status = 'cancelled') FROM agents GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT day, orchestrator_agent_id, runs, completed, failed, cancelled FROM runs_daily "
+        "ORDER BY 1, 2",
+    ),
+    "step_histogram_daily": (
+        "SELECT substr(l.created_at, 1, 10), a.orchestrator_agent_id, l.step, count(*), "
+        "sum(l.duration_ms) FROM agent_logs l JOIN agents a ON a.id = l.agent_id "
+        "WHERE l.log_type = 'step_end' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT day, orchestrator_agent_id, step, sum(steps), sum(sum_ms) "
+        "FROM step_histogram_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    ),
+}
+
+
+async def test_insert_many_with_a_conflict_clause_is_one_statement(pg: str) -> None:
+    """Prompts and logs of several runs, workflows, sessions and days (NULL models, failed,
+    unpriced and pending ones), a key repeated in the batch and one stored before: one
+    INSERT, firing the statement-level triggers once, which keep every summary equal to
+    its recomputation from the base tables (costs in 1/1024ths: sums exact in any order)."""
+    import asyncpg
+
+    from orchestrator.store.postgres import PostgresBackend
+
+    backend = PostgresBackend(pg)
+    await backend.open()  # migrated
+    try:
+        await backend.insert_many(
+            "orchestrator_agents", ("id", "name"), [("w1", "plan"), ("w2", "build")]
+        )
+        runs = [  # id, workflow, session, status, created_at, completed_at
+            ("r1", "w1", "s1", "completed", "2026-11-01T10:00:00.000Z", "2026-11-01T11:00:00.000Z"),
+            ("r2", "w1", "s1", "failed", "2026-11-02T09:00:00.000Z", "2026-11-02T09:30:00.000Z"),
+            ("r3", "w2", "s2", "running", "2026-11-01T23:00:00.000Z", None),
+            ("r4", "w2", None, "cancelled", "2026-11-02T00:00:00.000Z", "2026-11-02T00:01:00.000Z"),
+        ]
+        run_columns = ("id", "orchestrator_agent_id", "session_id", "status", "created_at")
+        await backend.insert_many(
+            "agents", (*run_columns, "completed_at"), runs[:1], on_conflict="ON CONFLICT DO NOTHING"
+        )
+        await backend.insert_many(
+            "agents", (*run_columns, "completed_at"), runs, on_conflict="ON CONFLICT DO NOTHING"
+        )
+        columns = (
+            "id", "agent_id", "content", "status", "tokens_input", "tokens_output",
+            "tokens_cache_read", "tokens_cache_write", "tokens_cache_write_1h", "cost_usd",
+            "cost_source", "cache_savings_usd", "created_at", "model",
+        )  # fmt: skip
+        prompts = []
+        for n in range(2500):
+            run = runs[n % 4]
+            unpriced, pending = n % 7 == 0, n % 11 == 0
+            prompts.append(
+                (
+                    f"p{n}",
+                    run[0],
+                    "nul \x00 here" if n == 5 else f"prompt {n}",
+                    "failed" if n % 5 == 0 else "pending" if pending else "completed",
+                    n,
+                    2 * n,
+                    n % 13,
+                    n % 17,
+                    n % 3,
+                    None if unpriced or pending else (n % 50) / 1024,
+                    None if pending else "unpriced" if unpriced else "computed",
+                    None if unpriced or pending else (n % 9 - 4) / 1024,
+                    f"2026-11-0{1 + n % 3}T12:00:00.000Z",
+                    None if n % 6 == 0 else f"model-{n % 2}",
+                )
+            )
+        await backend.insert_many("prompts", columns, prompts[:1])  # stored before
+        await backend.execute("SET track_functions = 'pl'")  # calls counted (superuser)
+        async with backend.transaction():
+            await backend.insert_many(
+                "prompts",
+                columns,
+                [*prompts, prompts[7]],
+                on_conflict="ON CONFLICT (id) DO NOTHING",
+            )
+            logs = [
+                (
+                    f"l{n}",
+                    runs[n % 3][0],
+                    "step_end" if n % 2 else "tool_result",
+                    f"log {n}",
+                    None,
+                    f"2026-11-0{1 + n % 2}T12:00:00.000Z",
+                    f"step-{n % 3}" if n % 2 else None,
+                    float(n % 40) if n % 2 else None,
+                )
+                for n in range(1001)
+            ]
+            await backend.insert_many(
+                "agent_logs", AGENT_LOG_COLUMNS, logs, on_conflict="ON CONFLICT (id) DO NOTHING"
+            )
+            calls = dict(
+                await backend.fetch_rows("SELECT funcname, calls FROM pg_stat_xact_user_functions")
+            )
+        # One trigger call per statement, one statement per insert_many.
+        assert calls.get("prompts_totals_insert") == 1
+        assert calls.get("prompts_usage_insert") == 1
+        assert calls.get("agent_logs_steps_insert") == 1
+        assert "prompts_totals" not in calls and "prompts_usage" not in calls
+        # A prompt of a run not stored: the statement refused whole, nothing counted.
+        orphan = (*prompts[1][:1], "no-such-run", *prompts[1][2:])
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await backend.insert_many(
+                "prompts",
+                columns,
+                [(f"{orphan[0]}-new", *prompts[1][1:]), (f"{orphan[0]}-orphan", *orphan[1:])],
+                on_conflict="ON CONFLICT (id) DO NOTHING",
+            )
+        for table, (recomputed, kept) in RECOMPUTED.items():
+            assert await backend.fetch_rows(kept) == await backend.fetch_rows(recomputed), table
+        assert await backend.fetch_rows("SELECT count(*) FROM prompts") == [(len(prompts),)]
+        assert await backend.fetch_rows("SELECT content FROM prompts WHERE id = 'p5'") == [
+            ("nul \ufffd here",)
+        ]
+    finally:
+        await backend.close()

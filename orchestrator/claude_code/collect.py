@@ -671,11 +671,12 @@ class Collector:
                 for _, session in parts:
                     for key, value in session.attributes.items():
                         attributes[(runs[session_id], key)] = value
-            if attributes:
-                await backend.executemany(
-                    "INSERT INTO agent_attributes (agent_id, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value",
+            if attributes:  # one row a key: DO UPDATE never meets a key twice
+                await backend.insert_many(
+                    "agent_attributes",
+                    ("agent_id", "key", "value"),
                     [(run, key, value) for (run, key), value in attributes.items()],
+                    on_conflict="ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value",
                 )
         sessions = [
             (at, session) for at, batch in enumerate(batches) for session in batch.sessions.values()

@@ -6,13 +6,14 @@ meaning, so report SQL means the same on both. Ids and timestamps stay text in t
 project's format (``YYYY-MM-DDTHH:MM:SS.mmmZ``), ``INTEGER`` is ``bigint`` and ``REAL``
 is ``double precision``. A shipped migration is never edited; a change is a new function
 at the end, here and in ``migrations`` under the same name (a test holds the two lists
-equal).
+equal), or here only for a change of PostgreSQL's own machinery (:data:`POSTGRES_ONLY`).
 
 What differs, because PostgreSQL has better tools for it:
 
-* summaries and run totals are kept by PL/pgSQL triggers; those on ``agent_logs`` are
-  statement-level with transition tables, so a batch of 1,000 logs is one trigger call,
-  and they upsert in key order so that concurrent writers never deadlock;
+* summaries and run totals are kept by PL/pgSQL triggers; those of an INSERT (since m016)
+  and those on ``agent_logs`` are statement-level with transition tables, so a batch of
+  1,000 rows is one trigger call, and they upsert in key order so that concurrent writers
+  never deadlock;
 * full-text search is a generated ``tsvector`` column ``search`` (the ``simple``
   configuration: no stemming, like FTS5's default tokenizer) with a GIN index, instead
   of FTS5 tables; it covers the first 100,000 characters of each text;
@@ -29,7 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..core.errors import OrchestratorError, SchemaConflict
-from .migrations import LEDGER, SET_NAME, duration_buckets, pending_and_unknown
+from .migrations import LEDGER, SET_NAME, duration_buckets
 
 #: Any key will do, as long as it is this project's: the advisory lock migrations hold.
 LOCK_KEY = 0x6F72636865737472  # "orchestr"
@@ -92,10 +93,12 @@ class SchemaTooNew(OrchestratorError, ValueError):
 def pending(applied: list[str] | None, where: str) -> list[str]:
     """The migrations the ledger ``applied`` lacks; raises SchemaTooNew (naming ``where``,
     the URL without its password) when it holds one this code does not know."""
-    missing, unknown = pending_and_unknown(applied)
+    done = set(applied or ())
+    known = set(names())
+    unknown = [name for name in applied or () if name not in known]
     if unknown:
         raise SchemaTooNew(where, unknown)
-    return missing
+    return [name for name in names() if name not in done]
 
 
 async def is_current(conn: Any) -> bool:
@@ -1019,3 +1022,138 @@ async def m015_tool_use_index(conn: Any) -> None:
     from .migrations import TOOL_LOG_TYPES, TOOL_USE_ID_DDL
 
     await conn.execute(TOOL_USE_ID_DDL.format(tool_use_id=TOOL_USE_ID_SQL, types=TOOL_LOG_TYPES))
+
+
+#: Migrations of PostgreSQL only: another way of keeping the same schema (SQLite's
+#: ledger never holds them, and SQLite's list has no place for them).
+POSTGRES_ONLY = frozenset({"m016_statement_triggers"})
+
+
+_TOKENS = ["tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write"]
+_RUNS_SUMS = ["runs", "completed", "failed", "cancelled"]
+
+
+def _sums_of(rows: str, columns: list[str]) -> str:
+    """``sum(c) AS c`` of each of ``columns`` over ``rows``: integer sums as bigint."""
+    return ",\n            ".join(f"sum({rows}.{c})::bigint AS {c}" for c in columns)
+
+
+@migration
+async def m016_statement_triggers(conn: Any) -> None:
+    """The summaries an INSERT into prompts or agents adds, added once per statement
+    (a batch of 1,000 prompts: one UPDATE of their runs' totals and one upsert into
+    usage_daily, grouped, not 1,000 of each), from its transition table, as
+    ``agent_logs_steps_insert`` does since m004. Sums and counts grouped per key add
+    what the rows added one by one did; summary rows are upserted and runs locked in
+    key order, so that two statements never take them in opposite orders (the sessions
+    an update of runs changes are still updated run by run, by
+    ``agents_sessions_update``). UPDATE and DELETE keep their row-level triggers (one
+    row each, mostly)."""
+    usage = [*_USAGE_SUMS, *_USAGE_SUMS_1H]
+    usage_values = {
+        "prompts": "count(*)",
+        "failed_prompts": "count(*) FILTER (WHERE p.status = 'failed')",
+        "cost_usd": "coalesce(sum(p.cost_usd), 0)",
+        "unpriced_prompts": "count(*) FILTER (WHERE p.cost_source = 'unpriced')",
+        "cache_savings_usd": "coalesce(sum(p.cache_savings_usd), 0)",
+    }
+    usage_select = ",\n        ".join(usage_values.get(c, f"sum(p.{c})::bigint") for c in usage)
+    session_sums = ",\n        ".join(
+        f"sum({c})" + ("" if c == "total_cost_usd" else "::bigint")
+        for c in (
+            "prompt_count",
+            "total_tokens_input",
+            "total_tokens_output",
+            "total_tokens_cache_read",
+            "total_tokens_cache_write",
+            "total_cost_usd",
+            "unpriced_prompt_count",
+        )
+    )
+    await conn.execute(f"""
+DROP TRIGGER prompts_totals_insert ON prompts;
+DROP TRIGGER prompts_usage_insert ON prompts;
+DROP TRIGGER agents_runs_insert ON agents;
+DROP TRIGGER agents_sessions_insert ON agents;
+
+CREATE FUNCTION prompts_totals_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM agents WHERE id IN (SELECT agent_id FROM new_rows) ORDER BY id
+        FOR NO KEY UPDATE;
+    UPDATE agents SET
+        prompt_count = agents.prompt_count + d.prompts,
+        total_tokens_input = agents.total_tokens_input + d.tokens_input,
+        total_tokens_output = agents.total_tokens_output + d.tokens_output,
+        total_tokens_cache_read = agents.total_tokens_cache_read + d.tokens_cache_read,
+        total_tokens_cache_write = agents.total_tokens_cache_write + d.tokens_cache_write,
+        total_cost_usd = agents.total_cost_usd + d.cost_usd,
+        unpriced_prompt_count = agents.unpriced_prompt_count + d.unpriced
+    FROM (
+        SELECT p.agent_id, count(*) AS prompts,
+            {_sums_of("p", _TOKENS)},
+            coalesce(sum(p.cost_usd), 0) AS cost_usd,
+            count(*) FILTER (WHERE p.cost_source = 'unpriced') AS unpriced
+        FROM new_rows p GROUP BY p.agent_id
+    ) AS d
+    WHERE agents.id = d.agent_id;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION prompts_usage_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_daily (day, orchestrator_agent_id, model,
+        {", ".join(usage)})
+    SELECT substr(p.created_at, 1, 10), a.orchestrator_agent_id, coalesce(p.model, 'unknown'),
+        {usage_select}
+    FROM new_rows p JOIN agents a ON a.id = p.agent_id
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    {_upsert_sums("usage_daily", "day, orchestrator_agent_id, model", usage)};
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION agents_runs_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO runs_daily (day, orchestrator_agent_id, runs, completed, failed, cancelled)
+    SELECT substr(created_at, 1, 10), orchestrator_agent_id, count(*),
+        count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+        count(*) FILTER (WHERE status = 'cancelled')
+    FROM new_rows
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    {_upsert_sums("runs_daily", "day, orchestrator_agent_id", _RUNS_SUMS)};
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION agents_sessions_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sessions (session_id,
+        {", ".join(_SESSION_SUMS)},
+        first_run_at, last_completed_at)
+    SELECT session_id, count(*), count(*) FILTER (WHERE status = 'failed'),
+        {session_sums},
+        min(created_at), max(completed_at)
+    FROM new_rows
+    WHERE session_id IS NOT NULL
+    GROUP BY session_id
+    ORDER BY session_id
+    {_upsert_sums("sessions", "session_id", _SESSION_SUMS)},
+        first_run_at = least(sessions.first_run_at, excluded.first_run_at),
+        last_completed_at = greatest(sessions.last_completed_at, excluded.last_completed_at);
+    RETURN NULL;
+END $$;
+
+-- Once per statement, with the statement's rows (named as the row-level ones were).
+CREATE TRIGGER prompts_totals_insert AFTER INSERT ON prompts
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION prompts_totals_insert();
+CREATE TRIGGER prompts_usage_insert AFTER INSERT ON prompts
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION prompts_usage_insert();
+CREATE TRIGGER agents_runs_insert AFTER INSERT ON agents
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION agents_runs_insert();
+CREATE TRIGGER agents_sessions_insert AFTER INSERT ON agents
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION agents_sessions_insert();
+""")
