@@ -394,8 +394,6 @@ GROUP_WAIT_S = 0.05
 #: How long a writer waits for its turn (:class:`Collector`'s ``turns``) before it goes to
 #: the store's own lock anyway (s): a turn is never needed for what is stored.
 TURN_WAIT_S = 10.0
-#: How long a thread holds Python's lock while another waits for it, in collect (s).
-SWITCH_INTERVAL_S = 0.0005
 #: How long a ``--workers`` process serving more connections than another leaves a new
 #: one to it (s).
 ACCEPT_DEFER_S = 0.05
@@ -1162,20 +1160,15 @@ def serve(
 
 
 def settle_receiver() -> None:
-    """A receiving process, once it is set up. Its garbage collection: what lives by then
-    is frozen out of the collector's reach, and a collection starts every 10,000 new
-    objects, not 700 (a request's parse tree, thousands of dicts freed by reference
-    counting, had the collector walk every live object again and again: a third of
-    reading a body). Its threads: one waiting for Python's lock (a request's answer, once
-    its commit is done) gets it within 0.5 ms, not 5 ms, of a thread reading another
-    request holding it; a worker's next round waits for that answer's client."""
+    """A receiving process's garbage collection, once it is set up: what lives by then is
+    frozen out of the collector's reach, and a collection starts every 10,000 new objects,
+    not 700. A request's parse tree (thousands of dicts, freed by reference counting) had
+    the collector walk every live object again and again: a third of reading a body."""
     import gc
-    import sys
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
