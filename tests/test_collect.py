@@ -848,25 +848,65 @@ def test_a_session_ends_when_its_session_end_hook_reaches_collect(
     assert at <= datetime.now(timezone.utc)
 
 
-def test_a_log_id_is_the_uuid5_of_session_sequence_and_event() -> None:
-    """A log's id is computed without uuid.UUID objects and is still uuid5 of the event's
-    session, sequence number and name: an exporter's retry of a batch stored before this
-    version is stored once too."""
+def test_a_log_id_is_its_time_then_the_hash_of_session_sequence_and_event() -> None:
+    """A log's id, computed without uuid.UUID objects: with the event's own time, a UUID
+    version 8 of that time's milliseconds then 74 bits of the SHA-1 of the namespace and
+    the event's session, sequence number and name (the same for a retry; ids sort by
+    time, as UUIDv7's do); without one, uuid5 of the same."""
+    import hashlib
     import uuid
 
     from orchestrator.claude_code.collect import _LOG_NAMESPACE
 
-    for session, sequence, name in [
-        (SESSION, 3, "tool_result"),
-        ("s", "17", "api_error"),
-        ("séance", 0, "tool_decision"),
-    ]:
+    ids = []
+    cases = [
+        (1_767_225_600_000, SESSION, 3, "tool_result"),
+        (1_767_225_600_001, "s", "17", "api_error"),
+        (1_767_225_660_000, "séance", 0, "tool_decision"),
+        (2**48 - 1, SESSION, 4, "tool_result"),
+    ]
+    for ms, session, sequence, name in cases:
+        event = otlp.Event(
+            name, "2026-01-01T00:00:00.000Z", session, {"event.sequence": sequence}, {}, ms
+        )
+        [row] = build(otlp.Parsed(events=[event])).sessions[session].logs
+        found = uuid.UUID(row[0])
+        assert str(found) == row[0] and (found.version, found.variant) == (8, uuid.RFC_4122)
+        assert found.int >> 80 == ms
+        hashed = hashlib.sha1(_LOG_NAMESPACE.bytes + f"{session}\0{sequence}\0{name}".encode())
+        top = int.from_bytes(hashed.digest()[:10], "big")
+        assert (found.int >> 64) & 0xFFF == top >> 68
+        assert found.int & (2**62 - 1) == top & (2**62 - 1)
+        [again] = build(otlp.Parsed(events=[event])).sessions[session].logs
+        assert again[0] == row[0]
+        ids.append(row[0])
+    assert ids == sorted(ids)
+    for session, sequence, name in [(SESSION, 3, "tool_result"), ("séance", 0, "tool_decision")]:
         event = otlp.Event(
             name, "2026-01-01T00:00:00.000Z", session, {"event.sequence": sequence}, {}
         )
-        batch = build(otlp.Parsed(events=[event]))
-        [row] = batch.sessions[session].logs
+        [row] = build(otlp.Parsed(events=[event])).sessions[session].logs
         assert row[0] == str(uuid.uuid5(_LOG_NAMESPACE, f"{session}\0{sequence}\0{name}"))
+
+
+def test_an_event_has_its_own_time_or_its_observed_time_or_none() -> None:
+    """``Event.ms``: the record's time, else its observed time (both in a retry), else
+    None (stamped when received)."""
+    record = {
+        "body": {"stringValue": "claude_code.tool_decision"},
+        "attributes": [{"key": "session.id", "value": {"stringValue": SESSION}}],
+    }
+    found = []
+    for times in (
+        {"timeUnixNano": "1767225600123456789", "observedTimeUnixNano": "1767225601000000000"},
+        {"timeUnixNano": "0", "observedTimeUnixNano": "1767225601000000000"},
+        {"observedTimeUnixNano": 1767225602000000000},
+        {},
+    ):
+        payload = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{**record, **times}]}]}]}
+        [event] = otlp.parse_logs(payload).events
+        found.append(event.ms)
+    assert found == [1767225600123, 1767225601000, 1767225602000, None]
 
 
 def test_one_commit_answers_a_request_of_each_connected_client(db_target: Target) -> None:

@@ -40,6 +40,9 @@ class Event:
     session_id: str
     attributes: dict[str, Any]  # the record's own (session.id, model, tokens...)
     resource: dict[str, Any]  # the resource's (service.*, OTEL_RESOURCE_ATTRIBUTES)
+    #: The record's own time (or its observed time) in Unix milliseconds; None when it
+    #: has neither and ``at`` is when it was received (not the same in a retry).
+    ms: int | None = None
 
 
 @dataclass
@@ -385,26 +388,25 @@ def _claude_code_event(
         parsed.reject(f"{where}: {name} without a session.id")
         return None
     global _last_time
-    last_nanos, at = _last_time
+    last_nanos, at, ms = _last_time
     if nanos != last_nanos or type(nanos) is not type(last_nanos):
         when = nanos_time(nanos, f"{where}.timeUnixNano")
+        if when is None:
+            nanos = observed_nanos
+            when = nanos_time(observed_nanos, f"{where}.observedTimeUnixNano")
         if when is not None:
             at = stamp(when)
-            if type(nanos) in (str, int):
-                _last_time = (nanos, at)
+            ms = int(nanos) // 1_000_000
+            if type(nanos) in (str, int) and nanos is not observed_nanos:
+                _last_time = (nanos, at, ms)
         else:
-            when = (
-                nanos_time(observed_nanos, f"{where}.observedTimeUnixNano")
-                or now
-                or datetime.now(timezone.utc)
-            )
-            at = stamp(when)
-    return Event(name[len(EVENT_PREFIX) :], at, session, attrs, resource)
+            at, ms = stamp(now or datetime.now(timezone.utc)), None
+    return Event(name[len(EVENT_PREFIX) :], at, session, attrs, resource, ms)
 
 
 #: The last record's time as received and as stamped: a call's request and response, and
 #: the records of one moment, share it (one entry, replaced whole: threads may read it).
-_last_time: tuple[Any, str] = (object(), "")  # matches no time received
+_last_time: tuple[Any, str, int | None] = (object(), "", None)  # matches no time received
 
 
 # -- protobuf logs, read from the message itself ----------------------------------------
