@@ -44,6 +44,20 @@ def records(name: str) -> list[dict[str, Any]]:
     return found
 
 
+def start_collect(db: Target, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """``orchestrator collect --db DB --port PORT OPTIONS`` in a process (and session) of
+    its own, from this checkout, its stderr piped."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
+            *("--db", str(db), "--port", str(port), *options),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def post(
     port: int,
     path: str,
@@ -387,22 +401,7 @@ def test_other_interfaces_need_a_token(tmp_path: Path) -> None:
 def test_a_sigkill_after_the_answer_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "killed.db"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from orchestrator.cli import main; main()",
-            "collect",
-            "--db",
-            str(db),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = start_collect(db, port)
     try:
         deadline = time.monotonic() + 30
         while not listening(port):
@@ -434,14 +433,7 @@ def test_the_real_claude_code_exports_into_collect_once_with_its_transcript_and_
 
     db = tmp_path / "collected.db"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    command = [sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"]
-    collector = subprocess.Popen(
-        [*command, "--db", str(db), "--port", str(port)],
-        env=env,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    collector = start_collect(db, port)
     try:
         deadline = time.monotonic() + 30
         while not listening(port):
@@ -979,16 +971,7 @@ def test_workers_receive_on_one_port_and_store_a_batch_sent_at_once_once(
     workers), five times, is stored once, beside the other sessions' exports; SIGTERM
     stops every worker."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
-            *("--db", str(db_target), "--port", str(port), "--workers", "3"),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = start_collect(db_target, port, "--workers", "3")
     try:
         deadline = time.monotonic() + 60
         while not listening(port):
@@ -1080,16 +1063,7 @@ def test_workers_end_with_their_parent_killed_and_keep_what_they_answered(
     port), and what they answered 200 is stored."""
     db = tmp_path / "workers.db"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
-            *("--db", str(db), "--port", str(port), "--workers", "2"),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = start_collect(db, port, "--workers", "2")
     children: list[str] = []
     try:
         deadline = time.monotonic() + 60
@@ -1244,16 +1218,7 @@ def test_workers_serve_as_many_clients_each(tmp_path: Path) -> None:
 
     db = tmp_path / "spread.db"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-c", "from orchestrator.cli import main; main()", "collect"),
-            *("--db", str(db), "--port", str(port), "--workers", "2"),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = start_collect(db, port, "--workers", "2")
     connections = []
     try:
         deadline = time.monotonic() + 60

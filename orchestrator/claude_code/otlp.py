@@ -391,13 +391,14 @@ def _claude_code_event(
     last_nanos, at, ms = _last_time
     if nanos != last_nanos or type(nanos) is not type(last_nanos):
         when = nanos_time(nanos, f"{where}.timeUnixNano")
-        if when is None:
+        own = when is not None  # the record's time, not its observed one: kept for the next
+        if not own:
             nanos = observed_nanos
             when = nanos_time(observed_nanos, f"{where}.observedTimeUnixNano")
         if when is not None:
             at = stamp(when)
             ms = int(nanos) // 1_000_000
-            if type(nanos) in (str, int) and nanos is not observed_nanos:
+            if own and type(nanos) in (str, int):
                 _last_time = (nanos, at, ms)
         else:
             at, ms = stamp(now or datetime.now(timezone.utc)), None

@@ -500,7 +500,11 @@ def run_blocking(backend: Backend, work: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError(f"{type(backend).__name__} suspended, though it says it never does")
 
 
-def insert_sql(table: str, columns: Sequence[str], *, ignore_conflicts: bool = False) -> str:
-    """``INSERT INTO table (columns) VALUES (?, ...)``, optionally skipping conflicting rows."""
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+def insert_sql(
+    table: str, columns: Sequence[str], *, ignore_conflicts: bool = False, rows: int = 1
+) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)`` (``rows`` of them), optionally
+    skipping conflicting rows."""
+    one = f"({', '.join('?' for _ in columns)})"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"
     return sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else sql

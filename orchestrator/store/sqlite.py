@@ -47,6 +47,7 @@ from .backend import (
     InitResult,
     KeyRange,
     Params,
+    insert_sql,
     key_digest,
     key_range_where,
 )
@@ -710,14 +711,12 @@ class SQLiteBackend(Backend):
         if not rows:
             return
         per = max(1, min(ROWS_PER_INSERT, _VARIABLES // len(columns)))
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        one = "(" + ", ".join("?" * len(columns)) + ")"
         tail = f" {on_conflict}" if on_conflict else ""
-        full = head + ", ".join([one] * per) + tail
+        full = insert_sql(table, columns, rows=per) + tail
         live = self._live
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
-            sql = full if len(chunk) == per else head + ", ".join([one] * len(chunk)) + tail
+            sql = full if len(chunk) == per else insert_sql(table, columns, rows=len(chunk)) + tail
             await live.execute(sql, list(chain.from_iterable(chunk)))
 
     async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
